@@ -1,0 +1,398 @@
+//! The engine snapshot: the JSON the control layer hands to `Engine.apply`, as serde types.
+//!
+//! This is the contract between `python/meshcore/config/translate/` (which writes it from an
+//! Envoy v3 bootstrap) and the Rust engine (which compiles it). Envoy's shapes are kept, but
+//! pre-digested: durations are integer milliseconds, enums are lower-case strings, deprecated
+//! Envoy spellings are normalised by Python, and unknown fields are rejected.
+use serde::Deserialize;
+
+fn default_true() -> bool {
+    true
+}
+
+/// The whole configuration, swapped in atomically.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
+    #[serde(default)]
+    pub clusters: Vec<Cluster>,
+}
+
+/// One listening socket (`static_resources.listeners[i]`) and its single network filter.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    pub name: String,
+    /// IP literal, e.g. "0.0.0.0", "127.0.0.1", "::".
+    pub address: String,
+    /// 0 asks the kernel for a free port; `Engine.listener_ports()` reports it.
+    pub port: u16,
+    #[serde(default = "default_buffer_limit")]
+    pub per_connection_buffer_limit_bytes: u32,
+    pub filter: NetworkFilter,
+}
+
+fn default_buffer_limit() -> u32 {
+    1024 * 1024
+}
+
+/// The network filter that terminates the filter chain.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum NetworkFilter {
+    HttpConnectionManager(HttpConnectionManager),
+}
+
+/// `envoy.filters.network.http_connection_manager`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConnectionManager {
+    pub stat_prefix: String,
+    pub route_config: RouteConfig,
+    /// Use the peer address as the client address and append it to x-forwarded-for.
+    #[serde(default)]
+    pub use_remote_address: bool,
+    #[serde(default)]
+    pub xff_num_trusted_hops: u32,
+    #[serde(default)]
+    pub skip_xff_append: bool,
+    #[serde(default = "default_true")]
+    pub generate_request_id: bool,
+    #[serde(default)]
+    pub preserve_external_request_id: bool,
+    /// Value of the `server` response header.
+    #[serde(default = "default_server_name")]
+    pub server_name: String,
+    #[serde(default)]
+    pub server_header_transformation: ServerHeaderTransformation,
+    #[serde(default = "default_max_request_headers_kb")]
+    pub max_request_headers_kb: u32,
+    /// Downstream connection idle timeout (`common_http_protocol_options.idle_timeout`);
+    /// 0 disables. Envoy's default is 1 h.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// How long a draining listener lets connections finish (`drain_timeout`, default 5 s).
+    #[serde(default = "default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
+}
+
+fn default_server_name() -> String {
+    "envoy".to_string()
+}
+fn default_max_request_headers_kb() -> u32 {
+    60
+}
+fn default_idle_timeout_ms() -> u64 {
+    3_600_000
+}
+fn default_drain_timeout_ms() -> u64 {
+    5_000
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerHeaderTransformation {
+    #[default]
+    Overwrite,
+    AppendIfAbsent,
+    PassThrough,
+}
+
+/// `RouteConfiguration`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub virtual_hosts: Vec<VirtualHost>,
+    #[serde(default)]
+    pub headers: HeaderMutations,
+}
+
+/// The four header lists Envoy allows at route config, virtual host, route and weighted
+/// cluster level. Envoy applies them most specific first unless
+/// `most_specific_header_mutations_wins` (not supported) says otherwise.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderMutations {
+    #[serde(default)]
+    pub request_headers_to_add: Vec<HeaderValueOption>,
+    #[serde(default)]
+    pub request_headers_to_remove: Vec<String>,
+    #[serde(default)]
+    pub response_headers_to_add: Vec<HeaderValueOption>,
+    #[serde(default)]
+    pub response_headers_to_remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderValueOption {
+    /// Lower-cased by Python.
+    pub key: String,
+    pub value: String,
+    #[serde(default)]
+    pub append_action: AppendAction,
+    #[serde(default)]
+    pub keep_empty_value: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AppendAction {
+    #[default]
+    AppendIfExistsOrAdd,
+    AddIfAbsent,
+    OverwriteIfExistsOrAdd,
+    OverwriteIfExists,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualHost {
+    pub name: String,
+    /// Envoy forms: exact "a.com", suffix "*.a.com" / "*-a.com", prefix "a.*", and "*".
+    /// Lower-cased by Python.
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    #[serde(default)]
+    pub headers: HeaderMutations,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    #[serde(default)]
+    pub name: String,
+    #[serde(rename = "match")]
+    pub matcher: RouteMatch,
+    pub action: RouteAction,
+    #[serde(default)]
+    pub headers: HeaderMutations,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteMatch {
+    pub path: PathMatch,
+    #[serde(default = "default_true")]
+    pub case_sensitive: bool,
+    #[serde(default)]
+    pub headers: Vec<HeaderMatcher>,
+    #[serde(default)]
+    pub query_parameters: Vec<QueryParameterMatcher>,
+}
+
+/// Matched against the request path without the query string (`safe_regex` must match the
+/// whole path, as in Envoy).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum PathMatch {
+    Prefix(String),
+    Path(String),
+    SafeRegex(String),
+    PathSeparatedPrefix(String),
+}
+
+/// Envoy `HeaderMatcher`. `name` is lower-cased by Python. `:authority`, `:path`, `:method`
+/// and `:scheme` match the request line / host as Envoy's pseudo-headers do.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderMatcher {
+    pub name: String,
+    pub rule: HeaderRule,
+    #[serde(default)]
+    pub invert: bool,
+    #[serde(default)]
+    pub treat_missing_header_as_empty: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum HeaderRule {
+    /// `present_match: true|false`.
+    Present(bool),
+    String(StringMatcher),
+    /// `range_match`: start inclusive, end exclusive, on the value parsed as i64.
+    Range {
+        start: i64,
+        end: i64,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StringMatcher {
+    pub pattern: StringPattern,
+    #[serde(default)]
+    pub ignore_case: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum StringPattern {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    Contains(String),
+    /// RE2 syntax, full match.
+    Regex(String),
+}
+
+/// Envoy `QueryParameterMatcher`: `string_match` or `present_match`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct QueryParameterMatcher {
+    pub name: String,
+    pub rule: QueryRule,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum QueryRule {
+    Present(bool),
+    String(StringMatcher),
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RouteAction {
+    Route(ForwardAction),
+    DirectResponse(DirectResponse),
+    Redirect(Redirect),
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardAction {
+    pub target: ClusterTarget,
+    #[serde(default)]
+    pub prefix_rewrite: Option<String>,
+    #[serde(default)]
+    pub host_rewrite_literal: Option<String>,
+    /// Route timeout in ms, from the end of the downstream request to the end of the
+    /// upstream response; 0 disables. Envoy's default is 15 s.
+    #[serde(default = "default_route_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_route_timeout_ms() -> u64 {
+    15_000
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClusterTarget {
+    Cluster(String),
+    WeightedClusters(Vec<WeightedCluster>),
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedCluster {
+    pub name: String,
+    pub weight: u32,
+    #[serde(default)]
+    pub headers: HeaderMutations,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DirectResponse {
+    pub status: u16,
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+/// Envoy `RedirectAction`; Python maps `https_redirect: true` to `scheme_redirect: "https"`
+/// and the response code enum to its number (301 default).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Redirect {
+    #[serde(default)]
+    pub scheme_redirect: Option<String>,
+    #[serde(default)]
+    pub host_redirect: Option<String>,
+    #[serde(default)]
+    pub port_redirect: Option<u16>,
+    #[serde(default)]
+    pub path_redirect: Option<String>,
+    #[serde(default)]
+    pub prefix_rewrite: Option<String>,
+    #[serde(default = "default_redirect_code")]
+    pub response_code: u16,
+    #[serde(default)]
+    pub strip_query: bool,
+}
+
+fn default_redirect_code() -> u16 {
+    301
+}
+
+/// One upstream cluster.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    pub name: String,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default)]
+    pub lb_policy: LbPolicy,
+    /// `least_request_lb_config.choice_count` (default 2).
+    #[serde(default = "default_choice_count")]
+    pub least_request_choice_count: u32,
+    /// Resolved addresses (STATIC from `load_assignment`; STRICT_DNS resolved by Python).
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
+    /// Upstream keep-alive idle timeout (`common_http_protocol_options.idle_timeout`,
+    /// Envoy default 1 h); 0 disables.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// Most idle keep-alive connections one worker keeps per host.
+    #[serde(default = "default_max_idle_per_host")]
+    pub max_idle_per_host: u32,
+    #[serde(default = "default_buffer_limit")]
+    pub per_connection_buffer_limit_bytes: u32,
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+fn default_choice_count() -> u32 {
+    2
+}
+fn default_max_idle_per_host() -> u32 {
+    1024
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LbPolicy {
+    #[default]
+    RoundRobin,
+    LeastRequest,
+    Random,
+}
+
+/// One upstream host; also the element type of `Engine.update_endpoints`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// IP literal.
+    pub address: String,
+    pub port: u16,
+    /// `load_balancing_weight` (default 1).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// False takes the host out of load balancing (EDS health / active health checks).
+    #[serde(default = "default_true")]
+    pub healthy: bool,
+}
+
+fn default_weight() -> u32 {
+    1
+}

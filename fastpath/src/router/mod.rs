@@ -1,0 +1,180 @@
+//! Route selection: virtual host by authority, route by path/headers/query, and the action.
+//!
+//! API contract used by the data path (`src/http1/`, `src/proxy/`). Bodies are filled in by
+//! the router work; signatures change only together with their callers.
+use std::borrow::Cow;
+
+use crate::config::snapshot;
+
+mod domain;
+mod forward;
+mod headers;
+mod matcher;
+mod redirect;
+mod rewrite;
+mod string_match;
+mod table;
+#[cfg(test)]
+mod tests;
+
+pub use forward::ForwardRoute;
+
+/// A header list the data path builds for the upstream request or the downstream response.
+/// Names keep the case they arrived with; every comparison is ASCII case-insensitive.
+pub type HeaderList<'a> = Vec<(Cow<'a, str>, Cow<'a, [u8]>)>;
+
+/// What the router needs to see of one request. Borrowed from the codec's read buffer.
+pub struct RequestView<'a> {
+    pub method: &'a str,
+    /// Origin-form request target, query string included (e.g. "/a/b?x=1").
+    pub path: &'a str,
+    /// Host header value, possibly with ":port".
+    pub authority: &'a str,
+    /// "http" or "https".
+    pub scheme: &'a str,
+    pub headers: &'a [httparse::Header<'a>],
+}
+
+/// A compiled `RouteConfiguration`.
+#[derive(Debug)]
+pub struct RouteTable {
+    domains: domain::DomainIndex,
+    virtual_hosts: Box<[table::VirtualHost]>,
+    /// Route configuration level.
+    mutations: headers::Mutations,
+}
+
+/// The route a request matched.
+#[derive(Clone, Copy)]
+pub struct Selection<'t> {
+    table: &'t RouteTable,
+    vhost: &'t table::VirtualHost,
+    route: &'t table::Route,
+}
+
+/// What to do with a matched request.
+#[derive(Debug)]
+pub enum Action<'t> {
+    Forward(&'t ForwardRoute),
+    /// `direct_response`: status and body (empty when none).
+    Direct {
+        status: u16,
+        body: &'t [u8],
+    },
+    /// `redirect`: the status and the full `location` value.
+    Redirect {
+        status: u16,
+        location: String,
+    },
+}
+
+impl RouteTable {
+    /// Compiles a route config. `cluster_index` maps a cluster name to its index in the
+    /// snapshot's cluster list; an unknown name is an error naming the route.
+    ///
+    /// Errors are paths relative to the route configuration (prefix them with where it sits),
+    /// e.g. `virtual_hosts[0].routes[3].route.cluster: unknown cluster "x"`; they cover
+    /// unknown clusters, bad regexes, zero total weight, duplicate domains, header mutations
+    /// Envoy refuses (or that would break HTTP/1 framing), and redirect / direct response
+    /// codes.
+    pub fn compile(
+        cfg: &snapshot::RouteConfig,
+        cluster_index: &dyn Fn(&str) -> Option<usize>,
+    ) -> Result<RouteTable, String> {
+        table::compile(cfg, cluster_index)
+    }
+
+    /// Picks the virtual host by authority (port stripped, case-insensitive) and the first
+    /// matching route; `None` is Envoy's NR (404).
+    ///
+    /// Allocation-free unless the authority has upper-case letters and is longer than 256
+    /// bytes. See `domain::DomainIndex::find` for the exact host precedence.
+    pub fn select<'t>(&'t self, req: &RequestView<'_>) -> Option<Selection<'t>> {
+        let vhost = &self.virtual_hosts[self.domains.find(req.authority)?];
+        let (path, query) = matcher::split_target(req.path);
+        let route = vhost
+            .routes
+            .iter()
+            .find(|r| r.matcher.matches(req, path, query))?;
+        Some(Selection {
+            table: self,
+            vhost,
+            route,
+        })
+    }
+}
+
+impl<'t> Selection<'t> {
+    /// The route's `name` (empty when unnamed).
+    pub fn route_name(&self) -> &'t str {
+        &self.route.name
+    }
+
+    /// The matched virtual host's `name`.
+    pub fn virtual_host_name(&self) -> &'t str {
+        &self.vhost.name
+    }
+
+    /// The route's action; redirects are rendered against `req`.
+    pub fn action(&self, req: &RequestView<'_>) -> Action<'t> {
+        match &self.route.action {
+            table::RouteAction::Forward(f) => Action::Forward(f),
+            table::RouteAction::Direct { status, body } => Action::Direct {
+                status: *status,
+                body,
+            },
+            table::RouteAction::Redirect(r) => Action::Redirect {
+                status: r.status,
+                location: r.location(req),
+            },
+        }
+    }
+
+    /// Applies request header mutations, most specific level first (weighted cluster
+    /// `choice`, route, virtual host, route config), as Envoy does: each level removes, then
+    /// overwrites, then appends, so for an overwritten header the least specific level wins.
+    /// A `choice` with no weighted cluster skips that level.
+    pub fn mutate_request_headers<'a>(&self, choice: usize, headers: &mut HeaderList<'a>)
+    where
+        't: 'a,
+    {
+        if let Some(m) = self.route.weighted.get(choice) {
+            m.request.apply(headers);
+        }
+        self.route.mutations.request.apply(headers);
+        self.vhost.mutations.request.apply(headers);
+        self.table.mutations.request.apply(headers);
+    }
+
+    /// Applies response header mutations in the same order.
+    pub fn mutate_response_headers<'a>(&self, choice: usize, headers: &mut HeaderList<'a>)
+    where
+        't: 'a,
+    {
+        if let Some(m) = self.route.weighted.get(choice) {
+            m.response.apply(headers);
+        }
+        self.route.mutations.response.apply(headers);
+        self.vhost.mutations.response.apply(headers);
+        self.table.mutations.response.apply(headers);
+    }
+
+    /// True when any level has request (resp. response) mutations, so the data path can
+    /// forward header bytes untouched otherwise. O(1): precomputed at compile time.
+    pub fn has_request_mutations(&self, choice: usize) -> bool {
+        self.route.request_mutations
+            || self
+                .route
+                .weighted
+                .get(choice)
+                .is_some_and(|m| !m.request.is_empty())
+    }
+    pub fn has_response_mutations(&self, choice: usize) -> bool {
+        self.route.response_mutations
+            || self
+                .route
+                .weighted
+                .get(choice)
+                .is_some_and(|m| !m.response.is_empty())
+    }
+}

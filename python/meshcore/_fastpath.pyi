@@ -1,0 +1,36 @@
+# Type stubs for the compiled data path meshcore._fastpath (checked by tests/test_stub.py).
+from typing import final
+
+__version__: str
+
+@final
+class Engine:
+    """The Rust data path: `concurrency` worker threads, each with its own tokio runtime,
+    SO_REUSEPORT listening sockets, upstream pools and stats shard."""
+
+    def __init__(self, concurrency: int) -> None: ...
+    def apply(self, snapshot: bytes) -> int:
+        """Compiles a JSON snapshot and swaps it in atomically; returns its generation.
+        Raises ValueError (bad snapshot) or OSError (a listener cannot bind) and keeps the
+        previous snapshot serving. Unchanged listeners keep their sockets, unchanged
+        clusters their pools."""
+    def update_endpoints(self, cluster: str, endpoints: bytes) -> None:
+        """Swaps one cluster's hosts (JSON list of snapshot `Endpoint`s) without touching
+        anything else. KeyError for an unknown cluster, ValueError for bad JSON."""
+    def listener_ports(self) -> dict[str, int]:
+        """Bound port of each listener by name (resolves port 0)."""
+    def stats(self) -> bytes:
+        """JSON: {"counters": {name: int}, "gauges": {name: int}, "histograms": {name:
+        {"bounds": [float], "counts": [int], "sum": float, "count": int}}}, merged from
+        the worker shards. `counts` has len(bounds)+1 entries (the last is overflow)."""
+    def clusters(self) -> bytes:
+        """JSON: [{"name": str, "hosts": [{"address": str, "port": int, "weight": int,
+        "healthy": bool, "cx_active": int, "cx_total": int, "rq_active": int,
+        "rq_total": int, "rq_error": int}]}]."""
+    def drain(self) -> None:
+        """Stops accepting, closes idle downstream connections, and answers the rest with
+        `connection: close`. Returns at once; poll `active_connections()`."""
+    def active_connections(self) -> int:
+        """Open downstream connections over all workers."""
+    def stop(self) -> None:
+        """Closes everything and joins the workers. Idempotent."""
