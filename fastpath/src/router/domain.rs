@@ -1,0 +1,261 @@
+//! Virtual host selection by authority: Envoy's exact / suffix-wildcard / prefix-wildcard / `*`
+//! precedence, tried on the host as given and then with its port stripped.
+use std::collections::HashMap;
+
+use crate::config::snapshot::VirtualHost;
+
+/// Longest authority lower-cased on the stack; longer ones allocate.
+const STACK_HOST: usize = 256;
+
+/// Wildcard domains grouped by the length of their fixed part, longest first.
+type Wildcards = Vec<(usize, HashMap<Box<[u8]>, usize>)>;
+
+/// Maps an authority to a virtual host index.
+#[derive(Debug, Default)]
+pub(super) struct DomainIndex {
+    exact: HashMap<Box<[u8]>, usize>,
+    /// `*.foo.com` / `*-bar.foo.com`, keyed by the part after `*`.
+    suffixes: Wildcards,
+    /// `foo.*`, keyed by the part before `*`.
+    prefixes: Wildcards,
+    /// The virtual host with domain `*`.
+    default: Option<usize>,
+    /// Some exact or suffix domain contains ':', so a host with a port may match it as given.
+    port_domains: bool,
+}
+
+impl DomainIndex {
+    /// Errors (paths relative to the route configuration) for an empty domain list, a domain
+    /// used twice, or more than one `*`, as Envoy rejects them.
+    pub(super) fn build(vhosts: &[VirtualHost]) -> Result<DomainIndex, String> {
+        let mut index = DomainIndex::default();
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for (i, vh) in vhosts.iter().enumerate() {
+            if vh.domains.is_empty() {
+                return Err(format!("virtual_hosts[{i}].domains: must not be empty"));
+            }
+            for (j, domain) in vh.domains.iter().enumerate() {
+                let at = format!("virtual_hosts[{i}].domains[{j}]");
+                let domain = domain.to_ascii_lowercase();
+                if let Some(first) = seen.insert(domain.clone(), at.clone()) {
+                    return Err(format!(
+                        "{at}: domain {domain:?} is already used at {first}; domains must be \
+                         unique across virtual hosts"
+                    ));
+                }
+                let bytes = domain.as_bytes();
+                index.port_domains |= !domain.ends_with('*') && domain.contains(':');
+                if domain == "*" {
+                    index.default = Some(i);
+                } else if let Some(rest) = bytes.strip_prefix(b"*") {
+                    insert_wildcard(&mut index.suffixes, rest, i);
+                } else if let Some(rest) = bytes.strip_suffix(b"*") {
+                    insert_wildcard(&mut index.prefixes, rest, i);
+                } else {
+                    index.exact.insert(bytes.into(), i);
+                }
+            }
+        }
+        index
+            .suffixes
+            .sort_by_key(|(len, _)| std::cmp::Reverse(*len));
+        index
+            .prefixes
+            .sort_by_key(|(len, _)| std::cmp::Reverse(*len));
+        Ok(index)
+    }
+
+    /// The virtual host for `authority` (a Host header value), compared ASCII
+    /// case-insensitively. Envoy's order (exact, longest suffix wildcard, longest prefix
+    /// wildcard) is applied to the host as given — so a domain written with a port, like
+    /// `example.com:8080`, matches exactly as in Envoy — then to the host without its port,
+    /// and only then is `*` used. Envoy itself does not strip the port unless told to
+    /// (`strip_any_host_port`); meshcore strips it so `example.com` also serves
+    /// `example.com:8080`.
+    pub(super) fn find(&self, authority: &str) -> Option<usize> {
+        if self.exact.is_empty() && self.suffixes.is_empty() && self.prefixes.is_empty() {
+            return self.default;
+        }
+        let raw = authority.as_bytes();
+        let mut stack = [0u8; STACK_HOST];
+        let heap: Vec<u8>;
+        let host: &[u8] = if !raw.iter().any(u8::is_ascii_uppercase) {
+            raw
+        } else if raw.len() <= STACK_HOST {
+            let lowered = &mut stack[..raw.len()];
+            lowered.copy_from_slice(raw);
+            lowered.make_ascii_lowercase();
+            lowered
+        } else {
+            heap = raw.to_ascii_lowercase();
+            &heap
+        };
+        match port_start(host) {
+            None => self.find_specific(host),
+            // Without domains holding a port, only a prefix wildcard can match the host as
+            // given: skip the other lookups.
+            Some(p) if !self.port_domains => find_wildcard(&self.prefixes, host, false)
+                .or_else(|| self.find_specific(&host[..p])),
+            Some(p) => self
+                .find_specific(host)
+                .or_else(|| self.find_specific(&host[..p])),
+        }
+        .or(self.default)
+    }
+
+    fn find_specific(&self, host: &[u8]) -> Option<usize> {
+        self.exact
+            .get(host)
+            .copied()
+            .or_else(|| find_wildcard(&self.suffixes, host, true))
+            .or_else(|| find_wildcard(&self.prefixes, host, false))
+    }
+}
+
+/// The longest wildcard whose fixed part ends (`suffix`) or starts `host`. A wildcard never
+/// matches an empty remainder: `*.foo.com` does not match `.foo.com`.
+fn find_wildcard(groups: &Wildcards, host: &[u8], suffix: bool) -> Option<usize> {
+    groups.iter().find_map(|(len, map)| {
+        if *len >= host.len() {
+            return None;
+        }
+        let fixed = if suffix {
+            &host[host.len() - len..]
+        } else {
+            &host[..*len]
+        };
+        map.get(fixed).copied()
+    })
+}
+
+fn insert_wildcard(groups: &mut Wildcards, fixed: &[u8], vhost: usize) {
+    match groups.iter_mut().find(|(len, _)| *len == fixed.len()) {
+        Some((_, map)) => {
+            map.insert(fixed.into(), vhost);
+        }
+        None => groups.push((fixed.len(), HashMap::from([(fixed.into(), vhost)]))),
+    }
+}
+
+/// Envoy's `HeaderUtility::getPortStart`: the last ':' unless it is inside an IPv6 literal
+/// (`[::1]` has no port, `[::1]:80` does).
+fn port_start(host: &[u8]) -> Option<usize> {
+    let colon = host.iter().rposition(|b| *b == b':')?;
+    match host.iter().rposition(|b| *b == b']') {
+        Some(bracket) if bracket > colon => None,
+        _ => Some(colon),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vhosts(domains: &[&[&str]]) -> Vec<VirtualHost> {
+        domains
+            .iter()
+            .enumerate()
+            .map(|(i, d)| VirtualHost {
+                name: format!("vh{i}"),
+                domains: d.iter().map(|s| s.to_string()).collect(),
+                routes: vec![],
+                headers: Default::default(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn precedence_is_exact_then_suffix_then_prefix_then_star() {
+        let index = DomainIndex::build(&vhosts(&[
+            &["*"],
+            &["api.example.com"],
+            &["*.example.com"],
+            &["*-api.example.com"],
+            &["api.*"],
+            &["api.example.*"],
+        ]))
+        .unwrap();
+        assert_eq!(index.find("api.example.com"), Some(1));
+        assert_eq!(index.find("web.example.com"), Some(2));
+        // Suffix wildcards beat prefix wildcards, whatever their lengths.
+        assert_eq!(index.find("api.example.example.com"), Some(2));
+        assert_eq!(index.find("foo-api.example.com"), Some(3));
+        assert_eq!(index.find("api.example.org"), Some(5));
+        assert_eq!(index.find("api.other.org"), Some(4));
+        assert_eq!(index.find("other.org"), Some(0));
+        // The wildcard must cover at least one character.
+        assert_eq!(index.find(".example.com"), Some(0));
+        assert_eq!(index.find("-api.example.com"), Some(2));
+        assert_eq!(index.find("api."), Some(0));
+    }
+
+    #[test]
+    fn matching_is_ascii_case_insensitive() {
+        let index =
+            DomainIndex::build(&vhosts(&[&["api.example.com"], &["*.Example.COM"]])).unwrap();
+        assert_eq!(index.find("API.Example.Com"), Some(0));
+        assert_eq!(index.find("WWW.EXAMPLE.COM"), Some(1));
+        let long = format!("{}.EXAMPLE.com", "A".repeat(300));
+        assert_eq!(index.find(&long), Some(1));
+    }
+
+    #[test]
+    fn port_is_tried_as_given_then_stripped() {
+        let index = DomainIndex::build(&vhosts(&[
+            &["example.com"],
+            &["example.com:8080"],
+            &["*.example.com"],
+            &["[::1]"],
+            &["*"],
+        ]))
+        .unwrap();
+        assert_eq!(index.find("example.com:8080"), Some(1));
+        assert_eq!(index.find("example.com:9090"), Some(0));
+        assert_eq!(index.find("a.example.com:9090"), Some(2));
+        assert_eq!(index.find("[::1]:80"), Some(3));
+        assert_eq!(index.find("[::1]"), Some(3));
+        assert_eq!(index.find("[::2]:80"), Some(4));
+        assert_eq!(index.find("other:80"), Some(4));
+    }
+
+    #[test]
+    fn the_host_as_given_wins_like_envoy() {
+        // Envoy (without port stripping) lets `api.*` take `api.example.com:8080`; meshcore
+        // keeps that answer and only strips the port when nothing matched the full host.
+        let index = DomainIndex::build(&vhosts(&[&["api.example.com"], &["api.*"]])).unwrap();
+        assert_eq!(index.find("api.example.com:8080"), Some(1));
+        assert_eq!(index.find("api.example.com"), Some(0));
+    }
+
+    #[test]
+    fn no_match_without_star_is_none() {
+        let index = DomainIndex::build(&vhosts(&[&["a.com"]])).unwrap();
+        assert_eq!(index.find("b.com"), None);
+        assert_eq!(index.find(""), None);
+        let only_star = DomainIndex::build(&vhosts(&[&["*"]])).unwrap();
+        assert_eq!(only_star.find("anything:1"), Some(0));
+        assert_eq!(DomainIndex::build(&[]).unwrap().find("x"), None);
+    }
+
+    #[test]
+    fn port_start_handles_ipv6_literals() {
+        assert_eq!(port_start(b"a.com:80"), Some(5));
+        assert_eq!(port_start(b"a.com"), None);
+        assert_eq!(port_start(b"[::1]"), None);
+        assert_eq!(port_start(b"[::1]:443"), Some(5));
+    }
+
+    #[test]
+    fn invalid_domain_sets_are_errors_naming_the_domain() {
+        let err = DomainIndex::build(&vhosts(&[&["a.com"], &["b.com", "A.com"]])).unwrap_err();
+        assert!(
+            err.starts_with("virtual_hosts[1].domains[1]: domain \"a.com\""),
+            "{err}"
+        );
+        assert!(err.contains("virtual_hosts[0].domains[0]"), "{err}");
+        let err = DomainIndex::build(&vhosts(&[&["*"], &["*"]])).unwrap_err();
+        assert!(err.starts_with("virtual_hosts[1].domains[0]:"), "{err}");
+        let err = DomainIndex::build(&vhosts(&[&[]])).unwrap_err();
+        assert_eq!(err, "virtual_hosts[0].domains: must not be empty");
+    }
+}

@@ -1,0 +1,246 @@
+//! The `route` action: cluster or weighted clusters, prefix / host rewrite and timeout.
+use std::time::Duration;
+
+use super::headers::Mutations;
+use super::rewrite::PrefixRewrite;
+use crate::config::snapshot::{ClusterTarget, ForwardAction, RouteMatch};
+
+/// A compiled `route` action.
+#[derive(Debug)]
+pub struct ForwardRoute {
+    /// Cluster indices with the cumulative weight each one ends at.
+    targets: Box<[Target]>,
+    total_weight: u64,
+    rewrite: Option<PrefixRewrite>,
+    host_rewrite: Option<Box<str>>,
+    timeout: Option<Duration>,
+}
+
+#[derive(Debug)]
+struct Target {
+    cluster: usize,
+    end: u64,
+}
+
+impl ForwardRoute {
+    /// `at` is the path of the `route` field. Also returns the weighted clusters' header
+    /// mutations, by choice (empty for a single `cluster`).
+    pub(super) fn compile(
+        cfg: &ForwardAction,
+        route_match: &RouteMatch,
+        at: &str,
+        cluster_index: &dyn Fn(&str) -> Option<usize>,
+    ) -> Result<(ForwardRoute, Vec<Mutations>), String> {
+        let lookup = |name: &str, at: &str| {
+            cluster_index(name).ok_or_else(|| format!("{at}: unknown cluster {name:?}"))
+        };
+        let mut targets = Vec::new();
+        let mut weighted = Vec::new();
+        let mut total: u64 = 0;
+        match &cfg.target {
+            ClusterTarget::Cluster(name) => {
+                targets.push(Target {
+                    cluster: lookup(name, &format!("{at}.cluster"))?,
+                    end: 1,
+                });
+                total = 1;
+            }
+            ClusterTarget::WeightedClusters(clusters) => {
+                let wat = format!("{at}.weighted_clusters");
+                if clusters.is_empty() {
+                    return Err(format!("{wat}.clusters: must not be empty"));
+                }
+                for (i, wc) in clusters.iter().enumerate() {
+                    let cat = format!("{wat}.clusters[{i}]");
+                    let cluster = lookup(&wc.name, &format!("{cat}.name"))?;
+                    total += u64::from(wc.weight);
+                    targets.push(Target {
+                        cluster,
+                        end: total,
+                    });
+                    weighted.push(Mutations::compile(&wc.headers, &cat)?);
+                }
+                if total == 0 {
+                    return Err(format!(
+                        "{wat}: the sum of the weights must be greater than 0"
+                    ));
+                }
+                if total > u64::from(u32::MAX) {
+                    return Err(format!(
+                        "{wat}: the sum of the weights must be at most {}",
+                        u32::MAX
+                    ));
+                }
+            }
+        }
+        for (field, value) in [
+            ("prefix_rewrite", &cfg.prefix_rewrite),
+            ("host_rewrite_literal", &cfg.host_rewrite_literal),
+        ] {
+            if let Some(v) = value
+                && v.bytes().any(|b| matches!(b, b'\0' | b'\r' | b'\n'))
+            {
+                return Err(format!("{at}.{field}: {v:?} contains NUL, CR or LF"));
+            }
+        }
+        let route = ForwardRoute {
+            targets: targets.into_boxed_slice(),
+            total_weight: total,
+            rewrite: cfg
+                .prefix_rewrite
+                .as_deref()
+                .and_then(|r| PrefixRewrite::new(r, &route_match.path, route_match.case_sensitive)),
+            host_rewrite: cfg
+                .host_rewrite_literal
+                .as_deref()
+                .filter(|h| !h.is_empty())
+                .map(Into::into),
+            timeout: (cfg.timeout_ms > 0).then(|| Duration::from_millis(cfg.timeout_ms)),
+        };
+        Ok((route, weighted))
+    }
+
+    /// Picks the target: `(cluster index, choice)`, where `choice` is the weighted cluster's
+    /// position (0 for a single `cluster`). `rand` is a uniformly random u64. Like Envoy,
+    /// `rand % total_weight` walks the cumulative weights, so a zero-weight entry is never
+    /// picked.
+    pub fn pick_cluster(&self, rand: u64) -> (usize, usize) {
+        if self.targets.len() == 1 {
+            return (self.targets[0].cluster, 0);
+        }
+        let point = rand % self.total_weight;
+        let choice = self.targets.partition_point(|t| t.end <= point);
+        (self.targets[choice].cluster, choice)
+    }
+
+    /// The upstream path after `prefix_rewrite` (None when unchanged). `path` is the request
+    /// target the route matched, query included; the query is kept.
+    pub fn rewrite_path(&self, path: &str) -> Option<String> {
+        self.rewrite.as_ref()?.apply(path)
+    }
+
+    /// `host_rewrite_literal`.
+    pub fn host_rewrite(&self) -> Option<&str> {
+        self.host_rewrite.as_deref()
+    }
+
+    /// Route timeout; `None` when disabled (0).
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// How many targets `pick_cluster` chooses from (the valid `choice` values are below it).
+    pub fn choices(&self) -> usize {
+        self.targets.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::snapshot::{PathMatch, WeightedCluster};
+
+    fn clusters(name: &str) -> Option<usize> {
+        ["a", "b", "c"].iter().position(|c| *c == name)
+    }
+
+    fn action(target: ClusterTarget) -> ForwardAction {
+        ForwardAction {
+            target,
+            prefix_rewrite: None,
+            host_rewrite_literal: None,
+            timeout_ms: 15_000,
+        }
+    }
+
+    fn prefix(p: &str) -> RouteMatch {
+        RouteMatch {
+            path: PathMatch::Prefix(p.into()),
+            case_sensitive: true,
+            headers: vec![],
+            query_parameters: vec![],
+        }
+    }
+
+    fn weighted(weights: &[(&str, u32)]) -> ClusterTarget {
+        ClusterTarget::WeightedClusters(
+            weights
+                .iter()
+                .map(|(n, w)| WeightedCluster {
+                    name: n.to_string(),
+                    weight: *w,
+                    headers: Default::default(),
+                })
+                .collect(),
+        )
+    }
+
+    fn compile(cfg: &ForwardAction) -> Result<ForwardRoute, String> {
+        ForwardRoute::compile(cfg, &prefix("/"), "r.route", &clusters).map(|(f, _)| f)
+    }
+
+    #[test]
+    fn single_cluster_is_choice_zero() {
+        let f = compile(&action(ClusterTarget::Cluster("b".into()))).unwrap();
+        assert_eq!(f.pick_cluster(0), (1, 0));
+        assert_eq!(f.pick_cluster(u64::MAX), (1, 0));
+        assert_eq!(f.choices(), 1);
+    }
+
+    #[test]
+    fn weighted_clusters_walk_cumulative_weights() {
+        let f = compile(&action(weighted(&[("a", 1), ("b", 0), ("c", 3)]))).unwrap();
+        assert_eq!(f.pick_cluster(0), (0, 0));
+        assert_eq!(f.pick_cluster(1), (2, 2));
+        assert_eq!(f.pick_cluster(3), (2, 2));
+        assert_eq!(f.pick_cluster(4), (0, 0));
+        let mut counts = [0u32; 3];
+        for r in 0..4000u64 {
+            counts[f.pick_cluster(r).1] += 1;
+        }
+        assert_eq!(counts, [1000, 0, 3000]);
+        assert_eq!(f.choices(), 3);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = compile(&action(ClusterTarget::Cluster("x".into()))).unwrap_err();
+        assert_eq!(err, "r.route.cluster: unknown cluster \"x\"");
+        let err = compile(&action(weighted(&[("a", 1), ("zz", 1)]))).unwrap_err();
+        assert_eq!(
+            err,
+            "r.route.weighted_clusters.clusters[1].name: unknown cluster \"zz\""
+        );
+        let err = compile(&action(weighted(&[("a", 0), ("b", 0)]))).unwrap_err();
+        assert!(err.starts_with("r.route.weighted_clusters:"), "{err}");
+        let err = compile(&action(weighted(&[]))).unwrap_err();
+        assert!(
+            err.starts_with("r.route.weighted_clusters.clusters:"),
+            "{err}"
+        );
+        let err = compile(&action(weighted(&[("a", u32::MAX), ("b", 1)]))).unwrap_err();
+        assert!(err.contains("at most"), "{err}");
+        let mut bad = action(ClusterTarget::Cluster("a".into()));
+        bad.host_rewrite_literal = Some("h\r\nx: y".into());
+        let err = compile(&bad).unwrap_err();
+        assert!(err.starts_with("r.route.host_rewrite_literal:"), "{err}");
+    }
+
+    #[test]
+    fn rewrites_and_timeout() {
+        let mut cfg = action(ClusterTarget::Cluster("a".into()));
+        cfg.prefix_rewrite = Some("/v2/".into());
+        cfg.host_rewrite_literal = Some("upstream.internal".into());
+        cfg.timeout_ms = 0;
+        let (f, _) = ForwardRoute::compile(&cfg, &prefix("/api/"), "r", &clusters).unwrap();
+        assert_eq!(f.rewrite_path("/api/x?y=1").as_deref(), Some("/v2/x?y=1"));
+        assert_eq!(f.host_rewrite(), Some("upstream.internal"));
+        assert_eq!(f.timeout(), None);
+
+        let cfg = action(ClusterTarget::Cluster("a".into()));
+        let f = compile(&cfg).unwrap();
+        assert_eq!(f.rewrite_path("/api/x"), None);
+        assert_eq!(f.host_rewrite(), None);
+        assert_eq!(f.timeout(), Some(Duration::from_secs(15)));
+    }
+}
