@@ -1,0 +1,57 @@
+"""meshcore's config layer: reads an Envoy v3 bootstrap (YAML or JSON), checks it against
+Envoy's own schema and rules, rejects every field meshcore does not implement, and
+translates it into the engine snapshot."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from .errors import ConfigError, Problem
+from .loader import load_data
+from .model import AdminConfig, DnsCluster, DnsHost, MeshConfig
+from .source import parse_text, read_file
+
+__all__ = [
+    "AdminConfig",
+    "ConfigError",
+    "DnsCluster",
+    "DnsHost",
+    "MeshConfig",
+    "Problem",
+    "load_file",
+    "load_text",
+    "validate_file",
+]
+
+
+def _check_file(path: str | os.PathLike[str]) -> tuple[MeshConfig | None, list[Problem]]:
+    raw, problems = read_file(path)
+    if raw is None:
+        return None, problems
+    return load_data(raw)
+
+
+def load_file(path: str | os.PathLike[str]) -> MeshConfig:
+    """Loads a bootstrap file (`.json` is JSON; `.yaml`, `.yml` and anything else YAML).
+    Raises ConfigError listing every problem."""
+    config, problems = _check_file(path)
+    if config is None:
+        raise ConfigError(problems)
+    return config
+
+
+def load_text(text: str, *, fmt: Literal["yaml", "json"] = "yaml") -> MeshConfig:
+    """Loads a bootstrap from text. Raises ConfigError listing every problem."""
+    raw, problems = parse_text(text, fmt, "<text>")
+    if raw is None:
+        raise ConfigError(problems)
+    config, problems = load_data(raw)
+    if config is None:
+        raise ConfigError(problems)
+    return config
+
+
+def validate_file(path: str | os.PathLike[str]) -> list[Problem]:
+    """Every problem with a bootstrap file; [] when it loads."""
+    return _check_file(path)[1]

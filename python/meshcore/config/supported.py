@@ -1,0 +1,332 @@
+"""The table of Envoy fields meshcore implements: per message, the fields it may set (and, for
+enums, the values; for typed configs, the types). Any other set field is a problem; nothing
+is silently ignored. `markdown_table()` renders it for the README."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+ROUTER = "envoy.extensions.filters.http.router.v3.Router"
+UPSTREAM_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How a supported field is checked."""
+
+    values: frozenset[str] | None = None
+    """Enum: the values implemented (None: all)."""
+    later_values: frozenset[str] = frozenset()
+    """Enum: values planned ("not supported yet")."""
+    types: frozenset[str] | None = None
+    """Typed config (`Any`): the message types implemented."""
+    filter_kind: bool = False
+    """Typed config of a filter: problems name the filter (`filter x is not supported`)."""
+    opaque: bool = False
+    """Accepted whole: meshcore does not act on what is inside."""
+    empty: str = ""
+    """Accepted only when nothing inside is set; otherwise this is the problem."""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Message:
+    """The supported fields of one message type."""
+
+    fields: Mapping[str, Rule]
+    later: frozenset[str] = frozenset()
+    """Fields not supported yet but planned (their problem says "not supported yet")."""
+    note: str = ""
+
+
+def ok(note: str = "") -> Rule:
+    return Rule(note=note)
+
+
+def enum(*values: str, later: tuple[str, ...] = (), note: str = "") -> Rule:
+    return Rule(values=frozenset(values), later_values=frozenset(later), note=note)
+
+
+def typed(*types: str, filter_kind: bool = False, note: str = "") -> Rule:
+    return Rule(types=frozenset(types), filter_kind=filter_kind, note=note)
+
+
+def opaque(note: str = "") -> Rule:
+    return Rule(opaque=True, note=note)
+
+
+def message(later: tuple[str, ...] = (), note: str = "", **fields: Rule) -> Message:
+    return Message(fields=fields, later=frozenset(later), note=note)
+
+
+def with_header_lists(spec: Message) -> Message:
+    """`spec` plus the four header lists (`request_headers_to_add`...)."""
+    lists = (
+        "request_headers_to_add",
+        "request_headers_to_remove",
+        "response_headers_to_add",
+        "response_headers_to_remove",
+    )
+    return Message({**spec.fields, **{name: ok() for name in lists}}, spec.later, spec.note)
+
+
+# Protobuf's own types are leaves: they are values, not configs to walk.
+LEAF_PREFIX = "google.protobuf."
+
+MESSAGES: dict[str, Message] = {
+    "envoy.config.bootstrap.v3.Bootstrap": message(
+        later=(
+            "dynamic_resources",
+            "cluster_manager",
+            "stats_sinks",
+            "tracing",
+            "overload_manager",
+        ),
+        node=opaque("only `id` and `cluster` are used"),
+        static_resources=ok(),
+        admin=ok(),
+        layered_runtime=ok(),
+        stats_config=Rule(empty="only an empty stats_config is supported", note="must be empty"),
+        stats_flush_interval=ok("no effect (no stats sinks)"),
+    ),
+    "envoy.config.bootstrap.v3.Bootstrap.StaticResources": message(
+        later=("secrets",), listeners=ok(), clusters=ok()
+    ),
+    "envoy.config.bootstrap.v3.Admin": message(
+        address=ok(),
+        access_log=opaque("the admin API's own log"),
+        access_log_path=ok(),
+        profile_path=ok(),
+    ),
+    "envoy.config.bootstrap.v3.LayeredRuntime": message(layers=ok()),
+    "envoy.config.bootstrap.v3.RuntimeLayer": message(
+        name=ok(),
+        static_layer=Rule(empty="runtime values are not supported", note="must be empty"),
+        admin_layer=ok(),
+    ),
+    "envoy.config.bootstrap.v3.RuntimeLayer.AdminLayer": message(),
+    "envoy.config.core.v3.Address": message(socket_address=ok()),
+    "envoy.config.core.v3.SocketAddress": message(
+        address=ok("an IP literal (except in STRICT_DNS/LOGICAL_DNS clusters)"),
+        port_value=ok(),
+        protocol=enum("TCP"),
+    ),
+    "envoy.config.listener.v3.Listener": message(
+        later=("listener_filters", "access_log"),
+        name=ok(),
+        address=ok(),
+        stat_prefix=ok(),
+        filter_chains=ok("exactly one"),
+        per_connection_buffer_limit_bytes=ok(),
+        metadata=opaque(),
+    ),
+    "envoy.config.listener.v3.FilterChain": message(
+        later=("filter_chain_match", "transport_socket"),
+        name=ok(),
+        filters=ok("exactly one: http_connection_manager"),
+        metadata=opaque(),
+    ),
+    "envoy.config.listener.v3.Filter": message(
+        name=ok(), typed_config=typed(HCM, filter_kind=True)
+    ),
+    HCM: message(
+        later=("rds", "access_log"),
+        stat_prefix=ok(),
+        codec_type=enum("AUTO", "HTTP1", later=("HTTP2",)),
+        route_config=ok("inline only"),
+        http_filters=ok("exactly the router"),
+        use_remote_address=ok(),
+        xff_num_trusted_hops=ok(),
+        skip_xff_append=ok(),
+        generate_request_id=ok(),
+        preserve_external_request_id=ok(),
+        server_name=ok(),
+        server_header_transformation=enum("OVERWRITE", "APPEND_IF_ABSENT", "PASS_THROUGH"),
+        max_request_headers_kb=ok(),
+        common_http_protocol_options=ok(),
+        drain_timeout=ok(),
+    ),
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter": message(
+        name=ok(), typed_config=typed(ROUTER, filter_kind=True)
+    ),
+    ROUTER: message(note="no fields"),
+    "envoy.config.core.v3.HttpProtocolOptions": message(idle_timeout=ok("0 disables")),
+    "envoy.config.route.v3.RouteConfiguration": with_header_lists(
+        message(
+            name=ok(),
+            virtual_hosts=ok(),
+            validate_clusters=ok("references are always checked"),
+            max_direct_response_body_size_bytes=ok(),
+        )
+    ),
+    "envoy.config.route.v3.VirtualHost": with_header_lists(
+        message(name=ok(), domains=ok("lower-cased"), routes=ok())
+    ),
+    "envoy.config.route.v3.Route": with_header_lists(
+        message(
+            name=ok(),
+            match=ok(),
+            route=ok(),
+            redirect=ok(),
+            direct_response=ok(),
+            metadata=opaque(),
+        )
+    ),
+    "envoy.config.route.v3.RouteMatch": message(
+        prefix=ok(),
+        path=ok(),
+        safe_regex=ok(),
+        path_separated_prefix=ok(),
+        case_sensitive=ok(),
+        headers=ok(),
+        query_parameters=ok(),
+    ),
+    "envoy.type.matcher.v3.RegexMatcher": message(regex=ok("RE2"), google_re2=ok()),
+    "envoy.type.matcher.v3.RegexMatcher.GoogleRE2": message(),
+    "envoy.config.route.v3.HeaderMatcher": message(
+        name=ok(),
+        string_match=ok(),
+        exact_match=ok(),
+        prefix_match=ok(),
+        suffix_match=ok(),
+        contains_match=ok(),
+        safe_regex_match=ok(),
+        present_match=ok(),
+        range_match=ok(),
+        invert_match=ok(),
+        treat_missing_header_as_empty=ok(),
+    ),
+    "envoy.type.v3.Int64Range": message(start=ok(), end=ok()),
+    "envoy.type.matcher.v3.StringMatcher": message(
+        exact=ok(), prefix=ok(), suffix=ok(), contains=ok(), safe_regex=ok(), ignore_case=ok()
+    ),
+    "envoy.config.route.v3.QueryParameterMatcher": message(
+        name=ok(), string_match=ok(), present_match=ok()
+    ),
+    "envoy.config.route.v3.RouteAction": message(
+        later=("retry_policy",),
+        cluster=ok(),
+        weighted_clusters=ok(),
+        prefix_rewrite=ok(),
+        host_rewrite_literal=ok(),
+        timeout=ok("default 15s, 0 disables"),
+    ),
+    "envoy.config.route.v3.WeightedCluster": message(
+        clusters=ok(), total_weight=ok("must equal the sum of the weights")
+    ),
+    "envoy.config.route.v3.WeightedCluster.ClusterWeight": with_header_lists(
+        message(name=ok(), weight=ok())
+    ),
+    "envoy.config.route.v3.DirectResponseAction": message(status=ok(), body=ok()),
+    "envoy.config.core.v3.DataSource": message(
+        inline_string=ok(), inline_bytes=ok("UTF-8"), filename=ok("read at load time")
+    ),
+    "envoy.config.route.v3.RedirectAction": message(
+        https_redirect=ok(),
+        scheme_redirect=ok(),
+        host_redirect=ok(),
+        port_redirect=ok(),
+        path_redirect=ok(),
+        prefix_rewrite=ok(),
+        response_code=ok(),
+        strip_query=ok(),
+    ),
+    "envoy.config.core.v3.HeaderValueOption": message(
+        header=ok(), append=ok(), append_action=ok(), keep_empty_value=ok()
+    ),
+    "envoy.config.core.v3.HeaderValue": message(
+        key=ok("lower-cased"), value=ok("no %FORMATTERS% yet; %% is a literal %")
+    ),
+    "envoy.config.cluster.v3.Cluster": message(
+        later=(
+            "circuit_breakers",
+            "outlier_detection",
+            "health_checks",
+            "transport_socket",
+            "http2_protocol_options",
+            "eds_cluster_config",
+        ),
+        name=ok(),
+        type=enum(
+            "STATIC",
+            "STRICT_DNS",
+            "LOGICAL_DNS",
+            later=("EDS",),
+            note="LOGICAL_DNS: one endpoint, resolved like STRICT_DNS",
+        ),
+        connect_timeout=ok("default 5s"),
+        lb_policy=enum("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM"),
+        least_request_lb_config=ok(),
+        load_assignment=ok(),
+        dns_refresh_rate=ok("default 5s"),
+        dns_lookup_family=enum(
+            "AUTO", "V4_ONLY", "V6_ONLY", "V4_PREFERRED", note="V4_PREFERRED is treated as AUTO"
+        ),
+        per_connection_buffer_limit_bytes=ok(),
+        common_http_protocol_options=ok(),
+        typed_extension_protocol_options=typed(
+            UPSTREAM_HTTP_OPTIONS, note=f"key {UPSTREAM_HTTP_OPTIONS}"
+        ),
+        metadata=opaque(),
+    ),
+    "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig": message(choice_count=ok()),
+    "envoy.config.endpoint.v3.ClusterLoadAssignment": message(cluster_name=ok(), endpoints=ok()),
+    "envoy.config.endpoint.v3.LocalityLbEndpoints": message(
+        later=("locality",), lb_endpoints=ok(), priority=ok("0 only")
+    ),
+    "envoy.config.endpoint.v3.LbEndpoint": message(
+        endpoint=ok(),
+        health_status=enum(
+            "UNKNOWN",
+            "HEALTHY",
+            "UNHEALTHY",
+            "DRAINING",
+            "TIMEOUT",
+            note="UNHEALTHY, DRAINING, TIMEOUT: not used; STATIC only",
+        ),
+        load_balancing_weight=ok(),
+        metadata=opaque(),
+    ),
+    "envoy.config.endpoint.v3.Endpoint": message(address=ok(), hostname=ok()),
+    UPSTREAM_HTTP_OPTIONS: message(common_http_protocol_options=ok(), explicit_http_config=ok()),
+    f"{UPSTREAM_HTTP_OPTIONS}.ExplicitHttpConfig": message(
+        later=("http2_protocol_options",), http_protocol_options=ok()
+    ),
+    "envoy.config.core.v3.Http1ProtocolOptions": message(note="no fields"),
+}
+
+
+@dataclass
+class _Row:
+    message: str
+    fields: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _describe(name: str, rule: Rule) -> str:
+    text = f"`{name}`"
+    if rule.values is not None:
+        text += f" ({', '.join(sorted(rule.values))})"
+    if rule.types is not None:
+        text += f" ({', '.join(t.rsplit('.', 1)[-1] for t in sorted(rule.types))})"
+    return text
+
+
+def markdown_table() -> str:
+    """The supported fields as a Markdown table (one row per message)."""
+    rows = ["| Envoy message | Supported fields | Notes |", "| --- | --- | --- |"]
+    for full_name, spec in MESSAGES.items():
+        row = _Row(full_name)
+        for name, rule in spec.fields.items():
+            row.fields.append(_describe(name, rule))
+            if rule.note:
+                row.notes.append(f"`{name}`: {rule.note}")
+        if spec.note:
+            row.notes.append(spec.note)
+        if spec.later:
+            row.notes.append("not yet: " + ", ".join(f"`{n}`" for n in sorted(spec.later)))
+        fields_text = ", ".join(row.fields) or "(none)"
+        rows.append(f"| `{full_name}` | {fields_text} | {'; '.join(row.notes)} |")
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,43 @@
+"""A checked `Bootstrap` into a `MeshConfig`: the snapshot, admin, DNS clusters and node."""
+
+from __future__ import annotations
+
+from envoy.config.bootstrap.v3 import bootstrap_pb2
+from google.protobuf import json_format
+
+from .errors import Problems
+from .model import AdminConfig, MeshConfig
+from .translate_clusters import clusters
+from .translate_listeners import listeners
+from .translate_routes import ClusterRefs
+from .values import is_ip
+
+
+def _admin(bootstrap: bootstrap_pb2.Bootstrap, problems: Problems) -> AdminConfig | None:
+    if not bootstrap.admin.address.HasField("socket_address"):
+        return None  # no admin server (another address kind is reported by the table)
+    socket = bootstrap.admin.address.socket_address
+    if not is_ip(socket.address):
+        problems.add(
+            "admin.address.socket_address.address", f"malformed IP address: {socket.address!r}"
+        )
+    return AdminConfig(address=socket.address, port=socket.port_value)
+
+
+def translate(bootstrap: bootstrap_pb2.Bootstrap, problems: Problems) -> MeshConfig:
+    """The `MeshConfig` for `bootstrap`; meaningful only if no problem was reported."""
+    static = bootstrap.static_resources
+    refs = ClusterRefs()
+    listener_list = listeners(static.listeners, "static_resources.listeners", problems, refs)
+    translated = clusters(static.clusters, "static_resources.clusters", problems)
+    for path, name in refs.refs:
+        if name and name not in translated.names:
+            problems.add(path, f"unknown cluster {name!r} (not in static_resources.clusters)")
+    return MeshConfig(
+        snapshot={"listeners": listener_list, "clusters": translated.snapshot},
+        admin=_admin(bootstrap, problems),
+        dns_clusters=tuple(translated.dns),
+        node_id=bootstrap.node.id,
+        node_cluster=bootstrap.node.cluster,
+        bootstrap=json_format.MessageToDict(bootstrap, preserving_proto_field_name=True),
+    )

@@ -1,0 +1,188 @@
+"""`static_resources.clusters` into the snapshot's `Cluster`s, plus the DNS clusters the
+control layer resolves.
+
+LOGICAL_DNS is resolved like STRICT_DNS: its one endpoint (Envoy requires exactly one) is
+re-resolved every `dns_refresh_rate` and every address returned is used, where Envoy would
+connect to the first address only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2
+
+from . import paths
+from .errors import Problems
+from .model import DnsCluster, DnsFamily, DnsHost
+from .supported import UPSTREAM_HTTP_OPTIONS
+from .type_urls import type_name, unpack
+from .values import duration_field_ms, duration_field_s, enum_name, is_ip, wrapped
+
+DEFAULT_CONNECT_TIMEOUT_MS = 5_000
+DEFAULT_IDLE_TIMEOUT_MS = 3_600_000
+DEFAULT_BUFFER_LIMIT = 1024 * 1024
+DEFAULT_DNS_REFRESH_S = 5.0
+_DNS_TYPES = ("STRICT_DNS", "LOGICAL_DNS")
+_UNHEALTHY = ("UNHEALTHY", "DRAINING", "TIMEOUT")
+_FAMILIES: dict[str, DnsFamily] = {
+    "AUTO": "auto",
+    "V4_ONLY": "v4",
+    "V6_ONLY": "v6",
+    "V4_PREFERRED": "auto",
+}
+
+
+@dataclass
+class Clusters:
+    """The translated clusters."""
+
+    snapshot: list[dict[str, Any]] = field(default_factory=list)
+    dns: list[DnsCluster] = field(default_factory=list)
+    names: set[str] = field(default_factory=set)
+
+
+def clusters(configs: Sequence[cluster_pb2.Cluster], path: str, problems: Problems) -> Clusters:
+    out = Clusters()
+    where: dict[str, str] = {}
+    for i, config in enumerate(configs):
+        cluster_path = paths.item(path, i)
+        if config.name in where:
+            problems.add(
+                paths.field(cluster_path, "name"),
+                f"duplicate cluster {config.name!r} (also at {where[config.name]})",
+            )
+            continue
+        where[config.name] = cluster_path
+        out.names.add(config.name)
+        _cluster(config, cluster_path, problems, out)
+    return out
+
+
+def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Clusters) -> None:
+    kind = enum_name(config, "type")
+    hosts = _hosts(config, kind, paths.field(path, "load_assignment"), problems)
+    endpoints: list[dict[str, Any]] = []
+    if kind in _DNS_TYPES:
+        out.dns.append(
+            DnsCluster(
+                name=config.name,
+                hosts=tuple(DnsHost(h["address"], h["port"], h["weight"]) for h in hosts),
+                refresh_rate_s=duration_field_s(config, "dns_refresh_rate", DEFAULT_DNS_REFRESH_S),
+                family=_FAMILIES.get(enum_name(config, "dns_lookup_family"), "auto"),
+            )
+        )
+    else:
+        endpoints = hosts
+    out.snapshot.append(
+        {
+            "name": config.name,
+            "connect_timeout_ms": duration_field_ms(
+                config, "connect_timeout", DEFAULT_CONNECT_TIMEOUT_MS
+            ),
+            "lb_policy": enum_name(config, "lb_policy").lower(),
+            "least_request_choice_count": wrapped(
+                config.least_request_lb_config, "choice_count", 2
+            ),
+            "endpoints": endpoints,
+            "idle_timeout_ms": _idle_timeout_ms(config, path, problems),
+            "per_connection_buffer_limit_bytes": wrapped(
+                config, "per_connection_buffer_limit_bytes", DEFAULT_BUFFER_LIMIT
+            ),
+        }
+    )
+
+
+def _hosts(
+    config: cluster_pb2.Cluster, kind: str, path: str, problems: Problems
+) -> list[dict[str, Any]]:
+    """The endpoints of `load_assignment` as snapshot `Endpoint`s (hostnames for DNS)."""
+    groups = config.load_assignment.endpoints
+    groups_path = paths.field(path, "endpoints")
+    if kind == "LOGICAL_DNS" and (len(groups) != 1 or len(groups[0].lb_endpoints) != 1):
+        problems.add(
+            groups_path,
+            "LOGICAL_DNS clusters must have a single locality_lb_endpoint and a single lb_endpoint",
+        )
+    hosts = []
+    for i, group in enumerate(groups):
+        group_path = paths.item(groups_path, i)
+        if group.priority != 0:
+            problems.add(
+                paths.field(group_path, "priority"),
+                f"priority {group.priority} is not supported yet (only 0)",
+            )
+        lb_path = paths.field(group_path, "lb_endpoints")
+        for j, lb_endpoint in enumerate(group.lb_endpoints):
+            host = _host(lb_endpoint, kind, paths.item(lb_path, j), problems)
+            if host is not None:
+                hosts.append(host)
+    return hosts
+
+
+def _host(
+    lb_endpoint: endpoint_components_pb2.LbEndpoint, kind: str, path: str, problems: Problems
+) -> dict[str, Any] | None:
+    endpoint_path = paths.field(path, "endpoint")
+    if not lb_endpoint.HasField("endpoint"):
+        if lb_endpoint.WhichOneof("host_identifier") is None:
+            problems.add(endpoint_path, "is required")
+        return None
+    address = lb_endpoint.endpoint.address
+    address_path = paths.field(endpoint_path, "address")
+    if not address.HasField("socket_address"):
+        if not lb_endpoint.endpoint.HasField("address"):
+            problems.add(address_path, "is required")
+        return None  # another address kind: reported by PGV or the table
+    socket = address.socket_address
+    health = enum_name(lb_endpoint, "health_status")
+    if kind in _DNS_TYPES:
+        if lb_endpoint.health_status != 0:
+            problems.add(
+                paths.field(path, "health_status"),
+                "health_status is only supported in STATIC clusters",
+            )
+    elif not is_ip(socket.address):
+        problems.add(
+            paths.field(paths.field(address_path, "socket_address"), "address"),
+            f"malformed IP address: {socket.address!r}; STATIC clusters need IP literals "
+            "(use STRICT_DNS for names)",
+        )
+    return {
+        "address": socket.address,
+        "port": socket.port_value,
+        "weight": wrapped(lb_endpoint, "load_balancing_weight", 1),
+        "healthy": health not in _UNHEALTHY,
+    }
+
+
+def _idle_timeout_ms(config: cluster_pb2.Cluster, path: str, problems: Problems) -> int:
+    """Upstream idle timeout, from the deprecated `common_http_protocol_options` or from
+    `typed_extension_protocol_options[envoy.extensions.upstreams.http.v3.HttpProtocolOptions]`."""
+    options_path = paths.field(path, "typed_extension_protocol_options")
+    common = None
+    for key in sorted(config.typed_extension_protocol_options):
+        packed = config.typed_extension_protocol_options[key]
+        if key != UPSTREAM_HTTP_OPTIONS:
+            problems.add(
+                paths.item(options_path, key),
+                f"unknown protocol options key; meshcore knows {UPSTREAM_HTTP_OPTIONS}",
+            )
+            continue
+        if type_name(packed.type_url) != UPSTREAM_HTTP_OPTIONS:
+            continue  # reported by the table
+        options = unpack(packed)
+        if options is not None and options.HasField("common_http_protocol_options"):
+            common = options.common_http_protocol_options
+    if config.HasField("common_http_protocol_options"):
+        if config.typed_extension_protocol_options:
+            problems.add(
+                paths.field(path, "common_http_protocol_options"),
+                "cannot be set together with typed_extension_protocol_options",
+            )
+        common = config.common_http_protocol_options
+    if common is None:
+        return DEFAULT_IDLE_TIMEOUT_MS
+    return duration_field_ms(common, "idle_timeout", DEFAULT_IDLE_TIMEOUT_MS)

@@ -1,0 +1,156 @@
+"""`static_resources.listeners` (one filter chain, one http_connection_manager) into the
+snapshot's `Listener`s."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from envoy.config.listener.v3 import listener_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+
+from . import paths
+from .errors import Problems
+from .supported import HCM, ROUTER
+from .translate_routes import ClusterRefs, route_config
+from .type_urls import type_name, unpack
+from .values import duration_field_ms, enum_name, is_ip, wrapped
+
+DEFAULT_BUFFER_LIMIT = 1024 * 1024
+DEFAULT_IDLE_TIMEOUT_MS = 3_600_000
+DEFAULT_DRAIN_TIMEOUT_MS = 5_000
+_ROUTER_NAME = "envoy.filters.http.router"
+
+
+def listeners(
+    configs: Sequence[listener_pb2.Listener], path: str, problems: Problems, refs: ClusterRefs
+) -> list[dict[str, Any]]:
+    out = []
+    names: dict[str, str] = {}
+    for i, config in enumerate(configs):
+        listener_path = paths.item(path, i)
+        translated = _listener(config, listener_path, problems, refs)
+        if translated is None:
+            continue
+        name = translated["name"]
+        if name in names:
+            problems.add(
+                paths.field(listener_path, "name"),
+                f"duplicate listener name {name!r} (also at {names[name]})",
+            )
+        names[name] = listener_path
+        out.append(translated)
+    return out
+
+
+def _listener(
+    config: listener_pb2.Listener, path: str, problems: Problems, refs: ClusterRefs
+) -> dict[str, Any] | None:
+    address_path = paths.field(paths.field(path, "address"), "socket_address")
+    if not config.address.HasField("socket_address"):
+        if not config.HasField("address"):
+            problems.add(paths.field(path, "address"), "is required")
+        return None  # another address kind: reported by the table
+    socket = config.address.socket_address
+    if not is_ip(socket.address):
+        problems.add(
+            paths.field(address_path, "address"), f"malformed IP address: {socket.address!r}"
+        )
+    manager = _connection_manager(config, path, problems, refs)
+    if manager is None:
+        return None
+    return {
+        "name": config.name or f"{socket.address}:{socket.port_value}",
+        "address": socket.address,
+        "port": socket.port_value,
+        "per_connection_buffer_limit_bytes": wrapped(
+            config, "per_connection_buffer_limit_bytes", DEFAULT_BUFFER_LIMIT
+        ),
+        "filter": {"http_connection_manager": manager},
+    }
+
+
+def _connection_manager(
+    config: listener_pb2.Listener, path: str, problems: Problems, refs: ClusterRefs
+) -> dict[str, Any] | None:
+    chains_path = paths.field(path, "filter_chains")
+    if len(config.filter_chains) != 1:
+        problems.add(
+            chains_path, f"exactly one filter chain is supported, found {len(config.filter_chains)}"
+        )
+        if not config.filter_chains:
+            return None
+    filters_path = paths.field(paths.item(chains_path, 0), "filters")
+    filters = config.filter_chains[0].filters
+    if len(filters) != 1:
+        problems.add(
+            filters_path,
+            "exactly one network filter (http_connection_manager) is "
+            f"supported, found {len(filters)}",
+        )
+        if not filters:
+            return None
+    filter_path = paths.item(filters_path, 0)
+    typed_path = paths.field(filter_path, "typed_config")
+    if not filters[0].HasField("typed_config"):
+        if filters[0].WhichOneof("config_type") is None:
+            problems.add(typed_path, "is required")
+        return None
+    if type_name(filters[0].typed_config.type_url) != HCM:
+        return None  # reported by the table
+    manager = unpack(filters[0].typed_config)
+    if manager is None:
+        return None
+    return http_connection_manager(manager, typed_path, problems, refs)
+
+
+def _check_http_filters(
+    manager: hcm_pb2.HttpConnectionManager, path: str, problems: Problems
+) -> None:
+    """meshcore runs exactly one HTTP filter: the router, which Envoy requires last."""
+    filters_path = paths.field(path, "http_filters")
+    if not manager.http_filters:
+        problems.add(
+            filters_path,
+            f"must end with the router filter ({_ROUTER_NAME}); Envoy answers nothing without it",
+        )
+        return
+    for i, http_filter in enumerate(manager.http_filters):
+        filter_path = paths.item(filters_path, i)
+        if not http_filter.HasField("typed_config"):
+            if http_filter.WhichOneof("config_type") is None:
+                problems.add(paths.field(filter_path, "typed_config"), "is required")
+            continue
+        is_router = type_name(http_filter.typed_config.type_url) == ROUTER
+        if is_router and i != len(manager.http_filters) - 1:
+            problems.add(filter_path, "the router must be the last HTTP filter")
+
+
+def http_connection_manager(
+    manager: hcm_pb2.HttpConnectionManager, path: str, problems: Problems, refs: ClusterRefs
+) -> dict[str, Any]:
+    """The snapshot `HttpConnectionManager` for `manager` (at `path`)."""
+    _check_http_filters(manager, path, problems)
+    if manager.HasField("route_config"):
+        routes = route_config(
+            manager.route_config, paths.field(path, "route_config"), problems, refs
+        )
+    else:  # rds and scoped_routes: the table; none: PGV
+        routes = {"name": "", "virtual_hosts": [], "headers": {}}
+    common = manager.common_http_protocol_options
+    return {
+        "stat_prefix": manager.stat_prefix,
+        "route_config": routes,
+        "use_remote_address": wrapped(manager, "use_remote_address", False),
+        "xff_num_trusted_hops": manager.xff_num_trusted_hops,
+        "skip_xff_append": bool(manager.skip_xff_append),
+        "generate_request_id": wrapped(manager, "generate_request_id", True),
+        "preserve_external_request_id": bool(manager.preserve_external_request_id),
+        "server_name": manager.server_name or "envoy",
+        "server_header_transformation": enum_name(manager, "server_header_transformation").lower(),
+        "max_request_headers_kb": wrapped(manager, "max_request_headers_kb", 60),
+        "idle_timeout_ms": duration_field_ms(common, "idle_timeout", DEFAULT_IDLE_TIMEOUT_MS),
+        "drain_timeout_ms": duration_field_ms(manager, "drain_timeout", DEFAULT_DRAIN_TIMEOUT_MS),
+    }

@@ -1,0 +1,338 @@
+"""`RouteConfiguration` (virtual hosts, routes, matchers, actions) into the snapshot's
+`RouteConfig`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from envoy.config.core.v3 import base_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
+from envoy.type.matcher.v3 import string_pb2
+
+from . import paths
+from .errors import Problems
+from .translate_headers import header_mutations
+from .values import duration_field_ms, enum_name, wrapped
+
+DEFAULT_ROUTE_TIMEOUT_MS = 15_000
+DEFAULT_MAX_DIRECT_RESPONSE_BODY = 4096
+_REDIRECT_CODES = {
+    "MOVED_PERMANENTLY": 301,
+    "FOUND": 302,
+    "SEE_OTHER": 303,
+    "TEMPORARY_REDIRECT": 307,
+    "PERMANENT_REDIRECT": 308,
+}
+
+
+@dataclass
+class ClusterRefs:
+    """The clusters routes name, with where, to check against the cluster list."""
+
+    refs: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, path: str, name: str) -> None:
+        self.refs.append((path, name))
+
+
+@dataclass
+class _Scope:
+    problems: Problems
+    refs: ClusterRefs
+    max_body: int
+
+
+def route_config(
+    config: route_pb2.RouteConfiguration, path: str, problems: Problems, refs: ClusterRefs
+) -> dict[str, Any]:
+    """The snapshot `RouteConfig` for `config`; cluster names go to `refs`."""
+    scope = _Scope(
+        problems,
+        refs,
+        wrapped(config, "max_direct_response_body_size_bytes", DEFAULT_MAX_DIRECT_RESPONSE_BODY),
+    )
+    hosts_path = paths.field(path, "virtual_hosts")
+    _check_domains(config, hosts_path, problems)
+    return {
+        "name": config.name,
+        "virtual_hosts": [
+            _virtual_host(host, paths.item(hosts_path, i), scope)
+            for i, host in enumerate(config.virtual_hosts)
+        ],
+        "headers": header_mutations(config, path, problems),
+    }
+
+
+def _check_domains(config: route_pb2.RouteConfiguration, path: str, problems: Problems) -> None:
+    """Envoy allows each domain (case-insensitively) in one virtual host only."""
+    seen: dict[str, str] = {}
+    for i, host in enumerate(config.virtual_hosts):
+        for j, domain in enumerate(host.domains):
+            where = paths.item(paths.field(paths.item(path, i), "domains"), j)
+            key = domain.lower()
+            if key in seen:
+                problems.add(where, f"duplicate domain {domain!r} (also at {seen[key]})")
+            else:
+                seen[key] = where
+
+
+def _virtual_host(host: rc.VirtualHost, path: str, scope: _Scope) -> dict[str, Any]:
+    routes_path = paths.field(path, "routes")
+    return {
+        "name": host.name,
+        "domains": [d.lower() for d in host.domains],
+        "routes": [
+            _route(route, paths.item(routes_path, i), scope) for i, route in enumerate(host.routes)
+        ],
+        "headers": header_mutations(host, path, scope.problems),
+    }
+
+
+def _route(route: rc.Route, path: str, scope: _Scope) -> dict[str, Any]:
+    return {
+        "name": route.name,
+        "match": _route_match(route.match, paths.field(path, "match"), scope.problems),
+        "action": _action(route, path, scope),
+        "headers": header_mutations(route, path, scope.problems),
+    }
+
+
+def _route_match(match: rc.RouteMatch, path: str, problems: Problems) -> dict[str, Any]:
+    kind = match.WhichOneof("path_specifier")
+    path_match: dict[str, str]
+    if kind == "safe_regex":
+        path_match = {"safe_regex": match.safe_regex.regex}
+    elif kind in ("prefix", "path", "path_separated_prefix"):
+        path_match = {kind: getattr(match, kind)}
+    else:
+        path_match = {"prefix": "/"}  # unset (PGV) or unsupported (the table) is reported
+    headers_path = paths.field(path, "headers")
+    query_path = paths.field(path, "query_parameters")
+    return {
+        "path": path_match,
+        # Envoy ignores case_sensitive for safe_regex.
+        "case_sensitive": kind == "safe_regex" or wrapped(match, "case_sensitive", True),
+        "headers": [
+            _header_matcher(m, paths.item(headers_path, i), problems)
+            for i, m in enumerate(match.headers)
+        ],
+        "query_parameters": [
+            _query_matcher(m, paths.item(query_path, i), problems)
+            for i, m in enumerate(match.query_parameters)
+        ],
+    }
+
+
+def _string_matcher(
+    matcher: string_pb2.StringMatcher, path: str, problems: Problems
+) -> dict[str, Any]:
+    kind = matcher.WhichOneof("match_pattern")
+    pattern: dict[str, str]
+    if kind == "safe_regex":
+        pattern = {"regex": matcher.safe_regex.regex}
+        if matcher.ignore_case:
+            problems.add(
+                paths.field(path, "ignore_case"), "ignore_case has no effect for safe_regex"
+            )
+    elif kind in ("exact", "prefix", "suffix", "contains"):
+        pattern = {kind: getattr(matcher, kind)}
+    else:
+        pattern = {"exact": ""}  # reported by PGV or the table
+    return {"pattern": pattern, "ignore_case": bool(matcher.ignore_case)}
+
+
+_DEPRECATED_HEADER_MATCHES = {
+    "exact_match": "exact",
+    "prefix_match": "prefix",
+    "suffix_match": "suffix",
+    "contains_match": "contains",
+}
+
+
+def _header_matcher(matcher: rc.HeaderMatcher, path: str, problems: Problems) -> dict[str, Any]:
+    kind = matcher.WhichOneof("header_match_specifier")
+    rule: dict[str, Any]
+    if kind == "string_match":
+        rule = {
+            "string": _string_matcher(
+                matcher.string_match, paths.field(path, "string_match"), problems
+            )
+        }
+    elif kind in _DEPRECATED_HEADER_MATCHES:
+        value = getattr(matcher, kind)
+        rule = {
+            "string": {"pattern": {_DEPRECATED_HEADER_MATCHES[kind]: value}, "ignore_case": False}
+        }
+    elif kind == "safe_regex_match":
+        rule = {
+            "string": {"pattern": {"regex": matcher.safe_regex_match.regex}, "ignore_case": False}
+        }
+    elif kind == "range_match":
+        rule = {"range": {"start": matcher.range_match.start, "end": matcher.range_match.end}}
+    elif kind == "present_match":
+        rule = {"present": bool(matcher.present_match)}
+    else:
+        rule = {"present": True}  # Envoy: no specifier matches when the header is present
+    return {
+        "name": matcher.name.lower(),
+        "rule": rule,
+        "invert": bool(matcher.invert_match),
+        "treat_missing_header_as_empty": bool(matcher.treat_missing_header_as_empty),
+    }
+
+
+def _query_matcher(
+    matcher: rc.QueryParameterMatcher, path: str, problems: Problems
+) -> dict[str, Any]:
+    kind = matcher.WhichOneof("query_parameter_match_specifier")
+    rule: dict[str, Any]
+    if kind == "string_match":
+        rule = {
+            "string": _string_matcher(
+                matcher.string_match, paths.field(path, "string_match"), problems
+            )
+        }
+    elif kind == "present_match":
+        rule = {"present": bool(matcher.present_match)}
+    else:
+        rule = {"present": True}  # Envoy: no specifier matches when the parameter is present
+    return {"name": matcher.name, "rule": rule}
+
+
+def _action(route: rc.Route, path: str, scope: _Scope) -> dict[str, Any]:
+    kind = route.WhichOneof("action")
+    if kind == "route":
+        return {"route": _forward(route.route, paths.field(path, "route"), scope)}
+    if kind == "direct_response":
+        return {
+            "direct_response": _direct_response(
+                route.direct_response, paths.field(path, "direct_response"), scope
+            )
+        }
+    if kind == "redirect":
+        return {
+            "redirect": _redirect(route.redirect, paths.field(path, "redirect"), scope.problems)
+        }
+    return {"direct_response": {"status": 404}}  # unset (PGV) or unsupported (the table)
+
+
+def _forward(action: rc.RouteAction, path: str, scope: _Scope) -> dict[str, Any]:
+    kind = action.WhichOneof("cluster_specifier")
+    target: dict[str, Any]
+    if kind == "weighted_clusters":
+        target = {
+            "weighted_clusters": _weighted(
+                action.weighted_clusters, paths.field(path, "weighted_clusters"), scope
+            )
+        }
+    else:
+        if kind == "cluster":
+            scope.refs.add(paths.field(path, "cluster"), action.cluster)
+        target = {"cluster": action.cluster}
+    out: dict[str, Any] = {
+        "target": target,
+        "timeout_ms": duration_field_ms(action, "timeout", DEFAULT_ROUTE_TIMEOUT_MS),
+    }
+    if action.prefix_rewrite:
+        out["prefix_rewrite"] = action.prefix_rewrite
+    if action.WhichOneof("host_rewrite_specifier") == "host_rewrite_literal":
+        out["host_rewrite_literal"] = action.host_rewrite_literal
+    return out
+
+
+def _weighted(weighted: rc.WeightedCluster, path: str, scope: _Scope) -> list[dict[str, Any]]:
+    clusters_path = paths.field(path, "clusters")
+    out = []
+    total = 0
+    for i, choice in enumerate(weighted.clusters):
+        choice_path = paths.item(clusters_path, i)
+        if not choice.name:
+            scope.problems.add(paths.field(choice_path, "name"), "is required")
+        else:
+            scope.refs.add(paths.field(choice_path, "name"), choice.name)
+        if not choice.HasField("weight"):
+            scope.problems.add(paths.field(choice_path, "weight"), "is required")
+        weight = wrapped(choice, "weight", 0)
+        total += weight
+        out.append(
+            {
+                "name": choice.name,
+                "weight": weight,
+                "headers": header_mutations(choice, choice_path, scope.problems),
+            }
+        )
+    if weighted.clusters and total == 0:
+        scope.problems.add(clusters_path, "the sum of the weights must be greater than 0")
+    if total > 2**32 - 1:
+        scope.problems.add(clusters_path, "the sum of the weights must fit in 32 bits")
+    if weighted.HasField("total_weight") and weighted.total_weight.value != total:
+        scope.problems.add(
+            paths.field(path, "total_weight"),
+            f"{weighted.total_weight.value} is not the sum of the weights ({total})",
+        )
+    return out
+
+
+def _direct_response(action: rc.DirectResponseAction, path: str, scope: _Scope) -> dict[str, Any]:
+    out: dict[str, Any] = {"status": action.status}
+    if action.HasField("body"):
+        body = _data_source(action.body, paths.field(path, "body"), scope.problems)
+        if body is not None:
+            if len(body.encode()) > scope.max_body:
+                scope.problems.add(
+                    paths.field(path, "body"),
+                    f"the body is {len(body.encode())} bytes; the most is {scope.max_body} "
+                    "(max_direct_response_body_size_bytes)",
+                )
+            out["body"] = body
+    return out
+
+
+def _data_source(source: base_pb2.DataSource, path: str, problems: Problems) -> str | None:
+    kind = source.WhichOneof("specifier")
+    data: bytes
+    if kind == "inline_string":
+        return str(source.inline_string)
+    if kind == "inline_bytes":
+        data = source.inline_bytes
+    elif kind == "filename":
+        try:
+            data = Path(source.filename).read_bytes()
+        except OSError as e:
+            problems.add(
+                paths.field(path, "filename"), f"cannot read {source.filename!r}: {e.strerror or e}"
+            )
+            return None
+    else:
+        return None  # reported by the table
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        problems.add(paths.field(path, kind), "a body that is not UTF-8 is not supported")
+        return None
+
+
+def _redirect(action: rc.RedirectAction, path: str, problems: Problems) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    scheme = action.WhichOneof("scheme_rewrite_specifier")
+    if scheme == "https_redirect" and action.https_redirect:
+        out["scheme_redirect"] = "https"
+    elif scheme == "scheme_redirect":
+        out["scheme_redirect"] = action.scheme_redirect
+    if action.host_redirect:
+        out["host_redirect"] = action.host_redirect
+    if action.port_redirect:
+        if action.port_redirect > 65535:
+            problems.add(
+                paths.field(path, "port_redirect"), f"{action.port_redirect} must be at most 65535"
+            )
+        out["port_redirect"] = min(action.port_redirect, 65535)
+    rewrite = action.WhichOneof("path_rewrite_specifier")
+    if rewrite in ("path_redirect", "prefix_rewrite"):
+        out[rewrite] = getattr(action, rewrite)
+    out["response_code"] = _REDIRECT_CODES.get(enum_name(action, "response_code"), 301)
+    out["strip_query"] = bool(action.strip_query)
+    return out

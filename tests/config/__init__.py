@@ -1,0 +1,1 @@
+"""Tests of the config layer (meshcore.config): pure Python, no engine needed."""

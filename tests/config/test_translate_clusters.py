@@ -1,0 +1,246 @@
+"""Clusters into snapshot `Cluster`s and the DNS clusters the control layer resolves."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from meshcore.config import DnsCluster, DnsHost
+
+from .builders import (
+    CLUSTER,
+    LB_ENDPOINT,
+    UPSTREAM_OPTIONS,
+    base,
+    cluster,
+    lb_endpoint,
+    load,
+    problems,
+    snapshot_cluster,
+)
+from .snapshot_contract import endpoint_errors
+
+GROUPS = f"{CLUSTER}.load_assignment.endpoints"
+
+
+def _endpoint(address: str, port: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "endpoint": {"address": {"socket_address": {"address": address, "port_value": port}}},
+        **extra,
+    }
+
+
+def test_static_cluster_with_envoy_defaults() -> None:
+    b = base()
+    del cluster(b)["connect_timeout"]
+    assert snapshot_cluster(b) == {
+        "name": "backend",
+        "connect_timeout_ms": 5000,
+        "lb_policy": "round_robin",
+        "least_request_choice_count": 2,
+        "endpoints": [{"address": "127.0.0.1", "port": 8081, "weight": 1, "healthy": True}],
+        "idle_timeout_ms": 3600000,
+        "per_connection_buffer_limit_bytes": 1048576,
+    }
+
+
+def test_cluster_options() -> None:
+    b = base()
+    cluster(b).update(
+        {
+            "connect_timeout": "1.5s",
+            "lb_policy": "LEAST_REQUEST",
+            "least_request_lb_config": {"choice_count": 4},
+            "per_connection_buffer_limit_bytes": 65536,
+        }
+    )
+    snapshot = snapshot_cluster(b)
+    assert (snapshot["connect_timeout_ms"], snapshot["lb_policy"]) == (1500, "least_request")
+    assert snapshot["least_request_choice_count"] == 4
+    assert snapshot["per_connection_buffer_limit_bytes"] == 65536
+    cluster(b)["lb_policy"] = "RANDOM"
+    assert snapshot_cluster(b)["lb_policy"] == "random"
+
+
+def test_endpoint_weights_and_health() -> None:
+    b = base()
+    cluster(b)["load_assignment"]["endpoints"] = [
+        {
+            "lb_endpoints": [
+                _endpoint("10.0.0.1", 80, load_balancing_weight=3),
+                _endpoint("10.0.0.2", 80, health_status="HEALTHY"),
+                _endpoint("10.0.0.3", 80, health_status="UNHEALTHY"),
+                _endpoint("10.0.0.4", 80, health_status="DRAINING"),
+                _endpoint("10.0.0.5", 80, health_status="TIMEOUT"),
+                _endpoint("::1", 81),
+            ]
+        },
+        {"lb_endpoints": [_endpoint("10.0.1.1", 82)]},
+    ]
+    endpoints = snapshot_cluster(b)["endpoints"]
+    assert [(e["address"], e["port"], e["weight"], e["healthy"]) for e in endpoints] == [
+        ("10.0.0.1", 80, 3, True),
+        ("10.0.0.2", 80, 1, True),
+        ("10.0.0.3", 80, 1, False),
+        ("10.0.0.4", 80, 1, False),
+        ("10.0.0.5", 80, 1, False),
+        ("::1", 81, 1, True),
+        ("10.0.1.1", 82, 1, True),
+    ]
+    assert all(endpoint_errors(e) == [] for e in endpoints)
+
+
+def test_static_endpoints_must_be_ip_literals() -> None:
+    b = base()
+    lb_endpoint(b)["endpoint"]["address"]["socket_address"]["address"] = "backend.local"
+    assert problems(b) == [
+        f"{LB_ENDPOINT}.endpoint.address.socket_address.address: malformed IP address: "
+        "'backend.local'; STATIC clusters need IP literals (use STRICT_DNS for names)"
+    ]
+
+
+def test_strict_dns_cluster() -> None:
+    b = base()
+    cluster(b).update(
+        {"type": "STRICT_DNS", "dns_refresh_rate": "2.5s", "dns_lookup_family": "V4_ONLY"}
+    )
+    cluster(b)["load_assignment"]["endpoints"][0]["lb_endpoints"] = [
+        _endpoint("backend.local", 8080, load_balancing_weight=2),
+        _endpoint("10.0.0.9", 8081),
+    ]
+    config = load(b)
+    assert config.snapshot["clusters"][0]["endpoints"] == []
+    assert config.dns_clusters == (
+        DnsCluster(
+            name="backend",
+            hosts=(DnsHost("backend.local", 8080, 2), DnsHost("10.0.0.9", 8081, 1)),
+            refresh_rate_s=2.5,
+            family="v4",
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("family", "expected"),
+    [
+        (None, "auto"),
+        ("AUTO", "auto"),
+        ("V4_ONLY", "v4"),
+        ("V6_ONLY", "v6"),
+        ("V4_PREFERRED", "auto"),
+    ],
+)
+def test_dns_lookup_family(family: str | None, expected: str) -> None:
+    b = base()
+    cluster(b)["type"] = "STRICT_DNS"
+    if family is not None:
+        cluster(b)["dns_lookup_family"] = family
+    (dns,) = load(b).dns_clusters
+    assert (dns.family, dns.refresh_rate_s) == (expected, 5.0)
+
+
+def test_dns_lookup_family_all_is_not_supported() -> None:
+    b = base()
+    cluster(b).update({"type": "STRICT_DNS", "dns_lookup_family": "ALL"})
+    assert problems(b) == [f"{CLUSTER}.dns_lookup_family: ALL is not supported"]
+
+
+def test_logical_dns_needs_exactly_one_endpoint() -> None:
+    b = base()
+    cluster(b)["type"] = "LOGICAL_DNS"
+    lb_endpoint(b)["endpoint"]["address"]["socket_address"]["address"] = "api.example.com"
+    (dns,) = load(b).dns_clusters
+    assert dns.hosts == (DnsHost("api.example.com", 8081, 1),)
+    endpoints = cluster(b)["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    endpoints.append(copy.deepcopy(endpoints[0]))
+    assert problems(b) == [
+        f"{GROUPS}: LOGICAL_DNS clusters must have a single "
+        "locality_lb_endpoint and a single lb_endpoint"
+    ]
+
+
+def test_dns_endpoints_take_no_health_status() -> None:
+    b = base()
+    cluster(b)["type"] = "STRICT_DNS"
+    lb_endpoint(b)["health_status"] = "UNHEALTHY"
+    assert problems(b) == [
+        f"{LB_ENDPOINT}.health_status: health_status is only supported in STATIC clusters"
+    ]
+
+
+def test_only_priority_zero() -> None:
+    b = base()
+    cluster(b)["load_assignment"]["endpoints"][0]["priority"] = 1
+    assert problems(b) == [f"{GROUPS}[0].priority: priority 1 is not supported yet (only 0)"]
+
+
+def test_duplicate_cluster_names() -> None:
+    b = base()
+    b["static_resources"]["clusters"].append(copy.deepcopy(cluster(b)))
+    assert problems(b) == [
+        f"static_resources.clusters[1].name: duplicate cluster 'backend' (also at {CLUSTER})"
+    ]
+
+
+def _options(options: dict[str, Any], key: str = UPSTREAM_OPTIONS) -> dict[str, Any]:
+    return {key: {"@type": f"type.googleapis.com/{UPSTREAM_OPTIONS}", **options}}
+
+
+def test_idle_timeout_from_typed_protocol_options() -> None:
+    b = base()
+    cluster(b)["typed_extension_protocol_options"] = _options(
+        {
+            "common_http_protocol_options": {"idle_timeout": "15s"},
+            "explicit_http_config": {"http_protocol_options": {}},
+        }
+    )
+    assert snapshot_cluster(b)["idle_timeout_ms"] == 15000
+
+
+def test_idle_timeout_from_deprecated_cluster_field() -> None:
+    b = base()
+    cluster(b)["common_http_protocol_options"] = {"idle_timeout": "0s"}
+    assert snapshot_cluster(b)["idle_timeout_ms"] == 0
+
+
+def test_protocol_options_in_both_places() -> None:
+    b = base()
+    cluster(b)["common_http_protocol_options"] = {"idle_timeout": "1s"}
+    cluster(b)["typed_extension_protocol_options"] = _options(
+        {"explicit_http_config": {"http_protocol_options": {}}}
+    )
+    assert problems(b) == [
+        f"{CLUSTER}.common_http_protocol_options: cannot be set together "
+        "with typed_extension_protocol_options"
+    ]
+
+
+def test_protocol_options_under_an_unknown_key() -> None:
+    b = base()
+    cluster(b)["typed_extension_protocol_options"] = _options(
+        {"explicit_http_config": {"http_protocol_options": {}}},
+        key="envoy.filters.network.http_connection_manager",
+    )
+    assert problems(b) == [
+        f"{CLUSTER}.typed_extension_protocol_options[envoy.filters.network."
+        f"http_connection_manager]: unknown protocol options key; meshcore knows "
+        f"{UPSTREAM_OPTIONS}"
+    ]
+
+
+def test_unsupported_upstream_protocol_option() -> None:
+    b = base()
+    cluster(b)["typed_extension_protocol_options"] = _options(
+        {
+            "common_http_protocol_options": {"max_requests_per_connection": 10},
+            "explicit_http_config": {"http_protocol_options": {"accept_http_10": True}},
+        }
+    )
+    options = f"{CLUSTER}.typed_extension_protocol_options[{UPSTREAM_OPTIONS}]"
+    assert problems(b) == [
+        f"{options}.common_http_protocol_options.max_requests_per_connection: "
+        "max_requests_per_connection is not supported",
+        f"{options}.explicit_http_config.http_protocol_options.accept_http_10: "
+        "accept_http_10 is not supported",
+    ]

@@ -1,0 +1,204 @@
+"""Listeners and the http_connection_manager into snapshot `Listener`s."""
+
+from __future__ import annotations
+
+import copy
+
+from .builders import (
+    HCM,
+    LISTENER,
+    NO_HEADERS,
+    ROUTER_TYPE,
+    base,
+    hcm,
+    listener,
+    load,
+    problems,
+)
+
+
+def _hcm_snapshot(b: dict) -> dict:
+    return load(b).snapshot["listeners"][0]["filter"]["http_connection_manager"]
+
+
+def test_listener_with_envoy_defaults() -> None:
+    (snapshot_listener,) = load(base()).snapshot["listeners"]
+    assert snapshot_listener == {
+        "name": "ingress",
+        "address": "0.0.0.0",
+        "port": 10000,
+        "per_connection_buffer_limit_bytes": 1048576,
+        "filter": {
+            "http_connection_manager": {
+                "stat_prefix": "ingress_http",
+                "route_config": {
+                    "name": "local",
+                    "virtual_hosts": [
+                        {
+                            "name": "all",
+                            "domains": ["*"],
+                            "routes": [
+                                {
+                                    "name": "",
+                                    "match": {
+                                        "path": {"prefix": "/"},
+                                        "case_sensitive": True,
+                                        "headers": [],
+                                        "query_parameters": [],
+                                    },
+                                    "action": {
+                                        "route": {
+                                            "target": {"cluster": "backend"},
+                                            "timeout_ms": 15000,
+                                        }
+                                    },
+                                    "headers": NO_HEADERS,
+                                }
+                            ],
+                            "headers": NO_HEADERS,
+                        }
+                    ],
+                    "headers": NO_HEADERS,
+                },
+                "use_remote_address": False,
+                "xff_num_trusted_hops": 0,
+                "skip_xff_append": False,
+                "generate_request_id": True,
+                "preserve_external_request_id": False,
+                "server_name": "envoy",
+                "server_header_transformation": "overwrite",
+                "max_request_headers_kb": 60,
+                "idle_timeout_ms": 3600000,
+                "drain_timeout_ms": 5000,
+            }
+        },
+    }
+
+
+def test_connection_manager_options() -> None:
+    b = base()
+    hcm(b).update(
+        {
+            "codec_type": "HTTP1",
+            "use_remote_address": True,
+            "xff_num_trusted_hops": 2,
+            "skip_xff_append": True,
+            "generate_request_id": False,
+            "preserve_external_request_id": True,
+            "server_name": "meshcore",
+            "server_header_transformation": "PASS_THROUGH",
+            "max_request_headers_kb": 96,
+            "common_http_protocol_options": {"idle_timeout": "30s"},
+            "drain_timeout": "2.5s",
+        }
+    )
+    snapshot = _hcm_snapshot(b)
+    del snapshot["route_config"]
+    assert snapshot == {
+        "stat_prefix": "ingress_http",
+        "use_remote_address": True,
+        "xff_num_trusted_hops": 2,
+        "skip_xff_append": True,
+        "generate_request_id": False,
+        "preserve_external_request_id": True,
+        "server_name": "meshcore",
+        "server_header_transformation": "pass_through",
+        "max_request_headers_kb": 96,
+        "idle_timeout_ms": 30000,
+        "drain_timeout_ms": 2500,
+    }
+
+
+def test_zero_idle_timeout_disables_it() -> None:
+    b = base()
+    hcm(b)["common_http_protocol_options"] = {"idle_timeout": "0s"}
+    assert _hcm_snapshot(b)["idle_timeout_ms"] == 0
+
+
+def test_listener_options() -> None:
+    b = base()
+    listener(b)["per_connection_buffer_limit_bytes"] = 32768
+    listener(b)["address"]["socket_address"] = {"address": "::1", "port_value": 0}
+    (snapshot_listener,) = load(b).snapshot["listeners"]
+    assert (snapshot_listener["address"], snapshot_listener["port"]) == ("::1", 0)
+    assert snapshot_listener["per_connection_buffer_limit_bytes"] == 32768
+
+
+def test_unnamed_listener_is_named_after_its_address() -> None:
+    b = base()
+    del listener(b)["name"]
+    assert load(b).snapshot["listeners"][0]["name"] == "0.0.0.0:10000"
+
+
+def test_listener_address_must_be_an_ip() -> None:
+    b = base()
+    listener(b)["address"]["socket_address"]["address"] = "localhost"
+    assert problems(b) == [
+        f"{LISTENER}.address.socket_address.address: malformed IP address: 'localhost'"
+    ]
+
+
+def test_listener_needs_an_address() -> None:
+    b = base()
+    del listener(b)["address"]
+    assert problems(b) == [f"{LISTENER}.address: is required"]
+
+
+def test_exactly_one_filter_chain() -> None:
+    b = base()
+    chains = listener(b)["filter_chains"]
+    chains.append(copy.deepcopy(chains[0]))
+    assert problems(b) == [
+        f"{LISTENER}.filter_chains: exactly one filter chain is supported, found 2"
+    ]
+    listener(b)["filter_chains"] = []
+    assert problems(b) == [
+        f"{LISTENER}.filter_chains: exactly one filter chain is supported, found 0"
+    ]
+
+
+def test_exactly_one_network_filter() -> None:
+    b = base()
+    filters = listener(b)["filter_chains"][0]["filters"]
+    filters.append(copy.deepcopy(filters[0]))
+    assert problems(b) == [
+        f"{LISTENER}.filter_chains[0].filters: exactly one network filter "
+        "(http_connection_manager) is supported, found 2"
+    ]
+
+
+def test_network_filter_needs_a_typed_config() -> None:
+    b = base()
+    del listener(b)["filter_chains"][0]["filters"][0]["typed_config"]
+    assert problems(b) == [f"{HCM}: is required"]
+
+
+def test_duplicate_listener_names() -> None:
+    b = base()
+    second = copy.deepcopy(listener(b))
+    second["address"]["socket_address"]["port_value"] = 10001
+    b["static_resources"]["listeners"].append(second)
+    assert problems(b) == [
+        "static_resources.listeners[1].name: duplicate listener name 'ingress' "
+        f"(also at {LISTENER})"
+    ]
+
+
+def test_http_filters_must_end_with_the_router() -> None:
+    b = base()
+    hcm(b)["http_filters"] = []
+    assert problems(b) == [
+        f"{HCM}.http_filters: must end with the router filter (envoy.filters.http.router); "
+        "Envoy answers nothing without it"
+    ]
+    router = {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}}
+    hcm(b)["http_filters"] = [router, copy.deepcopy(router)]
+    assert problems(b) == [f"{HCM}.http_filters[0]: the router must be the last HTTP filter"]
+    hcm(b)["http_filters"] = [{"name": "envoy.filters.http.router"}]
+    assert problems(b) == [f"{HCM}.http_filters[0].typed_config: is required"]
+
+
+def test_route_config_is_required() -> None:
+    b = base()
+    del hcm(b)["route_config"]
+    assert problems(b) == [f"{HCM}: one of rds, route_config, scoped_routes is required"]

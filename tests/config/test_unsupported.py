@@ -1,0 +1,316 @@
+"""Every set field meshcore does not implement is a problem naming its path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from meshcore.config.supported import MESSAGES, markdown_table
+from meshcore.config.type_urls import descriptor_for
+
+from .builders import (
+    CLUSTER,
+    HCM,
+    LB_ENDPOINT,
+    LISTENER,
+    ROUTE,
+    ROUTER_TYPE,
+    UPSTREAM_OPTIONS,
+    base,
+    cluster,
+    hcm,
+    lb_endpoint,
+    listener,
+    load,
+    problems,
+    route,
+    static_cluster,
+)
+
+CORS_TYPE = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"
+
+
+def test_unsupported_enum_value_on_the_third_cluster() -> None:
+    b = base()
+    b["static_resources"]["clusters"] += [static_cluster("b", 8082), static_cluster("c", 8083)]
+    cluster(b, 2)["lb_policy"] = "MAGLEV"
+    assert problems(b) == ["static_resources.clusters[2].lb_policy: MAGLEV is not supported"]
+
+
+def test_unsupported_http_filter_is_named() -> None:
+    b = base()
+    hcm(b)["http_filters"].insert(
+        0, {"name": "envoy.filters.http.cors", "typed_config": {"@type": CORS_TYPE}}
+    )
+    assert problems(b) == [
+        f"{HCM}.http_filters[0]: filter envoy.filters.http.cors is not supported"
+    ]
+
+
+def test_unsupported_network_filter_is_named() -> None:
+    b = base()
+    listener(b)["filter_chains"][0]["filters"] = [
+        {
+            "name": "envoy.filters.network.tcp_proxy",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3."
+                "TcpProxy",
+                "stat_prefix": "tcp",
+                "cluster": "backend",
+            },
+        }
+    ]
+    assert problems(b) == [
+        f"{LISTENER}.filter_chains[0].filters[0]: filter "
+        "envoy.filters.network.tcp_proxy is not supported"
+    ]
+
+
+def test_router_with_a_field_set() -> None:
+    b = base()
+    hcm(b)["http_filters"][0]["typed_config"]["suppress_envoy_headers"] = True
+    assert problems(b) == [
+        f"{HCM}.http_filters[0].typed_config.suppress_envoy_headers: suppress_envoy_headers is "
+        "not supported"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("HTTP2", "HTTP2 is not supported yet"), ("HTTP3", "HTTP3 is not supported")],
+)
+def test_codec_types(value: str, message: str) -> None:
+    b = base()
+    hcm(b)["codec_type"] = value
+    assert problems(b) == [f"{HCM}.codec_type: {message}"]
+
+
+def test_rds_instead_of_route_config() -> None:
+    b = base()
+    del hcm(b)["route_config"]
+    hcm(b)["rds"] = {"route_config_name": "r", "config_source": {"ads": {}}}
+    assert problems(b) == [f"{HCM}.rds: rds is not supported yet"]
+
+
+def test_access_log_on_the_connection_manager() -> None:
+    b = base()
+    hcm(b)["access_log"] = [
+        {
+            "name": "envoy.access_loggers.stdout",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3."
+                "StdoutAccessLog"
+            },
+        }
+    ]
+    assert problems(b) == [f"{HCM}.access_log: access_log is not supported yet"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("circuit_breakers", {"thresholds": [{"max_connections": 10}]}),
+        ("outlier_detection", {"consecutive_5xx": 3}),
+        (
+            "health_checks",
+            [
+                {
+                    "timeout": "1s",
+                    "interval": "5s",
+                    "unhealthy_threshold": 2,
+                    "healthy_threshold": 1,
+                    "http_health_check": {"path": "/h"},
+                }
+            ],
+        ),
+        (
+            "transport_socket",
+            {
+                "name": "envoy.transport_sockets.tls",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets"
+                    ".tls.v3.UpstreamTlsContext"
+                },
+            },
+        ),
+    ],
+)
+def test_cluster_features_planned_for_later(name: str, value: Any) -> None:
+    b = base()
+    cluster(b)[name] = value
+    assert problems(b) == [f"{CLUSTER}.{name}: {name} is not supported yet"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [("EDS", "EDS is not supported yet"), ("ORIGINAL_DST", "ORIGINAL_DST is not supported")],
+)
+def test_cluster_types(kind: str, message: str) -> None:
+    b = base()
+    cluster(b)["type"] = kind
+    assert f"{CLUSTER}.type: {message}" in problems(b)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("dynamic_resources", {"ads_config": {"api_type": "GRPC"}}),
+        ("cluster_manager", {"local_cluster_name": "backend"}),
+        ("stats_sinks", [{"name": "envoy.stat_sinks.statsd"}]),
+        ("overload_manager", {"refresh_interval": "1s"}),
+    ],
+)
+def test_bootstrap_sections_planned_for_later(name: str, value: Any) -> None:
+    b = base()
+    b[name] = value
+    assert f"{name}: {name} is not supported yet" in problems(b)
+
+
+def test_stats_config_only_when_empty() -> None:
+    b = base()
+    b["stats_config"] = {}
+    load(b)
+    b["stats_config"] = {"use_all_default_tags": False}
+    assert problems(b) == ["stats_config: only an empty stats_config is supported"]
+
+
+def test_layered_runtime_only_with_empty_layers() -> None:
+    b = base()
+    b["layered_runtime"] = {
+        "layers": [
+            {"name": "static", "static_layer": {}},
+            {"name": "admin", "admin_layer": {}},
+        ]
+    }
+    load(b)
+    b["layered_runtime"]["layers"][0]["static_layer"] = {"overload.global_max": 100}
+    assert problems(b) == [
+        "layered_runtime.layers[0].static_layer: runtime values are not supported"
+    ]
+
+
+def test_fields_that_do_not_change_behaviour_are_accepted() -> None:
+    b = base()
+    b["node"] = {
+        "id": "n1",
+        "cluster": "c1",
+        "metadata": {"team": "edge"},
+        "locality": {"zone": "z1"},
+    }
+    b["admin"]["access_log"] = [
+        {
+            "name": "envoy.access_loggers.file",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3."
+                "FileAccessLog",
+                "path": "/dev/null",
+            },
+        }
+    ]
+    hcm(b)["route_config"]["validate_clusters"] = True
+    route(b)["name"] = "all"
+    route(b)["metadata"] = {"filter_metadata": {"x": {"y": 1}}}
+    listener(b)["stat_prefix"] = "in"
+    config = load(b)
+    assert (config.node_id, config.node_cluster) == ("n1", "c1")
+
+
+def test_filter_chain_match_and_listener_filters() -> None:
+    b = base()
+    listener(b)["filter_chains"][0]["filter_chain_match"] = {"server_names": ["a.com"]}
+    listener(b)["listener_filters"] = [
+        {
+            "name": "envoy.filters.listener.tls_inspector",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.listener."
+                "tls_inspector.v3.TlsInspector"
+            },
+        }
+    ]
+    assert problems(b) == [
+        f"{LISTENER}.filter_chains[0].filter_chain_match: filter_chain_match is not supported yet",
+        f"{LISTENER}.listener_filters: listener_filters is not supported yet",
+    ]
+
+
+def test_udp_and_locality() -> None:
+    b = base()
+    listener(b)["address"]["socket_address"]["protocol"] = "UDP"
+    cluster(b)["load_assignment"]["endpoints"][0]["locality"] = {"zone": "a"}
+    assert sorted(problems(b)) == [
+        f"{CLUSTER}.load_assignment.endpoints[0].locality: locality is not supported yet",
+        f"{LISTENER}.address.socket_address.protocol: UDP is not supported",
+    ]
+
+
+def test_http2_upstream_is_not_supported_yet() -> None:
+    b = base()
+    cluster(b)["typed_extension_protocol_options"] = {
+        UPSTREAM_OPTIONS: {
+            "@type": f"type.googleapis.com/{UPSTREAM_OPTIONS}",
+            "explicit_http_config": {"http2_protocol_options": {}},
+        }
+    }
+    assert problems(b) == [
+        f"{CLUSTER}.typed_extension_protocol_options[{UPSTREAM_OPTIONS}].explicit_http_config."
+        "http2_protocol_options: http2_protocol_options is not supported yet"
+    ]
+
+
+def test_unsupported_fields_deep_inside_a_route() -> None:
+    b = base()
+    route(b)["route"]["retry_policy"] = {"num_retries": 2}
+    route(b)["route"]["hash_policy"] = [{"header": {"header_name": "x"}}]
+    route(b)["match"]["grpc"] = {}
+    lb_endpoint(b)["health_status"] = "DEGRADED"
+    assert sorted(problems(b)) == [
+        f"{LB_ENDPOINT}.health_status: DEGRADED is not supported",
+        f"{ROUTE}.match.grpc: grpc is not supported",
+        f"{ROUTE}.route.hash_policy: hash_policy is not supported",
+        f"{ROUTE}.route.retry_policy: retry_policy is not supported yet",
+    ]
+
+
+def _descriptor(full_name: str) -> Any:
+    descriptor = descriptor_for(f"type.googleapis.com/{full_name}")
+    assert descriptor is not None, full_name
+    return descriptor
+
+
+def test_the_table_names_real_fields_values_and_types() -> None:
+    for full_name, spec in MESSAGES.items():
+        descriptor = _descriptor(full_name)
+        for name, rule in spec.fields.items():
+            fd = descriptor.fields_by_name.get(name)
+            assert fd is not None, f"{full_name}.{name}"
+            if rule.values is not None:
+                assert fd.enum_type is not None
+                names = {v.name for v in fd.enum_type.values}
+                assert rule.values | rule.later_values <= names, f"{full_name}.{name}"
+            for type_full_name in rule.types or ():
+                assert type_full_name in MESSAGES, type_full_name
+            walked = fd.message_type is not None and not rule.opaque and not rule.empty
+            if walked and fd.message_type.GetOptions().map_entry:
+                fd = fd.message_type.fields_by_name["value"]
+                walked = fd.message_type is not None
+            if walked and not fd.message_type.full_name.startswith("google.protobuf."):
+                assert fd.message_type.full_name in MESSAGES, f"{full_name}.{name}"
+        for name in spec.later:
+            assert name in descriptor.fields_by_name, f"{full_name}.{name}"
+            assert name not in spec.fields
+
+
+def test_router_type_is_the_one_in_the_table() -> None:
+    assert ROUTER_TYPE.rsplit("/", 1)[1] in MESSAGES
+
+
+def test_markdown_table_has_a_row_per_message() -> None:
+    table = markdown_table()
+    lines = table.strip().split("\n")
+    assert lines[0] == "| Envoy message | Supported fields | Notes |"
+    assert len(lines) == 2 + len(MESSAGES)
+    cluster_row = next(
+        line for line in lines if line.startswith("| `envoy.config.cluster.v3.Cluster` ")
+    )
+    assert "`lb_policy` (LEAST_REQUEST, RANDOM, ROUND_ROBIN)" in cluster_row
+    assert "not yet: `circuit_breakers`" in cluster_row
