@@ -1,0 +1,89 @@
+"""`/clusters`: upstream hosts and their counters in Envoy's text (`name::host::stat::value`)
+and JSON (`envoy.admin.v3.Clusters`) forms, from `Engine.clusters()`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import orjson
+
+from meshcore.net_address import format_host_port
+
+# (cluster, address, port) -> hostname ("" when the host was not named by DNS).
+HostnameLookup = Callable[[str, str, int], str]
+
+# Per-host stats the engine reports, as Envoy prints them (sorted by name).
+_COUNTERS = ("cx_total", "rq_error", "rq_total")
+_GAUGES = ("cx_active", "rq_active")
+
+
+def parse_clusters(raw: bytes, pattern: re.Pattern[str] | None) -> list[Mapping[str, Any]]:
+    clusters: list[Mapping[str, Any]] = orjson.loads(raw)
+    return [c for c in clusters if pattern is None or pattern.search(c["name"])]
+
+
+def render_text(
+    clusters: Iterable[Mapping[str, Any]], static_names: set[str], hostname: HostnameLookup
+) -> str:
+    lines: list[str] = []
+    for cluster in clusters:
+        name = cluster["name"]
+        lines.append(f"{name}::observability_name::{name}")
+        lines.append(f"{name}::added_via_api::{str(name not in static_names).lower()}")
+        for host in cluster["hosts"]:
+            prefix = f"{name}::{format_host_port(host['address'], host['port'])}"
+            lines += [f"{prefix}::{stat}::{host[stat]}" for stat in sorted(_COUNTERS + _GAUGES)]
+            health = "healthy" if host["healthy"] else "/failed_eds_health"
+            lines += [
+                f"{prefix}::hostname::{hostname(name, host['address'], host['port'])}",
+                f"{prefix}::health_flags::{health}",
+                f"{prefix}::weight::{host['weight']}",
+                f"{prefix}::region::",
+                f"{prefix}::zone::",
+                f"{prefix}::sub_zone::",
+                f"{prefix}::canary::false",
+                f"{prefix}::priority::0",
+            ]
+    return "".join(line + "\n" for line in lines)
+
+
+def _host_json(cluster: str, host: Mapping[str, Any], hostname: HostnameLookup) -> dict[str, Any]:
+    # Proto3 JSON, as Envoy prints it: uint64 as strings, zero values and COUNTER omitted.
+    stats: list[dict[str, Any]] = []
+    for kind, names in (("COUNTER", _COUNTERS), ("GAUGE", _GAUGES)):
+        for stat in names:
+            entry: dict[str, Any] = {"name": stat}
+            if kind != "COUNTER":
+                entry["type"] = kind
+            if host[stat]:
+                entry["value"] = str(host[stat])
+            stats.append(entry)
+    out: dict[str, Any] = {
+        "address": {"socket_address": {"address": host["address"], "port_value": host["port"]}},
+        "stats": stats,
+        "health_status": {"eds_health_status": "HEALTHY" if host["healthy"] else "UNHEALTHY"},
+        "weight": host["weight"],
+        "locality": {},
+    }
+    name = hostname(cluster, host["address"], host["port"])
+    if name:
+        out["hostname"] = name
+    return out
+
+
+def render_json(
+    clusters: Iterable[Mapping[str, Any]], static_names: set[str], hostname: HostnameLookup
+) -> bytes:
+    statuses = []
+    for cluster in clusters:
+        status: dict[str, Any] = {"name": cluster["name"]}
+        if cluster["name"] not in static_names:
+            status["added_via_api"] = True
+        status["host_statuses"] = [
+            _host_json(cluster["name"], h, hostname) for h in cluster["hosts"]
+        ]
+        status["observability_name"] = cluster["name"]
+        statuses.append(status)
+    return orjson.dumps({"cluster_statuses": statuses}, option=orjson.OPT_INDENT_2)

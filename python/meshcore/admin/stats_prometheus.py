@@ -1,0 +1,89 @@
+"""`/stats/prometheus`: the Prometheus text exposition as Envoy renders it.
+
+Names are `envoy_` + the tag-extracted stat name with every character outside
+[a-zA-Z0-9_] replaced by `_`; tags become labels (`envoy.cluster_name` ->
+`envoy_cluster_name`). Counters, then gauges, then histograms, each family sorted by name
+and headed by `# TYPE`. Histograms print cumulative `_bucket{le=...}` lines, `_sum` and
+`_count`; bounds and sums use `%.32g` like Envoy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Mapping
+
+from meshcore.admin.histogram import Histogram
+from meshcore.admin.stats_model import StatsSnapshot
+from meshcore.admin.tags import extract_tags
+
+_INVALID = re.compile(r"[^a-zA-Z0-9_]")
+
+Labels = tuple[tuple[str, str], ...]
+
+
+def metric_name(stat_name: str) -> tuple[str, Labels]:
+    """`cluster.a.upstream_rq_200` -> (`envoy_cluster_upstream_rq`, (("envoy_response_code",
+    "200"), ("envoy_cluster_name", "a")))."""
+    extracted, tags = extract_tags(stat_name)
+    labels = tuple((_INVALID.sub("_", tag), value) for tag, value in tags)
+    return "envoy_" + _INVALID.sub("_", extracted), labels
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(labels: Labels, extra: str = "") -> str:
+    parts = [f'{name}="{_escape(value)}"' for name, value in labels]
+    if extra:
+        parts.append(extra)
+    return "{" + ",".join(parts) + "}"
+
+
+def _le(bound: str) -> str:
+    return f'le="{bound}"'
+
+
+def _g32(value: float) -> str:
+    return format(value, ".32g")
+
+
+def _families(stats: Mapping[str, object]) -> dict[str, list[tuple[str, Labels]]]:
+    """Metric name -> [(stat name, labels)], members sorted by stat name."""
+    families: defaultdict[str, list[tuple[str, Labels]]] = defaultdict(list)
+    for stat in sorted(stats):
+        name, labels = metric_name(stat)
+        families[name].append((stat, labels))
+    return families
+
+
+def _scalar_section(stats: Mapping[str, int], kind: str) -> list[str]:
+    lines: list[str] = []
+    families = _families(stats)
+    for name in sorted(families):
+        lines.append(f"# TYPE {name} {kind}")
+        lines += [f"{name}{_labels(labels)} {stats[stat]}" for stat, labels in families[name]]
+    return lines
+
+
+def _histogram_lines(name: str, labels: Labels, hist: Histogram) -> list[str]:
+    lines = [
+        f"{name}_bucket{_labels(labels, _le(_g32(bound)))} {count}"
+        for bound, count in zip(hist.bounds, hist.cumulative_counts(), strict=True)
+    ]
+    lines.append(f"{name}_bucket{_labels(labels, _le('+Inf'))} {hist.count}")
+    lines.append(f"{name}_sum{_labels(labels)} {_g32(hist.sum)}")
+    lines.append(f"{name}_count{_labels(labels)} {hist.count}")
+    return lines
+
+
+def render_prometheus(snap: StatsSnapshot) -> str:
+    lines = _scalar_section(snap.counters, "counter")
+    lines += _scalar_section(snap.gauges, "gauge")
+    families = _families(snap.histograms)
+    for name in sorted(families):
+        lines.append(f"# TYPE {name} histogram")
+        for stat, labels in families[name]:
+            lines += _histogram_lines(name, labels, snap.histograms[stat])
+    return "".join(line + "\n" for line in lines)

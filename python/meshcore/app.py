@@ -1,0 +1,273 @@
+"""The trio main of `meshcore run` and `meshcore demo`: load the config, resolve DNS
+clusters, apply the snapshot, serve the admin API, reload on SIGHUP, drain on SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import trio
+
+from meshcore import __version__
+from meshcore.admin.handlers import AdminApp, AdminContext
+from meshcore.admin.listeners_view import bound_listeners
+from meshcore.admin.server import bound_address, listen, serve_http
+from meshcore.admin.stats_model import StatsCollector
+from meshcore.discovery.strict_dns import Endpoint, Resolver, StrictDns, system_resolver
+from meshcore.lifecycle.control_stats import ControlStats
+from meshcore.lifecycle.drain import drain_connections, drain_time_s
+from meshcore.lifecycle.interfaces import EngineApi, MeshConfigLike
+from meshcore.lifecycle.signals import watch_signals
+from meshcore.lifecycle.state import Phase, ServerOptions, ServerState
+from meshcore.net_address import format_host_port
+
+log = logging.getLogger(__name__)
+
+ConfigLoader = Callable[[], MeshConfigLike]
+EngineFactory = Callable[[int], EngineApi]
+
+RELOAD_ATTEMPT = "config_reload.update_attempt"
+RELOAD_SUCCESS = "config_reload.update_success"
+RELOAD_REJECTED = "config_reload.update_rejected"
+
+
+@dataclass(frozen=True)
+class ReadyInfo:
+    """What is serving once the server is live."""
+
+    listeners: list[tuple[str, str, int]]  # (name, address, bound port)
+    admin: tuple[str, int] | None
+
+
+def snapshot_with_endpoints(
+    config: MeshConfigLike, resolved: Mapping[str, list[Endpoint]]
+) -> bytes:
+    """The config's snapshot with resolved DNS endpoints filled into their clusters."""
+    if not resolved:
+        return config.snapshot_bytes()
+    snapshot: dict[str, Any] = dict(config.snapshot)
+    snapshot["clusters"] = [
+        {**c, "endpoints": resolved[c["name"]]} if c["name"] in resolved else c
+        for c in snapshot.get("clusters", ())
+    ]
+    return orjson.dumps(snapshot)
+
+
+def problems_text(exc: BaseException) -> list[str]:
+    """`path: message` lines of a ConfigError (or the error itself)."""
+    problems = getattr(exc, "problems", None)
+    if problems:
+        return [str(p) for p in problems]
+    return [str(exc)]
+
+
+class Server:
+    """One running meshcore: owns the engine's config, the admin API and the DNS tasks."""
+
+    def __init__(
+        self,
+        engine: EngineApi,
+        load: ConfigLoader,
+        options: ServerOptions,
+        *,
+        resolver: Resolver = system_resolver,
+        on_ready: Callable[[ReadyInfo], None] | None = None,
+        on_reload: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.state = ServerState(options)
+        self.control = ControlStats()
+        self.control.declare(RELOAD_ATTEMPT, RELOAD_SUCCESS, RELOAD_REJECTED)
+        self.dns = StrictDns(engine, self.control, resolver)
+        self.stats = StatsCollector(engine, self.state, self.control)
+        self._load = load
+        self._on_ready = on_ready
+        self._on_reload = on_reload
+        self._stop_now = trio.Event()
+        self._dns_scope = trio.CancelScope()
+        self._nursery: trio.Nursery | None = None
+
+    async def _apply(self, config: MeshConfigLike) -> dict[str, list[Endpoint]]:
+        """Resolves the config's DNS clusters, then applies it. ValueError/OSError from the
+        engine leave the running snapshot in place."""
+        resolved = await self.dns.resolve_all(config.dns_clusters)
+        generation = self.engine.apply(snapshot_with_endpoints(config, resolved))
+        log.debug("snapshot generation %d applied", generation)
+        return resolved
+
+    async def _start_dns(self, config: MeshConfigLike, resolved: dict[str, list[Endpoint]]) -> None:
+        assert self._nursery is not None
+        self._dns_scope.cancel()
+        self._dns_scope = await self._nursery.start(self.dns.refresh, config.dns_clusters, resolved)
+
+    async def serve(self, config: MeshConfigLike) -> int:
+        """Runs until a drain completes (0) or the config cannot start (1)."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await nursery.start(watch_signals, self.reload, self.terminate)
+            admin = None
+            if config.admin is not None:
+                try:
+                    listeners = await listen(config.admin.address, config.admin.port)
+                except OSError as exc:
+                    log.critical(
+                        "admin: cannot listen on %s:%d: %s",
+                        config.admin.address,
+                        config.admin.port,
+                        exc,
+                    )
+                    nursery.cancel_scope.cancel()
+                    return 1
+                admin = bound_address(listeners)
+                ctx = AdminContext(self.engine, self.state, self.stats, self.dns.hostname_of)
+                nursery.start_soon(serve_http, AdminApp(ctx), listeners)
+                if not self._write_admin_address(admin):
+                    nursery.cancel_scope.cancel()
+                    return 1
+
+            self.state.phase = Phase.INITIALIZING
+            try:
+                resolved = await self._apply(config)
+            except (ValueError, OSError) as exc:
+                log.critical("configuration rejected by the engine: %s", exc)
+                nursery.cancel_scope.cancel()
+                return 1
+            self.state.set_config(config)
+            await self._start_dns(config, resolved)
+            await nursery.start(self.stats.run_flushes)
+            self.state.phase = Phase.LIVE
+            self._announce(config, admin)
+
+            await self.state.shutdown_requested.wait()
+            self.state.phase = Phase.DRAINING
+            limit = drain_time_s(config_snapshot(self.state), self.state.options.drain_time_s)
+            await drain_connections(self.engine, limit, self._stop_now)
+            nursery.cancel_scope.cancel()
+        return 0
+
+    def _write_admin_address(self, admin: tuple[str, int]) -> bool:
+        """Logs the admin address and writes it to `--admin-address-path` (atomically, so a
+        poller never reads half of it); False if the file cannot be written."""
+        address = format_host_port(*admin)
+        log.info("admin address: %s", address)
+        path = self.state.options.admin_address_path
+        if not path:
+            return True
+        try:
+            with open(f"{path}.tmp", "w") as f:
+                f.write(address)
+            os.replace(f"{path}.tmp", path)
+        except OSError as exc:
+            log.critical("cannot write the admin address to %s: %s", path, exc)
+            return False
+        return True
+
+    def _announce(self, config: MeshConfigLike, admin: tuple[str, int] | None) -> None:
+        listeners = bound_listeners(config.snapshot, self.engine.listener_ports())
+        shown = ", ".join(f"{n}={format_host_port(a, p)}" for n, a, p in listeners) or "none"
+        log.info(
+            "meshcore %s live: listeners %s; admin %s; concurrency %d",
+            __version__,
+            shown,
+            format_host_port(*admin) if admin else "off",
+            self.state.options.concurrency,
+        )
+        if self._on_ready is not None:
+            self._on_ready(ReadyInfo(listeners, admin))
+
+    def terminate(self, reason: str) -> None:
+        """First call: drain and exit. A second one while draining: stop at once."""
+        if self.state.shutdown_requested.is_set():
+            log.info("%s while draining: stopping now", reason)
+            self._stop_now.set()
+        else:
+            self.state.shutdown_requested.set()
+
+    async def reload(self) -> None:
+        """Loads the config again; a config that fails to load, translate or apply is logged
+        and the running one keeps serving."""
+        if self.state.phase is not Phase.LIVE:
+            log.warning("not reloading while %s", self.state.phase.name)
+            return
+        from meshcore.config import ConfigError
+
+        self.control.inc(RELOAD_ATTEMPT)
+        path = self.state.options.config_path
+        try:
+            config = await trio.to_thread.run_sync(self._load)
+        except ConfigError as exc:
+            self._rejected(f"'{path}' is invalid: " + "; ".join(problems_text(exc)))
+            return
+        except OSError as exc:
+            self._rejected(f"cannot read '{path}': {exc}")
+            return
+        except Exception as exc:
+            log.exception("loading '%s' failed", path)
+            self._rejected(f"loading '{path}' failed: {exc!r}")
+            return
+        try:
+            resolved = await self._apply(config)
+        except (ValueError, OSError) as exc:
+            self._rejected(f"engine rejected '{path}': {exc}")
+            return
+        await self._start_dns(config, resolved)
+        previous = self.state.config
+        self.state.set_config(config)
+        if previous is not None and _admin_address(previous) != _admin_address(config):
+            log.warning("admin address changes take effect only after a restart")
+        self.control.inc(RELOAD_SUCCESS)
+        log.info("configuration '%s' reloaded", path)
+        if self._on_reload is not None:
+            self._on_reload(True)
+
+    def _rejected(self, why: str) -> None:
+        self.control.inc(RELOAD_REJECTED)
+        log.error("reload rejected, keeping the running configuration: %s", why)
+        if self._on_reload is not None:
+            self._on_reload(False)
+
+
+def _admin_address(config: MeshConfigLike) -> tuple[str, int] | None:
+    return (config.admin.address, config.admin.port) if config.admin else None
+
+
+def config_snapshot(state: ServerState) -> Mapping[str, Any]:
+    return state.config.snapshot if state.config is not None else {}
+
+
+async def run(
+    options: ServerOptions,
+    load: ConfigLoader,
+    engine_factory: EngineFactory,
+    *,
+    resolver: Resolver = system_resolver,
+    on_ready: Callable[[ReadyInfo], None] | None = None,
+) -> int:
+    """Loads the config (problems go to stderr, exit status 1), starts the engine and serves
+    until drained. The engine is stopped on every way out."""
+    from meshcore.config import ConfigError
+
+    try:
+        config = await trio.to_thread.run_sync(load)
+    except ConfigError as exc:
+        for line in problems_text(exc):
+            print(line, file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"{options.config_path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    try:
+        engine = engine_factory(options.concurrency)
+    except (ImportError, OSError, ValueError) as exc:
+        log.critical("cannot start the engine: %s", exc)
+        return 1
+    try:
+        server = Server(engine, load, options, resolver=resolver, on_ready=on_ready)
+        return await server.serve(config)
+    finally:
+        engine.stop()

@@ -1,0 +1,1 @@
+"""Endpoint discovery done by the control layer (STRICT_DNS resolution)."""

@@ -1,0 +1,1 @@
+"""Process lifecycle of a running meshcore: state, signals, drain, logging, control stats."""
