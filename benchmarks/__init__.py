@@ -1,0 +1,1 @@
+"""End-to-end and micro benchmarks for meshcore (see benchmarks/README.md)."""
