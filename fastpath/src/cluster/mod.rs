@@ -1,0 +1,187 @@
+//! Cluster state: the host set (swapped whole by `update_endpoints`), its balancer, per-host
+//! counters that survive host-set swaps, and the cluster's stats scope.
+mod host;
+
+pub use host::{Host, HostCounters};
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::config::snapshot;
+use crate::lb::Balancer;
+use crate::stats::ClusterStats;
+use crate::stats::sets::cluster::{Counter, Global};
+
+/// The hosts of a cluster at one moment, with the balancer built over them.
+pub struct HostSet {
+    pub hosts: Vec<Host>,
+    pub balancer: Balancer,
+}
+
+pub struct ClusterState {
+    pub name: String,
+    /// The config it was built from (endpoints as last applied through `apply`).
+    pub cfg: snapshot::Cluster,
+    pub connect_timeout: Duration,
+    /// Upstream keep-alive idle timeout; `None` disables it.
+    pub idle_timeout: Option<Duration>,
+    pub max_idle_per_host: usize,
+    pub hosts: ArcSwap<HostSet>,
+    pub stats: ClusterStats,
+    /// Set when a later snapshot dropped or replaced this cluster: pools stop keeping its
+    /// connections.
+    pub removed: AtomicBool,
+}
+
+impl ClusterState {
+    /// Builds a cluster; `path` names it in errors (`clusters[2]`).
+    pub fn new(
+        cfg: &snapshot::Cluster,
+        stats: ClusterStats,
+        path: &str,
+    ) -> Result<ClusterState, String> {
+        if cfg.name.is_empty() {
+            return Err(format!("{path}.name: must not be empty"));
+        }
+        let set = build_set(
+            cfg,
+            &cfg.endpoints,
+            &HashMap::new(),
+            &format!("{path}.endpoints"),
+        )?;
+        let st = ClusterState {
+            name: cfg.name.clone(),
+            cfg: cfg.clone(),
+            connect_timeout: Duration::from_millis(cfg.connect_timeout_ms.max(1)),
+            idle_timeout: (cfg.idle_timeout_ms > 0)
+                .then(|| Duration::from_millis(cfg.idle_timeout_ms)),
+            max_idle_per_host: cfg.max_idle_per_host as usize,
+            hosts: ArcSwap::from_pointee(set),
+            stats,
+            removed: AtomicBool::new(false),
+        };
+        st.publish_membership();
+        Ok(st)
+    }
+
+    /// True when `other` differs from this cluster's config at most in its endpoints.
+    pub fn same_settings(&self, other: &snapshot::Cluster) -> bool {
+        let a = snapshot::Cluster {
+            endpoints: Vec::new(),
+            ..self.cfg.clone()
+        };
+        let b = snapshot::Cluster {
+            endpoints: Vec::new(),
+            ..other.clone()
+        };
+        a == b
+    }
+
+    /// Builds the host set for `endpoints` without installing it (so a failing apply changes
+    /// nothing); hosts whose address stays keep their counters. `path` names the list in
+    /// errors.
+    pub fn prepare_endpoints(
+        &self,
+        endpoints: &[snapshot::Endpoint],
+        path: &str,
+    ) -> Result<HostSet, String> {
+        let old = self.hosts.load();
+        let by_addr: HashMap<SocketAddr, Arc<HostCounters>> = old
+            .hosts
+            .iter()
+            .map(|h| (h.addr, h.counters.clone()))
+            .collect();
+        build_set(&self.cfg, endpoints, &by_addr, path)
+    }
+
+    /// Swaps in a prepared host set; hosts that left are marked so pools drop them.
+    pub fn install(&self, set: HostSet) {
+        let kept: std::collections::HashSet<SocketAddr> =
+            set.hosts.iter().map(|h| h.addr).collect();
+        let old = self.hosts.swap(Arc::new(set));
+        for h in &old.hosts {
+            if !kept.contains(&h.addr) {
+                h.counters.removed.store(true, Ordering::Relaxed);
+            }
+        }
+        self.stats.add(0, Counter::MembershipChange, 1);
+        self.publish_membership();
+    }
+
+    /// `prepare_endpoints` then `install`.
+    pub fn set_endpoints(
+        &self,
+        endpoints: &[snapshot::Endpoint],
+        path: &str,
+    ) -> Result<(), String> {
+        let set = self.prepare_endpoints(endpoints, path)?;
+        self.install(set);
+        Ok(())
+    }
+
+    fn publish_membership(&self) {
+        let set = self.hosts.load();
+        self.stats
+            .set_global(Global::MembershipTotal, set.hosts.len() as u64);
+        let healthy = set.hosts.iter().filter(|h| h.healthy).count();
+        self.stats
+            .set_global(Global::MembershipHealthy, healthy as u64);
+    }
+
+    /// Marks the cluster and all its hosts as gone (pools drop their connections).
+    pub fn retire(&self) {
+        self.removed.store(true, Ordering::Relaxed);
+        for h in &self.hosts.load().hosts {
+            h.counters.removed.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+fn build_set(
+    cfg: &snapshot::Cluster,
+    endpoints: &[snapshot::Endpoint],
+    keep: &HashMap<SocketAddr, Arc<HostCounters>>,
+    path: &str,
+) -> Result<HostSet, String> {
+    let mut hosts: Vec<Host> = Vec::with_capacity(endpoints.len());
+    for (j, ep) in endpoints.iter().enumerate() {
+        let ip: IpAddr = ep
+            .address
+            .parse()
+            .map_err(|_| format!("{path}[{j}].address: {:?} is not an IP address", ep.address))?;
+        if ep.port == 0 {
+            return Err(format!("{path}[{j}].port: must be 1..65535"));
+        }
+        let addr = SocketAddr::new(ip, ep.port);
+        if hosts.iter().any(|h| h.addr == addr) {
+            return Err(format!("{path}[{j}]: duplicate endpoint {addr}"));
+        }
+        let counters = keep
+            .get(&addr)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(HostCounters::new()));
+        hosts.push(Host {
+            addr,
+            weight: ep.weight.max(1),
+            healthy: ep.healthy,
+            counters,
+        });
+    }
+    let weights: Vec<u32> = hosts.iter().map(|h| h.weight).collect();
+    let healthy: Vec<bool> = hosts.iter().map(|h| h.healthy).collect();
+    let balancer = Balancer::new(
+        cfg.lb_policy,
+        cfg.least_request_choice_count,
+        &weights,
+        &healthy,
+    );
+    Ok(HostSet { hosts, balancer })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,92 @@
+//! The compiled snapshot: per listener the connection manager settings and route table, the
+//! cluster list they index, and what connections read per request (one `ArcSwap` load).
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::cluster::ClusterState;
+use crate::config::snapshot;
+use crate::router::RouteTable;
+use crate::stats::{HttpStats, ListenerStats, Registry};
+
+/// A compiled `http_connection_manager`.
+pub struct Hcm {
+    pub cfg: snapshot::HttpConnectionManager,
+    pub routes: RouteTable,
+    pub stats: HttpStats,
+    pub idle_timeout: Option<Duration>,
+    /// Largest request head accepted (`max_request_headers_kb`).
+    pub max_head: usize,
+    /// `server` value written on responses (empty for pass-through).
+    pub server_name: Vec<u8>,
+}
+
+/// What a listener's connections see: its HCM and the clusters its routes index.
+pub struct ListenerView {
+    pub hcm: Hcm,
+    pub clusters: Arc<[Arc<ClusterState>]>,
+}
+
+/// A bound listener, shared by its accept loops and connections on every worker. Applying a
+/// snapshot that keeps the listener stores a new view here; connections pick it up on their
+/// next request.
+pub struct ListenerHandle {
+    pub id: u64,
+    pub name: String,
+    /// Configured address and port (the identity used to decide "unchanged").
+    pub address: IpAddr,
+    pub configured_port: u16,
+    /// The port actually bound (differs from `configured_port` when that was 0).
+    pub port: u16,
+    pub view: ArcSwap<ListenerView>,
+    pub stats: ListenerStats,
+    /// Set when the listener is removed or drained: connections close after their current
+    /// request.
+    pub closing: AtomicBool,
+}
+
+impl ListenerHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.address, self.port)
+    }
+}
+
+/// Envoy's listener stat prefix: `listener.<ip>_<port>` (`[::]` style for IPv6, ':' → '_').
+pub fn listener_stat_prefix(addr: SocketAddr) -> String {
+    format!("listener.{addr}").replace(':', "_")
+}
+
+/// Compiles one connection manager; `path` names it in errors.
+pub fn compile_hcm(
+    cfg: &snapshot::HttpConnectionManager,
+    cluster_index: &dyn Fn(&str) -> Option<usize>,
+    registry: &Registry,
+    path: &str,
+) -> Result<Hcm, String> {
+    if cfg.stat_prefix.is_empty() {
+        return Err(format!("{path}.stat_prefix: must not be empty"));
+    }
+    if cfg.max_request_headers_kb == 0 || cfg.max_request_headers_kb > 8192 {
+        return Err(format!("{path}.max_request_headers_kb: must be 1..8192"));
+    }
+    let routes = RouteTable::compile(&cfg.route_config, cluster_index)
+        .map_err(|e| format!("{path}.route_config.{e}"))?;
+    let server_name = match cfg.server_header_transformation {
+        snapshot::ServerHeaderTransformation::PassThrough => Vec::new(),
+        _ => cfg.server_name.as_bytes().to_vec(),
+    };
+    if server_name.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        return Err(format!("{path}.server_name: invalid header value"));
+    }
+    Ok(Hcm {
+        cfg: cfg.clone(),
+        routes,
+        stats: HttpStats::new(registry, &format!("http.{}", cfg.stat_prefix)),
+        idle_timeout: (cfg.idle_timeout_ms > 0).then(|| Duration::from_millis(cfg.idle_timeout_ms)),
+        max_head: cfg.max_request_headers_kb as usize * 1024,
+        server_name,
+    })
+}

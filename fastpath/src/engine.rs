@@ -1,0 +1,384 @@
+//! The engine: worker threads, and the control operations Python calls (apply, endpoint
+//! updates, stats, drain, stop). No pyo3 here; `py/` wraps it.
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use arc_swap::ArcSwap;
+use serde_json::json;
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+
+use crate::cluster::{ClusterState, HostCounters};
+use crate::compiled::{ListenerHandle, ListenerView, compile_hcm, listener_stat_prefix};
+use crate::config::{self, snapshot};
+use crate::stats::{ClusterStats, ListenerStats, Registry};
+use crate::worker::{self, Command};
+
+/// Errors of the control operations (mapped to ValueError / OSError / KeyError in Python).
+#[derive(Debug)]
+pub enum EngineError {
+    /// Bad snapshot or argument; the message names the JSON path.
+    Value(String),
+    /// A listener could not bind (errno when known, message naming the listener).
+    Os(Option<i32>, String),
+    /// Unknown cluster.
+    Key(String),
+    /// The engine was stopped.
+    Stopped,
+}
+
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EngineError::Value(m) | EngineError::Key(m) => f.write_str(m),
+            EngineError::Os(_, m) => f.write_str(m),
+            EngineError::Stopped => f.write_str("engine is stopped"),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+struct WorkerHandle {
+    tx: UnboundedSender<Command>,
+    thread: Option<JoinHandle<()>>,
+    active: Arc<AtomicI64>,
+}
+
+struct Control {
+    generation: u64,
+    listeners: Vec<Arc<ListenerHandle>>,
+    clusters: Vec<Arc<ClusterState>>,
+    /// Endpoints each cluster had in the last applied snapshot (endpoint updates in between
+    /// survive a re-apply that does not change them).
+    applied_endpoints: HashMap<String, Vec<snapshot::Endpoint>>,
+    workers: Vec<WorkerHandle>,
+    next_listener_id: u64,
+    stopped: bool,
+}
+
+pub struct Engine {
+    registry: Arc<Registry>,
+    control: Mutex<Control>,
+}
+
+impl Engine {
+    /// Starts `concurrency` worker threads.
+    pub fn new(concurrency: usize) -> Result<Engine, EngineError> {
+        if concurrency == 0 || concurrency > 1024 {
+            return Err(EngineError::Value("concurrency: must be 1..1024".into()));
+        }
+        let mut workers = Vec::with_capacity(concurrency);
+        for i in 0..concurrency {
+            let (tx, rx) = unbounded_channel();
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            let active = Arc::new(AtomicI64::new(0));
+            let a = active.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("meshcore-worker-{i}"))
+                .spawn(move || worker::run(i, a, rx, ready_tx))
+                .map_err(|e| EngineError::Os(e.raw_os_error(), e.to_string()))?;
+            workers.push(WorkerHandle {
+                tx,
+                thread: Some(thread),
+                active,
+            });
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(EngineError::Os(e.raw_os_error(), e.to_string())),
+                Err(_) => return Err(EngineError::Value("worker failed to start".into())),
+            }
+        }
+        Ok(Engine {
+            registry: Arc::new(Registry::new(concurrency)),
+            control: Mutex::new(Control {
+                generation: 0,
+                listeners: Vec::new(),
+                clusters: Vec::new(),
+                applied_endpoints: HashMap::new(),
+                workers,
+                next_listener_id: 1,
+                stopped: false,
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Compiles a JSON snapshot and swaps it in; returns its generation. On error nothing
+    /// changes.
+    pub fn apply(&self, bytes: &[u8]) -> Result<u64, EngineError> {
+        let snap = config::parse(bytes).map_err(EngineError::Value)?;
+        let mut ctl = self.lock();
+        if ctl.stopped {
+            return Err(EngineError::Stopped);
+        }
+        let workers = ctl.workers.len();
+
+        // Clusters: unchanged settings keep their state (hosts, counters, pools).
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (i, c) in snap.clusters.iter().enumerate() {
+            if index.insert(c.name.as_str(), i).is_some() {
+                return Err(EngineError::Value(format!(
+                    "clusters[{i}].name: duplicate cluster {:?}",
+                    c.name
+                )));
+            }
+        }
+        let mut clusters: Vec<Arc<ClusterState>> = Vec::with_capacity(snap.clusters.len());
+        let mut endpoint_sets = Vec::new();
+        for (i, c) in snap.clusters.iter().enumerate() {
+            let path = format!("clusters[{i}]");
+            let old = ctl
+                .clusters
+                .iter()
+                .find(|o| o.name == c.name && o.same_settings(c));
+            match old {
+                Some(old) => {
+                    if ctl.applied_endpoints.get(&c.name) != Some(&c.endpoints) {
+                        let set = old
+                            .prepare_endpoints(&c.endpoints, &format!("{path}.endpoints"))
+                            .map_err(EngineError::Value)?;
+                        endpoint_sets.push((old.clone(), set));
+                    }
+                    clusters.push(old.clone());
+                }
+                None => {
+                    let stats = ClusterStats::new(&self.registry, &format!("cluster.{}", c.name));
+                    let st = ClusterState::new(c, stats, &path).map_err(EngineError::Value)?;
+                    clusters.push(Arc::new(st));
+                }
+            }
+        }
+        let cluster_list: Arc<[Arc<ClusterState>]> = clusters.clone().into();
+
+        // Listeners: compile, then bind the new ones (all or nothing).
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut views = Vec::with_capacity(snap.listeners.len());
+        for (i, l) in snap.listeners.iter().enumerate() {
+            let path = format!("listeners[{i}]");
+            if names.insert(l.name.as_str(), i).is_some() {
+                return Err(EngineError::Value(format!(
+                    "{path}.name: duplicate listener {:?}",
+                    l.name
+                )));
+            }
+            let ip: IpAddr = l.address.parse().map_err(|_| {
+                EngineError::Value(format!(
+                    "{path}.address: {:?} is not an IP address",
+                    l.address
+                ))
+            })?;
+            let snapshot::NetworkFilter::HttpConnectionManager(h) = &l.filter;
+            let lookup = |name: &str| index.get(name).copied();
+            let hcm = compile_hcm(
+                h,
+                &lookup,
+                &self.registry,
+                &format!("{path}.filter.http_connection_manager"),
+            )
+            .map_err(EngineError::Value)?;
+            views.push((
+                ip,
+                ListenerView {
+                    hcm,
+                    clusters: cluster_list.clone(),
+                },
+            ));
+        }
+        let mut bound = Vec::new();
+        for (l, (ip, _)) in snap.listeners.iter().zip(&views) {
+            let kept = ctl
+                .listeners
+                .iter()
+                .find(|h| h.name == l.name && h.address == *ip && h.configured_port == l.port)
+                .cloned();
+            match kept {
+                Some(h) => bound.push(Ok(h)),
+                None => {
+                    let (port, socks) =
+                        crate::listener::bind_all(SocketAddr::new(*ip, l.port), workers).map_err(
+                            |e| {
+                                let msg = format!(
+                                    "listener {:?} cannot bind {}:{}: {e}",
+                                    l.name, l.address, l.port
+                                );
+                                EngineError::Os(e.raw_os_error(), msg)
+                            },
+                        )?;
+                    bound.push(Err((port, socks)));
+                }
+            }
+        }
+
+        // Commit.
+        for (c, set) in endpoint_sets {
+            c.install(set);
+        }
+        let mut handles = Vec::with_capacity(views.len());
+        for ((l, (ip, view)), b) in snap.listeners.iter().zip(views).zip(bound) {
+            match b {
+                Ok(h) => {
+                    h.view.store(Arc::new(view));
+                    handles.push(h);
+                }
+                Err((port, socks)) => {
+                    let id = ctl.next_listener_id;
+                    ctl.next_listener_id += 1;
+                    let prefix = listener_stat_prefix(SocketAddr::new(ip, port));
+                    let h = Arc::new(ListenerHandle {
+                        id,
+                        name: l.name.clone(),
+                        address: ip,
+                        configured_port: l.port,
+                        port,
+                        view: ArcSwap::from_pointee(view),
+                        stats: ListenerStats::new(&self.registry, &prefix),
+                        closing: Default::default(),
+                    });
+                    for (wk, socket) in ctl.workers.iter().zip(socks) {
+                        let _ = wk.tx.send(Command::StartListener {
+                            handle: h.clone(),
+                            socket,
+                        });
+                    }
+                    handles.push(h);
+                }
+            }
+        }
+        for old in &ctl.listeners {
+            if !handles.iter().any(|h| Arc::ptr_eq(h, old)) {
+                old.closing.store(true, Ordering::Relaxed);
+                for wk in &ctl.workers {
+                    let _ = wk.tx.send(Command::StopListener { id: old.id });
+                }
+            }
+        }
+        for old in &ctl.clusters {
+            if !clusters.iter().any(|c| Arc::ptr_eq(c, old)) {
+                old.retire();
+            }
+        }
+        ctl.applied_endpoints = snap
+            .clusters
+            .iter()
+            .map(|c| (c.name.clone(), c.endpoints.clone()))
+            .collect();
+        ctl.listeners = handles;
+        ctl.clusters = clusters;
+        ctl.generation += 1;
+        Ok(ctl.generation)
+    }
+
+    /// Swaps one cluster's hosts (JSON list of `Endpoint`).
+    pub fn update_endpoints(&self, cluster: &str, endpoints: &[u8]) -> Result<(), EngineError> {
+        let eps: Vec<snapshot::Endpoint> = serde_json::from_slice(endpoints)
+            .map_err(|e| EngineError::Value(format!("invalid endpoints: {e}")))?;
+        let ctl = self.lock();
+        if ctl.stopped {
+            return Err(EngineError::Stopped);
+        }
+        let c = ctl
+            .clusters
+            .iter()
+            .find(|c| c.name == cluster)
+            .ok_or_else(|| EngineError::Key(cluster.to_string()))?;
+        c.set_endpoints(&eps, "endpoints")
+            .map_err(EngineError::Value)
+    }
+
+    pub fn listener_ports(&self) -> Vec<(String, u16)> {
+        self.lock()
+            .listeners
+            .iter()
+            .map(|h| (h.name.clone(), h.port))
+            .collect()
+    }
+
+    pub fn stats(&self) -> Vec<u8> {
+        self.registry.export()
+    }
+
+    pub fn clusters(&self) -> Vec<u8> {
+        let ctl = self.lock();
+        let out: Vec<serde_json::Value> = ctl
+            .clusters
+            .iter()
+            .map(|c| {
+                let set = c.hosts.load();
+                let hosts: Vec<serde_json::Value> = set
+                    .hosts
+                    .iter()
+                    .map(|h| {
+                        let k = &h.counters;
+                        json!({
+                            "address": h.addr.ip().to_string(),
+                            "port": h.addr.port(),
+                            "weight": h.weight,
+                            "healthy": h.healthy,
+                            "cx_active": HostCounters::get(&k.cx_active),
+                            "cx_total": HostCounters::get(&k.cx_total),
+                            "rq_active": HostCounters::get(&k.rq_active),
+                            "rq_total": HostCounters::get(&k.rq_total),
+                            "rq_error": HostCounters::get(&k.rq_error),
+                        })
+                    })
+                    .collect();
+                json!({"name": c.name, "hosts": hosts})
+            })
+            .collect();
+        serde_json::to_vec(&out).unwrap_or_default()
+    }
+
+    /// Stops accepting, closes idle connections, answers the rest with `connection: close`.
+    pub fn drain(&self) {
+        let ctl = self.lock();
+        for h in &ctl.listeners {
+            h.closing.store(true, Ordering::Relaxed);
+        }
+        for wk in &ctl.workers {
+            let _ = wk.tx.send(Command::Drain);
+        }
+    }
+
+    pub fn active_connections(&self) -> i64 {
+        self.lock()
+            .workers
+            .iter()
+            .map(|w| w.active.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Closes everything and joins the workers. Idempotent.
+    pub fn stop(&self) {
+        let threads: Vec<JoinHandle<()>> = {
+            let mut ctl = self.lock();
+            ctl.stopped = true;
+            for wk in &ctl.workers {
+                let _ = wk.tx.send(Command::Stop);
+            }
+            ctl.workers
+                .iter_mut()
+                .filter_map(|w| w.thread.take())
+                .collect()
+        };
+        for t in threads {
+            let _ = t.join();
+        }
+        let mut ctl = self.lock();
+        for w in &ctl.workers {
+            w.active.store(0, Ordering::Relaxed);
+        }
+        ctl.listeners.clear();
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,57 @@
+//! HTTP/1.1 codec: request and response heads (on httparse), body framing, chunked decoding,
+//! head serialisation helpers. No I/O here; the proxy drives it with scripted-testable calls.
+pub mod chunked;
+pub mod date;
+pub mod headers;
+pub mod request;
+pub mod response;
+pub mod write;
+
+pub use chunked::{ChunkError, ChunkedDecoder};
+pub use headers::Kind;
+pub use request::{RequestHead, parse_request};
+pub use response::{ResponseHead, parse_response};
+
+/// Most header lines accepted in one head (Envoy's `max_headers_count` default).
+pub const MAX_HEADERS: usize = 100;
+
+/// How a message body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No body at all.
+    None,
+    Length(u64),
+    Chunked,
+    /// Response body delimited by the upstream closing the connection.
+    UntilClose,
+}
+
+impl Framing {
+    pub fn has_body(self) -> bool {
+        !matches!(self, Framing::None | Framing::Length(0))
+    }
+}
+
+/// Why a head was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadError {
+    /// Syntax or framing error (400 downstream, 502 upstream); the text names it.
+    Malformed(&'static str),
+    /// The header section is larger than allowed (431 downstream).
+    TooLarge,
+    /// More than `MAX_HEADERS` header lines (431 downstream).
+    TooManyHeaders,
+}
+
+impl HeadError {
+    pub fn detail(self) -> &'static str {
+        match self {
+            HeadError::Malformed(s) => s,
+            HeadError::TooLarge => "headers too large",
+            HeadError::TooManyHeaders => "too many headers",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

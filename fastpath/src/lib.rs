@@ -1,0 +1,17 @@
+//! meshcore's data path: crate map. pyo3 bindings live only in `py/` (feature `python`).
+pub mod cluster;
+pub mod compiled;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod http1;
+pub mod lb;
+pub mod listener;
+pub mod local_reply;
+pub mod pool;
+pub mod proxy;
+#[cfg(feature = "python")]
+mod py;
+pub mod router;
+pub mod stats;
+pub mod worker;

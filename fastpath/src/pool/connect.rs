@@ -1,0 +1,95 @@
+//! Opening upstream connections, with the cluster's connect timeout and connection stats.
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::cluster::{ClusterState, HostCounters};
+use crate::stats::sets::cluster::{Counter, Gauge, Histogram};
+
+/// An upstream connection; dropping it closes the socket and updates the gauges.
+pub struct UpConn {
+    pub stream: TcpStream,
+    pub host: Arc<HostCounters>,
+    pub cluster: Arc<ClusterState>,
+    w: usize,
+    /// Came from the pool (a failure before any response byte may be retried once).
+    pub reused: bool,
+    /// The upstream closed it (for `upstream_cx_destroy_remote` vs `_local`).
+    pub remote_closed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectError {
+    Failure,
+    Timeout,
+}
+
+impl UpConn {
+    pub fn note_idle_timeout(&self) {
+        self.cluster
+            .stats
+            .inc(self.w, Counter::UpstreamCxIdleTimeout);
+    }
+}
+
+impl Drop for UpConn {
+    fn drop(&mut self) {
+        let s = &self.cluster.stats;
+        s.gauge_dec(self.w, Gauge::UpstreamCxActive);
+        s.inc(self.w, Counter::UpstreamCxDestroy);
+        s.inc(
+            self.w,
+            if self.remote_closed {
+                Counter::UpstreamCxDestroyRemote
+            } else {
+                Counter::UpstreamCxDestroyLocal
+            },
+        );
+        self.host.cx_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Connects to `addr` for `cluster` on worker `w`, counting Envoy's connection stats.
+pub async fn connect(
+    w: usize,
+    cluster: &Arc<ClusterState>,
+    host: &Arc<HostCounters>,
+    addr: std::net::SocketAddr,
+) -> Result<UpConn, ConnectError> {
+    let s = &cluster.stats;
+    s.inc(w, Counter::UpstreamCxTotal);
+    s.inc(w, Counter::UpstreamCxHttp1Total);
+    host.cx_total.fetch_add(1, Ordering::Relaxed);
+    let start = Instant::now();
+    let stream = match tokio::time::timeout(cluster.connect_timeout, TcpStream::connect(addr)).await
+    {
+        Ok(Ok(st)) => st,
+        Ok(Err(_)) => {
+            s.inc(w, Counter::UpstreamCxConnectFail);
+            return Err(ConnectError::Failure);
+        }
+        Err(_) => {
+            s.inc(w, Counter::UpstreamCxConnectFail);
+            s.inc(w, Counter::UpstreamCxConnectTimeout);
+            return Err(ConnectError::Timeout);
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    s.record_us(
+        w,
+        Histogram::UpstreamCxConnectMs,
+        start.elapsed().as_micros() as u64,
+    );
+    s.gauge_inc(w, Gauge::UpstreamCxActive);
+    host.cx_active.fetch_add(1, Ordering::Relaxed);
+    Ok(UpConn {
+        stream,
+        host: host.clone(),
+        cluster: cluster.clone(),
+        w,
+        reused: false,
+        remote_closed: false,
+    })
+}

@@ -1,0 +1,428 @@
+//! The HTTP connection manager loop of one downstream connection: read a request head, route
+//! it, answer locally or forward it, stream bodies, keep the connection alive or close it.
+//! Requests on one connection are handled in order; early bytes of the next one stay
+//! buffered.
+mod forward;
+mod io;
+mod prepare;
+mod response;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::compiled::{Hcm, ListenerHandle, ListenerView};
+use crate::error::ErrorKind;
+use crate::http1::{ChunkedDecoder, Framing, HeadError};
+use crate::local_reply::{self, ReplyHead};
+use crate::router::{HeaderList, Selection};
+use crate::stats::sets::{http, listener};
+use crate::stats::{HttpStats, ListenerStats};
+use crate::worker::{ConnGuard, Worker};
+
+use io::Down;
+use prepare::{Prepared, ReqInfo};
+
+/// What happens to the connection after a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Close,
+}
+
+/// Connection-level stats, settled when the connection ends (whatever ends it).
+struct CxStats {
+    w: usize,
+    listener: ListenerStats,
+    http: HttpStats,
+    start: Instant,
+    remote: Cell<bool>,
+}
+
+impl Drop for CxStats {
+    fn drop(&mut self) {
+        let (w, l, h) = (self.w, &self.listener, &self.http);
+        let ms = self.start.elapsed().as_micros() as u64;
+        l.gauge_dec(w, listener::Gauge::DownstreamCxActive);
+        l.inc(w, listener::Counter::DownstreamCxDestroy);
+        l.record_us(w, listener::Histogram::DownstreamCxLengthMs, ms);
+        h.gauge_dec(w, http::Gauge::DownstreamCxActive);
+        h.gauge_dec(w, http::Gauge::DownstreamCxHttp1Active);
+        h.inc(w, http::Counter::DownstreamCxDestroy);
+        h.inc(
+            w,
+            if self.remote.get() {
+                http::Counter::DownstreamCxDestroyRemote
+            } else {
+                http::Counter::DownstreamCxDestroyLocal
+            },
+        );
+        h.record_us(w, http::Histogram::DownstreamCxLengthMs, ms);
+    }
+}
+
+/// `downstream_rq_active` for the lifetime of one request.
+struct RqActive<'a>(&'a HttpStats, usize);
+
+impl Drop for RqActive<'_> {
+    fn drop(&mut self) {
+        self.0.gauge_dec(self.1, http::Gauge::DownstreamRqActive);
+    }
+}
+
+struct Conn {
+    worker: Rc<Worker>,
+    handle: Arc<ListenerHandle>,
+    /// `Rc` around the `Arc` on purpose: per-request clones stay non-atomic (no cache-line
+    /// traffic between workers on the shared `Arc` count).
+    #[allow(clippy::redundant_allocation)]
+    view: Rc<Arc<ListenerView>>,
+    down: Down,
+    idle: Rc<Cell<bool>>,
+    cx: CxStats,
+}
+
+/// Serves one accepted connection until it closes.
+pub async fn serve(
+    worker: Rc<Worker>,
+    handle: Arc<ListenerHandle>,
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    idle: Rc<Cell<bool>>,
+    _guard: ConnGuard,
+) {
+    let w = worker.index;
+    let view = Rc::new(handle.view.load_full());
+    let (ls, hs) = (handle.stats.clone(), view.hcm.stats.clone());
+    ls.inc(w, listener::Counter::DownstreamCxTotal);
+    ls.gauge_inc(w, listener::Gauge::DownstreamCxActive);
+    hs.inc(w, http::Counter::DownstreamCxTotal);
+    hs.inc(w, http::Counter::DownstreamCxHttp1Total);
+    hs.gauge_inc(w, http::Gauge::DownstreamCxActive);
+    hs.gauge_inc(w, http::Gauge::DownstreamCxHttp1Active);
+    let mut conn = Conn {
+        cx: CxStats {
+            w,
+            listener: ls,
+            http: hs,
+            start: Instant::now(),
+            remote: Cell::new(false),
+        },
+        worker,
+        handle,
+        view,
+        down: Down::new(stream, peer),
+        idle,
+    };
+    while conn.one_request().await == Flow::Continue {}
+    conn.down.release(&conn.worker.buffers);
+}
+
+/// True once `buf` holds a blank line ending a head (`\n\r\n` or `\n\n`); scanning restarts
+/// near `from`, so a head trickling in byte by byte is scanned once, not re-parsed per byte.
+fn head_complete(buf: &[u8], from: usize) -> bool {
+    let from = from.saturating_sub(2);
+    memchr::memchr_iter(b'\n', &buf[from..]).any(|i| {
+        let p = from + i;
+        match buf.get(p + 1) {
+            Some(b'\n') => true,
+            Some(b'\r') => buf.get(p + 2) == Some(&b'\n'),
+            _ => false,
+        }
+    })
+}
+
+impl Conn {
+    /// The listener's current view (one `ArcSwap` load; the `Rc` is replaced only when an
+    /// apply changed it).
+    #[allow(clippy::redundant_allocation)]
+    fn view(&mut self) -> Rc<Arc<ListenerView>> {
+        let cur = self.handle.view.load();
+        if !Arc::ptr_eq(&cur, &self.view) {
+            self.view = Rc::new(arc_swap::Guard::into_inner(cur));
+        }
+        self.view.clone()
+    }
+
+    fn closing(&self) -> bool {
+        self.worker.draining.get() || self.handle.closing.load(Ordering::Relaxed)
+    }
+
+    async fn one_request(&mut self) -> Flow {
+        let view = self.view();
+        let hcm = &view.hcm;
+        let w = self.worker.index;
+        if self.down.is_empty() {
+            // Idle: hold no buffer while waiting for the next request.
+            self.down.release(&self.worker.buffers);
+            if self.closing() {
+                return Flow::Close;
+            }
+            self.idle.set(true);
+            let ready = match hcm.idle_timeout {
+                Some(t) => match tokio::time::timeout(t, self.down.stream.readable()).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        hcm.stats.inc(w, http::Counter::DownstreamCxIdleTimeout);
+                        self.idle.set(false);
+                        return Flow::Close;
+                    }
+                },
+                None => self.down.stream.readable().await,
+            };
+            self.idle.set(false);
+            if ready.is_err() {
+                self.cx.remote.set(true);
+                return Flow::Close;
+            }
+        }
+        let limit = hcm.max_head + 1;
+        let mut scanned = 0;
+        loop {
+            let b = self.down.buffered();
+            if head_complete(b, scanned) {
+                break;
+            }
+            scanned = b.len();
+            if b.len() > hcm.max_head {
+                return self.reject(hcm, HeadError::TooLarge).await;
+            }
+            let read = self.down.read_more(&self.worker.buffers, limit);
+            let r = match hcm.idle_timeout {
+                Some(t) => match tokio::time::timeout(t, read).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        hcm.stats.inc(w, http::Counter::DownstreamCxIdleTimeout);
+                        return Flow::Close;
+                    }
+                },
+                None => read.await,
+            };
+            match r {
+                Ok(0) => {
+                    self.cx.remote.set(true);
+                    return Flow::Close;
+                }
+                Ok(n) => hcm
+                    .stats
+                    .add(w, http::Counter::DownstreamCxRxBytesTotal, n as u64),
+                Err(e) if e.kind() == std::io::ErrorKind::OutOfMemory => {
+                    return self.reject(hcm, HeadError::TooLarge).await;
+                }
+                Err(_) => {
+                    self.cx.remote.set(true);
+                    return Flow::Close;
+                }
+            }
+        }
+
+        // A snapshot applied while this connection waited applies to this request.
+        let view = self.view();
+        let hcm = &view.hcm;
+        let started = Instant::now();
+        let mut req_out = self.worker.buffers.get();
+        let prepared = prepare::prepare(self.down.buffered(), hcm, self.down.peer, &mut req_out);
+        let info = match &prepared {
+            Prepared::Reject(e) => {
+                let e = *e;
+                self.worker.buffers.put(req_out);
+                return self.reject(hcm, e).await;
+            }
+            Prepared::NoRoute(i) | Prepared::Local(_, i) | Prepared::Forward(_, i) => *i,
+        };
+        self.down.consume(info.head_len);
+        hcm.stats.inc(w, http::Counter::DownstreamRqTotal);
+        hcm.stats.inc(w, http::Counter::DownstreamRqHttp1Total);
+        hcm.stats.gauge_inc(w, http::Gauge::DownstreamRqActive);
+        let _active = RqActive(&hcm.stats, w);
+        let flow = match prepared {
+            Prepared::Reject(_) => Flow::Close,
+            Prepared::NoRoute(info) => {
+                hcm.stats.inc(w, http::Counter::NoRoute);
+                self.error_reply(hcm, &info, ErrorKind::NoRoute, started)
+                    .await
+            }
+            Prepared::Local(spec, info) => {
+                if spec.non_relative {
+                    hcm.stats.inc(w, http::Counter::DownstreamRqNonRelativePath);
+                } else if spec.location.is_some() {
+                    hcm.stats.inc(w, http::Counter::RqRedirect);
+                } else if spec.mutations.is_some() {
+                    hcm.stats.inc(w, http::Counter::RqDirectResponse);
+                }
+                self.local_reply(
+                    hcm,
+                    &info,
+                    spec.status,
+                    &spec.body,
+                    spec.location.as_deref(),
+                    spec.mutations,
+                    started,
+                )
+                .await
+            }
+            Prepared::Forward(plan, info) => {
+                hcm.stats.inc(w, http::Counter::RqTotal);
+                self.forward(&view, &plan, &info, &req_out, started).await
+            }
+        };
+        self.worker.buffers.put(req_out);
+        flow
+    }
+
+    /// 400/431 for a malformed head, then close.
+    async fn reject(&mut self, hcm: &Hcm, e: HeadError) -> Flow {
+        let w = self.worker.index;
+        hcm.stats.inc(w, http::Counter::DownstreamCxProtocolError);
+        if e == HeadError::TooLarge {
+            hcm.stats.inc(w, http::Counter::DownstreamRqTooLarge);
+        }
+        if let Some((status, body, _flag)) =
+            local_reply::for_error(ErrorKind::DownstreamProtocol(e))
+        {
+            hcm.stats.inc(w, crate::stats::sets::http_class(status));
+            let mut head = Vec::with_capacity(256);
+            local_reply::push_head(
+                &mut head,
+                &ReplyHead {
+                    status,
+                    body_len: body.len(),
+                    location: None,
+                    server: &hcm.server_name,
+                    close: true,
+                    keep_alive_10: false,
+                    extra: b"",
+                },
+            );
+            io::write_reply(&mut self.down.stream, &head, body.as_bytes()).await;
+        }
+        Flow::Close
+    }
+
+    /// The local reply for a data path error (NR, UH, UF, UT, UC, UPE).
+    async fn error_reply(
+        &mut self,
+        hcm: &Hcm,
+        info: &ReqInfo,
+        kind: ErrorKind,
+        started: Instant,
+    ) -> Flow {
+        match local_reply::for_error(kind) {
+            Some((status, body, _flag)) => {
+                self.local_reply(hcm, info, status, body.as_bytes(), None, None, started)
+                    .await
+            }
+            None => Flow::Close,
+        }
+    }
+
+    /// Writes a local reply; keeps the connection only if the request body is fully buffered
+    /// (it is skipped) and the client and drain state allow it.
+    #[allow(clippy::too_many_arguments)]
+    async fn local_reply(
+        &mut self,
+        hcm: &Hcm,
+        info: &ReqInfo,
+        status: u16,
+        body: &[u8],
+        location: Option<&str>,
+        mutations: Option<(Selection<'_>, usize)>,
+        started: Instant,
+    ) -> Flow {
+        let w = self.worker.index;
+        let body_pending = !self.skip_buffered_body(info.framing);
+        let close = body_pending || !info.keep_alive || self.closing();
+        if close && self.closing() {
+            hcm.stats.inc(w, http::Counter::DownstreamCxDrainClose);
+        }
+        let mut extra = Vec::new();
+        if let Some((sel, choice)) = mutations
+            && sel.has_response_mutations(choice)
+        {
+            let mut list: HeaderList<'_> = Vec::new();
+            sel.mutate_response_headers(choice, &mut list);
+            for (k, v) in &list {
+                crate::http1::write::push_header(&mut extra, k.as_bytes(), v);
+            }
+        }
+        let mut head = self.worker.buffers.get();
+        local_reply::push_head(
+            &mut head,
+            &ReplyHead {
+                status,
+                body_len: body.len(),
+                location,
+                server: &hcm.server_name,
+                close,
+                keep_alive_10: info.minor == 0 && !close,
+                extra: &extra,
+            },
+        );
+        let body = if info.is_head { &b""[..] } else { body };
+        let ok = io::write_reply(&mut self.down.stream, &head, body).await;
+        self.worker.buffers.put(head);
+        hcm.stats.inc(w, crate::stats::sets::http_class(status));
+        hcm.stats.inc(w, http::Counter::DownstreamRqCompleted);
+        hcm.stats.record_us(
+            w,
+            http::Histogram::DownstreamRqTime,
+            started.elapsed().as_micros() as u64,
+        );
+        if ok && !close {
+            Flow::Continue
+        } else {
+            Flow::Close
+        }
+    }
+
+    /// Drops a request body that is already fully buffered; false if it is not.
+    fn skip_buffered_body(&mut self, framing: Framing) -> bool {
+        match framing {
+            Framing::None | Framing::UntilClose => true,
+            Framing::Length(n) => {
+                let avail = self.down.buffered().len() as u64;
+                if avail >= n {
+                    self.down.consume(n as usize);
+                    true
+                } else {
+                    false
+                }
+            }
+            Framing::Chunked => {
+                let mut d = ChunkedDecoder::new();
+                match d.validate(self.down.buffered()) {
+                    Ok((n, true)) => {
+                        self.down.consume(n);
+                        true
+                    }
+                    _ => false,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::head_complete;
+
+    #[test]
+    fn head_end_detection() {
+        assert!(head_complete(b"GET / HTTP/1.1\r\n\r\n", 0));
+        assert!(head_complete(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nrest", 0));
+        assert!(head_complete(b"GET / HTTP/1.1\n\n", 0));
+        assert!(!head_complete(b"GET / HTTP/1.1\r\nHost: a\r\n", 0));
+        assert!(!head_complete(b"GET / HTTP/1.1\r\nHost: a\r\n\r", 0));
+        let full = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        let mut seen = 0;
+        for i in 1..full.len() {
+            assert!(!head_complete(&full[..i], seen), "prefix {i}");
+            seen = i;
+        }
+        assert!(head_complete(full, seen));
+    }
+}

@@ -1,0 +1,82 @@
+//! pyo3 bindings (feature `python`): the `Engine` class of module `meshcore._fastpath`.
+use pyo3::exceptions::{PyKeyError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use crate::engine::{self, EngineError};
+
+fn to_py(e: EngineError) -> PyErr {
+    match e {
+        EngineError::Value(m) => PyValueError::new_err(m),
+        EngineError::Key(m) => PyKeyError::new_err(m),
+        EngineError::Os(Some(errno), m) => PyOSError::new_err((errno, m)),
+        EngineError::Os(None, m) => PyOSError::new_err(m),
+        EngineError::Stopped => PyRuntimeError::new_err("engine is stopped"),
+    }
+}
+
+/// The Rust data path: worker threads with their own runtimes, sockets, pools and stats.
+#[pyclass(frozen, name = "Engine", module = "meshcore._fastpath")]
+pub struct Engine {
+    inner: engine::Engine,
+}
+
+#[pymethods]
+impl Engine {
+    #[new]
+    fn new(py: Python<'_>, concurrency: usize) -> PyResult<Engine> {
+        let inner = py
+            .detach(|| engine::Engine::new(concurrency))
+            .map_err(to_py)?;
+        Ok(Engine { inner })
+    }
+
+    fn apply(&self, py: Python<'_>, snapshot: &[u8]) -> PyResult<u64> {
+        let bytes = snapshot.to_vec();
+        py.detach(|| self.inner.apply(&bytes)).map_err(to_py)
+    }
+
+    fn update_endpoints(&self, py: Python<'_>, cluster: &str, endpoints: &[u8]) -> PyResult<()> {
+        let (c, e) = (cluster.to_string(), endpoints.to_vec());
+        py.detach(|| self.inner.update_endpoints(&c, &e))
+            .map_err(to_py)
+    }
+
+    fn listener_ports<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (name, port) in py.detach(|| self.inner.listener_ports()) {
+            d.set_item(name, port)?;
+        }
+        Ok(d)
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let v = py.detach(|| self.inner.stats());
+        PyBytes::new(py, &v)
+    }
+
+    fn clusters<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let v = py.detach(|| self.inner.clusters());
+        PyBytes::new(py, &v)
+    }
+
+    fn drain(&self, py: Python<'_>) {
+        py.detach(|| self.inner.drain());
+    }
+
+    fn active_connections(&self, py: Python<'_>) -> i64 {
+        py.detach(|| self.inner.active_connections())
+    }
+
+    fn stop(&self, py: Python<'_>) {
+        py.detach(|| self.inner.stop());
+    }
+}
+
+#[pymodule]
+#[pyo3(name = "_fastpath")]
+fn fastpath_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<Engine>()?;
+    Ok(())
+}

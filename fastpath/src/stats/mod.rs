@@ -1,0 +1,175 @@
+//! Stats: per-worker shards of plain counters, a registry of scopes by name, JSON export.
+//!
+//! Each scope (`listener.<addr>_<port>`, `http.<stat_prefix>`, `cluster.<name>`) owns one
+//! shard per worker. A shard is written only by its worker (load + store, no lock, no
+//! read-modify-write instruction) and read by `stats()` from any thread; shards are separate
+//! cache-line aligned allocations so workers never share a line.
+mod histogram;
+mod scope;
+pub mod sets;
+
+pub use histogram::{BUCKET_BOUNDS_MS, HISTOGRAM_SLOTS};
+pub use scope::{Layout, Scope};
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Map, Value, json};
+
+/// All scopes ever created, by prefix; a re-applied config finds its old counters here.
+pub struct Registry {
+    workers: usize,
+    scopes: Mutex<BTreeMap<String, Arc<Scope>>>,
+}
+
+impl Registry {
+    pub fn new(workers: usize) -> Registry {
+        Registry {
+            workers,
+            scopes: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The scope named `prefix` (created on first use). Control path only.
+    pub fn scope(&self, prefix: &str, layout: &'static Layout) -> Arc<Scope> {
+        let mut scopes = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = scopes.get(prefix)
+            && std::ptr::eq(s.layout(), layout)
+        {
+            return s.clone();
+        }
+        let s = Arc::new(Scope::new(prefix.to_string(), layout, self.workers));
+        scopes.insert(prefix.to_string(), s.clone());
+        s
+    }
+
+    /// `{"counters": {..}, "gauges": {..}, "histograms": {..}}` merged over the shards.
+    pub fn export(&self) -> Vec<u8> {
+        let scopes: Vec<Arc<Scope>> = {
+            let g = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
+            g.values().cloned().collect()
+        };
+        let mut counters = Map::new();
+        let mut gauges = Map::new();
+        let mut histograms = Map::new();
+        for s in &scopes {
+            s.export(&mut |kind, name, value| {
+                let dst = match kind {
+                    scope::Kind::Counter => &mut counters,
+                    scope::Kind::Gauge => &mut gauges,
+                    scope::Kind::Histogram => &mut histograms,
+                };
+                dst.insert(name, value);
+            });
+        }
+        let v: Value = json!({"counters": counters, "gauges": gauges, "histograms": histograms});
+        serde_json::to_vec(&v).unwrap_or_default()
+    }
+}
+
+/// Defines a stat set: enums naming the counters, gauges, histograms and global gauges
+/// (not sharded: set from the control path) and the `Layout` carrying their Envoy names.
+macro_rules! stat_set {
+    ($modname:ident, prefix_codes: $codes:expr,
+        counters { $($c:ident => $cn:literal,)* }
+        gauges { $($g:ident => $gn:literal,)* }
+        histograms { $($h:ident => $hn:literal,)* }
+        globals { $($gl:ident => $gln:literal,)* }
+    ) => {
+        pub mod $modname {
+            #[derive(Clone, Copy, Debug)]
+            pub enum Counter { $($c,)* }
+            #[derive(Clone, Copy, Debug)]
+            pub enum Gauge { $($g,)* }
+            #[derive(Clone, Copy, Debug)]
+            pub enum Histogram { $($h,)* }
+            #[derive(Clone, Copy, Debug)]
+            pub enum Global { $($gl,)* }
+            pub static LAYOUT: $crate::stats::Layout = $crate::stats::Layout {
+                counters: &[$($cn,)*],
+                gauges: &[$($gn,)*],
+                histograms: &[$($hn,)*],
+                globals: &[$($gln,)*],
+                status_codes: $codes,
+            };
+        }
+    };
+}
+pub(crate) use stat_set;
+
+/// Typed access to a scope of one stat set (`sets::listener`, `sets::http`, `sets::cluster`).
+macro_rules! typed_scope {
+    ($name:ident, $set:path) => {
+        #[derive(Clone)]
+        pub struct $name(pub std::sync::Arc<$crate::stats::Scope>);
+        impl $name {
+            pub fn new(reg: &$crate::stats::Registry, prefix: &str) -> $name {
+                use $set as set;
+                $name(reg.scope(prefix, &set::LAYOUT))
+            }
+            #[inline]
+            pub fn inc(&self, w: usize, c: <$name as $crate::stats::TypedScope>::C) {
+                self.0.add(w, c as usize, 1)
+            }
+            #[inline]
+            pub fn add(&self, w: usize, c: <$name as $crate::stats::TypedScope>::C, n: u64) {
+                self.0.add(w, c as usize, n)
+            }
+            #[inline]
+            pub fn gauge_inc(&self, w: usize, g: <$name as $crate::stats::TypedScope>::G) {
+                self.0.gauge_add(w, g as usize, 1)
+            }
+            #[inline]
+            pub fn gauge_dec(&self, w: usize, g: <$name as $crate::stats::TypedScope>::G) {
+                self.0.gauge_add(w, g as usize, -1)
+            }
+            #[inline]
+            pub fn record_us(&self, w: usize, h: <$name as $crate::stats::TypedScope>::H, us: u64) {
+                self.0.record_us(w, h as usize, us)
+            }
+            pub fn set_global(&self, g: <$name as $crate::stats::TypedScope>::GL, v: u64) {
+                self.0.set_global(g as usize, v)
+            }
+        }
+    };
+}
+
+/// Associates a typed scope with its stat enums.
+pub trait TypedScope {
+    type C;
+    type G;
+    type H;
+    type GL;
+}
+
+typed_scope!(ListenerStats, crate::stats::sets::listener);
+impl TypedScope for ListenerStats {
+    type C = sets::listener::Counter;
+    type G = sets::listener::Gauge;
+    type H = sets::listener::Histogram;
+    type GL = sets::listener::Global;
+}
+typed_scope!(HttpStats, crate::stats::sets::http);
+impl TypedScope for HttpStats {
+    type C = sets::http::Counter;
+    type G = sets::http::Gauge;
+    type H = sets::http::Histogram;
+    type GL = sets::http::Global;
+}
+typed_scope!(ClusterStats, crate::stats::sets::cluster);
+impl TypedScope for ClusterStats {
+    type C = sets::cluster::Counter;
+    type G = sets::cluster::Gauge;
+    type H = sets::cluster::Histogram;
+    type GL = sets::cluster::Global;
+}
+impl ClusterStats {
+    /// `upstream_rq_<code>`.
+    #[inline]
+    pub fn status_code(&self, w: usize, code: u16) {
+        self.0.status_code(w, code)
+    }
+}
+
+#[cfg(test)]
+mod tests;

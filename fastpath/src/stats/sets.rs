@@ -1,0 +1,129 @@
+//! The stat sets and their Envoy names (listener, HTTP connection manager, cluster).
+use super::stat_set;
+
+// `listener.<address>_<port>.*`
+stat_set! { listener, prefix_codes: None,
+    counters {
+        DownstreamCxTotal => "downstream_cx_total",
+        DownstreamCxDestroy => "downstream_cx_destroy",
+    }
+    gauges {
+        DownstreamCxActive => "downstream_cx_active",
+    }
+    histograms {
+        DownstreamCxLengthMs => "downstream_cx_length_ms",
+    }
+    globals {}
+}
+
+// `http.<stat_prefix>.*` (connection manager and router filter stats).
+stat_set! { http, prefix_codes: None,
+    counters {
+        DownstreamCxTotal => "downstream_cx_total",
+        DownstreamCxHttp1Total => "downstream_cx_http1_total",
+        DownstreamCxDestroy => "downstream_cx_destroy",
+        DownstreamCxDestroyRemote => "downstream_cx_destroy_remote",
+        DownstreamCxDestroyLocal => "downstream_cx_destroy_local",
+        DownstreamCxDestroyRemoteActiveRq => "downstream_cx_destroy_remote_active_rq",
+        DownstreamCxDestroyLocalActiveRq => "downstream_cx_destroy_local_active_rq",
+        DownstreamCxProtocolError => "downstream_cx_protocol_error",
+        DownstreamCxIdleTimeout => "downstream_cx_idle_timeout",
+        DownstreamCxDrainClose => "downstream_cx_drain_close",
+        DownstreamCxRxBytesTotal => "downstream_cx_rx_bytes_total",
+        DownstreamCxTxBytesTotal => "downstream_cx_tx_bytes_total",
+        DownstreamRqTotal => "downstream_rq_total",
+        DownstreamRqHttp1Total => "downstream_rq_http1_total",
+        DownstreamRqCompleted => "downstream_rq_completed",
+        DownstreamRq1xx => "downstream_rq_1xx",
+        DownstreamRq2xx => "downstream_rq_2xx",
+        DownstreamRq3xx => "downstream_rq_3xx",
+        DownstreamRq4xx => "downstream_rq_4xx",
+        DownstreamRq5xx => "downstream_rq_5xx",
+        DownstreamRqRxReset => "downstream_rq_rx_reset",
+        DownstreamRqTxReset => "downstream_rq_tx_reset",
+        DownstreamRqTooLarge => "downstream_rq_too_large",
+        DownstreamRqNonRelativePath => "downstream_rq_non_relative_path",
+        NoRoute => "no_route",
+        NoCluster => "no_cluster",
+        RqDirectResponse => "rq_direct_response",
+        RqRedirect => "rq_redirect",
+        RqTotal => "rq_total",
+    }
+    gauges {
+        DownstreamCxActive => "downstream_cx_active",
+        DownstreamCxHttp1Active => "downstream_cx_http1_active",
+        DownstreamRqActive => "downstream_rq_active",
+    }
+    histograms {
+        DownstreamRqTime => "downstream_rq_time",
+        DownstreamCxLengthMs => "downstream_cx_length_ms",
+    }
+    globals {}
+}
+
+// `cluster.<name>.*`
+stat_set! { cluster, prefix_codes: Some("upstream_rq_"),
+    counters {
+        UpstreamCxTotal => "upstream_cx_total",
+        UpstreamCxHttp1Total => "upstream_cx_http1_total",
+        UpstreamCxConnectFail => "upstream_cx_connect_fail",
+        UpstreamCxConnectTimeout => "upstream_cx_connect_timeout",
+        UpstreamCxDestroy => "upstream_cx_destroy",
+        UpstreamCxDestroyLocal => "upstream_cx_destroy_local",
+        UpstreamCxDestroyRemote => "upstream_cx_destroy_remote",
+        UpstreamCxDestroyWithActiveRq => "upstream_cx_destroy_with_active_rq",
+        UpstreamCxIdleTimeout => "upstream_cx_idle_timeout",
+        UpstreamCxNoneHealthy => "upstream_cx_none_healthy",
+        UpstreamCxProtocolError => "upstream_cx_protocol_error",
+        UpstreamCxRxBytesTotal => "upstream_cx_rx_bytes_total",
+        UpstreamCxTxBytesTotal => "upstream_cx_tx_bytes_total",
+        UpstreamRqTotal => "upstream_rq_total",
+        UpstreamRqCompleted => "upstream_rq_completed",
+        UpstreamRqPendingTotal => "upstream_rq_pending_total",
+        UpstreamRqTimeout => "upstream_rq_timeout",
+        UpstreamRqRxReset => "upstream_rq_rx_reset",
+        UpstreamRqTxReset => "upstream_rq_tx_reset",
+        UpstreamRq1xx => "upstream_rq_1xx",
+        UpstreamRq2xx => "upstream_rq_2xx",
+        UpstreamRq3xx => "upstream_rq_3xx",
+        UpstreamRq4xx => "upstream_rq_4xx",
+        UpstreamRq5xx => "upstream_rq_5xx",
+        MembershipChange => "membership_change",
+        LbHealthyPanic => "lb_healthy_panic",
+    }
+    gauges {
+        UpstreamCxActive => "upstream_cx_active",
+        UpstreamRqActive => "upstream_rq_active",
+    }
+    histograms {
+        UpstreamRqTime => "upstream_rq_time",
+        UpstreamCxConnectMs => "upstream_cx_connect_ms",
+    }
+    globals {
+        MembershipTotal => "membership_total",
+        MembershipHealthy => "membership_healthy",
+    }
+}
+
+/// The `<class>xx` counter for a status code (1xx..5xx; others count as 5xx).
+pub fn http_class(code: u16) -> http::Counter {
+    use http::Counter::*;
+    match code / 100 {
+        1 => DownstreamRq1xx,
+        2 => DownstreamRq2xx,
+        3 => DownstreamRq3xx,
+        4 => DownstreamRq4xx,
+        _ => DownstreamRq5xx,
+    }
+}
+
+pub fn cluster_class(code: u16) -> cluster::Counter {
+    use cluster::Counter::*;
+    match code / 100 {
+        1 => UpstreamRq1xx,
+        2 => UpstreamRq2xx,
+        3 => UpstreamRq3xx,
+        4 => UpstreamRq4xx,
+        _ => UpstreamRq5xx,
+    }
+}

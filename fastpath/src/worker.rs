@@ -1,0 +1,192 @@
+//! One worker thread: a current-thread tokio runtime with a LocalSet, fed by a command channel.
+//! It owns its listening sockets, upstream pool, buffers and stats shard index.
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use tokio::net::TcpStream;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::{AbortHandle, LocalSet};
+
+use crate::compiled::ListenerHandle;
+use crate::pool::{BufferPool, UpstreamPool};
+
+/// What the engine tells a worker.
+pub enum Command {
+    /// Start accepting on `socket` (this worker's SO_REUSEPORT socket of the listener).
+    StartListener {
+        handle: Arc<ListenerHandle>,
+        socket: std::net::TcpListener,
+    },
+    /// Close the listener's socket; its idle connections close now, busy ones after their
+    /// current request.
+    StopListener { id: u64 },
+    /// Stop accepting everywhere, close idle connections, finish the rest with
+    /// `connection: close`.
+    Drain,
+    /// Close everything and end the thread.
+    Stop,
+}
+
+struct ConnEntry {
+    listener: u64,
+    idle: Rc<Cell<bool>>,
+    abort: AbortHandle,
+}
+
+pub struct Worker {
+    pub index: usize,
+    pub buffers: BufferPool,
+    pub pool: Rc<UpstreamPool>,
+    pub draining: Cell<bool>,
+    /// Open downstream connections (read by `Engine.active_connections`).
+    active: Arc<AtomicI64>,
+    accepting: RefCell<HashMap<u64, AbortHandle>>,
+    conns: RefCell<HashMap<u64, ConnEntry>>,
+    next_conn: Cell<u64>,
+}
+
+/// Removes a connection from its worker's table when its task ends (normally, by abort or by
+/// panic).
+pub struct ConnGuard {
+    worker: Rc<Worker>,
+    id: u64,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.worker.conns.borrow_mut().remove(&self.id);
+        self.worker.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Worker {
+    fn new(index: usize, active: Arc<AtomicI64>) -> Worker {
+        Worker {
+            index,
+            buffers: BufferPool::default(),
+            pool: Rc::new(UpstreamPool::default()),
+            draining: Cell::new(false),
+            active,
+            accepting: RefCell::new(HashMap::new()),
+            conns: RefCell::new(HashMap::new()),
+            next_conn: Cell::new(0),
+        }
+    }
+
+    /// Runs a downstream connection as a local task, registered so that drain and listener
+    /// removal can close it while it is idle.
+    pub fn spawn_connection(
+        self: &Rc<Self>,
+        handle: Arc<ListenerHandle>,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) {
+        let id = self.next_conn.get();
+        self.next_conn.set(id + 1);
+        self.active.fetch_add(1, Ordering::Relaxed);
+        let idle = Rc::new(Cell::new(false));
+        let guard = ConnGuard {
+            worker: self.clone(),
+            id,
+        };
+        let listener = handle.id;
+        let task = tokio::task::spawn_local(crate::proxy::serve(
+            self.clone(),
+            handle,
+            stream,
+            peer,
+            idle.clone(),
+            guard,
+        ));
+        self.conns.borrow_mut().insert(
+            id,
+            ConnEntry {
+                listener,
+                idle,
+                abort: task.abort_handle(),
+            },
+        );
+    }
+
+    fn close_idle(&self, listener: Option<u64>) {
+        let victims: Vec<AbortHandle> = self
+            .conns
+            .borrow()
+            .values()
+            .filter(|c| c.idle.get() && listener.is_none_or(|l| l == c.listener))
+            .map(|c| c.abort.clone())
+            .collect();
+        for a in victims {
+            a.abort();
+        }
+    }
+
+    fn handle(self: &Rc<Self>, cmd: Command) -> bool {
+        match cmd {
+            Command::StartListener { handle, socket } => {
+                let id = handle.id;
+                let task = tokio::task::spawn_local(crate::listener::accept_loop(
+                    self.clone(),
+                    handle,
+                    socket,
+                ));
+                if let Some(old) = self.accepting.borrow_mut().insert(id, task.abort_handle()) {
+                    old.abort();
+                }
+            }
+            Command::StopListener { id } => {
+                if let Some(a) = self.accepting.borrow_mut().remove(&id) {
+                    a.abort();
+                }
+                self.close_idle(Some(id));
+            }
+            Command::Drain => {
+                self.draining.set(true);
+                for (_, a) in self.accepting.borrow_mut().drain() {
+                    a.abort();
+                }
+                self.pool.clear(true);
+                self.close_idle(None);
+            }
+            Command::Stop => return false,
+        }
+        true
+    }
+}
+
+/// The worker thread's body: runs until `Stop` (or the engine is dropped), then drops every
+/// task, which closes every socket.
+pub fn run(
+    index: usize,
+    active: Arc<AtomicI64>,
+    mut rx: UnboundedReceiver<Command>,
+    ready: std::sync::mpsc::Sender<std::io::Result<()>>,
+) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    let local = LocalSet::new();
+    let worker = Rc::new(Worker::new(index, active));
+    local.block_on(&rt, async {
+        tokio::task::spawn_local(worker.pool.clone().run_sweeper());
+        while let Some(cmd) = rx.recv().await {
+            if !worker.handle(cmd) {
+                break;
+            }
+        }
+    });
+    drop(local);
+    worker.pool.clear(true);
+}
