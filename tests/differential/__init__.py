@@ -1,0 +1,1 @@
+"""Differential tests: the same bootstrap and requests against real Envoy and meshcore."""

@@ -1,0 +1,1 @@
+"""Integration tests: real sockets, a real proxy process, trio upstreams."""

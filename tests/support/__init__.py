@@ -1,0 +1,1 @@
+"""Small builders for integration tests: upstreams, proxies (meshcore and Envoy), clients."""
