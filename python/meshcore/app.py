@@ -20,7 +20,8 @@ from meshcore.admin.server import bound_address, listen, serve_http
 from meshcore.admin.stats_model import StatsCollector
 from meshcore.discovery.strict_dns import Endpoint, Resolver, StrictDns, system_resolver
 from meshcore.lifecycle.control_stats import ControlStats
-from meshcore.lifecycle.drain import drain_connections, drain_time_s
+from meshcore.lifecycle.drain import drain_connections
+from meshcore.lifecycle.drain_time import drain_time_s
 from meshcore.lifecycle.interfaces import EngineApi, MeshConfigLike
 from meshcore.lifecycle.signals import watch_signals
 from meshcore.lifecycle.state import Phase, ServerOptions, ServerState
@@ -145,7 +146,7 @@ class Server:
 
             await self.state.shutdown_requested.wait()
             self.state.phase = Phase.DRAINING
-            limit = drain_time_s(config_snapshot(self.state), self.state.options.drain_time_s)
+            limit = drain_time_s(self.state.options.drain_time_s)
             await drain_connections(self.engine, limit, self._stop_now)
             nursery.cancel_scope.cancel()
         return 0
@@ -234,10 +235,6 @@ class Server:
 
 def _admin_address(config: MeshConfigLike) -> tuple[str, int] | None:
     return (config.admin.address, config.admin.port) if config.admin else None
-
-
-def config_snapshot(state: ServerState) -> Mapping[str, Any]:
-    return state.config.snapshot if state.config is not None else {}
 
 
 async def run(

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from meshcore import __version__
 from meshcore.lifecycle import log_setup
+from meshcore.lifecycle.drain_time import DEFAULT_DRAIN_TIME_S
 from meshcore.lifecycle.interfaces import EngineApi
 
 
@@ -58,9 +59,10 @@ def _add_serving_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--drain-time-s",
         type=_non_negative_float,
-        default=None,
-        help="how long a drain waits for open connections (default: the largest HCM "
-        "drain_timeout of the config, else 5 s)",
+        default=DEFAULT_DRAIN_TIME_S,
+        help="how long a drain (SIGTERM) waits for open connections (default: "
+        f"{DEFAULT_DRAIN_TIME_S:g} s, to fit a sidecar's shutdown into Kubernetes' 30 s grace "
+        "period; Envoy's is 600 s)",
     )
 
 

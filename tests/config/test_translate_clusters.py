@@ -234,13 +234,27 @@ def test_unsupported_upstream_protocol_option() -> None:
     cluster(b)["typed_extension_protocol_options"] = _options(
         {
             "common_http_protocol_options": {"max_requests_per_connection": 10},
-            "explicit_http_config": {"http_protocol_options": {"accept_http_10": True}},
+            "explicit_http_config": {"http_protocol_options": {"enable_trailers": True}},
         }
     )
     options = f"{CLUSTER}.typed_extension_protocol_options[{UPSTREAM_OPTIONS}]"
     assert problems(b) == [
         f"{options}.common_http_protocol_options.max_requests_per_connection: "
         "max_requests_per_connection is not supported",
-        f"{options}.explicit_http_config.http_protocol_options.accept_http_10: "
-        "accept_http_10 is not supported",
+        f"{options}.explicit_http_config.http_protocol_options.enable_trailers: "
+        "enable_trailers is not supported",
     ]
+
+
+def test_http_10_options_are_accepted_upstream_without_effect() -> None:
+    # Envoy reads them only for downstream requests (its HTTP/1 server codec), so in a
+    # cluster's options they change nothing there either.
+    b = base()
+    http1 = {"accept_http_10": True, "default_host_for_http_10": "a.example.com"}
+    cluster(b)["typed_extension_protocol_options"] = _options(
+        {"explicit_http_config": {"http_protocol_options": http1}}
+    )
+    before = load(base()).snapshot
+    after = load(b).snapshot
+    assert after["clusters"] == before["clusters"]
+    assert after["listeners"] == before["listeners"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 from .builders import (
     HCM,
     LISTENER,
@@ -27,6 +29,7 @@ def test_listener_with_envoy_defaults() -> None:
         "name": "ingress",
         "address": "0.0.0.0",
         "port": 10000,
+        "stat_prefix": None,
         "per_connection_buffer_limit_bytes": 1048576,
         "filter": {
             "http_connection_manager": {
@@ -68,6 +71,9 @@ def test_listener_with_envoy_defaults() -> None:
                 "server_name": "envoy",
                 "server_header_transformation": "overwrite",
                 "max_request_headers_kb": 60,
+                "strip_port_mode": "none",
+                "accept_http_10": False,
+                "default_host_for_http_10": None,
                 "idle_timeout_ms": 3600000,
                 "drain_timeout_ms": 5000,
             }
@@ -88,6 +94,11 @@ def test_connection_manager_options() -> None:
             "server_name": "meshcore",
             "server_header_transformation": "PASS_THROUGH",
             "max_request_headers_kb": 96,
+            "strip_any_host_port": True,
+            "http_protocol_options": {
+                "accept_http_10": True,
+                "default_host_for_http_10": "legacy.example.com",
+            },
             "common_http_protocol_options": {"idle_timeout": "30s"},
             "drain_timeout": "2.5s",
         }
@@ -104,9 +115,76 @@ def test_connection_manager_options() -> None:
         "server_name": "meshcore",
         "server_header_transformation": "pass_through",
         "max_request_headers_kb": 96,
+        "strip_port_mode": "any",
+        "accept_http_10": True,
+        "default_host_for_http_10": "legacy.example.com",
         "idle_timeout_ms": 30000,
         "drain_timeout_ms": 2500,
     }
+
+
+@pytest.mark.parametrize(
+    ("options", "mode"),
+    [
+        ({}, "none"),
+        ({"strip_any_host_port": True}, "any"),
+        ({"strip_matching_host_port": True}, "matching"),
+        ({"strip_any_host_port": False, "strip_matching_host_port": True}, "matching"),
+        ({"strip_any_host_port": True, "strip_matching_host_port": False}, "any"),
+    ],
+)
+def test_strip_port_mode(options: dict, mode: str) -> None:
+    b = base()
+    hcm(b).update(options)
+    assert _hcm_snapshot(b)["strip_port_mode"] == mode
+
+
+def test_strip_any_and_matching_host_port_together_is_an_error() -> None:
+    # Envoy: "Only one of `strip_matching_host_port` or `strip_any_host_port` can be set."
+    b = base()
+    hcm(b).update({"strip_any_host_port": True, "strip_matching_host_port": True})
+    assert problems(b) == [
+        f"{HCM}.strip_matching_host_port: cannot be set together with strip_any_host_port"
+    ]
+
+
+def test_http_10_options() -> None:
+    b = base()
+    hcm(b)["http_protocol_options"] = {"accept_http_10": True}
+    snapshot = _hcm_snapshot(b)
+    assert (snapshot["accept_http_10"], snapshot["default_host_for_http_10"]) == (True, None)
+    # As in Envoy, the default host is kept even when HTTP/1.0 is refused (it is then unused).
+    hcm(b)["http_protocol_options"] = {"default_host_for_http_10": "a.example.com:8080"}
+    snapshot = _hcm_snapshot(b)
+    assert snapshot["accept_http_10"] is False
+    assert snapshot["default_host_for_http_10"] == "a.example.com:8080"
+
+
+@pytest.mark.parametrize("host", ["a.com\r\nx-injected: 1", "a\n", "a\0b"])
+def test_default_host_for_http_10_must_be_a_header_value(host: str) -> None:
+    b = base()
+    hcm(b)["http_protocol_options"] = {"accept_http_10": True, "default_host_for_http_10": host}
+    assert problems(b) == [
+        f"{HCM}.http_protocol_options.default_host_for_http_10: {host!r} is not a valid "
+        "Host header value (NUL, CR or LF)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("allow_absolute_url", False),
+        ("enable_trailers", True),
+        ("allow_chunked_length", True),
+        ("header_key_format", {"proper_case_words": {}}),
+        ("send_fully_qualified_url", True),
+        ("allow_custom_methods", True),
+    ],
+)
+def test_other_http1_protocol_options_are_not_supported(name: str, value: object) -> None:
+    b = base()
+    hcm(b)["http_protocol_options"] = {"accept_http_10": True, name: value}
+    assert problems(b) == [f"{HCM}.http_protocol_options.{name}: {name} is not supported"]
 
 
 def test_zero_idle_timeout_disables_it() -> None:
@@ -122,6 +200,17 @@ def test_listener_options() -> None:
     (snapshot_listener,) = load(b).snapshot["listeners"]
     assert (snapshot_listener["address"], snapshot_listener["port"]) == ("::1", 0)
     assert snapshot_listener["per_connection_buffer_limit_bytes"] == 32768
+
+
+def test_listener_stat_prefix() -> None:
+    b = base()
+    listener(b)["stat_prefix"] = "public_edge"
+    (snapshot_listener,) = load(b).snapshot["listeners"]
+    assert snapshot_listener["stat_prefix"] == "public_edge"
+    # HCM's own stat_prefix is separate and unchanged.
+    assert snapshot_listener["filter"]["http_connection_manager"]["stat_prefix"] == "ingress_http"
+    listener(b)["stat_prefix"] = ""
+    assert load(b).snapshot["listeners"][0]["stat_prefix"] is None
 
 
 def test_unnamed_listener_is_named_after_its_address() -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from meshcore.config.supported import HCM as HCM_TYPE_NAME
 from meshcore.config.supported import MESSAGES, markdown_table
 from meshcore.config.type_urls import descriptor_for
 
@@ -27,6 +29,7 @@ from .builders import (
     static_cluster,
 )
 
+README = Path(__file__).resolve().parents[2] / "README.md"
 CORS_TYPE = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"
 
 
@@ -314,3 +317,17 @@ def test_markdown_table_has_a_row_per_message() -> None:
     )
     assert "`lb_policy` (LEAST_REQUEST, RANDOM, ROUND_ROBIN)" in cluster_row
     assert "not yet: `circuit_breakers`" in cluster_row
+    hcm_row = next(line for line in lines if line.startswith("| `" + HCM_TYPE_NAME + "` "))
+    for name in ("strip_any_host_port", "strip_matching_host_port", "http_protocol_options"):
+        assert f"`{name}`" in hcm_row
+    http1_row = next(
+        line for line in lines if line.startswith("| `envoy.config.core.v3.Http1ProtocolOptions` ")
+    )
+    assert "| `accept_http_10`, `default_host_for_http_10` |" in http1_row
+
+
+def test_readme_shows_the_current_table() -> None:
+    """README.md's "Supported Envoy configuration" is `markdown_table()`'s output."""
+    readme = README.read_text()
+    section = readme[readme.index("## Supported Envoy configuration") :]
+    assert markdown_table() in section

@@ -169,7 +169,10 @@ async def test_sigterm_finishes_in_flight_request_and_refuses_new_connections(
 async def test_sigterm_exits_within_the_drain_time(blue, tmp_path_factory):
     port = free_port()
     proxy = start_proxy(
-        "meshcore", single_route_config(port, blue, drain_timeout="1s"), tmp_path_factory
+        "meshcore",
+        single_route_config(port, blue),
+        tmp_path_factory,
+        extra_args=("--drain-time-s", "1"),
     )
     try:
         with trio.fail_after(20):
@@ -181,7 +184,7 @@ async def test_sigterm_exits_within_the_drain_time(blue, tmp_path_factory):
                 code = await trio.to_thread.run_sync(proxy.wait, 10)
                 elapsed = trio.current_time() - start
         assert code == 0
-        assert elapsed < 4, f"took {elapsed:.1f}s to exit with drain_timeout 1s"
+        assert elapsed < 4, f"took {elapsed:.1f}s to exit with --drain-time-s 1"
     finally:
         proxy.stop()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import httpx
 import orjson
 import pytest
@@ -292,10 +294,22 @@ async def test_server_info(admin):
     assert info["uptime_current_epoch"].endswith("s")
     assert info["command_line_options"]["concurrency"] == 3
     assert info["command_line_options"]["config_path"] == "/etc/mesh.yaml"
-    # No --drain-time-s and no drain_timeout_ms in the snapshot: Envoy's 5 s.
+    # No --drain-time-s: meshcore's default, 5 s.
     assert info["command_line_options"]["drain_time"] == "5s"
     assert info["node"]["id"] == "node-1"
     assert info["node"]["cluster"] == "c1"
+
+
+@pytest.mark.parametrize(("drain_time_s", "shown"), [(None, "5s"), (12.5, "12.500s")])
+async def test_server_info_drain_time_is_the_option_not_the_hcm_drain_timeout(
+    admin, drain_time_s, shown
+):
+    admin.state.options = dataclasses.replace(admin.state.options, drain_time_s=drain_time_s)
+    admin.state.set_config(
+        FakeConfig(snapshot={"listeners": [listener("main", 10000, drain_timeout_ms=60000)]})
+    )
+    info = orjson.loads((await get(admin, "/server_info")).content)
+    assert info["command_line_options"]["drain_time"] == shown
 
 
 async def test_quitquitquit_answers_then_requests_shutdown(admin):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from meshcore import __version__
 from meshcore.cli import build_parser, main
+from meshcore.lifecycle.drain_time import DEFAULT_DRAIN_TIME_S
 
 from tests.runtime.fakes import FakeAdmin, FakeConfig, FakeEngine, FakeProblem, listener
 
@@ -116,12 +117,15 @@ def test_defaults_and_parse_errors(capsys):
     args = parser.parse_args(["run", "-c", "f.yaml"])
     assert args.concurrency == (os.cpu_count() or 1)
     assert args.log_level == "info"
-    assert args.drain_time_s is None
+    assert args.drain_time_s == DEFAULT_DRAIN_TIME_S == 5
+    assert parser.parse_args(["run", "-c", "f", "--drain-time-s", "12.5"]).drain_time_s == 12.5
+    assert parser.parse_args(["demo", "--drain-time-s", "0"]).drain_time_s == 0
     demo = parser.parse_args(["demo"])
     assert (demo.port, demo.admin_port) == (10000, 9901)
     for bad in (
         ["run", "-c", "f", "--log-level", "loud"],
         ["run", "-c", "f", "--concurrency", "0"],
+        ["run", "-c", "f", "--drain-time-s", "-1"],
         ["demo", "--port", "70000"],
         ["run"],
         [],
@@ -140,3 +144,14 @@ def test_version_via_python_dash_m():
     )  # fmt: skip
     assert out.returncode == 0
     assert out.stdout == f"meshcore {__version__}\n"
+
+
+def test_the_cli_module_does_not_import_trio():
+    """`meshcore validate` and `--help` stay light: trio comes only with `run` and `demo`."""
+    env = {**os.environ, "PYTHONPATH": str(PYTHON_DIR)}
+    code = "import sys, meshcore.cli; print('trio' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert (out.returncode, out.stdout) == (0, "False\n")

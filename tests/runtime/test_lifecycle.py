@@ -13,7 +13,8 @@ import pytest
 import trio
 from meshcore import app
 from meshcore.app import ReadyInfo, Server, snapshot_with_endpoints
-from meshcore.lifecycle.drain import drain_connections, drain_time_s
+from meshcore.lifecycle.drain import drain_connections
+from meshcore.lifecycle.drain_time import DEFAULT_DRAIN_TIME_S, drain_time_s
 from meshcore.lifecycle.state import Phase, ServerOptions
 
 from tests.runtime.fakes import (
@@ -169,21 +170,40 @@ async def test_admin_serves_after_start_and_quitquitquit_drains(nursery, tmp_pat
     assert engine.drain_calls == 1
 
 
-async def test_drain_waits_for_connections_up_to_the_drain_time(nursery, autojump_clock):
+def _with_hcm_drain_timeouts(*timeouts_ms: int) -> FakeConfig:
     cfg = config("a", admin=False)
     cfg.snapshot["listeners"] = [
-        listener("a", drain_timeout_ms=2000),
-        listener("b", drain_timeout_ms=7000),
+        listener(f"l{i}", drain_timeout_ms=ms) for i, ms in enumerate(timeouts_ms)
     ]
+    return cfg
+
+
+async def test_drain_waits_for_connections_up_to_the_drain_time(nursery, autojump_clock):
     engine = FakeEngine()
     engine.active = 3
-    h = Harness(engine, Loader())
-    nursery.start_soon(h.run, cfg)
+    h = Harness(engine, Loader(), options=ServerOptions("mesh.yaml", 2, drain_time_s=7))
+    # HCM drain_timeout is Envoy's HTTP/2 GOAWAY grace period, not the process drain time.
+    nursery.start_soon(h.run, _with_hcm_drain_timeouts(2000, 30000))
     await h.ready.receive()
     start = trio.current_time()
     h.server.terminate("test")
     await h.done.wait()
-    assert 7 <= trio.current_time() - start < 7.5  # the largest drain_timeout_ms
+    assert 7 <= trio.current_time() - start < 7.5  # --drain-time-s
+    assert h.exit_code == 0
+
+
+async def test_drain_defaults_to_five_seconds_whatever_the_hcm_drain_timeout(
+    nursery, autojump_clock
+):
+    engine = FakeEngine()
+    engine.active = 1
+    h = Harness(engine, Loader())  # no --drain-time-s
+    nursery.start_soon(h.run, _with_hcm_drain_timeouts(60000))
+    await h.ready.receive()
+    start = trio.current_time()
+    h.server.terminate("test")
+    await h.done.wait()
+    assert DEFAULT_DRAIN_TIME_S <= trio.current_time() - start < DEFAULT_DRAIN_TIME_S + 0.5
 
 
 async def test_drain_ends_when_the_last_connection_closes(autojump_clock):
@@ -281,13 +301,11 @@ def test_snapshot_with_endpoints_fills_only_resolved_clusters():
 
 
 def test_drain_time():
-    assert drain_time_s({}) == 5
-    assert drain_time_s({"listeners": [listener("a")]}) == 5
-    snap = {
-        "listeners": [listener("a", drain_timeout_ms=1500), listener("b", drain_timeout_ms=250)]
-    }
-    assert drain_time_s(snap) == 1.5
-    assert drain_time_s(snap, override_s=0.0) == 0.0
+    # A sidecar's drain must fit Kubernetes' default 30 s grace period (Envoy's is 600 s).
+    assert DEFAULT_DRAIN_TIME_S == 5
+    assert drain_time_s(None) == DEFAULT_DRAIN_TIME_S
+    assert drain_time_s(1.5) == 1.5
+    assert drain_time_s(0.0) == 0.0
 
 
 async def test_run_prints_config_problems_and_starts_nothing(fake_config, capsys):

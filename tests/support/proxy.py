@@ -42,7 +42,14 @@ class ProxyError(RuntimeError):
 class Proxy:
     """A running proxy process. `kind` is "envoy" or "meshcore"."""
 
-    def __init__(self, kind: str, config: dict[str, Any], workdir: Path, concurrency: int = 1):
+    def __init__(
+        self,
+        kind: str,
+        config: dict[str, Any],
+        workdir: Path,
+        concurrency: int = 1,
+        extra_args: tuple[str, ...] = (),
+    ):
         self.kind = kind
         self.config = config
         self.workdir = workdir
@@ -57,7 +64,7 @@ class Proxy:
             command = meshcore_command(self.config_path, self.admin_address_path, concurrency)
         else:
             raise ValueError(kind)
-        self.command = command
+        self.command = [*command, *extra_args]
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             command,
@@ -202,7 +209,11 @@ def proxy_kinds() -> list[str]:
 
 
 def start_proxy(
-    kind: str, config: dict[str, Any], tmp_path_factory: Any, concurrency: int = 1
+    kind: str,
+    config: dict[str, Any],
+    tmp_path_factory: Any,
+    concurrency: int = 1,
+    extra_args: tuple[str, ...] = (),
 ) -> Proxy:
     """A `Proxy` in a fresh temporary directory (pytest's `tmp_path_factory`)."""
-    return Proxy(kind, config, tmp_path_factory.mktemp(kind), concurrency)
+    return Proxy(kind, config, tmp_path_factory.mktemp(kind), concurrency, extra_args)

@@ -17,7 +17,7 @@ from meshcore.admin.server import Request, Response
 from meshcore.admin.server_info import server_info
 from meshcore.admin.stats_model import STAT_TYPES, StatsCollector, select
 from meshcore.lifecycle import log_setup
-from meshcore.lifecycle.drain import drain_time_s
+from meshcore.lifecycle.drain_time import drain_time_s
 from meshcore.lifecycle.interfaces import EngineApi
 from meshcore.lifecycle.state import Phase, ServerState
 
@@ -118,9 +118,7 @@ def _config_dump(ctx: AdminContext, request: Request) -> Response:
 
 
 def _server_info(ctx: AdminContext, request: Request) -> Response:
-    config = ctx.state.config
-    drain = drain_time_s(config.snapshot if config else {}, ctx.state.options.drain_time_s)
-    info = server_info(ctx.state, drain)
+    info = server_info(ctx.state, drain_time_s(ctx.state.options.drain_time_s))
     return Response.json(orjson.dumps(info, option=orjson.OPT_INDENT_2))
 
 

@@ -145,8 +145,13 @@ MESSAGES: dict[str, Message] = {
         server_name=ok(),
         server_header_transformation=enum("OVERWRITE", "APPEND_IF_ABSENT", "PASS_THROUGH"),
         max_request_headers_kb=ok(),
+        strip_any_host_port=ok(),
+        strip_matching_host_port=ok("not together with `strip_any_host_port`"),
+        http_protocol_options=ok(),
         common_http_protocol_options=ok(),
-        drain_timeout=ok(),
+        drain_timeout=ok(
+            "HTTP/2's GOAWAY grace period, so no effect yet (the drain time is `--drain-time-s`)"
+        ),
     ),
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter": message(
         name=ok(), typed_config=typed(ROUTER, filter_kind=True)
@@ -294,7 +299,12 @@ MESSAGES: dict[str, Message] = {
     f"{UPSTREAM_HTTP_OPTIONS}.ExplicitHttpConfig": message(
         later=("http2_protocol_options",), http_protocol_options=ok()
     ),
-    "envoy.config.core.v3.Http1ProtocolOptions": message(note="no fields"),
+    "envoy.config.core.v3.Http1ProtocolOptions": message(
+        accept_http_10=ok(),
+        default_host_for_http_10=ok(),
+        note="both fields act on downstream requests only (no effect in a cluster's options, "
+        "as in Envoy)",
+    ),
 }
 
 

@@ -6,6 +6,7 @@ from envoy.config.bootstrap.v3 import bootstrap_pb2
 from google.protobuf import json_format
 
 from .errors import Problems
+from .local_info import local_address
 from .model import AdminConfig, MeshConfig
 from .translate_clusters import clusters
 from .translate_listeners import listeners
@@ -34,7 +35,11 @@ def translate(bootstrap: bootstrap_pb2.Bootstrap, problems: Problems) -> MeshCon
         if name and name not in translated.names:
             problems.add(path, f"unknown cluster {name!r} (not in static_resources.clusters)")
     return MeshConfig(
-        snapshot={"listeners": listener_list, "clusters": translated.snapshot},
+        snapshot={
+            "listeners": listener_list,
+            "clusters": translated.snapshot,
+            "local_address": local_address(),
+        },
         admin=_admin(bootstrap, problems),
         dns_clusters=tuple(translated.dns),
         node_id=bootstrap.node.id,

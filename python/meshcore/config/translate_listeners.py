@@ -65,6 +65,7 @@ def _listener(
         "name": config.name or f"{socket.address}:{socket.port_value}",
         "address": socket.address,
         "port": socket.port_value,
+        "stat_prefix": config.stat_prefix or None,
         "per_connection_buffer_limit_bytes": wrapped(
             config, "per_connection_buffer_limit_bytes", DEFAULT_BUFFER_LIMIT
         ),
@@ -140,6 +141,7 @@ def http_connection_manager(
     else:  # rds and scoped_routes: the table; none: PGV
         routes = {"name": "", "virtual_hosts": [], "headers": {}}
     common = manager.common_http_protocol_options
+    http1 = manager.http_protocol_options
     return {
         "stat_prefix": manager.stat_prefix,
         "route_config": routes,
@@ -151,6 +153,37 @@ def http_connection_manager(
         "server_name": manager.server_name or "envoy",
         "server_header_transformation": enum_name(manager, "server_header_transformation").lower(),
         "max_request_headers_kb": wrapped(manager, "max_request_headers_kb", 60),
+        "strip_port_mode": _strip_port_mode(manager, path, problems),
+        "accept_http_10": http1.accept_http_10,
+        "default_host_for_http_10": _default_host_for_http_10(
+            http1.default_host_for_http_10,
+            paths.field(paths.field(path, "http_protocol_options"), "default_host_for_http_10"),
+            problems,
+        ),
         "idle_timeout_ms": duration_field_ms(common, "idle_timeout", DEFAULT_IDLE_TIMEOUT_MS),
+        # Envoy's HTTP/2 GOAWAY grace period; the process drain time is `--drain-time-s`.
         "drain_timeout_ms": duration_field_ms(manager, "drain_timeout", DEFAULT_DRAIN_TIMEOUT_MS),
     }
+
+
+def _strip_port_mode(manager: hcm_pb2.HttpConnectionManager, path: str, problems: Problems) -> str:
+    """`strip_any_host_port` ("any") or `strip_matching_host_port` ("matching"); Envoy
+    rejects both at once."""
+    if manager.strip_any_host_port and manager.strip_matching_host_port:
+        problems.add(
+            paths.field(path, "strip_matching_host_port"),
+            "cannot be set together with strip_any_host_port",
+        )
+    if manager.strip_any_host_port:
+        return "any"
+    if manager.strip_matching_host_port:
+        return "matching"
+    return "none"
+
+
+def _default_host_for_http_10(host: str, path: str, problems: Problems) -> str | None:
+    """The Host given to HTTP/1.0 requests that have none (None: unset). It becomes a
+    header value, so NUL, CR and LF are refused."""
+    if any(c in host for c in "\0\r\n"):
+        problems.add(path, f"{host!r} is not a valid Host header value (NUL, CR or LF)")
+    return host or None

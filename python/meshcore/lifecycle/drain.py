@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
 
 import trio
 
@@ -12,23 +10,9 @@ from meshcore.lifecycle.interfaces import EngineApi
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DRAIN_TIMEOUT_MS = 5_000
 # How often the drain checks `active_connections()` (the engine offers no wait primitive)
 # and whether it was cut short.
 POLL_INTERVAL_S = 0.05
-
-
-def drain_time_s(snapshot: Mapping[str, Any], override_s: float | None = None) -> float:
-    """`--drain-time-s` if given, else the largest HCM `drain_timeout_ms` of the snapshot's
-    listeners (Envoy's default, 5 s, for listeners that do not set it)."""
-    if override_s is not None:
-        return override_s
-    longest = 0
-    for listener in snapshot.get("listeners", ()):
-        hcm = listener.get("filter", {}).get("http_connection_manager")
-        if hcm is not None:
-            longest = max(longest, int(hcm.get("drain_timeout_ms", DEFAULT_DRAIN_TIMEOUT_MS)))
-    return (longest or DEFAULT_DRAIN_TIMEOUT_MS) / 1000
 
 
 async def drain_connections(engine: EngineApi, limit_s: float, cut_short: trio.Event) -> int:
