@@ -1,5 +1,11 @@
 //! The compiled snapshot: per listener the connection manager settings and route table, the
-//! cluster list they index, and what connections read per request (one `ArcSwap` load).
+//! cluster list they index, and the listener's stats scope and buffer cap.
+//!
+//! A connection loads its listener's `ArcSwap<ListenerView>` twice per request: when it
+//! starts waiting for a head and again once the head is complete (so a snapshot applied
+//! while it waited applies to the request). Each load is a lock-free `ArcSwap::load`; the
+//! connection's own reference changes only when the pointer changed. A forwarded request also
+//! loads its cluster's host set once (`ClusterState.hosts`).
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -9,6 +15,7 @@ use arc_swap::ArcSwap;
 
 use crate::cluster::ClusterState;
 use crate::config::snapshot;
+use crate::pool::BUF_SIZE;
 use crate::router::RouteTable;
 use crate::stats::{HttpStats, ListenerStats, Registry};
 
@@ -22,12 +29,32 @@ pub struct Hcm {
     pub max_head: usize,
     /// `server` value written on responses (empty for pass-through).
     pub server_name: Vec<u8>,
+    /// The node's address (`Snapshot.local_address`), appended to x-forwarded-for instead of
+    /// a loopback peer.
+    pub local_address: Box<[u8]>,
 }
 
-/// What a listener's connections see: its HCM and the clusters its routes index.
+/// What a listener's connections see: its HCM, the clusters its routes index, its stats
+/// scope and how much request body one read may buffer.
 pub struct ListenerView {
     pub hcm: Hcm,
     pub clusters: Arc<[Arc<ClusterState>]>,
+    /// `listener.<stat_prefix or address_port>`.
+    pub stats: ListenerStats,
+    /// Most bytes of request body buffered per connection while streaming (see
+    /// `read_cap`).
+    pub read_cap: usize,
+}
+
+/// The most body bytes one connection buffers while streaming, for a
+/// `per_connection_buffer_limit_bytes` of `limit`: meshcore reads at most one buffer
+/// (`BUF_SIZE`, 8 KiB) before writing it on, so the limit lowers that cap and never raises
+/// it (0, as in Envoy, sets no limit).
+pub fn read_cap(limit: u32) -> usize {
+    match limit as usize {
+        0 => BUF_SIZE,
+        l => l.min(BUF_SIZE),
+    }
 }
 
 /// A bound listener, shared by its accept loops and connections on every worker. Applying a
@@ -42,7 +69,6 @@ pub struct ListenerHandle {
     /// The port actually bound (differs from `configured_port` when that was 0).
     pub port: u16,
     pub view: ArcSwap<ListenerView>,
-    pub stats: ListenerStats,
     /// Set when the listener is removed or drained: connections close after their current
     /// request.
     pub closing: AtomicBool,
@@ -54,9 +80,13 @@ impl ListenerHandle {
     }
 }
 
-/// Envoy's listener stat prefix: `listener.<ip>_<port>` (`[::]` style for IPv6, ':' → '_').
-pub fn listener_stat_prefix(addr: SocketAddr) -> String {
-    format!("listener.{addr}").replace(':', "_")
+/// Envoy's listener stat prefix: `listener.<stat_prefix>` when the listener sets one, else
+/// `listener.<ip>_<port>` (`[::]` style for IPv6, ':' → '_').
+pub fn listener_stat_prefix(addr: SocketAddr, stat_prefix: Option<&str>) -> String {
+    match stat_prefix {
+        Some(p) if !p.is_empty() => format!("listener.{p}"),
+        _ => format!("listener.{addr}").replace(':', "_"),
+    }
 }
 
 /// Compiles one connection manager; `path` names it in errors.
@@ -64,6 +94,7 @@ pub fn compile_hcm(
     cfg: &snapshot::HttpConnectionManager,
     cluster_index: &dyn Fn(&str) -> Option<usize>,
     registry: &Registry,
+    local_address: &str,
     path: &str,
 ) -> Result<Hcm, String> {
     if cfg.stat_prefix.is_empty() {
@@ -88,5 +119,27 @@ pub fn compile_hcm(
         idle_timeout: (cfg.idle_timeout_ms > 0).then(|| Duration::from_millis(cfg.idle_timeout_ms)),
         max_head: cfg.max_request_headers_kb as usize * 1024,
         server_name,
+        local_address: local_address.as_bytes().into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffer_limit_lowers_the_read_cap_only() {
+        assert_eq!(read_cap(0), BUF_SIZE);
+        assert_eq!(read_cap(1024 * 1024), BUF_SIZE);
+        assert_eq!(read_cap(1024), 1024);
+        assert_eq!(read_cap(1), 1);
+    }
+
+    #[test]
+    fn listener_stat_prefix_prefers_the_configured_one() {
+        let addr: SocketAddr = "[::1]:80".parse().unwrap();
+        assert_eq!(listener_stat_prefix(addr, None), "listener.[__1]_80");
+        assert_eq!(listener_stat_prefix(addr, Some("")), "listener.[__1]_80");
+        assert_eq!(listener_stat_prefix(addr, Some("edge")), "listener.edge");
+    }
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 use crate::cluster::{ClusterState, HostCounters};
-use crate::compiled::{ListenerHandle, ListenerView, compile_hcm, listener_stat_prefix};
+use crate::compiled::{ListenerHandle, ListenerView, compile_hcm, listener_stat_prefix, read_cap};
 use crate::config::{self, snapshot};
 use crate::stats::{ClusterStats, ListenerStats, Registry};
 use crate::worker::{self, Command};
@@ -155,6 +155,12 @@ impl Engine {
             }
         }
         let cluster_list: Arc<[Arc<ClusterState>]> = clusters.clone().into();
+        if snap.local_address.parse::<IpAddr>().is_err() {
+            return Err(EngineError::Value(format!(
+                "local_address: {:?} is not an IP address",
+                snap.local_address
+            )));
+        }
 
         // Listeners: compile, then bind the new ones (all or nothing).
         let mut names: HashMap<&str, usize> = HashMap::new();
@@ -179,16 +185,11 @@ impl Engine {
                 h,
                 &lookup,
                 &self.registry,
+                &snap.local_address,
                 &format!("{path}.filter.http_connection_manager"),
             )
             .map_err(EngineError::Value)?;
-            views.push((
-                ip,
-                ListenerView {
-                    hcm,
-                    clusters: cluster_list.clone(),
-                },
-            ));
+            views.push((ip, hcm));
         }
         let mut bound = Vec::new();
         for (l, (ip, _)) in snap.listeners.iter().zip(&views) {
@@ -220,7 +221,18 @@ impl Engine {
             c.install(set);
         }
         let mut handles = Vec::with_capacity(views.len());
-        for ((l, (ip, view)), b) in snap.listeners.iter().zip(views).zip(bound) {
+        for ((l, (ip, hcm)), b) in snap.listeners.iter().zip(views).zip(bound) {
+            let port = match &b {
+                Ok(h) => h.port,
+                Err((port, _)) => *port,
+            };
+            let prefix = listener_stat_prefix(SocketAddr::new(ip, port), l.stat_prefix.as_deref());
+            let view = ListenerView {
+                hcm,
+                clusters: cluster_list.clone(),
+                stats: ListenerStats::new(&self.registry, &prefix),
+                read_cap: read_cap(l.per_connection_buffer_limit_bytes),
+            };
             match b {
                 Ok(h) => {
                     h.view.store(Arc::new(view));
@@ -229,7 +241,6 @@ impl Engine {
                 Err((port, socks)) => {
                     let id = ctl.next_listener_id;
                     ctl.next_listener_id += 1;
-                    let prefix = listener_stat_prefix(SocketAddr::new(ip, port));
                     let h = Arc::new(ListenerHandle {
                         id,
                         name: l.name.clone(),
@@ -237,7 +248,6 @@ impl Engine {
                         configured_port: l.port,
                         port,
                         view: ArcSwap::from_pointee(view),
-                        stats: ListenerStats::new(&self.registry, &prefix),
                         closing: Default::default(),
                     });
                     for (wk, socket) in ctl.workers.iter().zip(socks) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use meshcore_fastpath::engine::{Engine, EngineError};
 use serde_json::{Value, json};
-use support::{Client, upstream};
+use support::{Client, counter, settled, stats, upstream};
 
 fn snapshot(up_port: u16, extra_clusters: Value) -> Vec<u8> {
     let mut clusters = vec![json!({
@@ -72,32 +72,6 @@ fn start(up_port: u16) -> (Engine, u16) {
     let port = engine.listener_ports()[0].1;
     assert_ne!(port, 0);
     (engine, port)
-}
-
-fn stats(engine: &Engine) -> Value {
-    serde_json::from_slice(&engine.stats()).unwrap()
-}
-
-/// Stats of a request are settled just after its response is written: wait until the
-/// request counter reaches `total`, then read.
-async fn settled(engine: &Engine, total: u64) -> Value {
-    for _ in 0..500 {
-        let s = stats(engine);
-        let done = s["counters"]["http.ingress.downstream_rq_completed"]
-            .as_u64()
-            .unwrap_or(0);
-        if done >= total && s["gauges"]["http.ingress.downstream_rq_active"] == 0 {
-            return s;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    stats(engine)
-}
-
-fn counter(v: &Value, name: &str) -> u64 {
-    v["counters"][name]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no counter {name}"))
 }
 
 #[tokio::test]
@@ -275,7 +249,7 @@ async fn local_replies_carry_envoy_codes_and_bodies() {
     assert_eq!(r.status, 503);
     assert_eq!(
         r.text(),
-        "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+        "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"
     );
     let r = c
         .exchange(b"GET /empty HTTP/1.1\r\nHost: svc\r\n\r\n")
@@ -350,19 +324,35 @@ async fn malformed_requests_get_400_and_never_reach_upstream() {
 #[tokio::test]
 async fn http10_and_connection_close() {
     let up = upstream().await;
+    // Envoy's default: HTTP/1.0 is refused with 426.
     let (engine, port) = start(up.addr.port());
     let mut c = Client::connect(port).await;
     let r = c.exchange(b"GET /api HTTP/1.0\r\n\r\n").await;
+    assert_eq!((r.status, r.text().as_str()), (426, "Upgrade Required"));
+    assert!(r.head.starts_with("HTTP/1.1 426 "), "{}", r.head);
+    assert!(c.closed().await);
+    drop(engine);
+
+    // accept_http_10: proxied and answered in HTTP/1.0.
+    let mut snap: Value =
+        serde_json::from_slice(&snapshot(up.addr.port(), extra_clusters())).unwrap();
+    snap["listeners"][0]["filter"]["http_connection_manager"]["accept_http_10"] = json!(true);
+    let engine = Engine::new(2).unwrap();
+    engine.apply(&serde_json::to_vec(&snap).unwrap()).unwrap();
+    let port = engine.listener_ports()[0].1;
+    let mut c = Client::connect(port).await;
+    let r = c.exchange(b"GET /api HTTP/1.0\r\nHost: a\r\n\r\n").await;
     assert_eq!(r.status, 200);
+    assert!(r.head.starts_with("HTTP/1.0 200 OK\r\n"), "{}", r.head);
     assert_eq!(r.header("connection").as_deref(), Some("close"));
     assert!(c.closed().await);
     let mut c = Client::connect(port).await;
     let r = c
-        .exchange(b"GET /api HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .exchange(b"GET /api HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n")
         .await;
     assert_eq!(r.header("connection").as_deref(), Some("keep-alive"));
     let r = c
-        .exchange(b"GET /chunked HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .exchange(b"GET /chunked HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n")
         .await;
     assert_eq!(
         (r.status, r.text().as_str()),
@@ -510,5 +500,37 @@ async fn drain_closes_idle_connections_and_stops_accepting() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(refused, "listener still accepting after drain");
+    drop(engine);
+}
+
+#[tokio::test]
+async fn listener_stat_prefix_and_local_address_are_checked_and_used() {
+    let up = upstream().await;
+    let mut snap: Value =
+        serde_json::from_slice(&snapshot(up.addr.port(), extra_clusters())).unwrap();
+    snap["listeners"][0]["stat_prefix"] = json!("edge");
+    let engine = Engine::new(1).unwrap();
+    engine.apply(&serde_json::to_vec(&snap).unwrap()).unwrap();
+    let port = engine.listener_ports()[0].1;
+    let mut c = Client::connect(port).await;
+    assert_eq!(
+        c.exchange(b"GET /api HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .status,
+        200
+    );
+    let s = settled(&engine, 1).await;
+    assert_eq!(counter(&s, "listener.edge.downstream_cx_total"), 1);
+    assert!(
+        s["counters"]
+            .get(format!("listener.127.0.0.1_{port}.downstream_cx_total"))
+            .is_none()
+    );
+
+    snap["local_address"] = json!("not an address\r\n");
+    match engine.apply(&serde_json::to_vec(&snap).unwrap()) {
+        Err(EngineError::Value(m)) => assert!(m.starts_with("local_address: "), "{m}"),
+        other => panic!("{other:?}"),
+    }
     drop(engine);
 }

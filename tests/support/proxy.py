@@ -67,7 +67,7 @@ class Proxy:
         self.command = [*command, *extra_args]
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            command,
+            self.command,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,

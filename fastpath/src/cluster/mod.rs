@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use crate::config::snapshot;
 use crate::lb::Balancer;
 use crate::stats::ClusterStats;
-use crate::stats::sets::cluster::{Counter, Global};
+use crate::stats::sets::cluster::{Control, Global};
 
 /// The hosts of a cluster at one moment, with the balancer built over them.
 pub struct HostSet {
@@ -31,6 +31,9 @@ pub struct ClusterState {
     /// Upstream keep-alive idle timeout; `None` disables it.
     pub idle_timeout: Option<Duration>,
     pub max_idle_per_host: usize,
+    /// Most response body bytes one upstream connection buffers while streaming
+    /// (`per_connection_buffer_limit_bytes`, see `compiled::read_cap`).
+    pub read_cap: usize,
     pub hosts: ArcSwap<HostSet>,
     pub stats: ClusterStats,
     /// Set when a later snapshot dropped or replaced this cluster: pools stop keeping its
@@ -61,6 +64,7 @@ impl ClusterState {
             idle_timeout: (cfg.idle_timeout_ms > 0)
                 .then(|| Duration::from_millis(cfg.idle_timeout_ms)),
             max_idle_per_host: cfg.max_idle_per_host as usize,
+            read_cap: crate::compiled::read_cap(cfg.per_connection_buffer_limit_bytes),
             hosts: ArcSwap::from_pointee(set),
             stats,
             removed: AtomicBool::new(false),
@@ -109,7 +113,8 @@ impl ClusterState {
                 h.counters.removed.store(true, Ordering::Relaxed);
             }
         }
-        self.stats.add(0, Counter::MembershipChange, 1);
+        // From the control thread: a control counter (atomic add), never a worker's shard.
+        self.stats.control_inc(Control::MembershipChange);
         self.publish_membership();
     }
 

@@ -1,6 +1,6 @@
 //! The engine snapshot: the JSON the control layer hands to `Engine.apply`, as serde types.
 //!
-//! This is the contract between `python/meshcore/config/translate/` (which writes it from an
+//! This is the contract between `python/meshcore/config/translate_*.py` (which write it from an
 //! Envoy v3 bootstrap) and the Rust engine (which compiles it). Envoy's shapes are kept, but
 //! pre-digested: durations are integer milliseconds, enums are lower-case strings, deprecated
 //! Envoy spellings are normalised by Python, and unknown fields are rejected.
@@ -18,6 +18,15 @@ pub struct Snapshot {
     pub listeners: Vec<Listener>,
     #[serde(default)]
     pub clusters: Vec<Cluster>,
+    /// The node's own address (Envoy's `local_info` address: the first non-loopback IPv4
+    /// interface address, else 127.0.0.1). With `use_remote_address`, Envoy appends it to
+    /// x-forwarded-for instead of a loopback peer address.
+    #[serde(default = "default_local_address")]
+    pub local_address: String,
+}
+
+fn default_local_address() -> String {
+    "127.0.0.1".to_string()
 }
 
 /// One listening socket (`static_resources.listeners[i]`) and its single network filter.
@@ -29,6 +38,10 @@ pub struct Listener {
     pub address: String,
     /// 0 asks the kernel for a free port; `Engine.listener_ports()` reports it.
     pub port: u16,
+    /// Listener `stat_prefix`: stats are `listener.<stat_prefix>.*` when set, else
+    /// `listener.<address>_<port>.*`.
+    #[serde(default)]
+    pub stat_prefix: Option<String>,
     #[serde(default = "default_buffer_limit")]
     pub per_connection_buffer_limit_bytes: u32,
     pub filter: NetworkFilter,
@@ -69,6 +82,16 @@ pub struct HttpConnectionManager {
     pub server_header_transformation: ServerHeaderTransformation,
     #[serde(default = "default_max_request_headers_kb")]
     pub max_request_headers_kb: u32,
+    /// `strip_any_host_port` / `strip_matching_host_port`: whether the Host port is removed
+    /// before virtual host matching (and from the forwarded Host). Envoy's default: none.
+    #[serde(default)]
+    pub strip_port_mode: StripPortMode,
+    /// `http_protocol_options.accept_http_10` (Envoy default false: HTTP/1.0 gets 426).
+    #[serde(default)]
+    pub accept_http_10: bool,
+    /// `http_protocol_options.default_host_for_http_10`.
+    #[serde(default)]
+    pub default_host_for_http_10: Option<String>,
     /// Downstream connection idle timeout (`common_http_protocol_options.idle_timeout`);
     /// 0 disables. Envoy's default is 1 h.
     #[serde(default = "default_idle_timeout_ms")]
@@ -89,6 +112,17 @@ fn default_idle_timeout_ms() -> u64 {
 }
 fn default_drain_timeout_ms() -> u64 {
     5_000
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StripPortMode {
+    #[default]
+    None,
+    /// `strip_any_host_port: true`.
+    Any,
+    /// `strip_matching_host_port: true`: only when the port is the listener's.
+    Matching,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]

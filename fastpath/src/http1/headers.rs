@@ -18,10 +18,19 @@ pub enum Kind {
     XForwardedProto,
     XForwardedFor,
     XRequestId,
-    XEnvoyExpectedRqTimeoutMs,
     Server,
     Date,
     XEnvoyUpstreamServiceTime,
+    /// `x-envoy-*` request headers Envoy trusts only from internal clients (retry and
+    /// timeout overrides, `x-envoy-internal`, `x-envoy-expected-rq-timeout-ms`, ...). Envoy
+    /// 1.40 treats no address as internal by default, so meshcore removes them from every
+    /// request.
+    XEnvoyUntrusted,
+    /// `x-envoy-*` request headers Envoy removes from edge requests (`use_remote_address`):
+    /// decorator operation, downstream service cluster/node, external address.
+    XEnvoyEdge,
+    /// `x-envoy-original-path`: removed from edge requests, replaced by a `prefix_rewrite`.
+    XEnvoyOriginalPath,
 }
 
 /// Classifies a header name (ASCII case-insensitive).
@@ -42,10 +51,60 @@ pub fn classify(name: &str) -> Kind {
         16 if eq("proxy-connection") => Kind::HopByHop,
         17 if eq("transfer-encoding") => Kind::TransferEncoding,
         17 if eq("x-forwarded-proto") => Kind::XForwardedProto,
-        30 if eq("x-envoy-upstream-service-time") => Kind::XEnvoyUpstreamServiceTime,
-        30 if eq("x-envoy-expected-rq-timeout-ms") => Kind::XEnvoyExpectedRqTimeoutMs,
+        n if n > ENVOY_PREFIX.len()
+            && name.as_bytes()[..ENVOY_PREFIX.len()].eq_ignore_ascii_case(ENVOY_PREFIX) =>
+        {
+            classify_envoy(&name[ENVOY_PREFIX.len()..])
+        }
         _ => Kind::Other,
     }
+}
+
+const ENVOY_PREFIX: &[u8] = b"x-envoy-";
+
+/// Envoy's own headers, by the part after `x-envoy-` (the lists of Envoy's
+/// `ConnectionManagerUtility::cleanInternalHeaders`, checked against Envoy 1.40).
+fn classify_envoy(rest: &str) -> Kind {
+    const UNTRUSTED: [&str; 15] = [
+        "internal",
+        "retriable-status-codes",
+        "retriable-header-names",
+        "retry-on",
+        "retry-grpc-on",
+        "max-retries",
+        "upstream-alt-stat-name",
+        "upstream-rq-timeout-ms",
+        "upstream-rq-per-try-timeout-ms",
+        "upstream-rq-timeout-alt-response",
+        "expected-rq-timeout-ms",
+        "force-trace",
+        "ip-tags",
+        "original-url",
+        "hedge-on-per-try-timeout",
+    ];
+    const EDGE: [&str; 4] = [
+        "decorator-operation",
+        "downstream-service-cluster",
+        "downstream-service-node",
+        "external-address",
+    ];
+    let eq = |s: &&str| rest.eq_ignore_ascii_case(s);
+    if rest.eq_ignore_ascii_case("upstream-service-time") {
+        Kind::XEnvoyUpstreamServiceTime
+    } else if rest.eq_ignore_ascii_case("original-path") {
+        Kind::XEnvoyOriginalPath
+    } else if UNTRUSTED.iter().any(eq) {
+        Kind::XEnvoyUntrusted
+    } else if EDGE.iter().any(eq) {
+        Kind::XEnvoyEdge
+    } else {
+        Kind::Other
+    }
+}
+
+/// RFC 9110 `tchar`: the bytes of a token (method, header name).
+pub fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Parses a Content-Length value: 1 to 20 ASCII digits (overflow checked), nothing else (no sign, no list, no

@@ -41,16 +41,13 @@ pub enum HeadError {
     TooLarge,
     /// More than `MAX_HEADERS` header lines (431 downstream).
     TooManyHeaders,
-}
-
-impl HeadError {
-    pub fn detail(self) -> &'static str {
-        match self {
-            HeadError::Malformed(s) => s,
-            HeadError::TooLarge => "headers too large",
-            HeadError::TooManyHeaders => "too many headers",
-        }
-    }
+    /// A request `transfer-encoding` other than exactly `chunked` (501, as Envoy).
+    UnsupportedTransferEncoding,
+    /// HTTP/1.0 (when not accepted) or an unknown version such as `HTTP/9.9` (426).
+    UnsupportedVersion,
+    /// No `host` header and no absolute-form authority (400 with an empty body; not a codec
+    /// error in Envoy, so no `downstream_cx_protocol_error`).
+    MissingHost,
 }
 
 #[cfg(test)]

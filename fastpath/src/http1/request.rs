@@ -15,8 +15,12 @@ pub struct RequestHead<'h, 'b> {
     pub authority: &'b str,
     /// True when the authority came from an absolute-form target (Host must be rewritten).
     pub authority_from_target: bool,
-    /// Minor version: 0 or 1.
+    /// Minor version: 0 or 1. HTTP/1.0 is returned as parsed; whether it is accepted is the
+    /// connection manager's decision (`accept_http_10`).
     pub minor: u8,
+    /// A `host` header or an absolute-form authority was present (only HTTP/1.0 may lack
+    /// both; HTTP/1.1 without one is `HeadError::MissingHost`).
+    pub has_host: bool,
     pub head_len: usize,
     pub headers: &'h [Header<'b>],
     /// Meaning of each header line, same index as `headers`.
@@ -25,8 +29,11 @@ pub struct RequestHead<'h, 'b> {
     /// The client wants the connection kept open after this request.
     pub keep_alive: bool,
     pub expect_continue: bool,
-    /// The target was neither origin-form, absolute-form nor `*` (Envoy answers 404).
+    /// The target is `*` (`OPTIONS *`): Envoy answers 404 (`downstream_rq_non_relative_path`).
     pub non_relative_path: bool,
+    /// A CONNECT request (authority-form target, in `authority`): meshcore routes no CONNECT
+    /// (Envoy needs a `connect_matcher`), so it is answered 404 and the connection closes.
+    pub connect: bool,
 }
 
 /// Parses a request head at the start of `buf`. `Ok(None)`: incomplete, read more (the caller
@@ -49,7 +56,7 @@ pub fn parse_request<'h, 'b>(
             };
         }
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
-        Err(e) => return Err(HeadError::Malformed(error_text(e))),
+        Err(e) => return Err(request_line_error(buf, e)),
     };
     if head_len > max_head {
         return Err(HeadError::TooLarge);
@@ -66,6 +73,7 @@ pub fn parse_request<'h, 'b>(
     let mut host: Option<&'b [u8]> = None;
     let mut content_length: Option<u64> = None;
     let mut te: Option<&'b [u8]> = None;
+    let mut te_lines = 0;
     let mut conn = ConnectionTokens::default();
     let mut expect_continue = false;
     for (i, h) in headers.iter().enumerate() {
@@ -82,8 +90,9 @@ pub fn parse_request<'h, 'b>(
                     return Err(HeadError::Malformed("multiple content-length headers"));
                 }
             }
-            Kind::TransferEncoding if te.replace(h.value).is_some() => {
-                return Err(HeadError::Malformed("multiple transfer-encoding headers"));
+            Kind::TransferEncoding => {
+                te = Some(h.value);
+                te_lines += 1;
             }
             Kind::Connection => conn.add(h.value),
             Kind::Expect => {
@@ -103,6 +112,15 @@ pub fn parse_request<'h, 'b>(
     }
     conn.apply(headers, &mut kinds);
 
+    // Envoy's codec checks the target before the framing.
+    let host_str = match host {
+        Some(v) => std::str::from_utf8(v).map_err(|_| HeadError::Malformed("invalid host"))?,
+        None => "",
+    };
+    let target = split_target(method, target, host_str)?;
+
+    // Envoy's order: both framings (400), then a coding other than exactly `chunked` (501;
+    // several `transfer-encoding` lines are joined by Envoy, so they are never `chunked`).
     let framing = match (te, content_length) {
         (Some(_), Some(_)) => {
             return Err(HeadError::Malformed(
@@ -110,66 +128,82 @@ pub fn parse_request<'h, 'b>(
             ));
         }
         (Some(v), None) => {
-            if minor == 0 {
-                return Err(HeadError::Malformed(
-                    "transfer-encoding in HTTP/1.0 request",
-                ));
+            if te_lines > 1
+                || !v.trim_ascii().eq_ignore_ascii_case(b"chunked")
+                || method == "CONNECT"
+            {
+                return Err(HeadError::UnsupportedTransferEncoding);
             }
-            match headers::te_is_chunked(v) {
-                Some(true) => Framing::Chunked,
-                _ => {
-                    return Err(HeadError::Malformed(
-                        "transfer-encoding not ending in chunked",
-                    ));
-                }
-            }
+            Framing::Chunked
         }
         (None, Some(0)) | (None, None) => Framing::None,
         (None, Some(n)) => Framing::Length(n),
     };
 
-    let keep_alive = if minor == 1 {
-        !conn.close
-    } else {
-        conn.keep_alive && !conn.close
-    };
+    let keep_alive = method != "CONNECT"
+        && if minor == 1 {
+            !conn.close
+        } else {
+            conn.keep_alive && !conn.close
+        };
 
-    let host_str = match host {
-        Some(v) => std::str::from_utf8(v).map_err(|_| HeadError::Malformed("invalid host"))?,
-        None => "",
-    };
-    let (path, authority, from_target, non_relative) = split_target(method, target, host_str);
-    if minor == 1 && host.is_none() && !from_target {
-        return Err(HeadError::Malformed("missing host header"));
+    let has_host = host.is_some() || target.from_target;
+    if minor == 1 && !has_host {
+        return Err(HeadError::MissingHost);
     }
     Ok(Some(RequestHead {
         method,
-        path,
-        authority,
-        authority_from_target: from_target,
+        path: target.path,
+        authority: target.authority,
+        authority_from_target: target.from_target,
         minor,
+        has_host,
         head_len,
         headers,
         kinds,
         framing,
         keep_alive,
         expect_continue: expect_continue && framing.has_body(),
-        non_relative_path: non_relative,
+        non_relative_path: target.asterisk,
+        connect: method == "CONNECT",
     }))
 }
 
-/// Splits an absolute-form target (`http://host/path`) into path and authority.
-fn split_target<'b>(
-    method: &str,
-    target: &'b str,
-    host: &'b str,
-) -> (&'b str, &'b str, bool, bool) {
+/// A request target split into what routing needs.
+struct Target<'b> {
+    path: &'b str,
+    authority: &'b str,
+    /// The authority came from an absolute-form target.
+    from_target: bool,
+    /// `OPTIONS *`.
+    asterisk: bool,
+}
+
+/// Splits an absolute-form target (`http://host/path`) into path and authority. Targets
+/// that are neither origin-form, absolute-form with an http(s) scheme nor `OPTIONS *` are
+/// malformed (Envoy's codec answers 400).
+fn split_target<'b>(method: &str, target: &'b str, host: &'b str) -> Result<Target<'b>, HeadError> {
+    let origin = |path, asterisk| Target {
+        path,
+        authority: host,
+        from_target: false,
+        asterisk,
+    };
     if target.starts_with('/') {
-        return (target, host, false, false);
+        return Ok(origin(target, false));
     }
     if target == "*" && method == "OPTIONS" {
-        return (target, host, false, false);
+        return Ok(origin(target, true));
     }
+    if method == "CONNECT" && !target.is_empty() {
+        return Ok(Target {
+            path: "",
+            authority: target,
+            from_target: true,
+            asterisk: false,
+        });
+    }
+    let invalid = HeadError::Malformed("invalid request target");
     let lower_starts = |p: &str| {
         target.len() >= p.len() && target.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
     };
@@ -178,15 +212,81 @@ fn split_target<'b>(
     } else if lower_starts("https://") {
         &target[8..]
     } else {
-        return (target, host, false, true);
+        return Err(invalid);
     };
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(end);
     if authority.is_empty() {
-        return (target, host, false, true);
+        return Err(invalid);
     }
     let path = if path.is_empty() { "/" } else { path };
-    (path, authority, true, false)
+    Ok(Target {
+        path,
+        authority,
+        from_target: true,
+        asterisk: false,
+    })
+}
+
+/// The error for a head httparse refused. A request line of the right shape whose version is
+/// not HTTP/1.x (`HTTP/9.9`, `HTTP/2.0`) or that has no version at all (HTTP/0.9 style) is
+/// an unsupported version (Envoy: 426); anything else is malformed (400).
+fn request_line_error(buf: &[u8], e: httparse::Error) -> HeadError {
+    if e != httparse::Error::Version && e != httparse::Error::Token {
+        return HeadError::Malformed(error_text(e));
+    }
+    match request_line_version(buf) {
+        Some(_) => HeadError::UnsupportedVersion,
+        None => HeadError::Malformed(error_text(e)),
+    }
+}
+
+/// For a request line `METHOD SP target [SP HTTP/d.d] CRLF` (method a token, target
+/// printable ASCII): the byte range of its version (empty, at the line end, when absent).
+/// `None` for any other first line.
+pub fn request_line_version(buf: &[u8]) -> Option<std::ops::Range<usize>> {
+    let line_end = memchr::memchr(b'\r', buf)?;
+    if buf.get(line_end + 1) != Some(&b'\n') {
+        return None;
+    }
+    let line = &buf[..line_end];
+    let mut parts = line.split(|&b| b == b' ');
+    let method = parts.next()?;
+    let target = parts.next()?;
+    let version = parts.next();
+    if parts.next().is_some()
+        || method.is_empty()
+        || !method.iter().all(|&b| headers::is_token(b))
+        || target.is_empty()
+        || !target.iter().all(|&b| b.is_ascii_graphic())
+    {
+        return None;
+    }
+    match version {
+        None => Some(line_end..line_end),
+        Some(&[b'H', b'T', b'T', b'P', b'/', major, b'.', minor])
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            Some(line_end - 8..line_end)
+        }
+        Some(_) => None,
+    }
+}
+
+/// Rewrites the request line at the start of `buf` to HTTP/1.0 (Envoy with `accept_http_10`
+/// treats any version other than HTTP/1.1, and a missing one, as HTTP/1.0). Returns false
+/// when the first line is not a request line. Rare path: may move the buffer's bytes.
+pub fn rewrite_version_to_10(buf: &mut Vec<u8>, start: usize) -> bool {
+    let Some(v) = request_line_version(&buf[start..]) else {
+        return false;
+    };
+    let (from, to) = (start + v.start, start + v.end);
+    if from == to {
+        buf.splice(from..to, *b" HTTP/1.0");
+    } else {
+        buf[from..to].copy_from_slice(b"HTTP/1.0");
+    }
+    true
 }
 
 fn error_text(e: httparse::Error) -> &'static str {

@@ -92,6 +92,7 @@ fn absolute_form_target_gives_authority() {
 fn hostile_framing_is_rejected() {
     let cases: &[&[u8]] = &[
         b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: gzip\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +1\r\n\r\n",
@@ -99,12 +100,7 @@ fn hostile_framing_is_rejected() {
         b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 18446744073709551616\r\n\r\n",
         b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: \r\n\r\n",
-        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n",
-        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
-        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
-        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
-        b"GET / HTTP/1.1\r\n\r\n",
         b"GET / HTTP/1.1\nHost: h\n\n",
         b"GET / HTTP/1.1\r\nHost: h\nX: y\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: h\rX: y\r\n\r\n",
@@ -112,12 +108,40 @@ fn hostile_framing_is_rejected() {
         b"GET / HTTP/1.1\r\nHost : h\r\n\r\n",
         b"GET / HTTP/1.1\r\n Host: h\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n folded\r\n\r\n",
-        b"GET / HTTP/2.0\r\nHost: h\r\n\r\n",
         b"GET\0/ HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GARBAGE\r\n\r\n",
+        b"GET / HTTP/1.1 extra\r\nHost: h\r\n\r\n",
+        b"GET /\x01 HTTP/1.1\r\nHost: h\r\n\r\n",
+        // Targets that are neither origin-form, http(s) absolute-form nor `OPTIONS *`.
+        b"GET h HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET * HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET ftp://a/x HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET http:/x HTTP/1.1\r\nHost: h\r\n\r\n",
     ];
     for c in cases {
         assert!(
             matches!(bad(c), HeadError::Malformed(_)),
+            "{:?}: {:?}",
+            String::from_utf8_lossy(c),
+            bad(c)
+        );
+    }
+}
+
+#[test]
+fn transfer_codings_other_than_chunked_are_not_implemented() {
+    let cases: &[&[u8]] = &[
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: identity\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ];
+    for c in cases {
+        assert_eq!(
+            bad(c),
+            HeadError::UnsupportedTransferEncoding,
             "{:?}",
             String::from_utf8_lossy(c)
         );
@@ -125,8 +149,69 @@ fn hostile_framing_is_rejected() {
 }
 
 #[test]
+fn unknown_versions_and_missing_host() {
+    for c in [
+        &b"GET / HTTP/9.9\r\nHost: h\r\n\r\n"[..],
+        b"GET / HTTP/2.0\r\nHost: h\r\n\r\n",
+        b"GET / HTTP/1.2\r\nHost: h\r\n\r\n",
+        b"GET /h\r\n\r\n",
+    ] {
+        assert_eq!(
+            bad(c),
+            HeadError::UnsupportedVersion,
+            "{:?}",
+            String::from_utf8_lossy(c)
+        );
+    }
+    assert_eq!(bad(b"GET / HTTP/1.1\r\n\r\n"), HeadError::MissingHost);
+    // HTTP/1.0 parses (the connection manager decides whether it is accepted), without a
+    // host too.
+    let mut st = storage();
+    let h = parse_request(
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+        &mut st,
+        LIMIT,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        (h.minor, h.has_host, h.framing),
+        (0, false, Framing::Chunked)
+    );
+    let mut st = storage();
+    let h = parse_request(
+        b"CONNECT a.com:443 HTTP/1.1\r\nHost: a.com:443\r\n\r\n",
+        &mut st,
+        LIMIT,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        (h.connect, h.authority, h.keep_alive),
+        (true, "a.com:443", false)
+    );
+    let mut st = storage();
+    let h = parse_request(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", &mut st, LIMIT)
+        .unwrap()
+        .unwrap();
+    assert!(h.non_relative_path);
+}
+
+#[test]
+fn unknown_versions_are_rewritten_to_http10() {
+    let mut buf = b"xxGET /a HTTP/9.9\r\nHost: h\r\n\r\n".to_vec();
+    assert!(request::rewrite_version_to_10(&mut buf, 2));
+    assert_eq!(&buf[2..], b"GET /a HTTP/1.0\r\nHost: h\r\n\r\n");
+    let mut buf = b"GET /a\r\n\r\n".to_vec();
+    assert!(request::rewrite_version_to_10(&mut buf, 0));
+    assert_eq!(buf, b"GET /a HTTP/1.0\r\n\r\n");
+    let mut buf = b"GARBAGE\r\n\r\n".to_vec();
+    assert!(!request::rewrite_version_to_10(&mut buf, 0));
+}
+
+#[test]
 fn valid_te_and_length_framing() {
-    let r = req(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n").unwrap();
+    let r = req(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked \r\n\r\n").unwrap();
     assert_eq!(r.unwrap().0, Framing::Chunked);
     let r = req(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n").unwrap();
     assert_eq!(r.unwrap().0, Framing::None);

@@ -58,10 +58,14 @@ pub fn push_u64(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-/// `HTTP/1.1 <code> <reason>\r\n` (the reason is Envoy's standard phrase; upstream phrases are
-/// not kept, as in Envoy).
-pub fn push_status_line(out: &mut Vec<u8>, code: u16) {
-    out.extend_from_slice(b"HTTP/1.1 ");
+/// `HTTP/1.<minor> <code> <reason>\r\n` (the reason is Envoy's standard phrase; upstream
+/// phrases are not kept, as in Envoy). `minor` is 0 only for an accepted HTTP/1.0 client.
+pub fn push_status_line(out: &mut Vec<u8>, minor: u8, code: u16) {
+    out.extend_from_slice(if minor == 0 {
+        b"HTTP/1.0 "
+    } else {
+        b"HTTP/1.1 "
+    });
     push_u64(out, u64::from(code));
     out.push(b' ');
     out.extend_from_slice(reason(code).as_bytes());

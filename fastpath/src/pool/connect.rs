@@ -14,10 +14,14 @@ pub struct UpConn {
     pub host: Arc<HostCounters>,
     pub cluster: Arc<ClusterState>,
     w: usize,
-    /// Came from the pool (a failure before any response byte may be retried once).
+    /// Came from the pool (if it turns out dead before accepting any byte of the request,
+    /// the request may be sent again on a fresh connection).
     pub reused: bool,
     /// The upstream closed it (for `upstream_cx_destroy_remote` vs `_local`).
     pub remote_closed: bool,
+    /// A request is in flight on it: dropping it now counts
+    /// `upstream_cx_destroy_with_active_rq`.
+    pub in_flight: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +31,20 @@ pub enum ConnectError {
 }
 
 impl UpConn {
+    /// Counts bytes read from the upstream (`upstream_cx_rx_bytes_total`).
+    pub fn rx(&self, n: usize) {
+        self.cluster
+            .stats
+            .add(self.w, Counter::UpstreamCxRxBytesTotal, n as u64);
+    }
+
+    /// Counts bytes written to the upstream (`upstream_cx_tx_bytes_total`).
+    pub fn tx(&self, n: usize) {
+        self.cluster
+            .stats
+            .add(self.w, Counter::UpstreamCxTxBytesTotal, n as u64);
+    }
+
     pub fn note_idle_timeout(&self) {
         self.cluster
             .stats
@@ -47,6 +65,17 @@ impl Drop for UpConn {
                 Counter::UpstreamCxDestroyLocal
             },
         );
+        if self.in_flight {
+            s.inc(self.w, Counter::UpstreamCxDestroyWithActiveRq);
+            s.inc(
+                self.w,
+                if self.remote_closed {
+                    Counter::UpstreamCxDestroyRemoteWithActiveRq
+                } else {
+                    Counter::UpstreamCxDestroyLocalWithActiveRq
+                },
+            );
+        }
         self.host.cx_active.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -91,5 +120,6 @@ pub async fn connect(
         w,
         reused: false,
         remote_closed: false,
+        in_flight: false,
     })
 }

@@ -1,21 +1,21 @@
 //! Forwarding one request: pick a host, take a pooled connection or connect, send the head
-//! and body, wait for the response head (route timeout, downstream disconnect), stream the
-//! response body back, and return the connection to the pool when it is clean.
+//! and body, wait for the response head (route timeout, downstream disconnect), have the body
+//! streamed back (`response_body`), and return the connection to the pool when it is clean.
 use std::pin::pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tokio::io::AsyncReadExt;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::io::{write_all_vectored, write_or_early_response};
 use super::prepare::{ForwardPlan, ReqInfo};
-use super::response::{self, DownMode, MAX_RESPONSE_HEAD, Parsed, RespCtx, RespInfo};
-use super::{Conn, Flow};
+use super::response::{self, MAX_RESPONSE_HEAD, Parsed, RespCtx, RespInfo};
+use super::{Conn, Flow, ReqBody};
 use crate::cluster::{ClusterState, HostCounters};
 use crate::compiled::{Hcm, ListenerView};
 use crate::error::ErrorKind;
 use crate::http1::{ChunkedDecoder, Framing, HeadError};
+use crate::local_reply::ResponseFlag;
 use crate::pool::{ConnectError, UpConn, connect};
 use crate::stats::sets::{cluster, cluster_class, http, http_class};
 
@@ -47,37 +47,18 @@ impl Drop for UpstreamRq<'_> {
 
 /// Why waiting for the response head ended without one.
 enum HeadWait {
-    /// The upstream closed before sending any byte (a stale pooled connection may be retried).
-    ClosedEmpty,
     Error(ErrorKind),
     DownstreamGone,
 }
 
 /// Why streaming a body stopped before its end.
-enum BodyStop {
+pub(super) enum BodyStop {
     Downstream,
+    /// The client stalled mid-body past the connection idle timeout.
+    DownstreamIdle,
     Upstream,
     Timeout,
     Malformed,
-}
-
-/// Reads into `buf` with the route deadline.
-async fn read_up(
-    up: &mut UpConn,
-    buf: &mut Vec<u8>,
-    sleep: &mut std::pin::Pin<&mut Sleep>,
-    timed: bool,
-) -> Result<usize, BodyStop> {
-    if buf.len() == buf.capacity() {
-        buf.reserve(crate::pool::BUF_SIZE);
-    }
-    tokio::select! {
-        r = up.stream.read_buf(buf) => match r {
-            Ok(n) => Ok(n),
-            Err(_) => Err(BodyStop::Upstream),
-        },
-        _ = sleep.as_mut(), if timed => Err(BodyStop::Timeout),
-    }
 }
 
 impl Conn {
@@ -91,10 +72,34 @@ impl Conn {
     ) -> Flow {
         let w = self.worker.index;
         let hcm = &view.hcm;
+        let route = Some((plan.sel, plan.choice));
+        // Body bytes already buffered behind the head (a malformed one is answered before
+        // anything is sent upstream).
+        let mut decoder = ChunkedDecoder::new();
+        let (prefix_len, body_done) = match info.framing {
+            Framing::Length(n) => {
+                let avail = self.down.buffered().len() as u64;
+                (avail.min(n) as usize, avail >= n)
+            }
+            Framing::Chunked => match decoder.validate(self.down.buffered()) {
+                Ok(v) => v,
+                Err(_) => {
+                    let e = HeadError::Malformed("invalid chunked body");
+                    return self.protocol_error_reply(hcm, e, info.minor, started).await;
+                }
+            },
+            Framing::None | Framing::UntilClose => (0, true),
+        };
+        let mut remaining = match info.framing {
+            Framing::Length(n) => n - prefix_len as u64,
+            _ => 0,
+        };
+
         let Some(cluster) = view.clusters.get(plan.cluster) else {
             hcm.stats.inc(w, http::Counter::NoCluster);
+            let kind = ErrorKind::NoHealthyUpstream;
             return self
-                .error_reply(hcm, info, ErrorKind::NoHealthyUpstream, started)
+                .error_reply(hcm, info, kind, started, route, ReqBody::Buffered)
                 .await;
         };
         let picked = {
@@ -116,47 +121,35 @@ impl Conn {
             cluster
                 .stats
                 .inc(w, cluster::Counter::UpstreamCxNoneHealthy);
+            let kind = ErrorKind::NoHealthyUpstream;
             return self
-                .error_reply(hcm, info, ErrorKind::NoHealthyUpstream, started)
+                .error_reply(hcm, info, kind, started, route, ReqBody::Buffered)
                 .await;
         };
         let _rq = UpstreamRq::start(cluster, &host, w);
 
-        if info.expect_continue
-            && write_all_vectored(&mut self.down.stream, &[b"HTTP/1.1 100 Continue\r\n\r\n"])
+        if info.expect_continue {
+            match write_all_vectored(&mut self.down.stream, &[b"HTTP/1.1 100 Continue\r\n\r\n"])
                 .await
-                .is_err()
-        {
-            return self.downstream_gone(hcm);
-        }
-
-        // Body bytes already buffered behind the head.
-        let mut decoder = ChunkedDecoder::new();
-        let (prefix_len, body_done) = match info.framing {
-            Framing::Length(n) => {
-                let avail = self.down.buffered().len() as u64;
-                (avail.min(n) as usize, avail >= n)
+            {
+                Ok(n) => hcm
+                    .stats
+                    .add(w, http::Counter::DownstreamCxTxBytesTotal, n as u64),
+                Err(_) => return self.downstream_gone(hcm),
             }
-            Framing::Chunked => match decoder.validate(self.down.buffered()) {
-                Ok(v) => v,
-                Err(_) => {
-                    return self
-                        .reject(hcm, HeadError::Malformed("invalid chunked body"))
-                        .await;
-                }
-            },
-            Framing::None | Framing::UntilClose => (0, true),
-        };
-        let mut remaining = match info.framing {
-            Framing::Length(n) => n - prefix_len as u64,
-            _ => 0,
-        };
+        }
 
         let mut ubuf = self.worker.buffers.get();
         let mut resp_out = self.worker.buffers.get();
         let mut retried = false;
         let result = loop {
-            let mut up = match self.worker.pool.take(host.id) {
+            // A retry (below) always opens a fresh connection.
+            let pooled = if retried {
+                None
+            } else {
+                self.worker.pool.take(host.id)
+            };
+            let mut up = match pooled {
                 Some(c) => c,
                 None => {
                     cluster
@@ -173,24 +166,26 @@ impl Conn {
                     }
                 }
             };
+            up.in_flight = true;
             let prefix = &self.down.buffered()[..prefix_len];
-            if write_all_vectored(&mut up.stream, &[req_out, prefix])
-                .await
-                .is_err()
-            {
-                up.remote_closed = true;
-                if up.reused && !retried && body_done {
-                    retried = true;
-                    continue;
+            match write_all_vectored(&mut up.stream, &[req_out, prefix]).await {
+                Ok(n) => up.tx(n),
+                Err(fail) => {
+                    up.tx(fail.written);
+                    up.remote_closed = true;
+                    if up.reused && !retried && fail.nothing_accepted() {
+                        // The pooled connection was dead before the upstream accepted any
+                        // byte of this request, so nothing can have been processed: send it
+                        // once more on a fresh connection. Anything else is not retried
+                        // (meshcore has no retry policy).
+                        up.in_flight = false;
+                        retried = true;
+                        continue;
+                    }
+                    cluster.stats.inc(w, cluster::Counter::UpstreamRqTxReset);
+                    break Err(ErrorKind::UpstreamReset);
                 }
-                cluster.stats.inc(w, cluster::Counter::UpstreamRqTxReset);
-                break Err(ErrorKind::UpstreamReset);
             }
-            cluster.stats.add(
-                w,
-                cluster::Counter::UpstreamCxTxBytesTotal,
-                (req_out.len() + prefix_len) as u64,
-            );
 
             let mut early = false;
             if !body_done {
@@ -202,7 +197,7 @@ impl Conn {
                         &mut remaining,
                         &mut decoder,
                         hcm,
-                        cluster,
+                        view.read_cap,
                     )
                     .await
                 {
@@ -211,14 +206,18 @@ impl Conn {
                         self.put_bufs(ubuf, resp_out);
                         return self.downstream_gone(hcm);
                     }
+                    Err(BodyStop::DownstreamIdle) => {
+                        self.put_bufs(ubuf, resp_out);
+                        return self.idle_mid_request(hcm);
+                    }
                     Err(BodyStop::Malformed) => {
                         self.put_bufs(ubuf, resp_out);
-                        return self
-                            .reject(hcm, HeadError::Malformed("invalid chunked body"))
-                            .await;
+                        let e = HeadError::Malformed("invalid chunked body");
+                        return self.protocol_error_reply(hcm, e, info.minor, started).await;
                     }
                     Err(BodyStop::Upstream | BodyStop::Timeout) => {
                         up.remote_closed = true;
+                        cluster.stats.inc(w, cluster::Counter::UpstreamRqTxReset);
                         break Err(ErrorKind::UpstreamReset);
                     }
                 }
@@ -240,17 +239,6 @@ impl Conn {
                 .await
             {
                 Ok(r) => break Ok((up, r, early, sent_at)),
-                Err(HeadWait::ClosedEmpty) if up.reused && !retried && body_done => {
-                    up.remote_closed = true;
-                    retried = true;
-                    ubuf.clear();
-                    continue;
-                }
-                Err(HeadWait::ClosedEmpty) => {
-                    up.remote_closed = true;
-                    cluster.stats.inc(w, cluster::Counter::UpstreamRqRxReset);
-                    break Err(ErrorKind::UpstreamReset);
-                }
                 Err(HeadWait::Error(kind)) => {
                     match kind {
                         ErrorKind::UpstreamTimeout => {
@@ -259,10 +247,7 @@ impl Conn {
                         ErrorKind::UpstreamProtocol => cluster
                             .stats
                             .inc(w, cluster::Counter::UpstreamCxProtocolError),
-                        _ => {
-                            up.remote_closed = true;
-                            cluster.stats.inc(w, cluster::Counter::UpstreamRqRxReset);
-                        }
+                        _ => cluster.stats.inc(w, cluster::Counter::UpstreamRqRxReset),
                     }
                     break Err(kind);
                 }
@@ -281,23 +266,32 @@ impl Conn {
             Err(kind) => {
                 self.put_bufs(ubuf, resp_out);
                 host.rq_error.fetch_add(1, Ordering::Relaxed);
-                if let Some((status, _, _)) = crate::local_reply::for_error(kind) {
-                    cluster.stats.inc(w, cluster_class(status));
-                    cluster.stats.status_code(w, status);
-                }
-                let flow = self.error_reply(hcm, info, kind, started).await;
+                let (status, _, _) = crate::local_reply::for_error(kind);
+                cluster.stats.inc(w, cluster_class(status));
+                cluster.stats.status_code(w, status);
                 // A request body that was not fully read leaves the connection unusable.
-                return if self.down_body_unread(info, body_done) {
-                    Flow::Close
+                let body = if body_done {
+                    ReqBody::Consumed
                 } else {
-                    flow
+                    ReqBody::Unfinished
                 };
+                return self
+                    .error_reply(hcm, info, kind, started, route, body)
+                    .await;
             }
         };
 
         hcm.stats.inc(w, http_class(resp.code));
+        self.record.status = resp.code;
         let streamed = self
-            .stream_response(&mut up, &mut ubuf, &resp_out, &resp, plan, sent_at)
+            .stream_response(
+                &mut up,
+                &mut ubuf,
+                &resp_out,
+                &resp,
+                hcm,
+                plan.timeout.map(|t| sent_at + t),
+            )
             .await;
         let s = &cluster.stats;
         s.inc(w, cluster_class(resp.code));
@@ -307,6 +301,7 @@ impl Conn {
         }
         let flow = match streamed {
             Ok(up_clean) => {
+                up.in_flight = false;
                 s.inc(w, cluster::Counter::UpstreamRqCompleted);
                 s.record_us(
                     w,
@@ -321,6 +316,11 @@ impl Conn {
                 );
                 if up_clean && resp.up_keep_alive && !early {
                     self.worker.pool.put(up);
+                }
+                if early {
+                    // The client may still be sending the body the upstream did not wait
+                    // for.
+                    self.linger = true;
                 }
                 if resp.close_down {
                     if self.closing() {
@@ -337,15 +337,25 @@ impl Conn {
                 return self.downstream_gone(hcm);
             }
             Err(stop) => {
-                match stop {
-                    BodyStop::Timeout => s.inc(w, cluster::Counter::UpstreamRqTimeout),
-                    BodyStop::Malformed => s.inc(w, cluster::Counter::UpstreamCxProtocolError),
+                let flag = match stop {
+                    BodyStop::Timeout => {
+                        s.inc(w, cluster::Counter::UpstreamRqTimeout);
+                        ResponseFlag::UpstreamRequestTimeout
+                    }
+                    BodyStop::Malformed => {
+                        s.inc(w, cluster::Counter::UpstreamCxProtocolError);
+                        ResponseFlag::UpstreamProtocolError
+                    }
                     _ => {
                         up.remote_closed = true;
                         s.inc(w, cluster::Counter::UpstreamRqRxReset);
+                        ResponseFlag::UpstreamConnectionTermination
                     }
-                }
+                };
+                self.record.flag(flag);
                 hcm.stats.inc(w, http::Counter::DownstreamRqTxReset);
+                hcm.stats
+                    .inc(w, http::Counter::DownstreamCxDestroyLocalActiveRq);
                 Flow::Close
             }
         };
@@ -358,22 +368,30 @@ impl Conn {
         self.worker.buffers.put(b);
     }
 
-    fn down_body_unread(&self, info: &ReqInfo, body_done: bool) -> bool {
-        info.framing.has_body() && !body_done
-    }
-
     /// The client went away with a request in flight (DC).
     fn downstream_gone(&mut self, hcm: &Hcm) -> Flow {
         let w = self.worker.index;
         self.cx.remote.set(true);
+        self.record
+            .flag(ResponseFlag::DownstreamConnectionTermination);
         hcm.stats
             .inc(w, http::Counter::DownstreamCxDestroyRemoteActiveRq);
         hcm.stats.inc(w, http::Counter::DownstreamRqRxReset);
         Flow::Close
     }
 
-    /// Streams the rest of the request body; `Ok(true)` when the upstream started answering
-    /// before the body was complete.
+    /// The client stalled mid-body past the connection idle timeout: meshcore closes the
+    /// connection (an idle timeout, with a request in flight; no reply).
+    fn idle_mid_request(&mut self, hcm: &Hcm) -> Flow {
+        let w = self.worker.index;
+        hcm.stats.inc(w, http::Counter::DownstreamCxIdleTimeout);
+        hcm.stats
+            .inc(w, http::Counter::DownstreamCxDestroyLocalActiveRq);
+        Flow::Close
+    }
+
+    /// Streams the rest of the request body, buffering at most `read_cap` bytes of it;
+    /// `Ok(true)` when the upstream started answering before the body was complete.
     async fn stream_request_body(
         &mut self,
         up: &mut UpConn,
@@ -381,7 +399,7 @@ impl Conn {
         remaining: &mut u64,
         decoder: &mut ChunkedDecoder,
         hcm: &Hcm,
-        cluster: &Arc<ClusterState>,
+        read_cap: usize,
     ) -> Result<bool, BodyStop> {
         let w = self.worker.index;
         loop {
@@ -401,9 +419,7 @@ impl Conn {
                 let early = write_or_early_response(&up.stream, &buffered[..n])
                     .await
                     .map_err(|_| BodyStop::Upstream)?;
-                cluster
-                    .stats
-                    .add(w, cluster::Counter::UpstreamCxTxBytesTotal, n as u64);
+                up.tx(n);
                 self.down.consume(n);
                 if early {
                     return Ok(true);
@@ -412,13 +428,11 @@ impl Conn {
                     return Ok(false);
                 }
             }
-            let read = self
-                .down
-                .read_more(&self.worker.buffers, crate::pool::BUF_SIZE);
+            let read = self.down.read_more(&self.worker.buffers, read_cap);
             // A client stalling mid-body is cut off after the connection idle timeout.
             let idle = hcm.idle_timeout.unwrap_or(std::time::Duration::MAX);
             let r = tokio::select! {
-                r = tokio::time::timeout(idle, read) => r.map_err(|_| BodyStop::Downstream)?,
+                r = tokio::time::timeout(idle, read) => r.map_err(|_| BodyStop::DownstreamIdle)?,
                 r = up.stream.readable() => {
                     return r.map(|_| true).map_err(|_| BodyStop::Upstream);
                 }
@@ -483,9 +497,20 @@ impl Conn {
             tokio::select! {
                 biased;
                 r = up.stream.read_buf(ubuf) => match r {
-                    Ok(0) | Err(_) if ubuf.is_empty() => return Err(HeadWait::ClosedEmpty),
-                    Ok(0) | Err(_) => return Err(HeadWait::Error(ErrorKind::UpstreamReset)),
-                    Ok(n) => up.cluster.stats.add(w, cluster::Counter::UpstreamCxRxBytesTotal, n as u64),
+                    Ok(0) | Err(_) if ubuf.is_empty() => {
+                        up.remote_closed = true;
+                        return Err(HeadWait::Error(ErrorKind::UpstreamReset));
+                    }
+                    // EOF inside a head: a truncated message (Envoy: protocol error).
+                    Ok(0) => {
+                        up.remote_closed = true;
+                        return Err(HeadWait::Error(ErrorKind::UpstreamProtocol));
+                    }
+                    Err(_) => {
+                        up.remote_closed = true;
+                        return Err(HeadWait::Error(ErrorKind::UpstreamReset));
+                    }
+                    Ok(n) => up.rx(n),
                 },
                 r = self.down.stream.readable(), if watch_down => {
                     if r.is_err() {
@@ -493,192 +518,15 @@ impl Conn {
                     }
                     match self.down.try_read_spare() {
                         Ok(Some(0)) | Err(_) => return Err(HeadWait::DownstreamGone),
-                        Ok(_) => watch_down = self.down.has_spare(),
+                        Ok(Some(n)) => {
+                            hcm.stats.add(w, http::Counter::DownstreamCxRxBytesTotal, n as u64);
+                            watch_down = self.down.has_spare();
+                        }
+                        Ok(None) => watch_down = self.down.has_spare(),
                     }
                 }
                 _ = sleep.as_mut(), if timed => return Err(HeadWait::Error(ErrorKind::UpstreamTimeout)),
             }
         }
     }
-
-    /// Writes the response head and streams the body; `Ok(clean)` where `clean` says the
-    /// upstream connection ended exactly at the end of the response.
-    async fn stream_response(
-        &mut self,
-        up: &mut UpConn,
-        ubuf: &mut Vec<u8>,
-        head: &[u8],
-        resp: &RespInfo,
-        plan: &ForwardPlan<'_>,
-        sent_at: Instant,
-    ) -> Result<bool, BodyStop> {
-        let w = self.worker.index;
-        let timed = plan.timeout.is_some();
-        let mut sleep = pin!(tokio::time::sleep_until(
-            sent_at + plan.timeout.unwrap_or_default()
-        ));
-        let stats = self.view.hcm.stats.clone();
-        let tx = |n: usize| stats.add(w, http::Counter::DownstreamCxTxBytesTotal, n as u64);
-        let body_start = resp.head_len;
-        match resp.mode {
-            DownMode::None => {
-                let n = write_all_vectored(&mut self.down.stream, &[head])
-                    .await
-                    .map_err(|_| BodyStop::Downstream)?;
-                tx(n);
-                Ok(ubuf.len() == body_start)
-            }
-            DownMode::Length(total) => {
-                let avail = (ubuf.len() - body_start) as u64;
-                let take = avail.min(total) as usize;
-                let mut clean = avail <= total;
-                let n = write_all_vectored(
-                    &mut self.down.stream,
-                    &[head, &ubuf[body_start..body_start + take]],
-                )
-                .await
-                .map_err(|_| BodyStop::Downstream)?;
-                tx(n);
-                let mut left = total - take as u64;
-                while left > 0 {
-                    ubuf.clear();
-                    let n = read_up(up, ubuf, &mut sleep, timed).await?;
-                    if n == 0 {
-                        return Err(BodyStop::Upstream);
-                    }
-                    let take = (n as u64).min(left) as usize;
-                    clean = n as u64 <= left;
-                    left -= take as u64;
-                    let n = write_all_vectored(&mut self.down.stream, &[&ubuf[..take]])
-                        .await
-                        .map_err(|_| BodyStop::Downstream)?;
-                    tx(n);
-                }
-                Ok(clean)
-            }
-            DownMode::ChunkedPass => {
-                let mut dec = ChunkedDecoder::new();
-                let (c, mut done) = dec
-                    .validate(&ubuf[body_start..])
-                    .map_err(|_| BodyStop::Malformed)?;
-                let mut clean = body_start + c == ubuf.len();
-                let n = write_all_vectored(
-                    &mut self.down.stream,
-                    &[head, &ubuf[body_start..body_start + c]],
-                )
-                .await
-                .map_err(|_| BodyStop::Downstream)?;
-                tx(n);
-                while !done {
-                    ubuf.clear();
-                    if read_up(up, ubuf, &mut sleep, timed).await? == 0 {
-                        return Err(BodyStop::Upstream);
-                    }
-                    let (c, d) = dec.validate(ubuf).map_err(|_| BodyStop::Malformed)?;
-                    done = d;
-                    clean = c == ubuf.len();
-                    let n = write_all_vectored(&mut self.down.stream, &[&ubuf[..c]])
-                        .await
-                        .map_err(|_| BodyStop::Downstream)?;
-                    tx(n);
-                }
-                Ok(clean)
-            }
-            DownMode::Dechunk => {
-                let mut dec = ChunkedDecoder::new();
-                let n = write_all_vectored(&mut self.down.stream, &[head])
-                    .await
-                    .map_err(|_| BodyStop::Downstream)?;
-                tx(n);
-                let mut pos = body_start;
-                loop {
-                    while pos < ubuf.len() && !dec.is_done() {
-                        let step = dec.decode(&ubuf[pos..]).map_err(|_| BodyStop::Malformed)?;
-                        let data = &ubuf[pos + step.data.start..pos + step.data.end];
-                        if !data.is_empty() {
-                            let n = write_all_vectored(&mut self.down.stream, &[data])
-                                .await
-                                .map_err(|_| BodyStop::Downstream)?;
-                            tx(n);
-                        }
-                        pos += step.consumed;
-                    }
-                    if dec.is_done() {
-                        return Ok(false);
-                    }
-                    ubuf.clear();
-                    pos = 0;
-                    if read_up(up, ubuf, &mut sleep, timed).await? == 0 {
-                        return Err(BodyStop::Upstream);
-                    }
-                }
-            }
-            DownMode::Rechunk | DownMode::Raw => {
-                let chunked = resp.mode == DownMode::Rechunk;
-                let mut first = Some(head);
-                let mut start = body_start;
-                loop {
-                    let data = &ubuf[start..];
-                    let mut size = itoa_hex(data.len());
-                    let size_line: &[u8] = if chunked && !data.is_empty() {
-                        size.line()
-                    } else {
-                        b""
-                    };
-                    let crlf: &[u8] = if chunked && !data.is_empty() {
-                        b"\r\n"
-                    } else {
-                        b""
-                    };
-                    let n = write_all_vectored(
-                        &mut self.down.stream,
-                        &[first.take().unwrap_or(b""), size_line, data, crlf],
-                    )
-                    .await
-                    .map_err(|_| BodyStop::Downstream)?;
-                    tx(n);
-                    ubuf.clear();
-                    start = 0;
-                    let n = read_up(up, ubuf, &mut sleep, timed).await?;
-                    if n == 0 {
-                        if chunked {
-                            let n = write_all_vectored(&mut self.down.stream, &[b"0\r\n\r\n"])
-                                .await
-                                .map_err(|_| BodyStop::Downstream)?;
-                            tx(n);
-                        }
-                        return Ok(false);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// A chunk-size line (`<hex>\r\n`) on the stack.
-struct HexLine {
-    buf: [u8; 18],
-    start: usize,
-}
-
-impl HexLine {
-    fn line(&mut self) -> &[u8] {
-        &self.buf[self.start..]
-    }
-}
-
-fn itoa_hex(mut n: usize) -> HexLine {
-    let mut buf = [0u8; 18];
-    buf[16] = b'\r';
-    buf[17] = b'\n';
-    let mut i = 16;
-    loop {
-        i -= 1;
-        buf[i] = b"0123456789abcdef"[n & 0xf];
-        n >>= 4;
-        if n == 0 {
-            break;
-        }
-    }
-    HexLine { buf, start: i }
 }

@@ -53,25 +53,30 @@ impl Down {
         }
     }
 
-    /// Reads more bytes, growing the buffer up to `limit` (compacting first). `Ok(0)` is EOF;
-    /// a full buffer at the limit is an `OutOfMemory` error.
+    /// Reads more bytes so that at most `limit` unread bytes are buffered, growing the
+    /// buffer up to `limit` (compacting first). `Ok(0)` is EOF; a buffer already holding
+    /// `limit` unread bytes is an `OutOfMemory` error.
     pub async fn read_more(&mut self, pool: &BufferPool, limit: usize) -> io::Result<usize> {
         if self.buf.capacity() == 0 {
             self.buf = pool.get();
             self.start = 0;
         }
+        let room = limit.saturating_sub(self.buf.len() - self.start);
+        if room == 0 {
+            return Err(io::ErrorKind::OutOfMemory.into());
+        }
         if self.buf.len() == self.buf.capacity() {
             if self.start > 0 {
                 self.buf.drain(..self.start);
                 self.start = 0;
-            } else if self.buf.capacity() < limit {
-                self.buf
-                    .reserve(self.buf.capacity().min(limit - self.buf.capacity()).max(1));
             } else {
-                return Err(io::ErrorKind::OutOfMemory.into());
+                self.buf.reserve(self.buf.capacity().min(room).max(1));
             }
         }
-        self.stream.read_buf(&mut self.buf).await
+        (&mut self.stream)
+            .take(room as u64)
+            .read_buf(&mut self.buf)
+            .await
     }
 
     /// Reads whatever is already readable into spare capacity without growing or moving the
@@ -93,35 +98,68 @@ impl Down {
     }
 }
 
-/// Writes all of `parts` with as few `writev` calls as the socket allows.
-pub async fn write_all_vectored(stream: &mut TcpStream, parts: &[&[u8]]) -> io::Result<usize> {
+/// A write that failed after `written` bytes were accepted by the socket.
+#[derive(Debug)]
+pub struct WriteFail {
+    pub error: io::Error,
+    pub written: usize,
+}
+
+impl WriteFail {
+    /// The peer had closed or reset the connection before it accepted any byte (EPIPE,
+    /// ECONNRESET on the first write): nothing of this write can have been processed.
+    pub fn nothing_accepted(&self) -> bool {
+        self.written == 0
+            && matches!(
+                self.error.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            )
+    }
+}
+
+/// Writes all of `parts` with as few `writev` calls as the socket allows; returns the bytes
+/// written.
+pub async fn write_all_vectored(
+    stream: &mut TcpStream,
+    parts: &[&[u8]],
+) -> Result<usize, WriteFail> {
     let mut slices: [IoSlice<'_>; 4] = [IoSlice::new(&[]); 4];
     let mut n = 0;
-    let mut total = 0;
+    let mut written = 0;
     for p in parts.iter().filter(|p| !p.is_empty()) {
         if n == slices.len() {
             // More parts than slots: flush what we have first.
-            write_slices(stream, &mut slices[..n]).await?;
+            write_slices(stream, &mut slices[..n], &mut written).await?;
             n = 0;
         }
         slices[n] = IoSlice::new(p);
         n += 1;
-        total += p.len();
     }
-    write_slices(stream, &mut slices[..n]).await?;
-    Ok(total)
+    write_slices(stream, &mut slices[..n], &mut written).await?;
+    Ok(written)
 }
 
-async fn write_slices(stream: &mut TcpStream, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+async fn write_slices(
+    stream: &mut TcpStream,
+    mut slices: &mut [IoSlice<'_>],
+    written: &mut usize,
+) -> Result<(), WriteFail> {
     while !slices.is_empty() {
-        let n = if slices.len() == 1 {
-            stream.write(&slices[0]).await?
+        let r = if slices.len() == 1 {
+            stream.write(&slices[0]).await
         } else {
-            stream.write_vectored(slices).await?
+            stream.write_vectored(slices).await
         };
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
+        let n = match r {
+            Ok(0) => Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => Ok(n),
+            Err(e) => Err(e),
         }
+        .map_err(|error| WriteFail {
+            error,
+            written: *written,
+        })?;
+        *written += n;
         IoSlice::advance_slices(&mut slices, n);
     }
     Ok(())
@@ -146,11 +184,72 @@ pub async fn write_or_early_response(stream: &TcpStream, mut data: &[u8]) -> io:
     Ok(false)
 }
 
-/// Writes a local reply (head + body) and ignores failures (the client may be gone).
-pub async fn write_reply(stream: &mut TcpStream, head: &[u8], body: &[u8]) -> bool {
-    let ok = write_all_vectored(stream, &[head, body]).await.is_ok();
-    if !ok {
-        let _ = stream.shutdown().await;
+/// Writes a local reply (head + body); returns the bytes written and whether all were (the
+/// client may be gone).
+pub async fn write_reply(stream: &mut TcpStream, head: &[u8], body: &[u8]) -> (usize, bool) {
+    match write_all_vectored(stream, &[head, body]).await {
+        Ok(n) => (n, true),
+        Err(f) => {
+            let _ = stream.shutdown().await;
+            (f.written, false)
+        }
     }
-    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (s, _) = l.accept().await.unwrap();
+        (c, s)
+    }
+
+    #[tokio::test]
+    async fn a_write_to_a_reset_connection_accepted_nothing() {
+        let (mut c, s) = pair().await;
+        socket2::SockRef::from(&s)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .unwrap();
+        drop(s); // RST
+        c.readable().await.unwrap();
+        let fail = write_all_vectored(&mut c, &[b"GET / HTTP/1.1\r\n\r\n"])
+            .await
+            .unwrap_err();
+        assert!(fail.nothing_accepted(), "{fail:?}");
+    }
+
+    #[test]
+    fn only_an_untouched_dead_connection_is_safe_to_retry() {
+        let fail = |kind: io::ErrorKind, written| WriteFail {
+            error: kind.into(),
+            written,
+        };
+        assert!(fail(io::ErrorKind::BrokenPipe, 0).nothing_accepted());
+        assert!(fail(io::ErrorKind::ConnectionReset, 0).nothing_accepted());
+        assert!(!fail(io::ErrorKind::BrokenPipe, 10).nothing_accepted());
+        assert!(!fail(io::ErrorKind::TimedOut, 0).nothing_accepted());
+    }
+
+    #[tokio::test]
+    async fn read_more_buffers_at_most_the_limit() {
+        let (c, mut s) = pair().await;
+        s.write_all(&[b'a'; 1000]).await.unwrap();
+        let pool = BufferPool::default();
+        let peer = c.peer_addr().unwrap();
+        let mut down = Down::new(c, peer);
+        let mut got = 0;
+        while got < 16 {
+            got += down.read_more(&pool, 16).await.unwrap();
+        }
+        assert_eq!(down.buffered().len(), 16);
+        let full = down.read_more(&pool, 16).await.unwrap_err();
+        assert_eq!(full.kind(), io::ErrorKind::OutOfMemory);
+        down.consume(10);
+        assert!(down.read_more(&pool, 16).await.unwrap() <= 10);
+        assert!(down.buffered().len() <= 16);
+    }
 }

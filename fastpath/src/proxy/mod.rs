@@ -2,16 +2,23 @@
 //! it, answer locally or forward it, stream bodies, keep the connection alive or close it.
 //! Requests on one connection are handled in order; early bytes of the next one stay
 //! buffered.
+mod authority;
 mod forward;
+mod forwarded;
 mod io;
 mod prepare;
+mod record;
 mod response;
+mod response_body;
+mod upstream_head;
 
 use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -26,12 +33,30 @@ use crate::worker::{ConnGuard, Worker};
 
 use io::Down;
 use prepare::{Prepared, ReqInfo};
+use record::RequestRecord;
+
+/// How long a connection closed by meshcore while the client may still be sending keeps
+/// reading (and discarding) before the socket is closed: Envoy's `delayed_close_timeout`
+/// default.
+const DELAYED_CLOSE: Duration = Duration::from_secs(1);
 
 /// What happens to the connection after a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Flow {
     Continue,
     Close,
+}
+
+/// The state of a request body when meshcore answers locally.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReqBody {
+    /// Still in the read buffer (or on the socket): skipped if complete, else the connection
+    /// closes.
+    Buffered,
+    /// Already consumed (forwarded).
+    Consumed,
+    /// Partly read or forwarded: the connection must close.
+    Unfinished,
 }
 
 /// Connection-level stats, settled when the connection ends (whatever ends it).
@@ -68,6 +93,16 @@ impl Drop for CxStats {
 /// `downstream_rq_active` for the lifetime of one request.
 struct RqActive<'a>(&'a HttpStats, usize);
 
+impl<'a> RqActive<'a> {
+    /// Counts a request whose head was read (`downstream_rq_total`, `_http1_total`, active).
+    fn start(stats: &'a HttpStats, w: usize) -> Self {
+        stats.inc(w, http::Counter::DownstreamRqTotal);
+        stats.inc(w, http::Counter::DownstreamRqHttp1Total);
+        stats.gauge_inc(w, http::Gauge::DownstreamRqActive);
+        RqActive(stats, w)
+    }
+}
+
 impl Drop for RqActive<'_> {
     fn drop(&mut self) {
         self.0.gauge_dec(self.1, http::Gauge::DownstreamRqActive);
@@ -84,6 +119,12 @@ struct Conn {
     down: Down,
     idle: Rc<Cell<bool>>,
     cx: CxStats,
+    /// The current request's record (status, response flags): what an access log line is
+    /// written from once `one_request` returns.
+    record: RequestRecord,
+    /// meshcore closes the connection while the client may still be sending: close with a
+    /// delay (`Conn::delayed_close`).
+    linger: bool,
 }
 
 /// Serves one accepted connection until it closes.
@@ -97,7 +138,7 @@ pub async fn serve(
 ) {
     let w = worker.index;
     let view = Rc::new(handle.view.load_full());
-    let (ls, hs) = (handle.stats.clone(), view.hcm.stats.clone());
+    let (ls, hs) = (view.stats.clone(), view.hcm.stats.clone());
     ls.inc(w, listener::Counter::DownstreamCxTotal);
     ls.gauge_inc(w, listener::Gauge::DownstreamCxActive);
     hs.inc(w, http::Counter::DownstreamCxTotal);
@@ -117,8 +158,13 @@ pub async fn serve(
         view,
         down: Down::new(stream, peer),
         idle,
+        record: RequestRecord::default(),
+        linger: false,
     };
     while conn.one_request().await == Flow::Continue {}
+    if conn.linger {
+        conn.delayed_close().await;
+    }
     conn.down.release(&conn.worker.buffers);
 }
 
@@ -153,6 +199,7 @@ impl Conn {
     }
 
     async fn one_request(&mut self) -> Flow {
+        self.record = RequestRecord::default();
         let view = self.view();
         let hcm = &view.hcm;
         let w = self.worker.index;
@@ -189,7 +236,7 @@ impl Conn {
             }
             scanned = b.len();
             if b.len() > hcm.max_head {
-                return self.reject(hcm, HeadError::TooLarge).await;
+                return self.reject(hcm, HeadError::TooLarge, 1).await;
             }
             let read = self.down.read_more(&self.worker.buffers, limit);
             let r = match hcm.idle_timeout {
@@ -211,7 +258,7 @@ impl Conn {
                     .stats
                     .add(w, http::Counter::DownstreamCxRxBytesTotal, n as u64),
                 Err(e) if e.kind() == std::io::ErrorKind::OutOfMemory => {
-                    return self.reject(hcm, HeadError::TooLarge).await;
+                    return self.reject(hcm, HeadError::TooLarge, 1).await;
                 }
                 Err(_) => {
                     self.cx.remote.set(true);
@@ -225,26 +272,53 @@ impl Conn {
         let hcm = &view.hcm;
         let started = Instant::now();
         let mut req_out = self.worker.buffers.get();
-        let prepared = prepare::prepare(self.down.buffered(), hcm, self.down.peer, &mut req_out);
+        let port = self.handle.port;
+        let mut prepared = prepare::prepare(
+            self.down.buffered(),
+            hcm,
+            self.down.peer,
+            port,
+            &mut req_out,
+        );
+        if let Prepared::Reject(HeadError::UnsupportedVersion, _) = prepared
+            && hcm.cfg.accept_http_10
+        {
+            // Envoy with accept_http_10 takes any version but HTTP/1.1 (and none) as
+            // HTTP/1.0: rewrite the request line and parse again (rare path).
+            let start = self.down.start;
+            if crate::http1::request::rewrite_version_to_10(&mut self.down.buf, start) {
+                prepared = prepare::prepare(
+                    self.down.buffered(),
+                    hcm,
+                    self.down.peer,
+                    port,
+                    &mut req_out,
+                );
+            }
+        }
         let info = match &prepared {
-            Prepared::Reject(e) => {
-                let e = *e;
+            Prepared::Reject(e, minor) => {
+                let (e, minor) = (*e, *minor);
                 self.worker.buffers.put(req_out);
-                return self.reject(hcm, e).await;
+                return self.reject(hcm, e, minor).await;
             }
             Prepared::NoRoute(i) | Prepared::Local(_, i) | Prepared::Forward(_, i) => *i,
         };
         self.down.consume(info.head_len);
-        hcm.stats.inc(w, http::Counter::DownstreamRqTotal);
-        hcm.stats.inc(w, http::Counter::DownstreamRqHttp1Total);
-        hcm.stats.gauge_inc(w, http::Gauge::DownstreamRqActive);
-        let _active = RqActive(&hcm.stats, w);
+        let _active = RqActive::start(&hcm.stats, w);
         let flow = match prepared {
-            Prepared::Reject(_) => Flow::Close,
+            Prepared::Reject(..) => Flow::Close,
             Prepared::NoRoute(info) => {
                 hcm.stats.inc(w, http::Counter::NoRoute);
-                self.error_reply(hcm, &info, ErrorKind::NoRoute, started)
-                    .await
+                self.error_reply(
+                    hcm,
+                    &info,
+                    ErrorKind::NoRoute,
+                    started,
+                    None,
+                    ReqBody::Buffered,
+                )
+                .await
             }
             Prepared::Local(spec, info) => {
                 if spec.non_relative {
@@ -257,11 +331,14 @@ impl Conn {
                 self.local_reply(
                     hcm,
                     &info,
-                    spec.status,
-                    &spec.body,
-                    spec.location.as_deref(),
+                    LocalBody {
+                        status: spec.status,
+                        body: &spec.body,
+                        location: spec.location.as_deref(),
+                    },
                     spec.mutations,
                     started,
+                    ReqBody::Buffered,
                 )
                 .await
             }
@@ -274,67 +351,104 @@ impl Conn {
         flow
     }
 
-    /// 400/431 for a malformed head, then close.
-    async fn reject(&mut self, hcm: &Hcm, e: HeadError) -> Flow {
+    /// A head meshcore will not proxy (400/426/431/501): counted as a request, as Envoy does
+    /// (`downstream_rq_total` and the status class), answered, then the connection closes.
+    async fn reject(&mut self, hcm: &Hcm, e: HeadError, minor: u8) -> Flow {
+        let started = Instant::now();
+        let _active = RqActive::start(&hcm.stats, self.worker.index);
+        self.protocol_error_reply(hcm, e, minor, started).await
+    }
+
+    /// The reply to a request meshcore cannot read on (a bad head, or a bad chunked body
+    /// mid-request): counts the codec error (except a missing host, which Envoy rejects after
+    /// the codec), answers, and closes with a delay.
+    async fn protocol_error_reply(
+        &mut self,
+        hcm: &Hcm,
+        e: HeadError,
+        minor: u8,
+        started: Instant,
+    ) -> Flow {
         let w = self.worker.index;
-        hcm.stats.inc(w, http::Counter::DownstreamCxProtocolError);
-        if e == HeadError::TooLarge {
-            hcm.stats.inc(w, http::Counter::DownstreamRqTooLarge);
+        if e != HeadError::MissingHost {
+            hcm.stats.inc(w, http::Counter::DownstreamCxProtocolError);
+            hcm.stats.inc(w, http::Counter::DownstreamRqRxReset);
         }
-        if let Some((status, body, _flag)) =
-            local_reply::for_error(ErrorKind::DownstreamProtocol(e))
-        {
-            hcm.stats.inc(w, crate::stats::sets::http_class(status));
-            let mut head = Vec::with_capacity(256);
-            local_reply::push_head(
-                &mut head,
-                &ReplyHead {
-                    status,
-                    body_len: body.len(),
-                    location: None,
-                    server: &hcm.server_name,
-                    close: true,
-                    keep_alive_10: false,
-                    extra: b"",
-                },
-            );
-            io::write_reply(&mut self.down.stream, &head, body.as_bytes()).await;
-        }
+        let (status, body) = self.record.error(ErrorKind::DownstreamProtocol(e));
+        let mut head = self.worker.buffers.get();
+        local_reply::push_head(
+            &mut head,
+            &ReplyHead {
+                status,
+                body_len: body.len(),
+                location: None,
+                server: &hcm.server_name,
+                minor,
+                close: true,
+                keep_alive_10: false,
+                extra: b"",
+            },
+        );
+        let (n, _) = io::write_reply(&mut self.down.stream, &head, body.as_bytes()).await;
+        self.worker.buffers.put(head);
+        self.end_local_reply(hcm, status, n, started);
+        self.linger = true;
         Flow::Close
     }
 
-    /// The local reply for a data path error (NR, UH, UF, UT, UC, UPE).
+    /// Counts a local reply that was written (`n` bytes).
+    fn end_local_reply(&self, hcm: &Hcm, status: u16, n: usize, started: Instant) {
+        let w = self.worker.index;
+        hcm.stats
+            .add(w, http::Counter::DownstreamCxTxBytesTotal, n as u64);
+        hcm.stats.inc(w, crate::stats::sets::http_class(status));
+        hcm.stats.inc(w, http::Counter::DownstreamRqCompleted);
+        hcm.stats.record_us(
+            w,
+            http::Histogram::DownstreamRqTime,
+            started.elapsed().as_micros() as u64,
+        );
+    }
+
+    /// The local reply for a data path error (NR, UH, UF, UT, UC, UPE). `mutations` are the
+    /// selected route's (Envoy adds its response headers to replies made after routing).
     async fn error_reply(
         &mut self,
         hcm: &Hcm,
         info: &ReqInfo,
         kind: ErrorKind,
         started: Instant,
+        mutations: Option<(Selection<'_>, usize)>,
+        body: ReqBody,
     ) -> Flow {
-        match local_reply::for_error(kind) {
-            Some((status, body, _flag)) => {
-                self.local_reply(hcm, info, status, body.as_bytes(), None, None, started)
-                    .await
-            }
-            None => Flow::Close,
-        }
+        let (status, text) = self.record.error(kind);
+        let reply = LocalBody {
+            status,
+            body: text.as_bytes(),
+            location: None,
+        };
+        self.local_reply(hcm, info, reply, mutations, started, body)
+            .await
     }
 
-    /// Writes a local reply; keeps the connection only if the request body is fully buffered
-    /// (it is skipped) and the client and drain state allow it.
-    #[allow(clippy::too_many_arguments)]
+    /// Writes a local reply; keeps the connection only if the request body is done with (or
+    /// fully buffered, then skipped) and the client and drain state allow it.
     async fn local_reply(
         &mut self,
         hcm: &Hcm,
         info: &ReqInfo,
-        status: u16,
-        body: &[u8],
-        location: Option<&str>,
+        reply: LocalBody<'_>,
         mutations: Option<(Selection<'_>, usize)>,
         started: Instant,
+        req_body: ReqBody,
     ) -> Flow {
         let w = self.worker.index;
-        let body_pending = !self.skip_buffered_body(info.framing);
+        self.record.status = reply.status;
+        let body_pending = match req_body {
+            ReqBody::Buffered => !self.skip_buffered_body(info.framing),
+            ReqBody::Consumed => false,
+            ReqBody::Unfinished => true,
+        };
         let close = body_pending || !info.keep_alive || self.closing();
         if close && self.closing() {
             hcm.stats.inc(w, http::Counter::DownstreamCxDrainClose);
@@ -353,25 +467,24 @@ impl Conn {
         local_reply::push_head(
             &mut head,
             &ReplyHead {
-                status,
-                body_len: body.len(),
-                location,
+                status: reply.status,
+                body_len: reply.body.len(),
+                location: reply.location,
                 server: &hcm.server_name,
+                minor: info.minor,
                 close,
                 keep_alive_10: info.minor == 0 && !close,
                 extra: &extra,
             },
         );
-        let body = if info.is_head { &b""[..] } else { body };
-        let ok = io::write_reply(&mut self.down.stream, &head, body).await;
+        let body = if info.is_head { &b""[..] } else { reply.body };
+        let (n, ok) = io::write_reply(&mut self.down.stream, &head, body).await;
         self.worker.buffers.put(head);
-        hcm.stats.inc(w, crate::stats::sets::http_class(status));
-        hcm.stats.inc(w, http::Counter::DownstreamRqCompleted);
-        hcm.stats.record_us(
-            w,
-            http::Histogram::DownstreamRqTime,
-            started.elapsed().as_micros() as u64,
-        );
+        self.end_local_reply(hcm, reply.status, n, started);
+        if body_pending {
+            // The client may still be sending the body: do not reset it under the reply.
+            self.linger = true;
+        }
         if ok && !close {
             Flow::Continue
         } else {
@@ -404,6 +517,41 @@ impl Conn {
             }
         }
     }
+
+    /// Envoy's delayed close: after a reply sent while the client may still be writing, shut
+    /// down the write side (the client sees the reply, then EOF) and read and discard what
+    /// arrives until the client closes or `DELAYED_CLOSE` passes, so the close does not send
+    /// a TCP reset that could destroy the reply in the client's receive buffer. Only this
+    /// connection's task waits; the worker runs on.
+    async fn delayed_close(&mut self) {
+        let stats = self.cx.http.clone();
+        let w = self.worker.index;
+        let _ = self.down.stream.shutdown().await;
+        let unread = self.down.buffered().len();
+        self.down.consume(unread);
+        let deadline = Instant::now() + DELAYED_CLOSE;
+        let mut scratch = self.worker.buffers.get();
+        loop {
+            scratch.clear();
+            let read = self.down.stream.read_buf(&mut scratch);
+            match tokio::time::timeout_at(deadline, read).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => stats.add(w, http::Counter::DownstreamCxRxBytesTotal, n as u64),
+                Err(_) => {
+                    stats.inc(w, http::Counter::DownstreamCxDelayedCloseTimeout);
+                    break;
+                }
+            }
+        }
+        self.worker.buffers.put(scratch);
+    }
+}
+
+/// A local reply's status, body and redirect location.
+struct LocalBody<'a> {
+    status: u16,
+    body: &'a [u8],
+    location: Option<&'a str>,
 }
 
 #[cfg(test)]

@@ -129,7 +129,7 @@ pub fn build(
     let extra = &extra[..n];
 
     out.clear();
-    push_status_line(out, head.code);
+    push_status_line(out, ctx.client_minor, head.code);
     if !ctx.sel.has_response_mutations(ctx.choice) {
         push_kept_lines(out, buf, head.headers, &head.kinds, keep);
         for (k, v) in extra {

@@ -1,5 +1,6 @@
 //! Virtual host selection by authority: Envoy's exact / suffix-wildcard / prefix-wildcard / `*`
-//! precedence, tried on the host as given and then with its port stripped.
+//! precedence on the host as given, port included (the connection manager strips the port
+//! first when `strip_any_host_port` / `strip_matching_host_port` says so).
 use std::collections::HashMap;
 
 use crate::config::snapshot::VirtualHost;
@@ -20,8 +21,6 @@ pub(super) struct DomainIndex {
     prefixes: Wildcards,
     /// The virtual host with domain `*`.
     default: Option<usize>,
-    /// Some exact or suffix domain contains ':', so a host with a port may match it as given.
-    port_domains: bool,
 }
 
 impl DomainIndex {
@@ -44,7 +43,6 @@ impl DomainIndex {
                     ));
                 }
                 let bytes = domain.as_bytes();
-                index.port_domains |= !domain.ends_with('*') && domain.contains(':');
                 if domain == "*" {
                     index.default = Some(i);
                 } else if let Some(rest) = bytes.strip_prefix(b"*") {
@@ -66,12 +64,9 @@ impl DomainIndex {
     }
 
     /// The virtual host for `authority` (a Host header value), compared ASCII
-    /// case-insensitively. Envoy's order (exact, longest suffix wildcard, longest prefix
-    /// wildcard) is applied to the host as given — so a domain written with a port, like
-    /// `example.com:8080`, matches exactly as in Envoy — then to the host without its port,
-    /// and only then is `*` used. Envoy itself does not strip the port unless told to
-    /// (`strip_any_host_port`); meshcore strips it so `example.com` also serves
-    /// `example.com:8080`.
+    /// case-insensitively: exact, then the longest suffix wildcard, then the longest prefix
+    /// wildcard, then `*`. As in Envoy, the port is part of the host: `example.com:8080`
+    /// matches the domain `example.com:8080` (or `example.*`), not `example.com`.
     pub(super) fn find(&self, authority: &str) -> Option<usize> {
         if self.exact.is_empty() && self.suffixes.is_empty() && self.prefixes.is_empty() {
             return self.default;
@@ -90,17 +85,7 @@ impl DomainIndex {
             heap = raw.to_ascii_lowercase();
             &heap
         };
-        match port_start(host) {
-            None => self.find_specific(host),
-            // Without domains holding a port, only a prefix wildcard can match the host as
-            // given: skip the other lookups.
-            Some(p) if !self.port_domains => find_wildcard(&self.prefixes, host, false)
-                .or_else(|| self.find_specific(&host[..p])),
-            Some(p) => self
-                .find_specific(host)
-                .or_else(|| self.find_specific(&host[..p])),
-        }
-        .or(self.default)
+        self.find_specific(host).or(self.default)
     }
 
     fn find_specific(&self, host: &[u8]) -> Option<usize> {
@@ -134,16 +119,6 @@ fn insert_wildcard(groups: &mut Wildcards, fixed: &[u8], vhost: usize) {
             map.insert(fixed.into(), vhost);
         }
         None => groups.push((fixed.len(), HashMap::from([(fixed.into(), vhost)]))),
-    }
-}
-
-/// Envoy's `HeaderUtility::getPortStart`: the last ':' unless it is inside an IPv6 literal
-/// (`[::1]` has no port, `[::1]:80` does).
-fn port_start(host: &[u8]) -> Option<usize> {
-    let colon = host.iter().rposition(|b| *b == b':')?;
-    match host.iter().rposition(|b| *b == b']') {
-        Some(bracket) if bracket > colon => None,
-        _ => Some(colon),
     }
 }
 
@@ -200,31 +175,25 @@ mod tests {
     }
 
     #[test]
-    fn port_is_tried_as_given_then_stripped() {
+    fn the_port_is_part_of_the_host_like_envoy() {
         let index = DomainIndex::build(&vhosts(&[
             &["example.com"],
             &["example.com:8080"],
             &["*.example.com"],
             &["[::1]"],
+            &["api.*"],
             &["*"],
         ]))
         .unwrap();
         assert_eq!(index.find("example.com:8080"), Some(1));
-        assert_eq!(index.find("example.com:9090"), Some(0));
-        assert_eq!(index.find("a.example.com:9090"), Some(2));
-        assert_eq!(index.find("[::1]:80"), Some(3));
+        assert_eq!(index.find("example.com"), Some(0));
+        // No fallback to the host without its port.
+        assert_eq!(index.find("example.com:9090"), Some(5));
+        assert_eq!(index.find("a.example.com:9090"), Some(5));
+        assert_eq!(index.find("[::1]:80"), Some(5));
         assert_eq!(index.find("[::1]"), Some(3));
-        assert_eq!(index.find("[::2]:80"), Some(4));
-        assert_eq!(index.find("other:80"), Some(4));
-    }
-
-    #[test]
-    fn the_host_as_given_wins_like_envoy() {
-        // Envoy (without port stripping) lets `api.*` take `api.example.com:8080`; meshcore
-        // keeps that answer and only strips the port when nothing matched the full host.
-        let index = DomainIndex::build(&vhosts(&[&["api.example.com"], &["api.*"]])).unwrap();
-        assert_eq!(index.find("api.example.com:8080"), Some(1));
-        assert_eq!(index.find("api.example.com"), Some(0));
+        // A prefix wildcard covers the port.
+        assert_eq!(index.find("api.example.com:8080"), Some(4));
     }
 
     #[test]
@@ -235,14 +204,6 @@ mod tests {
         let only_star = DomainIndex::build(&vhosts(&[&["*"]])).unwrap();
         assert_eq!(only_star.find("anything:1"), Some(0));
         assert_eq!(DomainIndex::build(&[]).unwrap().find("x"), None);
-    }
-
-    #[test]
-    fn port_start_handles_ipv6_literals() {
-        assert_eq!(port_start(b"a.com:80"), Some(5));
-        assert_eq!(port_start(b"a.com"), None);
-        assert_eq!(port_start(b"[::1]"), None);
-        assert_eq!(port_start(b"[::1]:443"), Some(5));
     }
 
     #[test]

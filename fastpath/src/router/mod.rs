@@ -84,8 +84,8 @@ impl RouteTable {
         table::compile(cfg, cluster_index)
     }
 
-    /// Picks the virtual host by authority (port stripped, case-insensitive) and the first
-    /// matching route; `None` is Envoy's NR (404).
+    /// Picks the virtual host by authority (port included, as Envoy; case-insensitive) and
+    /// the first matching route; `None` is Envoy's NR (404).
     ///
     /// Allocation-free unless the authority has upper-case letters and is longer than 256
     /// bytes. See `domain::DomainIndex::find` for the exact host precedence.

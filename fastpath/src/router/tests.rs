@@ -71,8 +71,13 @@ fn first_matching_route_of_the_selected_virtual_host_wins() {
         Some("users")
     );
     assert_eq!(
-        routed(&t, "API.example.com:443", "/health?x").as_deref(),
+        routed(&t, "API.example.com", "/health?x").as_deref(),
         Some("health")
+    );
+    // With a port the host is another one (Envoy does not strip it unless told to).
+    assert_eq!(
+        routed(&t, "api.example.com:443", "/health").as_deref(),
+        Some("split")
     );
     assert_eq!(routed(&t, "api.example.com", "/other"), None);
     assert_eq!(
@@ -135,6 +140,8 @@ fn no_virtual_host_means_no_route() {
         {"match": {"path": {"prefix": "/"}}, "action": {"direct_response": {"status": 204}}}]}]}"#,
     );
     assert_eq!(routed(&t, "b.com", "/"), None);
+    // The port is part of the host: `a.com:80` is not `a.com` (Envoy without port stripping).
+    assert_eq!(routed(&t, "a.com:80", "/"), None);
     let r = req("a.com", "/", &[]);
     let s = t.select(&r).unwrap();
     assert_eq!(s.route_name(), "");

@@ -67,14 +67,16 @@ impl Registry {
     }
 }
 
-/// Defines a stat set: enums naming the counters, gauges, histograms and global gauges
-/// (not sharded: set from the control path) and the `Layout` carrying their Envoy names.
+/// Defines a stat set: enums naming the counters, gauges, histograms, global gauges and
+/// control counters (both not sharded: written only from the control path) and the `Layout`
+/// carrying their Envoy names.
 macro_rules! stat_set {
     ($modname:ident, prefix_codes: $codes:expr,
         counters { $($c:ident => $cn:literal,)* }
         gauges { $($g:ident => $gn:literal,)* }
         histograms { $($h:ident => $hn:literal,)* }
         globals { $($gl:ident => $gln:literal,)* }
+        control_counters { $($cc:ident => $ccn:literal,)* }
     ) => {
         pub mod $modname {
             #[derive(Clone, Copy, Debug)]
@@ -85,11 +87,14 @@ macro_rules! stat_set {
             pub enum Histogram { $($h,)* }
             #[derive(Clone, Copy, Debug)]
             pub enum Global { $($gl,)* }
+            #[derive(Clone, Copy, Debug)]
+            pub enum Control { $($cc,)* }
             pub static LAYOUT: $crate::stats::Layout = $crate::stats::Layout {
                 counters: &[$($cn,)*],
                 gauges: &[$($gn,)*],
                 histograms: &[$($hn,)*],
                 globals: &[$($gln,)*],
+                control_counters: &[$($ccn,)*],
                 status_codes: $codes,
             };
         }
@@ -130,6 +135,11 @@ macro_rules! typed_scope {
             pub fn set_global(&self, g: <$name as $crate::stats::TypedScope>::GL, v: u64) {
                 self.0.set_global(g as usize, v)
             }
+            /// A control counter: an atomic add, so any thread may call it (the control
+            /// path does; workers count in their shards).
+            pub fn control_inc(&self, c: <$name as $crate::stats::TypedScope>::CC) {
+                self.0.control_add(c as usize, 1)
+            }
         }
     };
 }
@@ -140,6 +150,7 @@ pub trait TypedScope {
     type G;
     type H;
     type GL;
+    type CC;
 }
 
 typed_scope!(ListenerStats, crate::stats::sets::listener);
@@ -148,6 +159,7 @@ impl TypedScope for ListenerStats {
     type G = sets::listener::Gauge;
     type H = sets::listener::Histogram;
     type GL = sets::listener::Global;
+    type CC = sets::listener::Control;
 }
 typed_scope!(HttpStats, crate::stats::sets::http);
 impl TypedScope for HttpStats {
@@ -155,6 +167,7 @@ impl TypedScope for HttpStats {
     type G = sets::http::Gauge;
     type H = sets::http::Histogram;
     type GL = sets::http::Global;
+    type CC = sets::http::Control;
 }
 typed_scope!(ClusterStats, crate::stats::sets::cluster);
 impl TypedScope for ClusterStats {
@@ -162,6 +175,7 @@ impl TypedScope for ClusterStats {
     type G = sets::cluster::Gauge;
     type H = sets::cluster::Histogram;
     type GL = sets::cluster::Global;
+    type CC = sets::cluster::Control;
 }
 impl ClusterStats {
     /// `upstream_rq_<code>`.

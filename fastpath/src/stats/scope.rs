@@ -13,6 +13,9 @@ pub struct Layout {
     pub histograms: &'static [&'static str],
     /// Gauges set from the control path (not sharded), e.g. `membership_total`.
     pub globals: &'static [&'static str],
+    /// Counters only the control path increments (not sharded, atomic add), e.g.
+    /// `membership_change`: workers cannot reach them, so they never race a shard.
+    pub control_counters: &'static [&'static str],
     /// When set, per-status-code counters `<prefix><code>` (e.g. `upstream_rq_200`).
     pub status_codes: Option<&'static str>,
 }
@@ -56,6 +59,7 @@ pub struct Scope {
     layout: &'static Layout,
     shards: Box<[Shard]>,
     globals: Box<[AtomicU64]>,
+    control: Box<[AtomicU64]>,
 }
 
 /// Adds to a slot that only one thread (the shard's worker) writes: a plain load and store,
@@ -75,11 +79,17 @@ impl Scope {
             })
             .collect();
         let globals = layout.globals.iter().map(|_| AtomicU64::new(0)).collect();
+        let control = layout
+            .control_counters
+            .iter()
+            .map(|_| AtomicU64::new(0))
+            .collect();
         Scope {
             prefix,
             layout,
             shards,
             globals,
+            control,
         }
     }
 
@@ -127,6 +137,11 @@ impl Scope {
         self.globals[g].store(v, Relaxed);
     }
 
+    /// Adds to a control counter (any thread; an atomic add, off the data path).
+    pub fn control_add(&self, c: usize, n: u64) {
+        self.control[c].fetch_add(n, Relaxed);
+    }
+
     fn sum(&self, i: usize) -> u64 {
         self.shards
             .iter()
@@ -139,6 +154,9 @@ impl Scope {
         let name = |n: &str| format!("{}.{}", self.prefix, n);
         for (i, n) in l.counters.iter().enumerate() {
             out(Kind::Counter, name(n), json!(self.sum(i)));
+        }
+        for (i, n) in l.control_counters.iter().enumerate() {
+            out(Kind::Counter, name(n), json!(self.control[i].load(Relaxed)));
         }
         for (i, n) in l.gauges.iter().enumerate() {
             let v = self.sum(l.counters.len() + i) as i64;

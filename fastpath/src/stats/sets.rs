@@ -14,6 +14,7 @@ stat_set! { listener, prefix_codes: None,
         DownstreamCxLengthMs => "downstream_cx_length_ms",
     }
     globals {}
+    control_counters {}
 }
 
 // `http.<stat_prefix>.*` (connection manager and router filter stats).
@@ -29,6 +30,7 @@ stat_set! { http, prefix_codes: None,
         DownstreamCxProtocolError => "downstream_cx_protocol_error",
         DownstreamCxIdleTimeout => "downstream_cx_idle_timeout",
         DownstreamCxDrainClose => "downstream_cx_drain_close",
+        DownstreamCxDelayedCloseTimeout => "downstream_cx_delayed_close_timeout",
         DownstreamCxRxBytesTotal => "downstream_cx_rx_bytes_total",
         DownstreamCxTxBytesTotal => "downstream_cx_tx_bytes_total",
         DownstreamRqTotal => "downstream_rq_total",
@@ -41,7 +43,6 @@ stat_set! { http, prefix_codes: None,
         DownstreamRq5xx => "downstream_rq_5xx",
         DownstreamRqRxReset => "downstream_rq_rx_reset",
         DownstreamRqTxReset => "downstream_rq_tx_reset",
-        DownstreamRqTooLarge => "downstream_rq_too_large",
         DownstreamRqNonRelativePath => "downstream_rq_non_relative_path",
         NoRoute => "no_route",
         NoCluster => "no_cluster",
@@ -59,6 +60,7 @@ stat_set! { http, prefix_codes: None,
         DownstreamCxLengthMs => "downstream_cx_length_ms",
     }
     globals {}
+    control_counters {}
 }
 
 // `cluster.<name>.*`
@@ -72,6 +74,8 @@ stat_set! { cluster, prefix_codes: Some("upstream_rq_"),
         UpstreamCxDestroyLocal => "upstream_cx_destroy_local",
         UpstreamCxDestroyRemote => "upstream_cx_destroy_remote",
         UpstreamCxDestroyWithActiveRq => "upstream_cx_destroy_with_active_rq",
+        UpstreamCxDestroyLocalWithActiveRq => "upstream_cx_destroy_local_with_active_rq",
+        UpstreamCxDestroyRemoteWithActiveRq => "upstream_cx_destroy_remote_with_active_rq",
         UpstreamCxIdleTimeout => "upstream_cx_idle_timeout",
         UpstreamCxNoneHealthy => "upstream_cx_none_healthy",
         UpstreamCxProtocolError => "upstream_cx_protocol_error",
@@ -88,7 +92,6 @@ stat_set! { cluster, prefix_codes: Some("upstream_rq_"),
         UpstreamRq3xx => "upstream_rq_3xx",
         UpstreamRq4xx => "upstream_rq_4xx",
         UpstreamRq5xx => "upstream_rq_5xx",
-        MembershipChange => "membership_change",
         LbHealthyPanic => "lb_healthy_panic",
     }
     gauges {
@@ -102,6 +105,9 @@ stat_set! { cluster, prefix_codes: Some("upstream_rq_"),
     globals {
         MembershipTotal => "membership_total",
         MembershipHealthy => "membership_healthy",
+    }
+    control_counters {
+        MembershipChange => "membership_change",
     }
 }
 

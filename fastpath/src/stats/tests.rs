@@ -13,6 +13,8 @@ fn counters_merge_over_shards_and_survive_lookup() {
     c.gauge_dec(0, sets::cluster::Gauge::UpstreamCxActive);
     c.status_code(1, 503);
     c.set_global(sets::cluster::Global::MembershipTotal, 4);
+    c.control_inc(sets::cluster::Control::MembershipChange);
+    c.control_inc(sets::cluster::Control::MembershipChange);
     let again = ClusterStats::new(&reg, "cluster.a");
     again.inc(1, sets::cluster::Counter::UpstreamRqTotal);
     let v: Value = serde_json::from_slice(&reg.export()).unwrap();
@@ -21,6 +23,7 @@ fn counters_merge_over_shards_and_survive_lookup() {
     assert!(v["counters"].get("cluster.a.upstream_rq_200").is_none());
     assert_eq!(v["gauges"]["cluster.a.upstream_cx_active"], 1);
     assert_eq!(v["gauges"]["cluster.a.membership_total"], 4);
+    assert_eq!(v["counters"]["cluster.a.membership_change"], 2);
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! Test builders: a scripted upstream HTTP/1.1 server and a raw HTTP/1.1 client (tokio).
+//! Test builders: a scripted upstream HTTP/1.1 server, a raw HTTP/1.1 client (tokio),
+//! snapshot builders and stats helpers.
 #![allow(dead_code)]
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,6 +9,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+
+use meshcore_fastpath::engine::Engine;
+use serde_json::{Value, json};
 
 /// What the upstream received: the head (as text) and the decoded body.
 #[derive(Debug, Clone)]
@@ -33,7 +37,8 @@ pub struct Upstream {
 
 /// An upstream that answers `200` echoing the body (`/hang` never answers, `/close` answers
 /// with `connection: close`, `/chunked` answers chunked, `/eof` answers close-delimited,
-/// `/garbage` answers garbage, `/reset` closes without answering).
+/// `/garbage` answers garbage, `/reset` closes without answering, `/partial` sends half a
+/// head and closes, `/then-close` answers keep-alive and then closes the idle connection).
 pub async fn upstream() -> Upstream {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -73,6 +78,15 @@ async fn serve(mut s: TcpStream, tx: mpsc::UnboundedSender<Seen>) {
                 return;
             }
             "/reset" => return,
+            "/partial" => {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-le").await;
+                return;
+            }
+            "/then-close" => {
+                let r = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                let _ = s.write_all(r).await;
+                return;
+            }
             "/garbage" => b"HTTP/1.1 2x0 Nope\r\n\r\n".to_vec(),
             "/close" => {
                 let mut r = format!(
@@ -283,4 +297,95 @@ impl Client {
             Ok(Ok(0)) | Ok(Err(_))
         )
     }
+}
+
+/// A snapshot with one listener on 127.0.0.1:0 (HCM `stat_prefix` "ingress") whose single
+/// virtual host `*` has `routes`; `hcm_extra` fields are merged into the connection manager
+/// and `top_extra` into the snapshot.
+pub fn one_listener(routes: Value, hcm_extra: Value, clusters: Value, top_extra: Value) -> Value {
+    let mut hcm = json!({
+        "stat_prefix": "ingress",
+        "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}]},
+    });
+    merge(&mut hcm, hcm_extra);
+    let mut snap = json!({
+        "listeners": [{
+            "name": "ingress",
+            "address": "127.0.0.1",
+            "port": 0,
+            "filter": {"http_connection_manager": hcm},
+        }],
+        "clusters": clusters,
+    });
+    merge(&mut snap, top_extra);
+    snap
+}
+
+fn merge(into: &mut Value, extra: Value) {
+    if let (Some(dst), Value::Object(src)) = (into.as_object_mut(), extra) {
+        dst.extend(src);
+    }
+}
+
+/// A route forwarding `prefix` to `cluster` (extra route action fields merged in).
+pub fn forward(prefix: &str, cluster: &str, action_extra: Value) -> Value {
+    let mut action = json!({"target": {"cluster": cluster}});
+    merge(&mut action, action_extra);
+    json!({"match": {"path": {"prefix": prefix}}, "action": {"route": action}})
+}
+
+/// A cluster of one 127.0.0.1 endpoint (extra cluster fields merged in).
+pub fn cluster(name: &str, port: u16, extra: Value) -> Value {
+    let mut c = json!({"name": name, "endpoints": [{"address": "127.0.0.1", "port": port}]});
+    merge(&mut c, extra);
+    c
+}
+
+/// An engine with 1 worker (so connection reuse is deterministic) serving `snapshot`; the
+/// listener's port.
+pub fn start_engine(snapshot: &Value) -> (Engine, u16) {
+    let engine = Engine::new(1).unwrap();
+    engine
+        .apply(&serde_json::to_vec(snapshot).unwrap())
+        .unwrap();
+    let port = engine.listener_ports()[0].1;
+    (engine, port)
+}
+
+pub fn stats(engine: &Engine) -> Value {
+    serde_json::from_slice(&engine.stats()).unwrap()
+}
+
+/// Stats once `total` requests completed and none is active (stats of a request are settled
+/// just after its response is written).
+pub async fn settled(engine: &Engine, total: u64) -> Value {
+    for _ in 0..500 {
+        let s = stats(engine);
+        let done = s["counters"]["http.ingress.downstream_rq_completed"]
+            .as_u64()
+            .unwrap_or(0);
+        if done >= total && s["gauges"]["http.ingress.downstream_rq_active"] == 0 {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stats(engine)
+}
+
+/// Polls until `cond` holds on the stats (at most 5 s); the last stats either way.
+pub async fn stats_until(engine: &Engine, cond: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..500 {
+        let s = stats(engine);
+        if cond(&s) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stats(engine)
+}
+
+pub fn counter(v: &Value, name: &str) -> u64 {
+    v["counters"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no counter {name}"))
 }
