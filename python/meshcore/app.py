@@ -1,5 +1,6 @@
 """The trio main of `meshcore run` and `meshcore demo`: load the config, resolve DNS
-clusters, apply the snapshot, serve the admin API, reload on SIGHUP, drain on SIGTERM."""
+clusters, run the first health checks, apply the snapshot, serve the admin API, reload on
+SIGHUP, drain on SIGTERM."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import trio
@@ -19,6 +20,7 @@ from meshcore.admin.listeners_view import bound_listeners
 from meshcore.admin.server import bound_address, listen, serve_http
 from meshcore.admin.stats_model import StatsCollector
 from meshcore.discovery.strict_dns import Endpoint, Resolver, StrictDns, system_resolver
+from meshcore.health.generation import HealthService
 from meshcore.lifecycle.control_stats import ControlStats
 from meshcore.lifecycle.drain import drain_connections
 from meshcore.lifecycle.drain_time import drain_time_s
@@ -26,6 +28,9 @@ from meshcore.lifecycle.interfaces import EngineApi, MeshConfigLike
 from meshcore.lifecycle.signals import watch_signals
 from meshcore.lifecycle.state import Phase, ServerOptions, ServerState
 from meshcore.net_address import format_host_port
+
+if TYPE_CHECKING:
+    from meshcore.xds.client import XdsClient
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,16 @@ def snapshot_with_endpoints(
     return orjson.dumps(snapshot)
 
 
+def base_endpoints(
+    config: MeshConfigLike, resolved: Mapping[str, list[Endpoint]]
+) -> dict[str, list[Endpoint]]:
+    """Every cluster's hosts before active health: DNS answers, else the snapshot's."""
+    return {
+        c["name"]: resolved.get(c["name"], c.get("endpoints", []))
+        for c in config.snapshot.get("clusters", ())
+    }
+
+
 def problems_text(exc: BaseException) -> list[str]:
     """`path: message` lines of a ConfigError (or the error itself)."""
     problems = getattr(exc, "problems", None)
@@ -68,7 +83,8 @@ def problems_text(exc: BaseException) -> list[str]:
 
 
 class Server:
-    """One running meshcore: owns the engine's config, the admin API and the DNS tasks."""
+    """One running meshcore: owns the engine's config, the admin API, the DNS tasks and the
+    health checks."""
 
     def __init__(
         self,
@@ -79,12 +95,14 @@ class Server:
         resolver: Resolver = system_resolver,
         on_ready: Callable[[ReadyInfo], None] | None = None,
         on_reload: Callable[[bool], None] | None = None,
+        make_health: Callable[[EngineApi, ControlStats], HealthService] = HealthService,
     ) -> None:
         self.engine = engine
         self.state = ServerState(options)
         self.control = ControlStats()
         self.control.declare(RELOAD_ATTEMPT, RELOAD_SUCCESS, RELOAD_REJECTED)
-        self.dns = StrictDns(engine, self.control, resolver)
+        self.health = make_health(engine, self.control)
+        self.dns = StrictDns(engine, self.control, resolver, publish=self.health.publish)
         self.stats = StatsCollector(engine, self.state, self.control)
         self._load = load
         self._on_ready = on_ready
@@ -92,12 +110,25 @@ class Server:
         self._stop_now = trio.Event()
         self._dns_scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
+        self.xds: XdsClient | None = None
 
     async def _apply(self, config: MeshConfigLike) -> dict[str, list[Endpoint]]:
-        """Resolves the config's DNS clusters, then applies it. ValueError/OSError from the
-        engine leave the running snapshot in place."""
+        """Resolves the config's DNS clusters, runs the first round of health checks (as
+        Envoy's cluster warming: a check result per host), then applies it with each host's
+        health. ValueError/OSError from the engine leave the running snapshot (and its
+        health checks) in place."""
         resolved = await self.dns.resolve_all(config.dns_clusters)
-        generation = self.engine.apply(snapshot_with_endpoints(config, resolved))
+        assert self._nursery is not None
+        health = await self.health.prepare(
+            self._nursery, config.health_checks, base_endpoints(config, resolved)
+        )
+        endpoints = health.membership.merged_all()
+        try:
+            generation = self.engine.apply(snapshot_with_endpoints(config, endpoints))
+        except BaseException:
+            health.cancel()
+            raise
+        self.health.commit(health, endpoints)
         log.debug("snapshot generation %d applied", generation)
         return resolved
 
@@ -125,7 +156,14 @@ class Server:
                     nursery.cancel_scope.cancel()
                     return 1
                 admin = bound_address(listeners)
-                ctx = AdminContext(self.engine, self.state, self.stats, self.dns.hostname_of)
+                ctx = AdminContext(
+                    self.engine,
+                    self.state,
+                    self.stats,
+                    self.dns.hostname_of,
+                    self.health.host_status,
+                    xds_dump=self._xds_dump,
+                )
                 nursery.start_soon(serve_http, AdminApp(ctx), listeners)
                 if not self._write_admin_address(admin):
                     nursery.cancel_scope.cancel()
@@ -140,6 +178,8 @@ class Server:
                 return 1
             self.state.set_config(config)
             await self._start_dns(config, resolved)
+            if getattr(config, "dynamic", None) is not None:
+                await self._start_xds(config)
             await nursery.start(self.stats.run_flushes)
             self.state.phase = Phase.LIVE
             self._announce(config, admin)
@@ -150,6 +190,42 @@ class Server:
             await drain_connections(self.engine, limit, self._stop_now)
             nursery.cancel_scope.cancel()
         return 0
+
+    async def _start_xds(self, config: MeshConfigLike) -> None:
+        """Starts the xDS client (static resources already serve) and waits for its first
+        updates, or their initial_fetch_timeout."""
+        from meshcore.xds.client import XdsClient
+
+        assert self._nursery is not None
+        self.xds = XdsClient(config, self, self.control)  # type: ignore[arg-type]
+        await self._nursery.start(self.xds.run)
+        await self.xds.initialized.wait()
+
+    async def _apply_composed(self, config: MeshConfigLike) -> None:
+        resolved = await self._apply(config)
+        await self._start_dns(config, resolved)
+
+    async def apply_xds(self, config: MeshConfigLike) -> None:
+        """An accepted xDS update as a whole new config (static plus dynamic resources)."""
+        await self._apply_composed(config)
+        self.state.config = config
+
+    async def update_xds_endpoints(self, updates: Mapping[str, list[Endpoint]]) -> None:
+        """An accepted EDS update of serving clusters: their hosts only, through the health
+        checker's membership (which merges active health) into `Engine.update_endpoints`."""
+        for cluster, endpoints in updates.items():
+            self.health.publish(cluster, endpoints)
+
+    def _xds_dump(self, include_eds: bool) -> dict[str, Any]:
+        return self.xds.dump(include_eds) if self.xds is not None else {}
+
+    async def _apply_reloaded(self, config: MeshConfigLike) -> MeshConfigLike:
+        """Applies a reloaded bootstrap (with the current xDS resources, if any); returns
+        the config now serving."""
+        if self.xds is None:
+            await self._apply_composed(config)
+            return config
+        return await self.xds.reload_static(config, self._apply_composed)  # type: ignore[arg-type]
 
     def _write_admin_address(self, admin: tuple[str, int]) -> bool:
         """Logs the admin address and writes it to `--admin-address-path` (atomically, so a
@@ -212,15 +288,18 @@ class Server:
             self._rejected(f"loading '{path}' failed: {exc!r}")
             return
         try:
-            resolved = await self._apply(config)
+            config = await self._apply_reloaded(config)
         except (ValueError, OSError) as exc:
             self._rejected(f"engine rejected '{path}': {exc}")
             return
-        await self._start_dns(config, resolved)
         previous = self.state.config
         self.state.set_config(config)
         if previous is not None and _admin_address(previous) != _admin_address(config):
             log.warning("admin address changes take effect only after a restart")
+        if previous is not None and getattr(previous, "dynamic", None) != getattr(
+            config, "dynamic", None
+        ):
+            log.warning("dynamic_resources changes take effect only after a restart")
         self.control.inc(RELOAD_SUCCESS)
         log.info("configuration '%s' reloaded", path)
         if self._on_reload is not None:

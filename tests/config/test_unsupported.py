@@ -88,11 +88,13 @@ def test_codec_types(value: str, message: str) -> None:
     assert problems(b) == [f"{HCM}.codec_type: {message}"]
 
 
-def test_rds_instead_of_route_config() -> None:
+def test_rds_in_a_static_listener() -> None:
     b = base()
     del hcm(b)["route_config"]
     hcm(b)["rds"] = {"route_config_name": "r", "config_source": {"ads": {}}}
-    assert problems(b) == [f"{HCM}.rds: rds is not supported yet"]
+    assert problems(b) == [
+        f"{HCM}.rds: rds is supported only in listeners from LDS (dynamic_resources) yet"
+    ]
 
 
 def test_access_log_on_the_connection_manager() -> None:
@@ -115,18 +117,6 @@ def test_access_log_on_the_connection_manager() -> None:
         ("circuit_breakers", {"thresholds": [{"max_connections": 10}]}),
         ("outlier_detection", {"consecutive_5xx": 3}),
         (
-            "health_checks",
-            [
-                {
-                    "timeout": "1s",
-                    "interval": "5s",
-                    "unhealthy_threshold": 2,
-                    "healthy_threshold": 1,
-                    "http_health_check": {"path": "/h"},
-                }
-            ],
-        ),
-        (
             "transport_socket",
             {
                 "name": "envoy.transport_sockets.tls",
@@ -146,7 +136,10 @@ def test_cluster_features_planned_for_later(name: str, value: Any) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "message"),
-    [("EDS", "EDS is not supported yet"), ("ORIGINAL_DST", "ORIGINAL_DST is not supported")],
+    [
+        ("EDS", "EDS is supported only in clusters from CDS (dynamic_resources) yet"),
+        ("ORIGINAL_DST", "ORIGINAL_DST is not supported"),
+    ],
 )
 def test_cluster_types(kind: str, message: str) -> None:
     b = base()
@@ -157,7 +150,6 @@ def test_cluster_types(kind: str, message: str) -> None:
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("dynamic_resources", {"ads_config": {"api_type": "GRPC"}}),
         ("cluster_manager", {"local_cluster_name": "backend"}),
         ("stats_sinks", [{"name": "envoy.stat_sinks.statsd"}]),
         ("overload_manager", {"refresh_interval": "1s"}),
@@ -246,7 +238,7 @@ def test_udp_and_locality() -> None:
     ]
 
 
-def test_http2_upstream_is_not_supported_yet() -> None:
+def test_http2_upstream_is_only_for_the_xds_cluster() -> None:
     b = base()
     cluster(b)["typed_extension_protocol_options"] = {
         UPSTREAM_OPTIONS: {
@@ -255,8 +247,10 @@ def test_http2_upstream_is_not_supported_yet() -> None:
         }
     }
     assert problems(b) == [
+        f"{ROUTE}.route.cluster: cluster 'backend' has HTTP/2 options; routes cannot use it yet",
         f"{CLUSTER}.typed_extension_protocol_options[{UPSTREAM_OPTIONS}].explicit_http_config."
-        "http2_protocol_options: http2_protocol_options is not supported yet"
+        "http2_protocol_options: HTTP/2 upstreams are not supported yet (accepted only on the "
+        "xDS cluster that dynamic_resources.ads_config names)",
     ]
 
 

@@ -92,6 +92,7 @@ class FakeConfig:
     snapshot: dict[str, Any]
     admin: FakeAdmin | None = None
     dns_clusters: tuple[FakeDnsCluster, ...] = ()
+    health_checks: tuple[Any, ...] = ()
     node_id: str = "node-1"
     node_cluster: str = "mesh"
     bootstrap: dict[str, Any] = field(default_factory=dict)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -13,6 +13,34 @@ from meshcore.net_address import format_host_port
 
 # (cluster, address, port) -> hostname ("" when the host was not named by DNS).
 HostnameLookup = Callable[[str, str, int], str]
+
+
+class ActiveHealth(Protocol):
+    """A health-checked host's flags (`meshcore.health.generation.HostStatus`)."""
+
+    def flags_text(self) -> str: ...
+    def health_status_json(self) -> dict[str, Any]: ...
+
+
+# (cluster, address, port) -> active health, or None when the cluster is not health checked.
+HealthLookup = Callable[[str, str, int], ActiveHealth | None]
+
+
+def no_health(cluster: str, address: str, port: int) -> ActiveHealth | None:
+    return None
+
+
+def _flags_text(host: Mapping[str, Any], active: ActiveHealth | None) -> str:
+    if active is not None:
+        return active.flags_text()
+    return "healthy" if host["healthy"] else "/failed_eds_health"
+
+
+def _health_status(host: Mapping[str, Any], active: ActiveHealth | None) -> dict[str, Any]:
+    if active is not None:
+        return active.health_status_json()
+    return {"eds_health_status": "HEALTHY" if host["healthy"] else "UNHEALTHY"}
+
 
 # Per-host stats the engine reports, as Envoy prints them (sorted by name).
 _COUNTERS = ("cx_total", "rq_error", "rq_total")
@@ -25,7 +53,10 @@ def parse_clusters(raw: bytes, pattern: re.Pattern[str] | None) -> list[Mapping[
 
 
 def render_text(
-    clusters: Iterable[Mapping[str, Any]], static_names: set[str], hostname: HostnameLookup
+    clusters: Iterable[Mapping[str, Any]],
+    static_names: set[str],
+    hostname: HostnameLookup,
+    health: HealthLookup = no_health,
 ) -> str:
     lines: list[str] = []
     for cluster in clusters:
@@ -35,10 +66,10 @@ def render_text(
         for host in cluster["hosts"]:
             prefix = f"{name}::{format_host_port(host['address'], host['port'])}"
             lines += [f"{prefix}::{stat}::{host[stat]}" for stat in sorted(_COUNTERS + _GAUGES)]
-            health = "healthy" if host["healthy"] else "/failed_eds_health"
+            flags = _flags_text(host, health(name, host["address"], host["port"]))
             lines += [
                 f"{prefix}::hostname::{hostname(name, host['address'], host['port'])}",
-                f"{prefix}::health_flags::{health}",
+                f"{prefix}::health_flags::{flags}",
                 f"{prefix}::weight::{host['weight']}",
                 f"{prefix}::region::",
                 f"{prefix}::zone::",
@@ -49,7 +80,9 @@ def render_text(
     return "".join(line + "\n" for line in lines)
 
 
-def _host_json(cluster: str, host: Mapping[str, Any], hostname: HostnameLookup) -> dict[str, Any]:
+def _host_json(
+    cluster: str, host: Mapping[str, Any], hostname: HostnameLookup, health: HealthLookup
+) -> dict[str, Any]:
     # Proto3 JSON, as Envoy prints it: uint64 as strings, zero values and COUNTER omitted.
     stats: list[dict[str, Any]] = []
     for kind, names in (("COUNTER", _COUNTERS), ("GAUGE", _GAUGES)):
@@ -63,7 +96,7 @@ def _host_json(cluster: str, host: Mapping[str, Any], hostname: HostnameLookup) 
     out: dict[str, Any] = {
         "address": {"socket_address": {"address": host["address"], "port_value": host["port"]}},
         "stats": stats,
-        "health_status": {"eds_health_status": "HEALTHY" if host["healthy"] else "UNHEALTHY"},
+        "health_status": _health_status(host, health(cluster, host["address"], host["port"])),
         "weight": host["weight"],
         "locality": {},
     }
@@ -74,7 +107,10 @@ def _host_json(cluster: str, host: Mapping[str, Any], hostname: HostnameLookup) 
 
 
 def render_json(
-    clusters: Iterable[Mapping[str, Any]], static_names: set[str], hostname: HostnameLookup
+    clusters: Iterable[Mapping[str, Any]],
+    static_names: set[str],
+    hostname: HostnameLookup,
+    health: HealthLookup = no_health,
 ) -> bytes:
     statuses = []
     for cluster in clusters:
@@ -82,7 +118,7 @@ def render_json(
         if cluster["name"] not in static_names:
             status["added_via_api"] = True
         status["host_statuses"] = [
-            _host_json(cluster["name"], h, hostname) for h in cluster["hosts"]
+            _host_json(cluster["name"], h, hostname, health) for h in cluster["hosts"]
         ]
         status["observability_name"] = cluster["name"]
         statuses.append(status)

@@ -1,5 +1,5 @@
-"""`/config_dump`: the bootstrap and its static listeners, clusters and route configs in
-Envoy's `envoy.admin.v3.*ConfigDump` shapes."""
+"""`/config_dump`: the bootstrap, its static listeners, clusters and route configs, and the
+resources from xDS, in Envoy's `envoy.admin.v3.*ConfigDump` shapes."""
 
 from __future__ import annotations
 
@@ -39,12 +39,21 @@ def _inline_route_configs(listeners: list[Mapping[str, Any]]) -> list[Mapping[st
     return found
 
 
-def config_dump(bootstrap: Mapping[str, Any], applied_at: float) -> dict[str, Any]:
+def config_dump(
+    bootstrap: Mapping[str, Any],
+    applied_at: float,
+    dynamic: Mapping[str, Mapping[str, Any]] | None = None,
+    include_eds: bool = False,
+) -> dict[str, Any]:
+    """`dynamic` (the xDS client's `dump()`) adds `version_info`, `dynamic_active_clusters`,
+    `dynamic_listeners`, `dynamic_route_configs` and, with `include_eds`,
+    `dynamic_endpoint_configs`."""
     updated = timestamp(applied_at)
     listeners = static_resources(bootstrap, "listeners")
     clusters = static_resources(bootstrap, "clusters")
     routes = _inline_route_configs(listeners)
-    return {
+    dynamic = dynamic or {}
+    dump: dict[str, Any] = {
         "configs": [
             {
                 "@type": _ADMIN + "BootstrapConfigDump",
@@ -75,3 +84,9 @@ def config_dump(bootstrap: Mapping[str, Any], applied_at: float) -> dict[str, An
             {"@type": _ADMIN + "SecretsConfigDump"},
         ]
     }
+    configs: list[dict[str, Any]] = dump["configs"]
+    for index, section in ((1, "clusters"), (2, "listeners"), (4, "routes")):
+        configs[index].update(dynamic.get(section, {}))
+    if include_eds:
+        configs.insert(2, {"@type": _ADMIN + "EndpointsConfigDump", **dynamic.get("endpoints", {})})
+    return dump

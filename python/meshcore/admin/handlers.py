@@ -5,13 +5,14 @@ from __future__ import annotations
 import html
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from meshcore.admin import clusters_view, listeners_view, stats_prometheus, stats_text
-from meshcore.admin.clusters_view import HostnameLookup
+from meshcore.admin.clusters_view import HealthLookup, HostnameLookup, no_health
 from meshcore.admin.config_dump import config_dump, static_resources
 from meshcore.admin.server import Request, Response
 from meshcore.admin.server_info import server_info
@@ -30,6 +31,9 @@ class AdminContext:
     state: ServerState
     stats: StatsCollector
     hostname: HostnameLookup
+    health: HealthLookup = no_health
+    xds_dump: Callable[[bool], Mapping[str, Any]] | None = None
+    """The xDS client's dynamic resources for /config_dump (include EDS or not)."""
 
 
 class BadRequest(Exception):
@@ -97,8 +101,8 @@ def _clusters(ctx: AdminContext, request: Request) -> Response:
     clusters = clusters_view.parse_clusters(ctx.engine.clusters(), _regex(request))
     static = _static_cluster_names(ctx)
     if fmt == "json":
-        return Response.json(clusters_view.render_json(clusters, static, ctx.hostname))
-    return Response.text(200, clusters_view.render_text(clusters, static, ctx.hostname))
+        return Response.json(clusters_view.render_json(clusters, static, ctx.hostname, ctx.health))
+    return Response.text(200, clusters_view.render_text(clusters, static, ctx.hostname, ctx.health))
 
 
 def _listeners(ctx: AdminContext, request: Request) -> Response:
@@ -113,7 +117,9 @@ def _listeners(ctx: AdminContext, request: Request) -> Response:
 def _config_dump(ctx: AdminContext, request: Request) -> Response:
     config = ctx.state.config
     bootstrap = config.bootstrap if config else {}
-    dump = config_dump(bootstrap, ctx.state.config_applied_at)
+    include_eds = "include_eds" in request.query
+    dynamic = ctx.xds_dump(include_eds) if ctx.xds_dump is not None else None
+    dump = config_dump(bootstrap, ctx.state.config_applied_at, dynamic, include_eds)
     return Response.json(orjson.dumps(dump, option=orjson.OPT_INDENT_2))
 
 
@@ -185,7 +191,12 @@ ENDPOINTS: dict[str, Endpoint] = {
     for ep in (
         Endpoint("/", "Admin home page", _home),
         Endpoint("/clusters", "upstream cluster status", _clusters, params=(_FILTER, _FORMAT)),
-        Endpoint("/config_dump", "dump current Envoy configs", _config_dump),
+        Endpoint(
+            "/config_dump",
+            "dump current Envoy configs",
+            _config_dump,
+            params=(("include_eds", "dump currently loaded EDS configs"),),
+        ),
         Endpoint(
             "/healthcheck/fail", "cause the server to fail health checks", _healthcheck(True), True
         ),

@@ -102,7 +102,11 @@ class StatsCollector:
         engine = parse_engine_stats(self._engine.stats())
         # Control-layer names do not overlap the engine's; if one ever did, the engine wins.
         counters = {**self._control.counters(), **engine.counters}
-        gauges = {**server_gauges(self._state, self._engine), **engine.gauges}
+        gauges = {
+            **server_gauges(self._state, self._engine),
+            **self._control.gauges(),
+            **engine.gauges,
+        }
         return StatsSnapshot(counters, gauges, engine.histograms, dict(self._intervals))
 
     def flush(self) -> None:

@@ -9,11 +9,12 @@ from typing import Literal
 
 from .errors import ConfigError, Problem
 from .loader import load_data
-from .model import AdminConfig, DnsCluster, DnsHost, MeshConfig
+from .model import AdminConfig, ClusterHealthCheck, DnsCluster, DnsHost, MeshConfig
 from .source import parse_text, read_file
 
 __all__ = [
     "AdminConfig",
+    "ClusterHealthCheck",
     "ConfigError",
     "DnsCluster",
     "DnsHost",

@@ -7,6 +7,19 @@ from typing import Any, Literal
 
 import orjson
 
+from meshcore.health.spec import ClusterHealthCheck
+
+__all__ = [
+    "AdminConfig",
+    "AdsConfig",
+    "ClusterHealthCheck",
+    "DnsCluster",
+    "DnsHost",
+    "DynamicConfig",
+    "MeshConfig",
+    "XdsSource",
+]
+
 DnsFamily = Literal["v4", "v6", "auto"]
 
 
@@ -39,6 +52,46 @@ class DnsCluster:
 
 
 @dataclass(frozen=True)
+class AdsConfig:
+    """`dynamic_resources.ads_config`: the ADS stream meshcore opens."""
+
+    cluster: str
+    """The static cluster `grpc_services[0].envoy_grpc.cluster_name` names."""
+    target: str
+    """Its address as a gRPC target (`ipv4:127.0.0.1:18000`, `dns:///xds.local:18000`)."""
+    delta: bool
+    """`api_type: DELTA_GRPC` (else GRPC, state of the world)."""
+    node_on_first_message_only: bool
+    initial_metadata: tuple[tuple[str, str], ...] = ()
+    http2: bool = False
+    """The cluster has HTTP/2 options (for gRPC): routes may not use it."""
+
+
+@dataclass(frozen=True)
+class XdsSource:
+    """`lds_config` / `cds_config`: over ADS, or a watched file (`path_config_source`)."""
+
+    path: str
+    """Where it is in the bootstrap (`dynamic_resources.lds_config`)."""
+    file: str | None
+    """`path_config_source.path` (None: ADS)."""
+    watched_directory: str | None
+    initial_fetch_timeout_s: float
+    """0: wait forever."""
+
+
+@dataclass(frozen=True)
+class DynamicConfig:
+    """`dynamic_resources`: where listeners and clusters come from."""
+
+    ads: AdsConfig | None
+    lds: XdsSource | None
+    cds: XdsSource | None
+    node: bytes
+    """The bootstrap's `node` (a serialized `envoy.config.core.v3.Node`) for the stream."""
+
+
+@dataclass(frozen=True)
 class MeshConfig:
     """A loaded, validated bootstrap."""
 
@@ -50,6 +103,10 @@ class MeshConfig:
     node_cluster: str
     bootstrap: dict[str, Any]
     """The bootstrap as JSON with proto field names, for `/config_dump`."""
+    health_checks: tuple[ClusterHealthCheck, ...] = ()
+    """Each cluster's active health check (run by the control layer, not in the snapshot)."""
+    dynamic: DynamicConfig | None = None
+    """`dynamic_resources` (None: a static config; meshcore never imports gRPC)."""
 
     def snapshot_bytes(self) -> bytes:
         """The snapshot as the JSON `Engine.apply` takes."""

@@ -156,9 +156,10 @@ def _attribute(msg: Message, path: str, errors: list[str] | None, problems: Prob
             _report(msg, path, error, problems)
 
 
-def check(root: Message, problems: Problems) -> None:
-    """Reports every PGV violation in `root` (the bootstrap) and in its typed configs."""
-    for path, msg in [("", root), *typed_configs(root, "")]:
+def check(root: Message, problems: Problems, root_path: str = "") -> None:
+    """Reports every PGV violation in `root` (the bootstrap, or an xDS resource at
+    `root_path`) and in its typed configs."""
+    for path, msg in [(root_path, root), *typed_configs(root, root_path)]:
         errors = _errors(msg)
         if errors is None or errors:
             _attribute(msg, path, errors, problems)

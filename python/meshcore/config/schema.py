@@ -318,3 +318,20 @@ def parse_bootstrap(raw: dict[str, Any], problems: Problems) -> bootstrap_pb2.Bo
         _fallback_problem(problems, e)
         return None
     return parsed
+
+
+def parse_message(
+    raw: dict[str, Any], cls: type[Message], path: str, problems: Problems
+) -> Message | None:
+    """Any Envoy message from data (e.g. a DiscoveryResponse in a `path_config_source`
+    file), checked like the bootstrap: every problem is reported with its path under `path`
+    and the typed configs' modules are imported; None when it does not parse."""
+    cleaned = _Walker(problems).message(raw, cls.DESCRIPTOR, path)
+    if isinstance(cleaned, _Drop):
+        return None
+    try:
+        parsed: Message = json_format.ParseDict(cleaned, cls())
+    except (json_format.ParseError, ValueError, TypeError) as e:
+        problems.add(path, _clean_parse_error(str(e)))
+        return None
+    return parsed

@@ -72,20 +72,126 @@ def with_header_lists(spec: Message) -> Message:
     return Message({**spec.fields, **{name: ok() for name in lists}}, spec.later, spec.note)
 
 
+HEALTH_CHECK_MESSAGES: dict[str, Message] = {
+    "envoy.config.core.v3.HealthCheck": message(
+        later=(
+            "grpc_health_check",
+            "event_log_path",
+            "event_logger",
+            "tls_options",
+            "transport_socket_match_criteria",
+        ),
+        timeout=ok(),
+        interval=ok(),
+        initial_jitter=ok(),
+        interval_jitter=ok(),
+        interval_jitter_percent=ok(),
+        unhealthy_threshold=ok(),
+        healthy_threshold=ok(),
+        reuse_connection=ok(),
+        http_health_check=ok(),
+        tcp_health_check=ok(),
+        no_traffic_interval=ok("until the cluster's first upstream connection (default 60s)"),
+        no_traffic_healthy_interval=ok(),
+        unhealthy_interval=ok(),
+        unhealthy_edge_interval=ok(),
+        healthy_edge_interval=ok(),
+        always_log_health_check_failures=ok("failed checks are logged at info"),
+        always_log_health_check_success=ok("no effect (no event log)"),
+    ),
+    "envoy.config.core.v3.HealthCheck.HttpHealthCheck": message(
+        later=("send", "service_name_matcher"),
+        host=ok("default: the cluster name"),
+        path=ok(),
+        method=enum(
+            "METHOD_UNSPECIFIED",
+            "GET",
+            "HEAD",
+            "POST",
+            "PUT",
+            "DELETE",
+            "OPTIONS",
+            "TRACE",
+            "PATCH",
+        ),
+        expected_statuses=ok("default 200"),
+        retriable_statuses=ok(),
+        receive=ok(),
+        response_buffer_size=ok(),
+        request_headers_to_add=ok(),
+        request_headers_to_remove=ok(),
+        codec_client_type=enum("HTTP1", later=("HTTP2",)),
+        note="HTTP/1.1; `x-envoy-degraded` marks a host degraded, but degraded hosts still "
+        "take traffic like healthy ones",
+    ),
+    "envoy.config.core.v3.HealthCheck.TcpHealthCheck": message(
+        later=("proxy_protocol_config",),
+        send=ok("not written when `receive` is empty (as Envoy)"),
+        receive=ok(),
+    ),
+    "envoy.config.core.v3.HealthCheck.Payload": message(
+        text=ok("hex"),
+        binary=ok("Envoy 1.40 does not write a `binary` tcp `send`; meshcore does"),
+    ),
+}
+
+# `dynamic_resources` and the xDS config sources (meshcore/xds).
+DYNAMIC_MESSAGES: dict[str, Message] = {
+    "envoy.config.bootstrap.v3.Bootstrap.DynamicResources": message(
+        lds_config=ok(),
+        cds_config=ok(),
+        ads_config=ok(),
+    ),
+    "envoy.config.core.v3.ApiConfigSource": message(
+        later=("rate_limit_settings", "request_timeout", "refresh_delay"),
+        api_type=enum("GRPC", "DELTA_GRPC", note="GRPC: state of the world; DELTA_GRPC: delta"),
+        transport_api_version=enum("V3"),
+        grpc_services=ok("exactly one, `envoy_grpc`; plain-text gRPC"),
+        set_node_on_first_message_only=ok("delta streams always send it on the first only"),
+    ),
+    "envoy.config.core.v3.GrpcService": message(
+        later=("google_grpc",),
+        envoy_grpc=ok(),
+        timeout=ok("no effect on the ADS stream (as Envoy)"),
+        initial_metadata=ok("sent with the stream"),
+    ),
+    "envoy.config.core.v3.GrpcService.EnvoyGrpc": message(
+        cluster_name=ok("a static cluster (STATIC, STRICT_DNS or LOGICAL_DNS)")
+    ),
+    "envoy.config.core.v3.ConfigSource": message(
+        later=("api_config_source",),
+        ads=ok(),
+        path_config_source=ok("for `lds_config` and `cds_config`"),
+        initial_fetch_timeout=ok("default 15s, 0 waits forever"),
+        resource_api_version=enum("V3"),
+    ),
+    "envoy.config.core.v3.AggregatedConfigSource": message(),
+    "envoy.config.core.v3.PathConfigSource": message(
+        path=ok("a DiscoveryResponse in YAML or JSON"),
+        watched_directory=ok("the file is also re-read when it changes in place"),
+    ),
+    "envoy.config.core.v3.WatchedDirectory": message(path=ok()),
+}
+
+# HTTP/2 upstream options: accepted (empty) on the static cluster `ads_config` names, which
+# meshcore's gRPC client reaches by itself; routed traffic is HTTP/1.1 only.
+HTTP2_EMPTY = "only empty HTTP/2 options are supported (for the xDS cluster)"
+HTTP2_NOTE = "must be empty; only on the static cluster named by `ads_config`"
+
 # Protobuf's own types are leaves: they are values, not configs to walk.
 LEAF_PREFIX = "google.protobuf."
 
 MESSAGES: dict[str, Message] = {
     "envoy.config.bootstrap.v3.Bootstrap": message(
         later=(
-            "dynamic_resources",
             "cluster_manager",
             "stats_sinks",
             "tracing",
             "overload_manager",
         ),
-        node=opaque("only `id` and `cluster` are used"),
+        node=opaque("`id` and `cluster` are used; the whole node is sent to the xDS server"),
         static_resources=ok(),
+        dynamic_resources=ok(),
         admin=ok(),
         layered_runtime=ok(),
         stats_config=Rule(empty="only an empty stats_config is supported", note="must be empty"),
@@ -94,6 +200,7 @@ MESSAGES: dict[str, Message] = {
     "envoy.config.bootstrap.v3.Bootstrap.StaticResources": message(
         later=("secrets",), listeners=ok(), clusters=ok()
     ),
+    **DYNAMIC_MESSAGES,
     "envoy.config.bootstrap.v3.Admin": message(
         address=ok(),
         access_log=opaque("the admin API's own log"),
@@ -132,10 +239,11 @@ MESSAGES: dict[str, Message] = {
         name=ok(), typed_config=typed(HCM, filter_kind=True)
     ),
     HCM: message(
-        later=("rds", "access_log"),
+        later=("access_log",),
         stat_prefix=ok(),
         codec_type=enum("AUTO", "HTTP1", later=("HTTP2",)),
-        route_config=ok("inline only"),
+        route_config=ok(),
+        rds=ok("over ADS, in listeners from LDS"),
         http_filters=ok("exactly the router"),
         use_remote_address=ok(),
         xff_num_trusted_hops=ok(),
@@ -152,6 +260,9 @@ MESSAGES: dict[str, Message] = {
         drain_timeout=ok(
             "HTTP/2's GOAWAY grace period, so no effect yet (the drain time is `--drain-time-s`)"
         ),
+    ),
+    "envoy.extensions.filters.network.http_connection_manager.v3.Rds": message(
+        config_source=ok("`ads` only"), route_config_name=ok()
     ),
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter": message(
         name=ok(), typed_config=typed(ROUTER, filter_kind=True)
@@ -248,19 +359,19 @@ MESSAGES: dict[str, Message] = {
         later=(
             "circuit_breakers",
             "outlier_detection",
-            "health_checks",
             "transport_socket",
-            "http2_protocol_options",
-            "eds_cluster_config",
         ),
         name=ok(),
         type=enum(
             "STATIC",
             "STRICT_DNS",
             "LOGICAL_DNS",
-            later=("EDS",),
-            note="LOGICAL_DNS: one endpoint, resolved like STRICT_DNS",
+            "EDS",
+            note="LOGICAL_DNS: one endpoint, resolved like STRICT_DNS; EDS: over ADS, in "
+            "clusters from CDS",
         ),
+        eds_cluster_config=ok(),
+        http2_protocol_options=Rule(empty=HTTP2_EMPTY, note=HTTP2_NOTE),
         connect_timeout=ok("default 5s"),
         lb_policy=enum("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM"),
         least_request_lb_config=ok(),
@@ -274,9 +385,14 @@ MESSAGES: dict[str, Message] = {
         typed_extension_protocol_options=typed(
             UPSTREAM_HTTP_OPTIONS, note=f"key {UPSTREAM_HTTP_OPTIONS}"
         ),
+        health_checks=ok("one per cluster, run by the control layer"),
         metadata=opaque(),
     ),
     "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig": message(choice_count=ok()),
+    "envoy.config.cluster.v3.Cluster.EdsClusterConfig": message(
+        eds_config=ok("`ads` only"), service_name=ok("default: the cluster name")
+    ),
+    **HEALTH_CHECK_MESSAGES,
     "envoy.config.endpoint.v3.ClusterLoadAssignment": message(cluster_name=ok(), endpoints=ok()),
     "envoy.config.endpoint.v3.LocalityLbEndpoints": message(
         later=("locality",), lb_endpoints=ok(), priority=ok("0 only")
@@ -297,7 +413,8 @@ MESSAGES: dict[str, Message] = {
     "envoy.config.endpoint.v3.Endpoint": message(address=ok(), hostname=ok()),
     UPSTREAM_HTTP_OPTIONS: message(common_http_protocol_options=ok(), explicit_http_config=ok()),
     f"{UPSTREAM_HTTP_OPTIONS}.ExplicitHttpConfig": message(
-        later=("http2_protocol_options",), http_protocol_options=ok()
+        http_protocol_options=ok(),
+        http2_protocol_options=Rule(empty=HTTP2_EMPTY, note=HTTP2_NOTE),
     ),
     "envoy.config.core.v3.Http1ProtocolOptions": message(
         accept_http_10=ok(),

@@ -9,6 +9,7 @@ from .errors import Problems
 from .local_info import local_address
 from .model import AdminConfig, MeshConfig
 from .translate_clusters import clusters
+from .translate_dynamic import check_static_resources, dynamic_resources
 from .translate_listeners import listeners
 from .translate_routes import ClusterRefs
 from .values import is_ip
@@ -34,6 +35,9 @@ def translate(bootstrap: bootstrap_pb2.Bootstrap, problems: Problems) -> MeshCon
     for path, name in refs.refs:
         if name and name not in translated.names:
             problems.add(path, f"unknown cluster {name!r} (not in static_resources.clusters)")
+        elif name in translated.http2:
+            problems.add(path, f"cluster {name!r} has HTTP/2 options; routes cannot use it yet")
+    check_static_resources(static, translated, problems)
     return MeshConfig(
         snapshot={
             "listeners": listener_list,
@@ -45,4 +49,6 @@ def translate(bootstrap: bootstrap_pb2.Bootstrap, problems: Problems) -> MeshCon
         node_id=bootstrap.node.id,
         node_cluster=bootstrap.node.cluster,
         bootstrap=json_format.MessageToDict(bootstrap, preserving_proto_field_name=True),
+        health_checks=tuple(translated.health),
+        dynamic=dynamic_resources(bootstrap, translated, problems),
     )

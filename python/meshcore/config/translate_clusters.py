@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.endpoint.v3 import endpoint_components_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 
 from . import paths
 from .errors import Problems
-from .model import DnsCluster, DnsFamily, DnsHost
+from .model import ClusterHealthCheck, DnsCluster, DnsFamily, DnsHost
 from .supported import UPSTREAM_HTTP_OPTIONS
+from .translate_health import health_check
 from .type_urls import type_name, unpack
 from .values import duration_field_ms, duration_field_s, enum_name, is_ip, wrapped
 
@@ -41,7 +42,12 @@ class Clusters:
 
     snapshot: list[dict[str, Any]] = field(default_factory=list)
     dns: list[DnsCluster] = field(default_factory=list)
+    health: list[ClusterHealthCheck] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
+    eds: dict[str, str] = field(default_factory=dict)
+    """EDS clusters: cluster name -> the ClusterLoadAssignment name (`service_name`)."""
+    http2: set[str] = field(default_factory=set)
+    """Clusters with HTTP/2 upstream options (only the xDS cluster may have them)."""
 
 
 def clusters(configs: Sequence[cluster_pb2.Cluster], path: str, problems: Problems) -> Clusters:
@@ -63,8 +69,14 @@ def clusters(configs: Sequence[cluster_pb2.Cluster], path: str, problems: Proble
 
 def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Clusters) -> None:
     kind = enum_name(config, "type")
-    hosts = _hosts(config, kind, paths.field(path, "load_assignment"), problems)
+    hosts = assignment_hosts(
+        config.load_assignment, kind, paths.field(path, "load_assignment"), problems
+    )
     endpoints: list[dict[str, Any]] = []
+    if kind == "EDS":
+        _eds(config, path, problems, out)
+    if speaks_http2(config):
+        out.http2.add(config.name)
     if kind in _DNS_TYPES:
         out.dns.append(
             DnsCluster(
@@ -76,12 +88,14 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
         )
     else:
         endpoints = hosts
+    connect_timeout_ms = duration_field_ms(config, "connect_timeout", DEFAULT_CONNECT_TIMEOUT_MS)
+    checked = health_check(config, connect_timeout_ms, path, problems)
+    if checked is not None:
+        out.health.append(checked)
     out.snapshot.append(
         {
             "name": config.name,
-            "connect_timeout_ms": duration_field_ms(
-                config, "connect_timeout", DEFAULT_CONNECT_TIMEOUT_MS
-            ),
+            "connect_timeout_ms": connect_timeout_ms,
             "lb_policy": enum_name(config, "lb_policy").lower(),
             "least_request_choice_count": wrapped(
                 config.least_request_lb_config, "choice_count", 2
@@ -95,11 +109,51 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
     )
 
 
-def _hosts(
-    config: cluster_pb2.Cluster, kind: str, path: str, problems: Problems
+def _eds(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Clusters) -> None:
+    """An EDS cluster: its endpoints come from the ClusterLoadAssignment `service_name`."""
+    eds = config.eds_cluster_config
+    source_path = paths.field(paths.field(path, "eds_cluster_config"), "eds_config")
+    if not eds.eds_config.HasField("ads"):
+        problems.add(
+            source_path, "EDS clusters need `eds_config: {ads: {}}` (only ADS is supported)"
+        )
+    if config.HasField("load_assignment"):
+        problems.add(
+            paths.field(path, "load_assignment"),
+            "an EDS cluster takes its endpoints from EDS, not from load_assignment",
+        )
+    out.eds[config.name] = eds.service_name or config.name
+
+
+def speaks_http2(config: cluster_pb2.Cluster) -> bool:
+    """Whether a cluster sets HTTP/2 upstream options (deprecated field or typed options)."""
+    if config.HasField("http2_protocol_options"):
+        return True
+    packed = config.typed_extension_protocol_options.get(UPSTREAM_HTTP_OPTIONS)
+    if packed is None or type_name(packed.type_url) != UPSTREAM_HTTP_OPTIONS:
+        return False
+    options = unpack(packed)
+    return bool(
+        options is not None
+        and options.HasField("explicit_http_config")
+        and options.explicit_http_config.HasField("http2_protocol_options")
+    )
+
+
+def one_cluster(config: cluster_pb2.Cluster, path: str, problems: Problems) -> Clusters:
+    """One cluster (a CDS resource at `path`) translated like a static one."""
+    out = Clusters()
+    out.names.add(config.name)
+    _cluster(config, path, problems, out)
+    return out
+
+
+def assignment_hosts(
+    assignment: endpoint_pb2.ClusterLoadAssignment, kind: str, path: str, problems: Problems
 ) -> list[dict[str, Any]]:
-    """The endpoints of `load_assignment` as snapshot `Endpoint`s (hostnames for DNS)."""
-    groups = config.load_assignment.endpoints
+    """The endpoints of a `load_assignment` (or of an EDS ClusterLoadAssignment at `path`)
+    as snapshot `Endpoint`s (hostnames for DNS)."""
+    groups = assignment.endpoints
     groups_path = paths.field(path, "endpoints")
     if kind == "LOGICAL_DNS" and (len(groups) != 1 or len(groups[0].lb_endpoints) != 1):
         problems.add(

@@ -94,6 +94,19 @@ def _removals(names: Sequence[str], path: str, problems: Problems) -> list[str]:
     return out
 
 
+def headers_to_add(
+    options: Sequence[Message], path: str, problems: Problems
+) -> list[dict[str, Any]]:
+    """A `request_headers_to_add`-style list as snapshot `HeaderValueOption`s (bad entries
+    are reported and left out)."""
+    return _options(options, path, problems)
+
+
+def headers_to_remove(names: Sequence[str], path: str, problems: Problems) -> list[str]:
+    """A `request_headers_to_remove`-style list, lower-cased (bad entries reported)."""
+    return _removals(names, path, problems)
+
+
 def header_mutations(msg: Message, path: str, problems: Problems) -> dict[str, Any]:
     """The four header lists of `msg` (a route config, virtual host, route or weighted
     cluster) as a snapshot `HeaderMutations`."""

@@ -4,7 +4,7 @@ snapshot's `Listener`s."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from envoy.config.listener.v3 import listener_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
@@ -138,7 +138,15 @@ def http_connection_manager(
         routes = route_config(
             manager.route_config, paths.field(path, "route_config"), problems, refs
         )
-    else:  # rds and scoped_routes: the table; none: PGV
+    elif manager.HasField("rds"):
+        # Filled in from the RouteConfiguration by the xDS client (meshcore/xds).
+        routes = {"name": manager.rds.route_config_name, "virtual_hosts": [], "headers": {}}
+        if not manager.rds.config_source.HasField("ads"):
+            problems.add(
+                paths.field(paths.field(path, "rds"), "config_source"),
+                "only `ads: {}` is supported (RDS over the ADS stream)",
+            )
+    else:  # scoped_routes: the table; none: PGV
         routes = {"name": "", "virtual_hosts": [], "headers": {}}
     common = manager.common_http_protocol_options
     http1 = manager.http_protocol_options
@@ -187,3 +195,28 @@ def _default_host_for_http_10(host: str, path: str, problems: Problems) -> str |
     if any(c in host for c in "\0\r\n"):
         problems.add(path, f"{host!r} is not a valid Host header value (NUL, CR or LF)")
     return host or None
+
+
+def one_listener(
+    config: listener_pb2.Listener, path: str, problems: Problems, refs: ClusterRefs
+) -> dict[str, Any] | None:
+    """One listener (an LDS resource at `path`) translated like a static one."""
+    return _listener(config, path, problems, refs)
+
+
+def connection_manager_of(config: listener_pb2.Listener) -> hcm_pb2.HttpConnectionManager | None:
+    """The listener's http_connection_manager (None when it has another shape, which
+    translation reports)."""
+    if len(config.filter_chains) != 1 or len(config.filter_chains[0].filters) != 1:
+        return None
+    packed = config.filter_chains[0].filters[0].typed_config
+    if type_name(packed.type_url) != HCM:
+        return None
+    manager = unpack(packed)
+    if manager is None or manager.DESCRIPTOR.full_name != HCM:
+        return None
+    return cast(hcm_pb2.HttpConnectionManager, manager)
+
+
+RDS_PATH = "filter_chains[0].filters[0].typed_config.rds"
+"""Where a listener's `rds` is, relative to the listener."""

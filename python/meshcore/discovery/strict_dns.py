@@ -1,5 +1,6 @@
-"""STRICT_DNS clusters: resolve every host, then re-resolve every `refresh_rate_s` and push
-changed endpoint sets to the engine with `Engine.update_endpoints`.
+"""STRICT_DNS clusters: resolve every host, then re-resolve every `refresh_rate_s` and publish
+changed endpoint sets (to the engine with `Engine.update_endpoints`, or, in the server, to
+the health checker's membership, which merges them with active health before pushing).
 
 As in Envoy, each host of a cluster is a separate resolve target: all its addresses become
 endpoints with the host's port and weight, a failed lookup keeps the host's last good
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 # Envoy's AUTO), "v4_preferred" (IPv4, else IPv6) or "all" (both).
 Resolver = Callable[[str, str], Awaitable[list[str]]]
 Endpoint = dict[str, Any]
+# (cluster, endpoints) -> None; raises KeyError for an unknown cluster, ValueError when the
+# endpoints are rejected.
+Publisher = Callable[[str, list[Endpoint]], None]
 
 # Envoy's c-ares resolver gives up after 5 s per query by default.
 RESOLVE_TIMEOUT_S = 5.0
@@ -72,8 +76,11 @@ class StrictDns:
         stats: ControlStats,
         resolver: Resolver = system_resolver,
         timeout_s: float = RESOLVE_TIMEOUT_S,
+        *,
+        publish: Publisher | None = None,
     ) -> None:
         self._engine = engine
+        self._publish = publish or self._push_to_engine
         self._stats = stats
         self._resolver = resolver
         self._timeout_s = timeout_s
@@ -81,6 +88,9 @@ class StrictDns:
         self._last_good: dict[tuple[str, str], tuple[str, ...]] = {}
         # cluster -> {(address, port): hostname} of its current endpoints, for `/clusters`.
         self._hostnames: dict[str, dict[tuple[str, int], str]] = {}
+
+    def _push_to_engine(self, cluster: str, endpoints: list[Endpoint]) -> None:
+        self._engine.update_endpoints(cluster, orjson.dumps(endpoints))
 
     def hostname_of(self, cluster: str, address: str, port: int) -> str:
         return self._hostnames.get(cluster, {}).get((address, port), "")
@@ -178,7 +188,7 @@ class StrictDns:
             if endpoints is None or endpoints == pushed:
                 continue
             try:
-                self._engine.update_endpoints(cluster.name, orjson.dumps(endpoints))
+                self._publish(cluster.name, endpoints)
             except KeyError:
                 log.warning("cluster %s: no longer known to the engine; stopping DNS", cluster.name)
                 return

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from meshcore.health.spec import ClusterHealthCheck
+
 
 class EngineApi(Protocol):
     """What the runtime calls on `meshcore._fastpath.Engine` (a fake in tests)."""
@@ -55,6 +57,8 @@ class MeshConfigLike(Protocol):
     def admin(self) -> AdminConfigLike | None: ...
     @property
     def dns_clusters(self) -> tuple[DnsClusterLike, ...]: ...
+    @property
+    def health_checks(self) -> tuple[ClusterHealthCheck, ...]: ...
     @property
     def node_id(self) -> str: ...
     @property

@@ -1,0 +1,161 @@
+"""`dynamic_resources` (ADS over gRPC; LDS and CDS over ADS or from watched files) into a
+`DynamicConfig`, plus the checks that tie it to the static clusters."""
+
+from __future__ import annotations
+
+from envoy.config.bootstrap.v3 import bootstrap_pb2
+from envoy.config.core.v3 import config_source_pb2
+
+from . import paths
+from .errors import Problems
+from .model import AdsConfig, DynamicConfig, XdsSource
+from .supported import UPSTREAM_HTTP_OPTIONS
+from .translate_clusters import Clusters
+from .translate_listeners import RDS_PATH, connection_manager_of
+from .values import duration_field_s, enum_name, is_ip
+
+DEFAULT_INITIAL_FETCH_TIMEOUT_S = 15.0
+_PATH = "dynamic_resources"
+
+
+def dynamic_resources(
+    bootstrap: bootstrap_pb2.Bootstrap, clusters: Clusters, problems: Problems
+) -> DynamicConfig | None:
+    """The `DynamicConfig` of `bootstrap` (None without `dynamic_resources`); `clusters` are
+    the translated static clusters."""
+    if not bootstrap.HasField("dynamic_resources"):
+        _check_http2(bootstrap, clusters, None, problems)
+        return None
+    dynamic = bootstrap.dynamic_resources
+    ads = None
+    if dynamic.HasField("ads_config"):
+        ads = _ads(dynamic.ads_config, paths.field(_PATH, "ads_config"), clusters, problems)
+    _check_http2(bootstrap, clusters, ads.cluster if ads else None, problems)
+    return DynamicConfig(
+        ads=ads,
+        lds=_source(dynamic, "lds_config", dynamic.HasField("ads_config"), problems),
+        cds=_source(dynamic, "cds_config", dynamic.HasField("ads_config"), problems),
+        node=bootstrap.node.SerializeToString(),
+    )
+
+
+def _ads(
+    api: config_source_pb2.ApiConfigSource, path: str, clusters: Clusters, problems: Problems
+) -> AdsConfig | None:
+    api_type = enum_name(api, "api_type")
+    if api.api_type == 0:
+        problems.add(paths.field(path, "api_type"), "is required (GRPC or DELTA_GRPC)")
+    services_path = paths.field(path, "grpc_services")
+    if len(api.grpc_services) != 1:
+        problems.add(
+            services_path, f"exactly one gRPC service is supported, found {len(api.grpc_services)}"
+        )
+        return None
+    service = api.grpc_services[0]
+    if not service.HasField("envoy_grpc"):
+        return None  # google_grpc: the table; none: PGV
+    name = service.envoy_grpc.cluster_name
+    name_path = paths.field(paths.field(paths.item(services_path, 0), "envoy_grpc"), "cluster_name")
+    target = _target(name, name_path, clusters, problems)
+    if target is None:
+        return None
+    return AdsConfig(
+        cluster=name,
+        target=target,
+        delta=api_type == "DELTA_GRPC",
+        node_on_first_message_only=api.set_node_on_first_message_only,
+        initial_metadata=tuple((h.key.lower(), h.value) for h in service.initial_metadata),
+        http2=name in clusters.http2,
+    )
+
+
+def _target(name: str, path: str, clusters: Clusters, problems: Problems) -> str | None:
+    """A gRPC target for the static cluster `name`: its STATIC endpoints, or the first
+    host of a DNS cluster (gRPC resolves it)."""
+    if name not in clusters.names:
+        problems.add(path, f"unknown cluster {name!r} (the xDS cluster must be static)")
+        return None
+    if name in clusters.eds:
+        problems.add(path, f"cluster {name!r} is an EDS cluster; the xDS cluster must be static")
+        return None
+    for dns in clusters.dns:
+        if dns.name == name and dns.hosts:
+            return f"dns:///{dns.hosts[0].hostname}:{dns.hosts[0].port}"
+    cluster = next(c for c in clusters.snapshot if c["name"] == name)
+    endpoints = [e for e in cluster["endpoints"] if is_ip(e["address"])]
+    if not endpoints:
+        problems.add(path, f"cluster {name!r} has no endpoints to reach the xDS server on")
+        return None
+    v4 = [e for e in endpoints if ":" not in e["address"]]
+    if v4:
+        return "ipv4:" + ",".join(f"{e['address']}:{e['port']}" for e in v4)
+    return "ipv6:" + ",".join(f"[{e['address']}]:{e['port']}" for e in endpoints)
+
+
+def _source(
+    dynamic: bootstrap_pb2.Bootstrap.DynamicResources,
+    field: str,
+    has_ads: bool,
+    problems: Problems,
+) -> XdsSource | None:
+    if not dynamic.HasField(field):
+        return None
+    path = paths.field(_PATH, field)
+    source: config_source_pb2.ConfigSource = getattr(dynamic, field)
+    kind = source.WhichOneof("config_source_specifier")
+    timeout = duration_field_s(source, "initial_fetch_timeout", DEFAULT_INITIAL_FETCH_TIMEOUT_S)
+    if kind == "ads":
+        if not has_ads:
+            problems.add(paths.field(path, "ads"), "needs dynamic_resources.ads_config")
+        return XdsSource(path, None, None, timeout)
+    if kind == "path_config_source":
+        files = source.path_config_source
+        watched = files.watched_directory.path if files.HasField("watched_directory") else None
+        return XdsSource(path, files.path, watched, timeout)
+    return None  # other kinds: the table; none: PGV
+
+
+def _check_http2(
+    bootstrap: bootstrap_pb2.Bootstrap,
+    clusters: Clusters,
+    ads_cluster: str | None,
+    problems: Problems,
+) -> None:
+    """HTTP/2 upstream options are accepted only on the xDS cluster: routed traffic is
+    forwarded over HTTP/1.1."""
+    for i, cluster in enumerate(bootstrap.static_resources.clusters):
+        if cluster.name not in clusters.http2 or cluster.name == ads_cluster:
+            continue
+        path = paths.item("static_resources.clusters", i)
+        if cluster.HasField("http2_protocol_options"):
+            where = paths.field(path, "http2_protocol_options")
+        else:
+            where = (
+                f"{paths.field(path, 'typed_extension_protocol_options')}[{UPSTREAM_HTTP_OPTIONS}]"
+                ".explicit_http_config.http2_protocol_options"
+            )
+        problems.add(
+            where,
+            "HTTP/2 upstreams are not supported yet (accepted only on the xDS cluster that "
+            "dynamic_resources.ads_config names)",
+        )
+
+
+def check_static_resources(
+    static: bootstrap_pb2.Bootstrap.StaticResources, clusters: Clusters, problems: Problems
+) -> None:
+    """RDS listeners and EDS clusters are supported in xDS resources only (a static one
+    would have to hold the whole server back until ADS delivers its part)."""
+    for i, listener in enumerate(static.listeners):
+        manager = connection_manager_of(listener)
+        if manager is not None and manager.HasField("rds"):
+            problems.add(
+                paths.field(paths.item("static_resources.listeners", i), RDS_PATH),
+                "rds is supported only in listeners from LDS (dynamic_resources) yet",
+            )
+    for i, cluster in enumerate(static.clusters):
+        if cluster.name in clusters.eds:
+            problems.add(
+                paths.field(paths.item("static_resources.clusters", i), "type"),
+                "EDS is supported only in clusters from CDS (dynamic_resources) yet",
+            )

@@ -1,0 +1,311 @@
+"""xDS resources (Listener, RouteConfiguration, Cluster, ClusterLoadAssignment) checked and
+translated by the static bootstrap's own code: PGV rules, the supported-field table and the
+`translate_*` functions, with every problem's path naming the resource
+(`clusters[backend].lb_policy: MAGLEV is not supported`). `translate_resources` turns a set
+of them plus the static config into one `MeshConfig`; the xDS client (meshcore/xds) uses the
+per-resource checks and `compose` to warm resources one by one."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+
+from . import paths, pgv, unsupported
+from .errors import ConfigError, Problem, Problems
+from .model import ClusterHealthCheck, DnsCluster, MeshConfig
+from .translate_clusters import assignment_hosts, one_cluster
+from .translate_listeners import connection_manager_of, one_listener
+from .translate_routes import ClusterRefs, route_config
+
+LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
+ROUTE_CONFIG = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+ASSIGNMENT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+
+# How problems name a resource of each type: `listeners[ingress].address...`.
+KINDS: dict[str, str] = {
+    LISTENER: "listeners",
+    ROUTE_CONFIG: "route_configs",
+    CLUSTER: "clusters",
+    ASSIGNMENT: "endpoints",
+}
+
+Endpoint = dict[str, Any]
+Refs = tuple[tuple[str, str], ...]
+
+
+def resource_path(type_url: str, name: str) -> str:
+    """`clusters[backend]`: the path of resource `name` of `type_url` in problems."""
+    return paths.item(KINDS[type_url], name)
+
+
+@dataclass(frozen=True)
+class ListenerResource:
+    """A checked LDS Listener: its snapshot listener (with an empty route config when the
+    routes come from RDS)."""
+
+    name: str
+    snapshot: dict[str, Any]
+    rds: str | None
+    """The RouteConfiguration it waits for (HCM `rds.route_config_name`)."""
+    stat_prefix: str
+    refs: Refs
+    """Clusters its inline route config names: (path, cluster)."""
+
+    def with_routes(self, routes: RouteResource | None) -> dict[str, Any]:
+        """The snapshot listener with `routes` inlined (Envoy's RDS; the engine only has
+        inline route configs)."""
+        if routes is None:
+            return self.snapshot
+        manager = self.snapshot["filter"]["http_connection_manager"]
+        return {
+            **self.snapshot,
+            "filter": {"http_connection_manager": {**manager, "route_config": routes.snapshot}},
+        }
+
+
+@dataclass(frozen=True)
+class RouteResource:
+    """A checked RDS RouteConfiguration."""
+
+    name: str
+    snapshot: dict[str, Any]
+    refs: Refs
+
+
+@dataclass(frozen=True)
+class ClusterResource:
+    """A checked CDS Cluster; an EDS cluster's snapshot endpoints are filled from its
+    ClusterLoadAssignment `eds`."""
+
+    name: str
+    snapshot: dict[str, Any]
+    eds: str | None
+    dns: DnsCluster | None
+    health: ClusterHealthCheck | None
+
+
+@dataclass(frozen=True)
+class EndpointsResource:
+    """A checked EDS ClusterLoadAssignment as snapshot endpoints."""
+
+    name: str
+    endpoints: list[Endpoint]
+
+
+def _rules(msg: Any, path: str, problems: Problems) -> None:
+    """What the bootstrap loader checks on every message: PGV rules and the table."""
+    pgv.check(msg, problems, path)
+    unsupported.check(msg, path, problems)
+
+
+def check_listener(
+    msg: listener_pb2.Listener, path: str
+) -> tuple[ListenerResource | None, list[Problem]]:
+    problems = Problems()
+    if not msg.name:
+        problems.add(paths.field(path, "name"), "is required (it names the LDS resource)")
+    _rules(msg, path, problems)
+    refs = ClusterRefs()
+    snapshot = one_listener(msg, path, problems, refs)
+    if problems or snapshot is None:
+        return None, problems.as_list() or [Problem(path, "not an HTTP listener")]
+    manager = connection_manager_of(msg)
+    rds = manager.rds.route_config_name if manager and manager.HasField("rds") else None
+    stat_prefix = manager.stat_prefix if manager else ""
+    return ListenerResource(msg.name, snapshot, rds, stat_prefix, tuple(refs.refs)), []
+
+
+def check_route_config(
+    msg: route_pb2.RouteConfiguration, path: str
+) -> tuple[RouteResource | None, list[Problem]]:
+    problems = Problems()
+    if not msg.name:
+        problems.add(paths.field(path, "name"), "is required (it names the RDS resource)")
+    _rules(msg, path, problems)
+    refs = ClusterRefs()
+    snapshot = route_config(msg, path, problems, refs)
+    if problems:
+        return None, problems.as_list()
+    return RouteResource(msg.name, snapshot, tuple(refs.refs)), []
+
+
+def check_cluster(
+    msg: cluster_pb2.Cluster, path: str
+) -> tuple[ClusterResource | None, list[Problem]]:
+    problems = Problems()
+    _rules(msg, path, problems)
+    out = one_cluster(msg, path, problems)
+    if out.http2:
+        problems.add(
+            path,
+            "HTTP/2 upstreams are not supported yet (HTTP/2 options are accepted only on the "
+            "static xDS cluster)",
+        )
+    if problems or not out.snapshot:
+        return None, problems.as_list()
+    return (
+        ClusterResource(
+            name=msg.name,
+            snapshot=out.snapshot[0],
+            eds=out.eds.get(msg.name),
+            dns=out.dns[0] if out.dns else None,
+            health=out.health[0] if out.health else None,
+        ),
+        [],
+    )
+
+
+def check_assignment(
+    msg: endpoint_pb2.ClusterLoadAssignment, path: str
+) -> tuple[EndpointsResource | None, list[Problem]]:
+    problems = Problems()
+    _rules(msg, path, problems)
+    hosts = assignment_hosts(msg, "EDS", path, problems)
+    if problems:
+        return None, problems.as_list()
+    return EndpointsResource(msg.cluster_name, hosts), []
+
+
+def static_names(static: MeshConfig, kind: str) -> set[str]:
+    """The names of the static `listeners` or `clusters` (xDS may not replace them)."""
+    return {str(item["name"]) for item in static.snapshot.get(kind, ())}
+
+
+def unroutable(static: MeshConfig) -> set[str]:
+    """Static clusters routes may not use: the xDS cluster when it is HTTP/2 (gRPC)."""
+    ads = static.dynamic.ads if static.dynamic is not None else None
+    return {ads.cluster} if ads is not None and ads.http2 else set()
+
+
+def check_refs(
+    refs: Iterable[tuple[str, str]],
+    known: Iterable[str],
+    problems: Problems,
+    refused: Iterable[str] = (),
+) -> None:
+    """Each route's cluster must exist (static or CDS): a route to nowhere is rejected, and
+    so is one to the HTTP/2 xDS cluster (`refused`)."""
+    names = set(known)
+    denied = set(refused)
+    for path, name in refs:
+        if name in denied:
+            problems.add(path, f"cluster {name!r} has HTTP/2 options; routes cannot use it yet")
+        elif name and name not in names:
+            problems.add(path, f"unknown cluster {name!r} (not a static cluster, not from CDS)")
+
+
+def check_addresses(
+    listeners: Iterable[dict[str, Any]], static: MeshConfig, problems: Problems
+) -> None:
+    """Two listeners may not share an address and port (SO_REUSEPORT would split traffic
+    between them silently)."""
+    seen: dict[tuple[str, int], str] = {
+        (str(lst["address"]), int(lst["port"])): str(lst["name"])
+        for lst in static.snapshot.get("listeners", ())
+        if lst["port"]
+    }
+    for lst in listeners:
+        key = (str(lst["address"]), int(lst["port"]))
+        if not key[1]:
+            continue
+        other = seen.setdefault(key, str(lst["name"]))
+        if other != lst["name"]:
+            problems.add(
+                paths.field(resource_path(LISTENER, str(lst["name"])), "address"),
+                f"{key[0]}:{key[1]} is already the address of listener {other!r}",
+            )
+
+
+def compose(
+    static: MeshConfig,
+    listeners: Sequence[dict[str, Any]],
+    clusters: Sequence[ClusterResource],
+    endpoints: Mapping[str, list[Endpoint]],
+) -> MeshConfig:
+    """The static config plus dynamic listeners (routes inlined) and clusters (an EDS
+    cluster gets `endpoints[its service name]`, else none) as one `MeshConfig`."""
+    dynamic_clusters = [
+        {**c.snapshot, "endpoints": endpoints.get(c.eds, [])} if c.eds is not None else c.snapshot
+        for c in clusters
+    ]
+    snapshot = {
+        **static.snapshot,
+        "listeners": [*static.snapshot.get("listeners", ()), *listeners],
+        "clusters": [*static.snapshot.get("clusters", ()), *dynamic_clusters],
+    }
+    return dataclasses.replace(
+        static,
+        snapshot=snapshot,
+        dns_clusters=(*static.dns_clusters, *(c.dns for c in clusters if c.dns is not None)),
+        health_checks=(
+            *static.health_checks,
+            *(c.health for c in clusters if c.health is not None),
+        ),
+    )
+
+
+def translate_resources(
+    static: MeshConfig,
+    listeners: Sequence[listener_pb2.Listener] = (),
+    route_configs: Sequence[route_pb2.RouteConfiguration] = (),
+    clusters: Sequence[cluster_pb2.Cluster] = (),
+    assignments: Sequence[endpoint_pb2.ClusterLoadAssignment] = (),
+) -> MeshConfig:
+    """`static` plus a complete set of xDS resources as one `MeshConfig`, through the same
+    checks and translation as a static bootstrap. Every listener's RDS route config and
+    every EDS cluster's assignment must be among the resources. Raises ConfigError."""
+    problems = Problems()
+    checked_clusters: list[ClusterResource] = []
+    for msg in clusters:
+        path = resource_path(CLUSTER, msg.name)
+        cluster, found = check_cluster(msg, path)
+        problems.extend(found)
+        if cluster is not None:
+            if cluster.name in static_names(static, "clusters"):
+                problems.add(paths.field(path, "name"), "a static cluster has this name")
+            checked_clusters.append(cluster)
+    known = static_names(static, "clusters") | {c.name for c in checked_clusters}
+    routes: dict[str, RouteResource] = {}
+    for msg in route_configs:
+        route, found = check_route_config(msg, resource_path(ROUTE_CONFIG, msg.name))
+        problems.extend(found)
+        if route is not None:
+            check_refs(route.refs, known, problems, unroutable(static))
+            routes[route.name] = route
+    assigned: dict[str, list[Endpoint]] = {}
+    for msg in assignments:
+        assignment, found = check_assignment(msg, resource_path(ASSIGNMENT, msg.cluster_name))
+        problems.extend(found)
+        if assignment is not None:
+            assigned[assignment.name] = assignment.endpoints
+    for cluster in checked_clusters:
+        if cluster.eds is not None and cluster.eds not in assigned:
+            problems.add(
+                resource_path(CLUSTER, cluster.name),
+                f"no ClusterLoadAssignment {cluster.eds!r} for this EDS cluster",
+            )
+    composed: list[dict[str, Any]] = []
+    for msg in listeners:
+        path = resource_path(LISTENER, msg.name)
+        listener, found = check_listener(msg, path)
+        problems.extend(found)
+        if listener is None:
+            continue
+        if listener.name in static_names(static, "listeners"):
+            problems.add(paths.field(path, "name"), "a static listener has this name")
+        check_refs(listener.refs, known, problems, unroutable(static))
+        if listener.rds is not None and listener.rds not in routes:
+            problems.add(path, f"no RouteConfiguration {listener.rds!r} for this listener's rds")
+        composed.append(listener.with_routes(routes.get(listener.rds or "")))
+    check_addresses(composed, static, problems)
+    if problems:
+        raise ConfigError(problems)
+    return compose(static, composed, checked_clusters, assigned)

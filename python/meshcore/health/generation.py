@@ -1,0 +1,151 @@
+"""Health checking across config reloads. Each applied config gets a `Generation` (its
+membership and cluster checkers); a new one checks its new hosts before its snapshot is
+applied (Envoy waits for the first checks before a cluster serves), then replaces the old
+one, taking over the state of hosts whose cluster kept the same health check."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import trio
+
+from meshcore.lifecycle.control_stats import ControlStats
+from meshcore.lifecycle.interfaces import EngineApi
+
+from .checker import ClusterChecker, ProbeFactory, make_probe
+from .membership import Endpoint, Membership, host_key
+from .spec import ClusterHealthCheck
+from .state import HostHealth
+from .stats import ClusterHealthStats, drop_gauges
+from .traffic import TrafficWatch
+
+
+class Generation:
+    """The host lists and health checks of one config."""
+
+    def __init__(
+        self,
+        service: HealthService,
+        specs: tuple[ClusterHealthCheck, ...],
+        bases: Mapping[str, list[Endpoint]],
+        previous: Generation | None,
+    ) -> None:
+        self.membership = Membership(service.engine, bases)
+        self.checkers: dict[str, ClusterChecker] = {}
+        self._go = trio.Event()
+        self._scope = trio.CancelScope()
+        for spec in specs:
+            checker = ClusterChecker(
+                spec,
+                ClusterHealthStats(service.control, spec.cluster),
+                service.traffic,
+                partial(self.membership.changed, spec.cluster),
+                rng=service.rng,
+                probe_factory=service.probe_factory,
+            )
+            old = previous.checkers.get(spec.cluster) if previous is not None else None
+            if old is not None and old.spec == spec:
+                checker.adopt(old, (host_key(e) for e in self.membership.base(spec.cluster)))
+            self.membership.track(spec.cluster, checker)
+            self.checkers[spec.cluster] = checker
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Checks until cancelled; reports started once every new host had its first
+        check."""
+        with self._scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.membership.run)
+                for checker in self.checkers.values():
+                    nursery.start_soon(checker.run, self._go)
+                for checker in self.checkers.values():
+                    await checker.first_round.wait()
+                task_status.started()
+
+    def commit(self, applied: Mapping[str, list[Endpoint]]) -> None:
+        """The engine runs this generation's snapshot (`applied` host lists)."""
+        self._go.set()
+        for checker in self.checkers.values():
+            checker.update_gauges()
+        self.membership.attach(applied)
+
+    def cancel(self) -> None:
+        self._scope.cancel()
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    """What `/clusters` shows for a health-checked host."""
+
+    health: HostHealth
+    eds_healthy: bool
+
+    def flags_text(self) -> str:
+        return self.health.flags_text(self.eds_healthy)
+
+    def health_status_json(self) -> dict[str, Any]:
+        return self.health.health_status_json(self.eds_healthy)
+
+
+class HealthService:
+    """The running generation, and the hooks the server and DNS call."""
+
+    def __init__(
+        self,
+        engine: EngineApi,
+        control: ControlStats,
+        *,
+        rng: random.Random | None = None,
+        probe_factory: ProbeFactory = make_probe,
+        traffic: TrafficWatch | None = None,
+    ) -> None:
+        self.engine = engine
+        self.control = control
+        self.rng = rng or random.Random()
+        self.probe_factory = probe_factory
+        self.traffic = traffic or TrafficWatch(engine)
+        self.current: Generation | None = None
+
+    async def prepare(
+        self,
+        nursery: trio.Nursery,
+        specs: tuple[ClusterHealthCheck, ...],
+        bases: Mapping[str, list[Endpoint]],
+    ) -> Generation:
+        """Starts a generation for a config in `nursery` and returns once its new hosts had
+        their first check. Cancel it if its snapshot is not applied."""
+        generation = Generation(self, specs, bases, self.current)
+        await nursery.start(generation.run)
+        return generation
+
+    def commit(self, generation: Generation, applied: Mapping[str, list[Endpoint]]) -> None:
+        """`generation`'s snapshot is applied: it replaces the running one."""
+        previous, self.current = self.current, generation
+        if previous is not None:
+            previous.cancel()
+            drop_gauges(
+                self.control, (c for c in previous.checkers if c not in generation.checkers)
+            )
+        generation.commit(applied)
+
+    def publish(self, cluster: str, endpoints: list[Endpoint]) -> None:
+        """A DNS answer for `cluster` (the `StrictDns` publisher)."""
+        if self.current is None:
+            raise KeyError(cluster)
+        self.current.membership.set_base(cluster, endpoints)
+
+    def host_status(self, cluster: str, address: str, port: int) -> HostStatus | None:
+        """The active health of a host, or None if its cluster is not health checked."""
+        if self.current is None:
+            return None
+        checker = self.current.checkers.get(cluster)
+        if checker is None:
+            return None
+        key = (address, port)
+        health = checker.hosts.get(key)
+        if health is None:
+            return None
+        return HostStatus(health, self.current.membership.eds_healthy(cluster, key))

@@ -1,0 +1,158 @@
+"""Each cluster's hosts as the engine should have them: the base list (the snapshot's
+endpoints, or the latest DNS answer) merged with active health, pushed with
+`Engine.update_endpoints` only when the merged list changes. DNS updates and health results
+both come through here, so neither overwrites the other.
+
+As in Envoy (`common_lb_config.update_merge_window`, default 1 s), health changes within a
+second of a cluster's last update are merged and delivered together when that second ends;
+hosts added or removed are delivered at once."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import orjson
+import trio
+
+from meshcore.lifecycle.interfaces import EngineApi
+
+log = logging.getLogger(__name__)
+
+Endpoint = dict[str, Any]
+HostKey = tuple[str, int]
+
+# Envoy's default `common_lb_config.update_merge_window`.
+MERGE_WINDOW_S = 1.0
+
+
+class HealthSource(Protocol):
+    """A health-checked cluster's checker, as membership sees it."""
+
+    def is_failed(self, key: HostKey) -> bool: ...
+    def sync(self, keys: list[HostKey]) -> None: ...
+
+
+def host_key(endpoint: Mapping[str, Any]) -> HostKey:
+    return (str(endpoint["address"]), int(endpoint["port"]))
+
+
+class Membership:
+    """The host lists of one config's clusters. Until `attach` (the snapshot carrying them
+    is applied) nothing is pushed."""
+
+    def __init__(
+        self,
+        engine: EngineApi,
+        bases: Mapping[str, list[Endpoint]],
+        merge_window_s: float = MERGE_WINDOW_S,
+    ) -> None:
+        self._engine = engine
+        self._window = merge_window_s
+        self._last_update: dict[str, float] = {}
+        # cluster -> when its merged health changes are delivered (in scheduling order, which
+        # is also time order: every entry is "then + window").
+        self._due: dict[str, float] = {}
+        self._wake = trio.Event()
+        self._bases: dict[str, list[Endpoint]] = {}
+        self._eds: dict[str, dict[HostKey, bool]] = {}
+        for name, endpoints in bases.items():
+            self._set(name, endpoints)
+        self._health: dict[str, HealthSource] = {}
+        self._pushed: dict[str, list[Endpoint]] | None = None
+
+    def track(self, cluster: str, health: HealthSource) -> None:
+        """Merges `health` into `cluster`'s hosts and has it check the current base."""
+        self._health[cluster] = health
+        health.sync([host_key(e) for e in self._bases.get(cluster, [])])
+
+    def base(self, cluster: str) -> list[Endpoint]:
+        return self._bases.get(cluster, [])
+
+    def eds_healthy(self, cluster: str, key: HostKey) -> bool:
+        """The base list's own health for a host (STATIC `health_status`)."""
+        return self._eds.get(cluster, {}).get(key, True)
+
+    def _set(self, cluster: str, endpoints: list[Endpoint]) -> None:
+        self._bases[cluster] = list(endpoints)
+        self._eds[cluster] = {host_key(e): bool(e.get("healthy", True)) for e in endpoints}
+
+    def merged(self, cluster: str) -> list[Endpoint]:
+        base = self._bases.get(cluster, [])
+        health = self._health.get(cluster)
+        if health is None:
+            return base
+        return [
+            {**e, "healthy": bool(e.get("healthy", True)) and not health.is_failed(host_key(e))}
+            for e in base
+        ]
+
+    def merged_all(self) -> dict[str, list[Endpoint]]:
+        return {name: self.merged(name) for name in self._bases}
+
+    def attach(self, applied: Mapping[str, list[Endpoint]]) -> None:
+        """The engine now holds `applied`; from here on changes are pushed (including any
+        made since `applied` was taken)."""
+        self._pushed = {name: list(endpoints) for name, endpoints in applied.items()}
+        for name in self._bases:
+            if self._pushed.get(name) != self.merged(name):
+                self.changed(name)
+
+    def set_base(self, cluster: str, endpoints: list[Endpoint]) -> None:
+        """A new base list (DNS): health checking follows it, the merge is pushed (at once if
+        hosts were added or removed). KeyError (the engine no longer has the cluster) and
+        ValueError (it rejected the list) pass through."""
+        same_hosts = {host_key(e) for e in endpoints} == set(self._eds.get(cluster, {}))
+        self._set(cluster, endpoints)
+        health = self._health.get(cluster)
+        if health is not None:
+            health.sync([host_key(e) for e in endpoints])
+        if same_hosts:
+            self.changed(cluster)
+        else:
+            self._due.pop(cluster, None)
+            self._deliver(cluster)
+
+    def changed(self, cluster: str) -> None:
+        """Hosts' health (or weights) changed: deliver now, or at the end of the merge
+        window if the cluster was updated less than a window ago."""
+        if self._pushed is None or cluster in self._due:
+            return
+        now = trio.current_time()
+        if now - self._last_update.get(cluster, -math.inf) > self._window:
+            self._deliver_logged(cluster)
+        else:
+            self._due[cluster] = now + self._window
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Delivers merged updates when their window ends, until cancelled."""
+        while True:
+            while not self._due:
+                self._wake = trio.Event()
+                await self._wake.wait()
+            cluster, at = next(iter(self._due.items()))
+            await trio.sleep_until(at)
+            if self._due.get(cluster) == at:
+                del self._due[cluster]
+                self._deliver_logged(cluster)
+
+    def _deliver_logged(self, cluster: str) -> None:
+        try:
+            self._deliver(cluster)
+        except KeyError:
+            log.warning("cluster %s: no longer known to the engine", cluster)
+        except ValueError as exc:
+            log.error("cluster %s: engine rejected endpoints: %s", cluster, exc)
+
+    def _deliver(self, cluster: str) -> None:
+        if self._pushed is None:
+            return
+        self._last_update[cluster] = trio.current_time()
+        merged = self.merged(cluster)
+        if self._pushed.get(cluster) == merged:
+            return
+        self._engine.update_endpoints(cluster, orjson.dumps(merged))
+        self._pushed[cluster] = merged

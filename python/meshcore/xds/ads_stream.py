@@ -1,0 +1,116 @@
+"""One ADS stream (StreamAggregatedResources or DeltaAggregatedResources) bridged to trio.
+
+`grpc.aio` does not run under trio, so the stream uses grpcio's blocking API: requests come
+from a queue-backed generator that grpcio drains in its own thread, responses are read in a
+worker thread (`trio.lowlevel.start_thread_soon`: like `trio.to_thread.run_sync(...,
+abandon_on_cancel=True)`, without a nursery) and handed to trio one at a time through a
+zero-buffer memory channel (`trio.from_thread.run`), and leaving the context cancels the
+call, which ends both threads."""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from functools import partial
+from typing import Any
+
+import grpc
+import trio
+from envoy.service.discovery.v3 import ads_pb2_grpc
+from google.protobuf.message import Message
+
+_CLOSE = object()
+
+
+class StreamClosed(Exception):
+    """The stream ended (the server closed it, or it could not be opened)."""
+
+
+class AdsStream:
+    """Sends requests and receives responses on one open stream."""
+
+    def __init__(
+        self, requests: queue.SimpleQueue[Any], responses: trio.MemoryReceiveChannel[Message]
+    ) -> None:
+        self._requests = requests
+        self._responses = responses
+        self.error: str = ""
+
+    def send(self, request: Message) -> None:
+        """Queues a request (grpcio's thread writes it)."""
+        self._requests.put(request)
+
+    async def receive(self) -> Message:
+        """The next response; StreamClosed once the stream has ended."""
+        try:
+            return await self._responses.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StreamClosed(self.error or "stream closed") from None
+
+
+def _requests(source: queue.SimpleQueue[Any]) -> Iterator[Message]:
+    while True:
+        item = source.get()
+        if item is _CLOSE:
+            return
+        yield item
+
+
+def _describe(error: grpc.RpcError) -> str:
+    code = error.code() if hasattr(error, "code") else None
+    details = error.details() if hasattr(error, "details") else str(error)
+    name = code.name if code is not None else "UNKNOWN"
+    return f"{name}: {details}"
+
+
+def _pump(
+    call: Any,
+    send: trio.MemorySendChannel[Message],
+    stream: AdsStream,
+    token: trio.lowlevel.TrioToken,
+) -> None:
+    """Runs in a worker thread: hands each response to trio until the call ends, then
+    closes the channel (the trio side sees StreamClosed with `stream.error`)."""
+    try:
+        for response in call:
+            trio.from_thread.run(send.send, response, trio_token=token)
+    except grpc.RpcError as exc:
+        stream.error = _describe(exc)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, trio.RunFinishedError):
+        call.cancel()  # trio stopped listening
+        return
+    except BaseException as exc:  # never leave the trio side waiting
+        stream.error = f"reading the stream failed: {exc!r}"
+        call.cancel()
+    with suppress(trio.RunFinishedError):
+        trio.from_thread.run_sync(send.close, trio_token=token)
+
+
+@asynccontextmanager
+async def open_stream(
+    channel: grpc.Channel, *, delta: bool, metadata: Sequence[tuple[str, str]] = ()
+) -> AsyncIterator[AdsStream]:
+    """Opens the ADS stream on `channel`; the call is cancelled on the way out. The reading
+    thread is not in a nursery (it cannot be interrupted, only ended by the cancel), so
+    that errors in the body propagate as they are."""
+    stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+    method = stub.DeltaAggregatedResources if delta else stub.StreamAggregatedResources
+    requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    send, receive = trio.open_memory_channel[Message](0)
+    stream = AdsStream(requests, receive)
+    call = method(_requests(requests), metadata=list(metadata) or None)
+    token = trio.lowlevel.current_trio_token()
+    trio.lowlevel.start_thread_soon(
+        partial(_pump, call, send, stream, token), _ignore, name="meshcore xDS stream"
+    )
+    try:
+        yield stream
+    finally:
+        call.cancel()
+        requests.put(_CLOSE)
+        receive.close()
+
+
+def _ignore(result: object) -> None:
+    """The reading thread's outcome: it reports errors through the stream."""

@@ -1,0 +1,478 @@
+"""The xDS client: keeps the ADS stream to the management server open (reconnecting with
+jittered back-off), watches `path_config_source` files, expires resources whose TTL ran
+out, and for every update: checks it (config layer), applies it through the server (a whole
+new snapshot, or endpoint updates only), then ACKs it, or NACKs it with the problems and
+keeps serving what it had. `initialized` is set once the first LDS and CDS updates and
+their warming are done, or `initial_fetch_timeout` passed."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import suppress
+from typing import Any, Protocol
+
+import trio
+from envoy.config.core.v3 import base_pb2
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from meshcore import __version__
+from meshcore.admin.config_dump import timestamp
+from meshcore.config.model import DynamicConfig, MeshConfig, XdsSource
+from meshcore.config.xds_resources import ASSIGNMENT, CLUSTER, LISTENER, ROUTE_CONFIG
+from meshcore.lifecycle.control_stats import ControlStats
+
+from . import files
+from .backoff import Backoff
+from .delta import DeltaProtocol
+from .resources import Endpoint, Entry, Rejected, ResourceStore, Staged, Update, short_type
+from .sotw import SotwProtocol
+from .stats import CDS, LDS, XdsStats
+
+log = logging.getLogger(__name__)
+
+# Updates with more resources than this are checked in a worker thread.
+THREADED_STAGE = 100
+# 10,000 clusters in one state-of-the-world response pass gRPC's default 4 MiB.
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+
+class XdsSink(Protocol):
+    """Where accepted updates go (the server); errors reject the update."""
+
+    async def apply_xds(self, config: MeshConfig) -> None:
+        """Applies a whole new config (ValueError/OSError: the engine refused it)."""
+
+    async def update_xds_endpoints(self, updates: Mapping[str, list[Endpoint]]) -> None:
+        """Swaps the hosts of serving clusters (KeyError/ValueError: refused)."""
+
+
+ChannelFactory = Callable[[str], Any]
+
+
+def insecure_channel(target: str) -> Any:
+    """A plain-text gRPC channel (TLS to the management server comes with SDS)."""
+    import grpc
+
+    return grpc.insecure_channel(
+        target,
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.keepalive_time_ms", 30_000),
+        ],
+    )
+
+
+def _node(dynamic: DynamicConfig) -> base_pb2.Node:
+    node = base_pb2.Node()
+    node.ParseFromString(dynamic.node)
+    node.user_agent_name = "meshcore"
+    node.user_agent_version = __version__
+    return node
+
+
+class XdsClient:
+    """The xDS side of one running server."""
+
+    def __init__(
+        self,
+        static: MeshConfig,
+        sink: XdsSink,
+        control: ControlStats,
+        *,
+        backoff: Backoff | None = None,
+        poll_s: float = files.POLL_S,
+        channel_factory: ChannelFactory = insecure_channel,
+    ) -> None:
+        assert static.dynamic is not None
+        self.dynamic = static.dynamic
+        self.store = ResourceStore(static, ads=self.dynamic.ads is not None)
+        self.stats = XdsStats(control, self.store)
+        self.sink = sink
+        self.backoff = backoff or Backoff()
+        self.poll_s = poll_s
+        self.channel_factory = channel_factory
+        self.initialized = trio.Event()
+        self.versions: dict[str, str] = {}
+        """Per type: the version_info of the last accepted update."""
+        self.rejections: dict[str, tuple[str, float]] = {}
+        """Per type: the last rejection's detail and wall time."""
+        self.connected = False
+        self._channel_ready = False
+        self._lock = trio.Lock()
+        self._stream: Any = None
+        self._subscribed: dict[str, set[str]] = {ROUTE_CONFIG: set(), ASSIGNMENT: set()}
+        self._pending = {t for source, t in self._sources()}
+        self._timed_out = False
+        self._clusters_fetched = trio.Event()
+        self._ttl_wakeup = trio.Event()
+        wildcard = {t for source, t in self._sources() if source.file is None}
+        ads = self.dynamic.ads
+        self.protocol: SotwProtocol | DeltaProtocol
+        if ads is not None and ads.delta:
+            self.protocol = DeltaProtocol(_node(self.dynamic), wildcard)
+        else:
+            self.protocol = SotwProtocol(
+                _node(self.dynamic),
+                wildcard,
+                node_on_first_only=ads.node_on_first_message_only if ads else False,
+            )
+
+    def _sources(self) -> list[tuple[XdsSource, str]]:
+        pairs = ((self.dynamic.lds, LISTENER), (self.dynamic.cds, CLUSTER))
+        return [(source, t) for source, t in pairs if source is not None]
+
+    # ---- running -------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            if self.dynamic.ads is not None:
+                nursery.start_soon(self._run_ads)
+            timeouts = []
+            for source, type_url in self._sources():
+                if source.file is not None:
+                    nursery.start_soon(self._watch_file, source, type_url)
+                if source.initial_fetch_timeout_s > 0:
+                    nursery.start_soon(self._initial_timeout, source, type_url)
+                timeouts.append(source.initial_fetch_timeout_s)
+            if timeouts and min(timeouts) > 0:
+                nursery.start_soon(self._initial_deadline, max(timeouts))
+            nursery.start_soon(self._expire_ttls)
+            self._check_initialized()
+            task_status.started()
+
+    async def _run_ads(self) -> None:
+        ads = self.dynamic.ads
+        assert ads is not None
+        from .ads_stream import StreamClosed, open_stream
+
+        channel = self.channel_factory(ads.target)
+        token = trio.lowlevel.current_trio_token()
+
+        def on_connectivity(state: Any) -> None:  # grpcio calls it from any thread
+            self._channel_ready = getattr(state, "name", "") == "READY"
+            with suppress(trio.RunFinishedError):
+                token.run_sync_soon(self._update_connected)
+
+        channel.subscribe(on_connectivity, try_to_connect=True)
+        try:
+            while True:
+                reason = "stream closed"
+                try:
+                    async with open_stream(
+                        channel, delta=ads.delta, metadata=ads.initial_metadata
+                    ) as stream:
+                        await self._serve_stream(stream)
+                except StreamClosed as exc:
+                    reason = str(exc)
+                finally:
+                    self._stream = None
+                    self._update_connected()
+                for source, type_url in self._sources():
+                    if source.file is None:
+                        scopes = self.stats.scopes(type_url, ())
+                        self.stats.inc(scopes, "update_attempt")
+                        self.stats.inc(scopes, "update_failure")
+                delay = self.backoff.next()
+                log.warning(
+                    "xDS stream to %s (%s) ended: %s; reconnecting in %.2fs",
+                    ads.cluster,
+                    ads.target,
+                    reason,
+                    delay,
+                )
+                await trio.sleep(delay)
+        finally:
+            channel.unsubscribe(on_connectivity)
+            channel.close()
+
+    def _update_connected(self) -> None:
+        """`control_plane.connected_state`: a stream is open on a ready channel."""
+        up = self._channel_ready and self._stream is not None
+        if up != self.connected:
+            self.connected = up
+            self.stats.connected(up)
+            if up:
+                log.info("xDS stream established")
+
+    async def _serve_stream(self, stream: Any) -> None:
+        async with self._lock:
+            self._stream = stream
+            self._update_connected()
+            for request in self.protocol.new_stream(self._held_versions()):
+                stream.send(request)
+        first = True
+        while True:
+            response = await stream.receive()
+            if first:  # the server answers: the next failure starts the back-off afresh
+                first = False
+                self.backoff.reset()
+            await self._on_response(response)
+
+    def _held_versions(self) -> dict[str, dict[str, str]]:
+        return {
+            t: {name: entry.version for name, entry in entries.items()}
+            for t, entries in self.store.accepted.items()
+        }
+
+    # ---- updates -------------------------------------------------------------------------
+
+    async def _on_response(self, response: Any) -> None:
+        """One ADS response: checked, applied and ACKed, or NACKed."""
+        async with self._lock:
+            type_url = response.type_url
+            try:
+                update = self.protocol.decode(response)
+            except Rejected as rejected:
+                self._send(self.protocol.nack(response, rejected.detail))
+                self._rejected(type_url, self.stats.scopes(type_url, ()), "", rejected)
+                return
+            scopes = self.stats.scopes(
+                type_url, [r.name for r in update.resources] + update.removed
+            )
+            self.stats.inc(scopes, "update_attempt")
+            try:
+                staged = await self._stage_and_apply(update)
+            except Rejected as rejected:
+                self._send(self.protocol.nack(response, rejected.detail))
+                self._rejected(type_url, scopes, update.version_info, rejected)
+                return
+            self._commit(staged, scopes)
+            self._send(self.protocol.ack(response))
+            self._resubscribe()
+            self._done_initial(type_url)
+
+    def _send(self, request: Message | None) -> None:
+        if request is not None and self._stream is not None:
+            self._stream.send(request)
+
+    async def _stage_and_apply(self, update: Update | None) -> Staged:
+        if update is None:
+            staged = self.store.restage()
+        elif len(update.resources) > THREADED_STAGE:
+            # Thousands of resources take seconds to check: keep the admin API and health
+            # checks answering meanwhile (the store is only changed by `commit`, here).
+            staged = await trio.to_thread.run_sync(self.store.stage, update, trio.current_time())
+        else:
+            staged = self.store.stage(update, trio.current_time())
+        plan = staged.plan
+        try:
+            if plan.config is not None:
+                await self.sink.apply_xds(plan.config)
+            elif plan.endpoint_updates:
+                await self.sink.update_xds_endpoints(plan.endpoint_updates)
+        except (ValueError, OSError, KeyError) as exc:
+            raise Rejected([f"the engine refused the update: {exc}"]) from None
+        return staged
+
+    def _commit(self, staged: Staged, scopes: list[str]) -> None:
+        update = staged.update
+        if update is not None:
+            before = self.store.accepted[update.type_url]
+            after = staged.accepted
+            modified = sum(1 for n in set(before) & set(after) if before[n].raw != after[n].raw)
+            self.stats.changes(update.type_url, set(before), set(after), modified)
+        self.store.commit(staged)
+        if update is not None:
+            self.versions[update.type_url] = update.version_info
+            self.stats.success(
+                scopes,
+                update.version_info,
+                time.time(),
+                not update.resources and not update.removed,
+            )
+            self.rejections.pop(update.type_url, None)
+            log.info(
+                "xDS %s update %r applied (%d resources, %d removed)",
+                short_type(update.type_url),
+                update.version_info,
+                len(update.resources),
+                len(update.removed),
+            )
+        self.stats.totals()
+        self._ttl_wakeup.set()
+
+    def _rejected(self, type_url: str, scopes: list[str], version: str, rejected: Rejected) -> None:
+        self.stats.inc(scopes, "update_rejected")
+        self.rejections[type_url] = (rejected.detail, time.time())
+        log.warning(
+            "xDS %s update %r rejected, keeping the running configuration:\n  %s",
+            short_type(type_url),
+            version,
+            "\n  ".join(rejected.lines),
+        )
+        self._done_initial(type_url)
+
+    def _resubscribe(self) -> None:
+        """Follows the RDS and EDS names the listeners and clusters need now."""
+        for type_url in (ROUTE_CONFIG, ASSIGNMENT):
+            wanted = self.store.wanted(type_url)
+            if wanted == self._subscribed[type_url]:
+                continue
+            self.store.drop(type_url, self._subscribed[type_url] - wanted)
+            self._subscribed[type_url] = wanted
+            self._send(self.protocol.set_names(type_url, wanted))
+
+    # ---- files, TTLs, reloads ------------------------------------------------------------
+
+    async def _watch_file(self, source: XdsSource, type_url: str) -> None:
+        assert source.file is not None
+        path = source.file
+        if type_url == LISTENER:  # as Envoy: clusters first, so listeners find theirs
+            await self._clusters_fetched.wait()
+
+        async def reload() -> None:
+            async with self._lock:
+                scopes = self.stats.scopes(type_url, ())
+                self.stats.inc(scopes, "update_attempt")
+                update: Update | None = None
+                try:
+                    update = await trio.to_thread.run_sync(files.load, path, type_url)
+                    staged = await self._stage_and_apply(update)
+                except Rejected as rejected:
+                    version = update.version_info if update else ""
+                    self._rejected(type_url, scopes, version, rejected)
+                    return
+                self._commit(staged, scopes)
+                self._resubscribe()
+                self._done_initial(type_url)
+
+        await files.watch(path, source.watched_directory, reload, self.poll_s)
+
+    async def _expire_ttls(self) -> None:
+        while True:
+            wakeup = self._ttl_wakeup = trio.Event()
+            deadline = self.store.next_expiry()
+            with trio.move_on_at(deadline if deadline is not None else math.inf):
+                await wakeup.wait()
+                continue
+            async with self._lock:
+                for type_url, names in self.store.expired(trio.current_time()).items():
+                    await self._expire(type_url, names)
+
+    async def _expire(self, type_url: str, names: list[str]) -> None:
+        log.warning("xDS %s resources expired (TTL): %s", short_type(type_url), ", ".join(names))
+        update = Update(type_url, self.versions.get(type_url, ""), [], removed=names)
+        try:
+            staged = await self._stage_and_apply(update)
+        except Rejected as rejected:
+            log.error("removing expired resources failed: %s", rejected.detail)
+            for name in names:
+                self.store.accepted[type_url][name].expires = None
+            return
+        self._commit(staged, [])
+        self._resubscribe()
+
+    async def reload_static(
+        self, static: MeshConfig, apply: Callable[[MeshConfig], Awaitable[None]]
+    ) -> MeshConfig:
+        """A reloaded bootstrap: its static resources with the current dynamic ones are
+        applied with `apply` (and returned); on failure (raised) the previous static
+        config stays."""
+        async with self._lock:
+            previous = self.store.static
+            self.store.set_static(static)
+            try:
+                staged = self.store.restage()
+                assert staged.plan.config is not None
+                await apply(staged.plan.config)
+            except Rejected as rejected:
+                self.store.set_static(previous)
+                raise ValueError(rejected.detail) from None
+            except BaseException:
+                self.store.set_static(previous)
+                raise
+            self._commit(staged, [])
+            return staged.plan.config
+
+    # ---- initialization ------------------------------------------------------------------
+
+    def _done_initial(self, type_url: str) -> None:
+        self._pending.discard(type_url)
+        self._check_initialized()
+
+    def _check_clusters_fetched(self) -> None:
+        if CLUSTER not in self._pending:
+            self._clusters_fetched.set()
+
+    def _check_initialized(self) -> None:
+        self._check_clusters_fetched()
+        if not self._pending and (self._timed_out or not self.store.warming()):
+            if not self.initialized.is_set():
+                log.info("xDS initial fetch done")
+            self.initialized.set()
+
+    async def _initial_timeout(self, source: XdsSource, type_url: str) -> None:
+        await trio.sleep(source.initial_fetch_timeout_s)
+        self._fetch_timed_out(type_url, source.initial_fetch_timeout_s)
+
+    def _fetch_timed_out(self, type_url: str, timeout_s: float) -> None:
+        if type_url in self._pending:
+            log.warning(
+                "xDS: no %s update within initial_fetch_timeout (%gs); serving without it",
+                short_type(type_url),
+                timeout_s,
+            )
+            self.stats.inc([LDS if type_url == LISTENER else CDS], "init_fetch_timeout")
+            self._pending.discard(type_url)
+            self._timed_out = True
+            self._check_initialized()
+
+    async def _initial_deadline(self, timeout_s: float) -> None:
+        """Warming resources (an EDS or RDS that never comes) hold initialization back for
+        no longer than the longest initial_fetch_timeout."""
+        await trio.sleep(timeout_s)
+        if not self.initialized.is_set():
+            for type_url in list(self._pending):
+                self._fetch_timed_out(type_url, timeout_s)
+            self._timed_out = True
+            self._check_initialized()
+
+    # ---- /config_dump --------------------------------------------------------------------
+
+    def dump(self, include_eds: bool = False) -> dict[str, dict[str, Any]]:
+        """The dynamic parts of Envoy's ClustersConfigDump, ListenersConfigDump,
+        RoutesConfigDump (and EndpointsConfigDump)."""
+        view = self.store.view
+        accepted = self.store.accepted
+        clusters: dict[str, Any] = {"version_info": self.versions.get(CLUSTER, "")}
+        active = [e for n, e in accepted[CLUSTER].items() if n not in view.warming_clusters]
+        warming = [e for n, e in accepted[CLUSTER].items() if n in view.warming_clusters]
+        if active:
+            clusters["dynamic_active_clusters"] = [_dumped(e, "cluster", CLUSTER) for e in active]
+        if warming:
+            clusters["dynamic_warming_clusters"] = [_dumped(e, "cluster", CLUSTER) for e in warming]
+        listeners: dict[str, Any] = {"version_info": self.versions.get(LISTENER, "")}
+        dynamic_listeners = []
+        for name, entry in accepted[LISTENER].items():
+            state = "warming_state" if name in view.warming_listeners else "active_state"
+            dynamic_listeners.append({"name": name, state: _dumped(entry, "listener", LISTENER)})
+        if dynamic_listeners:
+            listeners["dynamic_listeners"] = dynamic_listeners
+        routes: dict[str, Any] = {}
+        if accepted[ROUTE_CONFIG]:
+            routes["dynamic_route_configs"] = [
+                _dumped(e, "route_config", ROUTE_CONFIG) for e in accepted[ROUTE_CONFIG].values()
+            ]
+        out = {"clusters": clusters, "listeners": listeners, "routes": routes}
+        if include_eds:
+            endpoints: dict[str, Any] = {}
+            if accepted[ASSIGNMENT]:
+                endpoints["dynamic_endpoint_configs"] = [
+                    _dumped(e, "endpoint_config", ASSIGNMENT) for e in accepted[ASSIGNMENT].values()
+                ]
+            out["endpoints"] = endpoints
+        return out
+
+
+def _dumped(entry: Entry, key: str, type_url: str) -> dict[str, Any]:
+    body = json_format.MessageToDict(entry.message, preserving_proto_field_name=True)
+    return {
+        "version_info": entry.version,
+        key: {"@type": type_url, **body},
+        "last_updated": timestamp(entry.last_updated),
+    }

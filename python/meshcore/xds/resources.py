@@ -1,0 +1,458 @@
+"""The current xDS resources and what of them serves: each update is checked by the config
+layer (one `Problem` per bad field, its path naming the resource), merged into the accepted
+resources, and turned into a plan for the engine.
+
+Warming and order (make before break):
+- an EDS cluster serves once its ClusterLoadAssignment arrived; until then its previous
+  version (if any) keeps serving;
+- a route config serves once every cluster it names serves; a listener once its route
+  config (RDS) and the clusters its routes name serve; until then their previous versions
+  keep serving, or they stay out of the snapshot;
+- a cluster removed by CDS stays in the snapshot while a serving route still names it, so
+  that a route change pushed after a cluster removal never sends traffic to nowhere.
+An update that only changes endpoints of serving clusters becomes per-cluster endpoint
+updates; anything else one whole new snapshot."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+from google.protobuf.message import Message
+
+from meshcore.config.errors import Problem, Problems
+from meshcore.config.model import MeshConfig
+from meshcore.config.xds_resources import (
+    ASSIGNMENT,
+    CLUSTER,
+    LISTENER,
+    ROUTE_CONFIG,
+    ClusterResource,
+    EndpointsResource,
+    ListenerResource,
+    RouteResource,
+    check_addresses,
+    check_assignment,
+    check_cluster,
+    check_listener,
+    check_refs,
+    check_route_config,
+    compose,
+    resource_path,
+    static_names,
+    unroutable,
+)
+
+Endpoint = dict[str, Any]
+Checked = ListenerResource | RouteResource | ClusterResource | EndpointsResource
+
+# Order of types on a new stream and of additions: CDS, EDS, LDS, RDS.
+TYPE_ORDER = (CLUSTER, ASSIGNMENT, LISTENER, ROUTE_CONFIG)
+WILDCARD_TYPES = (CLUSTER, LISTENER)
+MESSAGES: dict[str, type[Message]] = {
+    LISTENER: listener_pb2.Listener,
+    ROUTE_CONFIG: route_pb2.RouteConfiguration,
+    CLUSTER: cluster_pb2.Cluster,
+    ASSIGNMENT: endpoint_pb2.ClusterLoadAssignment,
+}
+_CHECKS: dict[str, Callable[[Any, str], tuple[Any, list[Problem]]]] = {
+    LISTENER: check_listener,
+    ROUTE_CONFIG: check_route_config,
+    CLUSTER: check_cluster,
+    ASSIGNMENT: check_assignment,
+}
+# Envoy caps a NACK's error_detail; so do we.
+MAX_ERROR_DETAIL = 4096
+
+
+def short_type(type_url: str) -> str:
+    """`type.googleapis.com/envoy.config.cluster.v3.Cluster` -> `Cluster`."""
+    return type_url.rsplit(".", 1)[-1]
+
+
+class Rejected(Exception):
+    """An update that is not applied; `detail` becomes the NACK's error_detail."""
+
+    def __init__(self, problems: Iterable[Problem | str]) -> None:
+        self.lines = [str(p) for p in problems]
+        text = "\n".join(self.lines)
+        if len(text) > MAX_ERROR_DETAIL:
+            text = text[: MAX_ERROR_DETAIL - 3] + "..."
+        self.detail = text
+        super().__init__(text)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One resource as received: `message` None is a heartbeat (a TTL refresh)."""
+
+    name: str
+    version: str
+    message: Message | None
+    raw: bytes = b""
+    ttl_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Update:
+    """One response (or file) of one type. `complete`: resources absent from it are
+    removed (SotW LDS/CDS, files)."""
+
+    type_url: str
+    version_info: str
+    resources: list[Incoming]
+    removed: list[str] = field(default_factory=list)
+    complete: bool = False
+
+
+@dataclass(slots=True)
+class Entry:
+    """An accepted resource: its bytes and its checked translation (the decoded message is
+    not kept: with 10,000 clusters that is tens of MiB for /config_dump alone)."""
+
+    name: str
+    version: str
+    type_url: str
+    raw: bytes
+    checked: Any
+    last_updated: float
+    """Wall-clock time it was accepted (for /config_dump)."""
+    expires: float | None = None
+    """trio time its TTL runs out (None: no TTL)."""
+
+    @property
+    def message(self) -> Message:
+        return decode(self.type_url, self.raw)
+
+
+@dataclass(frozen=True)
+class ActiveListener:
+    snapshot: dict[str, Any]
+    refs: frozenset[str]
+    rds: str | None
+
+
+@dataclass
+class View:
+    """What serves: composed listeners (routes inlined), clusters and endpoints."""
+
+    listeners: dict[str, ActiveListener] = field(default_factory=dict)
+    clusters: dict[str, ClusterResource] = field(default_factory=dict)
+    routes: dict[str, RouteResource] = field(default_factory=dict)
+    warming_listeners: set[str] = field(default_factory=set)
+    warming_clusters: set[str] = field(default_factory=set)
+    endpoints: dict[str, list[Endpoint]] = field(default_factory=dict)
+    """EDS service name -> endpoints."""
+
+    def cluster_endpoints(self, name: str) -> list[Endpoint] | None:
+        cluster = self.clusters[name]
+        return None if cluster.eds is None else self.endpoints.get(cluster.eds, [])
+
+
+@dataclass
+class Plan:
+    """What the engine needs: a whole new config, or endpoint updates only (or nothing)."""
+
+    config: MeshConfig | None
+    endpoint_updates: dict[str, list[Endpoint]]
+
+
+@dataclass
+class Staged:
+    """A checked update (None: the accepted resources as they are), not yet applied."""
+
+    update: Update | None
+    accepted: dict[str, Entry]
+    view: View
+    plan: Plan
+
+
+def decode(type_url: str, raw: bytes) -> Message:
+    """A resource of `type_url` from its bytes (ValueError when it does not parse)."""
+    msg = MESSAGES[type_url]()
+    try:
+        msg.ParseFromString(raw)
+    except Exception as exc:  # DecodeError and friends
+        raise ValueError(f"cannot decode {short_type(type_url)}: {exc}") from None
+    return msg
+
+
+def resource_name(type_url: str, msg: Message) -> str:
+    """The xDS name of a resource (a ClusterLoadAssignment is named by `cluster_name`)."""
+    if type_url == ASSIGNMENT:
+        return str(getattr(msg, "cluster_name", ""))
+    return str(getattr(msg, "name", ""))
+
+
+class ResourceStore:
+    """The accepted resources per type, the view that serves, and the checks between."""
+
+    def __init__(
+        self, static: MeshConfig, *, ads: bool, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.static = static
+        self.ads = ads
+        self.clock = clock
+        self.accepted: dict[str, dict[str, Entry]] = {t: {} for t in TYPE_ORDER}
+        self.view = View()
+        self.applied: MeshConfig | None = None
+        self._applied_listeners: dict[str, dict[str, Any]] = {}
+        self._applied_clusters: dict[str, dict[str, Any]] = {}
+        self._applied_endpoints: dict[str, list[Endpoint]] = {}
+
+    # ---- staging -------------------------------------------------------------------------
+
+    def stage(self, update: Update, now_trio: float | None = None) -> Staged:
+        """Checks `update` against the accepted resources and plans it; Rejected when a
+        resource is bad (nothing changes then)."""
+        type_url = update.type_url
+        old = self.accepted[type_url]
+        problems = Problems()
+        accepted = {} if update.complete else dict(old)
+        for name in update.removed:
+            accepted.pop(name, None)
+        now = self.clock()
+        seen: set[str] = set()
+        fresh: set[str] = set()  # new or changed: checked against the others below
+        for incoming in update.resources:
+            path = resource_path(type_url, incoming.name)
+            if incoming.name in seen:
+                problems.add(path, "sent twice in one response")
+                continue
+            seen.add(incoming.name)
+            expires = None
+            if incoming.ttl_s is not None and now_trio is not None:
+                expires = now_trio + incoming.ttl_s
+            previous = old.get(incoming.name)
+            if incoming.message is None:  # a heartbeat: refreshes the TTL of what we have
+                if previous is not None:
+                    accepted[incoming.name] = Entry(
+                        previous.name,
+                        previous.version,
+                        type_url,
+                        previous.raw,
+                        previous.checked,
+                        previous.last_updated,
+                        expires,
+                    )
+                continue
+            raw = incoming.raw or incoming.message.SerializeToString()
+            if previous is not None and previous.raw == raw:
+                checked = previous.checked
+                last_updated = previous.last_updated
+            else:
+                checked, found = _CHECKS[type_url](incoming.message, path)
+                problems.extend(found)
+                last_updated = now
+                fresh.add(incoming.name)
+            if checked is not None:
+                accepted[incoming.name] = Entry(
+                    incoming.name,
+                    incoming.version,
+                    type_url,
+                    raw,
+                    checked,
+                    last_updated,
+                    expires,
+                )
+        if problems:
+            raise Rejected(problems)
+        candidate = {**self.accepted, type_url: accepted}
+        self._cross_check(type_url, candidate, fresh, problems)
+        if problems:
+            raise Rejected(problems)
+        view = build_view(candidate, self.view, static_names(self.static, "clusters"))
+        check_addresses((a.snapshot for a in view.listeners.values()), self.static, problems)
+        if problems:
+            raise Rejected(problems)
+        return Staged(update, accepted, view, self._plan(view))
+
+    def _cross_check(
+        self,
+        type_url: str,
+        candidate: Mapping[str, Mapping[str, Entry]],
+        fresh: set[str],
+        problems: Problems,
+    ) -> None:
+        """Checks the new and changed resources of the type just updated against the
+        others (an unchanged route that still names a cluster CDS removed keeps serving:
+        the cluster is kept for it, see `build_view`)."""
+        known = static_names(self.static, "clusters") | set(candidate[CLUSTER])
+        entries = {n: e for n, e in candidate[type_url].items() if n in fresh}
+        if type_url == LISTENER:
+            statics = static_names(self.static, "listeners")
+            for name, entry in entries.items():
+                listener: ListenerResource = entry.checked
+                path = resource_path(LISTENER, name)
+                if name in statics:
+                    problems.add(f"{path}.name", "a static listener has this name")
+                check_refs(listener.refs, known, problems, unroutable(self.static))
+                if listener.rds is not None and not self.ads:
+                    problems.add(
+                        path, "rds needs dynamic_resources.ads_config (RDS comes over ADS)"
+                    )
+        elif type_url == ROUTE_CONFIG:
+            for entry in entries.values():
+                check_refs(entry.checked.refs, known, problems, unroutable(self.static))
+        elif type_url == CLUSTER:
+            statics = static_names(self.static, "clusters")
+            for name, entry in entries.items():
+                path = resource_path(CLUSTER, name)
+                if name in statics:
+                    problems.add(f"{path}.name", "a static cluster has this name")
+                if entry.checked.eds is not None and not self.ads:
+                    problems.add(
+                        path, "EDS needs dynamic_resources.ads_config (EDS comes over ADS)"
+                    )
+
+    def _plan(self, view: View) -> Plan:
+        listeners = {name: a.snapshot for name, a in view.listeners.items()}
+        clusters = {name: c.snapshot for name, c in view.clusters.items()}
+        endpoints = {
+            name: eps for name in view.clusters if (eps := view.cluster_endpoints(name)) is not None
+        }
+        if (
+            self.applied is not None
+            and listeners == self._applied_listeners
+            and clusters == self._applied_clusters
+        ):
+            changed = {
+                name: eps
+                for name, eps in endpoints.items()
+                if self._applied_endpoints.get(name) != eps
+            }
+            return Plan(None, changed)
+        config = compose(
+            self.static,
+            list(listeners.values()),
+            list(view.clusters.values()),
+            view.endpoints,
+        )
+        return Plan(config, {})
+
+    # ---- committing ----------------------------------------------------------------------
+
+    def commit(self, staged: Staged) -> None:
+        """`staged` is applied: it becomes the accepted state and the serving view."""
+        if staged.update is not None:
+            self.accepted[staged.update.type_url] = staged.accepted
+        view, plan = staged.view, staged.plan
+        self.view = view
+        if plan.config is not None:
+            self.applied = plan.config
+            self._applied_listeners = {n: a.snapshot for n, a in view.listeners.items()}
+            self._applied_clusters = {n: c.snapshot for n, c in view.clusters.items()}
+            self._applied_endpoints = {
+                n: eps for n in view.clusters if (eps := view.cluster_endpoints(n)) is not None
+            }
+        else:
+            self._applied_endpoints.update(plan.endpoint_updates)
+
+    def restage(self) -> Staged:
+        """The plan for the accepted resources as they are (after `set_static`, `drop` or
+        an expiry); Rejected if they no longer fit together."""
+        problems = Problems()
+        view = build_view(self.accepted, self.view, static_names(self.static, "clusters"))
+        check_addresses((a.snapshot for a in view.listeners.values()), self.static, problems)
+        if problems:
+            raise Rejected(problems)
+        return Staged(None, {}, view, self._plan(view))
+
+    def set_static(self, static: MeshConfig) -> None:
+        """A reloaded bootstrap: the next plan is a whole config."""
+        self.static = static
+        self.applied = None
+
+    def drop(self, type_url: str, names: Iterable[str]) -> None:
+        """Forgets resources no longer subscribed to (their dependents keep their last
+        serving version until a restage)."""
+        for name in names:
+            self.accepted[type_url].pop(name, None)
+
+    # ---- what the client reads -----------------------------------------------------------
+
+    def wanted(self, type_url: str) -> set[str]:
+        """The RDS or EDS names the accepted and serving listeners and clusters need."""
+        if type_url == ROUTE_CONFIG:
+            names = {e.checked.rds for e in self.accepted[LISTENER].values()}
+            names |= {a.rds for a in self.view.listeners.values()}
+        else:
+            names = {e.checked.eds for e in self.accepted[CLUSTER].values()}
+            names |= {c.eds for c in self.view.clusters.values()}
+        return {n for n in names if n is not None}
+
+    def warming(self) -> bool:
+        return bool(self.view.warming_clusters or self.view.warming_listeners)
+
+    def next_expiry(self) -> float | None:
+        times = [
+            e.expires for entries in self.accepted.values() for e in entries.values() if e.expires
+        ]
+        return min(times) if times else None
+
+    def expired(self, now_trio: float) -> dict[str, list[str]]:
+        """Per type, the resources whose TTL ran out."""
+        out: dict[str, list[str]] = {}
+        for type_url, entries in self.accepted.items():
+            names = [
+                n for n, e in entries.items() if e.expires is not None and e.expires <= now_trio
+            ]
+            if names:
+                out[type_url] = names
+        return out
+
+
+def build_view(
+    accepted: Mapping[str, Mapping[str, Entry]], previous: View, static_clusters: set[str]
+) -> View:
+    """What serves given the accepted resources and what served before (see the module
+    docstring for the rules)."""
+    view = View()
+    view.endpoints = {name: entry.checked.endpoints for name, entry in accepted[ASSIGNMENT].items()}
+    for name, entry in accepted[CLUSTER].items():
+        cluster: ClusterResource = entry.checked
+        if cluster.eds is None or cluster.eds in view.endpoints:
+            view.clusters[name] = cluster
+        else:
+            view.warming_clusters.add(name)
+            if name in previous.clusters:
+                view.clusters[name] = previous.clusters[name]
+    removed = {n: c for n, c in previous.clusters.items() if n not in accepted[CLUSTER]}
+    serving = static_clusters | set(view.clusters) | set(removed)
+    for name, entry in accepted[ROUTE_CONFIG].items():
+        route: RouteResource = entry.checked
+        if all(ref in serving for _, ref in route.refs):
+            view.routes[name] = route
+        elif name in previous.routes:
+            view.routes[name] = previous.routes[name]
+    for name, entry in accepted[LISTENER].items():
+        listener: ListenerResource = entry.checked
+        routes = None
+        ready = all(ref in serving for _, ref in listener.refs)
+        if listener.rds is not None:
+            routes = view.routes.get(listener.rds) or previous.routes.get(listener.rds)
+            ready = ready and routes is not None
+        if ready:
+            if routes is not None:
+                view.routes.setdefault(routes.name, routes)
+            refs = {ref for _, ref in listener.refs} | (
+                {ref for _, ref in routes.refs} if routes is not None else set()
+            )
+            view.listeners[name] = ActiveListener(
+                listener.with_routes(routes), frozenset(refs), listener.rds
+            )
+        else:
+            view.warming_listeners.add(name)
+            if name in previous.listeners:
+                view.listeners[name] = previous.listeners[name]
+    referenced = {ref for a in view.listeners.values() for ref in a.refs}
+    for name, cluster in removed.items():
+        if name in referenced:
+            view.clusters[name] = cluster  # make before break: kept while routes use it
+    return view

@@ -1,0 +1,118 @@
+"""The xDS stats under Envoy's names: `control_plane.connected_state`;
+`listener_manager.lds.*` and `cluster_manager.cds.*`; per route config
+`http.<stat_prefix>.rds.<name>.*`; per EDS cluster `cluster.<name>.*` (update_attempt,
+update_success, update_rejected, update_failure, update_empty, init_fetch_timeout,
+version, update_time); and the cluster and listener manager counts."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from meshcore.config.xds_resources import ASSIGNMENT, CLUSTER, LISTENER, ROUTE_CONFIG
+from meshcore.lifecycle.control_stats import ControlStats
+
+from .resources import ResourceStore
+
+CONNECTED = "control_plane.connected_state"
+LDS = "listener_manager.lds"
+CDS = "cluster_manager.cds"
+COUNTERS = (
+    "update_attempt",
+    "update_success",
+    "update_rejected",
+    "update_failure",
+    "update_empty",
+    "init_fetch_timeout",
+)
+
+
+def version_hash(version: str) -> int:
+    """The `version` gauge: a 52-bit hash of version_info (Envoy shows an xxHash64 of it;
+    only equality between values means anything)."""
+    digest = hashlib.blake2b(version.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 12
+
+
+class XdsStats:
+    """Counts xDS updates into the control layer's stats."""
+
+    def __init__(self, control: ControlStats, store: ResourceStore) -> None:
+        self.control = control
+        self.store = store
+        control.set_gauge(CONNECTED, 0)
+        control.declare(
+            *(f"{scope}.{name}" for scope in (LDS, CDS) for name in COUNTERS),
+            *(
+                f"{manager}.{name}"
+                for manager, kind in (
+                    ("cluster_manager", "cluster"),
+                    ("listener_manager", "listener"),
+                )
+                for name in (f"{kind}_added", f"{kind}_modified", f"{kind}_removed")
+            ),
+        )
+
+    def connected(self, up: bool) -> None:
+        self.control.set_gauge(CONNECTED, int(up))
+
+    def scopes(self, type_url: str, names: Iterable[str]) -> list[str]:
+        """The stat scopes an update of `names` of `type_url` counts in."""
+        if type_url == LISTENER:
+            return [LDS]
+        if type_url == CLUSTER:
+            return [CDS]
+        wanted = set(names)
+        if type_url == ROUTE_CONFIG:
+            prefixes = {
+                (e.checked.stat_prefix, e.checked.rds)
+                for e in self.store.accepted[LISTENER].values()
+                if e.checked.rds in wanted
+            }
+            return sorted(f"http.{prefix}.rds.{rds}" for prefix, rds in prefixes)
+        if type_url == ASSIGNMENT:
+            return sorted(
+                f"cluster.{name}"
+                for name, e in self.store.accepted[CLUSTER].items()
+                if e.checked.eds in wanted
+            )
+        return []
+
+    def inc(self, scopes: Iterable[str], name: str) -> None:
+        for scope in scopes:
+            self.control.inc(f"{scope}.{name}")
+
+    def success(self, scopes: Iterable[str], version: str, now: float, empty: bool) -> None:
+        for scope in scopes:
+            self.control.inc(f"{scope}.update_success")
+            if empty:
+                self.control.inc(f"{scope}.update_empty")
+            self.control.set_gauge(f"{scope}.version", version_hash(version))
+            self.control.set_gauge(f"{scope}.update_time", int(now * 1000))
+
+    def changes(self, type_url: str, before: set[str], after: set[str], modified: int) -> None:
+        """`cluster_added` / `listener_added` ... for a CDS or LDS update."""
+        kind = {CLUSTER: "cluster", LISTENER: "listener"}.get(type_url)
+        if kind is None:
+            return
+        manager = "cluster_manager" if kind == "cluster" else "listener_manager"
+        self.control.inc(f"{manager}.{kind}_added", len(after - before))
+        self.control.inc(f"{manager}.{kind}_removed", len(before - after))
+        self.control.inc(f"{manager}.{kind}_modified", modified)
+
+    def totals(self) -> None:
+        """Active and warming clusters and listeners (static ones included, as Envoy)."""
+        view = self.store.view
+        static = self.store.static.snapshot
+        self.control.set_gauge(
+            "cluster_manager.active_clusters",
+            len(static.get("clusters", ())) + len(view.clusters),
+        )
+        self.control.set_gauge("cluster_manager.warming_clusters", len(view.warming_clusters))
+        self.control.set_gauge(
+            "listener_manager.total_listeners_active",
+            len(static.get("listeners", ())) + len(view.listeners),
+        )
+        self.control.set_gauge(
+            "listener_manager.total_listeners_warming", len(view.warming_listeners)
+        )

@@ -1,0 +1,130 @@
+"""xDS resources through the static bootstrap's checks and translation
+(`meshcore.config.xds_resources`): problems name the resource, the snapshot is the same
+shape as a static one."""
+
+from __future__ import annotations
+
+import pytest
+from meshcore.config import ConfigError, load_text
+from meshcore.config.xds_resources import translate_resources
+
+from tests.support import bootstrap as b
+
+from .builders import (
+    assignment,
+    eds_cluster,
+    listener,
+    route_config,
+    static_cluster,
+    xds_bootstrap,
+)
+from .harness import load_bootstrap
+
+
+def static_config():
+    return load_bootstrap(xds_bootstrap(18000, node="n"))
+
+
+def problems(**resources) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        translate_resources(static_config(), **resources)
+    return [str(p) for p in info.value.problems]
+
+
+def test_a_full_set_becomes_one_snapshot_with_routes_inlined_and_endpoints_filled() -> None:
+    config = translate_resources(
+        static_config(),
+        listeners=[listener("ingress", 10000, rds="r")],
+        route_configs=[route_config("r", "backend")],
+        clusters=[eds_cluster("backend", "backend-svc")],
+        assignments=[assignment("backend-svc", [("10.0.0.1", 80)])],
+    )
+    names = [c["name"] for c in config.snapshot["clusters"]]
+    assert names == ["xds_cluster", "backend"]
+    backend = config.snapshot["clusters"][1]
+    assert backend["endpoints"] == [
+        {"address": "10.0.0.1", "port": 80, "weight": 1, "healthy": True}
+    ]
+    [ingress] = config.snapshot["listeners"]
+    routes = ingress["filter"]["http_connection_manager"]["route_config"]
+    assert routes["name"] == "r"
+    assert routes["virtual_hosts"][0]["domains"] == ["*"]
+    assert config.dynamic is not None and config.dynamic.ads is not None
+
+
+def test_the_same_listener_translates_like_a_static_one() -> None:
+    routes = b.route_config([b.virtual_host("all", ["*"], [b.route({"prefix": "/"}, cluster="c")])])
+    static = load_text(
+        __import__("yaml").safe_dump(
+            b.bootstrap(
+                [b.http_listener("l", 10001, routes)], [b.static_cluster("c", [("10.0.0.2", 80)])]
+            )
+        )
+    )
+    dynamic = translate_resources(
+        static_config(),
+        listeners=[listener("l", 10001, routes=routes)],
+        clusters=[static_cluster("c", [("10.0.0.2", 80)])],
+    )
+    assert dynamic.snapshot["listeners"] == static.snapshot["listeners"]
+    assert dynamic.snapshot["clusters"][1:] == static.snapshot["clusters"]
+
+
+def test_unsupported_fields_and_pgv_rules_are_named_per_resource() -> None:
+    found = problems(
+        clusters=[
+            eds_cluster("a", lb_policy="MAGLEV"),
+            static_cluster("b", [("10.0.0.1", 70000 % 65536)], connect_timeout="-1s"),
+        ],
+        assignments=[assignment("a", [("10.0.0.1", 1)])],
+    )
+    assert "clusters[a].lb_policy: MAGLEV is not supported" in found
+    assert any(p.startswith("clusters[b].connect_timeout:") for p in found), found
+
+
+def test_missing_dependencies_and_name_clashes() -> None:
+    found = problems(
+        listeners=[listener("ingress", 10000, rds="missing")],
+        clusters=[eds_cluster("backend"), static_cluster("xds_cluster", [("10.0.0.1", 1)])],
+        route_configs=[route_config("r", "nowhere")],
+    )
+    assert sorted(found) == [
+        "clusters[backend]: no ClusterLoadAssignment 'backend' for this EDS cluster",
+        "clusters[xds_cluster].name: a static cluster has this name",
+        "listeners[ingress]: no RouteConfiguration 'missing' for this listener's rds",
+        "route_configs[r].virtual_hosts[0].routes[0].route.cluster: unknown cluster 'nowhere' "
+        "(not a static cluster, not from CDS)",
+    ]
+
+
+def test_two_listeners_on_one_port_are_refused() -> None:
+    found = problems(
+        listeners=[
+            listener("a", 10000, routes=b.route_config([])),
+            listener("b", 10000, routes=b.route_config([])),
+        ]
+    )
+    assert found == ["listeners[b].address: 127.0.0.1:10000 is already the address of listener 'a'"]
+
+
+def test_rds_over_a_file_source_is_refused() -> None:
+    bad = listener("a", 10000, rds="r")
+    hcm = bad.filter_chains[0].filters[0]
+    from envoy.extensions.filters.network.http_connection_manager.v3 import (
+        http_connection_manager_pb2 as hcm_pb2,
+    )
+
+    manager = hcm_pb2.HttpConnectionManager()
+    hcm.typed_config.Unpack(manager)
+    manager.rds.config_source.ClearField("ads")
+    manager.rds.config_source.path_config_source.path = "/tmp/r.yaml"
+    hcm.typed_config.Pack(manager)
+    found = problems(listeners=[bad], route_configs=[route_config("r", "xds_cluster")])
+    assert (
+        "route_configs[r].virtual_hosts[0].routes[0].route.cluster: cluster 'xds_cluster' has "
+        "HTTP/2 options; routes cannot use it yet"
+    ) in found
+    assert (
+        "listeners[a].filter_chains[0].filters[0].typed_config.rds.config_source: only `ads: {}` "
+        "is supported (RDS over the ADS stream)"
+    ) in found
