@@ -44,6 +44,9 @@ pub struct ListenerView {
     /// Most bytes of request body buffered per connection while streaming (see
     /// `read_cap`).
     pub read_cap: usize,
+    /// `per_connection_buffer_limit_bytes` (issue 4: the largest request body kept for a
+    /// retry when the route sets no `per_request_buffer_limit_bytes`).
+    pub buffer_limit: u32,
 }
 
 /// The most body bytes one connection buffers while streaming, for a

@@ -232,6 +232,7 @@ impl Engine {
                 clusters: cluster_list.clone(),
                 stats: ListenerStats::new(&self.registry, &prefix),
                 read_cap: read_cap(l.per_connection_buffer_limit_bytes),
+                buffer_limit: l.per_connection_buffer_limit_bytes,
             };
             match b {
                 Ok(h) => {

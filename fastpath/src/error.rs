@@ -20,4 +20,6 @@ pub enum ErrorKind {
     UpstreamProtocol,
     /// The route timeout fired (504, UT).
     UpstreamTimeout,
+    /// A circuit breaker refused the request (503, UO).
+    Overflow,
 }

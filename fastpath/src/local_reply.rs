@@ -26,6 +26,8 @@ pub enum ResponseFlag {
     DownstreamConnectionTermination,
     /// DPE: downstream protocol error.
     DownstreamProtocolError,
+    /// UO: upstream overflow (circuit breaker).
+    UpstreamOverflow,
 }
 
 impl ResponseFlag {
@@ -39,10 +41,11 @@ impl ResponseFlag {
             ResponseFlag::UpstreamProtocolError => "UPE",
             ResponseFlag::DownstreamConnectionTermination => "DC",
             ResponseFlag::DownstreamProtocolError => "DPE",
+            ResponseFlag::UpstreamOverflow => "UO",
         }
     }
 
-    const ALL: [ResponseFlag; 8] = [
+    const ALL: [ResponseFlag; 9] = [
         ResponseFlag::NoRoute,
         ResponseFlag::NoHealthyUpstream,
         ResponseFlag::UpstreamConnectionFailure,
@@ -51,6 +54,7 @@ impl ResponseFlag {
         ResponseFlag::UpstreamProtocolError,
         ResponseFlag::DownstreamConnectionTermination,
         ResponseFlag::DownstreamProtocolError,
+        ResponseFlag::UpstreamOverflow,
     ];
 }
 
@@ -113,6 +117,7 @@ pub fn for_error(kind: ErrorKind) -> (u16, &'static str, ResponseFlag) {
         ErrorKind::UpstreamReset => (503, reset::TERMINATION, UpstreamConnectionTermination),
         ErrorKind::UpstreamProtocol => (502, reset::PROTOCOL, UpstreamProtocolError),
         ErrorKind::UpstreamTimeout => (504, "upstream request timeout", UpstreamRequestTimeout),
+        ErrorKind::Overflow => (503, reset::OVERFLOW, UpstreamOverflow),
     }
 }
 
@@ -122,6 +127,8 @@ mod reset {
     pub const FAILURE: &str = "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure";
     pub const TIMEOUT: &str = "upstream connect error or disconnect/reset before headers. reset reason: connection timeout";
     pub const TERMINATION: &str = "upstream connect error or disconnect/reset before headers. reset reason: connection termination";
+    pub const OVERFLOW: &str =
+        "upstream connect error or disconnect/reset before headers. reset reason: overflow";
     pub const PROTOCOL: &str =
         "upstream connect error or disconnect/reset before headers. reset reason: protocol error";
 }

@@ -14,6 +14,9 @@ default behaviour), a comma-separated list of:
 - `echo`            body is the request body
 - `connection-close` answer with `connection: close` and close afterwards
 - `delay-ms=N`      wait N ms before answering
+- `fail-first=N`, `hang-first=N`, `close-first=N`: the first N requests carrying the same
+  `x-mc-key` value (counted over all upstreams of the server) answer 503 / hang / close;
+  later ones are served normally (for retries)
 
 Extra response headers come from `x-mc-response-header: name: value` request headers.
 
@@ -32,6 +35,28 @@ import h11
 import trio
 
 BEHAVIOR_HEADER = "x-mc-behavior"
+KEY_HEADER = "x-mc-key"
+_key_counts: dict[str, int] = {}
+_key_lock = threading.Lock()
+
+
+def _first_n(behavior: dict[str, str], key: str | None) -> None:
+    """Turns `fail-first` / `hang-first` / `close-first` into `status=503` / `hang` / `close`
+    while the request is among the first N with its `x-mc-key`."""
+    if key is None or not any(k.endswith("-first") for k in behavior):
+        return
+    with _key_lock:
+        seen = _key_counts[key] = _key_counts.get(key, 0) + 1
+    for kind, effect in (
+        ("fail", ("status", "503")),
+        ("hang", ("hang", "")),
+        ("close", ("close", "")),
+    ):
+        limit = behavior.pop(f"{kind}-first", None)
+        if limit is not None and seen <= int(limit):
+            behavior[effect[0]] = effect[1]
+
+
 RESPONSE_HEADER = "x-mc-response-header"
 
 
@@ -166,6 +191,7 @@ class Upstream:
             )
             self._record(request)
             behavior = parse_behavior(request.header(BEHAVIOR_HEADER) or self.default_behavior)
+            _first_n(behavior, request.header(KEY_HEADER))
             if "hang" in behavior:
                 await drain_until_closed(stream)
                 return

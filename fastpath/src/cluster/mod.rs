@@ -39,6 +39,8 @@ pub struct ClusterState {
     /// Set when a later snapshot dropped or replaced this cluster: pools stop keeping its
     /// connections.
     pub removed: AtomicBool,
+    /// Circuit breakers (issue 4, resilience): shared by all workers.
+    pub breakers: crate::breaker::Breakers,
 }
 
 impl ClusterState {
@@ -66,6 +68,7 @@ impl ClusterState {
             max_idle_per_host: cfg.max_idle_per_host as usize,
             read_cap: crate::compiled::read_cap(cfg.per_connection_buffer_limit_bytes),
             hosts: ArcSwap::from_pointee(set),
+            breakers: crate::breaker::Breakers::new(&cfg.circuit_breakers, stats.clone()),
             stats,
             removed: AtomicBool::new(false),
         };

@@ -312,6 +312,15 @@ pub struct ForwardAction {
     /// upstream response; 0 disables. Envoy's default is 15 s.
     #[serde(default = "default_route_timeout_ms")]
     pub timeout_ms: u64,
+    // Issue 4 (resilience): see the grouped types at the end of this file.
+    /// The route's `retry_policy`, else its virtual host's (Python picks which).
+    #[serde(default)]
+    pub retry_policy: Option<RetryPolicy>,
+    /// `include_request_attempt_count` (virtual host): send `x-envoy-attempt-count`.
+    #[serde(default)]
+    pub include_request_attempt_count: bool,
+    #[serde(default)]
+    pub request_mirror_policies: Vec<MirrorPolicy>,
 }
 
 fn default_route_timeout_ms() -> u64 {
@@ -391,6 +400,10 @@ pub struct Cluster {
     pub max_idle_per_host: u32,
     #[serde(default = "default_buffer_limit")]
     pub per_connection_buffer_limit_bytes: u32,
+    // Issue 4 (resilience): see the grouped types at the end of this file.
+    /// `circuit_breakers.thresholds` (DEFAULT priority).
+    #[serde(default)]
+    pub circuit_breakers: CircuitBreakers,
 }
 
 fn default_connect_timeout_ms() -> u64 {
@@ -429,4 +442,100 @@ pub struct Endpoint {
 
 fn default_weight() -> u32 {
     1
+}
+
+// ---- Issue 4 (resilience): retries, circuit breakers, request mirroring ----
+
+/// Envoy `RetryPolicy`, pre-digested by Python (`translate_retry.py`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// `retry_on`, split on commas: `5xx`, `gateway-error`, `reset`, `connect-failure`,
+    /// `retriable-4xx`, `refused-stream`, `retriable-status-codes`, `retriable-headers`.
+    #[serde(default)]
+    pub retry_on: Vec<String>,
+    /// `num_retries` (Envoy default 1).
+    #[serde(default = "default_num_retries")]
+    pub num_retries: u32,
+    /// `per_try_timeout` in ms; 0: none (the route timeout applies).
+    #[serde(default)]
+    pub per_try_timeout_ms: u64,
+    /// `retry_back_off.base_interval` (default 25 ms).
+    #[serde(default = "default_retry_base_ms")]
+    pub base_interval_ms: u64,
+    /// `retry_back_off.max_interval` (default 10 × base).
+    #[serde(default)]
+    pub max_interval_ms: Option<u64>,
+    #[serde(default)]
+    pub retriable_status_codes: Vec<u16>,
+    /// Matched against the response headers.
+    #[serde(default)]
+    pub retriable_headers: Vec<HeaderMatcher>,
+    /// `retry_host_predicate` `envoy.retry_host_predicates.previous_hosts`.
+    #[serde(default)]
+    pub previous_hosts: bool,
+    /// Envoy's default: one more host selection.
+    #[serde(default = "default_num_retries")]
+    pub host_selection_retry_max_attempts: u32,
+    /// Route / virtual host `per_request_buffer_limit_bytes`; else the listener's
+    /// `per_connection_buffer_limit_bytes`. A request body larger than this is not retried.
+    #[serde(default)]
+    pub per_request_buffer_limit_bytes: Option<u32>,
+}
+
+fn default_num_retries() -> u32 {
+    1
+}
+fn default_retry_base_ms() -> u64 {
+    25
+}
+
+/// `circuit_breakers.thresholds[priority=DEFAULT]` with Envoy's defaults.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreakers {
+    #[serde(default = "default_breaker_limit")]
+    pub max_connections: u32,
+    #[serde(default = "default_breaker_limit")]
+    pub max_pending_requests: u32,
+    #[serde(default = "default_breaker_limit")]
+    pub max_requests: u32,
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// `track_remaining`: publish `circuit_breakers.default.remaining_*`.
+    #[serde(default)]
+    pub track_remaining: bool,
+}
+
+impl Default for CircuitBreakers {
+    fn default() -> Self {
+        CircuitBreakers {
+            max_connections: 1024,
+            max_pending_requests: 1024,
+            max_requests: 1024,
+            max_retries: 3,
+            track_remaining: false,
+        }
+    }
+}
+
+fn default_breaker_limit() -> u32 {
+    1024
+}
+fn default_max_retries() -> u32 {
+    3
+}
+
+/// One `request_mirror_policies` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorPolicy {
+    pub cluster: String,
+    /// `runtime_fraction.default_value` as parts per million (default 1 000 000: all).
+    #[serde(default = "default_mirror_ppm")]
+    pub fraction_ppm: u32,
+}
+
+fn default_mirror_ppm() -> u32 {
+    1_000_000
 }

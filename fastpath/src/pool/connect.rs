@@ -77,6 +77,9 @@ impl Drop for UpConn {
             );
         }
         self.host.cx_active.fetch_sub(1, Ordering::Relaxed);
+        self.cluster
+            .breakers
+            .release(crate::breaker::Resource::Connections);
     }
 }
 
@@ -113,6 +116,9 @@ pub async fn connect(
     );
     s.gauge_inc(w, Gauge::UpstreamCxActive);
     host.cx_active.fetch_add(1, Ordering::Relaxed);
+    cluster
+        .breakers
+        .force_acquire(crate::breaker::Resource::Connections);
     Ok(UpConn {
         stream,
         host: host.clone(),

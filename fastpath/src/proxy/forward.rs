@@ -1,8 +1,11 @@
 //! Forwarding one request: pick a host, take a pooled connection or connect, send the head
 //! and body, wait for the response head (route timeout, downstream disconnect), have the body
 //! streamed back (`response_body`), and return the connection to the pool when it is clean.
+use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
@@ -11,12 +14,14 @@ use super::io::{write_all_vectored, write_or_early_response};
 use super::prepare::{ForwardPlan, ReqInfo};
 use super::response::{self, MAX_RESPONSE_HEAD, Parsed, RespCtx, RespInfo};
 use super::{Conn, Flow, ReqBody};
+use crate::breaker::Resource;
 use crate::cluster::{ClusterState, HostCounters};
 use crate::compiled::{Hcm, ListenerView};
 use crate::error::ErrorKind;
 use crate::http1::{ChunkedDecoder, Framing, HeadError};
 use crate::local_reply::ResponseFlag;
 use crate::pool::{ConnectError, UpConn, connect};
+use crate::router::retry::{Outcome, RetryPolicy};
 use crate::stats::sets::{cluster, cluster_class, http, http_class};
 
 /// `upstream_rq_active` and the host's `rq_active` for the lifetime of one upstream request.
@@ -36,6 +41,15 @@ impl<'a> UpstreamRq<'a> {
     }
 }
 
+impl<'a> UpstreamRq<'a> {
+    /// The same request again after its attempt loop: gauges only (already counted).
+    fn resume(cluster: &'a ClusterState, host: &'a HostCounters, w: usize) -> Self {
+        cluster.stats.gauge_inc(w, cluster::Gauge::UpstreamRqActive);
+        host.rq_active.fetch_add(1, Ordering::Relaxed);
+        UpstreamRq { cluster, host, w }
+    }
+}
+
 impl Drop for UpstreamRq<'_> {
     fn drop(&mut self) {
         self.cluster
@@ -48,7 +62,114 @@ impl Drop for UpstreamRq<'_> {
 /// Why waiting for the response head ended without one.
 enum HeadWait {
     Error(ErrorKind),
+    /// The per-try timeout fired (before the route timeout).
+    PerTryTimeout,
     DownstreamGone,
+}
+
+/// The route timeout (from the end of the first attempt's request, across retries) and the
+/// per-try timeout (from each attempt's).
+struct Deadlines {
+    route: Option<Duration>,
+    per_try: Option<Duration>,
+    global: Option<Instant>,
+}
+
+impl Deadlines {
+    /// Called when an attempt's request was sent: `(deadline, is the per-try one)`.
+    fn attempt(&mut self, sent_at: Instant) -> Option<(Instant, bool)> {
+        if self.global.is_none() {
+            self.global = self.route.map(|t| sent_at + t);
+        }
+        match (self.global, self.per_try.map(|t| sent_at + t)) {
+            (Some(g), Some(p)) if p < g => Some((p, true)),
+            (None, Some(p)) => Some((p, true)),
+            (g, _) => g.map(|g| (g, false)),
+        }
+    }
+}
+
+/// What one attempt sends where.
+struct AttemptCtx<'a> {
+    cluster: &'a Arc<ClusterState>,
+    host: &'a Arc<HostCounters>,
+    addr: SocketAddr,
+    req_out: &'a [u8],
+    prefix_len: usize,
+    body_done: bool,
+    /// `x-envoy-attempt-count` to add, if configured.
+    attempt: Option<u32>,
+}
+
+/// How one upstream attempt ended.
+enum AttemptEnd {
+    /// A final response head: the connection, the head, whether the upstream answered
+    /// before the request body was complete, and when the request was sent.
+    Response(UpConn, RespInfo, bool, Instant),
+    /// No response head: the error, and the retry outcome when a retry policy may retry it.
+    Failed(ErrorKind, Option<Outcome>),
+    /// The request is over (the client went away, a bad body was answered).
+    Finish(Flow),
+}
+
+/// Picks a host; with `previous_hosts`, re-picks (up to `host_selection_retry_max_attempts`
+/// more times) while the pick was already tried.
+fn pick_host(
+    cluster: &ClusterState,
+    w: usize,
+    tried: &[u64],
+    policy: Option<&RetryPolicy>,
+) -> Option<(Arc<HostCounters>, SocketAddr)> {
+    let set = cluster.hosts.load();
+    if set.balancer.in_panic() {
+        cluster.stats.inc(w, cluster::Counter::LbHealthyPanic);
+    }
+    let rq_active = |i: usize| {
+        set.hosts
+            .get(i)
+            .map_or(0, |h| h.counters.rq_active.load(Ordering::Relaxed))
+    };
+    let picks = match policy {
+        Some(p) if p.previous_hosts && !tried.is_empty() => 1 + p.host_selection_max_attempts,
+        _ => 1,
+    };
+    let mut last = None;
+    for _ in 0..picks {
+        let h = set
+            .balancer
+            .pick(fastrand::u64(..), &rq_active)
+            .and_then(|i| set.hosts.get(i))?;
+        last = Some((h.counters.clone(), h.addr));
+        if !tried.contains(&h.counters.id) {
+            break;
+        }
+    }
+    last
+}
+
+/// The response headers of a response attempt (for `retriable-headers`), parsed again
+/// from the upstream buffer; empty otherwise. Only called when a retry policy exists.
+fn response_headers<'b>(ubuf: &'b [u8], end: &AttemptEnd) -> Vec<httparse::Header<'b>> {
+    let AttemptEnd::Response(..) = end else {
+        return Vec::new();
+    };
+    let mut headers = [httparse::EMPTY_HEADER; crate::http1::MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    match resp.parse(ubuf) {
+        Ok(_) => resp
+            .headers
+            .iter()
+            .take_while(|h| !h.name.is_empty())
+            .copied()
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Counts a failed attempt that is retried (the final one is counted by the reply path).
+fn count_failure(cluster: &ClusterState, w: usize, kind: ErrorKind, host: &HostCounters) {
+    let _ = (cluster, w, kind);
+    host.rq_error.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Why streaming a body stopped before its end.
@@ -76,7 +197,7 @@ impl Conn {
         // Body bytes already buffered behind the head (a malformed one is answered before
         // anything is sent upstream).
         let mut decoder = ChunkedDecoder::new();
-        let (prefix_len, body_done) = match info.framing {
+        let (mut prefix_len, mut body_done) = match info.framing {
             Framing::Length(n) => {
                 let avail = self.down.buffered().len() as u64;
                 (avail.min(n) as usize, avail >= n)
@@ -102,22 +223,10 @@ impl Conn {
                 .error_reply(hcm, info, kind, started, route, ReqBody::Buffered)
                 .await;
         };
-        let picked = {
-            let set = cluster.hosts.load();
-            if set.balancer.in_panic() {
-                cluster.stats.inc(w, cluster::Counter::LbHealthyPanic);
-            }
-            let rq_active = |i: usize| {
-                set.hosts
-                    .get(i)
-                    .map_or(0, |h| h.counters.rq_active.load(Ordering::Relaxed))
-            };
-            set.balancer
-                .pick(fastrand::u64(..), &rq_active)
-                .and_then(|i| set.hosts.get(i))
-                .map(|h| (h.counters.clone(), h.addr))
-        };
-        let Some((host, addr)) = picked else {
+        let policy = plan.route.retry();
+        // Hosts already tried (previous_hosts); no allocation until a retry pushes one.
+        let mut tried: Vec<u64> = Vec::new();
+        let Some((mut host, mut addr)) = pick_host(cluster, w, &tried, policy) else {
             cluster
                 .stats
                 .inc(w, cluster::Counter::UpstreamCxNoneHealthy);
@@ -126,7 +235,6 @@ impl Conn {
                 .error_reply(hcm, info, kind, started, route, ReqBody::Buffered)
                 .await;
         };
-        let _rq = UpstreamRq::start(cluster, &host, w);
 
         if info.expect_continue {
             match write_all_vectored(&mut self.down.stream, &[b"HTTP/1.1 100 Continue\r\n\r\n"])
@@ -138,122 +246,148 @@ impl Conn {
                 Err(_) => return self.downstream_gone(hcm),
             }
         }
+        // A retried request needs its whole body: read a content-length body that fits the
+        // buffer limit before sending (Envoy buffers it for retries up to that limit; a
+        // larger body is streamed and not retried).
+        let retry_limit = policy.map_or(0, |p| match p.buffer_limit.unwrap_or(view.buffer_limit) {
+            0 => u64::MAX,
+            l => u64::from(l),
+        });
+        if let (Some(_), false, Framing::Length(n)) = (policy, body_done, info.framing)
+            && n <= retry_limit
+        {
+            while (self.down.buffered().len() as u64) < n {
+                let read = self.down.read_more(&self.worker.buffers, n as usize);
+                let idle = hcm.idle_timeout.unwrap_or(std::time::Duration::MAX);
+                match tokio::time::timeout(idle, read).await {
+                    Err(_) => return self.idle_mid_request(hcm),
+                    Ok(Ok(0)) | Ok(Err(_)) => return self.downstream_gone(hcm),
+                    Ok(Ok(k)) => {
+                        hcm.stats
+                            .add(w, http::Counter::DownstreamCxRxBytesTotal, k as u64)
+                    }
+                }
+            }
+            prefix_len = n as usize;
+            body_done = true;
+            remaining = 0;
+        }
+        if !plan.route.mirrors().is_empty() {
+            super::mirror::shadow(
+                &view.clusters,
+                plan.route.mirrors(),
+                req_out,
+                body_done.then(|| &self.down.buffered()[..prefix_len]),
+                plan.timeout,
+                w,
+            );
+        }
 
         let mut ubuf = self.worker.buffers.get();
         let mut resp_out = self.worker.buffers.get();
-        let mut retried = false;
+        let mut deadlines = Deadlines {
+            route: plan.timeout,
+            per_try: policy.and_then(|p| p.per_try_timeout),
+            global: None,
+        };
+        let mut retries = 0u32;
+        let mut backoff = None;
+        let mut _retry_permit = None;
         let result = loop {
-            // A retry (below) always opens a fresh connection.
-            let pooled = if retried {
-                None
-            } else {
-                self.worker.pool.take(host.id)
+            let end = {
+                let _rq = UpstreamRq::start(cluster, &host, w);
+                let a = AttemptCtx {
+                    cluster,
+                    host: &host,
+                    addr,
+                    req_out,
+                    prefix_len,
+                    body_done,
+                    attempt: plan.route.attempt_count().then_some(retries + 1),
+                };
+                self.attempt(
+                    &a,
+                    &mut remaining,
+                    &mut decoder,
+                    plan,
+                    info,
+                    view,
+                    &mut ubuf,
+                    &mut resp_out,
+                    &mut deadlines,
+                )
+                .await
             };
-            let mut up = match pooled {
-                Some(c) => c,
+            let outcome = match &end {
+                AttemptEnd::Response(_, r, ..) => Outcome::Response(r.code),
+                AttemptEnd::Failed(_, Some(o)) => *o,
+                AttemptEnd::Failed(_, None) | AttemptEnd::Finish(_) => break end,
+            };
+            // Only a body held in full, within the buffer limit, can be sent again.
+            let body_len = match info.framing {
+                Framing::Length(n) => n,
+                _ => prefix_len as u64,
+            };
+            let Some(p) = policy.filter(|_| body_done && body_len <= retry_limit) else {
+                break end;
+            };
+            if !p.retriable(outcome, &response_headers(&ubuf, &end)) {
+                if retries > 0 && matches!(end, AttemptEnd::Response(..)) {
+                    cluster
+                        .stats
+                        .inc(w, cluster::Counter::UpstreamRqRetrySuccess);
+                }
+                break end;
+            }
+            if retries >= p.num_retries {
+                cluster
+                    .stats
+                    .inc(w, cluster::Counter::UpstreamRqRetryLimitExceeded);
+                break end;
+            }
+            _retry_permit = None;
+            let Some(permit) = cluster.breakers.try_acquire(Resource::Retries) else {
+                cluster
+                    .stats
+                    .inc(w, cluster::Counter::UpstreamRqRetryOverflow);
+                break end;
+            };
+            _retry_permit = Some(permit);
+            // Retry: the failed attempt's connection is dropped (reset), its response
+            // discarded.
+            if let AttemptEnd::Response(up, ..) = end {
+                drop(up);
+                host.rq_error.fetch_add(1, Ordering::Relaxed);
+            } else if let AttemptEnd::Failed(kind, _) = end {
+                count_failure(cluster, w, kind, &host);
+            }
+            ubuf.clear();
+            resp_out.clear();
+            cluster.stats.inc(w, cluster::Counter::UpstreamRqRetry);
+            cluster
+                .stats
+                .inc(w, cluster::Counter::UpstreamRqRetryBackoffExponential);
+            let wait = backoff
+                .get_or_insert_with(|| p.backoff())
+                .next(fastrand::u64(..));
+            let until = Instant::now() + wait;
+            match deadlines.global {
+                Some(g) if g <= until => {
+                    tokio::time::sleep_until(g).await;
+                    cluster.stats.inc(w, cluster::Counter::UpstreamRqTimeout);
+                    break AttemptEnd::Failed(ErrorKind::UpstreamTimeout, None);
+                }
+                _ => tokio::time::sleep_until(until).await,
+            }
+            retries += 1;
+            tried.push(host.id);
+            match pick_host(cluster, w, &tried, policy) {
+                Some((h, a)) => (host, addr) = (h, a),
                 None => {
                     cluster
                         .stats
-                        .inc(w, cluster::Counter::UpstreamRqPendingTotal);
-                    match connect(w, cluster, &host, addr).await {
-                        Ok(c) => c,
-                        Err(e) => {
-                            break Err(match e {
-                                ConnectError::Failure => ErrorKind::ConnectFailure,
-                                ConnectError::Timeout => ErrorKind::ConnectTimeout,
-                            });
-                        }
-                    }
-                }
-            };
-            up.in_flight = true;
-            let prefix = &self.down.buffered()[..prefix_len];
-            match write_all_vectored(&mut up.stream, &[req_out, prefix]).await {
-                Ok(n) => up.tx(n),
-                Err(fail) => {
-                    up.tx(fail.written);
-                    up.remote_closed = true;
-                    if up.reused && !retried && fail.nothing_accepted() {
-                        // The pooled connection was dead before the upstream accepted any
-                        // byte of this request, so nothing can have been processed: send it
-                        // once more on a fresh connection. Anything else is not retried
-                        // (meshcore has no retry policy).
-                        up.in_flight = false;
-                        retried = true;
-                        continue;
-                    }
-                    cluster.stats.inc(w, cluster::Counter::UpstreamRqTxReset);
-                    break Err(ErrorKind::UpstreamReset);
-                }
-            }
-
-            let mut early = false;
-            if !body_done {
-                self.down.consume(prefix_len);
-                match self
-                    .stream_request_body(
-                        &mut up,
-                        info.framing,
-                        &mut remaining,
-                        &mut decoder,
-                        hcm,
-                        view.read_cap,
-                    )
-                    .await
-                {
-                    Ok(e) => early = e,
-                    Err(BodyStop::Downstream) => {
-                        self.put_bufs(ubuf, resp_out);
-                        return self.downstream_gone(hcm);
-                    }
-                    Err(BodyStop::DownstreamIdle) => {
-                        self.put_bufs(ubuf, resp_out);
-                        return self.idle_mid_request(hcm);
-                    }
-                    Err(BodyStop::Malformed) => {
-                        self.put_bufs(ubuf, resp_out);
-                        let e = HeadError::Malformed("invalid chunked body");
-                        return self.protocol_error_reply(hcm, e, info.minor, started).await;
-                    }
-                    Err(BodyStop::Upstream | BodyStop::Timeout) => {
-                        up.remote_closed = true;
-                        cluster.stats.inc(w, cluster::Counter::UpstreamRqTxReset);
-                        break Err(ErrorKind::UpstreamReset);
-                    }
-                }
-            }
-
-            let sent_at = Instant::now();
-            let client_keep_alive = info.keep_alive && !early && !self.closing();
-            match self
-                .read_response_head(
-                    &mut up,
-                    &mut ubuf,
-                    &mut resp_out,
-                    plan,
-                    info,
-                    hcm,
-                    sent_at,
-                    client_keep_alive,
-                )
-                .await
-            {
-                Ok(r) => break Ok((up, r, early, sent_at)),
-                Err(HeadWait::Error(kind)) => {
-                    match kind {
-                        ErrorKind::UpstreamTimeout => {
-                            cluster.stats.inc(w, cluster::Counter::UpstreamRqTimeout)
-                        }
-                        ErrorKind::UpstreamProtocol => cluster
-                            .stats
-                            .inc(w, cluster::Counter::UpstreamCxProtocolError),
-                        _ => cluster.stats.inc(w, cluster::Counter::UpstreamRqRxReset),
-                    }
-                    break Err(kind);
-                }
-                Err(HeadWait::DownstreamGone) => {
-                    self.put_bufs(ubuf, resp_out);
-                    return self.downstream_gone(hcm);
+                        .inc(w, cluster::Counter::UpstreamCxNoneHealthy);
+                    break AttemptEnd::Failed(ErrorKind::NoHealthyUpstream, None);
                 }
             }
         };
@@ -262,10 +396,16 @@ impl Conn {
         }
 
         let (mut up, resp, early, sent_at) = match result {
-            Ok(v) => v,
-            Err(kind) => {
+            AttemptEnd::Response(up, resp, early, sent_at) => (up, resp, early, sent_at),
+            AttemptEnd::Finish(flow) => {
                 self.put_bufs(ubuf, resp_out);
-                host.rq_error.fetch_add(1, Ordering::Relaxed);
+                return flow;
+            }
+            AttemptEnd::Failed(kind, _) => {
+                self.put_bufs(ubuf, resp_out);
+                if kind != ErrorKind::NoHealthyUpstream {
+                    host.rq_error.fetch_add(1, Ordering::Relaxed);
+                }
                 let (status, _, _) = crate::local_reply::for_error(kind);
                 cluster.stats.inc(w, cluster_class(status));
                 cluster.stats.status_code(w, status);
@@ -280,18 +420,12 @@ impl Conn {
                     .await;
             }
         };
+        let _rq = UpstreamRq::resume(cluster, &host, w);
 
         hcm.stats.inc(w, http_class(resp.code));
         self.record.status = resp.code;
         let streamed = self
-            .stream_response(
-                &mut up,
-                &mut ubuf,
-                &resp_out,
-                &resp,
-                hcm,
-                plan.timeout.map(|t| sent_at + t),
-            )
+            .stream_response(&mut up, &mut ubuf, &resp_out, &resp, hcm, deadlines.global)
             .await;
         let s = &cluster.stats;
         s.inc(w, cluster_class(resp.code));
@@ -316,6 +450,9 @@ impl Conn {
                 );
                 if up_clean && resp.up_keep_alive && !early {
                     self.worker.pool.put(up);
+                    if cluster.breakers.is_open(Resource::Connections) {
+                        cluster.breakers.cx_freed.notify_waiters();
+                    }
                 }
                 if early {
                     // The client may still be sending the body the upstream did not wait
@@ -361,6 +498,218 @@ impl Conn {
         };
         self.put_bufs(ubuf, resp_out);
         flow
+    }
+
+    /// One upstream attempt: take a pooled connection or connect (within the circuit
+    /// breakers), send the head and body, wait for the response head.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &mut self,
+        a: &AttemptCtx<'_>,
+        remaining: &mut u64,
+        decoder: &mut ChunkedDecoder,
+        plan: &ForwardPlan<'_>,
+        info: &ReqInfo,
+        view: &ListenerView,
+        ubuf: &mut Vec<u8>,
+        resp_out: &mut Vec<u8>,
+        deadlines: &mut Deadlines,
+    ) -> AttemptEnd {
+        let w = self.worker.index;
+        let hcm = &view.hcm;
+        let cluster = a.cluster;
+        let Some(_rq_permit) = cluster.breakers.try_acquire(Resource::Requests) else {
+            cluster
+                .stats
+                .inc(w, cluster::Counter::UpstreamRqPendingOverflow);
+            return AttemptEnd::Failed(ErrorKind::Overflow, None);
+        };
+        let mut attempt_line = [0u8; 40];
+        let attempt_line: &[u8] = match a.attempt {
+            Some(n) => {
+                use std::io::Write;
+                let mut cur = std::io::Cursor::new(&mut attempt_line[..]);
+                let _ = write!(cur, "x-envoy-attempt-count: {n}\r\n\r\n");
+                let len = cur.position() as usize;
+                &attempt_line[..len]
+            }
+            None => b"",
+        };
+        let head: &[u8] = if a.attempt.is_some() {
+            &a.req_out[..a.req_out.len() - 2]
+        } else {
+            a.req_out
+        };
+        let mut stale_resend = false;
+        loop {
+            // A resend after a dead pooled connection always opens a fresh one.
+            let pooled = if stale_resend {
+                None
+            } else {
+                self.worker.pool.take(a.host.id)
+            };
+            let mut up = match pooled {
+                Some(c) => c,
+                None => match self.connect_within_breakers(a, plan).await {
+                    Ok(c) => c,
+                    Err(kind) => {
+                        let outcome = match kind {
+                            ErrorKind::Overflow => None,
+                            _ => Some(Outcome::ConnectFailure),
+                        };
+                        return AttemptEnd::Failed(kind, outcome);
+                    }
+                },
+            };
+            up.in_flight = true;
+            let prefix = &self.down.buffered()[..a.prefix_len];
+            match write_all_vectored(&mut up.stream, &[head, attempt_line, prefix]).await {
+                Ok(n) => up.tx(n),
+                Err(fail) => {
+                    up.tx(fail.written);
+                    up.remote_closed = true;
+                    if up.reused && !stale_resend && fail.nothing_accepted() {
+                        // The pooled connection was dead before the upstream accepted any
+                        // byte of this request, so nothing can have been processed: send it
+                        // once more on a fresh connection.
+                        up.in_flight = false;
+                        stale_resend = true;
+                        continue;
+                    }
+                    cluster.stats.inc(w, cluster::Counter::UpstreamRqTxReset);
+                    return AttemptEnd::Failed(ErrorKind::UpstreamReset, Some(Outcome::Reset));
+                }
+            }
+
+            let mut early = false;
+            if !a.body_done {
+                self.down.consume(a.prefix_len);
+                match self
+                    .stream_request_body(
+                        &mut up,
+                        info.framing,
+                        remaining,
+                        decoder,
+                        hcm,
+                        view.read_cap,
+                    )
+                    .await
+                {
+                    Ok(e) => early = e,
+                    Err(BodyStop::Downstream) => {
+                        return AttemptEnd::Finish(self.downstream_gone(hcm));
+                    }
+                    Err(BodyStop::DownstreamIdle) => {
+                        return AttemptEnd::Finish(self.idle_mid_request(hcm));
+                    }
+                    Err(BodyStop::Malformed) => {
+                        let e = HeadError::Malformed("invalid chunked body");
+                        let flow = self.protocol_error_reply(hcm, e, info.minor, Instant::now());
+                        return AttemptEnd::Finish(flow.await);
+                    }
+                    Err(BodyStop::Upstream | BodyStop::Timeout) => {
+                        up.remote_closed = true;
+                        cluster.stats.inc(w, cluster::Counter::UpstreamRqTxReset);
+                        return AttemptEnd::Failed(ErrorKind::UpstreamReset, None);
+                    }
+                }
+            }
+
+            let sent_at = Instant::now();
+            let deadline = deadlines.attempt(sent_at);
+            let client_keep_alive = info.keep_alive && !early && !self.closing();
+            return match self
+                .read_response_head(
+                    &mut up,
+                    ubuf,
+                    resp_out,
+                    plan,
+                    info,
+                    hcm,
+                    sent_at,
+                    deadline,
+                    client_keep_alive,
+                )
+                .await
+            {
+                Ok(r) => AttemptEnd::Response(up, r, early, sent_at),
+                Err(HeadWait::PerTryTimeout) => {
+                    cluster
+                        .stats
+                        .inc(w, cluster::Counter::UpstreamRqPerTryTimeout);
+                    AttemptEnd::Failed(ErrorKind::UpstreamTimeout, Some(Outcome::PerTryTimeout))
+                }
+                Err(HeadWait::Error(kind)) => {
+                    let outcome = match kind {
+                        ErrorKind::UpstreamTimeout => {
+                            cluster.stats.inc(w, cluster::Counter::UpstreamRqTimeout);
+                            None
+                        }
+                        ErrorKind::UpstreamProtocol => {
+                            cluster
+                                .stats
+                                .inc(w, cluster::Counter::UpstreamCxProtocolError);
+                            Some(Outcome::Reset)
+                        }
+                        _ => {
+                            cluster.stats.inc(w, cluster::Counter::UpstreamRqRxReset);
+                            Some(Outcome::Reset)
+                        }
+                    };
+                    AttemptEnd::Failed(kind, outcome)
+                }
+                Err(HeadWait::DownstreamGone) => AttemptEnd::Finish(self.downstream_gone(hcm)),
+            };
+        }
+    }
+
+    /// Opens a connection for a request with no pooled one: the request is pending
+    /// (`max_pending_requests`) until connected. At `max_connections` it counts
+    /// `upstream_cx_overflow` and waits for a connection of the cluster to close or come back
+    /// to this worker's pool (until the route timeout).
+    async fn connect_within_breakers(
+        &mut self,
+        a: &AttemptCtx<'_>,
+        plan: &ForwardPlan<'_>,
+    ) -> Result<UpConn, ErrorKind> {
+        let w = self.worker.index;
+        let cluster = a.cluster;
+        let b = &cluster.breakers;
+        let Some(_pending) = b.try_acquire(Resource::Pending) else {
+            cluster
+                .stats
+                .inc(w, cluster::Counter::UpstreamRqPendingOverflow);
+            return Err(ErrorKind::Overflow);
+        };
+        cluster
+            .stats
+            .inc(w, cluster::Counter::UpstreamRqPendingTotal);
+        if b.is_open(Resource::Connections) {
+            cluster.stats.inc(w, cluster::Counter::UpstreamCxOverflow);
+            let until = plan.timeout.map(|t| Instant::now() + t);
+            loop {
+                let freed = b.cx_freed.notified();
+                if let Some(c) = self.worker.pool.take(a.host.id) {
+                    return Ok(c);
+                }
+                if !b.is_open(Resource::Connections) {
+                    break;
+                }
+                let wait = tokio::time::sleep_until(
+                    until.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
+                );
+                tokio::select! {
+                    _ = freed => {}
+                    _ = wait => return Err(ErrorKind::UpstreamTimeout),
+                }
+            }
+        }
+        connect(w, cluster, a.host, a.addr)
+            .await
+            .map_err(|e| match e {
+                ConnectError::Failure => ErrorKind::ConnectFailure,
+                ConnectError::Timeout => ErrorKind::ConnectTimeout,
+            })
     }
 
     fn put_bufs(&self, a: Vec<u8>, b: Vec<u8>) {
@@ -458,11 +807,13 @@ impl Conn {
         info: &ReqInfo,
         hcm: &Hcm,
         sent_at: Instant,
+        deadline: Option<(Instant, bool)>,
         client_keep_alive: bool,
     ) -> Result<RespInfo, HeadWait> {
-        let timed = plan.timeout.is_some();
+        let timed = deadline.is_some();
+        let per_try = deadline.is_some_and(|(_, p)| p);
         let mut sleep = pin!(tokio::time::sleep_until(
-            sent_at + plan.timeout.unwrap_or_default()
+            deadline.map_or(sent_at, |(d, _)| d)
         ));
         let mut watch_down = self.down.has_spare();
         let w = self.worker.index;
@@ -525,7 +876,11 @@ impl Conn {
                         Ok(None) => watch_down = self.down.has_spare(),
                     }
                 }
-                _ = sleep.as_mut(), if timed => return Err(HeadWait::Error(ErrorKind::UpstreamTimeout)),
+                _ = sleep.as_mut(), if timed => return Err(if per_try {
+                    HeadWait::PerTryTimeout
+                } else {
+                    HeadWait::Error(ErrorKind::UpstreamTimeout)
+                }),
             }
         }
     }

@@ -6,6 +6,7 @@ mod authority;
 mod forward;
 mod forwarded;
 mod io;
+mod mirror;
 mod prepare;
 mod record;
 mod response;

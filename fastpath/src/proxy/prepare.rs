@@ -41,6 +41,8 @@ pub struct ForwardPlan<'v> {
     pub choice: usize,
     pub cluster: usize,
     pub timeout: Option<Duration>,
+    /// The route action (retry policy, mirrors).
+    pub route: &'v crate::router::ForwardRoute,
 }
 
 pub enum Prepared<'v> {
@@ -160,6 +162,7 @@ pub fn prepare<'v>(
                     choice,
                     cluster,
                     timeout: route.timeout(),
+                    route,
                 },
                 info,
             )

@@ -2,6 +2,7 @@
 use std::time::Duration;
 
 use super::headers::Mutations;
+use super::retry::RetryPolicy;
 use super::rewrite::PrefixRewrite;
 use crate::config::snapshot::{ClusterTarget, ForwardAction, RouteMatch};
 
@@ -14,6 +15,17 @@ pub struct ForwardRoute {
     rewrite: Option<PrefixRewrite>,
     host_rewrite: Option<Box<str>>,
     timeout: Option<Duration>,
+    // Issue 4 (resilience).
+    retry: Option<Box<RetryPolicy>>,
+    attempt_count: bool,
+    mirrors: Box<[Mirror]>,
+}
+
+/// A `request_mirror_policies` entry: the cluster index and the share mirrored (ppm).
+#[derive(Debug, Clone, Copy)]
+pub struct Mirror {
+    pub cluster: usize,
+    pub fraction_ppm: u32,
 }
 
 #[derive(Debug)]
@@ -83,6 +95,21 @@ impl ForwardRoute {
                 return Err(format!("{at}.{field}: {v:?} contains NUL, CR or LF"));
             }
         }
+        let retry = match &cfg.retry_policy {
+            Some(p) => Some(Box::new(RetryPolicy::compile(
+                p,
+                &format!("{at}.retry_policy"),
+            )?)),
+            None => None,
+        };
+        let mut mirrors = Vec::new();
+        for (i, m) in cfg.request_mirror_policies.iter().enumerate() {
+            let mat = format!("{at}.request_mirror_policies[{i}].cluster");
+            mirrors.push(Mirror {
+                cluster: lookup(&m.cluster, &mat)?,
+                fraction_ppm: m.fraction_ppm.min(1_000_000),
+            });
+        }
         let route = ForwardRoute {
             targets: targets.into_boxed_slice(),
             total_weight: total,
@@ -96,6 +123,9 @@ impl ForwardRoute {
                 .filter(|h| !h.is_empty())
                 .map(Into::into),
             timeout: (cfg.timeout_ms > 0).then(|| Duration::from_millis(cfg.timeout_ms)),
+            retry,
+            attempt_count: cfg.include_request_attempt_count,
+            mirrors: mirrors.into(),
         };
         Ok((route, weighted))
     }
@@ -129,6 +159,21 @@ impl ForwardRoute {
         self.timeout
     }
 
+    /// The retry policy, if any.
+    pub fn retry(&self) -> Option<&RetryPolicy> {
+        self.retry.as_deref()
+    }
+
+    /// `include_request_attempt_count`.
+    pub fn attempt_count(&self) -> bool {
+        self.attempt_count
+    }
+
+    /// `request_mirror_policies`.
+    pub fn mirrors(&self) -> &[Mirror] {
+        &self.mirrors
+    }
+
     /// How many targets `pick_cluster` chooses from (the valid `choice` values are below it).
     pub fn choices(&self) -> usize {
         self.targets.len()
@@ -150,6 +195,9 @@ mod tests {
             prefix_rewrite: None,
             host_rewrite_literal: None,
             timeout_ms: 15_000,
+            retry_policy: None,
+            include_request_attempt_count: false,
+            request_mirror_policies: vec![],
         }
     }
 

@@ -11,13 +11,14 @@ mod forward;
 mod headers;
 mod matcher;
 mod redirect;
+pub mod retry;
 mod rewrite;
 mod string_match;
 mod table;
 #[cfg(test)]
 mod tests;
 
-pub use forward::ForwardRoute;
+pub use forward::{ForwardRoute, Mirror};
 
 /// A header list the data path builds for the upstream request or the downstream response.
 /// Names keep the case they arrived with; every comparison is ASCII case-insensitive.

@@ -93,6 +93,15 @@ stat_set! { cluster, prefix_codes: Some("upstream_rq_"),
         UpstreamRq4xx => "upstream_rq_4xx",
         UpstreamRq5xx => "upstream_rq_5xx",
         LbHealthyPanic => "lb_healthy_panic",
+        // Issue 4 (resilience): retries, per-try timeouts, circuit breakers, mirroring.
+        UpstreamRqRetry => "upstream_rq_retry",
+        UpstreamRqRetrySuccess => "upstream_rq_retry_success",
+        UpstreamRqRetryOverflow => "upstream_rq_retry_overflow",
+        UpstreamRqRetryLimitExceeded => "upstream_rq_retry_limit_exceeded",
+        UpstreamRqRetryBackoffExponential => "upstream_rq_retry_backoff_exponential",
+        UpstreamRqPerTryTimeout => "upstream_rq_per_try_timeout",
+        UpstreamRqPendingOverflow => "upstream_rq_pending_overflow",
+        UpstreamCxOverflow => "upstream_cx_overflow",
     }
     gauges {
         UpstreamCxActive => "upstream_cx_active",
@@ -105,6 +114,15 @@ stat_set! { cluster, prefix_codes: Some("upstream_rq_"),
     globals {
         MembershipTotal => "membership_total",
         MembershipHealthy => "membership_healthy",
+        // Issue 4 (resilience): circuit breaker gauges (DEFAULT priority).
+        CbCxOpen => "circuit_breakers.default.cx_open",
+        CbRqPendingOpen => "circuit_breakers.default.rq_pending_open",
+        CbRqOpen => "circuit_breakers.default.rq_open",
+        CbRqRetryOpen => "circuit_breakers.default.rq_retry_open",
+        CbRemainingCx => "circuit_breakers.default.remaining_cx",
+        CbRemainingPending => "circuit_breakers.default.remaining_pending",
+        CbRemainingRq => "circuit_breakers.default.remaining_rq",
+        CbRemainingRetries => "circuit_breakers.default.remaining_retries",
     }
     control_counters {
         MembershipChange => "membership_change",

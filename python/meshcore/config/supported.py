@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = "envoy.extensions.filters.http.router.v3.Router"
+PREVIOUS_HOSTS = "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
 UPSTREAM_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
@@ -136,6 +137,45 @@ HEALTH_CHECK_MESSAGES: dict[str, Message] = {
 }
 
 # `dynamic_resources` and the xDS config sources (meshcore/xds).
+# Issue 4: retries, circuit breakers, request mirroring.
+RESILIENCE_MESSAGES: dict[str, Message] = {
+    "envoy.config.route.v3.RetryPolicy": message(
+        later=("per_try_idle_timeout",),
+        retry_on=ok(
+            "5xx, gateway-error, reset, connect-failure, retriable-4xx, refused-stream, "
+            "retriable-status-codes, retriable-headers"
+        ),
+        num_retries=ok("default 1"),
+        per_try_timeout=ok(),
+        retry_host_predicate=ok("previous_hosts only"),
+        host_selection_retry_max_attempts=ok(),
+        retriable_status_codes=ok(),
+        retry_back_off=ok(),
+        retriable_headers=ok(),
+    ),
+    "envoy.config.route.v3.RetryPolicy.RetryBackOff": message(
+        base_interval=ok("default 25ms"), max_interval=ok("default 10 × base_interval")
+    ),
+    "envoy.config.route.v3.RetryPolicy.RetryHostPredicate": message(
+        name=ok(), typed_config=typed(PREVIOUS_HOSTS)
+    ),
+    PREVIOUS_HOSTS: message(),
+    "envoy.config.route.v3.RouteAction.RequestMirrorPolicy": message(
+        cluster=ok(), runtime_fraction=ok("default_value only")
+    ),
+    "envoy.config.core.v3.RuntimeFractionalPercent": message(default_value=ok()),
+    "envoy.type.v3.FractionalPercent": message(numerator=ok(), denominator=ok()),
+    "envoy.config.cluster.v3.CircuitBreakers": message(thresholds=ok()),
+    "envoy.config.cluster.v3.CircuitBreakers.Thresholds": message(
+        priority=enum("DEFAULT", later=("HIGH",)),
+        max_connections=ok("default 1024"),
+        max_pending_requests=ok("default 1024"),
+        max_requests=ok("default 1024"),
+        max_retries=ok("default 3"),
+        track_remaining=ok(),
+    ),
+}
+
 DYNAMIC_MESSAGES: dict[str, Message] = {
     "envoy.config.bootstrap.v3.Bootstrap.DynamicResources": message(
         lds_config=ok(),
@@ -278,7 +318,15 @@ MESSAGES: dict[str, Message] = {
         )
     ),
     "envoy.config.route.v3.VirtualHost": with_header_lists(
-        message(name=ok(), domains=ok("lower-cased"), routes=ok())
+        message(
+            name=ok(),
+            domains=ok("lower-cased"),
+            routes=ok(),
+            retry_policy=ok("used by routes without their own"),
+            include_request_attempt_count=ok(),
+            per_request_buffer_limit_bytes=ok("largest request body kept for a retry"),
+            request_mirror_policies=ok("used by routes without their own"),
+        )
     ),
     "envoy.config.route.v3.Route": with_header_lists(
         message(
@@ -287,6 +335,7 @@ MESSAGES: dict[str, Message] = {
             route=ok(),
             redirect=ok(),
             direct_response=ok(),
+            per_request_buffer_limit_bytes=ok("largest request body kept for a retry"),
             metadata=opaque(),
         )
     ),
@@ -322,8 +371,9 @@ MESSAGES: dict[str, Message] = {
         name=ok(), string_match=ok(), present_match=ok()
     ),
     "envoy.config.route.v3.RouteAction": message(
-        later=("retry_policy",),
         cluster=ok(),
+        retry_policy=ok("replaces the virtual host's"),
+        request_mirror_policies=ok("only requests whose body is fully buffered"),
         weighted_clusters=ok(),
         prefix_rewrite=ok(),
         host_rewrite_literal=ok(),
@@ -357,7 +407,6 @@ MESSAGES: dict[str, Message] = {
     ),
     "envoy.config.cluster.v3.Cluster": message(
         later=(
-            "circuit_breakers",
             "outlier_detection",
             "transport_socket",
         ),
@@ -386,6 +435,7 @@ MESSAGES: dict[str, Message] = {
             UPSTREAM_HTTP_OPTIONS, note=f"key {UPSTREAM_HTTP_OPTIONS}"
         ),
         health_checks=ok("one per cluster, run by the control layer"),
+        circuit_breakers=ok("counted across all workers"),
         metadata=opaque(),
     ),
     "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig": message(choice_count=ok()),
@@ -393,6 +443,7 @@ MESSAGES: dict[str, Message] = {
         eds_config=ok("`ads` only"), service_name=ok("default: the cluster name")
     ),
     **HEALTH_CHECK_MESSAGES,
+    **RESILIENCE_MESSAGES,
     "envoy.config.endpoint.v3.ClusterLoadAssignment": message(cluster_name=ok(), endpoints=ok()),
     "envoy.config.endpoint.v3.LocalityLbEndpoints": message(
         later=("locality",), lb_endpoints=ok(), priority=ok("0 only")

@@ -18,6 +18,7 @@ from . import paths
 from .errors import Problems
 from .model import ClusterHealthCheck, DnsCluster, DnsFamily, DnsHost
 from .supported import UPSTREAM_HTTP_OPTIONS
+from .translate_circuit_breakers import circuit_breakers
 from .translate_health import health_check
 from .type_urls import type_name, unpack
 from .values import duration_field_ms, duration_field_s, enum_name, is_ip, wrapped
@@ -92,6 +93,10 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
     checked = health_check(config, connect_timeout_ms, path, problems)
     if checked is not None:
         out.health.append(checked)
+    resilience: dict[str, Any] = {}
+    if config.HasField("circuit_breakers"):
+        at = paths.field(path, "circuit_breakers")
+        resilience["circuit_breakers"] = circuit_breakers(config.circuit_breakers, at, problems)
     out.snapshot.append(
         {
             "name": config.name,
@@ -105,6 +110,7 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
             "per_connection_buffer_limit_bytes": wrapped(
                 config, "per_connection_buffer_limit_bytes", DEFAULT_BUFFER_LIMIT
             ),
+            **resilience,
         }
     )
 

@@ -15,6 +15,8 @@ from envoy.type.matcher.v3 import string_pb2
 from . import paths
 from .errors import Problems
 from .translate_headers import header_mutations
+from .translate_mirror import mirror_policies
+from .translate_retry import effective_policy, retry_policy
 from .values import duration_field_ms, enum_name, wrapped
 
 DEFAULT_ROUTE_TIMEOUT_MS = 15_000
@@ -43,6 +45,9 @@ class _Scope:
     problems: Problems
     refs: ClusterRefs
     max_body: int
+    host: rc.VirtualHost | None = None
+    """The virtual host being translated (its retry policy and buffer limit apply)."""
+    host_path: str = ""
 
 
 def route_config(
@@ -81,6 +86,7 @@ def _check_domains(config: route_pb2.RouteConfiguration, path: str, problems: Pr
 
 def _virtual_host(host: rc.VirtualHost, path: str, scope: _Scope) -> dict[str, Any]:
     routes_path = paths.field(path, "routes")
+    scope.host, scope.host_path = host, path
     return {
         "name": host.name,
         "domains": [d.lower() for d in host.domains],
@@ -205,7 +211,7 @@ def _query_matcher(
 def _action(route: rc.Route, path: str, scope: _Scope) -> dict[str, Any]:
     kind = route.WhichOneof("action")
     if kind == "route":
-        return {"route": _forward(route.route, paths.field(path, "route"), scope)}
+        return {"route": _forward(route.route, paths.field(path, "route"), scope, route)}
     if kind == "direct_response":
         return {
             "direct_response": _direct_response(
@@ -219,7 +225,9 @@ def _action(route: rc.Route, path: str, scope: _Scope) -> dict[str, Any]:
     return {"direct_response": {"status": 404}}  # unset (PGV) or unsupported (the table)
 
 
-def _forward(action: rc.RouteAction, path: str, scope: _Scope) -> dict[str, Any]:
+def _forward(
+    action: rc.RouteAction, path: str, scope: _Scope, route: rc.Route | None = None
+) -> dict[str, Any]:
     kind = action.WhichOneof("cluster_specifier")
     target: dict[str, Any]
     if kind == "weighted_clusters":
@@ -240,6 +248,36 @@ def _forward(action: rc.RouteAction, path: str, scope: _Scope) -> dict[str, Any]
         out["prefix_rewrite"] = action.prefix_rewrite
     if action.WhichOneof("host_rewrite_specifier") == "host_rewrite_literal":
         out["host_rewrite_literal"] = action.host_rewrite_literal
+    out.update(_resilience(action, path, scope, route))
+    return out
+
+
+def _resilience(
+    action: rc.RouteAction, path: str, scope: _Scope, route: rc.Route | None
+) -> dict[str, Any]:
+    """Issue 4: retry policy (route's, else the virtual host's), attempt count header and
+    mirror policies (route's, else the virtual host's)."""
+    out: dict[str, Any] = {}
+    host = scope.host
+    policy, level = effective_policy(action, host)
+    if policy is not None:
+        at = paths.field(path if level == "route" else scope.host_path, "retry_policy")
+        limit = None
+        for msg in (route, host):
+            if msg is not None and msg.HasField("per_request_buffer_limit_bytes"):
+                limit = msg.per_request_buffer_limit_bytes.value
+                break
+        out["retry_policy"] = retry_policy(policy, at, scope.problems, _header_matcher, limit)
+    if host is not None and host.include_request_attempt_count:
+        out["include_request_attempt_count"] = True
+    if action.request_mirror_policies:
+        out["request_mirror_policies"] = mirror_policies(
+            action, path, scope.problems, scope.refs.add
+        )
+    elif host is not None and host.request_mirror_policies:
+        out["request_mirror_policies"] = mirror_policies(
+            host, scope.host_path, scope.problems, scope.refs.add
+        )
     return out
 
 
