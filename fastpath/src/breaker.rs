@@ -57,13 +57,15 @@ impl Breakers {
             stats,
             cx_freed: Notify::new(),
         };
-        for r in [
-            Resource::Connections,
-            Resource::Pending,
-            Resource::Requests,
-            Resource::Retries,
-        ] {
-            b.publish(r, 0);
+        if b.track_remaining {
+            for r in [
+                Resource::Connections,
+                Resource::Pending,
+                Resource::Requests,
+                Resource::Retries,
+            ] {
+                b.publish(r, 0);
+            }
         }
         b
     }
@@ -137,7 +139,10 @@ impl Breakers {
     fn publish(&self, r: Resource, now: u32) {
         let limit = self.limits[r.index()];
         let (open, remaining) = r.gauges();
-        self.stats.set_global(open, u64::from(now >= limit));
+        // Like Envoy's gauge: 0 until a count reaches the limit (a zero limit that is never
+        // taken stays 0).
+        self.stats
+            .set_global(open, u64::from(now >= limit && now > 0));
         if self.track_remaining {
             self.stats
                 .set_global(remaining, u64::from(limit.saturating_sub(now)));
@@ -207,10 +212,12 @@ mod tests {
     }
 
     #[test]
-    fn zero_limit_is_always_open() {
+    fn zero_limit_refuses_everything() {
         let (b, stats) = breakers(0, false);
         assert!(b.try_acquire(Resource::Pending).is_none());
-        assert_eq!(gauge(&stats, "default.rq_pending_open"), 1);
+        assert!(b.is_open(Resource::Pending));
+        // As in Envoy, the gauge only moves when a count changes.
+        assert_eq!(gauge(&stats, "default.rq_pending_open"), 0);
     }
 
     #[test]

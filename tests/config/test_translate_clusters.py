@@ -233,14 +233,14 @@ def test_unsupported_upstream_protocol_option() -> None:
     b = base()
     cluster(b)["typed_extension_protocol_options"] = _options(
         {
-            "common_http_protocol_options": {"max_requests_per_connection": 10},
+            "common_http_protocol_options": {"headers_with_underscores_action": "REJECT_REQUEST"},
             "explicit_http_config": {"http_protocol_options": {"enable_trailers": True}},
         }
     )
     options = f"{CLUSTER}.typed_extension_protocol_options[{UPSTREAM_OPTIONS}]"
     assert problems(b) == [
-        f"{options}.common_http_protocol_options.max_requests_per_connection: "
-        "max_requests_per_connection is not supported",
+        f"{options}.common_http_protocol_options.headers_with_underscores_action: "
+        "headers_with_underscores_action is not supported",
         f"{options}.explicit_http_config.http_protocol_options.enable_trailers: "
         "enable_trailers is not supported",
     ]

@@ -99,6 +99,9 @@ pub struct HttpConnectionManager {
     /// How long a draining listener lets connections finish (`drain_timeout`, default 5 s).
     #[serde(default = "default_drain_timeout_ms")]
     pub drain_timeout_ms: u64,
+    // Issue 4 (resilience): see the grouped types at the end of this file.
+    #[serde(default)]
+    pub connection_limits: ConnectionLimits,
 }
 
 fn default_server_name() -> String {
@@ -404,6 +407,9 @@ pub struct Cluster {
     /// `circuit_breakers.thresholds` (DEFAULT priority).
     #[serde(default)]
     pub circuit_breakers: CircuitBreakers,
+    /// `common_http_protocol_options.max_requests_per_connection`; 0: no limit.
+    #[serde(default)]
+    pub max_requests_per_connection: u32,
 }
 
 fn default_connect_timeout_ms() -> u64 {
@@ -538,4 +544,16 @@ pub struct MirrorPolicy {
 
 fn default_mirror_ppm() -> u32 {
     1_000_000
+}
+
+/// Downstream `common_http_protocol_options` limits (0: none).
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionLimits {
+    /// After this many requests the connection closes (`connection: close` on the last).
+    #[serde(default)]
+    pub max_requests_per_connection: u32,
+    /// After this long the connection closes: at once when idle, else after its request.
+    #[serde(default)]
+    pub max_connection_duration_ms: u64,
 }

@@ -22,6 +22,8 @@ pub struct UpConn {
     /// A request is in flight on it: dropping it now counts
     /// `upstream_cx_destroy_with_active_rq`.
     pub in_flight: bool,
+    /// Requests sent on it (for the cluster's `max_requests_per_connection`).
+    pub requests: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,5 +129,6 @@ pub async fn connect(
         reused: false,
         remote_closed: false,
         in_flight: false,
+        requests: 0,
     })
 }

@@ -448,7 +448,13 @@ impl Conn {
                     http::Histogram::DownstreamRqTime,
                     started.elapsed().as_micros() as u64,
                 );
-                if up_clean && resp.up_keep_alive && !early {
+                up.requests += 1;
+                let max = cluster.cfg.max_requests_per_connection;
+                let spent = max > 0 && up.requests >= max;
+                if spent {
+                    s.inc(w, cluster::Counter::UpstreamCxMaxRequests);
+                }
+                if up_clean && resp.up_keep_alive && !early && !spent {
                     self.worker.pool.put(up);
                     if cluster.breakers.is_open(Resource::Connections) {
                         cluster.breakers.cx_freed.notify_waiters();
@@ -519,9 +525,10 @@ impl Conn {
         let hcm = &view.hcm;
         let cluster = a.cluster;
         let Some(_rq_permit) = cluster.breakers.try_acquire(Resource::Requests) else {
+            // Envoy 1.40 counts `max_requests` overflow here (not in `_pending_overflow`).
             cluster
                 .stats
-                .inc(w, cluster::Counter::UpstreamRqPendingOverflow);
+                .inc(w, cluster::Counter::UpstreamRqActiveOverflow);
             return AttemptEnd::Failed(ErrorKind::Overflow, None);
         };
         let mut attempt_line = [0u8; 40];
@@ -617,7 +624,8 @@ impl Conn {
 
             let sent_at = Instant::now();
             let deadline = deadlines.attempt(sent_at);
-            let client_keep_alive = info.keep_alive && !early && !self.closing();
+            let client_keep_alive =
+                info.keep_alive && !early && !self.closing() && !self.past_limits(hcm);
             return match self
                 .read_response_head(
                     &mut up,

@@ -126,6 +126,8 @@ struct Conn {
     /// meshcore closes the connection while the client may still be sending: close with a
     /// delay (`Conn::delayed_close`).
     linger: bool,
+    /// Requests read on this connection (`max_requests_per_connection`).
+    served: Cell<u32>,
 }
 
 /// Serves one accepted connection until it closes.
@@ -161,6 +163,7 @@ pub async fn serve(
         idle,
         record: RequestRecord::default(),
         linger: false,
+        served: Cell::new(0),
     };
     while conn.one_request().await == Flow::Continue {}
     if conn.linger {
@@ -199,6 +202,45 @@ impl Conn {
         self.worker.draining.get() || self.handle.closing.load(Ordering::Relaxed)
     }
 
+    /// The downstream connection reached `max_requests_per_connection` or
+    /// `max_connection_duration` (counted once, when first seen): it closes after this
+    /// request.
+    fn past_limits(&self, hcm: &Hcm) -> bool {
+        let limits = &hcm.cfg.connection_limits;
+        let w = self.worker.index;
+        if limits.max_requests_per_connection > 0
+            && self.served.get() >= limits.max_requests_per_connection
+        {
+            hcm.stats
+                .inc(w, http::Counter::DownstreamCxMaxRequestsReached);
+            return true;
+        }
+        if limits.max_connection_duration_ms > 0
+            && self.cx.start.elapsed().as_millis() as u64 >= limits.max_connection_duration_ms
+        {
+            hcm.stats
+                .inc(w, http::Counter::DownstreamCxMaxDurationReached);
+            return true;
+        }
+        false
+    }
+
+    /// How long an idle connection may still wait: the idle timeout, cut short by
+    /// `max_connection_duration` (`true`: the duration is what ends it). As in Envoy, an
+    /// idle connection past the duration is drained: closed `drain_timeout` later.
+    fn idle_wait(&self, hcm: &Hcm) -> Option<(std::time::Duration, bool)> {
+        let max_ms = hcm.cfg.connection_limits.max_connection_duration_ms;
+        let left = (max_ms > 0).then(|| {
+            std::time::Duration::from_millis(max_ms + hcm.cfg.drain_timeout_ms)
+                .saturating_sub(self.cx.start.elapsed())
+        });
+        match (hcm.idle_timeout, left) {
+            (Some(i), Some(l)) if l < i => Some((l, true)),
+            (None, Some(l)) => Some((l, true)),
+            (i, _) => i.map(|i| (i, false)),
+        }
+    }
+
     async fn one_request(&mut self) -> Flow {
         self.record = RequestRecord::default();
         let view = self.view();
@@ -211,15 +253,24 @@ impl Conn {
                 return Flow::Close;
             }
             self.idle.set(true);
-            let ready = match hcm.idle_timeout {
-                Some(t) => match tokio::time::timeout(t, self.down.stream.readable()).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        hcm.stats.inc(w, http::Counter::DownstreamCxIdleTimeout);
-                        self.idle.set(false);
-                        return Flow::Close;
+            let ready = match self.idle_wait(hcm) {
+                Some((t, by_duration)) => {
+                    match tokio::time::timeout(t, self.down.stream.readable()).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            hcm.stats.inc(
+                                w,
+                                if by_duration {
+                                    http::Counter::DownstreamCxMaxDurationReached
+                                } else {
+                                    http::Counter::DownstreamCxIdleTimeout
+                                },
+                            );
+                            self.idle.set(false);
+                            return Flow::Close;
+                        }
                     }
-                },
+                }
                 None => self.down.stream.readable().await,
             };
             self.idle.set(false);
@@ -228,6 +279,7 @@ impl Conn {
                 return Flow::Close;
             }
         }
+        self.served.set(self.served.get() + 1);
         let limit = hcm.max_head + 1;
         let mut scanned = 0;
         loop {
@@ -450,7 +502,7 @@ impl Conn {
             ReqBody::Consumed => false,
             ReqBody::Unfinished => true,
         };
-        let close = body_pending || !info.keep_alive || self.closing();
+        let close = body_pending || !info.keep_alive || self.closing() || self.past_limits(hcm);
         if close && self.closing() {
             hcm.stats.inc(w, http::Counter::DownstreamCxDrainClose);
         }

@@ -49,6 +49,9 @@ stat_set! { http, prefix_codes: None,
         RqDirectResponse => "rq_direct_response",
         RqRedirect => "rq_redirect",
         RqTotal => "rq_total",
+        // Issue 4 (resilience): connection limits.
+        DownstreamCxMaxRequestsReached => "downstream_cx_max_requests_reached",
+        DownstreamCxMaxDurationReached => "downstream_cx_max_duration_reached",
     }
     gauges {
         DownstreamCxActive => "downstream_cx_active",
@@ -101,7 +104,9 @@ stat_set! { cluster, prefix_codes: Some("upstream_rq_"),
         UpstreamRqRetryBackoffExponential => "upstream_rq_retry_backoff_exponential",
         UpstreamRqPerTryTimeout => "upstream_rq_per_try_timeout",
         UpstreamRqPendingOverflow => "upstream_rq_pending_overflow",
+        UpstreamRqActiveOverflow => "upstream_rq_active_overflow",
         UpstreamCxOverflow => "upstream_cx_overflow",
+        UpstreamCxMaxRequests => "upstream_cx_max_requests",
     }
     gauges {
         UpstreamCxActive => "upstream_cx_active",

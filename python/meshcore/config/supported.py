@@ -308,7 +308,11 @@ MESSAGES: dict[str, Message] = {
         name=ok(), typed_config=typed(ROUTER, filter_kind=True)
     ),
     ROUTER: message(note="no fields"),
-    "envoy.config.core.v3.HttpProtocolOptions": message(idle_timeout=ok("0 disables")),
+    "envoy.config.core.v3.HttpProtocolOptions": message(
+        idle_timeout=ok("0 disables"),
+        max_requests_per_connection=ok(),
+        max_connection_duration=ok("downstream only"),
+    ),
     "envoy.config.route.v3.RouteConfiguration": with_header_lists(
         message(
             name=ok(),
@@ -436,6 +440,7 @@ MESSAGES: dict[str, Message] = {
         ),
         health_checks=ok("one per cluster, run by the control layer"),
         circuit_breakers=ok("counted across all workers"),
+        max_requests_per_connection=ok("deprecated spelling"),
         metadata=opaque(),
     ),
     "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig": message(choice_count=ok()),

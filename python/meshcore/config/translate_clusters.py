@@ -20,6 +20,7 @@ from .model import ClusterHealthCheck, DnsCluster, DnsFamily, DnsHost
 from .supported import UPSTREAM_HTTP_OPTIONS
 from .translate_circuit_breakers import circuit_breakers
 from .translate_health import health_check
+from .translate_timeouts import upstream_max_requests
 from .type_urls import type_name, unpack
 from .values import duration_field_ms, duration_field_s, enum_name, is_ip, wrapped
 
@@ -94,6 +95,9 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
     if checked is not None:
         out.health.append(checked)
     resilience: dict[str, Any] = {}
+    max_requests = upstream_max_requests(config, path, problems)
+    if max_requests:
+        resilience["max_requests_per_connection"] = max_requests
     if config.HasField("circuit_breakers"):
         at = paths.field(path, "circuit_breakers")
         resilience["circuit_breakers"] = circuit_breakers(config.circuit_breakers, at, problems)

@@ -15,6 +15,7 @@ from . import paths
 from .errors import Problems
 from .supported import HCM, ROUTER
 from .translate_routes import ClusterRefs, route_config
+from .translate_timeouts import connection_limits
 from .type_urls import type_name, unpack
 from .values import duration_field_ms, enum_name, is_ip, wrapped
 
@@ -171,6 +172,7 @@ def http_connection_manager(
         "idle_timeout_ms": duration_field_ms(common, "idle_timeout", DEFAULT_IDLE_TIMEOUT_MS),
         # Envoy's HTTP/2 GOAWAY grace period; the process drain time is `--drain-time-s`.
         "drain_timeout_ms": duration_field_ms(manager, "drain_timeout", DEFAULT_DRAIN_TIMEOUT_MS),
+        **connection_limits(common),
     }
 
 
