@@ -893,3 +893,56 @@ impl Conn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn the_route_deadline_is_set_by_the_first_attempt_only() {
+        let mut d = Deadlines {
+            route: Some(ms(1000)),
+            per_try: None,
+            global: None,
+        };
+        let t0 = Instant::now();
+        assert_eq!(d.attempt(t0), Some((t0 + ms(1000), false)));
+        // A retry sent later keeps the first attempt's deadline.
+        assert_eq!(d.attempt(t0 + ms(400)), Some((t0 + ms(1000), false)));
+    }
+
+    #[test]
+    fn the_per_try_deadline_applies_while_it_is_earlier() {
+        let mut d = Deadlines {
+            route: Some(ms(1000)),
+            per_try: Some(ms(300)),
+            global: None,
+        };
+        let t0 = Instant::now();
+        assert_eq!(d.attempt(t0), Some((t0 + ms(300), true)));
+        assert_eq!(d.attempt(t0 + ms(600)), Some((t0 + ms(900), true)));
+        // Past 700 ms the route deadline comes first.
+        assert_eq!(d.attempt(t0 + ms(800)), Some((t0 + ms(1000), false)));
+    }
+
+    #[test]
+    fn no_route_timeout_leaves_only_the_per_try_one() {
+        let t0 = Instant::now();
+        let mut d = Deadlines {
+            route: None,
+            per_try: Some(ms(50)),
+            global: None,
+        };
+        assert_eq!(d.attempt(t0), Some((t0 + ms(50), true)));
+        let mut none = Deadlines {
+            route: None,
+            per_try: None,
+            global: None,
+        };
+        assert_eq!(none.attempt(t0), None);
+    }
+}
