@@ -81,7 +81,14 @@ def timeout_config(port: int, up: dict[str, Upstream]) -> dict[str, Any]:
         # An idle connection past max_connection_duration is drained: closed after this.
         drain_timeout="0.5s",
     )
-    return bootstrap([limited], clusters)
+    slow_clients = http_listener(
+        "slow-clients",
+        free_port(),
+        rc,
+        stat_prefix="slow",
+        request_headers_timeout="0.5s",
+    )
+    return bootstrap([limited, slow_clients], clusters)
 
 
 @pytest.fixture(scope="module", params=proxy_kinds())
@@ -159,3 +166,17 @@ async def test_upstream_max_requests_per_connection(proxy, upstreams):
     conns = [r.connection for r in up.requests]
     assert conns[0] == conns[1] and conns[2] == conns[3] and conns[1] != conns[2]
     assert proxy.counter("cluster.capped.upstream_cx_max_requests") == before + 2
+
+
+async def test_request_headers_timeout_is_408(proxy, upstreams):
+    port = proxy.listener_ports()[1]
+    start = trio.current_time()
+    with trio.fail_after(10):
+        async with await RawConnection.open(port) as conn:
+            await conn.send(b"GET / HTTP/1.1\r\nhost: a\r\n")
+            response = await conn.read_response()
+            assert await conn.is_closed_by_peer()
+    assert 0.4 <= trio.current_time() - start < 5.0
+    assert response.status == 408
+    assert response.text == "request header timeout"
+    assert proxy.counter("http.slow.downstream_rq_header_timeout") == 1

@@ -546,7 +546,8 @@ fn default_mirror_ppm() -> u32 {
     1_000_000
 }
 
-/// Downstream `common_http_protocol_options` limits (0: none).
+/// Downstream `common_http_protocol_options` limits and HCM `request_headers_timeout`
+/// (0: none).
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionLimits {
@@ -556,4 +557,8 @@ pub struct ConnectionLimits {
     /// After this long the connection closes: at once when idle, else after its request.
     #[serde(default)]
     pub max_connection_duration_ms: u64,
+    /// HCM `request_headers_timeout`: a head not complete this long after its first byte
+    /// gets 408 `request header timeout`.
+    #[serde(default)]
+    pub request_headers_timeout_ms: u64,
 }

@@ -282,6 +282,9 @@ impl Conn {
         self.served.set(self.served.get() + 1);
         let limit = hcm.max_head + 1;
         let mut scanned = 0;
+        let headers_ms = hcm.cfg.connection_limits.request_headers_timeout_ms;
+        let head_deadline =
+            (headers_ms > 0).then(|| Instant::now() + std::time::Duration::from_millis(headers_ms));
         loop {
             let b = self.down.buffered();
             if head_complete(b, scanned) {
@@ -292,9 +295,17 @@ impl Conn {
                 return self.reject(hcm, HeadError::TooLarge, 1).await;
             }
             let read = self.down.read_more(&self.worker.buffers, limit);
-            let r = match hcm.idle_timeout {
+            let wait = match (hcm.idle_timeout, head_deadline) {
+                (Some(t), Some(d)) => Some(t.min(d.saturating_duration_since(Instant::now()))),
+                (None, Some(d)) => Some(d.saturating_duration_since(Instant::now())),
+                (t, None) => t,
+            };
+            let r = match wait {
                 Some(t) => match tokio::time::timeout(t, read).await {
                     Ok(r) => r,
+                    Err(_) if head_deadline.is_some_and(|d| Instant::now() >= d) => {
+                        return self.header_timeout_reply(hcm).await;
+                    }
                     Err(_) => {
                         hcm.stats.inc(w, http::Counter::DownstreamCxIdleTimeout);
                         return Flow::Close;
@@ -445,6 +456,35 @@ impl Conn {
         let (n, _) = io::write_reply(&mut self.down.stream, &head, body.as_bytes()).await;
         self.worker.buffers.put(head);
         self.end_local_reply(hcm, status, n, started);
+        self.linger = true;
+        Flow::Close
+    }
+
+    /// `request_headers_timeout` fired before the head was complete: 408
+    /// `request header timeout` (as Envoy 1.40), then close.
+    async fn header_timeout_reply(&mut self, hcm: &Hcm) -> Flow {
+        let w = self.worker.index;
+        hcm.stats.inc(w, http::Counter::DownstreamRqHeaderTimeout);
+        let body = b"request header timeout";
+        self.record.status = 408;
+        let mut head = self.worker.buffers.get();
+        local_reply::push_head(
+            &mut head,
+            &ReplyHead {
+                status: 408,
+                body_len: body.len(),
+                location: None,
+                server: &hcm.server_name,
+                minor: 1,
+                close: true,
+                keep_alive_10: false,
+                extra: b"",
+            },
+        );
+        let (n, _) = io::write_reply(&mut self.down.stream, &head, body).await;
+        self.worker.buffers.put(head);
+        hcm.stats
+            .add(w, http::Counter::DownstreamCxTxBytesTotal, n as u64);
         self.linger = true;
         Flow::Close
     }

@@ -52,6 +52,7 @@ stat_set! { http, prefix_codes: None,
         // Issue 4 (resilience): connection limits.
         DownstreamCxMaxRequestsReached => "downstream_cx_max_requests_reached",
         DownstreamCxMaxDurationReached => "downstream_cx_max_duration_reached",
+        DownstreamRqHeaderTimeout => "downstream_rq_header_timeout",
     }
     gauges {
         DownstreamCxActive => "downstream_cx_active",

@@ -298,8 +298,10 @@ MESSAGES: dict[str, Message] = {
         http_protocol_options=ok(),
         common_http_protocol_options=ok(),
         drain_timeout=ok(
-            "HTTP/2's GOAWAY grace period, so no effect yet (the drain time is `--drain-time-s`)"
+            "HTTP/2's GOAWAY grace period; also closes an idle connection that passed "
+            "`max_connection_duration` (the process drain time is `--drain-time-s`)"
         ),
+        request_headers_timeout=ok("408 `request header timeout`"),
     ),
     "envoy.extensions.filters.network.http_connection_manager.v3.Rds": message(
         config_source=ok("`ads` only"), route_config_name=ok()

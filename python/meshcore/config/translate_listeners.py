@@ -172,7 +172,7 @@ def http_connection_manager(
         "idle_timeout_ms": duration_field_ms(common, "idle_timeout", DEFAULT_IDLE_TIMEOUT_MS),
         # Envoy's HTTP/2 GOAWAY grace period; the process drain time is `--drain-time-s`.
         "drain_timeout_ms": duration_field_ms(manager, "drain_timeout", DEFAULT_DRAIN_TIMEOUT_MS),
-        **connection_limits(common),
+        **connection_limits(manager),
     }
 
 

@@ -16,11 +16,14 @@ from .type_urls import type_name, unpack
 from .values import duration_field_ms, wrapped
 
 
-def connection_limits(common: protocol_pb2.HttpProtocolOptions) -> dict[str, Any]:
-    """`{"connection_limits": ...}` for an HCM's snapshot, or `{}` when it sets none."""
+def connection_limits(manager: Any) -> dict[str, Any]:
+    """`{"connection_limits": ...}` for an HCM's snapshot (its common options and
+    `request_headers_timeout`), or `{}` when it sets none."""
+    common: protocol_pb2.HttpProtocolOptions = manager.common_http_protocol_options
     limits = {
         "max_requests_per_connection": wrapped(common, "max_requests_per_connection", 0),
         "max_connection_duration_ms": duration_field_ms(common, "max_connection_duration", 0),
+        "request_headers_timeout_ms": duration_field_ms(manager, "request_headers_timeout", 0),
     }
     return {"connection_limits": limits} if any(limits.values()) else {}
 
