@@ -44,6 +44,8 @@ async fn resets_are_retried_up_to_num_retries() {
     );
     assert_eq!(counter(&s, "cluster.backend.upstream_rq_total"), 3);
     assert_eq!(counter(&s, "cluster.backend.upstream_rq_retry_success"), 0);
+    // Every attempt ended: nothing is left counted active.
+    assert_eq!(s["gauges"]["cluster.backend.upstream_rq_active"], 0);
 }
 
 #[tokio::test]

@@ -42,10 +42,9 @@ impl<'a> UpstreamRq<'a> {
 }
 
 impl<'a> UpstreamRq<'a> {
-    /// The same request again after its attempt loop: gauges only (already counted).
-    fn resume(cluster: &'a ClusterState, host: &'a HostCounters, w: usize) -> Self {
-        cluster.stats.gauge_inc(w, cluster::Gauge::UpstreamRqActive);
-        host.rq_active.fetch_add(1, Ordering::Relaxed);
+    /// Takes over a request `start`ed by an attempt whose guard was forgotten (so the
+    /// request stays active from its attempt to its end without counting twice).
+    fn adopt(cluster: &'a ClusterState, host: &'a HostCounters, w: usize) -> Self {
         UpstreamRq { cluster, host, w }
     }
 }
@@ -293,9 +292,12 @@ impl Conn {
         let mut retries = 0u32;
         let mut backoff = None;
         let mut _retry_permit = None;
+        // Whether the last attempt's request is still counted active (see `adopt`).
+        let mut active;
         let result = loop {
+            active = true;
             let end = {
-                let _rq = UpstreamRq::start(cluster, &host, w);
+                let rq = UpstreamRq::start(cluster, &host, w);
                 let a = AttemptCtx {
                     cluster,
                     host: &host,
@@ -305,18 +307,22 @@ impl Conn {
                     body_done,
                     attempt: plan.route.attempt_count().then_some(retries + 1),
                 };
-                self.attempt(
-                    &a,
-                    &mut remaining,
-                    &mut decoder,
-                    plan,
-                    info,
-                    view,
-                    &mut ubuf,
-                    &mut resp_out,
-                    &mut deadlines,
-                )
-                .await
+                let end = self
+                    .attempt(
+                        &a,
+                        &mut remaining,
+                        &mut decoder,
+                        plan,
+                        info,
+                        view,
+                        &mut ubuf,
+                        &mut resp_out,
+                        &mut deadlines,
+                    )
+                    .await;
+                // Still active: ended below when retried, else adopted after the loop.
+                std::mem::forget(rq);
+                end
             };
             let outcome = match &end {
                 AttemptEnd::Response(_, r, ..) => Outcome::Response(r.code),
@@ -354,7 +360,9 @@ impl Conn {
             };
             _retry_permit = Some(permit);
             // Retry: the failed attempt's connection is dropped (reset), its response
-            // discarded.
+            // discarded; the attempt is no longer active.
+            drop(UpstreamRq::adopt(cluster, &host, w));
+            active = false;
             if let AttemptEnd::Response(up, ..) = end {
                 drop(up);
                 host.rq_error.fetch_add(1, Ordering::Relaxed);
@@ -391,6 +399,7 @@ impl Conn {
                 }
             }
         };
+        let _rq = active.then(|| UpstreamRq::adopt(cluster, &host, w));
         if body_done {
             self.down.consume(prefix_len);
         }
@@ -420,7 +429,6 @@ impl Conn {
                     .await;
             }
         };
-        let _rq = UpstreamRq::resume(cluster, &host, w);
 
         hcm.stats.inc(w, http_class(resp.code));
         self.record.status = resp.code;
