@@ -21,7 +21,7 @@ use crate::error::ErrorKind;
 use crate::http1::{ChunkedDecoder, Framing, HeadError};
 use crate::local_reply::ResponseFlag;
 use crate::pool::{ConnectError, UpConn, connect};
-use crate::router::retry::{Outcome, RetryPolicy};
+use crate::router::retry::{Outcome, RetryPolicy, on as retry_on};
 use crate::stats::sets::{cluster, cluster_class, http, http_class};
 
 /// `upstream_rq_active` and the host's `rq_active` for the lifetime of one upstream request.
@@ -337,7 +337,13 @@ impl Conn {
             let Some(p) = policy.filter(|_| body_done && body_len <= retry_limit) else {
                 break end;
             };
-            if !p.retriable(outcome, &response_headers(&ubuf, &end)) {
+            // Response headers are parsed again only for `retriable-headers`.
+            let headers = if p.on & retry_on::RETRIABLE_HEADERS != 0 {
+                response_headers(&ubuf, &end)
+            } else {
+                Vec::new()
+            };
+            if !p.retriable(outcome, &headers) {
                 if retries > 0 && matches!(end, AttemptEnd::Response(..)) {
                     cluster
                         .stats
