@@ -26,6 +26,12 @@ pub enum ResponseFlag {
     DownstreamConnectionTermination,
     /// DPE: downstream protocol error.
     DownstreamProtocolError,
+    /// FI: the fault filter aborted the request.
+    FaultInjected,
+    /// DI: the fault filter delayed the request.
+    DelayInjected,
+    /// RL: the local rate limit filter limited the request.
+    RateLimited,
 }
 
 impl ResponseFlag {
@@ -39,10 +45,13 @@ impl ResponseFlag {
             ResponseFlag::UpstreamProtocolError => "UPE",
             ResponseFlag::DownstreamConnectionTermination => "DC",
             ResponseFlag::DownstreamProtocolError => "DPE",
+            ResponseFlag::FaultInjected => "FI",
+            ResponseFlag::DelayInjected => "DI",
+            ResponseFlag::RateLimited => "RL",
         }
     }
 
-    const ALL: [ResponseFlag; 8] = [
+    const ALL: [ResponseFlag; 11] = [
         ResponseFlag::NoRoute,
         ResponseFlag::NoHealthyUpstream,
         ResponseFlag::UpstreamConnectionFailure,
@@ -51,6 +60,9 @@ impl ResponseFlag {
         ResponseFlag::UpstreamProtocolError,
         ResponseFlag::DownstreamConnectionTermination,
         ResponseFlag::DownstreamProtocolError,
+        ResponseFlag::FaultInjected,
+        ResponseFlag::DelayInjected,
+        ResponseFlag::RateLimited,
     ];
 }
 
@@ -61,6 +73,11 @@ pub struct ResponseFlags(u16);
 impl ResponseFlags {
     pub fn insert(&mut self, f: ResponseFlag) {
         self.0 |= 1 << f as u8;
+    }
+
+    /// Adds every flag of `other`.
+    pub fn extend(&mut self, other: ResponseFlags) {
+        self.0 |= other.0;
     }
 
     pub fn contains(self, f: ResponseFlag) -> bool {

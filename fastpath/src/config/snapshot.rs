@@ -99,6 +99,9 @@ pub struct HttpConnectionManager {
     /// How long a draining listener lets connections finish (`drain_timeout`, default 5 s).
     #[serde(default = "default_drain_timeout_ms")]
     pub drain_timeout_ms: u64,
+    /// The HTTP filters before the router, in order (`http_filters`; empty: none).
+    #[serde(default)]
+    pub http_filters: Vec<HttpFilter>,
 }
 
 fn default_server_name() -> String {
@@ -195,6 +198,9 @@ pub struct VirtualHost {
     pub routes: Vec<Route>,
     #[serde(default)]
     pub headers: HeaderMutations,
+    /// `typed_per_filter_config`, keyed by filter name.
+    #[serde(default)]
+    pub typed_per_filter_config: Vec<PerFilterConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -207,6 +213,9 @@ pub struct Route {
     pub action: RouteAction,
     #[serde(default)]
     pub headers: HeaderMutations,
+    /// `typed_per_filter_config`, keyed by filter name (overrides the virtual host's).
+    #[serde(default)]
+    pub typed_per_filter_config: Vec<PerFilterConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -365,6 +374,143 @@ pub struct Redirect {
 
 fn default_redirect_code() -> u16 {
     301
+}
+
+/// One HTTP filter of a connection manager (`http_filters[i]`, the router excluded).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFilter {
+    /// The filter's `name`: the key of per-route overrides.
+    pub name: String,
+    pub config: HttpFilterConfig,
+}
+
+/// A per-route override (`typed_per_filter_config` entry) for the filter named `name`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PerFilterConfig {
+    pub name: String,
+    pub config: HttpFilterConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum HttpFilterConfig {
+    /// `envoy.extensions.filters.http.fault.v3.HTTPFault`.
+    Fault(Fault),
+    /// `envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit`.
+    LocalRatelimit(LocalRateLimit),
+}
+
+/// Envoy `FractionalPercent`: `numerator` out of `denominator` (100, 10000 or 1000000).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Percent {
+    pub numerator: u32,
+    pub denominator: u32,
+}
+
+/// `HTTPFault`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    #[serde(default)]
+    pub delay: Option<FaultDelay>,
+    #[serde(default)]
+    pub abort: Option<FaultAbort>,
+    /// The fault applies only to requests matching all of these.
+    #[serde(default)]
+    pub headers: Vec<HeaderMatcher>,
+    /// The fault applies only to requests routed to this cluster.
+    #[serde(default)]
+    pub upstream_cluster: Option<String>,
+    /// Most requests with an active fault at once (all workers); unset: no limit.
+    #[serde(default)]
+    pub max_active_faults: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultDelay {
+    pub kind: FaultDelayKind,
+    pub percentage: Percent,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum FaultDelayKind {
+    /// `fixed_delay` in ms.
+    FixedMs(u64),
+    /// `header_delay`: `x-envoy-fault-delay-request`.
+    Header,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultAbort {
+    pub kind: FaultAbortKind,
+    pub percentage: Percent,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum FaultAbortKind {
+    HttpStatus(u16),
+    GrpcStatus(u32),
+    /// `header_abort`: `x-envoy-fault-abort-request` / `x-envoy-fault-abort-grpc-request`.
+    Header,
+}
+
+/// `LocalRateLimit` (HTTP).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LocalRateLimit {
+    pub stat_prefix: String,
+    #[serde(default)]
+    pub token_bucket: Option<TokenBucket>,
+    /// `filter_enabled.default_value` (Envoy default 0%: the filter does nothing).
+    #[serde(default = "zero_percent")]
+    pub filter_enabled: Percent,
+    /// `filter_enforced.default_value` (Envoy default 0%).
+    #[serde(default = "zero_percent")]
+    pub filter_enforced: Percent,
+    /// Added to the rate-limited reply (append only).
+    #[serde(default)]
+    pub response_headers_to_add: Vec<HeaderValueOption>,
+    /// Added to a rate-limited request that is not enforced (append only).
+    #[serde(default)]
+    pub request_headers_to_add_when_not_enforced: Vec<HeaderValueOption>,
+    /// `status.code` (default 429).
+    #[serde(default = "default_rate_limited_status")]
+    pub status: u16,
+    /// `enable_x_ratelimit_headers: DRAFT_VERSION_03`.
+    #[serde(default)]
+    pub enable_x_ratelimit_headers: bool,
+    /// `local_rate_limit_per_downstream_connection`.
+    #[serde(default)]
+    pub per_downstream_connection: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBucket {
+    pub max_tokens: u32,
+    #[serde(default = "default_tokens_per_fill")]
+    pub tokens_per_fill: u32,
+    pub fill_interval_ms: u64,
+}
+
+fn zero_percent() -> Percent {
+    Percent {
+        numerator: 0,
+        denominator: 100,
+    }
+}
+fn default_rate_limited_status() -> u16 {
+    429
+}
+fn default_tokens_per_fill() -> u32 {
+    1
 }
 
 /// One upstream cluster.

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 
 HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = "envoy.extensions.filters.http.router.v3.Router"
+FAULT = "envoy.extensions.filters.http.fault.v3.HTTPFault"
+LOCAL_RATELIMIT = "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+NETWORK_LOCAL_RATELIMIT = "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit"
 UPSTREAM_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
@@ -22,6 +25,8 @@ class Rule:
     """Enum: values planned ("not supported yet")."""
     types: frozenset[str] | None = None
     """Typed config (`Any`): the message types implemented."""
+    later_types: frozenset[str] = frozenset()
+    """Typed config: types planned ("not supported yet")."""
     filter_kind: bool = False
     """Typed config of a filter: problems name the filter (`filter x is not supported`)."""
     opaque: bool = False
@@ -49,8 +54,12 @@ def enum(*values: str, later: tuple[str, ...] = (), note: str = "") -> Rule:
     return Rule(values=frozenset(values), later_values=frozenset(later), note=note)
 
 
-def typed(*types: str, filter_kind: bool = False, note: str = "") -> Rule:
-    return Rule(types=frozenset(types), filter_kind=filter_kind, note=note)
+def typed(
+    *types: str, filter_kind: bool = False, later: tuple[str, ...] = (), note: str = ""
+) -> Rule:
+    return Rule(
+        types=frozenset(types), later_types=frozenset(later), filter_kind=filter_kind, note=note
+    )
 
 
 def opaque(note: str = "") -> Rule:
@@ -71,6 +80,78 @@ def with_header_lists(spec: Message) -> Message:
     )
     return Message({**spec.fields, **{name: ok() for name in lists}}, spec.later, spec.note)
 
+
+_RUNTIME_NOOP = "no runtime: the configured value applies"
+PER_FILTER_CONFIG = typed(
+    FAULT, LOCAL_RATELIMIT, note="keyed by filter name; the route's wins over the virtual host's"
+)
+
+FILTER_MESSAGES: dict[str, Message] = {
+    FAULT: message(
+        later=("response_rate_limit",),
+        delay=ok(),
+        abort=ok(),
+        headers=ok(),
+        upstream_cluster=ok(),
+        max_active_faults=ok(),
+        delay_percent_runtime=ok(_RUNTIME_NOOP),
+        abort_percent_runtime=ok(_RUNTIME_NOOP),
+        delay_duration_runtime=ok(_RUNTIME_NOOP),
+        abort_http_status_runtime=ok(_RUNTIME_NOOP),
+        abort_grpc_status_runtime=ok(_RUNTIME_NOOP),
+        max_active_faults_runtime=ok(_RUNTIME_NOOP),
+        response_rate_limit_percent_runtime=ok(_RUNTIME_NOOP),
+        disable_downstream_cluster_stats=ok("no per-downstream-cluster stats are kept"),
+        note="the delay is a timer (the worker runs on); filters after a delay see the request "
+        "as it arrived",
+    ),
+    "envoy.extensions.filters.common.fault.v3.FaultDelay": message(
+        fixed_delay=ok(), header_delay=ok(), percentage=ok("default 0%")
+    ),
+    "envoy.extensions.filters.common.fault.v3.FaultDelay.HeaderDelay": message(
+        note="`x-envoy-fault-delay-request` (ms), `x-envoy-fault-delay-request-percentage`"
+    ),
+    "envoy.extensions.filters.http.fault.v3.FaultAbort": message(
+        http_status=ok(), grpc_status=ok(), header_abort=ok(), percentage=ok("default 0%")
+    ),
+    "envoy.extensions.filters.http.fault.v3.FaultAbort.HeaderAbort": message(
+        note="`x-envoy-fault-abort-request`, `x-envoy-fault-abort-grpc-request`, "
+        "`x-envoy-fault-abort-request-percentage`"
+    ),
+    "envoy.type.v3.FractionalPercent": message(
+        numerator=ok(), denominator=enum("HUNDRED", "TEN_THOUSAND", "MILLION")
+    ),
+    LOCAL_RATELIMIT: message(
+        later=(
+            "descriptors",
+            "stage",
+            "local_cluster_rate_limit",
+            "vh_rate_limits",
+            "always_consume_default_token_bucket",
+            "rate_limited_as_resource_exhausted",
+            "rate_limits",
+            "max_dynamic_descriptors",
+        ),
+        stat_prefix=ok(),
+        status=ok("below 400: 429, as Envoy"),
+        token_bucket=ok("shared by all workers"),
+        filter_enabled=ok("default 0%"),
+        filter_enforced=ok("default 0%"),
+        request_headers_to_add_when_not_enforced=ok("APPEND_IF_EXISTS_OR_ADD only"),
+        response_headers_to_add=ok("APPEND_IF_EXISTS_OR_ADD only"),
+        local_rate_limit_per_downstream_connection=ok("false only"),
+        enable_x_ratelimit_headers=enum(
+            "OFF", "DRAFT_VERSION_03", note="on the rate-limited reply"
+        ),
+    ),
+    "envoy.type.v3.TokenBucket": message(
+        max_tokens=ok(), tokens_per_fill=ok("default 1"), fill_interval=ok("at least 50ms")
+    ),
+    "envoy.config.core.v3.RuntimeFractionalPercent": message(
+        default_value=ok(), runtime_key=ok(_RUNTIME_NOOP)
+    ),
+    "envoy.type.v3.HttpStatus": message(code=ok()),
+}
 
 HEALTH_CHECK_MESSAGES: dict[str, Message] = {
     "envoy.config.core.v3.HealthCheck": message(
@@ -236,7 +317,8 @@ MESSAGES: dict[str, Message] = {
         metadata=opaque(),
     ),
     "envoy.config.listener.v3.Filter": message(
-        name=ok(), typed_config=typed(HCM, filter_kind=True)
+        name=ok(),
+        typed_config=typed(HCM, filter_kind=True, later=(NETWORK_LOCAL_RATELIMIT,)),
     ),
     HCM: message(
         later=("access_log",),
@@ -244,7 +326,7 @@ MESSAGES: dict[str, Message] = {
         codec_type=enum("AUTO", "HTTP1", later=("HTTP2",)),
         route_config=ok(),
         rds=ok("over ADS, in listeners from LDS"),
-        http_filters=ok("exactly the router"),
+        http_filters=ok("fault and local_ratelimit (in order), then the router"),
         use_remote_address=ok(),
         xff_num_trusted_hops=ok(),
         skip_xff_append=ok(),
@@ -265,9 +347,10 @@ MESSAGES: dict[str, Message] = {
         config_source=ok("`ads` only"), route_config_name=ok()
     ),
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter": message(
-        name=ok(), typed_config=typed(ROUTER, filter_kind=True)
+        name=ok(), typed_config=typed(ROUTER, FAULT, LOCAL_RATELIMIT, filter_kind=True)
     ),
     ROUTER: message(note="no fields"),
+    **FILTER_MESSAGES,
     "envoy.config.core.v3.HttpProtocolOptions": message(idle_timeout=ok("0 disables")),
     "envoy.config.route.v3.RouteConfiguration": with_header_lists(
         message(
@@ -278,7 +361,12 @@ MESSAGES: dict[str, Message] = {
         )
     ),
     "envoy.config.route.v3.VirtualHost": with_header_lists(
-        message(name=ok(), domains=ok("lower-cased"), routes=ok())
+        message(
+            name=ok(),
+            domains=ok("lower-cased"),
+            routes=ok(),
+            typed_per_filter_config=PER_FILTER_CONFIG,
+        )
     ),
     "envoy.config.route.v3.Route": with_header_lists(
         message(
@@ -288,6 +376,7 @@ MESSAGES: dict[str, Message] = {
             redirect=ok(),
             direct_response=ok(),
             metadata=opaque(),
+            typed_per_filter_config=PER_FILTER_CONFIG,
         )
     ),
     "envoy.config.route.v3.RouteMatch": message(

@@ -12,7 +12,7 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.type.matcher.v3 import string_pb2
 
-from . import paths
+from . import paths, translate_http_filters
 from .errors import Problems
 from .translate_headers import header_mutations
 from .values import duration_field_ms, enum_name, wrapped
@@ -81,7 +81,7 @@ def _check_domains(config: route_pb2.RouteConfiguration, path: str, problems: Pr
 
 def _virtual_host(host: rc.VirtualHost, path: str, scope: _Scope) -> dict[str, Any]:
     routes_path = paths.field(path, "routes")
-    return {
+    out = {
         "name": host.name,
         "domains": [d.lower() for d in host.domains],
         "routes": [
@@ -89,15 +89,27 @@ def _virtual_host(host: rc.VirtualHost, path: str, scope: _Scope) -> dict[str, A
         ],
         "headers": header_mutations(host, path, scope.problems),
     }
+    return _with_filter_configs(out, host, path, scope)
 
 
 def _route(route: rc.Route, path: str, scope: _Scope) -> dict[str, Any]:
-    return {
+    out = {
         "name": route.name,
         "match": _route_match(route.match, paths.field(path, "match"), scope.problems),
         "action": _action(route, path, scope),
         "headers": header_mutations(route, path, scope.problems),
     }
+    return _with_filter_configs(out, route, path, scope)
+
+
+def _with_filter_configs(
+    out: dict[str, Any], msg: rc.VirtualHost | rc.Route, path: str, scope: _Scope
+) -> dict[str, Any]:
+    """`out` plus the `typed_per_filter_config` of `msg`, when it has any."""
+    configs = translate_http_filters.per_filter_configs(msg, path, scope.problems)
+    if configs:
+        out["typed_per_filter_config"] = configs
+    return out
 
 
 def _route_match(match: rc.RouteMatch, path: str, problems: Problems) -> dict[str, Any]:
@@ -182,6 +194,11 @@ def _header_matcher(matcher: rc.HeaderMatcher, path: str, problems: Problems) ->
         "invert": bool(matcher.invert_match),
         "treat_missing_header_as_empty": bool(matcher.treat_missing_header_as_empty),
     }
+
+
+def header_matcher(matcher: rc.HeaderMatcher, path: str, problems: Problems) -> dict[str, Any]:
+    """A snapshot `HeaderMatcher` (also used by HTTP filters, e.g. the fault's `headers`)."""
+    return _header_matcher(matcher, path, problems)
 
 
 def _query_matcher(
