@@ -8,6 +8,7 @@ fn ep(addr: &str, port: u16, healthy: bool) -> snapshot::Endpoint {
         port,
         weight: 1,
         healthy,
+        priority: 0,
     }
 }
 

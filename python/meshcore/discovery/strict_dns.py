@@ -138,7 +138,14 @@ class StrictDns:
                 continue
             known = True
             for address in addresses:
-                endpoints.append({"address": address, "port": host.port, "weight": host.weight})
+                endpoints.append(
+                    {
+                        "address": address,
+                        "port": host.port,
+                        "weight": host.weight,
+                        "priority": host.priority,
+                    }
+                )
                 hostnames[(address, host.port)] = host.hostname
         self._hostnames[cluster.name] = hostnames
         return endpoints if known else None
