@@ -321,6 +321,30 @@ pub struct ForwardAction {
     /// upstream response; 0 disables. Envoy's default is 15 s.
     #[serde(default = "default_route_timeout_ms")]
     pub timeout_ms: u64,
+    /// `hash_policy`: the request hash for RING_HASH and MAGLEV clusters.
+    #[serde(default)]
+    pub hash_policy: Vec<HashPolicy>,
+}
+
+/// One route `hash_policy` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HashPolicy {
+    pub policy: HashSource,
+    /// Stop at this policy when a hash has been computed.
+    #[serde(default)]
+    pub terminal: bool,
+}
+
+/// What a hash policy hashes (names lower-cased by Python for headers).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum HashSource {
+    Header(String),
+    /// An existing cookie's value (meshcore does not generate cookies).
+    Cookie(String),
+    SourceIp,
+    QueryParameter(String),
 }
 
 fn default_route_timeout_ms() -> u64 {
@@ -537,6 +561,150 @@ pub struct Cluster {
     pub max_idle_per_host: u32,
     #[serde(default = "default_buffer_limit")]
     pub per_connection_buffer_limit_bytes: u32,
+    /// Balancing beyond the policy: panic threshold, priorities, bias, hash tables.
+    #[serde(default)]
+    pub lb: LbSettings,
+    /// `outlier_detection`; absent disables it.
+    #[serde(default)]
+    pub outlier_detection: Option<OutlierDetection>,
+}
+
+/// `common_lb_config`, the policy's own config, and the load assignment's `policy`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LbSettings {
+    /// `common_lb_config.healthy_panic_threshold` in percent (default 50; 0 disables).
+    #[serde(default = "default_panic_threshold_pct")]
+    pub healthy_panic_threshold_pct: u32,
+    /// `load_assignment.policy.overprovisioning_factor` (default 140).
+    #[serde(default = "default_overprovisioning_factor")]
+    pub overprovisioning_factor: u32,
+    /// `least_request_lb_config.active_request_bias` (default 1.0).
+    #[serde(default = "default_active_request_bias")]
+    pub active_request_bias: f64,
+    /// `ring_hash_lb_config.minimum_ring_size` (default 1024).
+    #[serde(default = "default_min_ring")]
+    pub minimum_ring_size: u64,
+    /// `ring_hash_lb_config.maximum_ring_size` (default 8M).
+    #[serde(default = "default_max_ring")]
+    pub maximum_ring_size: u64,
+    /// `maglev_lb_config.table_size` (default 65537, a prime).
+    #[serde(default = "default_maglev_table")]
+    pub maglev_table_size: u64,
+}
+
+impl Default for LbSettings {
+    fn default() -> Self {
+        LbSettings {
+            healthy_panic_threshold_pct: default_panic_threshold_pct(),
+            overprovisioning_factor: default_overprovisioning_factor(),
+            active_request_bias: default_active_request_bias(),
+            minimum_ring_size: default_min_ring(),
+            maximum_ring_size: default_max_ring(),
+            maglev_table_size: default_maglev_table(),
+        }
+    }
+}
+
+fn default_panic_threshold_pct() -> u32 {
+    50
+}
+fn default_overprovisioning_factor() -> u32 {
+    140
+}
+fn default_active_request_bias() -> f64 {
+    1.0
+}
+fn default_min_ring() -> u64 {
+    1024
+}
+fn default_max_ring() -> u64 {
+    8 * 1024 * 1024
+}
+fn default_maglev_table() -> u64 {
+    65_537
+}
+
+/// `outlier_detection`: Envoy's fields, durations in ms, percentages 0..100.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierDetection {
+    #[serde(default = "default_consecutive")]
+    pub consecutive_5xx: u32,
+    #[serde(default = "default_consecutive")]
+    pub consecutive_gateway_failure: u32,
+    #[serde(default = "default_consecutive")]
+    pub consecutive_local_origin_failure: u32,
+    #[serde(default)]
+    pub split_external_local_origin_errors: bool,
+    #[serde(default = "default_od_interval_ms")]
+    pub interval_ms: u64,
+    #[serde(default = "default_base_ejection_ms")]
+    pub base_ejection_time_ms: u64,
+    #[serde(default = "default_max_ejection_ms")]
+    pub max_ejection_time_ms: u64,
+    #[serde(default = "default_max_ejection_percent")]
+    pub max_ejection_percent: u32,
+    #[serde(default = "default_hundred")]
+    pub enforcing_consecutive_5xx: u32,
+    #[serde(default)]
+    pub enforcing_consecutive_gateway_failure: u32,
+    #[serde(default = "default_hundred")]
+    pub enforcing_consecutive_local_origin_failure: u32,
+    #[serde(default = "default_hundred")]
+    pub enforcing_success_rate: u32,
+    #[serde(default = "default_hundred")]
+    pub enforcing_local_origin_success_rate: u32,
+    #[serde(default = "default_success_rate_minimum_hosts")]
+    pub success_rate_minimum_hosts: u32,
+    #[serde(default = "default_success_rate_request_volume")]
+    pub success_rate_request_volume: u32,
+    #[serde(default = "default_success_rate_stdev_factor")]
+    pub success_rate_stdev_factor: u32,
+    #[serde(default)]
+    pub enforcing_failure_percentage: u32,
+    #[serde(default)]
+    pub enforcing_failure_percentage_local_origin: u32,
+    #[serde(default = "default_failure_percentage_threshold")]
+    pub failure_percentage_threshold: u32,
+    #[serde(default = "default_success_rate_minimum_hosts")]
+    pub failure_percentage_minimum_hosts: u32,
+    #[serde(default = "default_failure_percentage_request_volume")]
+    pub failure_percentage_request_volume: u32,
+}
+
+fn default_consecutive() -> u32 {
+    5
+}
+fn default_od_interval_ms() -> u64 {
+    10_000
+}
+fn default_base_ejection_ms() -> u64 {
+    30_000
+}
+fn default_max_ejection_ms() -> u64 {
+    300_000
+}
+fn default_max_ejection_percent() -> u32 {
+    10
+}
+fn default_hundred() -> u32 {
+    100
+}
+fn default_success_rate_minimum_hosts() -> u32 {
+    5
+}
+fn default_success_rate_request_volume() -> u32 {
+    100
+}
+fn default_success_rate_stdev_factor() -> u32 {
+    1900
+}
+fn default_failure_percentage_threshold() -> u32 {
+    85
+}
+fn default_failure_percentage_request_volume() -> u32 {
+    50
 }
 
 fn default_connect_timeout_ms() -> u64 {
@@ -556,6 +724,8 @@ pub enum LbPolicy {
     RoundRobin,
     LeastRequest,
     Random,
+    RingHash,
+    Maglev,
 }
 
 /// One upstream host; also the element type of `Engine.update_endpoints`.
@@ -571,6 +741,9 @@ pub struct Endpoint {
     /// False takes the host out of load balancing (EDS health / active health checks).
     #[serde(default = "default_true")]
     pub healthy: bool,
+    /// `LocalityLbEndpoints.priority` (0 is the highest).
+    #[serde(default)]
+    pub priority: u32,
 }
 
 fn default_weight() -> u32 {

@@ -113,7 +113,7 @@ impl Conn {
                     .map_or(0, |h| h.counters.rq_active.load(Ordering::Relaxed))
             };
             set.balancer
-                .pick(fastrand::u64(..), &rq_active)
+                .pick_hashed(fastrand::u64(..), plan.hash, &rq_active)
                 .and_then(|i| set.hosts.get(i))
                 .map(|h| (h.counters.clone(), h.addr))
         };
@@ -266,6 +266,9 @@ impl Conn {
             Err(kind) => {
                 self.put_bufs(ubuf, resp_out);
                 host.rq_error.fetch_add(1, Ordering::Relaxed);
+                if let Some(outcome) = crate::cluster::Outcome::from_error(&kind) {
+                    cluster.report_result(&host, outcome);
+                }
                 let (status, _, _) = crate::local_reply::for_error(kind);
                 cluster.stats.inc(w, cluster_class(status));
                 cluster.stats.status_code(w, status);
@@ -299,6 +302,7 @@ impl Conn {
         if resp.code >= 500 {
             host.rq_error.fetch_add(1, Ordering::Relaxed);
         }
+        cluster.report_result(&host, crate::cluster::Outcome::Status(resp.code));
         let flow = match streamed {
             Ok(up_clean) => {
                 up.in_flight = false;

@@ -42,6 +42,8 @@ pub struct ForwardPlan<'v> {
     pub choice: usize,
     pub cluster: usize,
     pub timeout: Option<Duration>,
+    /// The route `hash_policy`'s request hash (RING_HASH, MAGLEV).
+    pub hash: Option<u64>,
 }
 
 pub enum Prepared<'v> {
@@ -188,6 +190,7 @@ pub fn prepare<'v>(
                     choice,
                     cluster,
                     timeout: route.timeout(),
+                    hash: route.request_hash(&view, peer.ip()),
                 },
                 info,
             )

@@ -1,6 +1,8 @@
 //! The `route` action: cluster or weighted clusters, prefix / host rewrite and timeout.
 use std::time::Duration;
 
+use super::RequestView;
+use super::hash::HashPolicies;
 use super::headers::Mutations;
 use super::rewrite::PrefixRewrite;
 use crate::config::snapshot::{ClusterTarget, ForwardAction, RouteMatch};
@@ -14,6 +16,8 @@ pub struct ForwardRoute {
     rewrite: Option<PrefixRewrite>,
     host_rewrite: Option<Box<str>>,
     timeout: Option<Duration>,
+    /// `hash_policy`; None when the route has none (no hash is computed).
+    hash: Option<HashPolicies>,
 }
 
 #[derive(Debug)]
@@ -96,6 +100,7 @@ impl ForwardRoute {
                 .filter(|h| !h.is_empty())
                 .map(Into::into),
             timeout: (cfg.timeout_ms > 0).then(|| Duration::from_millis(cfg.timeout_ms)),
+            hash: HashPolicies::compile(&cfg.hash_policy),
         };
         Ok((route, weighted))
     }
@@ -129,6 +134,13 @@ impl ForwardRoute {
         self.timeout
     }
 
+    /// The request hash for RING_HASH / MAGLEV (`hash_policy`); None without a policy or when
+    /// no policy found its input.
+    #[inline]
+    pub fn request_hash(&self, req: &RequestView<'_>, peer: std::net::IpAddr) -> Option<u64> {
+        self.hash.as_ref()?.hash(req, peer)
+    }
+
     /// How many targets `pick_cluster` chooses from (the valid `choice` values are below it).
     pub fn choices(&self) -> usize {
         self.targets.len()
@@ -150,6 +162,7 @@ mod tests {
             prefix_rewrite: None,
             host_rewrite_literal: None,
             timeout_ms: 15_000,
+            hash_policy: vec![],
         }
     }
 

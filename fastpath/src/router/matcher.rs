@@ -238,7 +238,7 @@ impl QueryMatch {
 }
 
 /// The value of the first `name` parameter of `a=1&b&c=3` ("" when it has no `=`).
-fn first_value<'q>(query: &'q [u8], name: &[u8]) -> Option<&'q [u8]> {
+pub(super) fn first_value<'q>(query: &'q [u8], name: &[u8]) -> Option<&'q [u8]> {
     if query.is_empty() {
         return None;
     }

@@ -8,6 +8,7 @@ use crate::config::snapshot;
 
 mod domain;
 mod forward;
+mod hash;
 mod headers;
 mod matcher;
 mod redirect;

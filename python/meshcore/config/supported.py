@@ -417,7 +417,26 @@ MESSAGES: dict[str, Message] = {
         prefix_rewrite=ok(),
         host_rewrite_literal=ok(),
         timeout=ok("default 15s, 0 disables"),
+        hash_policy=ok("for RING_HASH and MAGLEV clusters"),
     ),
+    "envoy.config.route.v3.RouteAction.HashPolicy": message(
+        later=("filter_state",),
+        header=ok(),
+        cookie=ok("an existing cookie only"),
+        connection_properties=ok(),
+        query_parameter=ok(),
+        terminal=ok(),
+    ),
+    "envoy.config.route.v3.RouteAction.HashPolicy.Header": message(
+        later=("regex_rewrite",), header_name=ok()
+    ),
+    "envoy.config.route.v3.RouteAction.HashPolicy.Cookie": message(
+        later=("ttl", "path", "attributes"),
+        name=ok(),
+        note="meshcore does not generate cookies",
+    ),
+    "envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties": message(source_ip=ok()),
+    "envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter": message(name=ok()),
     "envoy.config.route.v3.WeightedCluster": message(
         clusters=ok(), total_weight=ok("must equal the sum of the weights")
     ),
@@ -447,7 +466,6 @@ MESSAGES: dict[str, Message] = {
     "envoy.config.cluster.v3.Cluster": message(
         later=(
             "circuit_breakers",
-            "outlier_detection",
             "transport_socket",
         ),
         name=ok(),
@@ -462,8 +480,12 @@ MESSAGES: dict[str, Message] = {
         eds_cluster_config=ok(),
         http2_protocol_options=Rule(empty=HTTP2_EMPTY, note=HTTP2_NOTE),
         connect_timeout=ok("default 5s"),
-        lb_policy=enum("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM"),
+        lb_policy=enum("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV"),
         least_request_lb_config=ok(),
+        ring_hash_lb_config=ok(),
+        maglev_lb_config=ok(),
+        common_lb_config=ok(),
+        outlier_detection=ok("hosts return on the `interval` timer, as in Envoy"),
         load_assignment=ok(),
         dns_refresh_rate=ok("default 5s"),
         dns_lookup_family=enum(
@@ -477,14 +499,76 @@ MESSAGES: dict[str, Message] = {
         health_checks=ok("one per cluster, run by the control layer"),
         metadata=opaque(),
     ),
-    "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig": message(choice_count=ok()),
+    "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig": message(
+        later=("slow_start_config",),
+        choice_count=ok(),
+        active_request_bias=ok("`default_value` only"),
+    ),
+    "envoy.config.core.v3.RuntimeDouble": message(
+        default_value=ok(), runtime_key=opaque("no runtime: the default value is used")
+    ),
+    "envoy.config.cluster.v3.Cluster.RingHashLbConfig": message(
+        minimum_ring_size=ok(),
+        maximum_ring_size=ok(),
+        hash_function=enum("XX_HASH", later=("MURMUR_HASH_2",)),
+        note="points hashed as Envoy's ring (xxHash64 of `ip:port_i`)",
+    ),
+    "envoy.config.cluster.v3.Cluster.MaglevLbConfig": message(table_size=ok("a prime")),
+    "envoy.config.cluster.v3.Cluster.CommonLbConfig": message(
+        later=(
+            "zone_aware_lb_config",
+            "locality_weighted_lb_config",
+            "update_merge_window",
+            "ignore_new_hosts_until_first_hc",
+            "close_connections_on_host_set_change",
+            "consistent_hashing_lb_config",
+            "override_host_status",
+        ),
+        healthy_panic_threshold=ok("whole percentages; 0 disables panic mode"),
+    ),
+    "envoy.type.v3.Percent": message(value=ok()),
+    "envoy.config.cluster.v3.OutlierDetection": message(
+        later=(
+            "max_ejection_time_jitter",
+            "successful_active_health_check_uneject_host",
+            "monitors",
+            "always_eject_one_host",
+        ),
+        consecutive_5xx=ok(),
+        consecutive_gateway_failure=ok(),
+        consecutive_local_origin_failure=ok(),
+        split_external_local_origin_errors=ok(),
+        interval=ok(),
+        base_ejection_time=ok(),
+        max_ejection_time=ok(),
+        max_ejection_percent=ok(),
+        enforcing_consecutive_5xx=ok(),
+        enforcing_consecutive_gateway_failure=ok(),
+        enforcing_consecutive_local_origin_failure=ok(),
+        enforcing_success_rate=ok(),
+        enforcing_local_origin_success_rate=ok(),
+        success_rate_minimum_hosts=ok(),
+        success_rate_request_volume=ok(),
+        success_rate_stdev_factor=ok(),
+        failure_percentage_threshold=ok(),
+        enforcing_failure_percentage=ok(),
+        enforcing_failure_percentage_local_origin=ok(),
+        failure_percentage_minimum_hosts=ok(),
+        failure_percentage_request_volume=ok(),
+    ),
     "envoy.config.cluster.v3.Cluster.EdsClusterConfig": message(
         eds_config=ok("`ads` only"), service_name=ok("default: the cluster name")
     ),
     **HEALTH_CHECK_MESSAGES,
-    "envoy.config.endpoint.v3.ClusterLoadAssignment": message(cluster_name=ok(), endpoints=ok()),
+    "envoy.config.endpoint.v3.ClusterLoadAssignment": message(
+        cluster_name=ok(), endpoints=ok(), policy=ok()
+    ),
+    "envoy.config.endpoint.v3.ClusterLoadAssignment.Policy": message(
+        later=("drop_overloads", "endpoint_stale_after", "weighted_priority_health"),
+        overprovisioning_factor=ok("default 140 (1.4)"),
+    ),
     "envoy.config.endpoint.v3.LocalityLbEndpoints": message(
-        later=("locality",), lb_endpoints=ok(), priority=ok("0 only")
+        later=("locality",), lb_endpoints=ok(), priority=ok("0 to N without gaps")
     ),
     "envoy.config.endpoint.v3.LbEndpoint": message(
         endpoint=ok(),

@@ -14,6 +14,7 @@ from envoy.type.matcher.v3 import string_pb2
 
 from . import paths, translate_http_filters
 from .errors import Problems
+from .translate_hash import hash_policies
 from .translate_headers import header_mutations
 from .values import duration_field_ms, enum_name, wrapped
 
@@ -253,6 +254,8 @@ def _forward(action: rc.RouteAction, path: str, scope: _Scope) -> dict[str, Any]
         "target": target,
         "timeout_ms": duration_field_ms(action, "timeout", DEFAULT_ROUTE_TIMEOUT_MS),
     }
+    if action.hash_policy:
+        out["hash_policy"] = hash_policies(action)
     if action.prefix_rewrite:
         out["prefix_rewrite"] = action.prefix_rewrite
     if action.WhichOneof("host_rewrite_specifier") == "host_rewrite_literal":
