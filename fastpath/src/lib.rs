@@ -5,6 +5,7 @@ pub mod compiled;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod filters;
 pub mod http1;
 pub mod lb;
 pub mod listener;

@@ -28,6 +28,12 @@ pub enum ResponseFlag {
     DownstreamProtocolError,
     /// UO: upstream overflow (circuit breaker).
     UpstreamOverflow,
+    /// FI: the fault filter aborted the request.
+    FaultInjected,
+    /// DI: the fault filter delayed the request.
+    DelayInjected,
+    /// RL: the local rate limit filter limited the request.
+    RateLimited,
 }
 
 impl ResponseFlag {
@@ -42,10 +48,13 @@ impl ResponseFlag {
             ResponseFlag::DownstreamConnectionTermination => "DC",
             ResponseFlag::DownstreamProtocolError => "DPE",
             ResponseFlag::UpstreamOverflow => "UO",
+            ResponseFlag::FaultInjected => "FI",
+            ResponseFlag::DelayInjected => "DI",
+            ResponseFlag::RateLimited => "RL",
         }
     }
 
-    const ALL: [ResponseFlag; 9] = [
+    const ALL: [ResponseFlag; 12] = [
         ResponseFlag::NoRoute,
         ResponseFlag::NoHealthyUpstream,
         ResponseFlag::UpstreamConnectionFailure,
@@ -55,6 +64,9 @@ impl ResponseFlag {
         ResponseFlag::DownstreamConnectionTermination,
         ResponseFlag::DownstreamProtocolError,
         ResponseFlag::UpstreamOverflow,
+        ResponseFlag::FaultInjected,
+        ResponseFlag::DelayInjected,
+        ResponseFlag::RateLimited,
     ];
 }
 
@@ -65,6 +77,11 @@ pub struct ResponseFlags(u16);
 impl ResponseFlags {
     pub fn insert(&mut self, f: ResponseFlag) {
         self.0 |= 1 << f as u8;
+    }
+
+    /// Adds every flag of `other`.
+    pub fn extend(&mut self, other: ResponseFlags) {
+        self.0 |= other.0;
     }
 
     pub fn contains(self, f: ResponseFlag) -> bool {

@@ -25,8 +25,9 @@ class Engine:
         the worker shards. `counts` has len(bounds)+1 entries (the last is overflow)."""
     def clusters(self) -> bytes:
         """JSON: [{"name": str, "hosts": [{"address": str, "port": int, "weight": int,
-        "healthy": bool, "cx_active": int, "cx_total": int, "rq_active": int,
-        "rq_total": int, "rq_error": int}]}]."""
+        "healthy": bool, "priority": int, "ejected": bool, "cx_active": int, "cx_total": int,
+        "rq_active": int, "rq_total": int, "rq_error": int}]}]. `ejected`: outlier detection
+        took the host out of load balancing (Envoy's `/failed_outlier_check`)."""
     def drain(self) -> None:
         """Stops accepting, closes idle downstream connections, and answers the rest with
         `connection: close`. Returns at once; poll `active_connections()`."""

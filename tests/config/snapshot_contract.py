@@ -120,6 +120,10 @@ def _check(value: Any, type_text: str, path: str, errors: list[str]) -> None:
         if not isinstance(value, bool):
             errors.append(f"{path}: expected a bool, got {value!r}")
         return
+    if type_text == "f64":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            errors.append(f"{path}: expected a number, got {value!r}")
+        return
     if type_text in _INT_RANGES:
         low, high = _INT_RANGES[type_text]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:

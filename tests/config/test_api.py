@@ -100,11 +100,11 @@ def test_load_text_yaml_and_json() -> None:
 
 def test_load_text_raises_config_error_with_problems() -> None:
     b = base()
-    cluster(b)["lb_policy"] = "MAGLEV"
+    cluster(b)["lb_policy"] = "CLUSTER_PROVIDED"
     with pytest.raises(ConfigError) as caught:
         load_text(json.dumps(b), fmt="json")
     assert [str(p) for p in caught.value.problems] == [
-        f"{CLUSTER}.lb_policy: MAGLEV is not supported"
+        f"{CLUSTER}.lb_policy: CLUSTER_PROVIDED is not supported"
     ]
 
 
@@ -124,7 +124,7 @@ def test_all_problems_are_collected_at_once(tmp_path: Path) -> None:
     b = base()
     cluster(b)["conect_timeout"] = "1s"  # schema
     listener(b)["address"]["socket_address"]["port_value"] = 70000  # PGV
-    cluster(b)["lb_policy"] = "MAGLEV"  # unsupported
+    cluster(b)["lb_policy"] = "CLUSTER_PROVIDED"  # unsupported
     route(b)["route"]["cluster"] = "missing"  # translation
     hcm(b)["codec_type"] = "HTTP2"  # unsupported (later)
     path = tmp_path / "bad.yaml"
@@ -133,7 +133,7 @@ def test_all_problems_are_collected_at_once(tmp_path: Path) -> None:
         [
             f'{CLUSTER}.conect_timeout: unknown field (did you mean "connect_timeout"?)',
             f"{LISTENER}.address.socket_address.port_value: 70000 must be at most 65535",
-            f"{CLUSTER}.lb_policy: MAGLEV is not supported",
+            f"{CLUSTER}.lb_policy: CLUSTER_PROVIDED is not supported",
             f"{ROUTE}.route.cluster: unknown cluster 'missing' (not in static_resources.clusters)",
             f"{HCM}.codec_type: HTTP2 is not supported yet",
         ]

@@ -153,11 +153,11 @@ def test_unknown_type_does_not_stop_other_problems() -> None:
     listener(b)["filter_chains"][0]["filters"][0]["typed_config"]["@type"] = (
         "type.googleapis.com/envoy.nothing.v3.Nothing"
     )
-    cluster(b)["lb_policy"] = "MAGLEV"
+    cluster(b)["lb_policy"] = "CLUSTER_PROVIDED"
     assert problems(b) == [
         f"{HCM}: unknown type type.googleapis.com/envoy.nothing.v3.Nothing "
         "(not an Envoy v3 message)",
-        f"{CLUSTER}.lb_policy: MAGLEV is not supported",
+        f"{CLUSTER}.lb_policy: CLUSTER_PROVIDED is not supported",
     ]
 
 

@@ -39,9 +39,18 @@ def test_static_cluster_with_envoy_defaults() -> None:
         "connect_timeout_ms": 5000,
         "lb_policy": "round_robin",
         "least_request_choice_count": 2,
-        "endpoints": [{"address": "127.0.0.1", "port": 8081, "weight": 1, "healthy": True}],
+        "endpoints": [
+            {"address": "127.0.0.1", "port": 8081, "weight": 1, "healthy": True, "priority": 0}
+        ],
         "idle_timeout_ms": 3600000,
         "per_connection_buffer_limit_bytes": 1048576,
+        "lb": {
+            "healthy_panic_threshold_pct": 50,
+            "overprovisioning_factor": 140,
+            "minimum_ring_size": 1024,
+            "maximum_ring_size": 8388608,
+            "maglev_table_size": 65537,
+        },
     }
 
 
@@ -169,10 +178,37 @@ def test_dns_endpoints_take_no_health_status() -> None:
     ]
 
 
-def test_only_priority_zero() -> None:
+def test_priorities_are_carried_per_endpoint() -> None:
     b = base()
-    cluster(b)["load_assignment"]["endpoints"][0]["priority"] = 1
-    assert problems(b) == [f"{GROUPS}[0].priority: priority 1 is not supported yet (only 0)"]
+    cluster(b)["load_assignment"]["endpoints"] = [
+        {"priority": 1, "lb_endpoints": [_endpoint("10.0.0.2", 80)]},
+        {"lb_endpoints": [_endpoint("10.0.0.1", 80)]},
+    ]
+    endpoints = snapshot_cluster(b)["endpoints"]
+    assert [(e["address"], e["priority"]) for e in endpoints] == [
+        ("10.0.0.2", 1),
+        ("10.0.0.1", 0),
+    ]
+    assert all(endpoint_errors(e) == [] for e in endpoints)
+
+
+def test_priorities_must_not_skip_levels() -> None:
+    b = base()
+    cluster(b)["load_assignment"]["endpoints"][0]["priority"] = 2
+    assert problems(b) == [
+        f"{GROUPS}: priorities [2] must range from 0 (highest) to N (lowest) without skipping"
+    ]
+
+
+def test_dns_hosts_keep_their_priority() -> None:
+    b = base()
+    cluster(b)["type"] = "STRICT_DNS"
+    cluster(b)["load_assignment"]["endpoints"] = [
+        {"lb_endpoints": [_endpoint("a.local", 80)]},
+        {"priority": 1, "lb_endpoints": [_endpoint("b.local", 81)]},
+    ]
+    (dns,) = load(b).dns_clusters
+    assert dns.hosts == (DnsHost("a.local", 80, 1, 0), DnsHost("b.local", 81, 1, 1))
 
 
 def test_duplicate_cluster_names() -> None:

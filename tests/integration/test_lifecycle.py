@@ -278,11 +278,15 @@ def test_validate_names_an_unsupported_field(tmp_path):
     config = bootstrap(
         [], [static_cluster("a", [("127.0.0.1", 1)]), static_cluster("b", [("127.0.0.1", 2)])]
     )
-    config["static_resources"]["clusters"][1]["lb_policy"] = "MAGLEV"
-    path = write_bootstrap(tmp_path / "maglev.yaml", config)
+    config["static_resources"]["clusters"][1]["common_lb_config"] = {
+        "ignore_new_hosts_until_first_hc": True
+    }
+    path = write_bootstrap(tmp_path / "unsupported.yaml", config)
     assert validate("envoy", path).returncode == 0
     result = validate("meshcore", path)
     assert result.returncode == 1
     assert re.search(
-        r"^static_resources\.clusters\[1\]\.lb_policy: .*MAGLEV", result.stderr, re.M
+        r"^static_resources\.clusters\[1\]\.common_lb_config\.ignore_new_hosts_until_first_hc: ",
+        result.stderr,
+        re.M,
     ), result.stderr

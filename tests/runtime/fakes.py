@@ -77,6 +77,7 @@ class FakeDnsHost:
     hostname: str
     port: int
     weight: int = 1
+    priority: int = 0
 
 
 @dataclass(frozen=True)

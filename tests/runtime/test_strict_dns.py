@@ -69,6 +69,22 @@ async def test_initial_resolution_builds_endpoints_per_address():
     assert dns.hostname_of("svc", "10.0.0.9", 8080) == ""
 
 
+async def test_endpoints_keep_their_host_priority():
+    dns, _, _, _ = make({"a.example": [["10.0.0.1"]], "b.example": [["10.0.0.3"]]})
+    failover = FakeDnsCluster(
+        "svc",
+        (FakeDnsHost("a.example", 8080), FakeDnsHost("b.example", 9090, priority=1)),
+        refresh_rate_s=5.0,
+    )
+    resolved = await dns.resolve_all([failover])
+    assert resolved == {
+        "svc": [
+            {"address": "10.0.0.1", "port": 8080, "weight": 1},
+            {"address": "10.0.0.3", "port": 9090, "weight": 1, "priority": 1},
+        ]
+    }
+
+
 async def test_a_cluster_that_never_resolved_is_left_out():
     dns, _, stats, _ = make(
         {"a.example": [DnsError("a.example: no address")], "b.example": [DnsError("nx")]}

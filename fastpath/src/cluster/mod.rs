@@ -1,21 +1,27 @@
 //! Cluster state: the host set (swapped whole by `update_endpoints`), its balancer, per-host
 //! counters that survive host-set swaps, and the cluster's stats scope.
 mod host;
+pub mod outlier;
+mod ticker;
 
 pub use host::{Host, HostCounters};
+pub use outlier::Outcome;
+pub use ticker::Ticker;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
 use crate::config::snapshot;
-use crate::lb::Balancer;
-use crate::stats::ClusterStats;
+use crate::lb::{Balancer, HostInput};
 use crate::stats::sets::cluster::{Control, Global};
+use crate::stats::{ClusterStats, OutlierStats};
+use outlier::Detector;
 
 /// The hosts of a cluster at one moment, with the balancer built over them.
 pub struct HostSet {
@@ -41,6 +47,10 @@ pub struct ClusterState {
     pub removed: AtomicBool,
     /// Circuit breakers (issue 4, resilience): shared by all workers.
     pub breakers: crate::breaker::Breakers,
+    /// Outlier detection, when configured.
+    pub outlier: Option<Detector>,
+    /// Serialises host-set swaps (endpoint updates, ejections) so none is lost.
+    swap_lock: Mutex<()>,
 }
 
 impl ClusterState {
@@ -71,9 +81,52 @@ impl ClusterState {
             breakers: crate::breaker::Breakers::new(&cfg.circuit_breakers, stats.clone()),
             stats,
             removed: AtomicBool::new(false),
+            outlier: None,
+            swap_lock: Mutex::new(()),
         };
         st.publish_membership();
         Ok(st)
+    }
+
+    /// Enables outlier detection (when configured) with its `outlier_detection.*` stats.
+    pub fn with_outlier_stats(mut self, stats: Option<OutlierStats>) -> ClusterState {
+        if let (Some(cfg), Some(stats)) = (&self.cfg.outlier_detection, stats) {
+            self.outlier = Some(Detector::new(cfg.clone(), stats));
+        }
+        self
+    }
+
+    /// The data path's report of one upstream result: a branch when outlier detection is
+    /// off, a few relaxed atomics when on; an ejection (rare) rebuilds the balancer.
+    #[inline]
+    pub fn report_result(&self, host: &HostCounters, outcome: Outcome) {
+        if let Some(d) = &self.outlier
+            && let Some(kind) = d.record(host, outcome)
+        {
+            let count = self.hosts.load().hosts.len();
+            if d.eject(host, kind, count, Instant::now()) {
+                self.rebalance();
+            }
+        }
+    }
+
+    /// The outlier interval timer (called often by the engine's control thread; acts once
+    /// per `interval`).
+    pub fn outlier_tick(&self, now: Instant) {
+        if let Some(d) = &self.outlier
+            && d.tick(&self.hosts.load().hosts, now)
+        {
+            self.rebalance();
+        }
+    }
+
+    /// Rebuilds the balancer over the current hosts (after ejections changed).
+    fn rebalance(&self) {
+        let _g = self.swap_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let hosts = self.hosts.load().hosts.clone();
+        let balancer = balancer_for(&self.cfg, &hosts);
+        self.hosts.store(Arc::new(HostSet { hosts, balancer }));
+        self.publish_membership();
     }
 
     /// True when `other` differs from this cluster's config at most in its endpoints.
@@ -108,6 +161,12 @@ impl ClusterState {
 
     /// Swaps in a prepared host set; hosts that left are marked so pools drop them.
     pub fn install(&self, set: HostSet) {
+        let _g = self.swap_lock.lock().unwrap_or_else(|e| e.into_inner());
+        // Ejections may have changed since `set` was prepared.
+        let set = HostSet {
+            balancer: balancer_for(&self.cfg, &set.hosts),
+            hosts: set.hosts,
+        };
         let kept: std::collections::HashSet<SocketAddr> =
             set.hosts.iter().map(|h| h.addr).collect();
         let old = self.hosts.swap(Arc::new(set));
@@ -137,6 +196,7 @@ impl ClusterState {
         self.stats
             .set_global(Global::MembershipTotal, set.hosts.len() as u64);
         let healthy = set.hosts.iter().filter(|h| h.healthy).count();
+        // Envoy's membership_healthy counts health-checked health; ejection is separate.
         self.stats
             .set_global(Global::MembershipHealthy, healthy as u64);
     }
@@ -177,18 +237,31 @@ fn build_set(
             addr,
             weight: ep.weight.max(1),
             healthy: ep.healthy,
+            priority: ep.priority,
             counters,
         });
     }
-    let weights: Vec<u32> = hosts.iter().map(|h| h.weight).collect();
-    let healthy: Vec<bool> = hosts.iter().map(|h| h.healthy).collect();
-    let balancer = Balancer::new(
+    let balancer = balancer_for(cfg, &hosts);
+    Ok(HostSet { hosts, balancer })
+}
+
+/// The balancer over `hosts`: healthy means health-checked healthy and not ejected.
+fn balancer_for(cfg: &snapshot::Cluster, hosts: &[Host]) -> Balancer {
+    let inputs: Vec<HostInput> = hosts
+        .iter()
+        .map(|h| HostInput {
+            weight: h.weight,
+            healthy: h.healthy && !h.counters.ejected.load(Ordering::Relaxed),
+            priority: h.priority,
+            key: h.addr.to_string(),
+        })
+        .collect();
+    Balancer::build(
         cfg.lb_policy,
         cfg.least_request_choice_count,
-        &weights,
-        &healthy,
-    );
-    Ok(HostSet { hosts, balancer })
+        &cfg.lb,
+        &inputs,
+    )
 }
 
 #[cfg(test)]

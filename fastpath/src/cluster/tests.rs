@@ -1,6 +1,7 @@
 //! Cluster tests: host-set swaps keep counters of surviving hosts; errors name the field.
 use super::*;
 use crate::stats::Registry;
+use std::time::Instant;
 
 fn ep(addr: &str, port: u16, healthy: bool) -> snapshot::Endpoint {
     snapshot::Endpoint {
@@ -8,6 +9,7 @@ fn ep(addr: &str, port: u16, healthy: bool) -> snapshot::Endpoint {
         port,
         weight: 1,
         healthy,
+        priority: 0,
     }
 }
 
@@ -62,4 +64,64 @@ fn bad_endpoints_are_named() {
         c.hosts.load().hosts.is_empty(),
         "a bad update changes nothing"
     );
+}
+
+#[test]
+fn reported_5xx_eject_the_host_from_the_balancer_until_the_interval_returns_it() {
+    let reg = Registry::new(1);
+    let mut cfg = cluster(vec![
+        ep("127.0.0.1", 1, true),
+        ep("127.0.0.1", 2, true),
+        ep("127.0.0.1", 3, true),
+    ]);
+    cfg.outlier_detection = Some(
+        serde_json::from_value(serde_json::json!({
+            "interval_ms": 100, "base_ejection_time_ms": 1000, "max_ejection_percent": 50
+        }))
+        .unwrap(),
+    );
+    let od = crate::stats::OutlierStats::new(&reg, "cluster.c.outlier_detection");
+    let c = ClusterState::new(&cfg, ClusterStats::new(&reg, "cluster.c"), "clusters[0]")
+        .unwrap()
+        .with_outlier_stats(Some(od));
+    let t0 = Instant::now();
+    c.outlier_tick(t0); // arms the interval
+    let bad = c.hosts.load().hosts[0].counters.clone();
+    for _ in 0..4 {
+        c.report_result(&bad, Outcome::Status(503));
+    }
+    assert!(!bad.ejected.load(Ordering::Relaxed));
+    c.report_result(&bad, Outcome::Status(503));
+    assert!(bad.ejected.load(Ordering::Relaxed));
+    let picks = |c: &ClusterState| -> Vec<usize> {
+        let set = c.hosts.load();
+        (0..300u64)
+            .map(|r| set.balancer.pick(r, &|_| 0).unwrap())
+            .collect()
+    };
+    assert!(
+        picks(&c).iter().all(|i| *i != 0),
+        "the ejected host was picked"
+    );
+    // An endpoint update keeps the ejection.
+    c.set_endpoints(&cfg.endpoints, "eps").unwrap();
+    assert!(picks(&c).iter().all(|i| *i != 0));
+    // Still ejected before base_ejection_time; back after it, on an interval tick.
+    c.outlier_tick(t0 + Duration::from_millis(500));
+    assert!(bad.ejected.load(Ordering::Relaxed));
+    c.outlier_tick(t0 + Duration::from_millis(1100));
+    assert!(!bad.ejected.load(Ordering::Relaxed));
+    assert!(picks(&c).contains(&0));
+    // Without outlier detection, reports change nothing.
+    let plain = ClusterState::new(
+        &cluster(vec![ep("127.0.0.1", 1, true)]),
+        ClusterStats::new(&reg, "cluster.p"),
+        "x",
+    )
+    .unwrap();
+    let h = plain.hosts.load().hosts[0].counters.clone();
+    for _ in 0..10 {
+        plain.report_result(&h, Outcome::Status(503));
+    }
+    assert!(!h.ejected.load(Ordering::Relaxed));
 }

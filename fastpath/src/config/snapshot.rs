@@ -102,6 +102,9 @@ pub struct HttpConnectionManager {
     // Issue 4 (resilience): see the grouped types at the end of this file.
     #[serde(default)]
     pub connection_limits: ConnectionLimits,
+    /// The HTTP filters before the router, in order (`http_filters`; empty: none).
+    #[serde(default)]
+    pub http_filters: Vec<HttpFilter>,
 }
 
 fn default_server_name() -> String {
@@ -198,6 +201,9 @@ pub struct VirtualHost {
     pub routes: Vec<Route>,
     #[serde(default)]
     pub headers: HeaderMutations,
+    /// `typed_per_filter_config`, keyed by filter name.
+    #[serde(default)]
+    pub typed_per_filter_config: Vec<PerFilterConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -210,6 +216,9 @@ pub struct Route {
     pub action: RouteAction,
     #[serde(default)]
     pub headers: HeaderMutations,
+    /// `typed_per_filter_config`, keyed by filter name (overrides the virtual host's).
+    #[serde(default)]
+    pub typed_per_filter_config: Vec<PerFilterConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -324,6 +333,30 @@ pub struct ForwardAction {
     pub include_request_attempt_count: bool,
     #[serde(default)]
     pub request_mirror_policies: Vec<MirrorPolicy>,
+    /// `hash_policy`: the request hash for RING_HASH and MAGLEV clusters.
+    #[serde(default)]
+    pub hash_policy: Vec<HashPolicy>,
+}
+
+/// One route `hash_policy` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HashPolicy {
+    pub policy: HashSource,
+    /// Stop at this policy when a hash has been computed.
+    #[serde(default)]
+    pub terminal: bool,
+}
+
+/// What a hash policy hashes (names lower-cased by Python for headers).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum HashSource {
+    Header(String),
+    /// An existing cookie's value (meshcore does not generate cookies).
+    Cookie(String),
+    SourceIp,
+    QueryParameter(String),
 }
 
 fn default_route_timeout_ms() -> u64 {
@@ -379,6 +412,143 @@ fn default_redirect_code() -> u16 {
     301
 }
 
+/// One HTTP filter of a connection manager (`http_filters[i]`, the router excluded).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFilter {
+    /// The filter's `name`: the key of per-route overrides.
+    pub name: String,
+    pub config: HttpFilterConfig,
+}
+
+/// A per-route override (`typed_per_filter_config` entry) for the filter named `name`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PerFilterConfig {
+    pub name: String,
+    pub config: HttpFilterConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum HttpFilterConfig {
+    /// `envoy.extensions.filters.http.fault.v3.HTTPFault`.
+    Fault(Fault),
+    /// `envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit`.
+    LocalRatelimit(LocalRateLimit),
+}
+
+/// Envoy `FractionalPercent`: `numerator` out of `denominator` (100, 10000 or 1000000).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Percent {
+    pub numerator: u32,
+    pub denominator: u32,
+}
+
+/// `HTTPFault`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    #[serde(default)]
+    pub delay: Option<FaultDelay>,
+    #[serde(default)]
+    pub abort: Option<FaultAbort>,
+    /// The fault applies only to requests matching all of these.
+    #[serde(default)]
+    pub headers: Vec<HeaderMatcher>,
+    /// The fault applies only to requests routed to this cluster.
+    #[serde(default)]
+    pub upstream_cluster: Option<String>,
+    /// Most requests with an active fault at once (all workers); unset: no limit.
+    #[serde(default)]
+    pub max_active_faults: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultDelay {
+    pub kind: FaultDelayKind,
+    pub percentage: Percent,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum FaultDelayKind {
+    /// `fixed_delay` in ms.
+    FixedMs(u64),
+    /// `header_delay`: `x-envoy-fault-delay-request`.
+    Header,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultAbort {
+    pub kind: FaultAbortKind,
+    pub percentage: Percent,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum FaultAbortKind {
+    HttpStatus(u16),
+    GrpcStatus(u32),
+    /// `header_abort`: `x-envoy-fault-abort-request` / `x-envoy-fault-abort-grpc-request`.
+    Header,
+}
+
+/// `LocalRateLimit` (HTTP).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LocalRateLimit {
+    pub stat_prefix: String,
+    #[serde(default)]
+    pub token_bucket: Option<TokenBucket>,
+    /// `filter_enabled.default_value` (Envoy default 0%: the filter does nothing).
+    #[serde(default = "zero_percent")]
+    pub filter_enabled: Percent,
+    /// `filter_enforced.default_value` (Envoy default 0%).
+    #[serde(default = "zero_percent")]
+    pub filter_enforced: Percent,
+    /// Added to the rate-limited reply (append only).
+    #[serde(default)]
+    pub response_headers_to_add: Vec<HeaderValueOption>,
+    /// Added to a rate-limited request that is not enforced (append only).
+    #[serde(default)]
+    pub request_headers_to_add_when_not_enforced: Vec<HeaderValueOption>,
+    /// `status.code` (default 429).
+    #[serde(default = "default_rate_limited_status")]
+    pub status: u16,
+    /// `enable_x_ratelimit_headers: DRAFT_VERSION_03`.
+    #[serde(default)]
+    pub enable_x_ratelimit_headers: bool,
+    /// `local_rate_limit_per_downstream_connection`.
+    #[serde(default)]
+    pub per_downstream_connection: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBucket {
+    pub max_tokens: u32,
+    #[serde(default = "default_tokens_per_fill")]
+    pub tokens_per_fill: u32,
+    pub fill_interval_ms: u64,
+}
+
+fn zero_percent() -> Percent {
+    Percent {
+        numerator: 0,
+        denominator: 100,
+    }
+}
+fn default_rate_limited_status() -> u16 {
+    429
+}
+fn default_tokens_per_fill() -> u32 {
+    1
+}
+
 /// One upstream cluster.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -410,6 +580,150 @@ pub struct Cluster {
     /// `common_http_protocol_options.max_requests_per_connection`; 0: no limit.
     #[serde(default)]
     pub max_requests_per_connection: u32,
+    /// Balancing beyond the policy: panic threshold, priorities, bias, hash tables.
+    #[serde(default)]
+    pub lb: LbSettings,
+    /// `outlier_detection`; absent disables it.
+    #[serde(default)]
+    pub outlier_detection: Option<OutlierDetection>,
+}
+
+/// `common_lb_config`, the policy's own config, and the load assignment's `policy`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LbSettings {
+    /// `common_lb_config.healthy_panic_threshold` in percent (default 50; 0 disables).
+    #[serde(default = "default_panic_threshold_pct")]
+    pub healthy_panic_threshold_pct: u32,
+    /// `load_assignment.policy.overprovisioning_factor` (default 140).
+    #[serde(default = "default_overprovisioning_factor")]
+    pub overprovisioning_factor: u32,
+    /// `least_request_lb_config.active_request_bias` (default 1.0).
+    #[serde(default = "default_active_request_bias")]
+    pub active_request_bias: f64,
+    /// `ring_hash_lb_config.minimum_ring_size` (default 1024).
+    #[serde(default = "default_min_ring")]
+    pub minimum_ring_size: u64,
+    /// `ring_hash_lb_config.maximum_ring_size` (default 8M).
+    #[serde(default = "default_max_ring")]
+    pub maximum_ring_size: u64,
+    /// `maglev_lb_config.table_size` (default 65537, a prime).
+    #[serde(default = "default_maglev_table")]
+    pub maglev_table_size: u64,
+}
+
+impl Default for LbSettings {
+    fn default() -> Self {
+        LbSettings {
+            healthy_panic_threshold_pct: default_panic_threshold_pct(),
+            overprovisioning_factor: default_overprovisioning_factor(),
+            active_request_bias: default_active_request_bias(),
+            minimum_ring_size: default_min_ring(),
+            maximum_ring_size: default_max_ring(),
+            maglev_table_size: default_maglev_table(),
+        }
+    }
+}
+
+fn default_panic_threshold_pct() -> u32 {
+    50
+}
+fn default_overprovisioning_factor() -> u32 {
+    140
+}
+fn default_active_request_bias() -> f64 {
+    1.0
+}
+fn default_min_ring() -> u64 {
+    1024
+}
+fn default_max_ring() -> u64 {
+    8 * 1024 * 1024
+}
+fn default_maglev_table() -> u64 {
+    65_537
+}
+
+/// `outlier_detection`: Envoy's fields, durations in ms, percentages 0..100.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierDetection {
+    #[serde(default = "default_consecutive")]
+    pub consecutive_5xx: u32,
+    #[serde(default = "default_consecutive")]
+    pub consecutive_gateway_failure: u32,
+    #[serde(default = "default_consecutive")]
+    pub consecutive_local_origin_failure: u32,
+    #[serde(default)]
+    pub split_external_local_origin_errors: bool,
+    #[serde(default = "default_od_interval_ms")]
+    pub interval_ms: u64,
+    #[serde(default = "default_base_ejection_ms")]
+    pub base_ejection_time_ms: u64,
+    #[serde(default = "default_max_ejection_ms")]
+    pub max_ejection_time_ms: u64,
+    #[serde(default = "default_max_ejection_percent")]
+    pub max_ejection_percent: u32,
+    #[serde(default = "default_hundred")]
+    pub enforcing_consecutive_5xx: u32,
+    #[serde(default)]
+    pub enforcing_consecutive_gateway_failure: u32,
+    #[serde(default = "default_hundred")]
+    pub enforcing_consecutive_local_origin_failure: u32,
+    #[serde(default = "default_hundred")]
+    pub enforcing_success_rate: u32,
+    #[serde(default = "default_hundred")]
+    pub enforcing_local_origin_success_rate: u32,
+    #[serde(default = "default_success_rate_minimum_hosts")]
+    pub success_rate_minimum_hosts: u32,
+    #[serde(default = "default_success_rate_request_volume")]
+    pub success_rate_request_volume: u32,
+    #[serde(default = "default_success_rate_stdev_factor")]
+    pub success_rate_stdev_factor: u32,
+    #[serde(default)]
+    pub enforcing_failure_percentage: u32,
+    #[serde(default)]
+    pub enforcing_failure_percentage_local_origin: u32,
+    #[serde(default = "default_failure_percentage_threshold")]
+    pub failure_percentage_threshold: u32,
+    #[serde(default = "default_success_rate_minimum_hosts")]
+    pub failure_percentage_minimum_hosts: u32,
+    #[serde(default = "default_failure_percentage_request_volume")]
+    pub failure_percentage_request_volume: u32,
+}
+
+fn default_consecutive() -> u32 {
+    5
+}
+fn default_od_interval_ms() -> u64 {
+    10_000
+}
+fn default_base_ejection_ms() -> u64 {
+    30_000
+}
+fn default_max_ejection_ms() -> u64 {
+    300_000
+}
+fn default_max_ejection_percent() -> u32 {
+    10
+}
+fn default_hundred() -> u32 {
+    100
+}
+fn default_success_rate_minimum_hosts() -> u32 {
+    5
+}
+fn default_success_rate_request_volume() -> u32 {
+    100
+}
+fn default_success_rate_stdev_factor() -> u32 {
+    1900
+}
+fn default_failure_percentage_threshold() -> u32 {
+    85
+}
+fn default_failure_percentage_request_volume() -> u32 {
+    50
 }
 
 fn default_connect_timeout_ms() -> u64 {
@@ -429,6 +743,8 @@ pub enum LbPolicy {
     RoundRobin,
     LeastRequest,
     Random,
+    RingHash,
+    Maglev,
 }
 
 /// One upstream host; also the element type of `Engine.update_endpoints`.
@@ -444,6 +760,9 @@ pub struct Endpoint {
     /// False takes the host out of load balancing (EDS health / active health checks).
     #[serde(default = "default_true")]
     pub healthy: bool,
+    /// `LocalityLbEndpoints.priority` (0 is the highest).
+    #[serde(default)]
+    pub priority: u32,
 }
 
 fn default_weight() -> u32 {

@@ -1,9 +1,9 @@
 //! LEAST_REQUEST: Envoy's power-of-N-choices when weights are equal, and weighted selection by
-//! `weight / (active + 1)` (active_request_bias 1.0) when they differ.
+//! `weight / (active + 1) ^ active_request_bias` when they differ.
 use fastrand::Rng;
 
 /// Weighted picks first try this many proposals by static weight, each accepted with
-/// probability `1 / (active + 1)`; then they fall back to one exact O(n) draw.
+/// probability `1 / (active + 1) ^ bias`; then they fall back to one exact O(n) draw.
 const REJECTION_TRIES: u32 = 16;
 
 #[derive(Debug)]
@@ -17,16 +17,19 @@ pub(super) struct LeastRequest {
 #[derive(Debug)]
 struct Weighted {
     weights: Box<[u32]>,
+    /// `active_request_bias` (Envoy default 1.0).
+    bias: f64,
     /// Cumulative weights: host i covers `[cumulative[i-1], cumulative[i])`.
     cumulative: Box<[u64]>,
 }
 
 impl LeastRequest {
     /// `weights` are those of the hosts picks are made from (each >= 1).
-    pub(super) fn new(weights: &[u32], choice_count: u32) -> LeastRequest {
+    pub(super) fn new(weights: &[u32], choice_count: u32, bias: f64) -> LeastRequest {
         let differ = weights.windows(2).any(|w| w[0] != w[1]);
         let weighted = differ.then(|| Weighted {
             weights: weights.into(),
+            bias: if bias.is_finite() { bias.max(0.0) } else { 1.0 },
             cumulative: weights
                 .iter()
                 .scan(0u64, |sum, w| {
@@ -80,11 +83,17 @@ impl Weighted {
             let point = rng.u64(..total);
             let p = self.cumulative.partition_point(|end| *end <= point);
             let a = active(p);
-            if a == 0 || rng.u64(..a.saturating_add(1)) == 0 {
+            let accept = if self.bias == 1.0 {
+                a == 0 || rng.u64(..a.saturating_add(1)) == 0
+            } else {
+                a == 0 || rng.f64() < (a as f64 + 1.0).powf(-self.bias)
+            };
+            if accept {
                 return p;
             }
         }
-        let effective = |p: usize| f64::from(self.weights[p]) / (active(p) as f64 + 1.0);
+        let effective =
+            |p: usize| f64::from(self.weights[p]) / (active(p) as f64 + 1.0).powf(self.bias);
         let sum: f64 = (0..self.weights.len()).map(effective).sum();
         let mut point = rng.f64() * sum;
         for p in 0..self.weights.len() {
@@ -118,21 +127,21 @@ mod tests {
 
     #[test]
     fn equal_weights_use_power_of_choices() {
-        let lr = LeastRequest::new(&[1, 1, 1, 1], 2);
+        let lr = LeastRequest::new(&[1, 1, 1, 1], 2, 1.0);
         assert!(lr.weighted.is_none());
         // Host 3 is idle, the others busy: it wins unless both samples miss it,
         // so its share is 1 - (3/4)^2 = 7/16.
         let s = share(&lr, &|p| if p == 3 { 0 } else { 5 }, 4, 20_000);
         assert!((s[3] - 7.0 / 16.0).abs() < 0.02, "{s:?}");
         // More choices find the idle host more often.
-        let lr = LeastRequest::new(&[1, 1, 1, 1], 5);
+        let lr = LeastRequest::new(&[1, 1, 1, 1], 5, 1.0);
         let s = share(&lr, &|p| if p == 3 { 0 } else { 5 }, 4, 20_000);
         assert!((s[3] - (1.0 - 0.75f64.powi(5))).abs() < 0.02, "{s:?}");
     }
 
     #[test]
     fn ties_keep_the_first_sample() {
-        let lr = LeastRequest::new(&[1, 1], 2);
+        let lr = LeastRequest::new(&[1, 1], 2, 1.0);
         // With equal load every host is still reachable.
         let s = share(&lr, &|_| 3, 2, 4_000);
         assert!(s.iter().all(|x| (x - 0.5).abs() < 0.05), "{s:?}");
@@ -140,7 +149,7 @@ mod tests {
 
     #[test]
     fn weighted_picks_follow_weight_over_active_plus_one() {
-        let lr = LeastRequest::new(&[1, 3], 2);
+        let lr = LeastRequest::new(&[1, 3], 2, 1.0);
         assert!(lr.weighted.is_some());
         let s = share(&lr, &|_| 0, 2, 40_000);
         assert!((s[1] - 0.75).abs() < 0.02, "{s:?}");
@@ -156,9 +165,9 @@ mod tests {
 
     #[test]
     fn single_host_and_zero_choices() {
-        let lr = LeastRequest::new(&[7], 0);
+        let lr = LeastRequest::new(&[7], 0, 1.0);
         assert_eq!(lr.pick(123, &|_| 9), 0);
-        let lr = LeastRequest::new(&[1, 1], 0);
+        let lr = LeastRequest::new(&[1, 1], 0, 1.0);
         assert!(lr.pick(5, &|_| 0) < 2);
     }
 }

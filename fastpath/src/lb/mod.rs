@@ -1,26 +1,51 @@
-//! Load balancing over one cluster's host set: round robin, least request and random, with
-//! Envoy's health filtering and panic threshold. Lock-free: picks only touch atomics.
+//! Load balancing over one cluster's host set: round robin, least request, random, ring hash
+//! and Maglev, with Envoy's priority levels, health filtering and panic threshold. Lock-free:
+//! picks only touch atomics.
 //!
-//! A `Balancer` is immutable apart from its round-robin cursor; the data path builds a new one
-//! whenever the host set or its health changes and swaps it in.
+//! A `Balancer` is immutable apart from its round-robin cursors; the data path builds a new one
+//! whenever the host set, its health or its outlier ejections change, and swaps it in.
 mod least_request;
+mod maglev;
+pub mod priority;
 mod random;
+mod ring_hash;
 mod round_robin;
 
-use crate::config::snapshot::LbPolicy;
+use crate::config::snapshot::{LbPolicy, LbSettings};
 use least_request::LeastRequest;
+use maglev::Maglev;
+use priority::LevelCounts;
+use ring_hash::Ring;
 use round_robin::RoundRobin;
 
 /// Envoy's default `common_lb_config.healthy_panic_threshold` (50%).
 pub const DEFAULT_PANIC_THRESHOLD_PCT: u32 = 50;
 
+/// One host as the balancer sees it.
+#[derive(Debug, Clone)]
+pub struct HostInput {
+    pub weight: u32,
+    /// Healthy and not ejected.
+    pub healthy: bool,
+    pub priority: u32,
+    /// `ip:port`, hashed onto rings (RING_HASH, MAGLEV).
+    pub key: String,
+}
+
 /// A load balancer over one cluster's hosts (`Send + Sync`; share it behind an `Arc`).
 #[derive(Debug)]
 pub struct Balancer {
-    /// Indices (into the host set) of the hosts picks are spread over: the healthy ones, or
-    /// all of them in panic mode.
-    hosts: Box<[usize]>,
+    levels: Box<[Level]>,
+    /// Cumulative load per level in percent (the last non-empty one reaches 100).
+    cumulative: Box<[u32]>,
     in_panic: bool,
+}
+
+/// One priority level with load: the hosts picks are spread over and its policy.
+#[derive(Debug)]
+struct Level {
+    /// Indices (into the host set): the healthy ones, or all of the level in panic.
+    hosts: Box<[usize]>,
     policy: Policy,
 }
 
@@ -29,13 +54,15 @@ enum Policy {
     RoundRobin(RoundRobin),
     LeastRequest(LeastRequest),
     Random,
+    RingHash(Ring),
+    Maglev(Maglev),
 }
 
 impl Balancer {
     /// `weights[i]` = `load_balancing_weight` of host i (>= 1; 0 counts as 1); `healthy[i]`
     /// whether it may be picked. Host i exists for `i < min(weights.len(), healthy.len())`.
     /// `choice_count` is LEAST_REQUEST's `choice_count` (Envoy's default is 2). Uses Envoy's
-    /// default panic threshold of 50%.
+    /// default panic threshold of 50%, one priority level.
     pub fn new(policy: LbPolicy, choice_count: u32, weights: &[u32], healthy: &[bool]) -> Balancer {
         Balancer::with_panic_threshold(
             policy,
@@ -57,24 +84,92 @@ impl Balancer {
         healthy: &[bool],
         panic_threshold_pct: u32,
     ) -> Balancer {
-        let total = weights.len().min(healthy.len());
-        let healthy_count = healthy[..total].iter().filter(|h| **h).count();
-        let threshold = u64::from(panic_threshold_pct.min(100));
-        // Envoy: panic when 100 * healthy / total < threshold.
-        let in_panic = total > 0 && (healthy_count as u64) * 100 < threshold * total as u64;
-        let hosts: Box<[usize]> = (0..total).filter(|i| in_panic || healthy[*i]).collect();
-        let host_weights: Vec<u32> = hosts.iter().map(|i| weights[*i].max(1)).collect();
-        let policy = match policy {
-            LbPolicy::RoundRobin => Policy::RoundRobin(RoundRobin::new(&host_weights)),
-            LbPolicy::LeastRequest => {
-                Policy::LeastRequest(LeastRequest::new(&host_weights, choice_count))
-            }
-            LbPolicy::Random => Policy::Random,
+        let hosts: Vec<HostInput> = weights
+            .iter()
+            .zip(healthy)
+            .enumerate()
+            .map(|(i, (w, h))| HostInput {
+                weight: *w,
+                healthy: *h,
+                priority: 0,
+                key: format!("host{i}"),
+            })
+            .collect();
+        let settings = LbSettings {
+            healthy_panic_threshold_pct: panic_threshold_pct,
+            ..LbSettings::default()
         };
+        Balancer::build(policy, choice_count, &settings, &hosts)
+    }
+
+    /// The general form: hosts in priority levels, Envoy's priority load (health ×
+    /// overprovisioning factor, spilling to lower levels) and per-level panic.
+    pub fn build(
+        policy: LbPolicy,
+        choice_count: u32,
+        settings: &LbSettings,
+        hosts: &[HostInput],
+    ) -> Balancer {
+        let n_levels = hosts
+            .iter()
+            .map(|h| h.priority as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut counts = vec![LevelCounts::default(); n_levels];
+        for h in hosts {
+            let c = &mut counts[h.priority as usize];
+            c.total += 1;
+            c.healthy += u32::from(h.healthy);
+        }
+        let load = priority::compute(
+            &counts,
+            settings.overprovisioning_factor,
+            settings.healthy_panic_threshold_pct,
+        );
+        let mut levels = Vec::with_capacity(n_levels);
+        let mut cumulative = Vec::with_capacity(n_levels);
+        let mut sum = 0;
+        let mut in_panic = false;
+        for p in 0..n_levels {
+            let panic = load.panic[p];
+            let members: Box<[usize]> = (0..hosts.len())
+                .filter(|i| hosts[*i].priority as usize == p && (panic || hosts[*i].healthy))
+                .collect();
+            if load.load[p] > 0 && panic {
+                in_panic = true;
+            }
+            sum += load.load[p];
+            cumulative.push(sum);
+            let weights: Vec<u32> = members.iter().map(|i| hosts[*i].weight.max(1)).collect();
+            let keys =
+                || -> Vec<String> { members.iter().map(|i| hosts[*i].key.clone()).collect() };
+            let policy = match policy {
+                LbPolicy::RoundRobin => Policy::RoundRobin(RoundRobin::new(&weights)),
+                LbPolicy::LeastRequest => Policy::LeastRequest(LeastRequest::new(
+                    &weights,
+                    choice_count,
+                    settings.active_request_bias,
+                )),
+                LbPolicy::Random => Policy::Random,
+                LbPolicy::RingHash => Policy::RingHash(Ring::new(
+                    &keys(),
+                    &weights,
+                    settings.minimum_ring_size,
+                    settings.maximum_ring_size,
+                )),
+                LbPolicy::Maglev => {
+                    Policy::Maglev(Maglev::new(&keys(), &weights, settings.maglev_table_size))
+                }
+            };
+            levels.push(Level {
+                hosts: members,
+                policy,
+            });
+        }
         Balancer {
-            hosts,
+            levels: levels.into(),
+            cumulative: cumulative.into(),
             in_panic,
-            policy,
         }
     }
 
@@ -82,27 +177,67 @@ impl Balancer {
     /// healthy host with panic mode disabled). `rq_active(i)` gives host i's active requests
     /// (for LEAST_REQUEST); `rand` is a uniform random u64.
     pub fn pick(&self, rand: u64, rq_active: &dyn Fn(usize) -> u64) -> Option<usize> {
-        if self.hosts.is_empty() {
-            return None;
-        }
-        let position = match &self.policy {
-            Policy::RoundRobin(rr) => rr.next(),
-            Policy::LeastRequest(lr) => lr.pick(rand, &|p| rq_active(self.hosts[p])),
-            Policy::Random => random::pick(rand, self.hosts.len()),
-        };
-        Some(self.hosts[position])
+        self.pick_hashed(rand, None, rq_active)
     }
 
-    /// True when fewer hosts than the panic threshold are healthy, so picks include
-    /// unhealthy hosts (for Envoy's `lb_healthy_panic` counter).
+    /// Like `pick`, with the request's hash (route `hash_policy`) for RING_HASH and MAGLEV;
+    /// without one they pick by `rand`, as Envoy picks a random hash.
+    pub fn pick_hashed(
+        &self,
+        rand: u64,
+        hash: Option<u64>,
+        rq_active: &dyn Fn(usize) -> u64,
+    ) -> Option<usize> {
+        let level = match self.levels.len() {
+            0 => return None,
+            1 => &self.levels[0],
+            _ => {
+                // Envoy: `hash % 100` (or a random one) against the cumulative loads.
+                let point = (hash.unwrap_or(mix(rand)) % 100) as u32;
+                let p = self.cumulative.partition_point(|c| *c <= point);
+                &self.levels[p.min(self.levels.len() - 1)]
+            }
+        };
+        if level.hosts.is_empty() {
+            return None;
+        }
+        let position = match &level.policy {
+            Policy::RoundRobin(rr) => rr.next(),
+            Policy::LeastRequest(lr) => lr.pick(rand, &|p| rq_active(level.hosts[p])),
+            Policy::Random => random::pick(rand, level.hosts.len()),
+            Policy::RingHash(r) => r.pick(hash.unwrap_or(rand)),
+            Policy::Maglev(m) => m.pick(hash.unwrap_or(rand)),
+        };
+        Some(level.hosts[position])
+    }
+
+    /// True when a level with load balances over its unhealthy hosts too (for Envoy's
+    /// `lb_healthy_panic` counter).
     pub fn in_panic(&self) -> bool {
         self.in_panic
     }
 
-    /// How many hosts picks are spread over.
+    /// How many hosts picks are spread over (in levels that get traffic).
     pub fn available(&self) -> usize {
-        self.hosts.len()
+        let mut prev = 0;
+        let mut n = 0;
+        for (l, c) in self.levels.iter().zip(self.cumulative.iter()) {
+            if *c > prev {
+                n += l.hosts.len();
+            }
+            prev = *c;
+        }
+        n
     }
+}
+
+/// A second uniform value from `rand` (splitmix64's finaliser), so the priority draw does not
+/// correlate with the host draw.
+fn mix(rand: u64) -> u64 {
+    let mut z = rand.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]
@@ -111,10 +246,12 @@ mod tests {
 
     use super::*;
 
-    const POLICIES: [LbPolicy; 3] = [
+    const POLICIES: [LbPolicy; 5] = [
         LbPolicy::RoundRobin,
         LbPolicy::LeastRequest,
         LbPolicy::Random,
+        LbPolicy::RingHash,
+        LbPolicy::Maglev,
     ];
 
     fn idle(_: usize) -> u64 {
@@ -189,7 +326,18 @@ mod tests {
             Balancer::with_panic_threshold(LbPolicy::RoundRobin, 2, &[1, 1], &[false, false], 0);
         assert!(!b.in_panic());
         assert_eq!(b.pick(0, &idle), None);
-        // A higher threshold panics sooner.
+        // A higher threshold panics sooner: 2 of 4 healthy is 50% < 80%.
+        let b = Balancer::with_panic_threshold(
+            LbPolicy::Random,
+            2,
+            &[1; 4],
+            &[true, true, false, false],
+            80,
+        );
+        assert!(b.in_panic());
+        assert_eq!(b.available(), 4);
+        // As in Envoy, panic is only considered when the overprovisioned health is below
+        // 100: 3 of 4 healthy × 1.4 = 105, so even an 80% threshold does not panic.
         let b = Balancer::with_panic_threshold(
             LbPolicy::Random,
             2,
@@ -197,8 +345,8 @@ mod tests {
             &[true, true, true, false],
             80,
         );
-        assert!(b.in_panic());
-        assert_eq!(b.available(), 4);
+        assert!(!b.in_panic());
+        assert_eq!(b.available(), 3);
     }
 
     #[test]
@@ -286,5 +434,93 @@ mod tests {
                 assert!(t.join().unwrap(), "{policy:?}");
             }
         }
+    }
+
+    fn level_hosts(levels: &[(u32, bool)]) -> Vec<HostInput> {
+        levels
+            .iter()
+            .enumerate()
+            .map(|(i, (priority, healthy))| HostInput {
+                weight: 1,
+                healthy: *healthy,
+                priority: *priority,
+                key: format!("10.0.0.{i}:80"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn traffic_fails_over_to_the_next_priority() {
+        let s = LbSettings::default();
+        for policy in POLICIES {
+            // P0 all unhealthy, P1 healthy: everything goes to P1, no panic.
+            let hosts = level_hosts(&[(0, false), (0, false), (1, true), (1, true)]);
+            let b = Balancer::build(policy, 2, &s, &hosts);
+            assert!(!b.in_panic(), "{policy:?}");
+            assert_eq!(b.available(), 2);
+            for r in rands(5, 500) {
+                let h = b.pick(r, &idle).unwrap();
+                assert!(h >= 2, "{policy:?} picked P0 host {h}");
+            }
+        }
+        // P0 half healthy: 70% to P0 (its healthy host), 30% to P1.
+        let hosts = level_hosts(&[(0, true), (0, false), (1, true), (1, true)]);
+        let b = Balancer::build(LbPolicy::Random, 2, &s, &hosts);
+        let mut seen = [0u32; 4];
+        for r in rands(6, 20_000) {
+            seen[b.pick(r, &idle).unwrap()] += 1;
+        }
+        assert_eq!(seen[1], 0);
+        assert!((13_500..14_500).contains(&seen[0]), "{seen:?}");
+        // Healthy enough (3 of 4: 105 capped at 100): P1 gets nothing.
+        let hosts = level_hosts(&[(0, true), (0, true), (0, true), (0, false), (1, true)]);
+        let b = Balancer::build(LbPolicy::RoundRobin, 2, &s, &hosts);
+        assert!(rands(7, 100).iter().all(|r| b.pick(*r, &idle).unwrap() < 3));
+    }
+
+    #[test]
+    fn hash_picks_are_stable_and_choose_the_level_by_hash() {
+        let s = LbSettings::default();
+        let hosts = level_hosts(&[(0, true), (0, true), (0, true)]);
+        for policy in [LbPolicy::RingHash, LbPolicy::Maglev] {
+            let b = Balancer::build(policy, 2, &s, &hosts);
+            for h in 0..200u64 {
+                let hash = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                let first = b.pick_hashed(1, Some(hash), &idle);
+                assert_eq!(b.pick_hashed(999, Some(hash), &idle), first, "{policy:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn least_request_bias_is_configurable() {
+        // Weights differ, host 0 is busy: bias 0 ignores load (weights only), bias 1 divides
+        // by active + 1.
+        let active = |i: usize| if i == 0 { 3 } else { 0 };
+        let hosts: Vec<HostInput> = [2u32, 1]
+            .iter()
+            .enumerate()
+            .map(|(i, w)| HostInput {
+                weight: *w,
+                healthy: true,
+                priority: 0,
+                key: format!("h{i}"),
+            })
+            .collect();
+        let share = |bias: f64| {
+            let s = LbSettings {
+                active_request_bias: bias,
+                ..LbSettings::default()
+            };
+            let b = Balancer::build(LbPolicy::LeastRequest, 2, &s, &hosts);
+            rands(8, 20_000)
+                .into_iter()
+                .filter(|r| b.pick(*r, &active) == Some(0))
+                .count() as f64
+                / 20_000.0
+        };
+        // bias 0: 2/3; bias 1: (2/4) / (2/4 + 1) = 1/3.
+        assert!((share(0.0) - 2.0 / 3.0).abs() < 0.02);
+        assert!((share(1.0) - 1.0 / 3.0).abs() < 0.02);
     }
 }

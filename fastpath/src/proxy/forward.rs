@@ -111,11 +111,14 @@ enum AttemptEnd {
     Finish(Flow),
 }
 
-/// Picks a host; with `previous_hosts`, re-picks (up to `host_selection_retry_max_attempts`
-/// more times) while the pick was already tried.
+/// Picks a host (with the route `hash_policy`'s request hash for RING_HASH / MAGLEV); with
+/// `previous_hosts`, re-picks (up to `host_selection_retry_max_attempts` more times) while
+/// the pick was already tried. A re-pick alters the hash as Envoy's Maglev does
+/// (`hash ^ -attempt`), so a hashing balancer can choose another host.
 fn pick_host(
     cluster: &ClusterState,
     w: usize,
+    hash: Option<u64>,
     tried: &[u64],
     policy: Option<&RetryPolicy>,
 ) -> Option<(Arc<HostCounters>, SocketAddr)> {
@@ -133,10 +136,11 @@ fn pick_host(
         _ => 1,
     };
     let mut last = None;
-    for _ in 0..picks {
+    for attempt in 0..u64::from(picks) {
+        let hash = hash.map(|h| h ^ attempt.wrapping_neg());
         let h = set
             .balancer
-            .pick(fastrand::u64(..), &rq_active)
+            .pick_hashed(fastrand::u64(..), hash, &rq_active)
             .and_then(|i| set.hosts.get(i))?;
         last = Some((h.counters.clone(), h.addr));
         if !tried.contains(&h.counters.id) {
@@ -225,7 +229,7 @@ impl Conn {
         let policy = plan.route.retry();
         // Hosts already tried (previous_hosts); no allocation until a retry pushes one.
         let mut tried: Vec<u64> = Vec::new();
-        let Some((mut host, mut addr)) = pick_host(cluster, w, &tried, policy) else {
+        let Some((mut host, mut addr)) = pick_host(cluster, w, plan.hash, &tried, policy) else {
             cluster
                 .stats
                 .inc(w, cluster::Counter::UpstreamCxNoneHealthy);
@@ -324,6 +328,18 @@ impl Conn {
                 std::mem::forget(rq);
                 end
             };
+            // Outlier detection counts every attempt's result, as Envoy does.
+            match &end {
+                AttemptEnd::Response(_, r, ..) => {
+                    cluster.report_result(&host, crate::cluster::Outcome::Status(r.code))
+                }
+                AttemptEnd::Failed(kind, _) => {
+                    if let Some(o) = crate::cluster::Outcome::from_error(kind) {
+                        cluster.report_result(&host, o);
+                    }
+                }
+                AttemptEnd::Finish(_) => {}
+            }
             let outcome = match &end {
                 AttemptEnd::Response(_, r, ..) => Outcome::Response(r.code),
                 AttemptEnd::Failed(_, Some(o)) => *o,
@@ -395,7 +411,7 @@ impl Conn {
             }
             retries += 1;
             tried.push(host.id);
-            match pick_host(cluster, w, &tried, policy) {
+            match pick_host(cluster, w, plan.hash, &tried, policy) {
                 Some((h, a)) => (host, addr) = (h, a),
                 None => {
                     cluster

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 
 use crate::compiled::{Hcm, ListenerHandle, ListenerView};
 use crate::error::ErrorKind;
+use crate::filters::Verdict;
 use crate::http1::{ChunkedDecoder, Framing, HeadError};
 use crate::local_reply::{self, ReplyHead};
 use crate::router::{HeaderList, Selection};
@@ -128,6 +129,8 @@ struct Conn {
     linger: bool,
     /// Requests read on this connection (`max_requests_per_connection`).
     served: Cell<u32>,
+    /// Header lines an HTTP filter adds to its local reply (taken by `local_reply`).
+    reply_extra: Vec<u8>,
 }
 
 /// Serves one accepted connection until it closes.
@@ -164,6 +167,7 @@ pub async fn serve(
         record: RequestRecord::default(),
         linger: false,
         served: Cell::new(0),
+        reply_extra: Vec::new(),
     };
     while conn.one_request().await == Flow::Continue {}
     if conn.linger {
@@ -337,12 +341,15 @@ impl Conn {
         let started = Instant::now();
         let mut req_out = self.worker.buffers.get();
         let port = self.handle.port;
+        let mut verdict = Verdict::default();
         let mut prepared = prepare::prepare(
             self.down.buffered(),
             hcm,
             self.down.peer,
             port,
             &mut req_out,
+            w,
+            &mut verdict,
         );
         if let Prepared::Reject(HeadError::UnsupportedVersion, _) = prepared
             && hcm.cfg.accept_http_10
@@ -357,6 +364,8 @@ impl Conn {
                     self.down.peer,
                     port,
                     &mut req_out,
+                    w,
+                    &mut verdict,
                 );
             }
         }
@@ -370,6 +379,14 @@ impl Conn {
         };
         self.down.consume(info.head_len);
         let _active = RqActive::start(&hcm.stats, w);
+        if !verdict.is_continue()
+            && let Some(flow) = self
+                .run_filters(hcm, &prepared, &info, &mut verdict, started)
+                .await
+        {
+            self.worker.buffers.put(req_out);
+            return flow;
+        }
         let flow = match prepared {
             Prepared::Reject(..) => Flow::Close,
             Prepared::NoRoute(info) => {
@@ -413,6 +430,39 @@ impl Conn {
         };
         self.worker.buffers.put(req_out);
         flow
+    }
+
+    /// Carries out the HTTP filters' decision: records their flags, waits out a delay (a
+    /// timer: the worker runs on), and answers with a filter's reply. `None`: go on with the
+    /// request.
+    async fn run_filters(
+        &mut self,
+        hcm: &Hcm,
+        prepared: &Prepared<'_>,
+        info: &ReqInfo,
+        verdict: &mut Verdict<'_>,
+        started: Instant,
+    ) -> Option<Flow> {
+        self.record.flags.extend(verdict.flags);
+        if let Some(d) = verdict.delay {
+            tokio::time::sleep(d).await;
+        }
+        let reply = verdict.reply.take()?;
+        let mutations = match prepared {
+            Prepared::Forward(plan, _) => Some((plan.sel, plan.choice)),
+            Prepared::Local(spec, _) => spec.mutations,
+            _ => None,
+        };
+        self.reply_extra = reply.headers;
+        let body = LocalBody {
+            status: reply.status,
+            body: reply.body,
+            location: None,
+        };
+        Some(
+            self.local_reply(hcm, info, body, mutations, started, ReqBody::Buffered)
+                .await,
+        )
     }
 
     /// A head meshcore will not proxy (400/426/431/501): counted as a request, as Envoy does
@@ -546,7 +596,7 @@ impl Conn {
         if close && self.closing() {
             hcm.stats.inc(w, http::Counter::DownstreamCxDrainClose);
         }
-        let mut extra = Vec::new();
+        let mut extra = std::mem::take(&mut self.reply_extra);
         if let Some((sel, choice)) = mutations
             && sel.has_response_mutations(choice)
         {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::authority::strip_port;
 use super::upstream_head::{self, Routed};
 use crate::compiled::Hcm;
+use crate::filters::{FilterRequest, Verdict};
 use crate::http1::request::request_line_version;
 use crate::http1::{Framing, HeadError, MAX_HEADERS, parse_request};
 use crate::router::{Action, RequestView, Selection};
@@ -43,6 +44,8 @@ pub struct ForwardPlan<'v> {
     pub timeout: Option<Duration>,
     /// The route action (retry policy, mirrors).
     pub route: &'v crate::router::ForwardRoute,
+    /// The route `hash_policy`'s request hash (RING_HASH, MAGLEV).
+    pub hash: Option<u64>,
 }
 
 pub enum Prepared<'v> {
@@ -56,13 +59,16 @@ pub enum Prepared<'v> {
 
 /// Parses the head at the start of `buf`, routes it and, for a forwarded request, writes the
 /// upstream head into `req_out`. `listener_port` is the port the connection arrived on (for
-/// `strip_matching_host_port`).
+/// `strip_matching_host_port`). The HTTP filters (if any) run on the routed head, on worker
+/// `w`, and leave their decision in `verdict`.
 pub fn prepare<'v>(
     buf: &[u8],
     hcm: &'v Hcm,
     peer: SocketAddr,
     listener_port: u16,
     req_out: &mut Vec<u8>,
+    w: usize,
+    verdict: &mut Verdict<'v>,
 ) -> Prepared<'v> {
     let cfg = &hcm.cfg;
     let mut storage = [const { MaybeUninit::uninit() }; MAX_HEADERS];
@@ -122,10 +128,28 @@ pub fn prepare<'v>(
         scheme: "http",
         headers: head.headers,
     };
-    let Some(sel) = hcm.routes.select(&view) else {
+    let sel = hcm.routes.select(&view);
+    let mut run_filters = |route, cluster| {
+        if !hcm.filters.is_empty() {
+            let req = FilterRequest {
+                view: &view,
+                route,
+                cluster,
+            };
+            *verdict = hcm.filters.run(&req, w);
+        }
+    };
+    let Some(sel) = sel else {
+        run_filters(None, None);
         return Prepared::NoRoute(info);
     };
-    match sel.action(&view) {
+    let action = sel.action(&view);
+    let cluster = match &action {
+        Action::Forward(route) => Some(route.pick_cluster(fastrand::u64(..))),
+        _ => None,
+    };
+    run_filters(Some(sel.indices()), cluster.map(|c| c.0));
+    match action {
         Action::Direct { status, body } => Prepared::Local(
             LocalSpec {
                 status,
@@ -147,7 +171,7 @@ pub fn prepare<'v>(
             info,
         ),
         Action::Forward(route) => {
-            let (cluster, choice) = route.pick_cluster(fastrand::u64(..));
+            let (cluster, choice) = cluster.unwrap_or_default();
             let routed = Routed {
                 authority: stripped,
                 rewrite_host: head.authority_from_target
@@ -156,6 +180,12 @@ pub fn prepare<'v>(
                 peer,
             };
             upstream_head::build(req_out, buf, &head, hcm, &routed, route, &sel, choice);
+            if !verdict.request_lines.is_empty() && req_out.ends_with(b"\r\n\r\n") {
+                // Filter request headers go before the blank line ending the head.
+                req_out.truncate(req_out.len() - 2);
+                req_out.extend_from_slice(&verdict.request_lines);
+                req_out.extend_from_slice(b"\r\n");
+            }
             Prepared::Forward(
                 ForwardPlan {
                     sel,
@@ -163,6 +193,7 @@ pub fn prepare<'v>(
                     cluster,
                     timeout: route.timeout(),
                     route,
+                    hash: route.request_hash(&view, peer.ip()),
                 },
                 info,
             )

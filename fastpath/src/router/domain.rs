@@ -135,6 +135,7 @@ mod tests {
                 domains: d.iter().map(|s| s.to_string()).collect(),
                 routes: vec![],
                 headers: Default::default(),
+                typed_per_filter_config: vec![],
             })
             .collect()
     }

@@ -1,6 +1,8 @@
 //! The `route` action: cluster or weighted clusters, prefix / host rewrite and timeout.
 use std::time::Duration;
 
+use super::RequestView;
+use super::hash::HashPolicies;
 use super::headers::Mutations;
 use super::retry::RetryPolicy;
 use super::rewrite::PrefixRewrite;
@@ -15,6 +17,8 @@ pub struct ForwardRoute {
     rewrite: Option<PrefixRewrite>,
     host_rewrite: Option<Box<str>>,
     timeout: Option<Duration>,
+    /// `hash_policy`; None when the route has none (no hash is computed).
+    hash: Option<HashPolicies>,
     // Issue 4 (resilience).
     retry: Option<Box<RetryPolicy>>,
     attempt_count: bool,
@@ -126,6 +130,7 @@ impl ForwardRoute {
             retry,
             attempt_count: cfg.include_request_attempt_count,
             mirrors: mirrors.into(),
+            hash: HashPolicies::compile(&cfg.hash_policy),
         };
         Ok((route, weighted))
     }
@@ -174,6 +179,13 @@ impl ForwardRoute {
         &self.mirrors
     }
 
+    /// The request hash for RING_HASH / MAGLEV (`hash_policy`); None without a policy or when
+    /// no policy found its input.
+    #[inline]
+    pub fn request_hash(&self, req: &RequestView<'_>, peer: std::net::IpAddr) -> Option<u64> {
+        self.hash.as_ref()?.hash(req, peer)
+    }
+
     /// How many targets `pick_cluster` chooses from (the valid `choice` values are below it).
     pub fn choices(&self) -> usize {
         self.targets.len()
@@ -198,6 +210,7 @@ mod tests {
             retry_policy: None,
             include_request_attempt_count: false,
             request_mirror_policies: vec![],
+            hash_policy: vec![],
         }
     }
 

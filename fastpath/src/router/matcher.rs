@@ -101,7 +101,7 @@ impl PathMatch {
 
 /// Envoy `HeaderMatcher`.
 #[derive(Debug)]
-struct HeaderMatch {
+pub(super) struct HeaderMatch {
     /// Lower-case.
     name: Box<str>,
     rule: HeaderRule,
@@ -135,7 +135,7 @@ fn parse_i64(value: &[u8]) -> Option<i64> {
 }
 
 impl HeaderMatch {
-    fn compile(cfg: &snapshot::HeaderMatcher, at: &str) -> Result<HeaderMatch, String> {
+    pub(super) fn compile(cfg: &snapshot::HeaderMatcher, at: &str) -> Result<HeaderMatch, String> {
         if cfg.name.is_empty() {
             return Err(format!("{at}.name: must not be empty"));
         }
@@ -159,7 +159,7 @@ impl HeaderMatch {
     /// lines joined with ","). `invert` negates that result. A missing header fails every rule
     /// except `present_match: false` (and `present_match: true` inverted), unless
     /// `treat_missing_header_as_empty` makes it match as "".
-    fn matches(&self, req: &RequestView<'_>) -> bool {
+    pub(super) fn matches(&self, req: &RequestView<'_>) -> bool {
         let pseudo = match &*self.name {
             ":path" => Some(req.path),
             ":method" => Some(req.method),
@@ -238,7 +238,7 @@ impl QueryMatch {
 }
 
 /// The value of the first `name` parameter of `a=1&b&c=3` ("" when it has no `=`).
-fn first_value<'q>(query: &'q [u8], name: &[u8]) -> Option<&'q [u8]> {
+pub(super) fn first_value<'q>(query: &'q [u8], name: &[u8]) -> Option<&'q [u8]> {
     if query.is_empty() {
         return None;
     }

@@ -8,6 +8,7 @@ use crate::config::snapshot;
 
 mod domain;
 mod forward;
+mod hash;
 mod headers;
 mod matcher;
 mod redirect;
@@ -105,7 +106,51 @@ impl RouteTable {
     }
 }
 
+/// A list of Envoy `HeaderMatcher`s that all must match (the route matcher's semantics), for
+/// HTTP filters that match on request headers (the fault filter's `headers`).
+#[derive(Debug)]
+pub struct HeaderMatchers(Box<[matcher::HeaderMatch]>);
+
+impl HeaderMatchers {
+    /// Errors name `at.headers[i]`.
+    pub fn compile(cfg: &[snapshot::HeaderMatcher], at: &str) -> Result<HeaderMatchers, String> {
+        cfg.iter()
+            .enumerate()
+            .map(|(i, h)| matcher::HeaderMatch::compile(h, &format!("{at}.headers[{i}]")))
+            .collect::<Result<_, _>>()
+            .map(HeaderMatchers)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// True when every matcher matches `req`.
+    pub fn matches(&self, req: &RequestView<'_>) -> bool {
+        self.0.iter().all(|m| m.matches(req))
+    }
+}
+
 impl<'t> Selection<'t> {
+    /// The positions of the matched virtual host and route in the compiled configuration
+    /// (`virtual_hosts[v].routes[r]`, as in the snapshot), for per-route filter configs.
+    /// Computed from the element addresses: O(1), no unsafe (address arithmetic only).
+    pub fn indices(&self) -> (usize, usize) {
+        let index = |base: usize, at: usize, size: usize| (at - base) / size.max(1);
+        let vhosts = &self.table.virtual_hosts;
+        let v = index(
+            vhosts.as_ptr() as usize,
+            self.vhost as *const table::VirtualHost as usize,
+            std::mem::size_of::<table::VirtualHost>(),
+        );
+        let r = index(
+            self.vhost.routes.as_ptr() as usize,
+            self.route as *const table::Route as usize,
+            std::mem::size_of::<table::Route>(),
+        );
+        (v, r)
+    }
+
     /// The route's `name` (empty when unnamed).
     pub fn route_name(&self) -> &'t str {
         &self.route.name

@@ -177,6 +177,14 @@ impl TypedScope for ClusterStats {
     type GL = sets::cluster::Global;
     type CC = sets::cluster::Control;
 }
+typed_scope!(OutlierStats, crate::stats::sets::outlier);
+impl TypedScope for OutlierStats {
+    type C = sets::outlier::Counter;
+    type G = sets::outlier::Gauge;
+    type H = sets::outlier::Histogram;
+    type GL = sets::outlier::Global;
+    type CC = sets::outlier::Control;
+}
 impl ClusterStats {
     /// `upstream_rq_<code>`.
     #[inline]

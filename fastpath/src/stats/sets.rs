@@ -135,6 +135,39 @@ stat_set! { cluster, prefix_codes: Some("upstream_rq_"),
     }
 }
 
+// `cluster.<name>.outlier_detection.*` (only for clusters with outlier detection, as Envoy).
+// Ejections happen off the per-request shards (control thread or a worker's rare ejection
+// path), so everything is a control counter or a global.
+stat_set! { outlier, prefix_codes: None,
+    counters {}
+    gauges {}
+    histograms {}
+    globals {
+        EjectionsActive => "ejections_active",
+    }
+    control_counters {
+        EjectionsTotal => "ejections_total",
+        EjectionsOverflow => "ejections_overflow",
+        EjectionsEnforcedTotal => "ejections_enforced_total",
+        EjectionsConsecutive5xx => "ejections_consecutive_5xx",
+        EjectionsSuccessRate => "ejections_success_rate",
+        EnforcedConsecutive5xx => "ejections_enforced_consecutive_5xx",
+        DetectedConsecutive5xx => "ejections_detected_consecutive_5xx",
+        EnforcedGatewayFailure => "ejections_enforced_consecutive_gateway_failure",
+        DetectedGatewayFailure => "ejections_detected_consecutive_gateway_failure",
+        EnforcedLocalOriginFailure => "ejections_enforced_consecutive_local_origin_failure",
+        DetectedLocalOriginFailure => "ejections_detected_consecutive_local_origin_failure",
+        EnforcedSuccessRate => "ejections_enforced_success_rate",
+        DetectedSuccessRate => "ejections_detected_success_rate",
+        EnforcedLocalOriginSuccessRate => "ejections_enforced_local_origin_success_rate",
+        DetectedLocalOriginSuccessRate => "ejections_detected_local_origin_success_rate",
+        EnforcedFailurePercentage => "ejections_enforced_failure_percentage",
+        DetectedFailurePercentage => "ejections_detected_failure_percentage",
+        EnforcedLocalOriginFailurePercentage => "ejections_enforced_local_origin_failure_percentage",
+        DetectedLocalOriginFailurePercentage => "ejections_detected_local_origin_failure_percentage",
+    }
+}
+
 /// The `<class>xx` counter for a status code (1xx..5xx; others count as 5xx).
 pub fn http_class(code: u16) -> http::Counter {
     use http::Counter::*;

@@ -32,14 +32,23 @@ def no_health(cluster: str, address: str, port: int) -> ActiveHealth | None:
 
 def _flags_text(host: Mapping[str, Any], active: ActiveHealth | None) -> str:
     if active is not None:
-        return active.flags_text()
-    return "healthy" if host["healthy"] else "/failed_eds_health"
+        text = active.flags_text()
+    else:
+        text = "healthy" if host["healthy"] else "/failed_eds_health"
+    if host.get("ejected"):
+        # Envoy lists every failed flag; "healthy" only when none is set.
+        text = ("" if text == "healthy" else text) + "/failed_outlier_check"
+    return text
 
 
 def _health_status(host: Mapping[str, Any], active: ActiveHealth | None) -> dict[str, Any]:
     if active is not None:
-        return active.health_status_json()
-    return {"eds_health_status": "HEALTHY" if host["healthy"] else "UNHEALTHY"}
+        status = active.health_status_json()
+    else:
+        status = {"eds_health_status": "HEALTHY" if host["healthy"] else "UNHEALTHY"}
+    if host.get("ejected"):
+        status = {**status, "failed_outlier_check": True}
+    return status
 
 
 # Per-host stats the engine reports, as Envoy prints them (sorted by name).
@@ -75,7 +84,7 @@ def render_text(
                 f"{prefix}::zone::",
                 f"{prefix}::sub_zone::",
                 f"{prefix}::canary::false",
-                f"{prefix}::priority::0",
+                f"{prefix}::priority::{host.get('priority', 0)}",
             ]
     return "".join(line + "\n" for line in lines)
 
@@ -100,6 +109,8 @@ def _host_json(
         "weight": host["weight"],
         "locality": {},
     }
+    if host.get("priority"):
+        out["priority"] = host["priority"]
     name = hostname(cluster, host["address"], host["port"])
     if name:
         out["hostname"] = name

@@ -33,11 +33,12 @@ class AdminConfig:
 
 @dataclass(frozen=True)
 class DnsHost:
-    """One `lb_endpoint` of a DNS cluster: a name to resolve, its port and weight."""
+    """One `lb_endpoint` of a DNS cluster: a name to resolve, its port, weight and priority."""
 
     hostname: str
     port: int
     weight: int
+    priority: int = 0
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 ROUTER = "envoy.extensions.filters.http.router.v3.Router"
 PREVIOUS_HOSTS = "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
+FAULT = "envoy.extensions.filters.http.fault.v3.HTTPFault"
+LOCAL_RATELIMIT = "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+NETWORK_LOCAL_RATELIMIT = "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit"
 UPSTREAM_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
@@ -23,6 +26,8 @@ class Rule:
     """Enum: values planned ("not supported yet")."""
     types: frozenset[str] | None = None
     """Typed config (`Any`): the message types implemented."""
+    later_types: frozenset[str] = frozenset()
+    """Typed config: types planned ("not supported yet")."""
     filter_kind: bool = False
     """Typed config of a filter: problems name the filter (`filter x is not supported`)."""
     opaque: bool = False
@@ -50,8 +55,12 @@ def enum(*values: str, later: tuple[str, ...] = (), note: str = "") -> Rule:
     return Rule(values=frozenset(values), later_values=frozenset(later), note=note)
 
 
-def typed(*types: str, filter_kind: bool = False, note: str = "") -> Rule:
-    return Rule(types=frozenset(types), filter_kind=filter_kind, note=note)
+def typed(
+    *types: str, filter_kind: bool = False, later: tuple[str, ...] = (), note: str = ""
+) -> Rule:
+    return Rule(
+        types=frozenset(types), later_types=frozenset(later), filter_kind=filter_kind, note=note
+    )
 
 
 def opaque(note: str = "") -> Rule:
@@ -72,6 +81,78 @@ def with_header_lists(spec: Message) -> Message:
     )
     return Message({**spec.fields, **{name: ok() for name in lists}}, spec.later, spec.note)
 
+
+_RUNTIME_NOOP = "no runtime: the configured value applies"
+PER_FILTER_CONFIG = typed(
+    FAULT, LOCAL_RATELIMIT, note="keyed by filter name; the route's wins over the virtual host's"
+)
+
+FILTER_MESSAGES: dict[str, Message] = {
+    FAULT: message(
+        later=("response_rate_limit",),
+        delay=ok(),
+        abort=ok(),
+        headers=ok(),
+        upstream_cluster=ok(),
+        max_active_faults=ok(),
+        delay_percent_runtime=ok(_RUNTIME_NOOP),
+        abort_percent_runtime=ok(_RUNTIME_NOOP),
+        delay_duration_runtime=ok(_RUNTIME_NOOP),
+        abort_http_status_runtime=ok(_RUNTIME_NOOP),
+        abort_grpc_status_runtime=ok(_RUNTIME_NOOP),
+        max_active_faults_runtime=ok(_RUNTIME_NOOP),
+        response_rate_limit_percent_runtime=ok(_RUNTIME_NOOP),
+        disable_downstream_cluster_stats=ok("no per-downstream-cluster stats are kept"),
+        note="the delay is a timer (the worker runs on); filters after a delay see the request "
+        "as it arrived",
+    ),
+    "envoy.extensions.filters.common.fault.v3.FaultDelay": message(
+        fixed_delay=ok(), header_delay=ok(), percentage=ok("default 0%")
+    ),
+    "envoy.extensions.filters.common.fault.v3.FaultDelay.HeaderDelay": message(
+        note="`x-envoy-fault-delay-request` (ms), `x-envoy-fault-delay-request-percentage`"
+    ),
+    "envoy.extensions.filters.http.fault.v3.FaultAbort": message(
+        http_status=ok(), grpc_status=ok(), header_abort=ok(), percentage=ok("default 0%")
+    ),
+    "envoy.extensions.filters.http.fault.v3.FaultAbort.HeaderAbort": message(
+        note="`x-envoy-fault-abort-request`, `x-envoy-fault-abort-grpc-request`, "
+        "`x-envoy-fault-abort-request-percentage`"
+    ),
+    "envoy.type.v3.FractionalPercent": message(
+        numerator=ok(), denominator=enum("HUNDRED", "TEN_THOUSAND", "MILLION")
+    ),
+    LOCAL_RATELIMIT: message(
+        later=(
+            "descriptors",
+            "stage",
+            "local_cluster_rate_limit",
+            "vh_rate_limits",
+            "always_consume_default_token_bucket",
+            "rate_limited_as_resource_exhausted",
+            "rate_limits",
+            "max_dynamic_descriptors",
+        ),
+        stat_prefix=ok(),
+        status=ok("below 400: 429, as Envoy"),
+        token_bucket=ok("shared by all workers"),
+        filter_enabled=ok("default 0%"),
+        filter_enforced=ok("default 0%"),
+        request_headers_to_add_when_not_enforced=ok("APPEND_IF_EXISTS_OR_ADD only"),
+        response_headers_to_add=ok("APPEND_IF_EXISTS_OR_ADD only"),
+        local_rate_limit_per_downstream_connection=ok("false only"),
+        enable_x_ratelimit_headers=enum(
+            "OFF", "DRAFT_VERSION_03", note="on the rate-limited reply"
+        ),
+    ),
+    "envoy.type.v3.TokenBucket": message(
+        max_tokens=ok(), tokens_per_fill=ok("default 1"), fill_interval=ok("at least 50ms")
+    ),
+    "envoy.config.core.v3.RuntimeFractionalPercent": message(
+        default_value=ok(), runtime_key=ok(_RUNTIME_NOOP)
+    ),
+    "envoy.type.v3.HttpStatus": message(code=ok()),
+}
 
 HEALTH_CHECK_MESSAGES: dict[str, Message] = {
     "envoy.config.core.v3.HealthCheck": message(
@@ -136,7 +217,6 @@ HEALTH_CHECK_MESSAGES: dict[str, Message] = {
     ),
 }
 
-# `dynamic_resources` and the xDS config sources (meshcore/xds).
 # Issue 4: retries, circuit breakers, request mirroring.
 RESILIENCE_MESSAGES: dict[str, Message] = {
     "envoy.config.route.v3.RetryPolicy": message(
@@ -163,8 +243,6 @@ RESILIENCE_MESSAGES: dict[str, Message] = {
     "envoy.config.route.v3.RouteAction.RequestMirrorPolicy": message(
         cluster=ok(), runtime_fraction=ok("default_value only")
     ),
-    "envoy.config.core.v3.RuntimeFractionalPercent": message(default_value=ok()),
-    "envoy.type.v3.FractionalPercent": message(numerator=ok(), denominator=ok()),
     "envoy.config.cluster.v3.CircuitBreakers": message(thresholds=ok()),
     "envoy.config.cluster.v3.CircuitBreakers.Thresholds": message(
         priority=enum("DEFAULT", later=("HIGH",)),
@@ -176,6 +254,7 @@ RESILIENCE_MESSAGES: dict[str, Message] = {
     ),
 }
 
+# `dynamic_resources` and the xDS config sources (meshcore/xds).
 DYNAMIC_MESSAGES: dict[str, Message] = {
     "envoy.config.bootstrap.v3.Bootstrap.DynamicResources": message(
         lds_config=ok(),
@@ -276,7 +355,8 @@ MESSAGES: dict[str, Message] = {
         metadata=opaque(),
     ),
     "envoy.config.listener.v3.Filter": message(
-        name=ok(), typed_config=typed(HCM, filter_kind=True)
+        name=ok(),
+        typed_config=typed(HCM, filter_kind=True, later=(NETWORK_LOCAL_RATELIMIT,)),
     ),
     HCM: message(
         later=("access_log",),
@@ -284,7 +364,7 @@ MESSAGES: dict[str, Message] = {
         codec_type=enum("AUTO", "HTTP1", later=("HTTP2",)),
         route_config=ok(),
         rds=ok("over ADS, in listeners from LDS"),
-        http_filters=ok("exactly the router"),
+        http_filters=ok("fault and local_ratelimit (in order), then the router"),
         use_remote_address=ok(),
         xff_num_trusted_hops=ok(),
         skip_xff_append=ok(),
@@ -307,9 +387,10 @@ MESSAGES: dict[str, Message] = {
         config_source=ok("`ads` only"), route_config_name=ok()
     ),
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter": message(
-        name=ok(), typed_config=typed(ROUTER, filter_kind=True)
+        name=ok(), typed_config=typed(ROUTER, FAULT, LOCAL_RATELIMIT, filter_kind=True)
     ),
     ROUTER: message(note="no fields"),
+    **FILTER_MESSAGES,
     "envoy.config.core.v3.HttpProtocolOptions": message(
         idle_timeout=ok("0 disables"),
         max_requests_per_connection=ok(),
@@ -332,6 +413,7 @@ MESSAGES: dict[str, Message] = {
             include_request_attempt_count=ok(),
             per_request_buffer_limit_bytes=ok("largest request body kept for a retry"),
             request_mirror_policies=ok("used by routes without their own"),
+            typed_per_filter_config=PER_FILTER_CONFIG,
         )
     ),
     "envoy.config.route.v3.Route": with_header_lists(
@@ -343,6 +425,7 @@ MESSAGES: dict[str, Message] = {
             direct_response=ok(),
             per_request_buffer_limit_bytes=ok("largest request body kept for a retry"),
             metadata=opaque(),
+            typed_per_filter_config=PER_FILTER_CONFIG,
         )
     ),
     "envoy.config.route.v3.RouteMatch": message(
@@ -384,7 +467,26 @@ MESSAGES: dict[str, Message] = {
         prefix_rewrite=ok(),
         host_rewrite_literal=ok(),
         timeout=ok("default 15s, 0 disables"),
+        hash_policy=ok("for RING_HASH and MAGLEV clusters"),
     ),
+    "envoy.config.route.v3.RouteAction.HashPolicy": message(
+        later=("filter_state",),
+        header=ok(),
+        cookie=ok("an existing cookie only"),
+        connection_properties=ok(),
+        query_parameter=ok(),
+        terminal=ok(),
+    ),
+    "envoy.config.route.v3.RouteAction.HashPolicy.Header": message(
+        later=("regex_rewrite",), header_name=ok()
+    ),
+    "envoy.config.route.v3.RouteAction.HashPolicy.Cookie": message(
+        later=("ttl", "path", "attributes"),
+        name=ok(),
+        note="meshcore does not generate cookies",
+    ),
+    "envoy.config.route.v3.RouteAction.HashPolicy.ConnectionProperties": message(source_ip=ok()),
+    "envoy.config.route.v3.RouteAction.HashPolicy.QueryParameter": message(name=ok()),
     "envoy.config.route.v3.WeightedCluster": message(
         clusters=ok(), total_weight=ok("must equal the sum of the weights")
     ),
@@ -412,10 +514,7 @@ MESSAGES: dict[str, Message] = {
         key=ok("lower-cased"), value=ok("no %FORMATTERS% yet; %% is a literal %")
     ),
     "envoy.config.cluster.v3.Cluster": message(
-        later=(
-            "outlier_detection",
-            "transport_socket",
-        ),
+        later=("transport_socket",),
         name=ok(),
         type=enum(
             "STATIC",
@@ -428,8 +527,12 @@ MESSAGES: dict[str, Message] = {
         eds_cluster_config=ok(),
         http2_protocol_options=Rule(empty=HTTP2_EMPTY, note=HTTP2_NOTE),
         connect_timeout=ok("default 5s"),
-        lb_policy=enum("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM"),
+        lb_policy=enum("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV"),
         least_request_lb_config=ok(),
+        ring_hash_lb_config=ok(),
+        maglev_lb_config=ok(),
+        common_lb_config=ok(),
+        outlier_detection=ok("hosts return on the `interval` timer, as in Envoy"),
         load_assignment=ok(),
         dns_refresh_rate=ok("default 5s"),
         dns_lookup_family=enum(
@@ -445,15 +548,77 @@ MESSAGES: dict[str, Message] = {
         max_requests_per_connection=ok("deprecated spelling"),
         metadata=opaque(),
     ),
-    "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig": message(choice_count=ok()),
+    "envoy.config.cluster.v3.Cluster.LeastRequestLbConfig": message(
+        later=("slow_start_config",),
+        choice_count=ok(),
+        active_request_bias=ok("`default_value` only"),
+    ),
+    "envoy.config.core.v3.RuntimeDouble": message(
+        default_value=ok(), runtime_key=opaque("no runtime: the default value is used")
+    ),
+    "envoy.config.cluster.v3.Cluster.RingHashLbConfig": message(
+        minimum_ring_size=ok(),
+        maximum_ring_size=ok(),
+        hash_function=enum("XX_HASH", later=("MURMUR_HASH_2",)),
+        note="points hashed as Envoy's ring (xxHash64 of `ip:port_i`)",
+    ),
+    "envoy.config.cluster.v3.Cluster.MaglevLbConfig": message(table_size=ok("a prime")),
+    "envoy.config.cluster.v3.Cluster.CommonLbConfig": message(
+        later=(
+            "zone_aware_lb_config",
+            "locality_weighted_lb_config",
+            "update_merge_window",
+            "ignore_new_hosts_until_first_hc",
+            "close_connections_on_host_set_change",
+            "consistent_hashing_lb_config",
+            "override_host_status",
+        ),
+        healthy_panic_threshold=ok("whole percentages; 0 disables panic mode"),
+    ),
+    "envoy.type.v3.Percent": message(value=ok()),
+    "envoy.config.cluster.v3.OutlierDetection": message(
+        later=(
+            "max_ejection_time_jitter",
+            "successful_active_health_check_uneject_host",
+            "monitors",
+            "always_eject_one_host",
+        ),
+        consecutive_5xx=ok(),
+        consecutive_gateway_failure=ok(),
+        consecutive_local_origin_failure=ok(),
+        split_external_local_origin_errors=ok(),
+        interval=ok(),
+        base_ejection_time=ok(),
+        max_ejection_time=ok(),
+        max_ejection_percent=ok(),
+        enforcing_consecutive_5xx=ok(),
+        enforcing_consecutive_gateway_failure=ok(),
+        enforcing_consecutive_local_origin_failure=ok(),
+        enforcing_success_rate=ok(),
+        enforcing_local_origin_success_rate=ok(),
+        success_rate_minimum_hosts=ok(),
+        success_rate_request_volume=ok(),
+        success_rate_stdev_factor=ok(),
+        failure_percentage_threshold=ok(),
+        enforcing_failure_percentage=ok(),
+        enforcing_failure_percentage_local_origin=ok(),
+        failure_percentage_minimum_hosts=ok(),
+        failure_percentage_request_volume=ok(),
+    ),
     "envoy.config.cluster.v3.Cluster.EdsClusterConfig": message(
         eds_config=ok("`ads` only"), service_name=ok("default: the cluster name")
     ),
     **HEALTH_CHECK_MESSAGES,
     **RESILIENCE_MESSAGES,
-    "envoy.config.endpoint.v3.ClusterLoadAssignment": message(cluster_name=ok(), endpoints=ok()),
+    "envoy.config.endpoint.v3.ClusterLoadAssignment": message(
+        cluster_name=ok(), endpoints=ok(), policy=ok()
+    ),
+    "envoy.config.endpoint.v3.ClusterLoadAssignment.Policy": message(
+        later=("drop_overloads", "endpoint_stale_after", "weighted_priority_health"),
+        overprovisioning_factor=ok("default 140 (1.4)"),
+    ),
     "envoy.config.endpoint.v3.LocalityLbEndpoints": message(
-        later=("locality",), lb_endpoints=ok(), priority=ok("0 only")
+        later=("locality",), lb_endpoints=ok(), priority=ok("0 to N without gaps")
     ),
     "envoy.config.endpoint.v3.LbEndpoint": message(
         endpoint=ok(),

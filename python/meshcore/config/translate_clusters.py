@@ -20,6 +20,8 @@ from .model import ClusterHealthCheck, DnsCluster, DnsFamily, DnsHost
 from .supported import UPSTREAM_HTTP_OPTIONS
 from .translate_circuit_breakers import circuit_breakers
 from .translate_health import health_check
+from .translate_lb import check_priorities, lb_settings
+from .translate_outlier import outlier_detection
 from .translate_timeouts import upstream_max_requests
 from .type_urls import type_name, unpack
 from .values import duration_field_ms, duration_field_s, enum_name, is_ip, wrapped
@@ -83,7 +85,9 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
         out.dns.append(
             DnsCluster(
                 name=config.name,
-                hosts=tuple(DnsHost(h["address"], h["port"], h["weight"]) for h in hosts),
+                hosts=tuple(
+                    DnsHost(h["address"], h["port"], h["weight"], h["priority"]) for h in hosts
+                ),
                 refresh_rate_s=duration_field_s(config, "dns_refresh_rate", DEFAULT_DNS_REFRESH_S),
                 family=_FAMILIES.get(enum_name(config, "dns_lookup_family"), "auto"),
             )
@@ -115,6 +119,8 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
                 config, "per_connection_buffer_limit_bytes", DEFAULT_BUFFER_LIMIT
             ),
             **resilience,
+            "lb": lb_settings(config, path, problems),
+            **outlier_detection(config, path, problems),
         }
     )
 
@@ -173,16 +179,12 @@ def assignment_hosts(
     hosts = []
     for i, group in enumerate(groups):
         group_path = paths.item(groups_path, i)
-        if group.priority != 0:
-            problems.add(
-                paths.field(group_path, "priority"),
-                f"priority {group.priority} is not supported yet (only 0)",
-            )
         lb_path = paths.field(group_path, "lb_endpoints")
         for j, lb_endpoint in enumerate(group.lb_endpoints):
             host = _host(lb_endpoint, kind, paths.item(lb_path, j), problems)
             if host is not None:
-                hosts.append(host)
+                hosts.append({**host, "priority": group.priority})
+    check_priorities(groups, groups_path, problems)
     return hosts
 
 

@@ -14,6 +14,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from . import paths
 from .errors import Problems
 from .supported import HCM, ROUTER
+from .translate_http_filters import http_filters
 from .translate_routes import ClusterRefs, route_config
 from .translate_timeouts import connection_limits
 from .type_urls import type_name, unpack
@@ -111,7 +112,7 @@ def _connection_manager(
 def _check_http_filters(
     manager: hcm_pb2.HttpConnectionManager, path: str, problems: Problems
 ) -> None:
-    """meshcore runs exactly one HTTP filter: the router, which Envoy requires last."""
+    """The router must be the last HTTP filter (the filters before it: the table)."""
     filters_path = paths.field(path, "http_filters")
     if not manager.http_filters:
         problems.add(
@@ -151,7 +152,7 @@ def http_connection_manager(
         routes = {"name": "", "virtual_hosts": [], "headers": {}}
     common = manager.common_http_protocol_options
     http1 = manager.http_protocol_options
-    return {
+    out = {
         "stat_prefix": manager.stat_prefix,
         "route_config": routes,
         "use_remote_address": wrapped(manager, "use_remote_address", False),
@@ -174,6 +175,10 @@ def http_connection_manager(
         "drain_timeout_ms": duration_field_ms(manager, "drain_timeout", DEFAULT_DRAIN_TIMEOUT_MS),
         **connection_limits(manager),
     }
+    filters = http_filters(manager, path, problems)
+    if filters:
+        out["http_filters"] = filters
+    return out
 
 
 def _strip_port_mode(manager: hcm_pb2.HttpConnectionManager, path: str, problems: Problems) -> str:

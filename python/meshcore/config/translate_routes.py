@@ -12,8 +12,9 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.type.matcher.v3 import string_pb2
 
-from . import paths
+from . import paths, translate_http_filters
 from .errors import Problems
+from .translate_hash import hash_policies
 from .translate_headers import header_mutations
 from .translate_mirror import mirror_policies
 from .translate_retry import effective_policy, retry_policy
@@ -87,7 +88,7 @@ def _check_domains(config: route_pb2.RouteConfiguration, path: str, problems: Pr
 def _virtual_host(host: rc.VirtualHost, path: str, scope: _Scope) -> dict[str, Any]:
     routes_path = paths.field(path, "routes")
     scope.host, scope.host_path = host, path
-    return {
+    out = {
         "name": host.name,
         "domains": [d.lower() for d in host.domains],
         "routes": [
@@ -95,15 +96,27 @@ def _virtual_host(host: rc.VirtualHost, path: str, scope: _Scope) -> dict[str, A
         ],
         "headers": header_mutations(host, path, scope.problems),
     }
+    return _with_filter_configs(out, host, path, scope)
 
 
 def _route(route: rc.Route, path: str, scope: _Scope) -> dict[str, Any]:
-    return {
+    out = {
         "name": route.name,
         "match": _route_match(route.match, paths.field(path, "match"), scope.problems),
         "action": _action(route, path, scope),
         "headers": header_mutations(route, path, scope.problems),
     }
+    return _with_filter_configs(out, route, path, scope)
+
+
+def _with_filter_configs(
+    out: dict[str, Any], msg: rc.VirtualHost | rc.Route, path: str, scope: _Scope
+) -> dict[str, Any]:
+    """`out` plus the `typed_per_filter_config` of `msg`, when it has any."""
+    configs = translate_http_filters.per_filter_configs(msg, path, scope.problems)
+    if configs:
+        out["typed_per_filter_config"] = configs
+    return out
 
 
 def _route_match(match: rc.RouteMatch, path: str, problems: Problems) -> dict[str, Any]:
@@ -190,6 +203,11 @@ def _header_matcher(matcher: rc.HeaderMatcher, path: str, problems: Problems) ->
     }
 
 
+def header_matcher(matcher: rc.HeaderMatcher, path: str, problems: Problems) -> dict[str, Any]:
+    """A snapshot `HeaderMatcher` (also used by HTTP filters, e.g. the fault's `headers`)."""
+    return _header_matcher(matcher, path, problems)
+
+
 def _query_matcher(
     matcher: rc.QueryParameterMatcher, path: str, problems: Problems
 ) -> dict[str, Any]:
@@ -244,6 +262,8 @@ def _forward(
         "target": target,
         "timeout_ms": duration_field_ms(action, "timeout", DEFAULT_ROUTE_TIMEOUT_MS),
     }
+    if action.hash_policy:
+        out["hash_policy"] = hash_policies(action)
     if action.prefix_rewrite:
         out["prefix_rewrite"] = action.prefix_rewrite
     if action.WhichOneof("host_rewrite_specifier") == "host_rewrite_literal":

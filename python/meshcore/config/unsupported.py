@@ -38,11 +38,12 @@ def _check_typed(
         return
     full_name = type_name(type_url)
     if rule.types is not None and full_name not in rule.types:
+        yet = _yet(full_name in rule.later_types)
         if rule.filter_kind:
             label = getattr(parent, "name", "") or full_name
-            problems.add(parent_path, f"filter {label} is not supported")
+            problems.add(parent_path, f"filter {label} is {yet}")
         else:
-            problems.add(path, f"{full_name} is not supported")
+            problems.add(path, f"{full_name} is {yet}")
         return
     inner = unpack(packed)
     if inner is None:

@@ -138,7 +138,10 @@ class StrictDns:
                 continue
             known = True
             for address in addresses:
-                endpoints.append({"address": address, "port": host.port, "weight": host.weight})
+                endpoint: Endpoint = {"address": address, "port": host.port, "weight": host.weight}
+                if host.priority:
+                    endpoint["priority"] = host.priority  # the engine's default is 0
+                endpoints.append(endpoint)
                 hostnames[(address, host.port)] = host.hostname
         self._hostnames[cluster.name] = hostnames
         return endpoints if known else None

@@ -1,0 +1,1 @@
+"""Tests of the benchmark harness logic (no network): `python -m pytest benchmarks/tests`."""

@@ -1,0 +1,264 @@
+//! The HTTP filter chain: the HCM's `http_filters` before the router, compiled per connection
+//! manager and run in order on each request head once it is parsed and routed (as in Envoy,
+//! the route is known, so per-route `typed_per_filter_config` applies; the most specific of
+//! route and virtual host wins). A filter continues, answers locally, or delays the request.
+//!
+//! The chain decides synchronously, while the parsed head is still borrowed from the read
+//! buffer; the connection then sleeps for a delay (a tokio timer: the worker runs on) and
+//! writes the reply, if any. So a filter after a delay sees the request when its head
+//! arrived, not after the delay (token buckets are charged at arrival). An empty chain costs
+//! one length check per request.
+pub mod fault;
+pub mod local_ratelimit;
+mod percent;
+
+use std::time::Duration;
+
+use crate::config::snapshot;
+use crate::local_reply::ResponseFlags;
+use crate::router::RequestView;
+use crate::stats::Registry;
+
+pub use percent::Percent;
+
+/// The compiled filters of one connection manager.
+#[derive(Default)]
+pub struct FilterChain {
+    filters: Box<[Filter]>,
+}
+
+enum Filter {
+    Fault(PerRoute<fault::Fault>),
+    RateLimit(PerRoute<local_ratelimit::RateLimit>),
+}
+
+/// One filter's configs: index 0 is the filter-level one; `by_route[v][r]` is the index of
+/// the config that applies to `virtual_hosts[v].routes[r]` (route, else virtual host, else
+/// filter level), resolved at compile time.
+struct PerRoute<T> {
+    configs: Box<[T]>,
+    by_route: Box<[Box<[u32]>]>,
+}
+
+impl<T> PerRoute<T> {
+    fn get(&self, route: Option<(usize, usize)>) -> &T {
+        let i = route
+            .and_then(|(v, r)| self.by_route.get(v)?.get(r).copied())
+            .unwrap_or(0);
+        &self.configs[i as usize]
+    }
+}
+
+/// What the filters see of a request: its head, the selected route (`(vhost, route)`
+/// indices) and cluster, when there is one.
+pub struct FilterRequest<'a> {
+    pub view: &'a RequestView<'a>,
+    pub route: Option<(usize, usize)>,
+    pub cluster: Option<usize>,
+}
+
+/// A reply a filter makes instead of forwarding.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FilterReply {
+    pub status: u16,
+    pub body: &'static [u8],
+    /// Header lines (`name: value\r\n`) added to the reply.
+    pub headers: Vec<u8>,
+}
+
+/// What the chain decided for one request.
+#[derive(Default)]
+pub struct Verdict<'v> {
+    /// Wait this long before going on (fault delay).
+    pub delay: Option<Duration>,
+    /// Answer with this instead of routing on (after the delay).
+    pub reply: Option<FilterReply>,
+    /// FI, DI, RL for the request record.
+    pub flags: ResponseFlags,
+    /// Header lines (`name: value\r\n`) to add to the upstream request.
+    pub request_lines: Vec<u8>,
+    /// Faults counted in `active_faults` until the request ends.
+    pub faults: Vec<fault::ActiveFault<'v>>,
+}
+
+impl Verdict<'_> {
+    pub fn is_continue(&self) -> bool {
+        self.delay.is_none() && self.reply.is_none() && self.request_lines.is_empty()
+    }
+}
+
+impl FilterChain {
+    /// Compiles `cfg.http_filters` against the route table in `cfg.route_config`; `path` names
+    /// the connection manager in errors.
+    pub fn compile(
+        cfg: &snapshot::HttpConnectionManager,
+        cluster_index: &dyn Fn(&str) -> Option<usize>,
+        registry: &Registry,
+        path: &str,
+    ) -> Result<FilterChain, String> {
+        let mut filters = Vec::with_capacity(cfg.http_filters.len());
+        let vhosts = &cfg.route_config.virtual_hosts;
+        for (i, f) in cfg.http_filters.iter().enumerate() {
+            let at = format!("{path}.http_filters[{i}]");
+            let ctx = Ctx {
+                hcm_prefix: &cfg.stat_prefix,
+                registry,
+                cluster_index,
+            };
+            let filter = match &f.config {
+                snapshot::HttpFilterConfig::Fault(c) => {
+                    let shared = fault::Shared::new(&ctx);
+                    let make = |c: &snapshot::Fault, at: &str| {
+                        fault::Fault::compile(c, shared.clone(), &ctx, at)
+                    };
+                    Filter::Fault(per_route(
+                        &f.name,
+                        vhosts,
+                        &at,
+                        path,
+                        make(c, &at)?,
+                        |p, at| match p {
+                            snapshot::HttpFilterConfig::Fault(c) => make(c, at),
+                            _ => Err(format!("{at}: not a fault config")),
+                        },
+                    )?)
+                }
+                snapshot::HttpFilterConfig::LocalRatelimit(c) => {
+                    let make = |c: &snapshot::LocalRateLimit, at: &str| {
+                        local_ratelimit::RateLimit::compile(c, &ctx, at)
+                    };
+                    Filter::RateLimit(per_route(
+                        &f.name,
+                        vhosts,
+                        &at,
+                        path,
+                        make(c, &at)?,
+                        |p, at| match p {
+                            snapshot::HttpFilterConfig::LocalRatelimit(c) => make(c, at),
+                            _ => Err(format!("{at}: not a local rate limit config")),
+                        },
+                    )?)
+                }
+            };
+            filters.push(filter);
+        }
+        Ok(FilterChain {
+            filters: filters.into_boxed_slice(),
+        })
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.filters.is_empty()
+    }
+
+    /// Runs the filters in order on `req` (worker `w`) until one answers.
+    pub fn run<'v>(&'v self, req: &FilterRequest<'_>, w: usize) -> Verdict<'v> {
+        let mut verdict = Verdict::default();
+        for f in self.filters.iter() {
+            let stop = match f {
+                Filter::Fault(p) => p.get(req.route).on_request(req, w, &mut verdict),
+                Filter::RateLimit(p) => p.get(req.route).on_request(req, w, &mut verdict),
+            };
+            if stop {
+                break;
+            }
+        }
+        verdict
+    }
+}
+
+/// What compiling a filter config needs.
+pub struct Ctx<'a> {
+    pub hcm_prefix: &'a str,
+    pub registry: &'a Registry,
+    pub cluster_index: &'a dyn Fn(&str) -> Option<usize>,
+}
+
+/// The per-route table for the filter `name`: its filter-level config `top`, and the
+/// `typed_per_filter_config` entries of every virtual host and route compiled by `make`.
+fn per_route<T>(
+    name: &str,
+    vhosts: &[snapshot::VirtualHost],
+    _at: &str,
+    path: &str,
+    top: T,
+    make: impl Fn(&snapshot::HttpFilterConfig, &str) -> Result<T, String>,
+) -> Result<PerRoute<T>, String> {
+    let mut configs = vec![top];
+    let mut by_route = Vec::with_capacity(vhosts.len());
+    let mut find = |list: &[snapshot::PerFilterConfig], at: &str| -> Result<Option<u32>, String> {
+        match list.iter().position(|p| p.name == name) {
+            Some(k) => {
+                let at = format!("{at}.typed_per_filter_config[{name}]");
+                configs.push(make(&list[k].config, &at)?);
+                Ok(Some((configs.len() - 1) as u32))
+            }
+            None => Ok(None),
+        }
+    };
+    for (v, vh) in vhosts.iter().enumerate() {
+        let at = format!("{path}.route_config.virtual_hosts[{v}]");
+        let vh_idx = find(&vh.typed_per_filter_config, &at)?.unwrap_or(0);
+        let mut routes = Vec::with_capacity(vh.routes.len());
+        for (r, route) in vh.routes.iter().enumerate() {
+            let at = format!("{at}.routes[{r}]");
+            routes.push(find(&route.typed_per_filter_config, &at)?.unwrap_or(vh_idx));
+        }
+        by_route.push(routes.into_boxed_slice());
+    }
+    Ok(PerRoute {
+        configs: configs.into_boxed_slice(),
+        by_route: by_route.into_boxed_slice(),
+    })
+}
+
+/// Appends `name: value\r\n`.
+pub(crate) fn push_line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The header lines of a list of `HeaderValueOption`s (append only).
+pub(crate) fn render_lines(
+    list: &[snapshot::HeaderValueOption],
+    at: &str,
+) -> Result<Box<[u8]>, String> {
+    let mut out = Vec::new();
+    for (i, h) in list.iter().enumerate() {
+        let bad = |b: &u8| *b == b'\r' || *b == b'\n' || *b == 0;
+        if h.key.is_empty() || h.key.bytes().any(|b| bad(&b) || b == b':' || b == b' ') {
+            return Err(format!(
+                "{at}[{i}].header.key: invalid header name {:?}",
+                h.key
+            ));
+        }
+        if h.value.bytes().any(|b| bad(&b)) {
+            return Err(format!("{at}[{i}].header.value: invalid header value"));
+        }
+        if h.value.is_empty() && !h.keep_empty_value {
+            continue;
+        }
+        push_line(&mut out, &h.key, h.value.as_bytes());
+    }
+    Ok(out.into_boxed_slice())
+}
+
+/// The first value of header `name` (case-insensitive).
+pub(crate) fn header<'a>(view: &RequestView<'a>, name: &str) -> Option<&'a [u8]> {
+    view.headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
+}
+
+/// `absl::SimpleAtoi` for unsigned values (surrounding whitespace allowed).
+pub(crate) fn parse_u64(value: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(value.trim_ascii()).ok()?;
+    s.strip_prefix('+').unwrap_or(s).parse().ok()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,62 @@
+"""The HCM's `http_filters` (fault and local rate limit before the router) and the
+`typed_per_filter_config` of virtual hosts and routes into the snapshot's filter configs."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from envoy.extensions.filters.http.fault.v3 import fault_pb2
+from envoy.extensions.filters.http.local_ratelimit.v3 import local_rate_limit_pb2 as lrl
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+from google.protobuf.message import Message
+
+from . import paths
+from .errors import Problems
+from .supported import FAULT, LOCAL_RATELIMIT
+from .translate_fault import fault
+from .translate_local_ratelimit import local_ratelimit
+from .type_urls import unpack
+
+
+def filter_config(config: Message | None, path: str, problems: Problems) -> dict[str, Any] | None:
+    """The snapshot `HttpFilterConfig` of a typed config (None: not a filter meshcore runs,
+    reported by the supported-fields table)."""
+    if config is None:
+        return None
+    name = config.DESCRIPTOR.full_name
+    if name == FAULT:
+        return {"fault": fault(cast(fault_pb2.HTTPFault, config), path, problems)}
+    if name == LOCAL_RATELIMIT:
+        translated = local_ratelimit(cast(lrl.LocalRateLimit, config), path, problems)
+        return {"local_ratelimit": translated}
+    return None
+
+
+def http_filters(
+    manager: hcm_pb2.HttpConnectionManager, path: str, problems: Problems
+) -> list[dict[str, Any]]:
+    """The filters before the router, in order."""
+    out = []
+    filters_path = paths.field(path, "http_filters")
+    for i, http_filter in enumerate(manager.http_filters):
+        if not http_filter.HasField("typed_config"):
+            continue
+        typed_path = paths.field(paths.item(filters_path, i), "typed_config")
+        config = filter_config(unpack(http_filter.typed_config), typed_path, problems)
+        if config is not None:
+            out.append({"name": http_filter.name, "config": config})
+    return out
+
+
+def per_filter_configs(msg: Message, path: str, problems: Problems) -> list[dict[str, Any]]:
+    """A virtual host's or route's `typed_per_filter_config`, by filter name."""
+    out = []
+    configs = getattr(msg, "typed_per_filter_config", {})
+    map_path = paths.field(path, "typed_per_filter_config")
+    for name in sorted(configs):
+        config = filter_config(unpack(configs[name]), paths.item(map_path, name), problems)
+        if config is not None:
+            out.append({"name": name, "config": config})
+    return out
