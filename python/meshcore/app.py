@@ -199,15 +199,28 @@ class Server:
         assert self._nursery is not None
         self.xds = XdsClient(config, self, self.control)  # type: ignore[arg-type]
         await self._nursery.start(self.xds.run)
-        await self.xds.initialized.wait()
+        async with trio.open_nursery() as waiting:  # a SIGTERM meanwhile is not held back
+
+            async def until(event: trio.Event) -> None:
+                await event.wait()
+                waiting.cancel_scope.cancel()
+
+            waiting.start_soon(until, self.xds.initialized)
+            waiting.start_soon(until, self.state.shutdown_requested)
 
     async def _apply_composed(self, config: MeshConfigLike) -> None:
         resolved = await self._apply(config)
         await self._start_dns(config, resolved)
 
-    async def apply_xds(self, config: MeshConfigLike) -> None:
-        """An accepted xDS update as a whole new config (static plus dynamic resources)."""
-        await self._apply_composed(config)
+    async def apply_xds(self, config: MeshConfigLike, clusters_changed: bool = True) -> None:
+        """An accepted xDS update as a whole new config (static plus dynamic resources).
+        When only listeners and routes changed, the clusters' current hosts (with their
+        health) go into the snapshot as they are: no DNS or health check to restart."""
+        current = self.health.current
+        if clusters_changed or current is None:
+            await self._apply_composed(config)
+        else:
+            self.engine.apply(snapshot_with_endpoints(config, current.membership.merged_all()))
         self.state.config = config
 
     async def update_xds_endpoints(self, updates: Mapping[str, list[Endpoint]]) -> None:

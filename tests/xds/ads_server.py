@@ -86,9 +86,11 @@ class _Stream:
         self.outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.types: dict[str, _TypeState] = {}
         self.sent: list[Any] = []
+        self.metadata: dict[str, Any] = {}
 
     def send(self, response: Any) -> None:
         self.sent.append(response)
+        self.server.sent_at[response.nonce] = time.monotonic()
         self.outbox.put(response)
 
 
@@ -109,6 +111,8 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         self._type_versions: dict[tuple[str, str], str] = {}
         self.auto_respond = True
         self._all_streams: list[_Stream] = []
+        self.sent_at: dict[str, float] = {}
+        """nonce -> when the response carrying it was handed to gRPC."""
         self._server: grpc.Server | None = None
         self.port = 0
 
@@ -290,6 +294,7 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         self, request_iterator: Iterator[Any], context: grpc.ServicerContext, delta: bool
     ) -> Iterator[Any]:
         stream = _Stream(self, next(self._ids), delta)
+        stream.metadata = {k: v for k, v in context.invocation_metadata()}
         with self.changed:
             self.streams[stream.id] = stream
             self._all_streams = [*self._all_streams, stream]

@@ -150,7 +150,7 @@ def xds_bootstrap(
             "transport_api_version": "V3",
             "grpc_services": [{"envoy_grpc": {"cluster_name": "xds_cluster"}}],
         },
-        "lds_config": lds or source,
-        "cds_config": cds or source,
+        "lds_config": lds or dict(source),
+        "cds_config": cds or dict(source),
     }
     return config

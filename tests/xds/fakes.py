@@ -17,12 +17,14 @@ class FakeSink:
         self.configs: list[MeshConfig] = []
         self.endpoint_updates: list[dict[str, list[dict[str, Any]]]] = []
         self.refuse: Exception | None = None
+        self.clusters_changed: list[bool] = []
         self.changed = trio.Event()
 
-    async def apply_xds(self, config: MeshConfig) -> None:
+    async def apply_xds(self, config: MeshConfig, clusters_changed: bool = True) -> None:
         if self.refuse is not None:
             raise self.refuse
         self.configs.append(config)
+        self.clusters_changed.append(clusters_changed)
         self._notify()
 
     async def update_xds_endpoints(self, updates: Mapping[str, list[dict[str, Any]]]) -> None:

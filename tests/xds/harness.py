@@ -33,9 +33,12 @@ async def running_client(
     node: str = "meshcore",
     wait_initialized: bool = True,
     poll_s: float = 0.05,
+    ads_extra: dict[str, Any] | None = None,
     **bootstrap: Any,
 ) -> AsyncIterator[XdsClient]:
-    config = load_bootstrap(xds_bootstrap(server.port, node=node, **bootstrap))
+    data = xds_bootstrap(server.port, node=node, **bootstrap)
+    data["dynamic_resources"]["ads_config"].update(ads_extra or {})
+    config = load_bootstrap(data)
     client = XdsClient(
         config,
         sink,

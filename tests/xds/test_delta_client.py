@@ -65,21 +65,51 @@ async def test_removed_resources_remove_clusters_and_unsubscribe_their_endpoints
         assert "a" in sink.cluster_names()
 
 
+def routed_to(sink: FakeSink) -> object:
+    routes = sink.listener("ingress")["filter"]["http_connection_manager"]["route_config"]
+    return routes["virtual_hosts"][0]["routes"][0]["action"]["route"]["target"]["cluster"]
+
+
 async def test_a_bad_route_is_nacked_in_delta(ads_server: AdsServer, sink: FakeSink) -> None:
     serve(ads_server)
     async with running_client(ads_server, sink, delta=True) as client:
         await until(lambda: sink.configs and "ingress" in sink.listener_names())
-        ads_server.set_resources(ROUTE_CONFIG, [route_config("routes", "nowhere")])
+        bad = route_config("routes", "a")
+        bad.virtual_hosts[0].routes[0].route.retry_policy.num_retries.value = 2
+        ads_server.set_resources(ROUTE_CONFIG, [bad])
         nack = await request(ads_server, nacked(ROUTE_CONFIG))
         assert nack.error == (
-            "route_configs[routes].virtual_hosts[0].routes[0].route.cluster: unknown cluster "
-            "'nowhere' (not a static cluster, not from CDS)"
+            "route_configs[routes].virtual_hosts[0].routes[0].route.retry_policy: retry_policy "
+            "is not supported yet"
         )
         assert client.stats.control.get("http.ingress.rds.routes.update_rejected") == 1
-        routes = sink.listener("ingress")["filter"]["http_connection_manager"]["route_config"]
-        assert routes["virtual_hosts"][0]["routes"][0]["action"]["route"]["target"] == {
-            "cluster": "a"
-        }
+        assert routed_to(sink) == "a"
+
+
+async def test_a_route_to_a_cluster_not_sent_yet_waits_for_it(
+    ads_server: AdsServer, sink: FakeSink
+) -> None:
+    serve(ads_server)
+    async with running_client(ads_server, sink, delta=True) as client:
+        await request(ads_server, delta_acked(ROUTE_CONFIG))  # the first one
+        mark = len(ads_server.recorded)
+        ads_server.set_resources(ROUTE_CONFIG, [route_config("routes", "later")])
+        await request(ads_server, delta_acked(ROUTE_CONFIG), after=mark)
+        assert client.store.view.waiting == {"route_configs[routes]": frozenset({"later"})}
+        assert routed_to(sink) == "a"  # the old version serves meanwhile
+        ads_server.set_resources(
+            CLUSTER, [eds_cluster("a"), eds_cluster("b"), eds_cluster("later")]
+        )
+        ads_server.set_resources(
+            ASSIGNMENT,
+            [
+                assignment("a", [("127.0.0.1", 9001)]),
+                assignment("b", [("127.0.0.1", 9002)]),
+                assignment("later", [("127.0.0.1", 9003)]),
+            ],
+        )
+        await until(lambda: routed_to(sink) == "later")
+        assert client.store.view.waiting == {}
 
 
 async def test_reconnect_sends_initial_resource_versions(

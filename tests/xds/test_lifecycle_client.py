@@ -154,13 +154,14 @@ async def test_listeners_and_clusters_from_watched_files(
         await until(lambda: sink.configs and "ingress" in sink.listener_names())
         assert "a" in sink.cluster_names()
         assert client.versions[LISTENER] == "l1"
-        write_response(
-            lds_file,
-            "l2",
-            [typed(LISTENER, listener_json("ingress", 0, routes=routes_json("r", "nowhere")))],
-        )
+        bad = listener_json("ingress", 0, routes=routes_json("r", "a"))
+        bad["per_connection_buffer_limit_bytes"] = "lots"
+        write_response(lds_file, "l2", [typed(LISTENER, bad)])
         await until(lambda: client.stats.control.get("listener_manager.lds.update_rejected"))
-        assert "nowhere" in client.rejections[LISTENER][0]
+        assert client.rejections[LISTENER][0] == (
+            f"{lds_file}: resources[0].per_connection_buffer_limit_bytes: expected an integer, "
+            'got "lots"'
+        )
         write_response(lds_file, "l3", [])
         await until(lambda: "ingress" not in sink.listener_names())
         assert client.versions[LISTENER] == "l3"

@@ -4,6 +4,7 @@ every behaviour asserted on real traffic through the engine, on the admin stats 
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -80,19 +81,22 @@ async def test_pushes_route_traffic_and_a_nacked_push_keeps_the_old_config(
     good = ads_server.set_resources(ROUTE_CONFIG, [route_config("r", "b")])
     await until_answers(port, ["/"], ["b"])
 
-    ads_server.set_resources(ROUTE_CONFIG, [route_config("r", "nowhere")])
+    bad = route_config("r", "a")
+    bad.virtual_hosts[0].routes[0].match.grpc.SetInParent()
+    ads_server.set_resources(ROUTE_CONFIG, [bad])
     nack = await request(ads_server, lambda r: r.type_url == ROUTE_CONFIG and r.is_nack())
     assert nack.error == (
-        "route_configs[r].virtual_hosts[0].routes[0].route.cluster: unknown cluster 'nowhere' "
-        "(not a static cluster, not from CDS)"
+        "route_configs[r].virtual_hosts[0].routes[0].match.grpc: grpc is not supported"
     )
     assert nack.request.version_info == good
     for _ in range(5):
         assert await answer(port) == "b"
 
-    ads_server.set_resources(CLUSTER, [eds_cluster("a"), eds_cluster("b", lb_policy="MAGLEV")])
+    ads_server.set_resources(
+        CLUSTER, [eds_cluster("a"), eds_cluster("b", lb_policy="CLUSTER_PROVIDED")]
+    )
     nack = await request(ads_server, lambda r: r.type_url == CLUSTER and r.is_nack())
-    assert nack.error == "clusters[b].lb_policy: MAGLEV is not supported"
+    assert nack.error == "clusters[b].lb_policy: CLUSTER_PROVIDED is not supported"
     assert await answer(port) == "b"
 
     # An endpoint change of a serving cluster: b's host becomes upstream c.
@@ -196,3 +200,26 @@ async def test_initial_fetch_timeout_serves_the_static_listener(
     stats = await trio.to_thread.run_sync(proxy.stats)
     assert stats["cluster_manager.cds.init_fetch_timeout"] == "1"
     assert stats["control_plane.connected_state"] == "1"
+
+
+async def test_sighup_reload_keeps_the_dynamic_resources(
+    ads_server: AdsServer, upstreams: dict[str, Upstream], proxies: list[Proxy], tmp_path_factory
+) -> None:
+    port, static_port = free_port(), free_port()
+    serve(ads_server, port, upstreams)
+    config = xds_bootstrap(ads_server.port, node="meshcore")
+    proxy = await start(proxies, config, tmp_path_factory)
+    assert await answer(port) == "a"
+    direct = route({"prefix": "/"}, direct_response={"status": 204})
+    static = http_listener(
+        "static", static_port, route_config_json([virtual_host("all", ["*"], [direct])])
+    )
+    config["static_resources"]["listeners"] = [static]
+    proxy.replace_config(config)
+    proxy.send_signal(signal.SIGHUP)
+    await until_answers(static_port, ["/"], ["status:204"])
+    assert await answer(port) == "a"
+    ads_server.set_resources(ROUTE_CONFIG, [route_config("r", "b")])
+    await until_answers(port, ["/"], ["b"])
+    stats = await trio.to_thread.run_sync(proxy.stats)
+    assert stats["config_reload.update_success"] == "1"

@@ -87,14 +87,11 @@ def test_a_removed_cluster_stays_while_an_unchanged_route_names_it(store) -> Non
     assert sorted(serving(store)[1]) == ["a", "b", "xds_cluster"]
     # An unrelated route change is accepted although r still names the removed a...
     apply(store, update(ROUTE_CONFIG, route_config("s", "b", routes=None)))
-    # ...but a new route to it is not.
-    with pytest.raises(Rejected) as info:
-        store.stage(update(ROUTE_CONFIG, route_config("s", "a")), 0.0)
-    assert info.value.lines == [
-        "route_configs[s].virtual_hosts[0].routes[0].route.cluster: unknown cluster 'a' "
-        "(not a static cluster, not from CDS)"
-    ]
-    apply(store, update(ROUTE_CONFIG, route_config("r", "b")))
+    # ...but a new route to it waits (for CDS to bring a back), the old one serving.
+    apply(store, update(ROUTE_CONFIG, route_config("s", "a")))
+    assert store.view.waiting == {"route_configs[s]": frozenset({"a"})}
+    assert routed_cluster(store, "m") == "b"
+    apply(store, update(ROUTE_CONFIG, route_config("r", "b"), route_config("s", "b")))
     assert serving(store)[1] == ["xds_cluster", "b"]
 
 
@@ -119,7 +116,7 @@ def test_endpoint_only_changes_plan_endpoint_updates(store) -> None:
     )
     assert plan.config is None
     assert plan.endpoint_updates == {
-        "b": [{"address": "10.0.0.3", "port": 80, "weight": 1, "healthy": True}]
+        "b": [{"address": "10.0.0.3", "port": 80, "weight": 1, "healthy": True, "priority": 0}]
     }
 
 
@@ -149,8 +146,19 @@ def test_delta_removal_and_heartbeats(store) -> None:
     apply(store, update(CLUSTER, static_cluster("a", []), static_cluster("b", []), complete=False))
     apply(store, update(CLUSTER, removed=["a"], complete=False))
     assert list(store.accepted[CLUSTER]) == ["b"]
-    beat = Update(CLUSTER, "2", [Incoming("b", "1", None, b"", ttl_s=5.0)])
+    beat = Update(CLUSTER, "2", [Incoming("b", "1", None, b"", ttl_s=5.0, heartbeat=True)])
     store.commit(store.stage(beat, 100.0))
     assert store.accepted[CLUSTER]["b"].expires == 105.0
     assert store.expired(104.0) == {}
     assert store.expired(105.0) == {CLUSTER: ["b"]}
+
+
+def test_a_warming_listener_on_a_taken_port_is_the_lds_update_s_fault(store) -> None:
+    apply(store, update(CLUSTER, eds_cluster("a")))
+    with pytest.raises(Rejected) as info:
+        store.stage(
+            update(LISTENER, listener("l", 10000, rds="r"), listener("m", 10000, rds="s")), 0.0
+        )
+    assert info.value.lines == [
+        "listeners[m].address: 127.0.0.1:10000 is already the address of listener 'l'"
+    ]

@@ -61,7 +61,7 @@ async def test_first_requests_carry_the_node_and_every_type_is_acked(
             "cluster": "backend"
         }
         assert sink.cluster("backend")["endpoints"] == [
-            {"address": "127.0.0.1", "port": 9001, "weight": 1, "healthy": True}
+            {"address": "127.0.0.1", "port": 9001, "weight": 1, "healthy": True, "priority": 0}
         ]
 
 
@@ -72,12 +72,12 @@ async def test_a_bad_cluster_is_nacked_with_its_path_and_the_old_config_stays(
     async with running_client(ads_server, sink) as client:
         await request(ads_server, acked(CLUSTER, versions[CLUSTER]))
         applied = len(sink.configs)
-        bad = eds_cluster("backend", lb_policy="MAGLEV")
+        bad = eds_cluster("backend", lb_policy="CLUSTER_PROVIDED")
         ads_server.set_resources(CLUSTER, [bad, static_cluster("other", [("127.0.0.1", 1)])])
         nack = await request(ads_server, nacked(CLUSTER))
         assert nack.request.version_info == versions[CLUSTER]
         assert nack.request.error_detail.code == 3
-        assert nack.error == "clusters[backend].lb_policy: MAGLEV is not supported"
+        assert nack.error == "clusters[backend].lb_policy: CLUSTER_PROVIDED is not supported"
         assert len(sink.configs) == applied
         assert "other" not in sink.cluster_names()
         assert client.stats.control.get("cluster_manager.cds.update_rejected") == 1
@@ -146,3 +146,138 @@ async def test_endpoint_changes_are_endpoint_updates_not_new_snapshots(
         await until(lambda: sink.endpoint_updates)
         assert [e["port"] for e in sink.endpoint_updates[-1]["backend"]] == [9001, 9003]
         assert len(sink.configs) == applied
+
+
+async def test_a_route_change_tells_the_server_clusters_are_unchanged(
+    ads_server: AdsServer, sink: FakeSink
+) -> None:
+    serve_basic(ads_server)
+    ads_server.set_resources(
+        CLUSTER, [eds_cluster("backend"), static_cluster("other", [("127.0.0.1", 2)])]
+    )
+    async with running_client(ads_server, sink):
+        await until(lambda: sink.configs and "ingress" in sink.listener_names())
+        applied = len(sink.configs)
+        ads_server.set_resources(ROUTE_CONFIG, [route_config("routes", "other")])
+        await until(lambda: len(sink.configs) > applied)
+        assert sink.clusters_changed[-1] is False
+        ads_server.set_resources(CLUSTER, [eds_cluster("backend"), eds_cluster("other")])
+        ads_server.set_resources(
+            ASSIGNMENT,
+            [assignment("backend", [("127.0.0.1", 1)]), assignment("other", [("127.0.0.1", 3)])],
+        )
+        await until(lambda: sink.cluster("other")["endpoints"][0]["port"] == 3)
+        assert sink.clusters_changed[-1] is True
+
+
+async def test_node_on_every_request_unless_asked_and_initial_metadata(
+    ads_server: AdsServer, sink: FakeSink
+) -> None:
+    serve_basic(ads_server)
+    services = [
+        {
+            "envoy_grpc": {"cluster_name": "xds_cluster"},
+            "initial_metadata": [{"key": "X-Mesh-Token", "value": "secret"}],
+        }
+    ]
+    async with running_client(ads_server, sink, ads_extra={"grpc_services": services}):
+        await request(ads_server, lambda r: r.type_url == ROUTE_CONFIG and r.is_ack())
+        assert all(r.request.node.id == "meshcore" for r in ads_server.recorded)
+        assert ads_server.streams_seen[0].metadata["x-mesh-token"] == "secret"
+    mark = len(ads_server.recorded)
+    async with running_client(ads_server, sink, ads_extra={"set_node_on_first_message_only": True}):
+        await request(ads_server, lambda r: r.type_url == ROUTE_CONFIG and r.is_ack(), mark)
+        mine = ads_server.recorded[mark:]
+        assert mine[0].request.HasField("node")
+        assert not any(r.request.HasField("node") for r in mine[1:])
+
+
+async def test_malformed_responses_are_nacked(ads_server: AdsServer, sink: FakeSink) -> None:
+    from envoy.service.discovery.v3 import discovery_pb2
+    from google.protobuf.any_pb2 import Any as AnyMessage
+
+    serve_basic(ads_server)
+    async with running_client(ads_server, sink) as client:
+        await request(ads_server, lambda r: r.type_url == ROUTE_CONFIG and r.is_ack())
+        wrong = AnyMessage()
+        wrong.Pack(listener("sneaky", 0, rds="routes"))
+        ads_server.push_raw(
+            discovery_pb2.DiscoveryResponse(type_url=CLUSTER, version_info="x1", resources=[wrong])
+        )
+        nack = await request(ads_server, nacked(CLUSTER))
+        assert nack.error == "Cluster response: resources[0]: a Listener in a Cluster response"
+        garbage = AnyMessage(type_url=CLUSTER, value=b"\xff\xff\xff")
+        ads_server.push_raw(
+            discovery_pb2.DiscoveryResponse(
+                type_url=CLUSTER, version_info="x2", resources=[garbage]
+            )
+        )
+        nack = await request(
+            ads_server, lambda r: r.is_nack() and "cannot decode Cluster" in r.error
+        )
+        assert nack.error.startswith("Cluster response: resources[0]: cannot decode Cluster")
+        secret = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+        ads_server.push_raw(discovery_pb2.DiscoveryResponse(type_url=secret, version_info="s"))
+        # A type nobody asked for is ignored (as Envoy): no request names it.
+        await until(lambda: secret in client.rejections)
+        assert client.rejections[secret][0] == f"unknown type {secret}"
+        assert not ads_server.requests(secret)
+        assert "backend" in sink.cluster_names()
+
+
+async def test_an_update_the_engine_refuses_is_nacked(
+    ads_server: AdsServer, sink: FakeSink
+) -> None:
+    serve_basic(ads_server)
+    async with running_client(ads_server, sink):
+        await until(lambda: sink.configs and "ingress" in sink.listener_names())
+        sink.refuse = ValueError("listeners[0]: cannot bind 127.0.0.1:1: permission denied")
+        ads_server.set_resources(CLUSTER, [eds_cluster("backend"), static_cluster("x", [])])
+        nack = await request(ads_server, nacked(CLUSTER))
+        assert nack.error == (
+            "the engine refused the update: listeners[0]: cannot bind 127.0.0.1:1: permission "
+            "denied"
+        )
+        sink.refuse = RuntimeError("a bug")
+        ads_server.set_resources(CLUSTER, [eds_cluster("backend"), static_cluster("y", [])])
+        nack = await request(ads_server, lambda r: r.is_nack() and "internal error" in r.error)
+        assert nack.error == "internal error while applying the update: RuntimeError('a bug')"
+
+
+async def test_rds_names_follow_the_listeners(ads_server: AdsServer, sink: FakeSink) -> None:
+    serve_basic(ads_server)
+    async with running_client(ads_server, sink):
+        await until(lambda: sink.configs and "ingress" in sink.listener_names())
+        mark = len(ads_server.recorded)
+        ads_server.set_resources(LISTENER, [listener("ingress", 0, rds="next")])
+        both = await request(
+            ads_server,
+            lambda r: (
+                r.type_url == ROUTE_CONFIG
+                and set(r.request.resource_names)
+                == {
+                    "routes",
+                    "next",
+                }
+            ),
+            mark,
+        )
+        assert both.nonce  # a subscription change carries the last nonce
+        # The old listener (and its route config) serves until "next" arrives...
+        assert (
+            sink.listener("ingress")["filter"]["http_connection_manager"]["route_config"]["name"]
+            == "routes"
+        )
+        ads_server.set_resources(
+            ROUTE_CONFIG, [route_config("routes", "backend"), route_config("next", "backend")]
+        )
+        # ...then "routes" is no longer needed.
+        await request(
+            ads_server,
+            lambda r: r.type_url == ROUTE_CONFIG and list(r.request.resource_names) == ["next"],
+            mark,
+        )
+        assert (
+            sink.listener("ingress")["filter"]["http_connection_manager"]["route_config"]["name"]
+            == "next"
+        )

@@ -43,7 +43,7 @@ def test_a_full_set_becomes_one_snapshot_with_routes_inlined_and_endpoints_fille
     assert names == ["xds_cluster", "backend"]
     backend = config.snapshot["clusters"][1]
     assert backend["endpoints"] == [
-        {"address": "10.0.0.1", "port": 80, "weight": 1, "healthy": True}
+        {"address": "10.0.0.1", "port": 80, "weight": 1, "healthy": True, "priority": 0}
     ]
     [ingress] = config.snapshot["listeners"]
     routes = ingress["filter"]["http_connection_manager"]["route_config"]
@@ -73,12 +73,12 @@ def test_the_same_listener_translates_like_a_static_one() -> None:
 def test_unsupported_fields_and_pgv_rules_are_named_per_resource() -> None:
     found = problems(
         clusters=[
-            eds_cluster("a", lb_policy="MAGLEV"),
+            eds_cluster("a", lb_policy="CLUSTER_PROVIDED"),
             static_cluster("b", [("10.0.0.1", 70000 % 65536)], connect_timeout="-1s"),
         ],
         assignments=[assignment("a", [("10.0.0.1", 1)])],
     )
-    assert "clusters[a].lb_policy: MAGLEV is not supported" in found
+    assert "clusters[a].lb_policy: CLUSTER_PROVIDED is not supported" in found
     assert any(p.startswith("clusters[b].connect_timeout:") for p in found), found
 
 

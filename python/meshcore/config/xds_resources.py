@@ -187,18 +187,18 @@ def unroutable(static: MeshConfig) -> set[str]:
 
 def check_refs(
     refs: Iterable[tuple[str, str]],
-    known: Iterable[str],
+    known: Iterable[str] | None,
     problems: Problems,
     refused: Iterable[str] = (),
 ) -> None:
-    """Each route's cluster must exist (static or CDS): a route to nowhere is rejected, and
-    so is one to the HTTP/2 xDS cluster (`refused`)."""
-    names = set(known)
+    """A route to the HTTP/2 xDS cluster (`refused`) is rejected, and with `known` (a
+    complete set of resources) so is one to a cluster that does not exist."""
+    names = set(known) if known is not None else None
     denied = set(refused)
     for path, name in refs:
         if name in denied:
             problems.add(path, f"cluster {name!r} has HTTP/2 options; routes cannot use it yet")
-        elif name and name not in names:
+        elif name and names is not None and name not in names:
             problems.add(path, f"unknown cluster {name!r} (not a static cluster, not from CDS)")
 
 

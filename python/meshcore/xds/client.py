@@ -28,6 +28,7 @@ from meshcore.lifecycle.control_stats import ControlStats
 from . import files
 from .backoff import Backoff
 from .delta import DeltaProtocol
+from .heap import release_free_memory
 from .resources import Endpoint, Entry, Rejected, ResourceStore, Staged, Update, short_type
 from .sotw import SotwProtocol
 from .stats import CDS, LDS, XdsStats
@@ -43,8 +44,9 @@ MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 class XdsSink(Protocol):
     """Where accepted updates go (the server); errors reject the update."""
 
-    async def apply_xds(self, config: MeshConfig) -> None:
-        """Applies a whole new config (ValueError/OSError: the engine refused it)."""
+    async def apply_xds(self, config: MeshConfig, clusters_changed: bool = True) -> None:
+        """Applies a whole new config (ValueError/OSError: the engine refused it);
+        `clusters_changed` False: only listeners and routes differ from the last one."""
 
     async def update_xds_endpoints(self, updates: Mapping[str, list[Endpoint]]) -> None:
         """Swaps the hosts of serving clusters (KeyError/ValueError: refused)."""
@@ -226,8 +228,12 @@ class XdsClient:
         async with self._lock:
             type_url = response.type_url
             try:
-                update = self.protocol.decode(response)
-            except Rejected as rejected:
+                known = (
+                    self.store.names_by_raw(type_url) if type_url in self.store.accepted else None
+                )
+                update = self.protocol.decode(response, known)
+            except Exception as exc:  # Rejected, or a response nothing foresaw
+                rejected = exc if isinstance(exc, Rejected) else Rejected([repr(exc)])
                 self._send(self.protocol.nack(response, rejected.detail))
                 self._rejected(type_url, self.stats.scopes(type_url, ()), "", rejected)
                 return
@@ -243,40 +249,59 @@ class XdsClient:
                 return
             self._commit(staged, scopes)
             self._send(self.protocol.ack(response))
-            self._resubscribe()
+            if not staged.endpoints_only:
+                self._resubscribe()
             self._done_initial(type_url)
+            _tidy(update)
 
     def _send(self, request: Message | None) -> None:
         if request is not None and self._stream is not None:
             self._stream.send(request)
 
     async def _stage_and_apply(self, update: Update | None) -> Staged:
-        if update is None:
-            staged = self.store.restage()
-        elif len(update.resources) > THREADED_STAGE:
-            # Thousands of resources take seconds to check: keep the admin API and health
-            # checks answering meanwhile (the store is only changed by `commit`, here).
-            staged = await trio.to_thread.run_sync(self.store.stage, update, trio.current_time())
-        else:
-            staged = self.store.stage(update, trio.current_time())
+        """Checks and applies an update; Rejected for anything that goes wrong (a bug
+        included: whatever a management server sends must not stop the server)."""
+        try:
+            if update is None:
+                staged = self.store.restage()
+            elif len(update.resources) > THREADED_STAGE:
+                # Thousands of resources take seconds to check: keep the admin API and
+                # health checks answering meanwhile (only `commit`, here, changes the store).
+                staged = await trio.to_thread.run_sync(
+                    self.store.stage, update, trio.current_time()
+                )
+            else:
+                staged = self.store.stage(update, trio.current_time())
+        except Rejected:
+            raise
+        except Exception as exc:
+            log.exception("checking an xDS update failed")
+            raise Rejected([f"internal error while checking the update: {exc!r}"]) from None
         plan = staged.plan
         try:
             if plan.config is not None:
-                await self.sink.apply_xds(plan.config)
+                await self.sink.apply_xds(plan.config, plan.clusters_changed)
             elif plan.endpoint_updates:
                 await self.sink.update_xds_endpoints(plan.endpoint_updates)
         except (ValueError, OSError, KeyError) as exc:
             raise Rejected([f"the engine refused the update: {exc}"]) from None
+        except Exception as exc:
+            log.exception("applying an xDS update failed")
+            raise Rejected([f"internal error while applying the update: {exc!r}"]) from None
         return staged
 
     def _commit(self, staged: Staged, scopes: list[str]) -> None:
         update = staged.update
-        if update is not None:
+        if update is not None and update.type_url in (CLUSTER, LISTENER):
             before = self.store.accepted[update.type_url]
             after = staged.accepted
             modified = sum(1 for n in set(before) & set(after) if before[n].raw != after[n].raw)
             self.stats.changes(update.type_url, set(before), set(after), modified)
+        waiting = self.store.view.waiting
         self.store.commit(staged)
+        for path, missing in self.store.view.waiting.items():
+            if waiting.get(path) != missing:
+                log.warning("xDS: %s waits for clusters %s", path, ", ".join(sorted(missing)))
         if update is not None:
             self.versions[update.type_url] = update.version_info
             self.stats.success(
@@ -294,7 +319,8 @@ class XdsClient:
                 len(update.removed),
             )
         self.stats.totals()
-        self._ttl_wakeup.set()
+        if self.store.ttl_seen:
+            self._ttl_wakeup.set()
 
     def _rejected(self, type_url: str, scopes: list[str], version: str, rejected: Rejected) -> None:
         self.stats.inc(scopes, "update_rejected")
@@ -331,7 +357,7 @@ class XdsClient:
                 self.stats.inc(scopes, "update_attempt")
                 update: Update | None = None
                 try:
-                    update = await trio.to_thread.run_sync(files.load, path, type_url)
+                    update = await trio.to_thread.run_sync(_load_file, path, type_url)
                     staged = await self._stage_and_apply(update)
                 except Rejected as rejected:
                     version = update.version_info if update else ""
@@ -340,6 +366,7 @@ class XdsClient:
                 self._commit(staged, scopes)
                 self._resubscribe()
                 self._done_initial(type_url)
+                _tidy(update)
 
         await files.watch(path, source.watched_directory, reload, self.poll_s)
 
@@ -467,6 +494,22 @@ class XdsClient:
                 ]
             out["endpoints"] = endpoints
         return out
+
+
+def _tidy(update: Update) -> None:
+    """After a large update (once ACKed): its garbage goes back to the OS."""
+    if len(update.resources) > THREADED_STAGE:
+        release_free_memory()
+
+
+def _load_file(path: str, type_url: str) -> Update:
+    try:
+        return files.load(path, type_url)
+    except Rejected:
+        raise
+    except Exception as exc:
+        log.exception("reading %s failed", path)
+        raise Rejected([f"{path}: {exc!r}"]) from None
 
 
 def _dumped(entry: Entry, key: str, type_url: str) -> dict[str, Any]:

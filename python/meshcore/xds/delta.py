@@ -83,7 +83,13 @@ class DeltaProtocol:
             )
         return requests
 
-    def decode(self, response: discovery_pb2.DeltaDiscoveryResponse) -> Update:
+    def decode(
+        self,
+        response: discovery_pb2.DeltaDiscoveryResponse,
+        known: Mapping[bytes, str] | None = None,
+    ) -> Update:
+        """The response as an `Update` (`known` is for the SotW protocol's signature: a
+        delta response carries changes only)."""
         type_url = response.type_url
         if type_url not in self.types:
             raise Rejected([f"unknown type {type_url}"])
@@ -97,7 +103,9 @@ class DeltaProtocol:
                 continue
             ttl = ttl_seconds(resource)
             if not resource.HasField("resource"):
-                resources.append(Incoming(resource.name, resource.version, None, b"", ttl))
+                resources.append(
+                    Incoming(resource.name, resource.version, None, b"", ttl, heartbeat=True)
+                )
                 continue
             if resource.resource.type_url != type_url:
                 problems.append(

@@ -5,9 +5,11 @@ resources, and turned into a plan for the engine.
 Warming and order (make before break):
 - an EDS cluster serves once its ClusterLoadAssignment arrived; until then its previous
   version (if any) keeps serving;
-- a route config serves once every cluster it names serves; a listener once its route
-  config (RDS) and the clusters its routes name serve; until then their previous versions
-  keep serving, or they stay out of the snapshot;
+- a route config serves once every cluster it names serves (one not known at all is
+  waited for too: a control plane may send RDS before CDS, and a NACK would not be sent
+  again once the cluster came); a listener once its route config (RDS) and the clusters
+  its routes name serve; until then their previous versions keep serving, or they stay
+  out of the snapshot;
 - a cluster removed by CDS stays in the snapshot while a serving route still names it, so
   that a route change pushed after a cluster removal never sends traffic to nowhere.
 An update that only changes endpoints of serving clusters becomes per-cluster endpoint
@@ -90,13 +92,15 @@ class Rejected(Exception):
 
 @dataclass(frozen=True)
 class Incoming:
-    """One resource as received: `message` None is a heartbeat (a TTL refresh)."""
+    """One resource as received. `heartbeat`: a TTL refresh without a body; `message`
+    None otherwise: the bytes are those of the accepted resource `name` (not decoded)."""
 
     name: str
     version: str
     message: Message | None
     raw: bytes = b""
     ttl_s: float | None = None
+    heartbeat: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,7 @@ class ActiveListener:
     snapshot: dict[str, Any]
     refs: frozenset[str]
     rds: str | None
+    source: ListenerResource
 
 
 @dataclass
@@ -149,6 +154,10 @@ class View:
     warming_clusters: set[str] = field(default_factory=set)
     endpoints: dict[str, list[Endpoint]] = field(default_factory=dict)
     """EDS service name -> endpoints."""
+    users: dict[str, list[str]] = field(default_factory=dict)
+    """EDS service name -> the serving clusters that take their endpoints from it."""
+    waiting: dict[str, frozenset[str]] = field(default_factory=dict)
+    """`route_configs[r]` / `listeners[l]` -> clusters it names that do not serve yet."""
 
     def cluster_endpoints(self, name: str) -> list[Endpoint] | None:
         cluster = self.clusters[name]
@@ -161,6 +170,9 @@ class Plan:
 
     config: MeshConfig | None
     endpoint_updates: dict[str, list[Endpoint]]
+    clusters_changed: bool = True
+    """With a config: False when only listeners and routes changed (no cluster, endpoint,
+    DNS or health check to redo)."""
 
 
 @dataclass
@@ -171,6 +183,8 @@ class Staged:
     accepted: dict[str, Entry]
     view: View
     plan: Plan
+    endpoints_only: bool = False
+    """Only endpoints of serving clusters changed: subscriptions cannot have."""
 
 
 def decode(type_url: str, raw: bytes) -> Message:
@@ -201,6 +215,9 @@ class ResourceStore:
         self.clock = clock
         self.accepted: dict[str, dict[str, Entry]] = {t: {} for t in TYPE_ORDER}
         self.view = View()
+        self.ttl_seen = False
+        self._raw_names: dict[str, tuple[dict[str, Entry], dict[bytes, str]]] = {}
+        """Some resource came with a TTL (the expiry timer has work)."""
         self.applied: MeshConfig | None = None
         self._applied_listeners: dict[str, dict[str, Any]] = {}
         self._applied_clusters: dict[str, dict[str, Any]] = {}
@@ -229,8 +246,9 @@ class ResourceStore:
             expires = None
             if incoming.ttl_s is not None and now_trio is not None:
                 expires = now_trio + incoming.ttl_s
+                self.ttl_seen = True
             previous = old.get(incoming.name)
-            if incoming.message is None:  # a heartbeat: refreshes the TTL of what we have
+            if incoming.heartbeat:  # refreshes the TTL of what we have
                 if previous is not None:
                     accepted[incoming.name] = Entry(
                         previous.name,
@@ -242,12 +260,15 @@ class ResourceStore:
                         expires,
                     )
                 continue
-            raw = incoming.raw or incoming.message.SerializeToString()
+            message = incoming.message
+            raw = incoming.raw or (message.SerializeToString() if message is not None else b"")
             if previous is not None and previous.raw == raw:
                 checked = previous.checked
                 last_updated = previous.last_updated
             else:
-                checked, found = _CHECKS[type_url](incoming.message, path)
+                if message is None:
+                    message = decode(type_url, raw)
+                checked, found = _CHECKS[type_url](message, path)
                 problems.extend(found)
                 last_updated = now
                 fresh.add(incoming.name)
@@ -263,6 +284,10 @@ class ResourceStore:
                 )
         if problems:
             raise Rejected(problems)
+        if type_url == ASSIGNMENT:
+            fast = self._endpoints_only(update, accepted)
+            if fast is not None:
+                return fast
         candidate = {**self.accepted, type_url: accepted}
         self._cross_check(type_url, candidate, fresh, problems)
         if problems:
@@ -272,6 +297,41 @@ class ResourceStore:
         if problems:
             raise Rejected(problems)
         return Staged(update, accepted, view, self._plan(view))
+
+    def _endpoints_only(self, update: Update, accepted: dict[str, Entry]) -> Staged | None:
+        """An EDS update that only moves hosts of serving clusters (none warms with it): a
+        plan of endpoint updates without rebuilding the whole view, so that one cluster's
+        change costs the same with 10 clusters as with 10,000."""
+        view = self.view
+        if self.applied is None:
+            return None
+        changed = {r.name for r in update.resources if not r.heartbeat}
+        changed |= set(update.removed)
+        if any(name not in view.users for name in changed):
+            return None  # a warming cluster may be waiting for it: the full rules apply
+        endpoints = dict(view.endpoints)
+        updates: dict[str, list[Endpoint]] = {}
+        for name in changed:
+            entry = accepted.get(name)
+            hosts = entry.checked.endpoints if entry is not None else []
+            if entry is None:
+                endpoints.pop(name, None)
+            else:
+                endpoints[name] = hosts
+            for cluster in view.users[name]:
+                if self._applied_endpoints.get(cluster) != hosts:
+                    updates[cluster] = hosts
+        fast = View(
+            listeners=view.listeners,
+            clusters=view.clusters,
+            routes=view.routes,
+            warming_listeners=view.warming_listeners,
+            warming_clusters=view.warming_clusters,
+            endpoints=endpoints,
+            users=view.users,
+            waiting=view.waiting,
+        )
+        return Staged(update, accepted, fast, Plan(None, updates), endpoints_only=True)
 
     def _cross_check(
         self,
@@ -283,23 +343,25 @@ class ResourceStore:
         """Checks the new and changed resources of the type just updated against the
         others (an unchanged route that still names a cluster CDS removed keeps serving:
         the cluster is kept for it, see `build_view`)."""
-        known = static_names(self.static, "clusters") | set(candidate[CLUSTER])
         entries = {n: e for n, e in candidate[type_url].items() if n in fresh}
         if type_url == LISTENER:
+            # Warming listeners too: a port conflict is the LDS update's fault.
+            listeners = (e.checked.snapshot for e in candidate[LISTENER].values())
+            check_addresses(listeners, self.static, problems)
             statics = static_names(self.static, "listeners")
             for name, entry in entries.items():
                 listener: ListenerResource = entry.checked
                 path = resource_path(LISTENER, name)
                 if name in statics:
                     problems.add(f"{path}.name", "a static listener has this name")
-                check_refs(listener.refs, known, problems, unroutable(self.static))
+                check_refs(listener.refs, None, problems, unroutable(self.static))
                 if listener.rds is not None and not self.ads:
                     problems.add(
                         path, "rds needs dynamic_resources.ads_config (RDS comes over ADS)"
                     )
         elif type_url == ROUTE_CONFIG:
             for entry in entries.values():
-                check_refs(entry.checked.refs, known, problems, unroutable(self.static))
+                check_refs(entry.checked.refs, None, problems, unroutable(self.static))
         elif type_url == CLUSTER:
             statics = static_names(self.static, "clusters")
             for name, entry in entries.items():
@@ -334,7 +396,12 @@ class ResourceStore:
             list(view.clusters.values()),
             view.endpoints,
         )
-        return Plan(config, {})
+        unchanged = (
+            self.applied is not None
+            and clusters == self._applied_clusters
+            and endpoints == self._applied_endpoints
+        )
+        return Plan(config, {}, clusters_changed=not unchanged)
 
     # ---- committing ----------------------------------------------------------------------
 
@@ -376,6 +443,18 @@ class ResourceStore:
             self.accepted[type_url].pop(name, None)
 
     # ---- what the client reads -----------------------------------------------------------
+
+    def names_by_raw(self, type_url: str) -> dict[bytes, str]:
+        """The accepted resources of `type_url` by their bytes: a state-of-the-world
+        response that repeats 10,000 unchanged resources is matched without decoding."""
+        cached = self._raw_names.get(type_url)
+        if cached is None or cached[0] is not self.accepted[type_url]:
+            cached = (
+                self.accepted[type_url],
+                {e.raw: n for n, e in self.accepted[type_url].items()},
+            )
+            self._raw_names[type_url] = cached
+        return cached[1]
 
     def wanted(self, type_url: str) -> set[str]:
         """The RDS or EDS names the accepted and serving listeners and clusters need."""
@@ -424,17 +503,28 @@ def build_view(
             if name in previous.clusters:
                 view.clusters[name] = previous.clusters[name]
     removed = {n: c for n, c in previous.clusters.items() if n not in accepted[CLUSTER]}
-    serving = static_clusters | set(view.clusters) | set(removed)
+    serving = static_clusters | set(view.clusters)
+    # A removed cluster still serves the routes that used it, unchanged, not new ones.
+    kept = serving | set(removed)
     for name, entry in accepted[ROUTE_CONFIG].items():
         route: RouteResource = entry.checked
-        if all(ref in serving for _, ref in route.refs):
+        allowed = kept if previous.routes.get(name) is route else serving
+        missing = frozenset(ref for _, ref in route.refs if ref not in allowed)
+        if not missing:
             view.routes[name] = route
-        elif name in previous.routes:
-            view.routes[name] = previous.routes[name]
+        else:
+            view.waiting[resource_path(ROUTE_CONFIG, name)] = missing
+            if name in previous.routes:
+                view.routes[name] = previous.routes[name]
     for name, entry in accepted[LISTENER].items():
         listener: ListenerResource = entry.checked
         routes = None
-        ready = all(ref in serving for _, ref in listener.refs)
+        before = previous.listeners.get(name)
+        allowed = kept if before is not None and before.source is listener else serving
+        missing = frozenset(ref for _, ref in listener.refs if ref not in allowed)
+        if missing:
+            view.waiting[resource_path(LISTENER, name)] = missing
+        ready = not missing
         if listener.rds is not None:
             routes = view.routes.get(listener.rds) or previous.routes.get(listener.rds)
             ready = ready and routes is not None
@@ -445,7 +535,7 @@ def build_view(
                 {ref for _, ref in routes.refs} if routes is not None else set()
             )
             view.listeners[name] = ActiveListener(
-                listener.with_routes(routes), frozenset(refs), listener.rds
+                listener.with_routes(routes), frozenset(refs), listener.rds, listener
             )
         else:
             view.warming_listeners.add(name)
@@ -455,4 +545,7 @@ def build_view(
     for name, cluster in removed.items():
         if name in referenced:
             view.clusters[name] = cluster  # make before break: kept while routes use it
+    for name, cluster in view.clusters.items():
+        if cluster.eds is not None:
+            view.users.setdefault(cluster.eds, []).append(name)
     return view

@@ -39,11 +39,20 @@ def ttl_seconds(resource: discovery_pb2.Resource) -> float | None:
     return float(resource.ttl.seconds + resource.ttl.nanos / 1e9)
 
 
+def _where(type_url: str, index: int) -> str:
+    return f"{short_type(type_url)} response: resources[{index}]"
+
+
 def unwrap(
-    type_url: str, packed: AnyMessage, version: str, problems: list[str], index: int
+    type_url: str,
+    packed: AnyMessage,
+    version: str,
+    problems: list[str],
+    index: int,
+    known: Mapping[bytes, str] | None = None,
 ) -> Incoming | None:
-    """One resource of a response (bare, or in a `Resource` wrapper)."""
-    where = f"{short_type(type_url)} response: resources[{index}]"
+    """One resource of a response (bare, or in a `Resource` wrapper); one whose bytes are
+    in `known` (accepted resources by bytes) is not decoded again."""
     ttl = None
     name = ""
     if packed.type_url == RESOURCE_WRAPPER:
@@ -51,26 +60,30 @@ def unwrap(
         try:
             wrapper.ParseFromString(packed.value)
         except Exception as exc:
-            problems.append(f"{where}: cannot decode Resource: {exc}")
+            problems.append(f"{_where(type_url, index)}: cannot decode Resource: {exc}")
             return None
         ttl = ttl_seconds(wrapper)
         name = wrapper.name
         version = wrapper.version or version
         if not wrapper.HasField("resource"):
             if not name:
-                problems.append(f"{where}: a heartbeat Resource needs a name")
+                problems.append(f"{_where(type_url, index)}: a heartbeat Resource needs a name")
                 return None
-            return Incoming(name, version, None, b"", ttl)
+            return Incoming(name, version, None, b"", ttl, heartbeat=True)
         packed = wrapper.resource
     if packed.type_url != type_url:
         problems.append(
-            f"{where}: a {short_type(packed.type_url)} in a {short_type(type_url)} response"
+            f"{_where(type_url, index)}: a {short_type(packed.type_url)} in a "
+            f"{short_type(type_url)} response"
         )
         return None
+    same = known.get(packed.value) if known is not None else None
+    if same is not None:
+        return Incoming(name or same, version, None, packed.value, ttl)
     try:
         msg = decode(type_url, packed.value)
     except ValueError as exc:
-        problems.append(f"{where}: {exc}")
+        problems.append(f"{_where(type_url, index)}: {exc}")
         return None
     return Incoming(name or resource_name(type_url, msg), version, msg, packed.value, ttl)
 
@@ -133,9 +146,13 @@ class SotwProtocol:
             self._request(t, version=self.types[t].version) for t in TYPE_ORDER if self._wanted(t)
         ]
 
-    def decode(self, response: discovery_pb2.DiscoveryResponse) -> Update:
+    def decode(
+        self,
+        response: discovery_pb2.DiscoveryResponse,
+        known: Mapping[bytes, str] | None = None,
+    ) -> Update:
         """The response as an `Update`; Rejected if it cannot be read. Resources of RDS and
-        EDS that were not asked for are left out (as Envoy)."""
+        EDS that were not asked for are left out (as Envoy); `known`: see `unwrap`."""
         type_url = response.type_url
         if type_url not in self.types:
             raise Rejected([f"unknown type {type_url}"])
@@ -144,7 +161,7 @@ class SotwProtocol:
         resources = []
         names = self.types[type_url].names
         for index, packed in enumerate(response.resources):
-            incoming = unwrap(type_url, packed, response.version_info, problems, index)
+            incoming = unwrap(type_url, packed, response.version_info, problems, index, known)
             if incoming is None:
                 continue
             if type_url in self.wildcard or incoming.name in names:

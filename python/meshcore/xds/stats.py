@@ -69,13 +69,16 @@ class XdsStats:
                 for e in self.store.accepted[LISTENER].values()
                 if e.checked.rds in wanted
             }
-            return sorted(f"http.{prefix}.rds.{rds}" for prefix, rds in prefixes)
+            return [f"http.{prefix}.rds.{rds}" for prefix, rds in sorted(prefixes)]
         if type_url == ASSIGNMENT:
-            return sorted(
+            users = self.store.view.users
+            if wanted <= users.keys():  # serving clusters: no scan of all of them
+                return [f"cluster.{c}" for name in wanted for c in users[name]]
+            return [
                 f"cluster.{name}"
                 for name, e in self.store.accepted[CLUSTER].items()
                 if e.checked.eds in wanted
-            )
+            ]
         return []
 
     def inc(self, scopes: Iterable[str], name: str) -> None:
@@ -83,12 +86,14 @@ class XdsStats:
             self.control.inc(f"{scope}.{name}")
 
     def success(self, scopes: Iterable[str], version: str, now: float, empty: bool) -> None:
+        digest, millis = version_hash(version), int(now * 1000)
+        inc, set_gauge = self.control.inc, self.control.set_gauge
         for scope in scopes:
-            self.control.inc(f"{scope}.update_success")
+            inc(f"{scope}.update_success")
             if empty:
-                self.control.inc(f"{scope}.update_empty")
-            self.control.set_gauge(f"{scope}.version", version_hash(version))
-            self.control.set_gauge(f"{scope}.update_time", int(now * 1000))
+                inc(f"{scope}.update_empty")
+            set_gauge(f"{scope}.version", digest)
+            set_gauge(f"{scope}.update_time", millis)
 
     def changes(self, type_url: str, before: set[str], after: set[str], modified: int) -> None:
         """`cluster_added` / `listener_added` ... for a CDS or LDS update."""

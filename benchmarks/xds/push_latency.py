@@ -1,0 +1,118 @@
+"""Push to applied for a route change: the route config flips between two clusters; for
+each push, the time until the proxy ACKs it (meshcore ACKs after applying; Envoy after its
+main thread did; also from the moment the server handed the response to gRPC, which leaves
+out the test server's own work) and until a request on a keep-alive connection is routed
+by it. Each
+proxy has its own route config (per node) and is measured alone, in turns, so that on a
+small machine the two do not compete for the CPU during a measurement."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from tests.support.client import RawConnection, build_request
+from tests.support.ports import free_port
+from tests.support.upstream import UpstreamServer
+from tests.xds.ads_server import AdsServer
+from tests.xds.builders import (
+    ASSIGNMENT,
+    CLUSTER,
+    LISTENER,
+    ROUTE_CONFIG,
+    assignment,
+    eds_cluster,
+    listener,
+    route_config,
+)
+
+from .common import percentile, start
+
+
+async def _routed(port: int, expected: str, timeout: float = 10.0) -> float:
+    """Sends requests back to back until one is answered by `expected`; returns when."""
+    request = build_request("GET", "/")
+    with trio.fail_after(timeout):
+        async with await RawConnection.open(port) as conn:
+            while True:
+                await conn.send(request)
+                response = await conn.read_response()
+                if response.upstream == expected:
+                    return time.monotonic()
+
+
+def _ack(server: AdsServer, node: str, version: str, after: int) -> tuple[float, float]:
+    """When the ACK arrived, and when the response it acknowledges was sent."""
+    found = server.wait_request(
+        lambda r: (
+            r.node == node
+            and r.type_url == ROUTE_CONFIG
+            and r.is_ack()
+            and (r.delta or r.request.version_info == version)
+        ),
+        timeout=10,
+        after=after,
+    )
+    return found.at, server.sent_at[found.nonce]
+
+
+async def run(kinds: list[str], rounds: int, workdir: Path, delta: bool) -> dict[str, Any]:
+    server = AdsServer().start()
+    upstreams = await trio.to_thread.run_sync(UpstreamServer)  # it runs its own trio loop
+    proxies = {}
+    try:
+        a = await trio.to_thread.run_sync(upstreams.start, "a")
+        b = await trio.to_thread.run_sync(upstreams.start, "b")
+        server.set_resources(CLUSTER, [eds_cluster("a"), eds_cluster("b")])
+        server.set_resources(
+            ASSIGNMENT,
+            [assignment("a", [("127.0.0.1", a.port)]), assignment("b", [("127.0.0.1", b.port)])],
+        )
+        ports = {kind: free_port() for kind in kinds}
+        for kind, port in ports.items():
+            server.set_resources(LISTENER, [listener("ingress", port, rds="r")], node=kind)
+            server.set_resources(ROUTE_CONFIG, [route_config("r", "a")], node=kind)
+        for kind in kinds:
+            proxies[kind] = await trio.to_thread.run_sync(
+                lambda k=kind: start(k, server.port, workdir, delta=delta)
+            )
+        for port in ports.values():
+            await _routed(port, "a")
+        acks: dict[str, list[float]] = {k: [] for k in kinds}
+        routed: dict[str, list[float]] = {k: [] for k in kinds}
+        turnarounds: dict[str, list[float]] = {k: [] for k in kinds}
+        for i in range(rounds):
+            target = "b" if i % 2 == 0 else "a"
+            for kind in kinds:
+                mark = len(server.recorded)
+                pushed = time.monotonic()
+                version = server.set_resources(ROUTE_CONFIG, [route_config("r", target)], node=kind)
+                done = await _routed(ports[kind], target)
+                ack, sent = await trio.to_thread.run_sync(_ack, server, kind, version, mark)
+                acks[kind].append((ack - pushed) * 1000)
+                turnarounds[kind].append((ack - sent) * 1000)
+                routed[kind].append((done - pushed) * 1000)
+                await trio.sleep(0.02)
+        return {
+            kind: {
+                "ack_ms": {"p50": percentile(acks[kind], 50), "p99": percentile(acks[kind], 99)},
+                "sent_to_ack_ms": {
+                    "p50": percentile(turnarounds[kind], 50),
+                    "p99": percentile(turnarounds[kind], 99),
+                },
+                "routed_ms": {
+                    "p50": percentile(routed[kind], 50),
+                    "p99": percentile(routed[kind], 99),
+                },
+                "rounds": rounds,
+            }
+            for kind in kinds
+        }
+    finally:
+        for proxy in proxies.values():
+            proxy.stop()
+        await trio.to_thread.run_sync(upstreams.close)
+        server.stop()
