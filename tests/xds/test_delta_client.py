@@ -75,12 +75,11 @@ async def test_a_bad_route_is_nacked_in_delta(ads_server: AdsServer, sink: FakeS
     async with running_client(ads_server, sink, delta=True) as client:
         await until(lambda: sink.configs and "ingress" in sink.listener_names())
         bad = route_config("routes", "a")
-        bad.virtual_hosts[0].routes[0].route.retry_policy.num_retries.value = 2
+        bad.virtual_hosts[0].routes[0].match.grpc.SetInParent()
         ads_server.set_resources(ROUTE_CONFIG, [bad])
         nack = await request(ads_server, nacked(ROUTE_CONFIG))
         assert nack.error == (
-            "route_configs[routes].virtual_hosts[0].routes[0].route.retry_policy: retry_policy "
-            "is not supported yet"
+            "route_configs[routes].virtual_hosts[0].routes[0].match.grpc: grpc is not supported"
         )
         assert client.stats.control.get("http.ingress.rds.routes.update_rejected") == 1
         assert routed_to(sink) == "a"
