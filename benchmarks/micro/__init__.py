@@ -1,0 +1,1 @@
+"""Micro benchmarks of meshcore's control path (pytest-benchmark) and the regression guard."""
