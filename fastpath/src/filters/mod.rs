@@ -108,36 +108,22 @@ impl FilterChain {
             let filter = match &f.config {
                 snapshot::HttpFilterConfig::Fault(c) => {
                     let shared = fault::Shared::new(&ctx);
-                    let make = |c: &snapshot::Fault, at: &str| {
-                        fault::Fault::compile(c, shared.clone(), &ctx, at)
+                    let pick: fn(&snapshot::HttpFilterConfig) -> Option<&_> = |p| match p {
+                        snapshot::HttpFilterConfig::Fault(c) => Some(c),
+                        _ => None,
                     };
-                    Filter::Fault(per_route(
-                        &f.name,
-                        vhosts,
-                        &at,
-                        path,
-                        make(c, &at)?,
-                        |p, at| match p {
-                            snapshot::HttpFilterConfig::Fault(c) => make(c, at),
-                            _ => Err(format!("{at}: not a fault config")),
-                        },
-                    )?)
+                    Filter::Fault(per_route(f, vhosts, &at, path, c, pick, |c, at| {
+                        fault::Fault::compile(c, shared.clone(), &ctx, at)
+                    })?)
                 }
                 snapshot::HttpFilterConfig::LocalRatelimit(c) => {
-                    let make = |c: &snapshot::LocalRateLimit, at: &str| {
-                        local_ratelimit::RateLimit::compile(c, &ctx, at)
+                    let pick: fn(&snapshot::HttpFilterConfig) -> Option<&_> = |p| match p {
+                        snapshot::HttpFilterConfig::LocalRatelimit(c) => Some(c),
+                        _ => None,
                     };
-                    Filter::RateLimit(per_route(
-                        &f.name,
-                        vhosts,
-                        &at,
-                        path,
-                        make(c, &at)?,
-                        |p, at| match p {
-                            snapshot::HttpFilterConfig::LocalRatelimit(c) => make(c, at),
-                            _ => Err(format!("{at}: not a local rate limit config")),
-                        },
-                    )?)
+                    Filter::RateLimit(per_route(f, vhosts, &at, path, c, pick, |c, at| {
+                        local_ratelimit::RateLimit::compile(c, &ctx, at)
+                    })?)
                 }
             };
             filters.push(filter);
@@ -175,23 +161,35 @@ pub struct Ctx<'a> {
     pub cluster_index: &'a dyn Fn(&str) -> Option<usize>,
 }
 
-/// The per-route table for the filter `name`: its filter-level config `top`, and the
-/// `typed_per_filter_config` entries of every virtual host and route compiled by `make`.
-fn per_route<T>(
-    name: &str,
+/// The per-route table for the filter `filter`: its filter-level config `top` (at `at`), and
+/// the `typed_per_filter_config` entries of every virtual host and route (below `path`), all
+/// compiled by `make`. `pick` takes an entry's config of the filter's type; an entry of
+/// another type is an error.
+fn per_route<C, T>(
+    filter: &snapshot::HttpFilter,
     vhosts: &[snapshot::VirtualHost],
-    _at: &str,
+    at: &str,
     path: &str,
-    top: T,
-    make: impl Fn(&snapshot::HttpFilterConfig, &str) -> Result<T, String>,
+    top: &C,
+    pick: impl Fn(&snapshot::HttpFilterConfig) -> Option<&C>,
+    make: impl Fn(&C, &str) -> Result<T, String>,
 ) -> Result<PerRoute<T>, String> {
-    let mut configs = vec![top];
+    let name = filter.name.as_str();
+    let kind = match filter.config {
+        snapshot::HttpFilterConfig::Fault(_) => "fault",
+        snapshot::HttpFilterConfig::LocalRatelimit(_) => "local rate limit",
+    };
+    let make_entry = |p: &snapshot::HttpFilterConfig, at: &str| match pick(p) {
+        Some(c) => make(c, at),
+        None => Err(format!("{at}: not a {kind} config")),
+    };
+    let mut configs = vec![make(top, at)?];
     let mut by_route = Vec::with_capacity(vhosts.len());
     let mut find = |list: &[snapshot::PerFilterConfig], at: &str| -> Result<Option<u32>, String> {
         match list.iter().position(|p| p.name == name) {
             Some(k) => {
                 let at = format!("{at}.typed_per_filter_config[{name}]");
-                configs.push(make(&list[k].config, &at)?);
+                configs.push(make_entry(&list[k].config, &at)?);
                 Ok(Some((configs.len() - 1) as u32))
             }
             None => Ok(None),

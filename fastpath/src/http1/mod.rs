@@ -2,6 +2,7 @@
 //! head serialisation helpers. No I/O here; the proxy drives it with scripted-testable calls.
 pub mod chunked;
 pub mod date;
+mod head;
 pub mod headers;
 pub mod request;
 pub mod response;

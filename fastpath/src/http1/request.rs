@@ -4,7 +4,7 @@ use std::mem::MaybeUninit;
 use httparse::Header;
 
 use super::headers::{self, ConnectionTokens, Kind};
-use super::{Framing, HeadError, MAX_HEADERS};
+use super::{Framing, HeadError, MAX_HEADERS, head};
 
 /// A parsed request head, borrowed from the read buffer.
 pub struct RequestHead<'h, 'b> {
@@ -46,24 +46,11 @@ pub fn parse_request<'h, 'b>(
 ) -> Result<Option<RequestHead<'h, 'b>>, HeadError> {
     let mut req = httparse::Request::new(&mut []);
     let cfg = httparse::ParserConfig::default();
-    let head_len = match cfg.parse_request_with_uninit_headers(&mut req, buf, storage) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            return if buf.len() > max_head {
-                Err(HeadError::TooLarge)
-            } else {
-                Ok(None)
-            };
-        }
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
-        Err(e) => return Err(request_line_error(buf, e)),
+    let parsed = cfg.parse_request_with_uninit_headers(&mut req, buf, storage);
+    let Some(head_len) = head::head_len(parsed, buf, max_head, |e| request_line_error(buf, e))?
+    else {
+        return Ok(None);
     };
-    if head_len > max_head {
-        return Err(HeadError::TooLarge);
-    }
-    if !headers::crlf_only(&buf[..head_len]) {
-        return Err(HeadError::Malformed("bare LF in head"));
-    }
     let method = req.method.ok_or(HeadError::Malformed("missing method"))?;
     let target = req.path.ok_or(HeadError::Malformed("missing target"))?;
     let minor = req.version.ok_or(HeadError::Malformed("missing version"))?;

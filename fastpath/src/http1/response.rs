@@ -4,7 +4,7 @@ use std::mem::MaybeUninit;
 use httparse::Header;
 
 use super::headers::{self, ConnectionTokens, Kind};
-use super::{Framing, HeadError, MAX_HEADERS};
+use super::{Framing, HeadError, MAX_HEADERS, head};
 
 pub struct ResponseHead<'h, 'b> {
     pub code: u16,
@@ -27,24 +27,13 @@ pub fn parse_response<'h, 'b>(
 ) -> Result<Option<ResponseHead<'h, 'b>>, HeadError> {
     let mut resp = httparse::Response::new(&mut []);
     let cfg = httparse::ParserConfig::default();
-    let head_len = match cfg.parse_response_with_uninit_headers(&mut resp, buf, storage) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            return if buf.len() > max_head {
-                Err(HeadError::TooLarge)
-            } else {
-                Ok(None)
-            };
-        }
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
-        Err(e) => return Err(HeadError::Malformed(super::request::httparse_error_text(e))),
+    let parsed = cfg.parse_response_with_uninit_headers(&mut resp, buf, storage);
+    let Some(head_len) = head::head_len(parsed, buf, max_head, |e| {
+        HeadError::Malformed(super::request::httparse_error_text(e))
+    })?
+    else {
+        return Ok(None);
     };
-    if head_len > max_head {
-        return Err(HeadError::TooLarge);
-    }
-    if !headers::crlf_only(&buf[..head_len]) {
-        return Err(HeadError::Malformed("bare LF in head"));
-    }
     let code = resp.code.ok_or(HeadError::Malformed("missing status"))?;
     if !(100..=599).contains(&code) {
         return Err(HeadError::Malformed("invalid status"));

@@ -171,6 +171,18 @@ mod tests {
         })
     }
 
+    /// Checks `cfg` on a `/` prefix route: each case is (authority, path, expected location).
+    fn assert_locations(cfg: &snapshot::Redirect, cases: &[(&str, &str, &str)]) {
+        let m = prefix_match("/");
+        for &(authority, path, want) in cases {
+            assert_eq!(
+                location(cfg, &m, authority, path),
+                want,
+                "{authority}{path}"
+            );
+        }
+    }
+
     // Expected values below were observed from Envoy 1.40 with the same configuration.
     #[test]
     fn scheme_change_drops_only_the_old_default_port() {
@@ -178,21 +190,16 @@ mod tests {
             scheme_redirect: Some("https".into()),
             ..redirect()
         };
-        let m = prefix_match("/");
-        assert_eq!(
-            location(&https, &m, "foo.com:80", "/r1?a=b"),
-            "https://foo.com/r1?a=b"
+        assert_locations(
+            &https,
+            &[
+                ("foo.com:80", "/r1?a=b", "https://foo.com/r1?a=b"),
+                ("foo.com:8080", "/r1", "https://foo.com:8080/r1"),
+                ("foo.com", "/r1", "https://foo.com/r1"),
+            ],
         );
-        assert_eq!(
-            location(&https, &m, "foo.com:8080", "/r1"),
-            "https://foo.com:8080/r1"
-        );
-        assert_eq!(location(&https, &m, "foo.com", "/r1"), "https://foo.com/r1");
         // Same scheme: the port stays even when it is the default.
-        assert_eq!(
-            location(&redirect(), &m, "foo.com:80", "/x"),
-            "http://foo.com:80/x"
-        );
+        assert_locations(&redirect(), &[("foo.com:80", "/x", "http://foo.com:80/x")]);
     }
 
     #[test]
@@ -201,24 +208,22 @@ mod tests {
             port_redirect: Some(8443),
             ..redirect()
         };
-        let m = prefix_match("/");
-        assert_eq!(
-            location(&cfg, &m, "foo.com:8080", "/r2"),
-            "http://foo.com:8443/r2"
+        assert_locations(
+            &cfg,
+            &[
+                ("foo.com:8080", "/r2", "http://foo.com:8443/r2"),
+                ("[::1]:8080", "/r2", "http://[::1]:8443/r2"),
+                ("[::1]", "/r2", "http://[::1]:8443/r2"),
+            ],
         );
-        assert_eq!(
-            location(&cfg, &m, "[::1]:8080", "/r2"),
-            "http://[::1]:8443/r2"
-        );
-        assert_eq!(location(&cfg, &m, "[::1]", "/r2"), "http://[::1]:8443/r2");
         let https_443 = snapshot::Redirect {
             scheme_redirect: Some("https".into()),
             port_redirect: Some(443),
             ..redirect()
         };
-        assert_eq!(
-            location(&https_443, &m, "foo.com:80", "/r5"),
-            "https://foo.com:443/r5"
+        assert_locations(
+            &https_443,
+            &[("foo.com:80", "/r5", "https://foo.com:443/r5")],
         );
     }
 

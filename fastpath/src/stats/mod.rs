@@ -102,15 +102,22 @@ macro_rules! stat_set {
 }
 pub(crate) use stat_set;
 
-/// Typed access to a scope of one stat set (`sets::listener`, `sets::http`, `sets::cluster`).
+/// Typed access to a scope of one stat set (a module of `sets`, named by `$set`) and its
+/// `TypedScope` impl.
 macro_rules! typed_scope {
-    ($name:ident, $set:path) => {
+    ($name:ident, $set:ident) => {
         #[derive(Clone)]
         pub struct $name(pub std::sync::Arc<$crate::stats::Scope>);
+        impl $crate::stats::TypedScope for $name {
+            type C = $crate::stats::sets::$set::Counter;
+            type G = $crate::stats::sets::$set::Gauge;
+            type H = $crate::stats::sets::$set::Histogram;
+            type GL = $crate::stats::sets::$set::Global;
+            type CC = $crate::stats::sets::$set::Control;
+        }
         impl $name {
             pub fn new(reg: &$crate::stats::Registry, prefix: &str) -> $name {
-                use $set as set;
-                $name(reg.scope(prefix, &set::LAYOUT))
+                $name(reg.scope(prefix, &$crate::stats::sets::$set::LAYOUT))
             }
             #[inline]
             pub fn inc(&self, w: usize, c: <$name as $crate::stats::TypedScope>::C) {
@@ -153,38 +160,10 @@ pub trait TypedScope {
     type CC;
 }
 
-typed_scope!(ListenerStats, crate::stats::sets::listener);
-impl TypedScope for ListenerStats {
-    type C = sets::listener::Counter;
-    type G = sets::listener::Gauge;
-    type H = sets::listener::Histogram;
-    type GL = sets::listener::Global;
-    type CC = sets::listener::Control;
-}
-typed_scope!(HttpStats, crate::stats::sets::http);
-impl TypedScope for HttpStats {
-    type C = sets::http::Counter;
-    type G = sets::http::Gauge;
-    type H = sets::http::Histogram;
-    type GL = sets::http::Global;
-    type CC = sets::http::Control;
-}
-typed_scope!(ClusterStats, crate::stats::sets::cluster);
-impl TypedScope for ClusterStats {
-    type C = sets::cluster::Counter;
-    type G = sets::cluster::Gauge;
-    type H = sets::cluster::Histogram;
-    type GL = sets::cluster::Global;
-    type CC = sets::cluster::Control;
-}
-typed_scope!(OutlierStats, crate::stats::sets::outlier);
-impl TypedScope for OutlierStats {
-    type C = sets::outlier::Counter;
-    type G = sets::outlier::Gauge;
-    type H = sets::outlier::Histogram;
-    type GL = sets::outlier::Global;
-    type CC = sets::outlier::Control;
-}
+typed_scope!(ListenerStats, listener);
+typed_scope!(HttpStats, http);
+typed_scope!(ClusterStats, cluster);
+typed_scope!(OutlierStats, outlier);
 impl ClusterStats {
     /// `upstream_rq_<code>`.
     #[inline]

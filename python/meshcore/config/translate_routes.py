@@ -163,6 +163,15 @@ def _string_matcher(
     return {"pattern": pattern, "ignore_case": bool(matcher.ignore_case)}
 
 
+def _string_rule(
+    matcher: rc.HeaderMatcher | rc.QueryParameterMatcher, path: str, problems: Problems
+) -> dict[str, Any]:
+    """The `string` rule of a header or query parameter matcher's `string_match`."""
+    return {
+        "string": _string_matcher(matcher.string_match, paths.field(path, "string_match"), problems)
+    }
+
+
 _DEPRECATED_HEADER_MATCHES = {
     "exact_match": "exact",
     "prefix_match": "prefix",
@@ -175,11 +184,7 @@ def _header_matcher(matcher: rc.HeaderMatcher, path: str, problems: Problems) ->
     kind = matcher.WhichOneof("header_match_specifier")
     rule: dict[str, Any]
     if kind == "string_match":
-        rule = {
-            "string": _string_matcher(
-                matcher.string_match, paths.field(path, "string_match"), problems
-            )
-        }
+        rule = _string_rule(matcher, path, problems)
     elif kind in _DEPRECATED_HEADER_MATCHES:
         value = getattr(matcher, kind)
         rule = {
@@ -214,11 +219,7 @@ def _query_matcher(
     kind = matcher.WhichOneof("query_parameter_match_specifier")
     rule: dict[str, Any]
     if kind == "string_match":
-        rule = {
-            "string": _string_matcher(
-                matcher.string_match, paths.field(path, "string_match"), problems
-            )
-        }
+        rule = _string_rule(matcher, path, problems)
     elif kind == "present_match":
         rule = {"present": bool(matcher.present_match)}
     else:

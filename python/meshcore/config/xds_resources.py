@@ -106,13 +106,21 @@ def _rules(msg: Any, path: str, problems: Problems) -> None:
     unsupported.check(msg, path, problems)
 
 
+def _named_rules(
+    msg: listener_pb2.Listener | route_pb2.RouteConfiguration, path: str, kind: str
+) -> Problems:
+    """`_rules`, after checking the `name` that names the `kind` (LDS, RDS) resource."""
+    problems = Problems()
+    if not msg.name:
+        problems.add(paths.field(path, "name"), f"is required (it names the {kind} resource)")
+    _rules(msg, path, problems)
+    return problems
+
+
 def check_listener(
     msg: listener_pb2.Listener, path: str
 ) -> tuple[ListenerResource | None, list[Problem]]:
-    problems = Problems()
-    if not msg.name:
-        problems.add(paths.field(path, "name"), "is required (it names the LDS resource)")
-    _rules(msg, path, problems)
+    problems = _named_rules(msg, path, "LDS")
     refs = ClusterRefs()
     snapshot = one_listener(msg, path, problems, refs)
     if problems or snapshot is None:
@@ -126,10 +134,7 @@ def check_listener(
 def check_route_config(
     msg: route_pb2.RouteConfiguration, path: str
 ) -> tuple[RouteResource | None, list[Problem]]:
-    problems = Problems()
-    if not msg.name:
-        problems.add(paths.field(path, "name"), "is required (it names the RDS resource)")
-    _rules(msg, path, problems)
+    problems = _named_rules(msg, path, "RDS")
     refs = ClusterRefs()
     snapshot = route_config(msg, path, problems, refs)
     if problems:
