@@ -1,6 +1,6 @@
 //! The engine: worker threads, and the control operations Python calls (apply, endpoint
 //! updates, stats, drain, stop). No pyo3 here; `py/` wraps it.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -135,12 +135,15 @@ impl Engine {
         }
         let mut clusters: Vec<Arc<ClusterState>> = Vec::with_capacity(snap.clusters.len());
         let mut endpoint_sets = Vec::new();
+        // By name, so a reload of N clusters is O(N), not O(N²).
+        let old_by_name: HashMap<String, Arc<ClusterState>> = ctl
+            .clusters
+            .iter()
+            .map(|o| (o.name.clone(), o.clone()))
+            .collect();
         for (i, c) in snap.clusters.iter().enumerate() {
             let path = format!("clusters[{i}]");
-            let old = ctl
-                .clusters
-                .iter()
-                .find(|o| o.name == c.name && o.same_settings(c));
+            let old = old_by_name.get(&c.name).filter(|o| o.same_settings(c));
             match old {
                 Some(old) => {
                     if ctl.applied_endpoints.get(&c.name) != Some(&c.endpoints) {
@@ -279,8 +282,9 @@ impl Engine {
                 }
             }
         }
+        let kept: HashSet<*const ClusterState> = clusters.iter().map(Arc::as_ptr).collect();
         for old in &ctl.clusters {
-            if !clusters.iter().any(|c| Arc::ptr_eq(c, old)) {
+            if !kept.contains(&Arc::as_ptr(old)) {
                 old.retire();
             }
         }
