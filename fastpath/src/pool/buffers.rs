@@ -5,8 +5,9 @@ use std::cell::RefCell;
 pub const BUF_SIZE: usize = 8 * 1024;
 /// Buffers that grew beyond this are freed instead of pooled.
 const MAX_POOLED_CAPACITY: usize = 64 * 1024;
-/// Most buffers kept free per worker.
-const MAX_FREE: usize = 1024;
+/// Most buffers kept free per worker (512 KiB): a burst beyond it frees the rest, so a
+/// proxy that once had thousands of requests in flight does not keep their buffers.
+const MAX_FREE: usize = 64;
 
 #[derive(Default)]
 pub struct BufferPool {

@@ -133,15 +133,16 @@ struct Conn {
     reply_extra: Vec<u8>,
 }
 
-/// Serves one accepted connection until it closes.
-pub async fn serve(
+/// Serves one accepted connection until it closes. The connection's state is built here,
+/// before the task is spawned, so the task's future holds it once (not also the arguments).
+pub fn serve(
     worker: Rc<Worker>,
     handle: Arc<ListenerHandle>,
     stream: TcpStream,
     peer: std::net::SocketAddr,
     idle: Rc<Cell<bool>>,
     _guard: ConnGuard,
-) {
+) -> impl std::future::Future<Output = ()> {
     let w = worker.index;
     let view = Rc::new(handle.view.load_full());
     let (ls, hs) = (view.stats.clone(), view.hcm.stats.clone());
@@ -169,11 +170,14 @@ pub async fn serve(
         served: Cell::new(0),
         reply_extra: Vec::new(),
     };
-    while conn.one_request().await == Flow::Continue {}
-    if conn.linger {
-        conn.delayed_close().await;
+    async move {
+        let _guard = _guard;
+        while conn.one_request().await == Flow::Continue {}
+        if conn.linger {
+            conn.delayed_close().await;
+        }
+        conn.down.release(&conn.worker.buffers);
     }
-    conn.down.release(&conn.worker.buffers);
 }
 
 /// True once `buf` holds a blank line ending a head (`\n\r\n` or `\n\n`); scanning restarts
@@ -283,6 +287,17 @@ impl Conn {
                 return Flow::Close;
             }
         }
+        // The request's state lives in its own allocation while it is in flight, so an idle
+        // keep-alive connection holds only this small future (issue 3: <1 KB per idle
+        // connection; the request future is ~2.5 KB).
+        Box::pin(self.serve_request()).await
+    }
+
+    /// Reads one request head (the first bytes are readable or buffered) and serves it.
+    async fn serve_request(&mut self) -> Flow {
+        let view = self.view();
+        let hcm = &view.hcm;
+        let w = self.worker.index;
         self.served.set(self.served.get() + 1);
         let limit = hcm.max_head + 1;
         let mut scanned = 0;
@@ -715,5 +730,21 @@ mod tests {
             seen = i;
         }
         assert!(head_complete(full, seen));
+    }
+}
+#[cfg(test)]
+mod idle_size_tests {
+    fn future_size<A, B, C, D, E, G, Fut>(_: fn(A, B, C, D, E, G) -> Fut) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// An idle keep-alive connection holds the `serve` future; the request's own state is
+    /// boxed only while a request is in flight. Issue 3's goal is under 1 KB of proxy memory
+    /// per idle connection, so the future must stay well below that (552 bytes
+    /// when this test was written; 2,784 before the request state was boxed).
+    #[test]
+    fn idle_connection_future_is_small() {
+        let size = future_size(super::serve as fn(_, _, _, _, _, _) -> _);
+        assert!(size <= 600, "serve future is {size} bytes");
     }
 }
