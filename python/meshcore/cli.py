@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     import trio
 
     from meshcore import app
-    from meshcore.config import load_file
+    from meshcore.config.isolated import load_file_isolated
     from meshcore.lifecycle.state import ServerOptions
 
     options = ServerOptions(
@@ -134,14 +134,14 @@ def _run(args: argparse.Namespace) -> int:
         admin_address_path=args.admin_address_path,
     )
     path = args.config_path
-    return trio.run(app.run, options, lambda: load_file(path), _engine)
+    return trio.run(app.run, options, lambda: load_file_isolated(path), _engine)
 
 
 def _demo(args: argparse.Namespace) -> int:
     import trio
 
     from meshcore import app, demo
-    from meshcore.config import load_text
+    from meshcore.config.isolated import load_text_isolated
     from meshcore.lifecycle.state import ServerOptions
 
     text = demo.demo_yaml(
@@ -154,7 +154,9 @@ def _demo(args: argparse.Namespace) -> int:
         drain_time_s=args.drain_time_s,
     )
     return trio.run(
-        lambda: app.run(options, lambda: load_text(text), _engine, on_ready=demo.print_instructions)
+        lambda: app.run(
+            options, lambda: load_text_isolated(text), _engine, on_ready=demo.print_instructions
+        )
     )
 
 

@@ -8,9 +8,11 @@ import os
 from typing import Literal
 
 from .errors import ConfigError, Problem
-from .loader import load_data
 from .model import AdminConfig, ClusterHealthCheck, DnsCluster, DnsHost, MeshConfig
-from .source import parse_text, read_file
+
+# The loader and the file reader import the schema stack (protobuf, xds-protos, PGV, PyYAML)
+# only when a config is loaded: `meshcore.config.isolated` relies on that to keep it out of
+# the serving process.
 
 __all__ = [
     "AdminConfig",
@@ -27,6 +29,9 @@ __all__ = [
 
 
 def _check_file(path: str | os.PathLike[str]) -> tuple[MeshConfig | None, list[Problem]]:
+    from .loader import load_data
+    from .source import read_file
+
     raw, problems = read_file(path)
     if raw is None:
         return None, problems
@@ -44,6 +49,9 @@ def load_file(path: str | os.PathLike[str]) -> MeshConfig:
 
 def load_text(text: str, *, fmt: Literal["yaml", "json"] = "yaml") -> MeshConfig:
     """Loads a bootstrap from text. Raises ConfigError listing every problem."""
+    from .loader import load_data
+    from .source import parse_text
+
     raw, problems = parse_text(text, fmt, "<text>")
     if raw is None:
         raise ConfigError(problems)
