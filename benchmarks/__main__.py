@@ -1,5 +1,6 @@
 """`python -m benchmarks`: the end-to-end suite (meshcore against direct, Envoy, nginx and
-HAProxy); `python -m benchmarks guard`: the CI throughput guard."""
+HAProxy); `python -m benchmarks guard`: the CI throughput guard; `python -m benchmarks
+filters`: the cost of configured, non-triggering failure-recovery features."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks import guard, output, scenarios, suite, targets
+from benchmarks import filter_cost, guard, output, scenarios, suite, targets
 
 
 def _names(value: str, known: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["guard"]:
         return guard.main(argv[1:])
+    if argv[:1] == ["filters"]:
+        return filter_cost.main(argv[1:])
     args = parser().parse_args(argv)
     where = output.paths(args.output, args.quick)
     if args.from_json is not None:

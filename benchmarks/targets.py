@@ -98,28 +98,48 @@ def _start(name: str, cmd: list[str], port: int, workdir: Path, cpu: int | None)
     return Target(name, port, proc)
 
 
-def _bootstrap_file(workdir: Path, name: str, port: int, backend_port: int) -> Path:
+BootstrapMaker = Callable[[int, int, int], dict[str, object]]
+"""(listen port, admin port, backend port) -> an Envoy v3 bootstrap."""
+
+
+def _bootstrap_file(
+    workdir: Path, name: str, port: int, backend_port: int, make: BootstrapMaker
+) -> Path:
     cfg = workdir / f"{name}-{port}.yaml"
-    cfg.write_text(yaml.safe_dump(bootstrap(port, free_port(), backend_port)))
+    cfg.write_text(yaml.safe_dump(make(port, free_port(), backend_port)))
     return cfg
 
 
-def start_meshcore(workdir: Path, backend_port: int, cpu: int | None, nofile: int) -> Target:
+def start_meshcore(
+    workdir: Path,
+    backend_port: int,
+    cpu: int | None,
+    nofile: int,
+    make: BootstrapMaker = bootstrap,
+    name: str = "meshcore",
+) -> Target:
     port = free_port()
-    cfg = _bootstrap_file(workdir, "meshcore", port, backend_port)
+    cfg = _bootstrap_file(workdir, name, port, backend_port, make)
     cmd = [sys.executable, "-m", "meshcore", "run", "-c", str(cfg), "--concurrency", "1"]
-    return _start("meshcore", [*cmd, "--log-level", "warning"], port, workdir, cpu)
+    return _start(name, [*cmd, "--log-level", "warning"], port, workdir, cpu)
 
 
-def start_envoy(workdir: Path, backend_port: int, cpu: int | None, nofile: int) -> Target:
+def start_envoy(
+    workdir: Path,
+    backend_port: int,
+    cpu: int | None,
+    nofile: int,
+    make: BootstrapMaker = bootstrap,
+    name: str = "envoy",
+) -> Target:
     binary = envoy_binary()
     if binary is None:
         raise RuntimeError(availability("envoy") or "Envoy not found")
     port = free_port()
-    cfg = _bootstrap_file(workdir, "envoy", port, backend_port)
+    cfg = _bootstrap_file(workdir, name, port, backend_port, make)
     cmd = [binary, "-c", str(cfg), "--concurrency", "1", "--disable-hot-restart"]
     cmd += ["-l", "warning", "--base-id", str((os.getpid() + port) % 10000)]
-    return _start("envoy", cmd, port, workdir, cpu)
+    return _start(name, cmd, port, workdir, cpu)
 
 
 def start_nginx(workdir: Path, backend_port: int, cpu: int | None, nofile: int) -> Target:

@@ -1,5 +1,6 @@
 """The configurations every target runs: same routes, upstream keep-alive, one worker."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,42 @@ def test_missing_proxies_are_skipped_with_the_install_hint(monkeypatch):
     assert "apt-get install -y haproxy" in (targets.availability("haproxy") or "")
     assert "nginx-light" in (targets.availability("nginx") or "")
     assert "MESHCORE_ENVOY_BIN" in (targets.availability("envoy") or "")
+
+
+def test_recovery_features_bootstrap_loads_and_configures_every_feature():
+    from meshcore.config import load_text
+
+    b = bootstrap.with_recovery_features(8080, 9901, 9090)
+    config = load_text(json.dumps(b), fmt="json")
+    (cluster,) = [c for c in config.snapshot["clusters"] if c["name"] == "backend"]
+    assert cluster["outlier_detection"] and cluster["circuit_breakers"]
+    assert [h.cluster for h in config.health_checks] == ["backend"]
+    hcm = b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    names = [f["name"] for f in hcm["http_filters"]]
+    assert names == [
+        "envoy.filters.http.fault",
+        "envoy.filters.http.local_ratelimit",
+        "envoy.filters.http.router",
+    ]
+    route = hcm["route_config"]["virtual_hosts"][0]["routes"][0]["route"]
+    assert route["retry_policy"]["num_retries"] == 2
+
+
+def test_filter_cost_ratios_are_per_round_medians():
+    from benchmarks import filter_cost
+
+    def s(rps: float, cpu: float) -> dict[str, float | None]:
+        return {"rps": rps, "cpu_us_per_rq": cpu, "p99_ms": 1.0, "errors": 0.0}
+
+    samples = {
+        "meshcore": [s(100, 10), s(50, 10), s(100, 10)],
+        "meshcore+features": [s(95, 10.5), s(50, 10.2), s(90, 11)],
+        "envoy": [s(30, 40), s(30, 40), s(30, 40)],
+        "envoy+features": [s(27, 44), s(27, 44), s(27, 44)],
+    }
+    got = filter_cost.summarize(samples)
+    assert got["cost"]["meshcore"]["rps_ratio"] == 0.95
+    assert got["cost"]["meshcore"]["cpu_ratio"] == 1.05
+    assert abs(got["cost"]["envoy"]["rps_ratio"] - 0.9) < 1e-9
+    assert got["variants"]["meshcore"]["rps"] == 100
+    assert "| meshcore | 0.950 | 1.050 |" in filter_cost.markdown(got, 3, 5.0)
