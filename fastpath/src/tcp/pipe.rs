@@ -47,6 +47,9 @@ impl Pipe {
     }
 
     /// Moves bytes from the pipe into `dst`: `WouldBlock` means `dst`'s send buffer is full.
+    /// splice(2) has no MSG_NOSIGNAL: a peer that reset makes it raise SIGPIPE, which the
+    /// host process ignores (CPython sets SIGPIPE to SIG_IGN at start, as does Rust's
+    /// runtime for the test binaries), so it is the EPIPE error here.
     pub fn drain(&mut self, dst: impl AsFd) -> io::Result<usize> {
         let n = splice(&self.read, None, dst, None, self.held, FLAGS)?;
         self.held -= n;
