@@ -37,7 +37,18 @@ from tests.support.tcp import (
 )
 
 MIB = 1024 * 1024
-LISTENERS = ("bulk", "half", "idle", "weighted", "attempts", "exhausted", "cb", "rl", "noroute")
+LISTENERS = (
+    "bulk",
+    "half",
+    "idle",
+    "weighted",
+    "attempts",
+    "exhausted",
+    "cb",
+    "rl",
+    "noroute",
+    "hashed",
+)
 
 
 class Upstreams:
@@ -90,6 +101,7 @@ def config(ports: dict[str, int], ups: Upstreams) -> dict[str, Any]:
         tcp("cb", cluster="one_cx"),
         tcp("rl", connection_limit_filter("conns", 2), cluster="echo"),
         tcp("noroute", cluster="missing"),
+        tcp("hashed", cluster="ring", hash_policy=[{"source_ip": {}}]),
         network_listener(
             "http_rl", ports["http_rl"], [connection_limit_filter("http_conns", 1), hcm]
         ),
@@ -102,6 +114,9 @@ def config(ports: dict[str, int], ups: Upstreams) -> dict[str, Any]:
         # Round robin alternates: an attempt that hit the dead host is followed by the live one.
         static_cluster("half_dead", [("127.0.0.1", dead_port()), ("127.0.0.1", ups.echo.port)]),
         static_cluster("dead", [("127.0.0.1", dead_port())]),
+        static_cluster(
+            "ring", [("127.0.0.1", ups.a.port), ("127.0.0.1", ups.b.port)], lb_policy="RING_HASH"
+        ),
         static_cluster(
             "one_cx",
             [("127.0.0.1", ups.echo.port)],
@@ -240,6 +255,15 @@ def test_missing_cluster_is_no_route(proxy):
     running, ports = proxy
     assert closed_without_data(ports["noroute"])
     assert wait_stat(running, "tcp.noroute.downstream_cx_no_route", 1) == 1
+
+
+def test_source_ip_hash_keeps_a_client_on_one_host(proxy, upstreams):
+    _, ports = proxy
+    before = (upstreams.a.accepted, upstreams.b.accepted)
+    for _ in range(30):
+        assert exchange(ports["hashed"], b"h") == b"h"
+    added = sorted((upstreams.a.accepted - before[0], upstreams.b.accepted - before[1]))
+    assert added == [0, 30]
 
 
 def test_tcp_stats_have_envoy_names(proxy):
