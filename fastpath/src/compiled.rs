@@ -50,6 +50,9 @@ pub struct ListenerView {
     /// `per_connection_buffer_limit_bytes` (issue 4: the largest request body kept for a
     /// retry when the route sets no `per_request_buffer_limit_bytes`).
     pub buffer_limit: u32,
+    /// Network filters besides the HCM: connection rate limits, and the `tcp_proxy` that
+    /// replaces the HCM on a TCP listener (whose `hcm` is then `inert_hcm`, never used).
+    pub network: crate::tcp::NetworkFilters,
 }
 
 /// The most body bytes one connection buffers while streaming, for a
@@ -129,6 +132,17 @@ pub fn compile_hcm(
         server_name,
         local_address: local_address.as_bytes().into(),
     })
+}
+
+/// The connection manager of a listener whose terminal filter is `tcp_proxy`: no routes,
+/// stats in a registry of its own (never exported). Its connections never reach it.
+pub fn inert_hcm(local_address: &str) -> Result<Hcm, String> {
+    let cfg: snapshot::HttpConnectionManager = serde_json::from_value(serde_json::json!({
+        "stat_prefix": "tcp_proxy_listener",
+        "route_config": {},
+    }))
+    .map_err(|e| e.to_string())?;
+    compile_hcm(&cfg, &|_| None, &Registry::new(1), local_address, "")
 }
 
 #[cfg(test)]

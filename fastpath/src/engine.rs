@@ -11,9 +11,12 @@ use serde_json::json;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 use crate::cluster::{ClusterState, HostCounters, Ticker};
-use crate::compiled::{ListenerHandle, ListenerView, compile_hcm, listener_stat_prefix, read_cap};
+use crate::compiled::{
+    ListenerHandle, ListenerView, compile_hcm, inert_hcm, listener_stat_prefix, read_cap,
+};
 use crate::config::{self, snapshot};
 use crate::stats::{ClusterStats, ListenerStats, OutlierStats, Registry};
+use crate::tcp::NetworkFilters;
 use crate::worker::{self, Command};
 
 /// Errors of the control operations (mapped to ValueError / OSError / KeyError in Python).
@@ -192,17 +195,21 @@ impl Engine {
                     l.address
                 ))
             })?;
-            let snapshot::NetworkFilter::HttpConnectionManager(h) = &l.filter;
             let lookup = |name: &str| index.get(name).copied();
-            let hcm = compile_hcm(
-                h,
-                &lookup,
-                &self.registry,
-                &snap.local_address,
-                &format!("{path}.filter.http_connection_manager"),
-            )
+            let hcm = match &l.filter {
+                snapshot::NetworkFilter::HttpConnectionManager(h) => compile_hcm(
+                    h,
+                    &lookup,
+                    &self.registry,
+                    &snap.local_address,
+                    &format!("{path}.filter.http_connection_manager"),
+                ),
+                snapshot::NetworkFilter::TcpProxy(_) => inert_hcm(&snap.local_address),
+            }
             .map_err(EngineError::Value)?;
-            views.push((ip, hcm));
+            let network = NetworkFilters::compile(l, &lookup, &self.registry, &path)
+                .map_err(EngineError::Value)?;
+            views.push((ip, (hcm, network)));
         }
         let mut bound = Vec::new();
         for (l, (ip, _)) in snap.listeners.iter().zip(&views) {
@@ -234,7 +241,7 @@ impl Engine {
             c.install(set);
         }
         let mut handles = Vec::with_capacity(views.len());
-        for ((l, (ip, hcm)), b) in snap.listeners.iter().zip(views).zip(bound) {
+        for ((l, (ip, (hcm, network))), b) in snap.listeners.iter().zip(views).zip(bound) {
             let port = match &b {
                 Ok(h) => h.port,
                 Err((port, _)) => *port,
@@ -246,6 +253,7 @@ impl Engine {
                 stats: ListenerStats::new(&self.registry, &prefix),
                 read_cap: read_cap(l.per_connection_buffer_limit_bytes),
                 buffer_limit: l.per_connection_buffer_limit_bytes,
+                network,
             };
             match b {
                 Ok(h) => {

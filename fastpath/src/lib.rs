@@ -16,4 +16,5 @@ pub mod proxy;
 mod py;
 pub mod router;
 pub mod stats;
+pub mod tcp;
 pub mod worker;

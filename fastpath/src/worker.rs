@@ -85,6 +85,12 @@ impl Worker {
         stream: TcpStream,
         peer: SocketAddr,
     ) {
+        let view = handle.view.load_full();
+        if !view.network.admit(self.index) {
+            // A network `local_ratelimit` had no token: close at once.
+            crate::tcp::refuse(&view, self.index);
+            return;
+        }
         let id = self.next_conn.get();
         self.next_conn.set(id + 1);
         self.active.fetch_add(1, Ordering::Relaxed);
@@ -94,14 +100,19 @@ impl Worker {
             id,
         };
         let listener = handle.id;
-        let task = tokio::task::spawn_local(crate::proxy::serve(
-            self.clone(),
-            handle,
-            stream,
-            peer,
-            idle.clone(),
-            guard,
-        ));
+        let task = if view.network.tcp_proxy.is_some() {
+            let tcp = crate::tcp::serve(self.clone(), view, stream, peer, guard);
+            tokio::task::spawn_local(tcp)
+        } else {
+            tokio::task::spawn_local(crate::proxy::serve(
+                self.clone(),
+                handle,
+                stream,
+                peer,
+                idle.clone(),
+                guard,
+            ))
+        };
         self.conns.borrow_mut().insert(
             id,
             ConnEntry {

@@ -144,7 +144,7 @@ def test_unsupported_filters_and_fields_are_problems() -> None:
     assert f"{filters}[2]: filter envoy.filters.http.buffer is not supported" in found
 
 
-def test_network_local_ratelimit_is_not_supported_yet() -> None:
+def test_network_local_ratelimit_before_the_connection_manager() -> None:
     b = base()
     listener(b)["filter_chains"][0]["filters"].insert(
         0,
@@ -158,11 +158,14 @@ def test_network_local_ratelimit_is_not_supported_yet() -> None:
             },
         },
     )
-    found = problems(b)
-    assert (
-        "static_resources.listeners[0].filter_chains[0].filters[0]: filter "
-        "envoy.filters.network.local_ratelimit is not supported yet" in found
-    )
+    (translated,) = load(b).snapshot["listeners"]
+    assert translated["connection_rate_limits"] == [
+        {
+            "stat_prefix": "tcp",
+            "token_bucket": {"max_tokens": 1, "tokens_per_fill": 1, "fill_interval_ms": 1000},
+        }
+    ]
+    assert "http_connection_manager" in translated["filter"]
 
 
 def test_router_must_stay_last() -> None:

@@ -246,13 +246,12 @@ def test_exactly_one_filter_chain() -> None:
     ]
 
 
-def test_exactly_one_network_filter() -> None:
+def test_connection_manager_must_be_the_last_filter() -> None:
     b = base()
     filters = listener(b)["filter_chains"][0]["filters"]
     filters.append(copy.deepcopy(filters[0]))
     assert problems(b) == [
-        f"{LISTENER}.filter_chains[0].filters: exactly one network filter "
-        "(http_connection_manager) is supported, found 2"
+        f"{LISTENER}.filter_chains[0].filters[0]: HttpConnectionManager must be the last filter"
     ]
 
 

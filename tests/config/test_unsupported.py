@@ -56,18 +56,15 @@ def test_unsupported_network_filter_is_named() -> None:
     b = base()
     listener(b)["filter_chains"][0]["filters"] = [
         {
-            "name": "envoy.filters.network.tcp_proxy",
+            "name": "envoy.filters.network.echo",
             "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3."
-                "TcpProxy",
-                "stat_prefix": "tcp",
-                "cluster": "backend",
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.echo.v3.Echo",
             },
         }
     ]
     assert problems(b) == [
         f"{LISTENER}.filter_chains[0].filters[0]: filter "
-        "envoy.filters.network.tcp_proxy is not supported"
+        "envoy.filters.network.echo is not supported"
     ]
 
 

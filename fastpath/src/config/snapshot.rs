@@ -44,6 +44,9 @@ pub struct Listener {
     pub stat_prefix: Option<String>,
     #[serde(default = "default_buffer_limit")]
     pub per_connection_buffer_limit_bytes: u32,
+    /// `envoy.filters.network.local_ratelimit` filters before the terminal filter, in order.
+    #[serde(default)]
+    pub connection_rate_limits: Vec<ConnectionRateLimit>,
     pub filter: NetworkFilter,
 }
 
@@ -54,8 +57,51 @@ fn default_buffer_limit() -> u32 {
 /// The network filter that terminates the filter chain.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+// One per listener, read once per apply: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum NetworkFilter {
     HttpConnectionManager(HttpConnectionManager),
+    TcpProxy(TcpProxy),
+}
+
+/// `envoy.filters.network.tcp_proxy`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TcpProxy {
+    pub stat_prefix: String,
+    /// `cluster` (one entry, weight 1) or `weighted_clusters.clusters`.
+    pub clusters: Vec<TcpCluster>,
+    /// No bytes either way for this long closes both sides (Envoy default 1 h; 0 disables).
+    #[serde(default = "default_tcp_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// Connect attempts (each to a newly picked host) before giving up (default 1).
+    #[serde(default = "default_max_connect_attempts")]
+    pub max_connect_attempts: u32,
+    /// `hash_policy: [{source_ip: {}}]`: RING_HASH / MAGLEV hash the downstream address.
+    #[serde(default)]
+    pub hash_source_ip: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TcpCluster {
+    pub name: String,
+    pub weight: u32,
+}
+
+fn default_tcp_idle_timeout_ms() -> u64 {
+    3_600_000
+}
+fn default_max_connect_attempts() -> u32 {
+    1
+}
+
+/// `envoy.filters.network.local_ratelimit`: a connection that finds no token is closed.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionRateLimit {
+    pub stat_prefix: String,
+    pub token_bucket: TokenBucket,
 }
 
 /// `envoy.filters.network.http_connection_manager`.

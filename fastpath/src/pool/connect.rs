@@ -92,9 +92,19 @@ pub async fn connect(
     host: &Arc<HostCounters>,
     addr: std::net::SocketAddr,
 ) -> Result<UpConn, ConnectError> {
+    cluster.stats.inc(w, Counter::UpstreamCxHttp1Total);
+    connect_tcp(w, cluster, host, addr).await
+}
+
+/// `connect` for a plain TCP relay (`tcp_proxy`): not counted as an HTTP/1 connection.
+pub async fn connect_tcp(
+    w: usize,
+    cluster: &Arc<ClusterState>,
+    host: &Arc<HostCounters>,
+    addr: std::net::SocketAddr,
+) -> Result<UpConn, ConnectError> {
     let s = &cluster.stats;
     s.inc(w, Counter::UpstreamCxTotal);
-    s.inc(w, Counter::UpstreamCxHttp1Total);
     host.cx_total.fetch_add(1, Ordering::Relaxed);
     let start = Instant::now();
     let stream = match tokio::time::timeout(cluster.connect_timeout, TcpStream::connect(addr)).await

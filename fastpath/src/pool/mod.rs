@@ -4,7 +4,7 @@ mod buffers;
 mod connect;
 
 pub use buffers::{BUF_SIZE, BufferPool};
-pub use connect::{ConnectError, UpConn, connect};
+pub use connect::{ConnectError, UpConn, connect, connect_tcp};
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;

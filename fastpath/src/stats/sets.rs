@@ -108,6 +108,8 @@ stat_set! { cluster, prefix_codes: Some("upstream_rq_"),
         UpstreamRqActiveOverflow => "upstream_rq_active_overflow",
         UpstreamCxOverflow => "upstream_cx_overflow",
         UpstreamCxMaxRequests => "upstream_cx_max_requests",
+        // tcp_proxy: the last of `max_connect_attempts` failed.
+        UpstreamCxConnectAttemptsExceeded => "upstream_cx_connect_attempts_exceeded",
     }
     gauges {
         UpstreamCxActive => "upstream_cx_active",

@@ -13,6 +13,7 @@ PREVIOUS_HOSTS = "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPre
 FAULT = "envoy.extensions.filters.http.fault.v3.HTTPFault"
 LOCAL_RATELIMIT = "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
 NETWORK_LOCAL_RATELIMIT = "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit"
+TCP_PROXY = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 UPSTREAM_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
@@ -351,12 +352,47 @@ MESSAGES: dict[str, Message] = {
     "envoy.config.listener.v3.FilterChain": message(
         later=("filter_chain_match", "transport_socket"),
         name=ok(),
-        filters=ok("exactly one: http_connection_manager"),
+        filters=ok(
+            "network local_ratelimit filters (any number), then one http_connection_manager "
+            "or tcp_proxy"
+        ),
         metadata=opaque(),
     ),
     "envoy.config.listener.v3.Filter": message(
         name=ok(),
-        typed_config=typed(HCM, filter_kind=True, later=(NETWORK_LOCAL_RATELIMIT,)),
+        typed_config=typed(HCM, TCP_PROXY, NETWORK_LOCAL_RATELIMIT, filter_kind=True),
+    ),
+    TCP_PROXY: message(
+        later=(
+            "on_demand",
+            "metadata_match",
+            "downstream_idle_timeout",
+            "upstream_idle_timeout",
+            "access_log",
+            "backoff_options",
+            "tunneling_config",
+            "max_downstream_connection_duration",
+            "access_log_flush_interval",
+            "access_log_options",
+        ),
+        stat_prefix=ok(),
+        cluster=ok("a cluster that does not exist closes connections (`downstream_cx_no_route`)"),
+        weighted_clusters=ok(),
+        idle_timeout=ok("default 1h, 0 disables"),
+        max_connect_attempts=ok("each attempt picks a host again"),
+        hash_policy=ok("`source_ip` only"),
+        note="relays with splice(2); half-close is passed on",
+    ),
+    f"{TCP_PROXY}.WeightedCluster": message(clusters=ok()),
+    f"{TCP_PROXY}.WeightedCluster.ClusterWeight": message(
+        later=("metadata_match",), name=ok(), weight=ok()
+    ),
+    "envoy.type.v3.HashPolicy": message(later=("filter_state",), source_ip=ok()),
+    "envoy.type.v3.HashPolicy.SourceIp": message(note="no fields"),
+    NETWORK_LOCAL_RATELIMIT: message(
+        later=("runtime_enabled", "share_key"),
+        stat_prefix=ok(),
+        token_bucket=ok("shared by all workers; a connection without a token is closed"),
     ),
     HCM: message(
         later=("access_log",),

@@ -11,7 +11,7 @@ from .errors import Problems
 from .model import AdsConfig, DynamicConfig, XdsSource
 from .supported import UPSTREAM_HTTP_OPTIONS
 from .translate_clusters import Clusters
-from .translate_listeners import RDS_PATH, connection_manager_of
+from .translate_listeners import connection_manager_of, rds_path
 from .values import duration_field_s, enum_name, is_ip
 
 DEFAULT_INITIAL_FETCH_TIMEOUT_S = 15.0
@@ -150,7 +150,7 @@ def check_static_resources(
         manager = connection_manager_of(listener)
         if manager is not None and manager.HasField("rds"):
             problems.add(
-                paths.field(paths.item("static_resources.listeners", i), RDS_PATH),
+                paths.field(paths.item("static_resources.listeners", i), rds_path(listener)),
                 "rds is supported only in listeners from LDS (dynamic_resources) yet",
             )
     for i, cluster in enumerate(static.clusters):

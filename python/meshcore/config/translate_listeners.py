@@ -1,5 +1,5 @@
-"""`static_resources.listeners` (one filter chain, one http_connection_manager) into the
-snapshot's `Listener`s."""
+"""`static_resources.listeners` (one filter chain: network local_ratelimit filters, then an
+http_connection_manager or a tcp_proxy) into the snapshot's `Listener`s."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 
 from . import paths
 from .errors import Problems
-from .supported import HCM, ROUTER
+from .supported import HCM, NETWORK_LOCAL_RATELIMIT, ROUTER, TCP_PROXY
 from .translate_http_filters import http_filters
+from .translate_network import connection_rate_limit, tcp_proxy
 from .translate_routes import ClusterRefs, route_config
 from .translate_timeouts import connection_limits
 from .type_urls import type_name, unpack
@@ -60,9 +61,10 @@ def _listener(
         problems.add(
             paths.field(address_path, "address"), f"malformed IP address: {socket.address!r}"
         )
-    manager = _connection_manager(config, path, problems, refs)
-    if manager is None:
+    chain = _filter_chain(config, path, problems, refs)
+    if chain is None:
         return None
+    terminal, rate_limits = chain
     return {
         "name": config.name or f"{socket.address}:{socket.port_value}",
         "address": socket.address,
@@ -71,13 +73,16 @@ def _listener(
         "per_connection_buffer_limit_bytes": wrapped(
             config, "per_connection_buffer_limit_bytes", DEFAULT_BUFFER_LIMIT
         ),
-        "filter": {"http_connection_manager": manager},
+        **({"connection_rate_limits": rate_limits} if rate_limits else {}),
+        "filter": terminal,
     }
 
 
-def _connection_manager(
+def _filter_chain(
     config: listener_pb2.Listener, path: str, problems: Problems, refs: ClusterRefs
-) -> dict[str, Any] | None:
+) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """The snapshot's terminal `filter` and `connection_rate_limits` of the listener's only
+    filter chain (None when it cannot be translated; the problems say why)."""
     chains_path = paths.field(path, "filter_chains")
     if len(config.filter_chains) != 1:
         problems.add(
@@ -87,26 +92,42 @@ def _connection_manager(
             return None
     filters_path = paths.field(paths.item(chains_path, 0), "filters")
     filters = config.filter_chains[0].filters
-    if len(filters) != 1:
-        problems.add(
-            filters_path,
-            "exactly one network filter (http_connection_manager) is "
-            f"supported, found {len(filters)}",
-        )
-        if not filters:
+    if not filters:
+        problems.add(filters_path, "must end with an http_connection_manager or a tcp_proxy filter")
+        return None
+    terminal: dict[str, Any] | None = None
+    rate_limits: list[dict[str, Any]] = []
+    last = len(filters) - 1
+    for i, network_filter in enumerate(filters):
+        filter_path = paths.item(filters_path, i)
+        typed_path = paths.field(filter_path, "typed_config")
+        if not network_filter.HasField("typed_config"):
+            if network_filter.WhichOneof("config_type") is None:
+                problems.add(typed_path, "is required")
             return None
-    filter_path = paths.item(filters_path, 0)
-    typed_path = paths.field(filter_path, "typed_config")
-    if not filters[0].HasField("typed_config"):
-        if filters[0].WhichOneof("config_type") is None:
-            problems.add(typed_path, "is required")
+        kind = type_name(network_filter.typed_config.type_url)
+        inner = unpack(network_filter.typed_config)
+        if inner is None or kind not in (HCM, TCP_PROXY, NETWORK_LOCAL_RATELIMIT):
+            return None  # reported by the table
+        if kind == NETWORK_LOCAL_RATELIMIT:
+            if i == last:
+                problems.add(
+                    filter_path,
+                    "local_ratelimit cannot be the last filter: the chain must end with an "
+                    "http_connection_manager or a tcp_proxy",
+                )
+            else:
+                rate_limits.append(connection_rate_limit(inner, typed_path, problems))
+        elif i != last:
+            problems.add(filter_path, f"{kind.rsplit('.', 1)[-1]} must be the last filter")
+        elif kind == HCM:
+            manager = http_connection_manager(inner, typed_path, problems, refs)
+            terminal = {"http_connection_manager": manager}
+        else:
+            terminal = {"tcp_proxy": tcp_proxy(inner, typed_path, problems)}
+    if terminal is None:
         return None
-    if type_name(filters[0].typed_config.type_url) != HCM:
-        return None  # reported by the table
-    manager = unpack(filters[0].typed_config)
-    if manager is None:
-        return None
-    return http_connection_manager(manager, typed_path, problems, refs)
+    return terminal, rate_limits
 
 
 def _check_http_filters(
@@ -214,9 +235,9 @@ def one_listener(
 def connection_manager_of(config: listener_pb2.Listener) -> hcm_pb2.HttpConnectionManager | None:
     """The listener's http_connection_manager (None when it has another shape, which
     translation reports)."""
-    if len(config.filter_chains) != 1 or len(config.filter_chains[0].filters) != 1:
+    if len(config.filter_chains) != 1 or not config.filter_chains[0].filters:
         return None
-    packed = config.filter_chains[0].filters[0].typed_config
+    packed = config.filter_chains[0].filters[-1].typed_config
     if type_name(packed.type_url) != HCM:
         return None
     manager = unpack(packed)
@@ -225,5 +246,8 @@ def connection_manager_of(config: listener_pb2.Listener) -> hcm_pb2.HttpConnecti
     return cast(hcm_pb2.HttpConnectionManager, manager)
 
 
-RDS_PATH = "filter_chains[0].filters[0].typed_config.rds"
-"""Where a listener's `rds` is, relative to the listener."""
+def rds_path(config: listener_pb2.Listener) -> str:
+    """Where a listener's `rds` is, relative to the listener (its connection manager is the
+    last network filter)."""
+    last = max(len(config.filter_chains[0].filters) - 1, 0) if config.filter_chains else 0
+    return f"filter_chains[0].filters[{last}].typed_config.rds"

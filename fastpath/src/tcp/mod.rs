@@ -1,0 +1,178 @@
+//! Envoy's network filters besides the HTTP connection manager: `tcp_proxy` (relay a
+//! connection's bytes to a cluster's host) and `local_ratelimit` (close connections that
+//! find no token), compiled per listener.
+mod pipe;
+mod relay;
+mod session;
+pub mod stats;
+
+pub use session::{refuse, serve};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::snapshot;
+use crate::filters::local_ratelimit::TokenBucket;
+use crate::stats::{Registry, Scope};
+use stats::{network_rate_limit, tcp_proxy};
+
+/// A listener's network filters other than the connection manager.
+#[derive(Default)]
+pub struct NetworkFilters {
+    /// `local_ratelimit` filters, in order; the first without a token closes the connection.
+    pub rate_limits: Box<[ConnectionRateLimit]>,
+    /// The terminal `tcp_proxy` (None: the listener's terminal filter is the HCM).
+    pub tcp_proxy: Option<TcpProxy>,
+}
+
+impl NetworkFilters {
+    /// Compiles `listener`'s network filters; `path` names the listener in errors.
+    pub fn compile(
+        listener: &snapshot::Listener,
+        cluster_index: &dyn Fn(&str) -> Option<usize>,
+        registry: &Registry,
+        path: &str,
+    ) -> Result<NetworkFilters, String> {
+        let rate_limits = listener
+            .connection_rate_limits
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                ConnectionRateLimit::compile(
+                    c,
+                    registry,
+                    &format!("{path}.connection_rate_limits[{i}]"),
+                )
+            })
+            .collect::<Result<Box<[_]>, String>>()?;
+        let tcp_proxy = match &listener.filter {
+            snapshot::NetworkFilter::TcpProxy(t) => Some(TcpProxy::compile(
+                t,
+                cluster_index,
+                registry,
+                &format!("{path}.filter.tcp_proxy"),
+            )?),
+            snapshot::NetworkFilter::HttpConnectionManager(_) => None,
+        };
+        Ok(NetworkFilters {
+            rate_limits,
+            tcp_proxy,
+        })
+    }
+
+    /// Takes a token from every rate limit in order: false (counted as `rate_limited` by
+    /// the one that had none) means the connection is to be closed now.
+    pub fn admit(&self, w: usize) -> bool {
+        self.rate_limits.iter().all(|r| r.admit(w))
+    }
+}
+
+/// A compiled network `local_ratelimit`: one token bucket shared by every worker.
+pub struct ConnectionRateLimit {
+    bucket: TokenBucket,
+    stats: Arc<Scope>,
+}
+
+impl ConnectionRateLimit {
+    fn compile(
+        c: &snapshot::ConnectionRateLimit,
+        registry: &Registry,
+        path: &str,
+    ) -> Result<ConnectionRateLimit, String> {
+        if c.stat_prefix.is_empty() {
+            return Err(format!("{path}.stat_prefix: must not be empty"));
+        }
+        let b = &c.token_bucket;
+        if b.fill_interval_ms < 50 {
+            return Err(format!(
+                "{path}.token_bucket.fill_interval: must be at least 50ms"
+            ));
+        }
+        Ok(ConnectionRateLimit {
+            bucket: TokenBucket::new(
+                b.max_tokens,
+                b.tokens_per_fill,
+                Duration::from_millis(b.fill_interval_ms),
+                Instant::now(),
+            ),
+            stats: registry.scope(
+                &format!("local_rate_limit.{}", c.stat_prefix),
+                &network_rate_limit::LAYOUT,
+            ),
+        })
+    }
+
+    fn admit(&self, w: usize) -> bool {
+        let ok = self.bucket.try_take(Instant::now()).is_some();
+        if !ok {
+            self.stats
+                .add(w, network_rate_limit::Counter::RateLimited as usize, 1);
+        }
+        ok
+    }
+}
+
+/// A compiled `tcp_proxy`.
+pub struct TcpProxy {
+    stats: Arc<Scope>,
+    /// Index of each cluster (None: no such cluster, counted as `downstream_cx_no_route`)
+    /// with its cumulative weight.
+    clusters: Box<[(Option<usize>, u64)]>,
+    total_weight: u64,
+    idle_timeout: Option<Duration>,
+    max_connect_attempts: u32,
+    hash_source_ip: bool,
+}
+
+impl TcpProxy {
+    fn compile(
+        c: &snapshot::TcpProxy,
+        cluster_index: &dyn Fn(&str) -> Option<usize>,
+        registry: &Registry,
+        path: &str,
+    ) -> Result<TcpProxy, String> {
+        if c.stat_prefix.is_empty() {
+            return Err(format!("{path}.stat_prefix: must not be empty"));
+        }
+        if c.clusters.is_empty() {
+            return Err(format!("{path}.clusters: must name at least one cluster"));
+        }
+        if c.max_connect_attempts == 0 {
+            return Err(format!("{path}.max_connect_attempts: must be at least 1"));
+        }
+        let mut total = 0u64;
+        let mut clusters = Vec::with_capacity(c.clusters.len());
+        for (i, wc) in c.clusters.iter().enumerate() {
+            if wc.weight == 0 {
+                return Err(format!("{path}.clusters[{i}].weight: must be at least 1"));
+            }
+            total += u64::from(wc.weight);
+            clusters.push((cluster_index(&wc.name), total));
+        }
+        Ok(TcpProxy {
+            stats: registry.scope(&format!("tcp.{}", c.stat_prefix), &tcp_proxy::LAYOUT),
+            clusters: clusters.into(),
+            total_weight: total,
+            idle_timeout: (c.idle_timeout_ms > 0).then(|| Duration::from_millis(c.idle_timeout_ms)),
+            max_connect_attempts: c.max_connect_attempts,
+            hash_source_ip: c.hash_source_ip,
+        })
+    }
+
+    /// The cluster for a connection, by weight (`rand` uniform); None when the chosen
+    /// cluster does not exist.
+    fn pick_cluster(&self, rand: u64) -> Option<usize> {
+        let point = rand % self.total_weight;
+        let i = self.clusters.partition_point(|(_, cum)| *cum <= point);
+        self.clusters.get(i).and_then(|(c, _)| *c)
+    }
+
+    fn count(&self, w: usize, c: tcp_proxy::Counter, n: u64) {
+        self.stats.add(w, c as usize, n);
+    }
+}
+
+#[cfg(test)]
+mod tests;
