@@ -160,9 +160,25 @@ pub fn is_known_method(m: &str) -> bool {
 /// Anything else (space, `/`, `?`, `#`, controls, non-ASCII) is `http.invalid_authority`
 /// (400). httparse does not look inside header values, so this is checked by hand.
 pub fn valid_authority(v: &[u8]) -> bool {
-    v.iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@[]%".contains(&b))
+    v.iter().all(|&b| AUTHORITY[b as usize])
 }
+
+/// The bytes `valid_authority` allows, as a table (it runs on every request).
+const AUTHORITY: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let extra = b"-._~!$&'()*+,;=:@[]%";
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
 
 /// Parses a Content-Length value: 1 to 20 ASCII digits (overflow checked), nothing else (no sign, no list, no
 /// spaces inside).
