@@ -123,7 +123,7 @@ pub fn for_error(kind: ErrorKind) -> (u16, &'static str, ResponseFlag) {
                 HeadError::Malformed(_) => (400, "Bad Request"),
                 HeadError::UnsupportedTransferEncoding => (501, "Not Implemented"),
                 HeadError::UnsupportedVersion => (426, "Upgrade Required"),
-                HeadError::MissingHost => (400, ""),
+                HeadError::MissingHost | HeadError::InvalidPath => (400, ""),
             };
             (status, body, DownstreamProtocolError)
         }

@@ -1,4 +1,5 @@
-//! Requests meshcore answers itself as Envoy 1.40 does (426, 501, 400 without a host), the
+//! Requests meshcore answers itself as Envoy 1.40 does (426, 501, 400 without a host),
+//! ambiguous requests that never reach the upstream (docs/http1-hardening.md), the
 //! HTTP/1.0 options, how they are counted, and the delayed close that keeps a reply from
 //! being destroyed by a TCP reset.
 mod support;
@@ -203,5 +204,58 @@ async fn a_client_that_closes_ends_the_delayed_close_at_once() {
     assert_eq!(
         counter(&s, "http.ingress.downstream_cx_delayed_close_timeout"),
         0
+    );
+}
+
+#[tokio::test]
+async fn ambiguous_requests_never_reach_the_upstream() {
+    let up = upstream().await;
+    let (engine, port) = start_engine(&snapshot(up.addr.port(), json!({})));
+    // (request, status, body, a codec error)
+    let cases: [(&[u8], u16, &str, bool); 6] = [
+        (b"FOO /a HTTP/1.1\r\nHost: h\r\n\r\n", 400, "Bad Request", true),
+        (b"GET /a HTTP/1.1\r\nHost: a/b\r\n\r\n", 400, "Bad Request", true),
+        (b"GET /a HTTP/1.1\r\nX-A: a\r\n b\r\nHost: h\r\n\r\n", 400, "Bad Request", true),
+        // A malformed chunk behind the head: refused before anything is sent upstream.
+        (
+            b"POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1 ;x\r\na\r\n0\r\n\r\n",
+            400,
+            "Bad Request",
+            true,
+        ),
+        (
+            b"POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\naXX\r\n0\r\n\r\n",
+            400,
+            "Bad Request",
+            true,
+        ),
+        // A fragment: refused after the codec, as Envoy (`path_normalization_failed`).
+        (b"GET /a#f HTTP/1.1\r\nHost: h\r\n\r\n", 400, "", false),
+    ];
+    for (raw, status, body, _) in cases {
+        let mut c = Client::connect(port).await;
+        let r = c.exchange(raw).await;
+        let what = String::from_utf8_lossy(raw);
+        assert_eq!((r.status, r.text().as_str()), (status, body), "{what}");
+        assert_eq!(r.header("connection").as_deref(), Some("close"), "{what}");
+        assert!(c.closed().await, "{what}");
+    }
+    assert_eq!(
+        up.accepted.load(Ordering::SeqCst),
+        0,
+        "nothing reached the upstream"
+    );
+    let s = stats_until(&engine, |s| {
+        s["counters"]["http.ingress.downstream_rq_completed"] == cases.len()
+    })
+    .await;
+    let codec = cases.iter().filter(|c| c.3).count() as u64;
+    assert_eq!(
+        counter(&s, "http.ingress.downstream_rq_4xx"),
+        cases.len() as u64
+    );
+    assert_eq!(
+        counter(&s, "http.ingress.downstream_cx_protocol_error"),
+        codec
     );
 }

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import h11
@@ -311,6 +311,16 @@ class UpstreamServer:
         trio.from_thread.run(launch, trio_token=self._token)
         self.upstreams.append(upstream)
         return upstream
+
+    def start_task(self, serve: Callable[..., Awaitable[object]]) -> None:
+        """Starts another server task on this loop (one that calls `task_status.started()`
+        once it listens)."""
+
+        async def launch() -> None:
+            assert self._nursery is not None
+            await self._nursery.start(serve)
+
+        trio.from_thread.run(launch, trio_token=self._token)
 
     def stop_upstream(self, upstream: Upstream) -> None:
         """Closes the upstream's listener and connections."""

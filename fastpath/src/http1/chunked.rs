@@ -17,22 +17,34 @@ pub enum ChunkError {
     BadTrailer,
 }
 
+/// States of the chunk grammar (RFC 9112 section 7.1), strict: no whitespace anywhere on a
+/// size line, extensions as `;name[=token|"quoted"]`, trailers as `name:value` lines. The
+/// bytes are forwarded as they are, so anything an upstream could read differently (BWS
+/// around `;`, bare CR/LF, controls, a chunk not ended by CRLF) is an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     /// Start of a size line (no digit yet) or within the digits.
     Size {
         digits: u8,
     },
-    /// Whitespace after the digits.
-    SizeWs,
-    Ext,
+    /// Right after `;`: the first byte of an extension name.
+    ExtNameStart,
+    ExtName,
+    /// Right after `=`: the first byte of an extension value.
+    ExtValueStart,
+    ExtToken,
+    ExtQuoted,
+    ExtQuotedPair,
+    /// After a closing quote: `;` or the line end.
+    ExtAfterQuoted,
     SizeLf,
     Data(u64),
     DataCr,
     DataLf,
     /// Start of a trailer line (or the final CRLF).
     TrailerStart,
-    TrailerLine,
+    TrailerName,
+    TrailerValue,
     TrailerLf,
     EndLf,
     Done,
@@ -122,6 +134,27 @@ impl ChunkedDecoder {
     }
 
     fn byte(&mut self, b: u8) -> Result<(), ChunkError> {
+        use super::headers::is_token;
+        if matches!(
+            self.state,
+            State::ExtNameStart
+                | State::ExtName
+                | State::ExtValueStart
+                | State::ExtToken
+                | State::ExtQuoted
+                | State::ExtQuotedPair
+                | State::ExtAfterQuoted
+        ) {
+            self.ext_len += 1;
+            if self.ext_len > MAX_EXTENSION {
+                return Err(ChunkError::BadExtension);
+            }
+        }
+        let ext_end = |b: u8| match b {
+            b';' => Ok(State::ExtNameStart),
+            b'\r' => Ok(State::SizeLf),
+            _ => Err(ChunkError::BadExtension),
+        };
         self.state = match self.state {
             State::Size { digits } => match b {
                 b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
@@ -132,27 +165,33 @@ impl ChunkedDecoder {
                     self.size = (self.size << 4) | v;
                     State::Size { digits: digits + 1 }
                 }
+                // No digit, or whitespace/sign/`x` where a digit or the line end belongs.
                 _ if digits == 0 => return Err(ChunkError::BadSize),
-                b' ' | b'\t' => State::SizeWs,
-                b';' => State::Ext,
+                b';' => State::ExtNameStart,
                 b'\r' => State::SizeLf,
                 _ => return Err(ChunkError::BadSize),
             },
-            State::SizeWs => match b {
-                b' ' | b'\t' => State::SizeWs,
-                b';' => State::Ext,
-                b'\r' => State::SizeLf,
-                _ => return Err(ChunkError::BadSize),
+            State::ExtNameStart if is_token(b) => State::ExtName,
+            State::ExtNameStart => return Err(ChunkError::BadExtension),
+            State::ExtName if is_token(b) => State::ExtName,
+            State::ExtName if b == b'=' => State::ExtValueStart,
+            State::ExtName => ext_end(b)?,
+            State::ExtValueStart if is_token(b) => State::ExtToken,
+            State::ExtValueStart if b == b'"' => State::ExtQuoted,
+            State::ExtValueStart => return Err(ChunkError::BadExtension),
+            State::ExtToken if is_token(b) => State::ExtToken,
+            State::ExtToken => ext_end(b)?,
+            State::ExtQuoted => match b {
+                b'"' => State::ExtAfterQuoted,
+                b'\\' => State::ExtQuotedPair,
+                b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff => State::ExtQuoted,
+                _ => return Err(ChunkError::BadExtension),
             },
-            State::Ext => {
-                self.ext_len += 1;
-                match b {
-                    b'\r' => State::SizeLf,
-                    _ if self.ext_len > MAX_EXTENSION => return Err(ChunkError::BadExtension),
-                    b'\t' | 0x20..=0x7e | 0x80..=0xff => State::Ext,
-                    _ => return Err(ChunkError::BadExtension),
-                }
-            }
+            State::ExtQuotedPair => match b {
+                b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff => State::ExtQuoted,
+                _ => return Err(ChunkError::BadExtension),
+            },
+            State::ExtAfterQuoted => ext_end(b)?,
             State::SizeLf => {
                 if b != b'\n' {
                     return Err(ChunkError::BadLineEnd);
@@ -176,15 +215,17 @@ impl ChunkedDecoder {
             },
             State::TrailerStart => match b {
                 b'\r' => State::EndLf,
-                b'!' | b'#'..=b'\'' | b'*' | b'+' | b'-' | b'.' | b'^'..=b'`' | b'|' | b'~' => {
-                    self.trailer(State::TrailerLine)?
-                }
-                _ if b.is_ascii_alphanumeric() => self.trailer(State::TrailerLine)?,
+                _ if is_token(b) => self.trailer(State::TrailerName)?,
                 _ => return Err(ChunkError::BadTrailer),
             },
-            State::TrailerLine => match b {
+            State::TrailerName => match b {
+                b':' => self.trailer(State::TrailerValue)?,
+                _ if is_token(b) => self.trailer(State::TrailerName)?,
+                _ => return Err(ChunkError::BadTrailer),
+            },
+            State::TrailerValue => match b {
                 b'\r' => State::TrailerLf,
-                b'\t' | 0x20..=0x7e | 0x80..=0xff => self.trailer(State::TrailerLine)?,
+                b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff => self.trailer(State::TrailerValue)?,
                 _ => return Err(ChunkError::BadTrailer),
             },
             State::TrailerLf => match b {

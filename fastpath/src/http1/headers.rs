@@ -107,6 +107,79 @@ pub fn is_token(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// The methods Envoy 1.40's HTTP/1 codec (balsa) accepts, case-sensitive; any other token
+/// (`FOO`, `get`, `M-SEARCH`, `QUERY`) is a 400 there (`http1.codec_error`). httparse accepts
+/// any token, so this list is checked by hand.
+const KNOWN_METHODS: [&str; 34] = [
+    "ACL",
+    "BIND",
+    "CHECKOUT",
+    "CONNECT",
+    "COPY",
+    "DELETE",
+    "GET",
+    "HEAD",
+    "LINK",
+    "LOCK",
+    "MERGE",
+    "MKACTIVITY",
+    "MKCALENDAR",
+    "MKCOL",
+    "MOVE",
+    "MSEARCH",
+    "NOTIFY",
+    "OPTIONS",
+    "PATCH",
+    "POST",
+    "PROPFIND",
+    "PROPPATCH",
+    "PURGE",
+    "PUT",
+    "REBIND",
+    "REPORT",
+    "SEARCH",
+    "SOURCE",
+    "SUBSCRIBE",
+    "TRACE",
+    "UNBIND",
+    "UNLINK",
+    "UNLOCK",
+    "UNSUBSCRIBE",
+];
+
+/// A method Envoy's codec accepts (see `KNOWN_METHODS`).
+pub fn is_known_method(m: &str) -> bool {
+    match m {
+        "GET" | "POST" | "HEAD" | "PUT" | "DELETE" | "OPTIONS" | "PATCH" => true,
+        _ => KNOWN_METHODS.contains(&m),
+    }
+}
+
+/// An authority (`host[:port]`, `[v6]:port`, `user@host`) made only of the bytes Envoy's
+/// `HeaderUtility::authorityIsValid` allows: unreserved, sub-delims, `:`, `@`, `[`, `]`, `%`.
+/// Anything else (space, `/`, `?`, `#`, controls, non-ASCII) is `http.invalid_authority`
+/// (400). httparse does not look inside header values, so this is checked by hand.
+pub fn valid_authority(v: &[u8]) -> bool {
+    v.iter().all(|&b| AUTHORITY[b as usize])
+}
+
+/// The bytes `valid_authority` allows, as a table (it runs on every request).
+const AUTHORITY: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let extra = b"-._~!$&'()*+,;=:@[]%";
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// Parses a Content-Length value: 1 to 20 ASCII digits (overflow checked), nothing else (no sign, no list, no
 /// spaces inside).
 pub fn parse_content_length(v: &[u8]) -> Option<u64> {
@@ -128,22 +201,6 @@ pub fn tokens(v: &[u8]) -> impl Iterator<Item = &[u8]> {
     v.split(|&b| b == b',')
         .map(|t| t.trim_ascii())
         .filter(|t| !t.is_empty())
-}
-
-/// Transfer-Encoding: `Some(true)` when the last coding is `chunked` (and no earlier one is),
-/// `Some(false)` when chunked is absent, `None` when the value is invalid (empty, or chunked
-/// not last).
-pub fn te_is_chunked(v: &[u8]) -> Option<bool> {
-    let mut last_chunked = false;
-    let mut any = false;
-    for t in tokens(v) {
-        if last_chunked {
-            return None;
-        }
-        any = true;
-        last_chunked = t.eq_ignore_ascii_case(b"chunked");
-    }
-    any.then_some(last_chunked)
 }
 
 /// Options carried by `connection` headers.

@@ -49,7 +49,22 @@ pub enum HeadError {
     /// No `host` header and no absolute-form authority (400 with an empty body; not a codec
     /// error in Envoy, so no `downstream_cx_protocol_error`).
     MissingHost,
+    /// A request target with a fragment (`#`): 400 with an empty body, answered by Envoy's
+    /// connection manager after the codec (`path_normalization_failed`), so no
+    /// `downstream_cx_protocol_error`.
+    InvalidPath,
 }
 
+impl HeadError {
+    /// Envoy counts this rejection as a codec error (`downstream_cx_protocol_error`).
+    pub fn is_codec_error(self) -> bool {
+        !matches!(self, HeadError::MissingHost | HeadError::InvalidPath)
+    }
+}
+
+#[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
+mod hardening_tests;
 #[cfg(test)]
 mod tests;

@@ -54,6 +54,10 @@ pub fn parse_request<'h, 'b>(
     let method = req.method.ok_or(HeadError::Malformed("missing method"))?;
     let target = req.path.ok_or(HeadError::Malformed("missing target"))?;
     let minor = req.version.ok_or(HeadError::Malformed("missing version"))?;
+    // httparse takes any token as a method; Envoy's codec only its list (400).
+    if !headers::is_known_method(method) {
+        return Err(HeadError::Malformed("unknown method"));
+    }
     let headers: &'h [Header<'b>] = req.headers;
 
     let mut kinds = [Kind::Other; MAX_HEADERS];
@@ -105,6 +109,11 @@ pub fn parse_request<'h, 'b>(
         None => "",
     };
     let target = split_target(method, target, host_str)?;
+    // httparse does not look inside values: an authority with a space, `/`, a control
+    // character... is Envoy's `http.invalid_authority` (400).
+    if !headers::valid_authority(target.authority.as_bytes()) {
+        return Err(HeadError::Malformed("invalid authority"));
+    }
 
     // Envoy's order: both framings (400), then a coding other than exactly `chunked` (501;
     // several `transfer-encoding` lines are joined by Envoy, so they are never `chunked`).
@@ -137,6 +146,11 @@ pub fn parse_request<'h, 'b>(
     let has_host = host.is_some() || target.from_target;
     if minor == 1 && !has_host {
         return Err(HeadError::MissingHost);
+    }
+    // A fragment is never sent in a request target; Envoy's connection manager answers 400
+    // (`path_normalization_failed`) rather than forward a path an upstream may cut at `#`.
+    if target.path.contains('#') {
+        return Err(HeadError::InvalidPath);
     }
     Ok(Some(RequestHead {
         method,

@@ -4,7 +4,7 @@ use std::mem::MaybeUninit;
 use httparse::Header;
 
 use super::headers::{self, ConnectionTokens, Kind};
-use super::{Framing, HeadError, MAX_HEADERS, head};
+use super::{ChunkedDecoder, Framing, HeadError, MAX_HEADERS, head};
 
 pub struct ResponseHead<'h, 'b> {
     pub code: u16,
@@ -54,7 +54,8 @@ pub fn parse_response<'h, 'b>(
             Kind::ContentLength => {
                 let n = headers::parse_content_length(h.value)
                     .ok_or(HeadError::Malformed("invalid content-length"))?;
-                if content_length.replace(n).is_some_and(|old| old != n) {
+                // Even an equal repeated value is refused, as Envoy does (502).
+                if content_length.replace(n).is_some() {
                     return Err(HeadError::Malformed("multiple content-length headers"));
                 }
             }
@@ -78,15 +79,19 @@ pub fn parse_response<'h, 'b>(
                     "both content-length and transfer-encoding",
                 ));
             }
-            (Some(v), None) => match headers::te_is_chunked(v) {
-                Some(true) => Framing::Chunked,
-                Some(false) => Framing::UntilClose,
-                None => return Err(HeadError::Malformed("invalid transfer-encoding")),
-            },
+            // Only exactly `chunked`, as Envoy (502 for `gzip`, `chunked, gzip`, ...): a
+            // body read until close under another coding is one the client cannot frame.
+            (Some(v), None) if v.trim_ascii().eq_ignore_ascii_case(b"chunked") => Framing::Chunked,
+            (Some(_), None) => return Err(HeadError::Malformed("invalid transfer-encoding")),
             (None, Some(n)) => Framing::Length(n),
             (None, None) => Framing::UntilClose,
         }
     };
+    // Chunk framing that arrived with the head is checked now, so a malformed body the
+    // proxy can still refuse is a 502 (UPE) rather than a response cut after its head.
+    if framing == Framing::Chunked && ChunkedDecoder::new().validate(&buf[head_len..]).is_err() {
+        return Err(HeadError::Malformed("invalid chunked body"));
+    }
     let keep_alive = if minor == 1 {
         !conn.close
     } else {

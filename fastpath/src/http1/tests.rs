@@ -359,7 +359,7 @@ fn dechunk(input: &[u8], split: usize) -> Result<(Vec<u8>, usize, bool), ChunkEr
 
 #[test]
 fn chunked_decoding_any_split() {
-    let body = b"5;name=value\r\nhello\r\nA \r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\nGET /next";
+    let body = b"5;name=value;q=\"a \\\"b\\\"\"\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\nGET /next";
     let end = body.len() - 9;
     for split in 1..=body.len() {
         let (data, consumed, done) = dechunk(body, split).unwrap();

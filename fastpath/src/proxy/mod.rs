@@ -499,7 +499,7 @@ impl Conn {
         started: Instant,
     ) -> Flow {
         let w = self.worker.index;
-        if e != HeadError::MissingHost {
+        if e.is_codec_error() {
             hcm.stats.inc(w, http::Counter::DownstreamCxProtocolError);
             hcm.stats.inc(w, http::Counter::DownstreamRqRxReset);
         }
