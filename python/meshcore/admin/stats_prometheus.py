@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Mapping
 
 from meshcore.admin.histogram import Histogram
+from meshcore.admin.stat_lines import SEP, Lines, parse_histogram
 from meshcore.admin.stats_model import StatsSnapshot
 from meshcore.admin.tags import extract_tags
 
@@ -49,21 +49,24 @@ def _g32(value: float) -> str:
     return format(value, ".32g")
 
 
-def _families(stats: Mapping[str, object]) -> dict[str, list[tuple[str, Labels]]]:
-    """Metric name -> [(stat name, labels)], members sorted by stat name."""
-    families: defaultdict[str, list[tuple[str, Labels]]] = defaultdict(list)
-    for stat in sorted(stats):
-        name, labels = metric_name(stat)
-        families[name].append((stat, labels))
+def _families(lines: Lines) -> dict[str, list[tuple[Labels, bytes]]]:
+    """Metric name -> [(labels, line)], members in stat name order (the lines' order)."""
+    families: defaultdict[str, list[tuple[Labels, bytes]]] = defaultdict(list)
+    for line in lines.lines:
+        name, labels = metric_name(line[: line.index(SEP)].decode())
+        families[name].append((labels, line))
     return families
 
 
-def _scalar_section(stats: Mapping[str, int], kind: str) -> list[str]:
+def _scalar_section(stats: Lines, kind: str) -> list[str]:
     lines: list[str] = []
     families = _families(stats)
     for name in sorted(families):
         lines.append(f"# TYPE {name} {kind}")
-        lines += [f"{name}{_labels(labels)} {stats[stat]}" for stat, labels in families[name]]
+        lines += [
+            f"{name}{_labels(labels)} {line[line.index(SEP) + 1 :].decode()}"
+            for labels, line in families[name]
+        ]
     return lines
 
 
@@ -84,6 +87,7 @@ def render_prometheus(snap: StatsSnapshot) -> str:
     families = _families(snap.histograms)
     for name in sorted(families):
         lines.append(f"# TYPE {name} histogram")
-        for stat, labels in families[name]:
-            lines += _histogram_lines(name, labels, snap.histograms[stat])
+        for labels, line in families[name]:
+            hist, _interval = parse_histogram(line, snap.bounds)
+            lines += _histogram_lines(name, labels, hist)
     return "".join(line + "\n" for line in lines)
