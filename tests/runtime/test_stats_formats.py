@@ -7,6 +7,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from meshcore.admin import tags as tags_module
 from meshcore.admin.histogram import ENGINE_BOUNDS_MS, Histogram
 from meshcore.admin.stat_lines import Lines, encode, encode_histogram, merge, parse_histogram
 from meshcore.admin.stats_model import StatsSnapshot, parse_engine_stats, select
@@ -292,3 +293,21 @@ def test_the_engine_export_is_what_the_admin_reads():
     text = render_text(snap).splitlines()
     assert len(text) == len(snap.counters) + len(snap.gauges) + len(snap.histograms)
     assert text[-1] == "cluster.a.upstream_rq_time: No recorded values"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cluster.a.upstream_rq_200",
+        "cluster.svc_rq_200.upstream_rq_2xx",
+        "cluster.a_rq.x",
+        "cluster.b.outlier_detection.ejections_total",
+        "cluster.a.b.upstream_rq_503",
+        "cluster.x.ssl.ciphers.ECDHE-RSA-AES128-GCM-SHA256",
+        "cluster.worker_1.upstream_cx_total",
+        "cluster..upstream_rq_200",
+        "cluster.a.",
+    ],
+)
+def test_cluster_stats_share_one_tag_reading_per_stat(name):
+    assert extract_tags(name) == tags_module._extract_tags(name)
