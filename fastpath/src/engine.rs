@@ -15,7 +15,7 @@ use crate::compiled::{
     ListenerHandle, ListenerView, compile_hcm, inert_hcm, listener_stat_prefix, read_cap,
 };
 use crate::config::{self, snapshot};
-use crate::stats::{ClusterStats, ListenerStats, OutlierStats, Registry};
+use crate::stats::{ClusterStats, Flat, ListenerStats, OutlierStats, Registry};
 use crate::tcp::NetworkFilters;
 use crate::worker::{self, Command};
 
@@ -54,6 +54,8 @@ struct Control {
     generation: u64,
     listeners: Vec<Arc<ListenerHandle>>,
     clusters: Vec<Arc<ClusterState>>,
+    /// `clusters` by name, for `update_endpoints` (O(1) per health flap).
+    by_name: HashMap<String, Arc<ClusterState>>,
     /// Endpoints each cluster had in the last applied snapshot (endpoint updates in between
     /// survive a re-apply that does not change them).
     applied_endpoints: HashMap<String, Vec<snapshot::Endpoint>>,
@@ -102,6 +104,7 @@ impl Engine {
                 generation: 0,
                 listeners: Vec::new(),
                 clusters: Vec::new(),
+                by_name: HashMap::new(),
                 applied_endpoints: HashMap::new(),
                 workers,
                 next_listener_id: 1,
@@ -139,11 +142,7 @@ impl Engine {
         let mut clusters: Vec<Arc<ClusterState>> = Vec::with_capacity(snap.clusters.len());
         let mut endpoint_sets = Vec::new();
         // By name, so a reload of N clusters is O(N), not O(N²).
-        let old_by_name: HashMap<String, Arc<ClusterState>> = ctl
-            .clusters
-            .iter()
-            .map(|o| (o.name.clone(), o.clone()))
-            .collect();
+        let old_by_name = &ctl.by_name;
         for (i, c) in snap.clusters.iter().enumerate() {
             let path = format!("clusters[{i}]");
             let old = old_by_name.get(&c.name).filter(|o| o.same_settings(c));
@@ -303,6 +302,10 @@ impl Engine {
             .collect();
         ctl.listeners = handles;
         ctl.ticker.set(&clusters);
+        ctl.by_name = clusters
+            .iter()
+            .map(|c| (c.name.clone(), c.clone()))
+            .collect();
         ctl.clusters = clusters;
         ctl.generation += 1;
         Ok(ctl.generation)
@@ -317,9 +320,8 @@ impl Engine {
             return Err(EngineError::Stopped);
         }
         let c = ctl
-            .clusters
-            .iter()
-            .find(|c| c.name == cluster)
+            .by_name
+            .get(cluster)
             .ok_or_else(|| EngineError::Key(cluster.to_string()))?;
         c.set_endpoints(&eps, "endpoints")
             .map_err(EngineError::Value)
@@ -333,8 +335,19 @@ impl Engine {
             .collect()
     }
 
+    /// Every stat as JSON (a slow view for tests; Python reads `stats_flat`).
     pub fn stats(&self) -> Vec<u8> {
         self.registry.export()
+    }
+
+    /// Every stat as sorted `name\0value` lines (`stats::Flat`).
+    pub fn stats_flat(&self) -> Flat {
+        self.registry.export_flat()
+    }
+
+    /// Ends a stats flush interval (histograms' interval readings).
+    pub fn flush_histograms(&self) {
+        self.registry.flush_histograms()
     }
 
     pub fn clusters(&self) -> Vec<u8> {

@@ -2,6 +2,8 @@
 from typing import final
 
 __version__: str
+# Bucket upper bounds (ms) of every engine histogram: Envoy's defaults.
+HISTOGRAM_BOUNDS_MS: tuple[float, ...]
 
 @final
 class Engine:
@@ -19,10 +21,17 @@ class Engine:
         anything else. KeyError for an unknown cluster, ValueError for bad JSON."""
     def listener_ports(self) -> dict[str, int]:
         """Bound port of each listener by name (resolves port 0)."""
-    def stats(self) -> bytes:
-        """JSON: {"counters": {name: int}, "gauges": {name: int}, "histograms": {name:
-        {"bounds": [float], "counts": [int], "sum": float, "count": int}}}, merged from
-        the worker shards. `counts` has len(bounds)+1 entries (the last is overflow)."""
+    def stats(self) -> tuple[bytes, bytes, bytes]:
+        """(counters, gauges, histograms), merged from the worker shards, each a run of
+        lines sorted by stat name: `name\\0value\\n` (gauges may be negative);
+        histograms `name\\0count[ sum_ms b0 ... b19[ ib0 ... ib19]]\\n`: the count alone
+        while every slot is zero, else the sum (ms, shortest round-trip decimal), the
+        bucket counts per HISTOGRAM_BOUNDS_MS bound plus overflow, and the bucket counts of
+        the last complete flush interval when it had samples. NUL and newline in a name are
+        written as `_`. Status-code counters (`upstream_rq_503`) appear once non-zero."""
+    def flush_histograms(self) -> None:
+        """Ends a stats flush interval: each histogram's samples since the previous call
+        become its interval reading in `stats()` (Envoy's `stats_flush_interval`)."""
     def clusters(self) -> bytes:
         """JSON: [{"name": str, "hosts": [{"address": str, "port": int, "weight": int,
         "healthy": bool, "priority": int, "ejected": bool, "cx_active": int, "cx_total": int,

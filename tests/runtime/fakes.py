@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from meshcore.admin.histogram import ENGINE_BOUNDS_MS, Histogram
+from meshcore.admin.stat_lines import encode, encode_histogram
 
 
 class FakeEngine:
@@ -24,6 +26,7 @@ class FakeEngine:
         self.drain_calls = 0
         self.stop_calls = 0
         self.raise_in_stats: Exception | None = None
+        self.flushes = 0
 
     @property
     def current(self) -> dict[str, Any]:
@@ -48,10 +51,26 @@ class FakeEngine:
             for i, lst in enumerate(self.current.get("listeners", []))
         }
 
-    def stats(self) -> bytes:
+    def stats(self) -> tuple[bytes, bytes, bytes]:
+        """`stats_doc` in the engine's flat form; histograms are {"counts": [20 ints], "sum":
+        ms, "count": int}, over the engine's bounds."""
         if self.raise_in_stats is not None:
             raise self.raise_in_stats
-        return orjson.dumps(self.stats_doc)
+        doc = self.stats_doc
+        histograms = [
+            encode_histogram(
+                name, Histogram(ENGINE_BOUNDS_MS, tuple(h["counts"]), h["sum"], h["count"])
+            )
+            for name, h in doc.get("histograms", {}).items()
+        ]
+        return (
+            b"".join(line + b"\n" for line in encode(doc.get("counters", {}))),
+            b"".join(line + b"\n" for line in encode(doc.get("gauges", {}))),
+            b"".join(line + b"\n" for line in sorted(histograms)),
+        )
+
+    def flush_histograms(self) -> None:
+        self.flushes += 1
 
     def clusters(self) -> bytes:
         return orjson.dumps(self.clusters_doc)

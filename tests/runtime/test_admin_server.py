@@ -42,7 +42,7 @@ def make_engine() -> FakeEngine:
         "gauges": {"cluster.service_v1.upstream_cx_active": 1},
         "histograms": {
             "cluster.service_v1.upstream_rq_time": {
-                "bounds": [1, 5], "counts": [0, 2, 0], "sum": 6.0, "count": 2,
+                "counts": [0, 0, 2] + [0] * 17, "sum": 6.0, "count": 2,
             }
         },
     }  # fmt: skip

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from meshcore.admin.histogram import Histogram
+from meshcore.admin import tags as tags_module
+from meshcore.admin.histogram import ENGINE_BOUNDS_MS, Histogram
+from meshcore.admin.stat_lines import Lines, encode, encode_histogram, merge, parse_histogram
 from meshcore.admin.stats_model import StatsSnapshot, parse_engine_stats, select
 from meshcore.admin.stats_prometheus import metric_name, render_prometheus
 from meshcore.admin.stats_text import render_json, render_text
@@ -19,7 +21,7 @@ UNUSED = Histogram(BOUNDS, (0, 0, 0, 0), 0.0, 0)
 
 
 def snapshot(**intervals: Histogram) -> StatsSnapshot:
-    return StatsSnapshot(
+    return StatsSnapshot.of(
         counters={
             "cluster.service_v1.upstream_rq_total": 23,
             "cluster.service_v1.upstream_rq_200": 23,
@@ -87,26 +89,79 @@ def test_select_filters_by_regex_search_and_type():
 
 
 def test_parse_engine_stats():
-    raw = orjson.dumps(
-        {
-            "counters": {"a.b": 1},
-            "gauges": {"c": 2},
-            "histograms": {"h": {"bounds": [1, 2], "counts": [1, 0, 0], "sum": 0.5, "count": 1}},
-        }
+    raw = (
+        b"a.b\0001\nc.d\0-3\n",
+        b"c\0002\n",
+        b"h\0001 0.5 1 0 0\nunused\0000\n",
     )
     snap = parse_engine_stats(raw)
-    assert snap.counters == {"a.b": 1}
-    assert snap.gauges == {"c": 2}
-    assert snap.histograms["h"] == Histogram((1.0, 2.0), (1, 0, 0), 0.5, 1)
+    assert list(snap.counters.items()) == [("a.b", 1), ("c.d", -3)]
+    assert snap.counters["a.b"] == 1 and "x" not in snap.counters
+    assert snap.gauges["c"] == 2
+    bounds = (1.0, 2.0)
+    snap = StatsSnapshot(snap.counters, snap.gauges, snap.histograms, bounds)
+    assert snap.histogram("h") == (Histogram(bounds, (1, 0, 0), 0.5, 1), None)
+    assert snap.histogram("unused") == (Histogram(bounds, (0, 0, 0), 0.0, 0), None)
 
 
-def test_parse_engine_stats_rejects_a_malformed_histogram():
-    with pytest.raises(ValueError, match="malformed engine stats"):
-        parse_engine_stats(b'{"histograms": {"h": {"bounds": [1]}}}')
-    with pytest.raises(ValueError, match="2 counts for 2 bounds"):
-        parse_engine_stats(
-            b'{"histograms": {"h": {"bounds": [1, 2], "counts": [1, 1], "sum": 0, "count": 2}}}'
-        )
+def test_engine_histogram_lines_carry_the_last_interval():
+    bounds = (1.0, 2.0)
+    line = b"h\0003 2.5 1 2 0 0 1 0"
+    assert parse_histogram(line, bounds) == (
+        Histogram(bounds, (1, 2, 0), 2.5, 3),
+        Histogram(bounds, (0, 1, 0), 0.0, 1),
+    )
+    hist, interval = parse_histogram(line, bounds)
+    assert parse_histogram(encode_histogram("h", hist, interval), bounds) == (hist, interval)
+
+
+def test_a_malformed_engine_histogram_is_an_error_naming_it():
+    with pytest.raises(ValueError, match="malformed engine histogram 'h': 1 bucket counts"):
+        parse_histogram(b"h\0002 1.0 1", (1.0, 2.0))
+    with pytest.raises(ValueError, match="malformed engine histogram 'h'"):
+        parse_histogram(b"h\000x", (1.0, 2.0))
+    snap = StatsSnapshot(Lines([]), Lines([]), Lines([b"h\0002 1.0 1"]), (1.0, 2.0))
+    with pytest.raises(ValueError, match="'h'"):
+        render_text(snap)
+
+
+def test_control_stats_merge_into_engine_lines_in_name_order():
+    engine = encode({"cluster.a.x": 1, "cluster.a-b.x": 2, "cluster.b.x": 3})
+    merged = merge(engine, {"cluster.a.health_check.attempt": 7, "cluster.b.x": 99, "z": 1})
+    assert [line.decode().replace("\0", "=") for line in merged] == [
+        "cluster.a-b.x=2",
+        "cluster.a.health_check.attempt=7",
+        "cluster.a.x=1",
+        "cluster.b.x=3",  # the engine's value wins
+        "z=1",
+    ]
+
+
+def test_json_form_escapes_names_that_need_it():
+    snap = StatsSnapshot.of({'we"ird\\name': 1, "plain": 2}, {}, {})
+    assert orjson.loads(render_json(snap)) == {
+        "stats": [{"name": "plain", "value": 2}, {"name": 'we"ird\\name', "value": 1}]
+    }
+    G = (0.5, 0.625, 0.75, 0.875, 0.95, 0.975, 0.995, 0.9975, 0.9995, 1.0)  # RQ_TIME
+    plain = StatsSnapshot.of({"b": 1, "a": -2}, {"c": 3}, {"h": UNUSED, "g": RQ_TIME})
+    doc = {
+        "stats": [
+            {"name": "a", "value": -2},
+            {"name": "b", "value": 1},
+            {"name": "c", "value": 3},
+            {
+                "histograms": {
+                    "supported_quantiles": [0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 100],
+                    "computed_quantiles": [
+                        {"name": "g", "values": [{"interval": None, "cumulative": c} for c in G]},
+                        {"name": "h", "values": [{"interval": None, "cumulative": None}] * 10},
+                    ],
+                }
+            },
+        ]
+    }
+    # Byte for byte what orjson writes for the same document.
+    assert render_json(plain) == orjson.dumps(doc)
 
 
 DATA = Path(__file__).parent / "data"
@@ -170,7 +225,7 @@ def test_tag_extraction_of_an_ipv6_listener():
 
 
 def test_prometheus_exposition():
-    snap = StatsSnapshot(
+    snap = StatsSnapshot.of(
         counters={
             "cluster.b.upstream_rq_total": 2,
             "cluster.a.upstream_rq_total": 1,
@@ -203,8 +258,56 @@ def test_prometheus_exposition():
 
 
 def test_prometheus_escapes_label_values_and_sanitizes_names():
-    snap = StatsSnapshot({'cluster.we"ird\\x.upstream-rq': 1}, {}, {})
+    snap = StatsSnapshot.of({'cluster.we"ird\\x.upstream-rq': 1}, {}, {})
     assert render_prometheus(snap).splitlines() == [
         "# TYPE envoy_cluster_upstream_rq counter",
         'envoy_cluster_upstream_rq{envoy_cluster_name="we\\"ird\\\\x"} 1',
     ]
+
+
+def test_the_engine_export_is_what_the_admin_reads():
+    """The real engine: its bounds are the admin's, its lines are sorted by full name (a
+    cluster named `a-b` before `a`, outlier detection stats inside `a`'s), and the admin's
+    text shows every stat once."""
+    from meshcore._fastpath import HISTOGRAM_BOUNDS_MS, Engine
+
+    assert HISTOGRAM_BOUNDS_MS == ENGINE_BOUNDS_MS
+    endpoints = [{"address": "127.0.0.1", "port": 1}]
+    clusters = [
+        {"name": "a", "endpoints": endpoints, "outlier_detection": {}},
+        {"name": "a-b", "endpoints": []},
+    ]
+    engine = Engine(2)
+    try:
+        engine.apply(orjson.dumps({"listeners": [], "clusters": clusters}))
+        engine.flush_histograms()
+        snap = parse_engine_stats(engine.stats())
+    finally:
+        engine.stop()
+    for kind in (snap.counters, snap.gauges, snap.histograms):
+        names = kind.names()
+        assert names == sorted(names) and len(set(names)) == len(names)
+    assert snap.gauges["cluster.a.membership_total"] == 1
+    assert snap.gauges["cluster.a-b.membership_total"] == 0
+    assert snap.counters["cluster.a.outlier_detection.ejections_total"] == 0
+    text = render_text(snap).splitlines()
+    assert len(text) == len(snap.counters) + len(snap.gauges) + len(snap.histograms)
+    assert text[-1] == "cluster.a.upstream_rq_time: No recorded values"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cluster.a.upstream_rq_200",
+        "cluster.svc_rq_200.upstream_rq_2xx",
+        "cluster.a_rq.x",
+        "cluster.b.outlier_detection.ejections_total",
+        "cluster.a.b.upstream_rq_503",
+        "cluster.x.ssl.ciphers.ECDHE-RSA-AES128-GCM-SHA256",
+        "cluster.worker_1.upstream_cx_total",
+        "cluster..upstream_rq_200",
+        "cluster.a.",
+    ],
+)
+def test_cluster_stats_share_one_tag_reading_per_stat(name):
+    assert extract_tags(name) == tags_module._extract_tags(name)

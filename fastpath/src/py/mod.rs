@@ -1,7 +1,7 @@
 //! pyo3 bindings (feature `python`): the `Engine` class of module `meshcore._fastpath`.
 use pyo3::exceptions::{PyKeyError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::engine::{self, EngineError};
 
@@ -50,9 +50,26 @@ impl Engine {
         Ok(d)
     }
 
-    fn stats<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        let v = py.detach(|| self.inner.stats());
-        PyBytes::new(py, &v)
+    /// (counters, gauges, histograms): sorted `name\0value` lines (`stats::Flat`). Built with
+    /// the GIL released; only the copies into `bytes` hold it.
+    fn stats<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> (
+        Bound<'py, PyBytes>,
+        Bound<'py, PyBytes>,
+        Bound<'py, PyBytes>,
+    ) {
+        let f = py.detach(|| self.inner.stats_flat());
+        (
+            PyBytes::new(py, &f.counters),
+            PyBytes::new(py, &f.gauges),
+            PyBytes::new(py, &f.histograms),
+        )
+    }
+
+    fn flush_histograms(&self, py: Python<'_>) {
+        py.detach(|| self.inner.flush_histograms());
     }
 
     fn clusters<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
@@ -78,5 +95,9 @@ impl Engine {
 fn fastpath_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<Engine>()?;
+    m.add(
+        "HISTOGRAM_BOUNDS_MS",
+        PyTuple::new(m.py(), crate::stats::BUCKET_BOUNDS_MS)?,
+    )?;
     Ok(())
 }

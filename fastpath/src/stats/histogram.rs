@@ -30,6 +30,8 @@ const BOUNDS_US: [u64; 19] = [
 ];
 /// Buckets (bounds + overflow), then the sum in µs, then the count.
 pub const HISTOGRAM_SLOTS: usize = BOUNDS_US.len() + 3;
+/// Bucket counts: one per bound, then the overflow.
+pub const BUCKETS: usize = BOUNDS_US.len() + 1;
 pub const SUM_SLOT: usize = BOUNDS_US.len() + 1;
 pub const COUNT_SLOT: usize = BOUNDS_US.len() + 2;
 

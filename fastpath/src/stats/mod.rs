@@ -1,18 +1,23 @@
-//! Stats: per-worker shards of plain counters, a registry of scopes by name, JSON export.
+//! Stats: per-worker shards of plain counters, a registry of scopes by name, the flat export
+//! (`flat.rs`, what `Engine.stats()` returns) and a JSON one for tests.
 //!
 //! Each scope (`listener.<addr>_<port>`, `http.<stat_prefix>`, `cluster.<name>`) owns one
 //! shard per worker. A shard is written only by its worker (load + store, no lock, no
 //! read-modify-write instruction) and read by `stats()` from any thread; shards are separate
 //! cache-line aligned allocations so workers never share a line.
+mod flat;
 mod histogram;
+mod order;
 mod scope;
 pub mod sets;
 
+pub use flat::Flat;
 pub use histogram::{BUCKET_BOUNDS_MS, HISTOGRAM_SLOTS};
 pub use scope::{Layout, Scope};
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Map, Value, json};
 
@@ -20,6 +25,10 @@ use serde_json::{Map, Value, json};
 pub struct Registry {
     workers: usize,
     scopes: Mutex<BTreeMap<String, Arc<Scope>>>,
+    /// Bumped (under `scopes`' lock) whenever a scope is added or replaced.
+    version: AtomicU64,
+    /// The flat export's walk, rebuilt when `version` moved.
+    plan: Mutex<Option<flat::Plan>>,
 }
 
 impl Registry {
@@ -27,6 +36,8 @@ impl Registry {
         Registry {
             workers,
             scopes: Mutex::new(BTreeMap::new()),
+            version: AtomicU64::new(0),
+            plan: Mutex::new(None),
         }
     }
 
@@ -40,10 +51,44 @@ impl Registry {
         }
         let s = Arc::new(Scope::new(prefix.to_string(), layout, self.workers));
         scopes.insert(prefix.to_string(), s.clone());
+        self.version.fetch_add(1, Ordering::Relaxed);
         s
     }
 
-    /// `{"counters": {..}, "gauges": {..}, "histograms": {..}}` merged over the shards.
+    /// The export plan, rebuilt first if scopes were added since it was made.
+    fn plan(&self) -> MutexGuard<'_, Option<flat::Plan>> {
+        let mut plan = self.plan.lock().unwrap_or_else(|e| e.into_inner());
+        if plan
+            .as_ref()
+            .is_none_or(|p| p.version != self.version.load(Ordering::Relaxed))
+        {
+            let (version, scopes) = {
+                let g = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
+                (
+                    self.version.load(Ordering::Relaxed),
+                    g.values().cloned().collect(),
+                )
+            };
+            *plan = Some(flat::Plan::build(version, scopes));
+        }
+        plan
+    }
+
+    /// Every stat, merged over the shards, as sorted `name\0value` lines (see `Flat`).
+    pub fn export_flat(&self) -> Flat {
+        self.plan().as_mut().map(|p| p.write()).unwrap_or_default()
+    }
+
+    /// Ends a stats flush interval (Envoy's `stats_flush_interval`): the samples each
+    /// histogram got since the previous call become its interval reading in the export.
+    pub fn flush_histograms(&self) {
+        if let Some(p) = self.plan().as_ref() {
+            p.scopes().for_each(|s| s.flush_histograms());
+        }
+    }
+
+    /// `{"counters": {..}, "gauges": {..}, "histograms": {..}}` merged over the shards: a
+    /// slow view for tests (`Engine.stats()` uses `export_flat`).
     pub fn export(&self) -> Vec<u8> {
         let scopes: Vec<Arc<Scope>> = {
             let g = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
@@ -96,6 +141,7 @@ macro_rules! stat_set {
                 globals: &[$($gln,)*],
                 control_counters: &[$($ccn,)*],
                 status_codes: $codes,
+                order: std::sync::OnceLock::new(),
             };
         }
     };

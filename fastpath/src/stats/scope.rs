@@ -1,10 +1,11 @@
 //! One stat scope (a prefix such as `cluster.backend`): one cache-line aligned shard per worker.
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, OnceLock};
 
 use serde_json::{Value, json};
 
-use super::histogram::{self, HISTOGRAM_SLOTS};
+use super::histogram::{self, BUCKETS, HISTOGRAM_SLOTS};
+use super::order::Item;
 
 /// The names of a stat set, in slot order.
 pub struct Layout {
@@ -18,6 +19,9 @@ pub struct Layout {
     pub control_counters: &'static [&'static str],
     /// When set, per-status-code counters `<prefix><code>` (e.g. `upstream_rq_200`).
     pub status_codes: Option<&'static str>,
+    /// The flat export's walk of these stats in name order (`order::layout_items`), built on
+    /// first export.
+    pub(crate) order: OnceLock<Box<[Item]>>,
 }
 
 impl Layout {
@@ -35,7 +39,7 @@ pub enum Kind {
 
 const LINE: usize = 8;
 /// Status codes 100..=599.
-const CODES: usize = 500;
+pub(crate) const CODES: usize = 500;
 
 /// Eight counters on their own cache line.
 #[repr(align(64))]
@@ -54,12 +58,23 @@ impl Shard {
     }
 }
 
+/// A histogram's reading at the last stats flush and the samples of the interval before it
+/// (bucket counts), kept once the histogram has had a sample.
+pub(crate) struct Flushed {
+    at_flush: [u64; HISTOGRAM_SLOTS],
+    pub(crate) interval: [u64; BUCKETS],
+}
+
 pub struct Scope {
     prefix: String,
+    /// `prefix.` with NUL and newline (the flat export's separators) replaced by `_`.
+    key: Box<str>,
     layout: &'static Layout,
     shards: Box<[Shard]>,
     globals: Box<[AtomicU64]>,
     control: Box<[AtomicU64]>,
+    /// Per histogram: `None` until a flush saw a sample.
+    flushed: Mutex<Box<[Option<Box<Flushed>>]>>,
 }
 
 /// Adds to a slot that only one thread (the shard's worker) writes: a plain load and store,
@@ -84,13 +99,22 @@ impl Scope {
             .iter()
             .map(|_| AtomicU64::new(0))
             .collect();
+        let key = format!("{prefix}.").replace(['\0', '\n'], "_").into();
+        let flushed = Mutex::new(layout.histograms.iter().map(|_| None).collect());
         Scope {
             prefix,
+            key,
             layout,
             shards,
             globals,
             control,
+            flushed,
         }
+    }
+
+    /// The prefix and a dot, as the flat export writes it.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
     }
 
     pub fn layout(&self) -> &'static Layout {
@@ -146,6 +170,75 @@ impl Scope {
         self.shards
             .iter()
             .fold(0u64, |acc, s| acc.wrapping_add(s.slot(i).load(Relaxed)))
+    }
+
+    /// Counter `i`, merged over the shards.
+    pub(crate) fn counter(&self, i: usize) -> u64 {
+        self.sum(i)
+    }
+
+    pub(crate) fn control_counter(&self, i: usize) -> u64 {
+        self.control[i].load(Relaxed)
+    }
+
+    pub(crate) fn gauge(&self, i: usize) -> i64 {
+        self.sum(self.layout.counters.len() + i) as i64
+    }
+
+    pub(crate) fn global(&self, i: usize) -> u64 {
+        self.globals[i].load(Relaxed)
+    }
+
+    /// Histogram `h`'s slots (buckets, sum in µs, count), merged over the shards.
+    pub(crate) fn histogram(&self, h: usize) -> [u64; HISTOGRAM_SLOTS] {
+        let base = self.layout.counters.len() + self.layout.gauges.len() + h * HISTOGRAM_SLOTS;
+        std::array::from_fn(|k| self.sum(base + k))
+    }
+
+    /// Whether any worker counted a status code (the export skips the code walk otherwise).
+    pub(crate) fn has_codes(&self) -> bool {
+        self.shards.iter().any(|s| s.codes.get().is_some())
+    }
+
+    /// Count of status code `code` (100..600), merged over the shards.
+    pub(crate) fn code(&self, code: usize) -> u64 {
+        self.shards
+            .iter()
+            .filter_map(|s| s.codes.get())
+            .fold(0u64, |acc, c| acc.wrapping_add(c[code - 100].load(Relaxed)))
+    }
+
+    /// Ends a stats flush interval: each histogram's samples since the last flush become its
+    /// interval reading (Envoy's `P50(interval,...)`). Histograms that never had a sample keep
+    /// no state.
+    pub(crate) fn flush_histograms(&self) {
+        if self.layout.histograms.is_empty() {
+            return;
+        }
+        let mut flushed = self.flushed.lock().unwrap_or_else(|e| e.into_inner());
+        for (h, state) in flushed.iter_mut().enumerate() {
+            let now = self.histogram(h);
+            if state.is_none() && now.iter().all(|&v| v == 0) {
+                continue;
+            }
+            let st = state.get_or_insert_with(|| {
+                Box::new(Flushed {
+                    at_flush: [0; HISTOGRAM_SLOTS],
+                    interval: [0; BUCKETS],
+                })
+            });
+            for (k, slot) in st.interval.iter_mut().enumerate() {
+                *slot = now[k].saturating_sub(st.at_flush[k]);
+            }
+            st.at_flush = now;
+        }
+    }
+
+    /// Histogram `h`'s interval bucket counts, when the last complete interval had samples.
+    pub(crate) fn interval(&self, h: usize) -> Option<[u64; BUCKETS]> {
+        let flushed = self.flushed.lock().unwrap_or_else(|e| e.into_inner());
+        let st = flushed.get(h)?.as_ref()?;
+        st.interval.iter().any(|&v| v > 0).then_some(st.interval)
     }
 
     /// Calls `out(kind, full_name, value)` for every stat, merged over the shards.

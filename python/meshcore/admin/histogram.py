@@ -5,6 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+# The engine's bucket bounds (Envoy's defaults; `meshcore._fastpath.HISTOGRAM_BOUNDS_MS`).
+ENGINE_BOUNDS_MS: tuple[float, ...] = (
+    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+    30000.0, 60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
+)  # fmt: skip
+
 # The percentiles Envoy reports (`/stats` prints them as P0 ... P100).
 SUPPORTED_PERCENTILES: tuple[int | float, ...] = (0, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 100)
 

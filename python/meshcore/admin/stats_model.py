@@ -1,5 +1,6 @@
 """All stats the admin shows: the engine's, the control layer's and the `server.*` gauges,
-plus the per-flush-interval histogram readings behind Envoy's `P50(interval,cumulative)`."""
+with each histogram's reading of the last stats flush interval (Envoy's
+`P50(interval,cumulative)`), which the engine keeps (`Engine.flush_histograms`)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,26 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TypeVar
+from dataclasses import dataclass
 
-import orjson
 import trio
 
-from meshcore.admin.histogram import Histogram
+from meshcore.admin.histogram import ENGINE_BOUNDS_MS, Histogram
 from meshcore.admin.server_info import version_parts
+from meshcore.admin.stat_lines import (
+    Lines,
+    encode,
+    encode_histogram,
+    merge,
+    name_of,
+    parse_histogram,
+    split_lines,
+)
 from meshcore.lifecycle.control_stats import ControlStats
 from meshcore.lifecycle.interfaces import EngineApi
 from meshcore.lifecycle.state import ServerState
 
 log = logging.getLogger(__name__)
-
-_T = TypeVar("_T")
 
 # Envoy's default `stats_flush_interval`: interval histograms cover the last complete one.
 FLUSH_INTERVAL_S = 5.0
@@ -29,31 +35,44 @@ FLUSH_INTERVAL_S = 5.0
 
 @dataclass(frozen=True)
 class StatsSnapshot:
-    counters: Mapping[str, int]
-    gauges: Mapping[str, int]
-    histograms: Mapping[str, Histogram]
-    # Samples of the last complete flush interval, per histogram name (absent: none yet).
-    intervals: Mapping[str, Histogram] = field(default_factory=dict)
+    """Sorted `name\0value` lines per kind (`stat_lines`); histogram lines carry their
+    cumulative buckets and those of the last flush interval, over `bounds`."""
+
+    counters: Lines
+    gauges: Lines
+    histograms: Lines
+    bounds: tuple[float, ...] = ENGINE_BOUNDS_MS
+
+    @classmethod
+    def of(
+        cls,
+        counters: Mapping[str, int],
+        gauges: Mapping[str, int],
+        histograms: Mapping[str, Histogram],
+        intervals: Mapping[str, Histogram] | None = None,
+    ) -> StatsSnapshot:
+        """A snapshot of stats given by name (histograms share one set of bounds)."""
+        intervals = intervals or {}
+        bounds = next(iter(histograms.values())).bounds if histograms else ENGINE_BOUNDS_MS
+        lines = sorted(
+            encode_histogram(name, hist, intervals.get(name)) for name, hist in histograms.items()
+        )
+        return cls(Lines(encode(counters)), Lines(encode(gauges)), Lines(lines), bounds)
+
+    def histogram(self, name: str) -> tuple[Histogram, Histogram | None]:
+        """(cumulative, last interval or None) of histogram `name`; KeyError if absent."""
+        for line in self.histograms.lines:
+            if name_of(line) == name:
+                return parse_histogram(line, self.bounds)
+        raise KeyError(name)
 
 
-def parse_engine_stats(raw: bytes) -> StatsSnapshot:
-    """Reads `Engine.stats()` JSON; ValueError names what is malformed."""
-    data = orjson.loads(raw)
-    try:
-        histograms = {
-            name: Histogram(
-                bounds=tuple(float(b) for b in h["bounds"]),
-                counts=tuple(int(c) for c in h["counts"]),
-                sum=float(h["sum"]),
-                count=int(h["count"]),
-            )
-            for name, h in data.get("histograms", {}).items()
-        }
-        counters = {name: int(v) for name, v in data.get("counters", {}).items()}
-        gauges = {name: int(v) for name, v in data.get("gauges", {}).items()}
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"malformed engine stats: {exc!r}") from exc
-    return StatsSnapshot(counters, gauges, histograms)
+def parse_engine_stats(raw: tuple[bytes, bytes, bytes]) -> StatsSnapshot:
+    """`Engine.stats()` as a snapshot (lines are checked when rendered)."""
+    counters, gauges, histograms = raw
+    return StatsSnapshot(
+        Lines(split_lines(counters)), Lines(split_lines(gauges)), Lines(split_lines(histograms))
+    )
 
 
 def version_number() -> int:
@@ -88,34 +107,26 @@ def server_gauges(state: ServerState, engine: EngineApi) -> dict[str, int]:
 
 
 class StatsCollector:
-    """Builds `StatsSnapshot`s for the admin; `flush()` (every FLUSH_INTERVAL_S) records the
-    histogram samples of the interval that just ended."""
+    """Builds `StatsSnapshot`s for the admin; every FLUSH_INTERVAL_S `run_flushes` ends a
+    flush interval in the engine (a walk over its histograms in Rust, without the GIL)."""
 
     def __init__(self, engine: EngineApi, state: ServerState, control: ControlStats) -> None:
         self._engine = engine
         self._state = state
         self._control = control
-        self._at_last_flush: dict[str, Histogram] = {}
-        self._intervals: dict[str, Histogram] = {}
 
     def snapshot(self) -> StatsSnapshot:
         engine = parse_engine_stats(self._engine.stats())
         # Control-layer names do not overlap the engine's; if one ever did, the engine wins.
-        counters = {**self._control.counters(), **engine.counters}
-        gauges = {
-            **server_gauges(self._state, self._engine),
-            **self._control.gauges(),
-            **engine.gauges,
-        }
-        return StatsSnapshot(counters, gauges, engine.histograms, dict(self._intervals))
+        gauges = {**server_gauges(self._state, self._engine), **self._control.gauges()}
+        return StatsSnapshot(
+            Lines(merge(engine.counters.lines, self._control.counters())),
+            Lines(merge(engine.gauges.lines, gauges)),
+            engine.histograms,
+        )
 
     def flush(self) -> None:
-        histograms = parse_engine_stats(self._engine.stats()).histograms
-        self._intervals = {
-            name: hist.minus(self._at_last_flush[name]) if name in self._at_last_flush else hist
-            for name, hist in histograms.items()
-        }
-        self._at_last_flush = dict(histograms)
+        self._engine.flush_histograms()
 
     async def run_flushes(
         self,
@@ -123,16 +134,11 @@ class StatsCollector:
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        self._at_last_flush = dict(parse_engine_stats(self._engine.stats()).histograms)
         task_status.started()
         while True:
             await trio.sleep(interval_s)
-            try:
-                # In a worker thread: with 10,000 clusters reading the engine's histograms
-                # takes seconds, which must not stall xDS updates and health checks.
-                await trio.to_thread.run_sync(self.flush)
-            except ValueError as exc:
-                log.error("stats flush failed: %s", exc)
+            # In a worker thread, off the trio loop (the engine releases the GIL).
+            await trio.to_thread.run_sync(self.flush)
 
 
 # Envoy's `/stats?type=` values.
@@ -145,18 +151,16 @@ def select(
     """The stats whose names `pattern` finds (anywhere in the name, as Envoy's `filter`)
     and of type `kind`."""
 
-    def keep(name: str) -> bool:
-        return pattern is None or pattern.search(name) is not None
-
-    def pick(stats: Mapping[str, _T], wanted: str) -> dict[str, _T]:
+    def pick(stats: Lines, wanted: str) -> Lines:
         if kind not in ("All", wanted):
-            return {}
-        return {name: value for name, value in stats.items() if keep(name)}
+            return Lines([])
+        if pattern is None:
+            return stats
+        return Lines([line for line in stats.lines if pattern.search(name_of(line))])
 
-    histograms = pick(snap.histograms, "Histograms")
     return StatsSnapshot(
         pick(snap.counters, "Counters"),
         pick(snap.gauges, "Gauges"),
-        histograms,
-        {name: h for name, h in snap.intervals.items() if name in histograms},
+        pick(snap.histograms, "Histograms"),
+        snap.bounds,
     )

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Mapping
+from functools import lru_cache
 
 from meshcore.admin.histogram import Histogram
+from meshcore.admin.stat_lines import SEP, Lines, parse_histogram
 from meshcore.admin.stats_model import StatsSnapshot
 from meshcore.admin.tags import extract_tags
 
@@ -22,23 +23,38 @@ _INVALID = re.compile(r"[^a-zA-Z0-9_]")
 Labels = tuple[tuple[str, str], ...]
 
 
+# The caches below hold what repeats across the ~500,000 stats of 10,000 clusters: metric
+# names (a few dozen), tag names, and each cluster's label set.
+
+
+@lru_cache(maxsize=4096)
+def _sanitized(text: str) -> str:
+    return _INVALID.sub("_", text)
+
+
 def metric_name(stat_name: str) -> tuple[str, Labels]:
     """`cluster.a.upstream_rq_200` -> (`envoy_cluster_upstream_rq`, (("envoy_response_code",
     "200"), ("envoy_cluster_name", "a")))."""
     extracted, tags = extract_tags(stat_name)
-    labels = tuple((_INVALID.sub("_", tag), value) for tag, value in tags)
-    return "envoy_" + _INVALID.sub("_", extracted), labels
+    labels = tuple((_sanitized(tag), value) for tag, value in tags)
+    return "envoy_" + _sanitized(extracted), labels
 
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+@lru_cache(maxsize=65536)
+def _label_list(labels: Labels) -> str:
+    """`a="x",b="y"` (no braces)."""
+    return ",".join(f'{name}="{_escape(value)}"' for name, value in labels)
+
+
 def _labels(labels: Labels, extra: str = "") -> str:
-    parts = [f'{name}="{_escape(value)}"' for name, value in labels]
+    inner = _label_list(labels)
     if extra:
-        parts.append(extra)
-    return "{" + ",".join(parts) + "}"
+        inner = f"{inner},{extra}" if inner else extra
+    return "{" + inner + "}"
 
 
 def _le(bound: str) -> str:
@@ -49,27 +65,35 @@ def _g32(value: float) -> str:
     return format(value, ".32g")
 
 
-def _families(stats: Mapping[str, object]) -> dict[str, list[tuple[str, Labels]]]:
-    """Metric name -> [(stat name, labels)], members sorted by stat name."""
-    families: defaultdict[str, list[tuple[str, Labels]]] = defaultdict(list)
-    for stat in sorted(stats):
-        name, labels = metric_name(stat)
-        families[name].append((stat, labels))
+@lru_cache(maxsize=256)
+def _le_bound(bound: float) -> str:
+    return _le(_g32(bound))
+
+
+def _families(lines: Lines) -> dict[str, list[tuple[Labels, bytes]]]:
+    """Metric name -> [(labels, line)], members in stat name order (the lines' order)."""
+    families: defaultdict[str, list[tuple[Labels, bytes]]] = defaultdict(list)
+    for line in lines.lines:
+        name, labels = metric_name(line[: line.index(SEP)].decode())
+        families[name].append((labels, line))
     return families
 
 
-def _scalar_section(stats: Mapping[str, int], kind: str) -> list[str]:
+def _scalar_section(stats: Lines, kind: str) -> list[str]:
     lines: list[str] = []
     families = _families(stats)
     for name in sorted(families):
         lines.append(f"# TYPE {name} {kind}")
-        lines += [f"{name}{_labels(labels)} {stats[stat]}" for stat, labels in families[name]]
+        lines += [
+            f"{name}{_labels(labels)} {line[line.index(SEP) + 1 :].decode()}"
+            for labels, line in families[name]
+        ]
     return lines
 
 
 def _histogram_lines(name: str, labels: Labels, hist: Histogram) -> list[str]:
     lines = [
-        f"{name}_bucket{_labels(labels, _le(_g32(bound)))} {count}"
+        f"{name}_bucket{_labels(labels, _le_bound(bound))} {count}"
         for bound, count in zip(hist.bounds, hist.cumulative_counts(), strict=True)
     ]
     lines.append(f"{name}_bucket{_labels(labels, _le('+Inf'))} {hist.count}")
@@ -84,6 +108,7 @@ def render_prometheus(snap: StatsSnapshot) -> str:
     families = _families(snap.histograms)
     for name in sorted(families):
         lines.append(f"# TYPE {name} histogram")
-        for stat, labels in families[name]:
-            lines += _histogram_lines(name, labels, snap.histograms[stat])
+        for labels, line in families[name]:
+            hist, _interval = parse_histogram(line, snap.bounds)
+            lines += _histogram_lines(name, labels, hist)
     return "".join(line + "\n" for line in lines)
