@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::authority::strip_port;
 use super::upstream_head::{self, Routed};
 use crate::compiled::Hcm;
+use crate::filters::local_ratelimit::ConnBuckets;
 use crate::filters::{FilterRequest, Verdict};
 use crate::http1::request::request_line_version;
 use crate::http1::{Framing, HeadError, MAX_HEADERS, parse_request};
@@ -69,6 +70,7 @@ pub fn prepare<'v>(
     req_out: &mut Vec<u8>,
     w: usize,
     verdict: &mut Verdict<'v>,
+    conn: &ConnBuckets,
 ) -> Prepared<'v> {
     let cfg = &hcm.cfg;
     let mut storage = [const { MaybeUninit::uninit() }; MAX_HEADERS];
@@ -135,6 +137,7 @@ pub fn prepare<'v>(
                 view: &view,
                 route,
                 cluster,
+                conn,
             };
             *verdict = hcm.filters.run(&req, w);
         }
