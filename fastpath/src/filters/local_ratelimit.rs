@@ -124,7 +124,10 @@ impl TokenBucket {
 /// (`local_rate_limit_per_downstream_connection`), by rate limit config id; allocated on
 /// first use.
 #[derive(Default)]
-pub struct ConnBuckets(RefCell<Option<Box<Vec<(u64, Arc<TokenBucket>)>>>>);
+pub struct ConnBuckets(RefCell<Option<Box<BucketList>>>);
+
+/// Config id and bucket.
+type BucketList = Vec<(u64, Arc<TokenBucket>)>;
 
 impl ConnBuckets {
     /// This connection's bucket for config `id`, created full from `template` on first use.

@@ -84,11 +84,11 @@ impl UpstreamPool {
             .into_iter()
             .flatten()
             .min();
-        if let Some(deadline) = deadline {
-            if self.next_sweep.get().is_none_or(|n| deadline < n) {
-                self.next_sweep.set(Some(deadline));
-                self.wake.notify_one();
-            }
+        if let Some(deadline) = deadline
+            && self.next_sweep.get().is_none_or(|n| deadline < n)
+        {
+            self.next_sweep.set(Some(deadline));
+            self.wake.notify_one();
         }
     }
 

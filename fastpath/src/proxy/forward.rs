@@ -855,6 +855,7 @@ impl Conn {
 
     /// Streams the rest of the request body, buffering at most `read_cap` bytes of it;
     /// `Ok(true)` when the upstream started answering before the body was complete.
+    #[allow(clippy::too_many_arguments)]
     async fn stream_request_body(
         &mut self,
         up: &mut UpConn,

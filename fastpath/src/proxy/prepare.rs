@@ -62,6 +62,7 @@ pub enum Prepared<'v> {
 /// upstream head into `req_out`. `listener_port` is the port the connection arrived on (for
 /// `strip_matching_host_port`). The HTTP filters (if any) run on the routed head, on worker
 /// `w`, and leave their decision in `verdict`.
+#[allow(clippy::too_many_arguments)]
 pub fn prepare<'v>(
     buf: &[u8],
     hcm: &'v Hcm,

@@ -66,6 +66,7 @@ async fn read_up(
 impl Conn {
     /// Writes the response head and streams the body; `Ok(clean)` where `clean` says the
     /// upstream connection ended exactly at the end of the response.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn stream_response(
         &mut self,
         up: &mut UpConn,

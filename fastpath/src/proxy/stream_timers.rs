@@ -229,6 +229,15 @@ mod tests {
     }
 
     #[test]
+    fn the_flag_renders_as_envoys() {
+        let mut flags = crate::local_reply::ResponseFlags::default();
+        flags.insert(ResponseFlag::StreamIdleTimeout);
+        assert_eq!(flags.to_string(), "SI");
+        flags.insert(ResponseFlag::UpstreamRequestTimeout);
+        assert_eq!(flags.to_string(), "UT,SI");
+    }
+
+    #[test]
     fn replies_match_envoy() {
         assert_eq!(
             reply_for(Expired::Idle, true),
