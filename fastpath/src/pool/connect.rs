@@ -56,10 +56,12 @@ impl UpConn {
     }
 
     /// True (counting `upstream_cx_max_duration_reached`) when the connection is older than
-    /// the cluster's `max_connection_duration` at `now`: it must not be used again.
-    pub fn past_max_duration(&self, now: Instant) -> bool {
+    /// the cluster's `max_connection_duration` at `now()` (only read when the cluster has
+    /// one): it must not be used again.
+    pub fn past_max_duration(&self, now: impl FnOnce() -> Instant) -> bool {
         let max = self.cluster.cfg.max_connection_duration_ms;
-        let past = max > 0 && now.saturating_duration_since(self.created).as_millis() as u64 >= max;
+        let past =
+            max > 0 && now().saturating_duration_since(self.created).as_millis() as u64 >= max;
         if past {
             self.cluster
                 .stats

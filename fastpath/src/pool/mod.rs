@@ -43,7 +43,7 @@ impl UpstreamPool {
         let list = idle.get_mut(&host_id)?;
         while let Some(mut e) = list.pop() {
             let now = Instant::now();
-            if e.conn.past_max_duration(now) {
+            if e.conn.past_max_duration(|| now) {
                 continue;
             }
             if expired(&e, now) {
@@ -70,7 +70,7 @@ impl UpstreamPool {
         let max = conn.cluster.max_idle_per_host;
         let timeout = conn.cluster.idle_timeout;
         let now = Instant::now();
-        if conn.past_max_duration(now) {
+        if conn.past_max_duration(|| now) {
             return;
         }
         let mut idle = self.idle.borrow_mut();
@@ -104,7 +104,7 @@ impl UpstreamPool {
                 {
                     return false;
                 }
-                if e.conn.past_max_duration(now) {
+                if e.conn.past_max_duration(|| now) {
                     return false;
                 }
                 if expired(e, now) {

@@ -79,6 +79,8 @@ enum Fire {
     /// `per_try_idle_timeout`: no upstream byte since the request was sent (the head is
     /// waited for as one event, as Envoy's codec decodes it).
     PerTryIdle,
+    /// A stream timer (the connection manager's).
+    Stream(Expired),
 }
 
 /// The route timeout (from the end of the first attempt's request, across retries), the
@@ -543,7 +545,7 @@ impl Conn {
                     s.inc(w, cluster::Counter::UpstreamCxMaxRequests);
                 }
                 // `max_connection_duration`: an older connection is closed after its request.
-                spent = spent || up.past_max_duration(Instant::now());
+                spent = spent || up.past_max_duration(Instant::now);
                 if up_clean && resp.up_keep_alive && !early && !spent {
                     self.worker.pool.put(up);
                     if cluster.breakers.is_open(Resource::Connections) {
@@ -930,6 +932,14 @@ impl Conn {
         client_keep_alive: bool,
         timers: &StreamTimers,
     ) -> Result<RespInfo, HeadWait> {
+        // One timer for the attempt's deadline and the stream timers, whichever comes first
+        // (the route's wins a tie).
+        let stream = timers.next().map(|(at, e)| (at, Fire::Stream(e)));
+        let deadline = match (deadline, stream) {
+            (Some(d), Some(s)) if s.0 < d.0 => Some(s),
+            (None, s) => s,
+            (d, _) => d,
+        };
         let timed = deadline.is_some();
         let fire = deadline.map_or(Fire::Route, |(_, f)| f);
         let mut sleep = pin!(tokio::time::sleep_until(
@@ -1001,8 +1011,8 @@ impl Conn {
                     Fire::PerTry => HeadWait::PerTryTimeout(false),
                     Fire::PerTryIdle => HeadWait::PerTryTimeout(true),
                     Fire::Route => HeadWait::Error(ErrorKind::UpstreamTimeout),
+                    Fire::Stream(e) => HeadWait::Stream(e),
                 }),
-                e = timers.expired() => return Err(HeadWait::Stream(e)),
             }
         }
     }

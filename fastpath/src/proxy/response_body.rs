@@ -51,8 +51,14 @@ async fn read_up(
     }
     let mut capped = (&mut up.stream).take(cap as u64);
     let idle = idle.first();
-    let idle_sleep = tokio::time::sleep(idle.map_or(Duration::ZERO, |i| i.0));
+    // The idle timer is made only when the read has to wait (the async block builds it on
+    // its first poll, after the read was polled): a read that is ready at once costs no
+    // timer.
+    let idle_sleep = async {
+        tokio::time::sleep(idle.map_or(Duration::ZERO, |i| i.0)).await;
+    };
     let r = tokio::select! {
+        biased;
         r = capped.read_buf(buf) => r.map_err(|_| BodyStop::Upstream),
         _ = sleep.as_mut(), if timed => Err(BodyStop::Timeout),
         _ = idle_sleep, if idle.is_some() => Err(BodyStop::Idle(idle.is_some_and(|i| i.1))),
