@@ -34,6 +34,8 @@ pub enum ResponseFlag {
     DelayInjected,
     /// RL: the local rate limit filter limited the request.
     RateLimited,
+    /// SI: the stream idle timeout fired.
+    StreamIdleTimeout,
 }
 
 impl ResponseFlag {
@@ -51,10 +53,11 @@ impl ResponseFlag {
             ResponseFlag::FaultInjected => "FI",
             ResponseFlag::DelayInjected => "DI",
             ResponseFlag::RateLimited => "RL",
+            ResponseFlag::StreamIdleTimeout => "SI",
         }
     }
 
-    const ALL: [ResponseFlag; 12] = [
+    const ALL: [ResponseFlag; 13] = [
         ResponseFlag::NoRoute,
         ResponseFlag::NoHealthyUpstream,
         ResponseFlag::UpstreamConnectionFailure,
@@ -67,6 +70,7 @@ impl ResponseFlag {
         ResponseFlag::FaultInjected,
         ResponseFlag::DelayInjected,
         ResponseFlag::RateLimited,
+        ResponseFlag::StreamIdleTimeout,
     ];
 }
 

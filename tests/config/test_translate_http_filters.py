@@ -121,7 +121,7 @@ def test_unsupported_filters_and_fields_are_problems() -> None:
             {
                 "@type": RL,
                 "stat_prefix": "rl",
-                "local_rate_limit_per_downstream_connection": True,
+                "always_consume_default_token_bucket": True,
                 "token_bucket": {"max_tokens": 1, "fill_interval": "0.01s"},
             },
         ),
@@ -137,8 +137,8 @@ def test_unsupported_filters_and_fields_are_problems() -> None:
     filters = f"{HCM_PATH}.http_filters"
     assert f"{filters}[0].typed_config.downstream_nodes: downstream_nodes is not supported" in found
     assert (
-        f"{filters}[1].typed_config.local_rate_limit_per_downstream_connection: true is not "
-        "supported yet (the bucket is shared by all connections)" in found
+        f"{filters}[1].typed_config.always_consume_default_token_bucket: "
+        "always_consume_default_token_bucket is not supported yet" in found
     )
     assert f"{filters}[1].typed_config.token_bucket.fill_interval: must be at least 50ms" in found
     assert f"{filters}[2]: filter envoy.filters.http.buffer is not supported" in found

@@ -253,7 +253,10 @@ def test_http2_upstream_is_only_for_the_xds_cluster() -> None:
 
 def test_unsupported_fields_deep_inside_a_route() -> None:
     b = base()
-    route(b)["route"]["retry_policy"] = {"num_retries": 2, "per_try_idle_timeout": "1s"}
+    route(b)["route"]["retry_policy"] = {
+        "num_retries": 2,
+        "retriable_request_headers": [{"name": "x"}],
+    }
     route(b)["route"]["hash_policy"] = [{"filter_state": {"key": "x"}}]
     route(b)["match"]["grpc"] = {}
     lb_endpoint(b)["health_status"] = "DEGRADED"
@@ -261,8 +264,8 @@ def test_unsupported_fields_deep_inside_a_route() -> None:
         f"{LB_ENDPOINT}.health_status: DEGRADED is not supported",
         f"{ROUTE}.match.grpc: grpc is not supported",
         f"{ROUTE}.route.hash_policy[0].filter_state: filter_state is not supported yet",
-        f"{ROUTE}.route.retry_policy.per_try_idle_timeout: per_try_idle_timeout is not "
-        "supported yet",
+        f"{ROUTE}.route.retry_policy.retriable_request_headers: retriable_request_headers is "
+        "not supported",
     ]
 
 

@@ -148,6 +148,8 @@ pub struct HttpConnectionManager {
     // Issue 4 (resilience): see the grouped types at the end of this file.
     #[serde(default)]
     pub connection_limits: ConnectionLimits,
+    #[serde(default)]
+    pub stream_timeouts: StreamTimeouts,
     /// The HTTP filters before the router, in order (`http_filters`; empty: none).
     #[serde(default)]
     pub http_filters: Vec<HttpFilter>,
@@ -382,6 +384,10 @@ pub struct ForwardAction {
     /// `hash_policy`: the request hash for RING_HASH and MAGLEV clusters.
     #[serde(default)]
     pub hash_policy: Vec<HashPolicy>,
+    /// Route `idle_timeout` in ms: replaces the HCM's `stream_idle_timeout` for requests on
+    /// this route (0 disables it); absent: the HCM's applies.
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
 }
 
 /// One route `hash_policy` entry.
@@ -626,6 +632,10 @@ pub struct Cluster {
     /// `common_http_protocol_options.max_requests_per_connection`; 0: no limit.
     #[serde(default)]
     pub max_requests_per_connection: u32,
+    /// `common_http_protocol_options.max_connection_duration` in ms; 0: no limit. An older
+    /// connection is closed when idle and not reused.
+    #[serde(default)]
+    pub max_connection_duration_ms: u64,
     /// Balancing beyond the policy: panic threshold, priorities, bias, hash tables.
     #[serde(default)]
     pub lb: LbSettings,
@@ -831,6 +841,10 @@ pub struct RetryPolicy {
     /// `per_try_timeout` in ms; 0: none (the route timeout applies).
     #[serde(default)]
     pub per_try_timeout_ms: u64,
+    /// `per_try_idle_timeout` in ms; 0: none. An attempt whose upstream sends nothing for
+    /// this long is abandoned (and retried like a per-try timeout).
+    #[serde(default)]
+    pub per_try_idle_timeout_ms: u64,
     /// `retry_back_off.base_interval` (default 25 ms).
     #[serde(default = "default_retry_base_ms")]
     pub base_interval_ms: u64,
@@ -926,4 +940,32 @@ pub struct ConnectionLimits {
     /// gets 408 `request header timeout`.
     #[serde(default)]
     pub request_headers_timeout_ms: u64,
+}
+
+/// HCM `stream_idle_timeout` (default 5 min; 0 disables) and `request_timeout` (default 0:
+/// disabled), in ms.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StreamTimeouts {
+    /// A request with no bytes flowing either way for this long is ended: 408/504
+    /// `stream timeout` before the response started, else the connection is reset. A
+    /// route's `idle_timeout` replaces it.
+    #[serde(default = "default_stream_idle_timeout_ms")]
+    pub stream_idle_timeout_ms: u64,
+    /// The whole request must be received within this (408 `request timeout`).
+    #[serde(default)]
+    pub request_timeout_ms: u64,
+}
+
+impl Default for StreamTimeouts {
+    fn default() -> Self {
+        StreamTimeouts {
+            stream_idle_timeout_ms: default_stream_idle_timeout_ms(),
+            request_timeout_ms: 0,
+        }
+    }
+}
+
+fn default_stream_idle_timeout_ms() -> u64 {
+    300_000
 }

@@ -1,7 +1,10 @@
 //! `envoy.filters.http.local_ratelimit`: a token bucket shared by all workers (lock-free, one
-//! atomic word), `filter_enabled` / `filter_enforced`, the rate-limited reply (429 by default,
-//! body `local_rate_limited`, flag RL, `x-ratelimit-*` headers) and Envoy's stats
+//! atomic word) or one per downstream connection (`local_rate_limit_per_downstream_connection`),
+//! `filter_enabled` / `filter_enforced`, the rate-limited reply (429 by default, body
+//! `local_rate_limited`, flag RL), `x-ratelimit-*` headers on every response of a request the
+//! bucket counted, and Envoy's stats
 //! `<stat_prefix>.http_local_rate_limit.{enabled,enforced,rate_limited,ok}`.
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -99,13 +102,55 @@ impl TokenBucket {
         self.refilled(self.state.load(Ordering::Relaxed), now).1
     }
 
-    /// Whole seconds until the next fill (`x-ratelimit-reset`).
+    /// Seconds until the next fill, rounded up.
     pub fn reset_seconds(&self, now: Instant) -> u64 {
         let since = now.saturating_duration_since(self.start).as_nanos();
         let interval = self.interval.as_nanos().max(1);
-        ((interval - since % interval) / 1_000_000_000) as u64
+        (interval - since % interval).div_ceil(1_000_000_000) as u64
+    }
+
+    /// Envoy's `x-ratelimit-reset`: 0 while a token is left, else the seconds until the next
+    /// one.
+    pub fn reset_header(&self, now: Instant, remaining: u32) -> u64 {
+        if remaining > 0 {
+            0
+        } else {
+            self.reset_seconds(now)
+        }
     }
 }
+
+/// The per-connection buckets of one downstream connection
+/// (`local_rate_limit_per_downstream_connection`), by rate limit config id; allocated on
+/// first use.
+#[derive(Default)]
+pub struct ConnBuckets(RefCell<Option<Box<BucketList>>>);
+
+/// Config id and bucket.
+type BucketList = Vec<(u64, Arc<TokenBucket>)>;
+
+impl ConnBuckets {
+    /// This connection's bucket for config `id`, created full from `template` on first use.
+    fn get(&self, id: u64, template: &TokenBucket, now: Instant) -> Arc<TokenBucket> {
+        let mut slot = self.0.borrow_mut();
+        let list = slot.get_or_insert_with(Default::default);
+        if let Some((_, b)) = list.iter().find(|(i, _)| *i == id) {
+            return b.clone();
+        }
+        let b = Arc::new(TokenBucket::new(
+            template.max,
+            template.per_fill,
+            template.interval,
+            now,
+        ));
+        list.push((id, b.clone()));
+        b
+    }
+}
+
+/// Unique ids of compiled configs (per-connection buckets are keyed by them, so a reloaded
+/// config never shares a connection's old bucket).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A compiled `LocalRateLimit` (filter level or one route's override).
 pub struct RateLimit {
@@ -116,6 +161,8 @@ pub struct RateLimit {
     request_lines: Box<[u8]>,
     status: u16,
     x_headers: bool,
+    /// `Some(id)`: one bucket per downstream connection, made from `bucket`.
+    per_connection: Option<u64>,
     stats: Arc<Scope>,
 }
 
@@ -162,6 +209,9 @@ impl RateLimit {
             )?,
             status: c.status,
             x_headers: c.enable_x_ratelimit_headers,
+            per_connection: c
+                .per_downstream_connection
+                .then(|| NEXT_ID.fetch_add(1, Ordering::Relaxed)),
             stats: ctx.registry.scope(&prefix, &rate_limit_stats::LAYOUT),
         })
     }
@@ -171,25 +221,28 @@ impl RateLimit {
     }
 
     /// Envoy's `Filter::decodeHeaders`; true when the request is answered (enforced).
-    pub fn on_request(
-        &self,
-        _req: &FilterRequest<'_>,
-        w: usize,
-        verdict: &mut Verdict<'_>,
-    ) -> bool {
+    pub fn on_request(&self, req: &FilterRequest<'_>, w: usize, verdict: &mut Verdict<'_>) -> bool {
+        let now = Instant::now();
+        let own = match (self.per_connection, &self.bucket) {
+            (Some(id), Some(b)) => Some(req.conn.get(id, b, now)),
+            _ => None,
+        };
         self.decide(
             w,
             verdict,
-            Instant::now(),
+            own.as_deref(),
+            now,
             fastrand::u64(..),
             fastrand::u64(..),
         )
     }
 
+    /// `own`: the connection's bucket (per-connection configs), else the shared one is used.
     fn decide(
         &self,
         w: usize,
         verdict: &mut Verdict<'_>,
+        own: Option<&TokenBucket>,
         now: Instant,
         r_enabled: u64,
         r_enforced: u64,
@@ -198,31 +251,30 @@ impl RateLimit {
             return false;
         }
         self.count(w, Counter::Enabled);
-        let Some(bucket) = &self.bucket else {
+        let Some(bucket) = own.or(self.bucket.as_deref()) else {
             self.count(w, Counter::Ok);
             return false;
         };
-        if bucket.try_take(now).is_some() {
+        if let Some(left) = bucket.try_take(now) {
             self.count(w, Counter::Ok);
+            if self.x_headers {
+                // Envoy's encodeHeaders adds them to the response of every counted request.
+                x_ratelimit_lines(&mut verdict.response_lines, bucket, left, now);
+            }
             return false;
         }
         self.count(w, Counter::RateLimited);
         if !self.enforced.hit(r_enforced) {
             verdict.request_lines.extend_from_slice(&self.request_lines);
+            if self.x_headers {
+                x_ratelimit_lines(&mut verdict.response_lines, bucket, 0, now);
+            }
             return false;
         }
         self.count(w, Counter::Enforced);
         let mut headers = self.response_lines.to_vec();
         if self.x_headers {
-            push_line(
-                &mut headers,
-                "x-ratelimit-limit",
-                bucket.max.to_string().as_bytes(),
-            );
-            let left = bucket.remaining(now).to_string();
-            push_line(&mut headers, "x-ratelimit-remaining", left.as_bytes());
-            let reset = bucket.reset_seconds(now).to_string();
-            push_line(&mut headers, "x-ratelimit-reset", reset.as_bytes());
+            x_ratelimit_lines(&mut headers, bucket, bucket.remaining(now), now);
         }
         verdict.flags.insert(ResponseFlag::RateLimited);
         verdict.reply = Some(FilterReply {
@@ -234,6 +286,16 @@ impl RateLimit {
     }
 }
 
+/// Envoy's `DRAFT_VERSION_03` headers: the bucket size, the tokens left and
+/// `x-ratelimit-reset`.
+fn x_ratelimit_lines(out: &mut Vec<u8>, bucket: &TokenBucket, left: u32, now: Instant) {
+    let mut n = itoa::Buffer::new();
+    push_line(out, "x-ratelimit-limit", n.format(bucket.max).as_bytes());
+    push_line(out, "x-ratelimit-remaining", n.format(left).as_bytes());
+    let reset = bucket.reset_header(now, left);
+    push_line(out, "x-ratelimit-reset", n.format(reset).as_bytes());
+}
+
 #[cfg(test)]
 pub(super) fn decide_for_test(
     r: &RateLimit,
@@ -242,5 +304,5 @@ pub(super) fn decide_for_test(
     r_enabled: u64,
     r_enforced: u64,
 ) -> bool {
-    r.decide(0, verdict, now, r_enabled, r_enforced)
+    r.decide(0, verdict, None, now, r_enabled, r_enforced)
 }

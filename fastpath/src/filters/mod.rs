@@ -55,6 +55,8 @@ pub struct FilterRequest<'a> {
     pub view: &'a RequestView<'a>,
     pub route: Option<(usize, usize)>,
     pub cluster: Option<usize>,
+    /// The downstream connection's own rate limit buckets.
+    pub conn: &'a local_ratelimit::ConnBuckets,
 }
 
 /// A reply a filter makes instead of forwarding.
@@ -77,13 +79,18 @@ pub struct Verdict<'v> {
     pub flags: ResponseFlags,
     /// Header lines (`name: value\r\n`) to add to the upstream request.
     pub request_lines: Vec<u8>,
+    /// Header lines to add to the response (proxied or local): `x-ratelimit-*`.
+    pub response_lines: Vec<u8>,
     /// Faults counted in `active_faults` until the request ends.
     pub faults: Vec<fault::ActiveFault<'v>>,
 }
 
 impl Verdict<'_> {
     pub fn is_continue(&self) -> bool {
-        self.delay.is_none() && self.reply.is_none() && self.request_lines.is_empty()
+        self.delay.is_none()
+            && self.reply.is_none()
+            && self.request_lines.is_empty()
+            && self.response_lines.is_empty()
     }
 }
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::local_ratelimit::{RateLimit, TokenBucket, decide_for_test};
+use super::local_ratelimit::{ConnBuckets, RateLimit, TokenBucket, decide_for_test};
 use super::*;
 use crate::config::snapshot::{self, HttpFilterConfig};
 use crate::local_reply::ResponseFlag;
@@ -106,6 +106,7 @@ fn empty_chain_continues() {
             view: &v,
             route: None,
             cluster: None,
+            conn: &ConnBuckets::default(),
         },
         0,
     );
@@ -128,6 +129,7 @@ fn full_abort_answers_with_the_status_flag_and_stats() {
                 view: &v,
                 route: None,
                 cluster: None,
+                conn: &ConnBuckets::default(),
             },
             0,
         );
@@ -163,6 +165,7 @@ fn header_faults_follow_the_request_headers_within_the_configured_percentage() {
                 view: &v,
                 route: None,
                 cluster: None,
+                conn: &ConnBuckets::default(),
             },
             0,
         );
@@ -218,6 +221,7 @@ fn max_active_faults_overflows() {
         view: &v,
         route: None,
         cluster: None,
+        conn: &ConnBuckets::default(),
     };
     let first = c.run(&req, 0);
     assert_eq!(first.delay, Some(Duration::from_secs(1)));
@@ -257,6 +261,7 @@ fn header_condition_and_upstream_cluster_gate_the_fault() {
                 view: &v,
                 route: None,
                 cluster,
+                conn: &ConnBuckets::default(),
             },
             0,
         )
@@ -277,7 +282,8 @@ fn token_bucket_fills_on_its_interval_up_to_max() {
     assert_eq!(b.try_take(t0), Some(1));
     assert_eq!(b.try_take(t0), Some(0));
     assert_eq!(b.try_take(t0 + Duration::from_millis(999)), None);
-    assert_eq!(b.reset_seconds(t0 + Duration::from_millis(100)), 0);
+    assert_eq!(b.reset_seconds(t0 + Duration::from_millis(100)), 1);
+    assert_eq!(b.reset_header(t0 + Duration::from_millis(100), 1), 0);
     // One fill: two tokens.
     let t1 = t0 + Duration::from_millis(1500);
     assert_eq!(b.remaining(t1), 2);
@@ -285,7 +291,8 @@ fn token_bucket_fills_on_its_interval_up_to_max() {
     // Many fills cap at max.
     assert_eq!(b.remaining(t0 + Duration::from_secs(60)), 3);
     let long = TokenBucket::new(1, 1, Duration::from_secs(10), t0);
-    assert_eq!(long.reset_seconds(t0 + Duration::from_millis(2500)), 7);
+    assert_eq!(long.reset_seconds(t0 + Duration::from_millis(2500)), 8);
+    assert_eq!(long.reset_header(t0 + Duration::from_millis(2500), 0), 8);
 }
 
 fn rl_cfg(max: u32) -> snapshot::LocalRateLimit {
@@ -405,6 +412,7 @@ fn per_route_config_overrides_virtual_host_and_filter_level() {
                 view: &v,
                 route,
                 cluster: None,
+                conn: &ConnBuckets::default(),
             },
             0,
         )
@@ -418,4 +426,54 @@ fn per_route_config_overrides_virtual_host_and_filter_level() {
         assert!(!limited(None));
     }
     assert!(limited(None));
+}
+
+#[test]
+fn counted_requests_get_x_ratelimit_headers_on_their_response() {
+    let reg = Registry::new(1);
+    let ctx = Ctx {
+        hcm_prefix: "in",
+        registry: &reg,
+        cluster_index: &no_cluster,
+    };
+    let r = RateLimit::compile(&rl_cfg(2), &ctx, "f").unwrap();
+    let now = Instant::now();
+    let mut v = Verdict::default();
+    assert!(!decide_for_test(&r, &mut v, now, 0, 0));
+    assert!(!v.is_continue());
+    assert_eq!(
+        String::from_utf8(v.response_lines).unwrap(),
+        "x-ratelimit-limit: 2\r\nx-ratelimit-remaining: 1\r\nx-ratelimit-reset: 0\r\n"
+    );
+    let mut v = Verdict::default();
+    assert!(!decide_for_test(&r, &mut v, now, 0, 0));
+    let lines = String::from_utf8(v.response_lines).unwrap();
+    assert!(lines.contains("x-ratelimit-remaining: 0\r\nx-ratelimit-reset: 60\r\n"));
+}
+
+#[test]
+fn per_connection_buckets_are_separate() {
+    let reg = Registry::new(1);
+    let ctx = Ctx {
+        hcm_prefix: "in",
+        registry: &reg,
+        cluster_index: &no_cluster,
+    };
+    let mut cfg = rl_cfg(1);
+    cfg.per_downstream_connection = true;
+    let r = RateLimit::compile(&cfg, &ctx, "f").unwrap();
+    let v = view(&[]);
+    let (a, b) = (ConnBuckets::default(), ConnBuckets::default());
+    let req = |conn| FilterRequest {
+        view: &v,
+        route: None,
+        cluster: None,
+        conn,
+    };
+    let mut verdict = Verdict::default();
+    assert!(!r.on_request(&req(&a), 0, &mut verdict));
+    assert!(r.on_request(&req(&a), 0, &mut Verdict::default()));
+    // Another connection starts with a full bucket of its own.
+    assert!(!r.on_request(&req(&b), 0, &mut Verdict::default()));
+    assert!(r.on_request(&req(&b), 0, &mut Verdict::default()));
 }

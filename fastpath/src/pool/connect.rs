@@ -24,6 +24,8 @@ pub struct UpConn {
     pub in_flight: bool,
     /// Requests sent on it (for the cluster's `max_requests_per_connection`).
     pub requests: u32,
+    /// When it was connected (for the cluster's `max_connection_duration`).
+    pub created: Instant,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +53,27 @@ impl UpConn {
         self.cluster
             .stats
             .inc(self.w, Counter::UpstreamCxIdleTimeout);
+    }
+
+    /// True (counting `upstream_cx_max_duration_reached`) when the connection is older than
+    /// the cluster's `max_connection_duration` at `now()` (only read when the cluster has
+    /// one): it must not be used again.
+    pub fn past_max_duration(&self, now: impl FnOnce() -> Instant) -> bool {
+        let max = self.cluster.cfg.max_connection_duration_ms;
+        let past =
+            max > 0 && now().saturating_duration_since(self.created).as_millis() as u64 >= max;
+        if past {
+            self.cluster
+                .stats
+                .inc(self.w, Counter::UpstreamCxMaxDurationReached);
+        }
+        past
+    }
+
+    /// When the connection reaches the cluster's `max_connection_duration`, if it has one.
+    pub fn max_duration_at(&self) -> Option<Instant> {
+        let max = self.cluster.cfg.max_connection_duration_ms;
+        (max > 0).then(|| self.created + std::time::Duration::from_millis(max))
     }
 }
 
@@ -140,5 +163,6 @@ pub async fn connect_tcp(
         remote_closed: false,
         in_flight: false,
         requests: 0,
+        created: Instant::now(),
     })
 }

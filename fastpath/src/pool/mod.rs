@@ -1,5 +1,6 @@
 //! Per-worker upstream keep-alive pool, keyed by host: idle connections up to the cluster's
-//! `max_idle_per_host`, closed after `idle_timeout_ms` or when the upstream closes them.
+//! `max_idle_per_host`, closed after `idle_timeout_ms`, at `max_connection_duration_ms` or
+//! when the upstream closes them.
 mod buffers;
 mod connect;
 
@@ -41,7 +42,11 @@ impl UpstreamPool {
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(&host_id)?;
         while let Some(mut e) = list.pop() {
-            if expired(&e, Instant::now()) {
+            let now = Instant::now();
+            if e.conn.past_max_duration(|| now) {
+                continue;
+            }
+            if expired(&e, now) {
                 e.conn.note_idle_timeout();
                 continue;
             }
@@ -64,19 +69,26 @@ impl UpstreamPool {
         }
         let max = conn.cluster.max_idle_per_host;
         let timeout = conn.cluster.idle_timeout;
+        let now = Instant::now();
+        if conn.past_max_duration(|| now) {
+            return;
+        }
         let mut idle = self.idle.borrow_mut();
         let list = idle.entry(conn.host.id).or_default();
         if list.len() >= max {
             return;
         }
-        let now = Instant::now();
+        let aged_at = conn.max_duration_at();
         list.push(Idle { conn, since: now });
-        if let Some(t) = timeout {
-            let deadline = now + t;
-            if self.next_sweep.get().is_none_or(|n| deadline < n) {
-                self.next_sweep.set(Some(deadline));
-                self.wake.notify_one();
-            }
+        let deadline = [timeout.map(|t| now + t), aged_at]
+            .into_iter()
+            .flatten()
+            .min();
+        if let Some(deadline) = deadline
+            && self.next_sweep.get().is_none_or(|n| deadline < n)
+        {
+            self.next_sweep.set(Some(deadline));
+            self.wake.notify_one();
         }
     }
 
@@ -92,6 +104,9 @@ impl UpstreamPool {
                 {
                     return false;
                 }
+                if e.conn.past_max_duration(|| now) {
+                    return false;
+                }
                 if expired(e, now) {
                     e.conn.note_idle_timeout();
                     return false;
@@ -100,8 +115,8 @@ impl UpstreamPool {
                     e.conn.remote_closed = true;
                     return false;
                 }
-                if let Some(t) = e.conn.cluster.idle_timeout {
-                    let d = e.since + t;
+                let idle_at = e.conn.cluster.idle_timeout.map(|t| e.since + t);
+                for d in [idle_at, e.conn.max_duration_at()].into_iter().flatten() {
                     next = Some(next.map_or(d, |n: Instant| n.min(d)));
                 }
                 true

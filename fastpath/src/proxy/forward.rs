@@ -13,6 +13,8 @@ use tokio::time::Instant;
 use super::io::{write_all_vectored, write_or_early_response};
 use super::prepare::{ForwardPlan, ReqInfo};
 use super::response::{self, MAX_RESPONSE_HEAD, Parsed, RespCtx, RespInfo};
+use super::response_body::BodyIdle;
+use super::stream_timers::{Expired, StreamTimers};
 use super::{Conn, Flow, ReqBody};
 use crate::breaker::Resource;
 use crate::cluster::{ClusterState, HostCounters};
@@ -61,30 +63,48 @@ impl Drop for UpstreamRq<'_> {
 /// Why waiting for the response head ended without one.
 enum HeadWait {
     Error(ErrorKind),
-    /// The per-try timeout fired (before the route timeout).
-    PerTryTimeout,
+    /// The per-try timeout (`false`) or per-try idle timeout (`true`) fired before the route
+    /// timeout.
+    PerTryTimeout(bool),
+    /// The stream idle timeout fired.
+    Stream(Expired),
     DownstreamGone,
 }
 
-/// The route timeout (from the end of the first attempt's request, across retries) and the
-/// per-try timeout (from each attempt's).
+/// Which attempt deadline comes first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fire {
+    Route,
+    PerTry,
+    /// `per_try_idle_timeout`: no upstream byte since the request was sent (the head is
+    /// waited for as one event, as Envoy's codec decodes it).
+    PerTryIdle,
+    /// A stream timer (the connection manager's).
+    Stream(Expired),
+}
+
+/// The route timeout (from the end of the first attempt's request, across retries), the
+/// per-try timeout and the per-try idle timeout (from each attempt's).
 struct Deadlines {
     route: Option<Duration>,
     per_try: Option<Duration>,
+    per_try_idle: Option<Duration>,
     global: Option<Instant>,
 }
 
 impl Deadlines {
-    /// Called when an attempt's request was sent: `(deadline, is the per-try one)`.
-    fn attempt(&mut self, sent_at: Instant) -> Option<(Instant, bool)> {
+    /// Called when an attempt's request was sent: the first deadline and which it is (the
+    /// route's wins a tie).
+    fn attempt(&mut self, sent_at: Instant) -> Option<(Instant, Fire)> {
         if self.global.is_none() {
             self.global = self.route.map(|t| sent_at + t);
         }
-        match (self.global, self.per_try.map(|t| sent_at + t)) {
-            (Some(g), Some(p)) if p < g => Some((p, true)),
-            (None, Some(p)) => Some((p, true)),
-            (g, _) => g.map(|g| (g, false)),
-        }
+        let candidates = [
+            self.global.map(|g| (g, Fire::Route)),
+            self.per_try.map(|t| (sent_at + t, Fire::PerTry)),
+            self.per_try_idle.map(|t| (sent_at + t, Fire::PerTryIdle)),
+        ];
+        candidates.into_iter().flatten().min_by_key(|c| c.0)
     }
 }
 
@@ -109,6 +129,8 @@ enum AttemptEnd {
     Failed(ErrorKind, Option<Outcome>),
     /// The request is over (the client went away, a bad body was answered).
     Finish(Flow),
+    /// A stream timer fired; whether the request had been received in full.
+    Timeout(Expired, bool),
 }
 
 /// Picks a host (with the route `hash_policy`'s request hash for RING_HASH / MAGLEV); with
@@ -178,8 +200,10 @@ fn count_failure(cluster: &ClusterState, w: usize, kind: ErrorKind, host: &HostC
 /// Why streaming a body stopped before its end.
 pub(super) enum BodyStop {
     Downstream,
-    /// The client stalled mid-body past the connection idle timeout.
-    DownstreamIdle,
+    /// A stream timer fired while the client was sending the body.
+    Stream(Expired),
+    /// No response byte for the stream idle timeout (`true`) or the per-try idle timeout.
+    Idle(bool),
     Upstream,
     Timeout,
     Malformed,
@@ -193,6 +217,7 @@ impl Conn {
         info: &ReqInfo,
         req_out: &[u8],
         started: Instant,
+        timers: &mut StreamTimers,
     ) -> Flow {
         let w = self.worker.index;
         let hcm = &view.hcm;
@@ -261,11 +286,18 @@ impl Conn {
         {
             while (self.down.buffered().len() as u64) < n {
                 let read = self.down.read_more(&self.worker.buffers, n as usize);
-                let idle = hcm.idle_timeout.unwrap_or(std::time::Duration::MAX);
-                match tokio::time::timeout(idle, read).await {
-                    Err(_) => return self.idle_mid_request(hcm),
-                    Ok(Ok(0)) | Ok(Err(_)) => return self.downstream_gone(hcm),
-                    Ok(Ok(k)) => {
+                let r = tokio::select! {
+                    r = read => r,
+                    e = timers.expired() => {
+                        return self
+                            .stream_timeout_reply(hcm, info, e, false, started, route)
+                            .await;
+                    }
+                };
+                match r {
+                    Ok(0) | Err(_) => return self.downstream_gone(hcm),
+                    Ok(k) => {
+                        timers.touch(Instant::now());
                         hcm.stats
                             .add(w, http::Counter::DownstreamCxRxBytesTotal, k as u64)
                     }
@@ -274,6 +306,9 @@ impl Conn {
             prefix_len = n as usize;
             body_done = true;
             remaining = 0;
+        }
+        if body_done {
+            timers.request_done();
         }
         if !plan.route.mirrors().is_empty() {
             super::mirror::shadow(
@@ -291,6 +326,7 @@ impl Conn {
         let mut deadlines = Deadlines {
             route: plan.timeout,
             per_try: policy.and_then(|p| p.per_try_timeout),
+            per_try_idle: policy.and_then(|p| p.per_try_idle_timeout),
             global: None,
         };
         let mut retries = 0u32;
@@ -322,6 +358,7 @@ impl Conn {
                         &mut ubuf,
                         &mut resp_out,
                         &mut deadlines,
+                        timers,
                     )
                     .await;
                 // Still active: ended below when retried, else adopted after the loop.
@@ -338,12 +375,14 @@ impl Conn {
                         cluster.report_result(&host, o);
                     }
                 }
-                AttemptEnd::Finish(_) => {}
+                AttemptEnd::Finish(_) | AttemptEnd::Timeout(..) => {}
             }
             let outcome = match &end {
                 AttemptEnd::Response(_, r, ..) => Outcome::Response(r.code),
                 AttemptEnd::Failed(_, Some(o)) => *o,
-                AttemptEnd::Failed(_, None) | AttemptEnd::Finish(_) => break end,
+                AttemptEnd::Failed(_, None) | AttemptEnd::Finish(_) | AttemptEnd::Timeout(..) => {
+                    break end;
+                }
             };
             // Only a body held in full, within the buffer limit, can be sent again.
             let body_len = match info.framing {
@@ -432,6 +471,12 @@ impl Conn {
                 self.put_bufs(ubuf, resp_out);
                 return flow;
             }
+            AttemptEnd::Timeout(e, complete) => {
+                self.put_bufs(ubuf, resp_out);
+                return self
+                    .stream_timeout_reply(hcm, info, e, complete, started, route)
+                    .await;
+            }
             AttemptEnd::Failed(kind, _) => {
                 self.put_bufs(ubuf, resp_out);
                 if kind != ErrorKind::NoHealthyUpstream {
@@ -454,8 +499,23 @@ impl Conn {
 
         hcm.stats.inc(w, http_class(resp.code));
         self.record.status = resp.code;
+        // The response started: the request timer stops (Envoy), and each read of the body
+        // is bounded by the stream and per-try idle timeouts.
+        timers.request_done();
+        let idle = BodyIdle {
+            stream: timers.idle(),
+            per_try: deadlines.per_try_idle,
+        };
         let streamed = self
-            .stream_response(&mut up, &mut ubuf, &resp_out, &resp, hcm, deadlines.global)
+            .stream_response(
+                &mut up,
+                &mut ubuf,
+                &resp_out,
+                &resp,
+                hcm,
+                deadlines.global,
+                idle,
+            )
             .await;
         let s = &cluster.stats;
         s.inc(w, cluster_class(resp.code));
@@ -480,10 +540,12 @@ impl Conn {
                 );
                 up.requests += 1;
                 let max = cluster.cfg.max_requests_per_connection;
-                let spent = max > 0 && up.requests >= max;
+                let mut spent = max > 0 && up.requests >= max;
                 if spent {
                     s.inc(w, cluster::Counter::UpstreamCxMaxRequests);
                 }
+                // `max_connection_duration`: an older connection is closed after its request.
+                spent = spent || up.past_max_duration(Instant::now);
                 if up_clean && resp.up_keep_alive && !early && !spent {
                     self.worker.pool.put(up);
                     if cluster.breakers.is_open(Resource::Connections) {
@@ -508,6 +570,22 @@ impl Conn {
                 drop(up);
                 self.put_bufs(ubuf, resp_out);
                 return self.downstream_gone(hcm);
+            }
+            Err(BodyStop::Idle(stream)) => {
+                // Envoy resets the stream; the upstream request counts as completed.
+                s.inc(w, cluster::Counter::UpstreamRqCompleted);
+                if stream {
+                    hcm.stats.inc(w, http::Counter::DownstreamRqIdleTimeout);
+                    self.record.flag(ResponseFlag::StreamIdleTimeout);
+                } else {
+                    s.inc(w, cluster::Counter::UpstreamRqPerTryIdleTimeout);
+                    self.record.flag(ResponseFlag::UpstreamRequestTimeout);
+                }
+                hcm.stats.inc(w, http::Counter::DownstreamRqTxReset);
+                hcm.stats.inc(w, http::Counter::DownstreamRqRxReset);
+                hcm.stats
+                    .inc(w, http::Counter::DownstreamCxDestroyLocalActiveRq);
+                Flow::Close
             }
             Err(stop) => {
                 let flag = match stop {
@@ -550,6 +628,7 @@ impl Conn {
         ubuf: &mut Vec<u8>,
         resp_out: &mut Vec<u8>,
         deadlines: &mut Deadlines,
+        timers: &mut StreamTimers,
     ) -> AttemptEnd {
         let w = self.worker.index;
         let hcm = &view.hcm;
@@ -629,22 +708,24 @@ impl Conn {
                         decoder,
                         hcm,
                         view.read_cap,
+                        timers,
                     )
                     .await
                 {
-                    Ok(e) => early = e,
+                    Ok(e) => {
+                        early = e;
+                        timers.request_done();
+                    }
                     Err(BodyStop::Downstream) => {
                         return AttemptEnd::Finish(self.downstream_gone(hcm));
                     }
-                    Err(BodyStop::DownstreamIdle) => {
-                        return AttemptEnd::Finish(self.idle_mid_request(hcm));
-                    }
+                    Err(BodyStop::Stream(e)) => return AttemptEnd::Timeout(e, false),
                     Err(BodyStop::Malformed) => {
                         let e = HeadError::Malformed("invalid chunked body");
                         let flow = self.protocol_error_reply(hcm, e, info.minor, Instant::now());
                         return AttemptEnd::Finish(flow.await);
                     }
-                    Err(BodyStop::Upstream | BodyStop::Timeout) => {
+                    Err(BodyStop::Upstream | BodyStop::Timeout | BodyStop::Idle(_)) => {
                         up.remote_closed = true;
                         cluster.stats.inc(w, cluster::Counter::UpstreamRqTxReset);
                         return AttemptEnd::Failed(ErrorKind::UpstreamReset, None);
@@ -667,16 +748,23 @@ impl Conn {
                     sent_at,
                     deadline,
                     client_keep_alive,
+                    timers,
                 )
                 .await
             {
                 Ok(r) => AttemptEnd::Response(up, r, early, sent_at),
-                Err(HeadWait::PerTryTimeout) => {
-                    cluster
-                        .stats
-                        .inc(w, cluster::Counter::UpstreamRqPerTryTimeout);
+                Err(HeadWait::PerTryTimeout(idle)) => {
+                    cluster.stats.inc(
+                        w,
+                        if idle {
+                            cluster::Counter::UpstreamRqPerTryIdleTimeout
+                        } else {
+                            cluster::Counter::UpstreamRqPerTryTimeout
+                        },
+                    );
                     AttemptEnd::Failed(ErrorKind::UpstreamTimeout, Some(Outcome::PerTryTimeout))
                 }
+                Err(HeadWait::Stream(e)) => AttemptEnd::Timeout(e, true),
                 Err(HeadWait::Error(kind)) => {
                     let outcome = match kind {
                         ErrorKind::UpstreamTimeout => {
@@ -767,18 +855,9 @@ impl Conn {
         Flow::Close
     }
 
-    /// The client stalled mid-body past the connection idle timeout: meshcore closes the
-    /// connection (an idle timeout, with a request in flight; no reply).
-    fn idle_mid_request(&mut self, hcm: &Hcm) -> Flow {
-        let w = self.worker.index;
-        hcm.stats.inc(w, http::Counter::DownstreamCxIdleTimeout);
-        hcm.stats
-            .inc(w, http::Counter::DownstreamCxDestroyLocalActiveRq);
-        Flow::Close
-    }
-
     /// Streams the rest of the request body, buffering at most `read_cap` bytes of it;
     /// `Ok(true)` when the upstream started answering before the body was complete.
+    #[allow(clippy::too_many_arguments)]
     async fn stream_request_body(
         &mut self,
         up: &mut UpConn,
@@ -787,6 +866,7 @@ impl Conn {
         decoder: &mut ChunkedDecoder,
         hcm: &Hcm,
         read_cap: usize,
+        timers: &mut StreamTimers,
     ) -> Result<bool, BodyStop> {
         let w = self.worker.index;
         loop {
@@ -816,19 +896,22 @@ impl Conn {
                 }
             }
             let read = self.down.read_more(&self.worker.buffers, read_cap);
-            // A client stalling mid-body is cut off after the connection idle timeout.
-            let idle = hcm.idle_timeout.unwrap_or(std::time::Duration::MAX);
+            // A client stalling mid-body is cut off by the stream timers (Envoy's stream idle
+            // and request timeouts; the connection idle timeout waits for no request).
             let r = tokio::select! {
-                r = tokio::time::timeout(idle, read) => r.map_err(|_| BodyStop::DownstreamIdle)?,
+                r = read => r,
+                e = timers.expired() => return Err(BodyStop::Stream(e)),
                 r = up.stream.readable() => {
                     return r.map(|_| true).map_err(|_| BodyStop::Upstream);
                 }
             };
             match r {
                 Ok(0) | Err(_) => return Err(BodyStop::Downstream),
-                Ok(n) => hcm
-                    .stats
-                    .add(w, http::Counter::DownstreamCxRxBytesTotal, n as u64),
+                Ok(n) => {
+                    timers.touch(Instant::now());
+                    hcm.stats
+                        .add(w, http::Counter::DownstreamCxRxBytesTotal, n as u64)
+                }
             }
         }
     }
@@ -845,11 +928,20 @@ impl Conn {
         info: &ReqInfo,
         hcm: &Hcm,
         sent_at: Instant,
-        deadline: Option<(Instant, bool)>,
+        deadline: Option<(Instant, Fire)>,
         client_keep_alive: bool,
+        timers: &StreamTimers,
     ) -> Result<RespInfo, HeadWait> {
+        // One timer for the attempt's deadline and the stream timers, whichever comes first
+        // (the route's wins a tie).
+        let stream = timers.next().map(|(at, e)| (at, Fire::Stream(e)));
+        let deadline = match (deadline, stream) {
+            (Some(d), Some(s)) if s.0 < d.0 => Some(s),
+            (None, s) => s,
+            (d, _) => d,
+        };
         let timed = deadline.is_some();
-        let per_try = deadline.is_some_and(|(_, p)| p);
+        let fire = deadline.map_or(Fire::Route, |(_, f)| f);
         let mut sleep = pin!(tokio::time::sleep_until(
             deadline.map_or(sent_at, |(d, _)| d)
         ));
@@ -866,6 +958,7 @@ impl Conn {
                     service_time_ms: sent_at.elapsed().as_millis() as u64,
                     sel: &plan.sel,
                     choice: plan.choice,
+                    filter_lines: &self.reply_extra,
                 };
                 match response::build(ubuf, out, &ctx) {
                     Ok(Some(Parsed::Final(r))) => return Ok(r),
@@ -914,10 +1007,11 @@ impl Conn {
                         Ok(None) => watch_down = self.down.has_spare(),
                     }
                 }
-                _ = sleep.as_mut(), if timed => return Err(if per_try {
-                    HeadWait::PerTryTimeout
-                } else {
-                    HeadWait::Error(ErrorKind::UpstreamTimeout)
+                _ = sleep.as_mut(), if timed => return Err(match fire {
+                    Fire::PerTry => HeadWait::PerTryTimeout(false),
+                    Fire::PerTryIdle => HeadWait::PerTryTimeout(true),
+                    Fire::Route => HeadWait::Error(ErrorKind::UpstreamTimeout),
+                    Fire::Stream(e) => HeadWait::Stream(e),
                 }),
             }
         }
@@ -937,12 +1031,13 @@ mod tests {
         let mut d = Deadlines {
             route: Some(ms(1000)),
             per_try: None,
+            per_try_idle: None,
             global: None,
         };
         let t0 = Instant::now();
-        assert_eq!(d.attempt(t0), Some((t0 + ms(1000), false)));
+        assert_eq!(d.attempt(t0), Some((t0 + ms(1000), Fire::Route)));
         // A retry sent later keeps the first attempt's deadline.
-        assert_eq!(d.attempt(t0 + ms(400)), Some((t0 + ms(1000), false)));
+        assert_eq!(d.attempt(t0 + ms(400)), Some((t0 + ms(1000), Fire::Route)));
     }
 
     #[test]
@@ -950,13 +1045,14 @@ mod tests {
         let mut d = Deadlines {
             route: Some(ms(1000)),
             per_try: Some(ms(300)),
+            per_try_idle: None,
             global: None,
         };
         let t0 = Instant::now();
-        assert_eq!(d.attempt(t0), Some((t0 + ms(300), true)));
-        assert_eq!(d.attempt(t0 + ms(600)), Some((t0 + ms(900), true)));
+        assert_eq!(d.attempt(t0), Some((t0 + ms(300), Fire::PerTry)));
+        assert_eq!(d.attempt(t0 + ms(600)), Some((t0 + ms(900), Fire::PerTry)));
         // Past 700 ms the route deadline comes first.
-        assert_eq!(d.attempt(t0 + ms(800)), Some((t0 + ms(1000), false)));
+        assert_eq!(d.attempt(t0 + ms(800)), Some((t0 + ms(1000), Fire::Route)));
     }
 
     #[test]
@@ -965,14 +1061,33 @@ mod tests {
         let mut d = Deadlines {
             route: None,
             per_try: Some(ms(50)),
+            per_try_idle: None,
             global: None,
         };
-        assert_eq!(d.attempt(t0), Some((t0 + ms(50), true)));
+        assert_eq!(d.attempt(t0), Some((t0 + ms(50), Fire::PerTry)));
         let mut none = Deadlines {
             route: None,
             per_try: None,
+            per_try_idle: None,
             global: None,
         };
         assert_eq!(none.attempt(t0), None);
+    }
+
+    #[test]
+    fn the_per_try_idle_deadline_runs_from_each_attempt() {
+        let mut d = Deadlines {
+            route: Some(ms(1000)),
+            per_try: Some(ms(300)),
+            per_try_idle: Some(ms(200)),
+            global: None,
+        };
+        let t0 = Instant::now();
+        assert_eq!(d.attempt(t0), Some((t0 + ms(200), Fire::PerTryIdle)));
+        assert_eq!(
+            d.attempt(t0 + ms(500)),
+            Some((t0 + ms(700), Fire::PerTryIdle))
+        );
+        assert_eq!(d.attempt(t0 + ms(900)), Some((t0 + ms(1000), Fire::Route)));
     }
 }

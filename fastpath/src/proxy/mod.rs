@@ -11,6 +11,7 @@ mod prepare;
 mod record;
 mod response;
 mod response_body;
+mod stream_timers;
 mod upstream_head;
 
 use std::cell::Cell;
@@ -26,6 +27,7 @@ use tokio::time::Instant;
 use crate::compiled::{Hcm, ListenerHandle, ListenerView};
 use crate::error::ErrorKind;
 use crate::filters::Verdict;
+use crate::filters::local_ratelimit::ConnBuckets;
 use crate::http1::{ChunkedDecoder, Framing, HeadError};
 use crate::local_reply::{self, ReplyHead};
 use crate::router::{HeaderList, Selection};
@@ -36,6 +38,7 @@ use crate::worker::{ConnGuard, Worker};
 use io::Down;
 use prepare::{Prepared, ReqInfo};
 use record::RequestRecord;
+use stream_timers::{Expired, StreamTimers};
 
 /// How long a connection closed by meshcore while the client may still be sending keeps
 /// reading (and discarding) before the socket is closed: Envoy's `delayed_close_timeout`
@@ -129,8 +132,12 @@ struct Conn {
     linger: bool,
     /// Requests read on this connection (`max_requests_per_connection`).
     served: Cell<u32>,
-    /// Header lines an HTTP filter adds to its local reply (taken by `local_reply`).
+    /// Header lines HTTP filters add to the response, local (taken by `local_reply`) or
+    /// proxied (`x-ratelimit-*`); cleared for each request.
     reply_extra: Vec<u8>,
+    /// Local rate limit buckets of this connection
+    /// (`local_rate_limit_per_downstream_connection`).
+    buckets: ConnBuckets,
 }
 
 /// Serves one accepted connection until it closes. The connection's state is built here,
@@ -169,6 +176,7 @@ pub fn serve(
         linger: false,
         served: Cell::new(0),
         reply_extra: Vec::new(),
+        buckets: ConnBuckets::default(),
     };
     async move {
         let _guard = _guard;
@@ -251,6 +259,7 @@ impl Conn {
 
     async fn one_request(&mut self) -> Flow {
         self.record = RequestRecord::default();
+        self.reply_extra.clear();
         let view = self.view();
         let hcm = &view.hcm;
         let w = self.worker.index;
@@ -304,6 +313,8 @@ impl Conn {
         let headers_ms = hcm.cfg.connection_limits.request_headers_timeout_ms;
         let head_deadline =
             (headers_ms > 0).then(|| Instant::now() + std::time::Duration::from_millis(headers_ms));
+        // The stream's timers run from its first byte (Envoy creates the stream then).
+        let mut timers = StreamTimers::start(&hcm.cfg.stream_timeouts, Instant::now());
         loop {
             let b = self.down.buffered();
             if head_complete(b, scanned) {
@@ -314,16 +325,21 @@ impl Conn {
                 return self.reject(hcm, HeadError::TooLarge, 1).await;
             }
             let read = self.down.read_more(&self.worker.buffers, limit);
-            let wait = match (hcm.idle_timeout, head_deadline) {
-                (Some(t), Some(d)) => Some(t.min(d.saturating_duration_since(Instant::now()))),
-                (None, Some(d)) => Some(d.saturating_duration_since(Instant::now())),
-                (t, None) => t,
-            };
+            let conn_idle = hcm.idle_timeout.map(|t| Instant::now() + t);
+            let stream = timers.next();
+            let wait = [conn_idle, head_deadline, stream.map(|s| s.0)]
+                .into_iter()
+                .flatten()
+                .min();
             let r = match wait {
-                Some(t) => match tokio::time::timeout(t, read).await {
+                Some(at) => match tokio::time::timeout_at(at, read).await {
                     Ok(r) => r,
-                    Err(_) if head_deadline.is_some_and(|d| Instant::now() >= d) => {
+                    Err(_) if head_deadline == Some(at) => {
                         return self.header_timeout_reply(hcm).await;
+                    }
+                    Err(_) if stream.is_some_and(|s| s.0 == at) => {
+                        let e = stream.map_or(Expired::Idle, |s| s.1);
+                        return self.head_timeout_reply(hcm, e).await;
                     }
                     Err(_) => {
                         hcm.stats.inc(w, http::Counter::DownstreamCxIdleTimeout);
@@ -365,6 +381,7 @@ impl Conn {
             &mut req_out,
             w,
             &mut verdict,
+            &self.buckets,
         );
         if let Prepared::Reject(HeadError::UnsupportedVersion, _) = prepared
             && hcm.cfg.accept_http_10
@@ -381,6 +398,7 @@ impl Conn {
                     &mut req_out,
                     w,
                     &mut verdict,
+                    &self.buckets,
                 );
             }
         }
@@ -440,7 +458,9 @@ impl Conn {
             }
             Prepared::Forward(plan, info) => {
                 hcm.stats.inc(w, http::Counter::RqTotal);
-                self.forward(&view, &plan, &info, &req_out, started).await
+                timers.route(plan.route.idle_timeout(), started);
+                self.forward(&view, &plan, &info, &req_out, started, &mut timers)
+                    .await
             }
         };
         self.worker.buffers.put(req_out);
@@ -462,13 +482,14 @@ impl Conn {
         if let Some(d) = verdict.delay {
             tokio::time::sleep(d).await;
         }
+        self.reply_extra.append(&mut verdict.response_lines);
         let reply = verdict.reply.take()?;
         let mutations = match prepared {
             Prepared::Forward(plan, _) => Some((plan.sel, plan.choice)),
             Prepared::Local(spec, _) => spec.mutations,
             _ => None,
         };
-        self.reply_extra = reply.headers;
+        self.reply_extra.extend_from_slice(&reply.headers);
         let body = LocalBody {
             status: reply.status,
             body: reply.body,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::authority::strip_port;
 use super::upstream_head::{self, Routed};
 use crate::compiled::Hcm;
+use crate::filters::local_ratelimit::ConnBuckets;
 use crate::filters::{FilterRequest, Verdict};
 use crate::http1::request::request_line_version;
 use crate::http1::{Framing, HeadError, MAX_HEADERS, parse_request};
@@ -61,6 +62,7 @@ pub enum Prepared<'v> {
 /// upstream head into `req_out`. `listener_port` is the port the connection arrived on (for
 /// `strip_matching_host_port`). The HTTP filters (if any) run on the routed head, on worker
 /// `w`, and leave their decision in `verdict`.
+#[allow(clippy::too_many_arguments)]
 pub fn prepare<'v>(
     buf: &[u8],
     hcm: &'v Hcm,
@@ -69,6 +71,7 @@ pub fn prepare<'v>(
     req_out: &mut Vec<u8>,
     w: usize,
     verdict: &mut Verdict<'v>,
+    conn: &ConnBuckets,
 ) -> Prepared<'v> {
     let cfg = &hcm.cfg;
     let mut storage = [const { MaybeUninit::uninit() }; MAX_HEADERS];
@@ -135,6 +138,7 @@ pub fn prepare<'v>(
                 view: &view,
                 route,
                 cluster,
+                conn,
             };
             *verdict = hcm.filters.run(&req, w);
         }

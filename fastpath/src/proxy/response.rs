@@ -36,6 +36,8 @@ pub struct RespCtx<'a, 'v> {
     pub service_time_ms: u64,
     pub sel: &'a Selection<'v>,
     pub choice: usize,
+    /// Header lines the HTTP filters add (`name: value\r\n`, e.g. `x-ratelimit-*`).
+    pub filter_lines: &'a [u8],
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -153,6 +155,7 @@ pub fn build(
             push_header(out, k.as_bytes(), v);
         }
     }
+    out.extend_from_slice(ctx.filter_lines);
     out.extend_from_slice(b"\r\n");
     Ok(Some(Parsed::Final(RespInfo {
         code: head.code,

@@ -1,6 +1,8 @@
 //! Streaming a response body to the client in the mode `response::build` chose (relay,
-//! validate chunks, de-chunk, re-chunk), one capped read at a time, under the route deadline.
+//! validate chunks, de-chunk, re-chunk), one capped read at a time, under the route deadline
+//! and the stream and per-try idle timeouts.
 use std::pin::pin;
+use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::time::{Instant, Sleep};
@@ -14,22 +16,52 @@ use crate::http1::ChunkedDecoder;
 use crate::pool::UpConn;
 use crate::stats::sets::http;
 
+/// The idle timeouts bounding each read of a response body: the stream idle timeout (each
+/// read is followed by a write to the client, which restarts it) and the per-try idle
+/// timeout.
+#[derive(Clone, Copy)]
+pub(super) struct BodyIdle {
+    pub stream: Option<Duration>,
+    pub per_try: Option<Duration>,
+}
+
+impl BodyIdle {
+    /// The shorter timeout and whether it is the stream's.
+    fn first(self) -> Option<(Duration, bool)> {
+        match (self.stream, self.per_try) {
+            (Some(s), Some(p)) if p < s => Some((p, false)),
+            (None, Some(p)) => Some((p, false)),
+            (s, _) => s.map(|s| (s, true)),
+        }
+    }
+}
+
 /// Reads at most the cluster's `read_cap` bytes into `buf` (after its content), with the
-/// route deadline, counting `upstream_cx_rx_bytes_total`.
+/// route deadline and the idle timeouts, counting `upstream_cx_rx_bytes_total`.
 async fn read_up(
     up: &mut UpConn,
     buf: &mut Vec<u8>,
     sleep: &mut std::pin::Pin<&mut Sleep>,
     timed: bool,
+    idle: BodyIdle,
 ) -> Result<usize, BodyStop> {
     let cap = up.cluster.read_cap;
     if buf.capacity() - buf.len() < cap {
         buf.reserve(cap);
     }
     let mut capped = (&mut up.stream).take(cap as u64);
+    let idle = idle.first();
+    // The idle timer is made only when the read has to wait (the async block builds it on
+    // its first poll, after the read was polled): a read that is ready at once costs no
+    // timer.
+    let idle_sleep = async {
+        tokio::time::sleep(idle.map_or(Duration::ZERO, |i| i.0)).await;
+    };
     let r = tokio::select! {
+        biased;
         r = capped.read_buf(buf) => r.map_err(|_| BodyStop::Upstream),
         _ = sleep.as_mut(), if timed => Err(BodyStop::Timeout),
+        _ = idle_sleep, if idle.is_some() => Err(BodyStop::Idle(idle.is_some_and(|i| i.1))),
     };
     if let Ok(n) = r {
         up.rx(n);
@@ -40,6 +72,7 @@ async fn read_up(
 impl Conn {
     /// Writes the response head and streams the body; `Ok(clean)` where `clean` says the
     /// upstream connection ended exactly at the end of the response.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn stream_response(
         &mut self,
         up: &mut UpConn,
@@ -48,6 +81,7 @@ impl Conn {
         resp: &RespInfo,
         hcm: &Hcm,
         deadline: Option<Instant>,
+        idle: BodyIdle,
     ) -> Result<bool, BodyStop> {
         let w = self.worker.index;
         let timed = deadline.is_some();
@@ -75,7 +109,7 @@ impl Conn {
                 let mut left = total - take as u64;
                 while left > 0 {
                     ubuf.clear();
-                    let n = read_up(up, ubuf, &mut sleep, timed).await?;
+                    let n = read_up(up, ubuf, &mut sleep, timed, idle).await?;
                     if n == 0 {
                         return Err(BodyStop::Upstream);
                     }
@@ -100,7 +134,7 @@ impl Conn {
                 .await?;
                 while !done {
                     ubuf.clear();
-                    if read_up(up, ubuf, &mut sleep, timed).await? == 0 {
+                    if read_up(up, ubuf, &mut sleep, timed, idle).await? == 0 {
                         return Err(BodyStop::Upstream);
                     }
                     let (c, d) = dec.validate(ubuf).map_err(|_| BodyStop::Malformed)?;
@@ -128,7 +162,7 @@ impl Conn {
                     }
                     ubuf.clear();
                     pos = 0;
-                    if read_up(up, ubuf, &mut sleep, timed).await? == 0 {
+                    if read_up(up, ubuf, &mut sleep, timed, idle).await? == 0 {
                         return Err(BodyStop::Upstream);
                     }
                 }
@@ -158,7 +192,7 @@ impl Conn {
                     .await?;
                     ubuf.clear();
                     start = 0;
-                    let n = read_up(up, ubuf, &mut sleep, timed).await?;
+                    let n = read_up(up, ubuf, &mut sleep, timed, idle).await?;
                     if n == 0 {
                         if chunked {
                             send_down(&mut self.down.stream, &[b"0\r\n\r\n"], &tx).await?;

@@ -17,6 +17,9 @@ pub struct ForwardRoute {
     rewrite: Option<PrefixRewrite>,
     host_rewrite: Option<Box<str>>,
     timeout: Option<Duration>,
+    /// Route `idle_timeout`: `Some(None)` disables the stream idle timeout, `None` keeps the
+    /// connection manager's.
+    idle_timeout: Option<Option<Duration>>,
     /// `hash_policy`; None when the route has none (no hash is computed).
     hash: Option<HashPolicies>,
     // Issue 4 (resilience).
@@ -127,6 +130,9 @@ impl ForwardRoute {
                 .filter(|h| !h.is_empty())
                 .map(Into::into),
             timeout: (cfg.timeout_ms > 0).then(|| Duration::from_millis(cfg.timeout_ms)),
+            idle_timeout: cfg
+                .idle_timeout_ms
+                .map(|ms| (ms > 0).then(|| Duration::from_millis(ms))),
             retry,
             attempt_count: cfg.include_request_attempt_count,
             mirrors: mirrors.into(),
@@ -162,6 +168,12 @@ impl ForwardRoute {
     /// Route timeout; `None` when disabled (0).
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    /// Route `idle_timeout`: `Some(None)` disables the stream idle timeout, `Some(Some(d))`
+    /// replaces it, `None` leaves the connection manager's.
+    pub fn idle_timeout(&self) -> Option<Option<Duration>> {
+        self.idle_timeout
     }
 
     /// The retry policy, if any.
@@ -211,6 +223,7 @@ mod tests {
             include_request_attempt_count: false,
             request_mirror_policies: vec![],
             hash_policy: vec![],
+            idle_timeout_ms: None,
         }
     }
 

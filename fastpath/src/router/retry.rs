@@ -77,6 +77,8 @@ pub struct RetryPolicy {
     pub on: u16,
     pub num_retries: u32,
     pub per_try_timeout: Option<Duration>,
+    /// `per_try_idle_timeout`: an attempt whose upstream is silent this long is abandoned.
+    pub per_try_idle_timeout: Option<Duration>,
     base_ms: u64,
     max_ms: u64,
     codes: Box<[u16]>,
@@ -136,6 +138,8 @@ impl RetryPolicy {
             num_retries: cfg.num_retries,
             per_try_timeout: (cfg.per_try_timeout_ms > 0)
                 .then(|| Duration::from_millis(cfg.per_try_timeout_ms)),
+            per_try_idle_timeout: (cfg.per_try_idle_timeout_ms > 0)
+                .then(|| Duration::from_millis(cfg.per_try_idle_timeout_ms)),
             base_ms: cfg.base_interval_ms,
             max_ms,
             codes: cfg.retriable_status_codes.clone().into(),
@@ -210,6 +214,7 @@ mod tests {
             retry_on: retry_on.iter().map(|s| s.to_string()).collect(),
             num_retries: 1,
             per_try_timeout_ms: 0,
+            per_try_idle_timeout_ms: 0,
             base_interval_ms: 25,
             max_interval_ms: None,
             retriable_status_codes: vec![418],
@@ -298,6 +303,7 @@ mod tests {
             retry_on: vec!["5xx".into(), "bogus".into()],
             num_retries: 1,
             per_try_timeout_ms: 0,
+            per_try_idle_timeout_ms: 0,
             base_interval_ms: 25,
             max_interval_ms: None,
             retriable_status_codes: vec![],

@@ -53,6 +53,8 @@ stat_set! { http, prefix_codes: None,
         DownstreamCxMaxRequestsReached => "downstream_cx_max_requests_reached",
         DownstreamCxMaxDurationReached => "downstream_cx_max_duration_reached",
         DownstreamRqHeaderTimeout => "downstream_rq_header_timeout",
+        DownstreamRqIdleTimeout => "downstream_rq_idle_timeout",
+        DownstreamRqTimeout => "downstream_rq_timeout",
     }
     gauges {
         DownstreamCxActive => "downstream_cx_active",
@@ -110,6 +112,8 @@ stat_set! { cluster, prefix_codes: Some("upstream_rq_"),
         UpstreamCxMaxRequests => "upstream_cx_max_requests",
         // tcp_proxy: the last of `max_connect_attempts` failed.
         UpstreamCxConnectAttemptsExceeded => "upstream_cx_connect_attempts_exceeded",
+        UpstreamRqPerTryIdleTimeout => "upstream_rq_per_try_idle_timeout",
+        UpstreamCxMaxDurationReached => "upstream_cx_max_duration_reached",
     }
     gauges {
         UpstreamCxActive => "upstream_cx_active",

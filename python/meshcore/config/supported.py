@@ -141,9 +141,11 @@ FILTER_MESSAGES: dict[str, Message] = {
         filter_enforced=ok("default 0%"),
         request_headers_to_add_when_not_enforced=ok("APPEND_IF_EXISTS_OR_ADD only"),
         response_headers_to_add=ok("APPEND_IF_EXISTS_OR_ADD only"),
-        local_rate_limit_per_downstream_connection=ok("false only"),
+        local_rate_limit_per_downstream_connection=ok("true: a bucket per downstream connection"),
         enable_x_ratelimit_headers=enum(
-            "OFF", "DRAFT_VERSION_03", note="on the rate-limited reply"
+            "OFF",
+            "DRAFT_VERSION_03",
+            note="on every response to a request the bucket counted (proxied or local)",
         ),
     ),
     "envoy.type.v3.TokenBucket": message(
@@ -221,13 +223,15 @@ HEALTH_CHECK_MESSAGES: dict[str, Message] = {
 # Issue 4: retries, circuit breakers, request mirroring.
 RESILIENCE_MESSAGES: dict[str, Message] = {
     "envoy.config.route.v3.RetryPolicy": message(
-        later=("per_try_idle_timeout",),
         retry_on=ok(
             "5xx, gateway-error, reset, connect-failure, retriable-4xx, refused-stream, "
             "retriable-status-codes, retriable-headers"
         ),
         num_retries=ok("default 1"),
         per_try_timeout=ok(),
+        per_try_idle_timeout=ok(
+            "from the request's end, restarted by response bytes; retried like per_try_timeout"
+        ),
         retry_host_predicate=ok("previous_hosts only"),
         host_selection_retry_max_attempts=ok(),
         retriable_status_codes=ok(),
@@ -418,6 +422,11 @@ MESSAGES: dict[str, Message] = {
             "`max_connection_duration` (the process drain time is `--drain-time-s`)"
         ),
         request_headers_timeout=ok("408 `request header timeout`"),
+        stream_idle_timeout=ok(
+            "default 5m, 0 disables; 504 `stream timeout` (408 while the request is "
+            "incomplete), or a reset once the response started"
+        ),
+        request_timeout=ok("408 `request timeout`"),
     ),
     "envoy.extensions.filters.network.http_connection_manager.v3.Rds": message(
         config_source=ok("`ads` only"), route_config_name=ok()
@@ -430,7 +439,9 @@ MESSAGES: dict[str, Message] = {
     "envoy.config.core.v3.HttpProtocolOptions": message(
         idle_timeout=ok("0 disables"),
         max_requests_per_connection=ok(),
-        max_connection_duration=ok("downstream only"),
+        max_connection_duration=ok(
+            "downstream; upstream: an older pooled connection is closed and not reused"
+        ),
     ),
     "envoy.config.route.v3.RouteConfiguration": with_header_lists(
         message(
@@ -503,6 +514,7 @@ MESSAGES: dict[str, Message] = {
         prefix_rewrite=ok(),
         host_rewrite_literal=ok(),
         timeout=ok("default 15s, 0 disables"),
+        idle_timeout=ok("replaces the connection manager's `stream_idle_timeout`; 0 disables"),
         hash_policy=ok("for RING_HASH and MAGLEV clusters"),
     ),
     "envoy.config.route.v3.RouteAction.HashPolicy": message(
@@ -670,10 +682,18 @@ MESSAGES: dict[str, Message] = {
         metadata=opaque(),
     ),
     "envoy.config.endpoint.v3.Endpoint": message(address=ok(), hostname=ok()),
-    UPSTREAM_HTTP_OPTIONS: message(common_http_protocol_options=ok(), explicit_http_config=ok()),
+    UPSTREAM_HTTP_OPTIONS: message(
+        common_http_protocol_options=ok(),
+        explicit_http_config=ok(),
+        use_downstream_protocol_config=ok("downstreams are HTTP/1.1, so upstreams are too"),
+    ),
     f"{UPSTREAM_HTTP_OPTIONS}.ExplicitHttpConfig": message(
         http_protocol_options=ok(),
         http2_protocol_options=Rule(empty=HTTP2_EMPTY, note=HTTP2_NOTE),
+    ),
+    f"{UPSTREAM_HTTP_OPTIONS}.UseDownstreamHttpConfig": message(
+        later=("http2_protocol_options", "http3_protocol_options"),
+        http_protocol_options=ok(),
     ),
     "envoy.config.core.v3.Http1ProtocolOptions": message(
         accept_http_10=ok(),

@@ -22,7 +22,7 @@ from .translate_circuit_breakers import circuit_breakers
 from .translate_health import health_check
 from .translate_lb import check_priorities, lb_settings
 from .translate_outlier import outlier_detection
-from .translate_timeouts import upstream_max_requests
+from .translate_timeouts import upstream_limits
 from .type_urls import type_name, unpack
 from .values import duration_field_ms, duration_field_s, enum_name, is_ip, wrapped
 
@@ -98,10 +98,7 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
     checked = health_check(config, connect_timeout_ms, path, problems)
     if checked is not None:
         out.health.append(checked)
-    resilience: dict[str, Any] = {}
-    max_requests = upstream_max_requests(config, path, problems)
-    if max_requests:
-        resilience["max_requests_per_connection"] = max_requests
+    resilience: dict[str, Any] = upstream_limits(config, path)
     if config.HasField("circuit_breakers"):
         at = paths.field(path, "circuit_breakers")
         resilience["circuit_breakers"] = circuit_breakers(config.circuit_breakers, at, problems)

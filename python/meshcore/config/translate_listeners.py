@@ -17,7 +17,7 @@ from .supported import HCM, NETWORK_LOCAL_RATELIMIT, ROUTER, TCP_PROXY
 from .translate_http_filters import http_filters
 from .translate_network import connection_rate_limit, tcp_proxy
 from .translate_routes import ClusterRefs, route_config
-from .translate_timeouts import connection_limits
+from .translate_timeouts import connection_limits, stream_timeouts
 from .type_urls import type_name, unpack
 from .values import duration_field_ms, enum_name, is_ip, wrapped
 
@@ -195,6 +195,7 @@ def http_connection_manager(
         # Envoy's HTTP/2 GOAWAY grace period; the process drain time is `--drain-time-s`.
         "drain_timeout_ms": duration_field_ms(manager, "drain_timeout", DEFAULT_DRAIN_TIMEOUT_MS),
         **connection_limits(manager),
+        **stream_timeouts(manager),
     }
     filters = http_filters(manager, path, problems)
     if filters:

@@ -54,8 +54,5 @@ def local_ratelimit(config: lrl.LocalRateLimit, path: str, problems: Problems) -
     out["status"] = code if code >= 400 else _DEFAULT_STATUS
     out["enable_x_ratelimit_headers"] = config.enable_x_ratelimit_headers != 0
     if config.local_rate_limit_per_downstream_connection:
-        problems.add(
-            paths.field(path, "local_rate_limit_per_downstream_connection"),
-            "true is not supported yet (the bucket is shared by all connections)",
-        )
+        out["per_downstream_connection"] = True
     return out

@@ -64,6 +64,8 @@ def retry_policy(
         if policy.host_selection_retry_max_attempts
         else 1,
     }
+    if policy.HasField("per_try_idle_timeout"):
+        out["per_try_idle_timeout_ms"] = duration_field_ms(policy, "per_try_idle_timeout", 0)
     if policy.HasField("retry_back_off"):
         back_off = policy.retry_back_off
         base = duration_ms(back_off.base_interval)

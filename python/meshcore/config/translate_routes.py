@@ -18,7 +18,7 @@ from .translate_hash import hash_policies
 from .translate_headers import header_mutations
 from .translate_mirror import mirror_policies
 from .translate_retry import effective_policy, retry_policy
-from .values import duration_field_ms, enum_name, wrapped
+from .values import duration_field_ms, duration_ms, enum_name, wrapped
 
 DEFAULT_ROUTE_TIMEOUT_MS = 15_000
 DEFAULT_MAX_DIRECT_RESPONSE_BODY = 4096
@@ -269,6 +269,8 @@ def _forward(
         out["prefix_rewrite"] = action.prefix_rewrite
     if action.WhichOneof("host_rewrite_specifier") == "host_rewrite_literal":
         out["host_rewrite_literal"] = action.host_rewrite_literal
+    if action.HasField("idle_timeout"):
+        out["idle_timeout_ms"] = duration_ms(action.idle_timeout)
     out.update(_resilience(action, path, scope, route))
     return out
 

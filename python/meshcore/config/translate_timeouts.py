@@ -1,6 +1,7 @@
 """Connection limits from `common_http_protocol_options`: downstream (HCM)
 `max_requests_per_connection` / `max_connection_duration`, upstream (cluster)
-`max_requests_per_connection`."""
+`max_requests_per_connection` / `max_connection_duration`; the HCM's stream timeouts
+(`stream_idle_timeout`, `request_timeout`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import protocol_pb2
 
 from . import paths
-from .errors import Problems
 from .supported import UPSTREAM_HTTP_OPTIONS
 from .type_urls import type_name, unpack
 from .values import duration_field_ms, wrapped
@@ -26,6 +26,22 @@ def connection_limits(manager: Any) -> dict[str, Any]:
         "request_headers_timeout_ms": duration_field_ms(manager, "request_headers_timeout", 0),
     }
     return {"connection_limits": limits} if any(limits.values()) else {}
+
+
+DEFAULT_STREAM_IDLE_TIMEOUT_MS = 300_000
+
+
+def stream_timeouts(manager: Any) -> dict[str, Any]:
+    """`{"stream_timeouts": ...}` for an HCM that sets `stream_idle_timeout` (default 5 min,
+    0 disables) or `request_timeout` (default 0: none), else `{}`."""
+    timeouts = {
+        "stream_idle_timeout_ms": duration_field_ms(
+            manager, "stream_idle_timeout", DEFAULT_STREAM_IDLE_TIMEOUT_MS
+        ),
+        "request_timeout_ms": duration_field_ms(manager, "request_timeout", 0),
+    }
+    default = {"stream_idle_timeout_ms": DEFAULT_STREAM_IDLE_TIMEOUT_MS, "request_timeout_ms": 0}
+    return {"stream_timeouts": timeouts} if timeouts != default else {}
 
 
 def _upstream_common(
@@ -50,16 +66,18 @@ def _upstream_common(
     return None, ""
 
 
-def upstream_max_requests(config: cluster_pb2.Cluster, path: str, problems: Problems) -> int:
-    """`max_requests_per_connection` of the common options, else the deprecated cluster
-    field; 0 when unset. `max_connection_duration` is downstream-only in meshcore."""
-    common, at = _upstream_common(config, path)
+def upstream_limits(config: cluster_pb2.Cluster, path: str) -> dict[str, Any]:
+    """The cluster's upstream connection limits, only those set: `max_requests_per_connection`
+    of the common options, else the deprecated cluster field; `max_connection_duration`."""
+    common, _ = _upstream_common(config, path)
+    out: dict[str, Any] = {}
+    max_requests = int(wrapped(config, "max_requests_per_connection", 0))
+    if common is not None and common.HasField("max_requests_per_connection"):
+        max_requests = int(common.max_requests_per_connection.value)
+    if max_requests:
+        out["max_requests_per_connection"] = max_requests
     if common is not None:
-        if common.HasField("max_connection_duration"):
-            problems.add(
-                paths.field(at, "max_connection_duration"),
-                "not supported on upstream connections yet",
-            )
-        if common.HasField("max_requests_per_connection"):
-            return int(common.max_requests_per_connection.value)
-    return int(wrapped(config, "max_requests_per_connection", 0))
+        duration = duration_field_ms(common, "max_connection_duration", 0)
+        if duration:
+            out["max_connection_duration_ms"] = duration
+    return out

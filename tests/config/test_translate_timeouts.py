@@ -1,0 +1,134 @@
+"""Issue 4 timeouts config: the HCM's `stream_idle_timeout` and `request_timeout`, route
+`idle_timeout`, retry `per_try_idle_timeout`, upstream `max_connection_duration` and the
+HTTP/1.1 parts of `envoy.extensions.upstreams.http.v3.HttpProtocolOptions`; per-connection
+local rate limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .builders import (
+    CLUSTER,
+    UPSTREAM_OPTIONS,
+    base,
+    cluster,
+    hcm,
+    load,
+    problems,
+    route,
+    snapshot_cluster,
+    snapshot_route,
+)
+
+OPTIONS_PATH = f"{CLUSTER}.typed_extension_protocol_options[{UPSTREAM_OPTIONS}]"
+
+
+def _manager(b: dict[str, Any]) -> dict[str, Any]:
+    listener = load(b).snapshot["listeners"][0]
+    manager: dict[str, Any] = listener["filter"]["http_connection_manager"]
+    return manager
+
+
+def _options(b: dict[str, Any], **fields: Any) -> None:
+    cluster(b)["typed_extension_protocol_options"] = {
+        UPSTREAM_OPTIONS: {"@type": f"type.googleapis.com/{UPSTREAM_OPTIONS}", **fields}
+    }
+
+
+def test_stream_timeouts_are_left_out_at_their_defaults() -> None:
+    assert "stream_timeouts" not in _manager(base())
+
+
+def test_stream_idle_and_request_timeouts() -> None:
+    b = base()
+    hcm(b)["stream_idle_timeout"] = "0.25s"
+    hcm(b)["request_timeout"] = "2s"
+    assert _manager(b)["stream_timeouts"] == {
+        "stream_idle_timeout_ms": 250,
+        "request_timeout_ms": 2000,
+    }
+    b = base()
+    hcm(b)["stream_idle_timeout"] = "0s"
+    assert _manager(b)["stream_timeouts"] == {
+        "stream_idle_timeout_ms": 0,
+        "request_timeout_ms": 0,
+    }
+
+
+def test_route_idle_timeout_zero_is_kept() -> None:
+    b = base()
+    assert "idle_timeout_ms" not in snapshot_route(b)["action"]["route"]
+    route(b)["route"]["idle_timeout"] = "0s"
+    assert snapshot_route(b)["action"]["route"]["idle_timeout_ms"] == 0
+    route(b)["route"]["idle_timeout"] = "0.3s"
+    assert snapshot_route(b)["action"]["route"]["idle_timeout_ms"] == 300
+
+
+def test_per_try_idle_timeout() -> None:
+    b = base()
+    route(b)["route"]["retry_policy"] = {"retry_on": "5xx", "per_try_idle_timeout": "0.2s"}
+    assert snapshot_route(b)["action"]["route"]["retry_policy"]["per_try_idle_timeout_ms"] == 200
+
+
+def test_upstream_connection_limits() -> None:
+    b = base()
+    _options(
+        b,
+        common_http_protocol_options={
+            "idle_timeout": "30s",
+            "max_connection_duration": "1.5s",
+            "max_requests_per_connection": 7,
+        },
+        explicit_http_config={"http_protocol_options": {}},
+    )
+    out = snapshot_cluster(b)
+    assert (out["idle_timeout_ms"], out["max_connection_duration_ms"]) == (30_000, 1500)
+    assert out["max_requests_per_connection"] == 7
+
+
+def test_the_deprecated_cluster_max_requests_still_applies() -> None:
+    b = base()
+    cluster(b)["max_requests_per_connection"] = 3
+    out = snapshot_cluster(b)
+    assert out["max_requests_per_connection"] == 3
+    assert "max_connection_duration_ms" not in out
+
+
+def test_use_downstream_protocol_config_for_http1() -> None:
+    b = base()
+    _options(b, use_downstream_protocol_config={"http_protocol_options": {}})
+    assert problems(b) == []
+
+
+def test_http2_upstream_options_are_rejected_with_their_path() -> None:
+    b = base()
+    _options(b, use_downstream_protocol_config={"http2_protocol_options": {}})
+    assert problems(b) == [
+        f"{OPTIONS_PATH}.use_downstream_protocol_config.http2_protocol_options: "
+        "http2_protocol_options is not supported yet"
+    ]
+    b = base()
+    _options(b, explicit_http_config={"http2_protocol_options": {}})
+    assert (
+        f"{OPTIONS_PATH}.explicit_http_config.http2_protocol_options: HTTP/2 upstreams are not "
+        "supported yet (accepted only on the xDS cluster that dynamic_resources.ads_config names)"
+    ) in problems(b)
+
+
+def test_per_connection_local_rate_limit() -> None:
+    b = base()
+    hcm(b)["http_filters"].insert(
+        0,
+        {
+            "name": "envoy.filters.http.local_ratelimit",
+            "typed_config": {
+                "@type": "type.googleapis.com/"
+                "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+                "stat_prefix": "rl",
+                "token_bucket": {"max_tokens": 2, "fill_interval": "1s"},
+                "local_rate_limit_per_downstream_connection": True,
+            },
+        },
+    )
+    (entry,) = _manager(b)["http_filters"]
+    assert entry["config"]["local_ratelimit"]["per_downstream_connection"] is True
