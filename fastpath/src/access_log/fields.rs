@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 use super::format::Needs;
+use super::head::HeadIndex;
 use crate::local_reply::ResponseFlags;
 
 /// Per-request values kept only when logging is on (boxed in the request record and reused
@@ -113,6 +114,8 @@ pub struct Entry<'a> {
     pub generate_request_id: bool,
     /// The request id generated for this line (once).
     pub generated_id: OnceCell<[u8; 36]>,
+    /// `req_head`, indexed on the first `%REQ(...)%` lookup.
+    pub req_index: OnceCell<HeadIndex<'a>>,
 }
 
 impl Entry<'_> {

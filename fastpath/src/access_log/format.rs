@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::fields::{Entry, ms};
+use super::head::HeadIndex;
 use super::time::{self, TimeFormat};
 use crate::config::access_log::{AccessLogFormat, JsonFormatValue};
 
@@ -199,6 +200,9 @@ fn command(name: &str, arg: Option<&str>, max: Option<usize>) -> Result<Op, Stri
     }
 }
 
+/// A compiled JSON object: (key already JSON-encoded, value) in output order.
+type JsonFields = Vec<(Box<[u8]>, JsonNode)>;
+
 /// A compiled `json_format` value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JsonNode {
@@ -206,14 +210,14 @@ pub enum JsonNode {
     Single(Op),
     /// Text around operators (or only text): a string.
     Text(Vec<Op>),
-    Object(Vec<(Box<[u8]>, JsonNode)>),
+    Object(JsonFields),
 }
 
 /// A compiled `log_format`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Format {
     Text(Vec<Op>),
-    Json(Vec<(Box<[u8]>, JsonNode)>),
+    Json(JsonFields),
 }
 
 /// What the data path must keep for a format.
@@ -249,12 +253,12 @@ impl Format {
         fn node(n: &JsonNode, f: &mut dyn FnMut(&Op)) {
             match n {
                 JsonNode::Single(op) => f(op),
-                JsonNode::Text(ops) => ops.iter().for_each(|o| f(o)),
+                JsonNode::Text(ops) => ops.iter().for_each(&mut *f),
                 JsonNode::Object(fields) => fields.iter().for_each(|(_, n)| node(n, f)),
             }
         }
         match self {
-            Format::Text(ops) => ops.iter().for_each(|o| f(o)),
+            Format::Text(ops) => ops.iter().for_each(&mut *f),
             Format::Json(fields) => fields.iter().for_each(|(_, n)| node(n, f)),
         }
     }
@@ -272,10 +276,7 @@ impl Format {
     }
 }
 
-fn json_object(
-    map: &BTreeMap<String, JsonFormatValue>,
-    at: &str,
-) -> Result<Vec<(Box<[u8]>, JsonNode)>, String> {
+fn json_object(map: &BTreeMap<String, JsonFormatValue>, at: &str) -> Result<JsonFields, String> {
     let mut out = Vec::with_capacity(map.len());
     for (k, v) in map {
         let path = if at.is_empty() {
@@ -440,15 +441,14 @@ fn request_header(h: &HeaderOp, e: &Entry<'_>, out: &mut Vec<u8>) -> Kind {
 }
 
 fn lookup_request(name: &str, e: &Entry<'_>, out: &mut Vec<u8>) -> bool {
-    let head = e.req_head;
-    let line_end = memchr::memchr(b'\r', head).unwrap_or(head.len());
-    let mut parts = head[..line_end].split(|&c| c == b' ');
+    let idx = e.req_index.get_or_init(|| HeadIndex::new(e.req_head));
+    let mut parts = idx.first_line().split(|&c| c == b' ');
     let v = match name {
         ":method" => parts.next(),
         ":path" => parts.nth(1),
-        ":authority" => return find_header(head, "host", out),
-        ":scheme" if !head.is_empty() => Some(&b"http"[..]),
-        _ => return find_header(head, name, out),
+        ":authority" => return idx.find("host", out),
+        ":scheme" if !e.req_head.is_empty() => Some(&b"http"[..]),
+        _ => return idx.find(name, out),
     };
     match v {
         Some(v) if !v.is_empty() => {
@@ -461,9 +461,10 @@ fn lookup_request(name: &str, e: &Entry<'_>, out: &mut Vec<u8>) -> bool {
 
 fn header(h: &HeaderOp, head: &[u8], out: &mut Vec<u8>) -> Kind {
     let start = out.len();
-    let mut found = find_header(head, &h.name, out);
+    let idx = HeadIndex::new(head);
+    let mut found = idx.find(&h.name, out);
     if !found && let Some(alt) = &h.alt {
-        found = find_header(head, alt, out);
+        found = idx.find(alt, out);
     }
     finish(found, start, h.max, out)
 }
@@ -478,35 +479,4 @@ fn finish(found: bool, start: usize, max: Option<usize>, out: &mut Vec<u8>) -> K
         out.truncate(start + m);
     }
     Kind::Str
-}
-
-/// Appends the values of header `name` (lower-case) in `head`, joined by `,`; false when it
-/// is absent. Hand-written line scan: `head` was already validated by httparse (or built by
-/// meshcore), so its lines are `name: value\r\n`.
-fn find_header(head: &[u8], name: &str, out: &mut Vec<u8>) -> bool {
-    let mut found = false;
-    let mut rest = match memchr::memchr(b'\n', head) {
-        Some(i) => &head[i + 1..],
-        None => return false,
-    };
-    while !rest.is_empty() {
-        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-        let line = &rest[..end];
-        rest = &rest[(end + 1).min(rest.len())..];
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            break;
-        }
-        let Some(colon) = memchr::memchr(b':', line) else {
-            continue;
-        };
-        if line[..colon].eq_ignore_ascii_case(name.as_bytes()) {
-            if found {
-                out.push(b',');
-            }
-            out.extend_from_slice(line[colon + 1..].trim_ascii());
-            found = true;
-        }
-    }
-    found
 }

@@ -4,6 +4,7 @@
 pub mod fields;
 pub mod filter;
 pub mod format;
+pub mod head;
 pub mod time;
 pub mod writer;
 
@@ -91,9 +92,7 @@ impl AccessLogs {
             if l.filter.as_ref().is_some_and(|f| !f.matches(e)) {
                 continue;
             }
-            let mut line = Vec::with_capacity(256);
-            l.format.render(e, &mut line);
-            if !l.sink.send(line) {
+            if !l.sink.append(w, |buf| l.format.render(e, buf)) {
                 self.stats.add(w, 0, 1);
             }
         }

@@ -44,6 +44,7 @@ fn entry<'a>(f: &'a Fields, req: &'a [u8]) -> Entry<'a> {
         end: f.begun + Duration::from_millis(6),
         generate_request_id: true,
         generated_id: OnceCell::new(),
+        req_index: OnceCell::new(),
     }
 }
 

@@ -1,20 +1,29 @@
 //! Access log writers: one thread per destination (file path, stdout, stderr) shared by every
-//! connection manager and worker that logs there, fed by a bounded queue. Workers never block:
-//! a full queue drops the line (counted as `access_log.dropped` by the caller). Each batch is
-//! written through a buffer and flushed whole, so lines never interleave. `reopen_all` makes
-//! every file writer reopen its path before its next batch (log rotation on SIGUSR1).
+//! connection manager and worker that logs there. A worker renders its line straight into its
+//! own buffer (one of `SHARDS`, behind an uncontended mutex): no allocation, no syscall and no
+//! wake-up per line. The writer thread takes the buffers whole every `SWEEP` (or at once when
+//! one passes `WAKE_AT` bytes) and writes them, so lines never interleave. A buffer already
+//! holding `CAP` bytes (the writer fell behind) drops the line: the caller counts
+//! `access_log.dropped`; a worker never waits for the disk. `reopen_all` makes every file
+//! writer reopen its path before its next write (log rotation on SIGUSR1).
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use crate::config::access_log::AccessLogSink;
 
-/// Lines a writer may have queued before workers start dropping.
-pub const QUEUE_LINES: usize = 16 * 1024;
-const BUFFER_BYTES: usize = 64 * 1024;
+/// Worker buffers per destination (worker `w` uses `w % SHARDS`).
+const SHARDS: usize = 64;
+/// A buffer this full wakes the writer at once.
+const WAKE_AT: usize = 64 * 1024;
+/// A buffer this full drops new lines until the writer has taken it.
+pub const CAP: usize = 4 * 1024 * 1024;
+/// How often the writer takes the buffers when none is full.
+const SWEEP: Duration = Duration::from_millis(100);
 
 static WRITERS: Mutex<Option<HashMap<String, Weak<Sink>>>> = Mutex::new(None);
 /// Bumped by `reopen_all`; each file writer compares it with the generation it opened.
@@ -27,18 +36,35 @@ enum Target {
     Stderr,
 }
 
-/// A destination's queue; the writer thread ends when the last `Sink` is dropped.
+/// The buffers shared by the workers and the writer thread.
+struct Shards {
+    bufs: Box<[Mutex<Vec<u8>>]>,
+    /// A wake-up is queued (at most one at a time).
+    woken: AtomicBool,
+}
+
+/// A destination; the writer thread ends (after a last write) when the last `Sink` is
+/// dropped.
 pub struct Sink {
-    tx: SyncSender<Vec<u8>>,
+    shards: Arc<Shards>,
+    wake: SyncSender<()>,
 }
 
 impl Sink {
-    /// Queues one line; false (the line is dropped) when the writer is behind.
-    pub fn send(&self, line: Vec<u8>) -> bool {
-        match self.tx.try_send(line) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
+    /// Appends one line, rendered by `render` into worker `w`'s buffer; false (nothing
+    /// appended) when the buffer is full because the writer is behind.
+    pub fn append(&self, w: usize, render: impl FnOnce(&mut Vec<u8>)) -> bool {
+        let mut buf = self.shards.bufs[w % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if buf.len() >= CAP {
+            return false;
         }
+        render(&mut buf);
+        if buf.len() >= WAKE_AT && !self.shards.woken.swap(true, Ordering::AcqRel) {
+            let _ = self.wake.try_send(());
+        }
+        true
     }
 }
 
@@ -67,12 +93,17 @@ pub fn sink(cfg: &AccessLogSink) -> Result<Arc<Sink>, String> {
         Target::File(p) => Some(open(p).map_err(|e| format!("cannot open {p:?}: {e}"))?),
         _ => None,
     };
-    let (tx, rx) = sync_channel(QUEUE_LINES);
+    let shards = Arc::new(Shards {
+        bufs: (0..SHARDS).map(|_| Mutex::new(Vec::new())).collect(),
+        woken: AtomicBool::new(false),
+    });
+    let (wake, rx) = sync_channel(1);
+    let theirs = shards.clone();
     std::thread::Builder::new()
         .name("meshcore-accesslog".into())
-        .spawn(move || run(rx, target, file))
+        .spawn(move || run(rx, &theirs, target, file))
         .map_err(|e| format!("cannot start the access log writer: {e}"))?;
-    let s = Arc::new(Sink { tx });
+    let s = Arc::new(Sink { shards, wake });
     map.insert(key, Arc::downgrade(&s));
     Ok(s)
 }
@@ -94,33 +125,47 @@ fn out_for(target: &Target, file: Option<File>) -> Box<dyn Write + Send> {
     }
 }
 
-fn run(rx: Receiver<Vec<u8>>, target: Target, file: Option<File>) {
+fn run(rx: Receiver<()>, shards: &Shards, target: Target, file: Option<File>) {
     let mut generation = REOPEN.load(Ordering::SeqCst);
-    let mut out = BufWriter::with_capacity(BUFFER_BYTES, out_for(&target, file));
-    while let Ok(line) = rx.recv() {
+    let mut out = out_for(&target, file);
+    let mut spare = Vec::new();
+    loop {
+        let last = matches!(rx.recv_timeout(SWEEP), Err(RecvTimeoutError::Disconnected));
+        shards.woken.store(false, Ordering::Release);
         let now = REOPEN.load(Ordering::SeqCst);
         if now != generation {
             generation = now;
             if let Target::File(p) = &target
                 && let Ok(f) = open(p)
             {
-                let _ = out.flush();
-                out = BufWriter::with_capacity(BUFFER_BYTES, Box::new(f));
+                out = Box::new(f);
             }
         }
-        let _ = out.write_all(&line);
-        while let Ok(line) = rx.try_recv() {
-            let _ = out.write_all(&line);
+        for buf in shards.bufs.iter() {
+            {
+                let mut b = buf.lock().unwrap_or_else(|e| e.into_inner());
+                if b.is_empty() {
+                    continue;
+                }
+                std::mem::swap(&mut *b, &mut spare);
+            }
+            let _ = out.write_all(&spare);
+            spare.clear();
+            if spare.capacity() > 2 * WAKE_AT {
+                spare.shrink_to(WAKE_AT);
+            }
         }
         let _ = out.flush();
+        if last {
+            return;
+        }
     }
-    let _ = out.flush();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     fn wait_for(path: &std::path::Path, want: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -142,16 +187,45 @@ mod tests {
         let s = sink(&cfg).unwrap();
         // The same path shares one writer.
         assert!(Arc::ptr_eq(&s, &sink(&cfg).unwrap()));
-        assert!(s.send(b"one\n".to_vec()));
+        assert!(s.append(0, |b| b.extend_from_slice(b"one\n")));
         assert_eq!(wait_for(&path, "one\n"), "one\n");
         let rotated = dir.join("a.log.1");
         std::fs::rename(&path, &rotated).unwrap();
         reopen_all();
-        assert!(s.send(b"two\n".to_vec()));
+        assert!(s.append(3, |b| b.extend_from_slice(b"two\n")));
         assert_eq!(wait_for(&path, "two\n"), "two\n");
         assert_eq!(std::fs::read_to_string(&rotated).unwrap(), "one\n");
         drop(s);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A sink without its writer thread: the test plays the writer.
+    fn detached() -> (Sink, Receiver<()>) {
+        let shards = Arc::new(Shards {
+            bufs: (0..SHARDS).map(|_| Mutex::new(Vec::new())).collect(),
+            woken: AtomicBool::new(false),
+        });
+        let (wake, rx) = sync_channel(1);
+        (Sink { shards, wake }, rx)
+    }
+
+    #[test]
+    fn a_full_buffer_drops_lines_and_a_big_one_wakes_the_writer() {
+        let (s, rx) = detached();
+        assert!(s.append(5, |b| b.extend_from_slice(b"small\n")));
+        assert!(rx.try_recv().is_err(), "no wake-up per line");
+        assert!(s.append(5, |b| b.resize(WAKE_AT, b'x')));
+        assert!(rx.try_recv().is_ok(), "a big buffer wakes the writer");
+        s.shards.bufs[5].lock().unwrap().resize(CAP, b'x');
+        assert!(
+            !s.append(5, |b| b.push(b'y')),
+            "a full buffer refuses the line"
+        );
+        assert!(s.append(6, |b| b.push(b'z')), "other workers go on");
+        // The writer takes the buffer: room again.
+        s.shards.bufs[5].lock().unwrap().clear();
+        assert!(s.append(5 + SHARDS, |b| b.push(b'w')));
+        assert_eq!(*s.shards.bufs[5].lock().unwrap(), b"w");
     }
 
     #[test]

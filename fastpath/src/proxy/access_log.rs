@@ -35,7 +35,9 @@ pub(super) fn stash(
         l.route_name.push_str(name);
     }
     match info.framing {
-        Framing::None | Framing::Length(0) => l.req_done = Some(Instant::now()),
+        // A body-less request is complete with its head (read in the same instant, to the
+        // millisecond): no clock read.
+        Framing::None | Framing::Length(0) => l.req_done = Some(l.begun),
         Framing::Length(n) => l.bytes_received = n,
         _ => {}
     }
@@ -61,6 +63,11 @@ impl Conn {
             return;
         };
         let l = &*l;
+        let mut local = self.handle.local_addr();
+        if local.ip().is_unspecified() {
+            // A wildcard listener: the address the client connected to, as Envoy logs it.
+            local = self.down.stream.local_addr().unwrap_or(local);
+        }
         let entry = Entry {
             fields: l,
             status: self.record.status,
@@ -73,10 +80,11 @@ impl Conn {
                 .and_then(|i| view.clusters.get(i))
                 .map(|c| c.name.as_str()),
             downstream_remote: self.down.peer,
-            downstream_local: self.handle.local_addr(),
+            downstream_local: local,
             end,
             generate_request_id: view.hcm.cfg.generate_request_id,
             generated_id: OnceCell::new(),
+            req_index: OnceCell::new(),
         };
         logs.log(&entry, self.worker.index);
     }
