@@ -30,6 +30,7 @@ from tests.support.proxy import Proxy, proxy_kinds, start_proxy
 from tests.support.upstream import Upstream, UpstreamServer
 
 FILE = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
+STDOUT = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
 UF_DETAILS = (
     "upstream_reset_before_response_started"
     "{remote_connection_failure|delayed_connect_error:_Connection_refused}"
@@ -373,5 +374,48 @@ def test_sigusr1_reopens_files(kind: str, upstream: Upstream, tmp_path_factory) 
         trio.run(one, "/after")
         assert _lines(path, 1) == ["/after"]
         assert rotated.read_text() == "/before\n"
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.parametrize("kind", proxy_kinds())
+def test_stdout_logger_and_rewritten_path(kind: str, upstream: Upstream, tmp_path_factory) -> None:
+    """`envoy.access_loggers.stdout` writes to the process's stdout; after a
+    `prefix_rewrite`, `:PATH` is the rewritten path and `x-envoy-original-path` the received
+    one, as Envoy's log sees the request."""
+    stdout_log = {
+        "name": "envoy.access_loggers.stdout",
+        "typed_config": {
+            "@type": STDOUT,
+            "log_format": _text(
+                "ACCESS %REQ(:PATH)% %REQ(X-ENVOY-ORIGINAL-PATH)% %RESPONSE_CODE%\n"
+            ),
+        },
+    }
+    routes = [route({"prefix": "/rw/"}, cluster="live", prefix_rewrite="/x/")]
+    config = bootstrap(
+        [
+            http_listener(
+                "main",
+                free_port(),
+                route_config([virtual_host("all", ["*"], routes)]),
+                access_log=[stdout_log],
+            )
+        ],
+        [static_cluster("live", [("127.0.0.1", upstream.port)])],
+    )
+    proxy = _start(kind, config, tmp_path_factory)
+    try:
+
+        async def one() -> None:
+            with trio.fail_after(5):
+                assert (await get(proxy.port, "/rw/abc?q=1")).status == 200
+
+        trio.run(one)
+        deadline = time.monotonic() + 8
+        while "ACCESS" not in proxy.log_tail() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lines = [line for line in proxy.log_tail().splitlines() if line.startswith("ACCESS")]
+        assert lines == ["ACCESS /x/abc?q=1 /rw/abc?q=1 200"], proxy.log_tail()
     finally:
         proxy.stop()
