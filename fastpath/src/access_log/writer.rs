@@ -43,11 +43,23 @@ struct Shards {
     woken: AtomicBool,
 }
 
-/// A destination; the writer thread ends (after a last write) when the last `Sink` is
-/// dropped.
+/// A destination; dropping the last `Sink` makes the writer write what is left and end, and
+/// waits for it (so lines logged before a reload or a stop reach the file).
 pub struct Sink {
     shards: Arc<Shards>,
-    wake: SyncSender<()>,
+    /// `None` only while dropping.
+    wake: Option<SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        // Disconnecting wakes the writer for its last sweep.
+        self.wake = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl Sink {
@@ -61,8 +73,11 @@ impl Sink {
             return false;
         }
         render(&mut buf);
-        if buf.len() >= WAKE_AT && !self.shards.woken.swap(true, Ordering::AcqRel) {
-            let _ = self.wake.try_send(());
+        if buf.len() >= WAKE_AT
+            && !self.shards.woken.swap(true, Ordering::AcqRel)
+            && let Some(wake) = &self.wake
+        {
+            let _ = wake.try_send(());
         }
         true
     }
@@ -99,11 +114,15 @@ pub fn sink(cfg: &AccessLogSink) -> Result<Arc<Sink>, String> {
     });
     let (wake, rx) = sync_channel(1);
     let theirs = shards.clone();
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("meshcore-accesslog".into())
         .spawn(move || run(rx, &theirs, target, file))
         .map_err(|e| format!("cannot start the access log writer: {e}"))?;
-    let s = Arc::new(Sink { shards, wake });
+    let s = Arc::new(Sink {
+        shards,
+        wake: Some(wake),
+        thread: Some(thread),
+    });
     map.insert(key, Arc::downgrade(&s));
     Ok(s)
 }
@@ -195,7 +214,10 @@ mod tests {
         assert!(s.append(3, |b| b.extend_from_slice(b"two\n")));
         assert_eq!(wait_for(&path, "two\n"), "two\n");
         assert_eq!(std::fs::read_to_string(&rotated).unwrap(), "one\n");
+        // The last lines are written when the last user goes.
+        assert!(s.append(1, |b| b.extend_from_slice(b"three\n")));
         drop(s);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\nthree\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -206,7 +228,12 @@ mod tests {
             woken: AtomicBool::new(false),
         });
         let (wake, rx) = sync_channel(1);
-        (Sink { shards, wake }, rx)
+        let sink = Sink {
+            shards,
+            wake: Some(wake),
+            thread: None,
+        };
+        (sink, rx)
     }
 
     #[test]
