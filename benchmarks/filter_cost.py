@@ -33,19 +33,23 @@ VARIANTS = (
 
 
 def measure_rounds(
-    rounds: int, duration_s: float, proxy_cpu: int, load_cpu: int
+    rounds: int,
+    duration_s: float,
+    proxy_cpu: int,
+    load_cpu: int,
+    variants: tuple[tuple[str, Any, Any], ...] = VARIANTS,
 ) -> dict[str, list[measure.Sample]]:
-    """Starts the backend and the four variants, alternates them for `rounds` rounds (the
-    order rotates every round), stops everything; returns the samples per variant."""
+    """Starts the backend and the variants, alternates them for `rounds` rounds (the order
+    rotates every round), stops everything; returns the samples per variant."""
     nofile = raise_nofile()
     sc = BY_NAME[SCENARIO]
-    samples: dict[str, list[measure.Sample]] = {name: [] for name, _, _ in VARIANTS}
+    samples: dict[str, list[measure.Sample]] = {name: [] for name, _, _ in variants}
     with tempfile.TemporaryDirectory(prefix="meshcore-filters-") as tmp:
         work = Path(tmp)
         be = backend.start(work, free_port(), cpu=load_cpu)
         started: list[targets.Target] = []
         try:
-            for name, start, make in VARIANTS:
+            for name, start, make in variants:
                 started.append(start(work, be.port, proxy_cpu, nofile, make, name))
             for t in started:
                 wrk.run(t.url(), connections=sc.connections, duration_s=1, cpu=load_cpu)
@@ -77,7 +81,9 @@ def _per_round_ratio(with_: list[measure.Sample], plain: list[measure.Sample], k
     )
 
 
-def summarize(samples: dict[str, list[measure.Sample]]) -> dict[str, Any]:
+def summarize(
+    samples: dict[str, list[measure.Sample]], suffix: str = "+features"
+) -> dict[str, Any]:
     """Medians per variant and, per proxy, the with/plain ratios of requests/s and CPU/req
     (each round's ratio, then the median: both ran in the same round)."""
     out: dict[str, Any] = {"variants": {}, "cost": {}}
@@ -89,7 +95,9 @@ def summarize(samples: dict[str, list[measure.Sample]]) -> dict[str, Any]:
             "errors": sum(float(s["errors"] or 0) for s in got),
         }
     for proxy in ("meshcore", "envoy"):
-        plain, with_ = samples[proxy], samples[f"{proxy}+features"]
+        if f"{proxy}{suffix}" not in samples:
+            continue
+        plain, with_ = samples[proxy], samples[f"{proxy}{suffix}"]
         out["cost"][proxy] = {
             "rps_ratio": _per_round_ratio(with_, plain, "rps"),
             "cpu_ratio": _per_round_ratio(with_, plain, "cpu_us_per_rq"),

@@ -35,6 +35,8 @@ pub struct Hcm {
     /// The node's address (`Snapshot.local_address`), appended to x-forwarded-for instead of
     /// a loopback peer.
     pub local_address: Box<[u8]>,
+    /// `access_log` (`None`: none configured, nothing is kept per request).
+    pub access_log: Option<Box<crate::access_log::AccessLogs>>,
 }
 
 /// What a listener's connections see: its HCM, the clusters its routes index, its stats
@@ -131,6 +133,7 @@ pub fn compile_hcm(
         max_head: cfg.max_request_headers_kb as usize * 1024,
         server_name,
         local_address: local_address.as_bytes().into(),
+        access_log: crate::access_log::AccessLogs::compile(&cfg.access_log, registry, path)?,
     })
 }
 

@@ -1,4 +1,5 @@
 //! meshcore's data path: crate map. pyo3 bindings live only in `py/` (feature `python`).
+pub mod access_log;
 pub mod breaker;
 pub mod cluster;
 pub mod compiled;

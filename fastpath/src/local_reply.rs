@@ -57,7 +57,7 @@ impl ResponseFlag {
         }
     }
 
-    const ALL: [ResponseFlag; 13] = [
+    pub const ALL: [ResponseFlag; 13] = [
         ResponseFlag::NoRoute,
         ResponseFlag::NoHealthyUpstream,
         ResponseFlag::UpstreamConnectionFailure,
@@ -94,6 +94,11 @@ impl ResponseFlags {
 
     pub fn is_empty(self) -> bool {
         self.0 == 0
+    }
+
+    /// Some flag is in both sets.
+    pub fn intersects(self, other: ResponseFlags) -> bool {
+        self.0 & other.0 != 0
     }
 }
 

@@ -44,3 +44,6 @@ class Engine:
         """Open downstream connections over all workers."""
     def stop(self) -> None:
         """Closes everything and joins the workers. Idempotent."""
+    def reopen_access_logs(self) -> None:
+        """Every access log file is reopened (same path) before its next lines are written:
+        log rotation (SIGUSR1). Returns at once."""

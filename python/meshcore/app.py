@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -141,7 +142,11 @@ class Server:
         """Runs until a drain completes (0) or the config cannot start (1)."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            await nursery.start(watch_signals, self.reload, self.terminate)
+            await nursery.start(
+                partial(watch_signals, reopen_logs=self.engine.reopen_access_logs),
+                self.reload,
+                self.terminate,
+            )
             admin = None
             if config.admin is not None:
                 try:

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 SNAPSHOT_RS = Path(__file__).resolve().parents[2] / "fastpath" / "src" / "config" / "snapshot.rs"
+# Snapshot types kept in their own file (referenced from snapshot.rs as `super::access_log::X`).
+EXTRA_RS = (SNAPSHOT_RS.with_name("access_log.rs"),)
 _INT_RANGES = {
     "u16": (0, 2**16 - 1),
     "u32": (0, 2**32 - 1),
@@ -41,7 +43,8 @@ def definitions() -> dict[str, Struct | Enum]:
     current: Struct | Enum | None = None
     variant_fields: Struct | None = None  # the struct variant being read, over several lines
     attrs: list[str] = []
-    for raw in SNAPSHOT_RS.read_text().splitlines():
+    lines = [line for rs in (SNAPSHOT_RS, *EXTRA_RS) for line in rs.read_text().splitlines()]
+    for raw in lines:
         line = raw.strip()
         if line.startswith("//") or not line:
             continue
@@ -101,6 +104,15 @@ def _enum_variant(enum: Enum, line: str) -> Struct | None:
 
 
 def _check(value: Any, type_text: str, path: str, errors: list[str]) -> None:
+    type_text = re.sub(r"\b(?:super|crate)::(?:\w+::)*", "", type_text)
+    string_map = re.fullmatch(r"BTreeMap<String, (.+)>", type_text)
+    if string_map:
+        if not isinstance(value, dict):
+            errors.append(f"{path}: expected an object")
+            return
+        for key, item in value.items():
+            _check(item, string_map.group(1), f"{path}.{key}", errors)
+        return
     generic = re.fullmatch(r"(Option|Vec)<(.+)>", type_text)
     if generic:
         if generic.group(1) == "Option":

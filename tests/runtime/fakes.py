@@ -25,6 +25,7 @@ class FakeEngine:
         self.active = 0
         self.drain_calls = 0
         self.stop_calls = 0
+        self.reopen_calls = 0
         self.raise_in_stats: Exception | None = None
         self.flushes = 0
 
@@ -77,6 +78,9 @@ class FakeEngine:
 
     def drain(self) -> None:
         self.drain_calls += 1
+
+    def reopen_access_logs(self) -> None:
+        self.reopen_calls += 1
 
     def active_connections(self) -> int:
         return self.active

@@ -1,5 +1,5 @@
-"""The run loop with a fake engine: startup, SIGHUP reloads, drain on SIGTERM/SIGINT and
-/quitquitquit, DNS clusters across reloads."""
+"""The run loop with a fake engine: startup, SIGHUP reloads, SIGUSR1 log reopening, drain on
+SIGTERM/SIGINT and /quitquitquit, DNS clusters across reloads."""
 
 from __future__ import annotations
 
@@ -78,6 +78,23 @@ class Harness:
     async def run(self, cfg: FakeConfig) -> None:
         self.exit_code = await self.server.serve(cfg)
         self.done.set()
+
+
+async def test_sigusr1_reopens_the_access_logs(nursery, fake_config):
+    engine = FakeEngine()
+    h = Harness(engine, Loader())
+    nursery.start_soon(h.run, config("a"))
+    await h.ready.receive()
+    assert engine.reopen_calls == 0
+    os.kill(os.getpid(), signal.SIGUSR1)
+    with trio.fail_after(5):
+        while engine.reopen_calls == 0:
+            await trio.sleep(0.01)
+    assert engine.reopen_calls == 1
+    assert h.server.state.phase is Phase.LIVE
+    os.kill(os.getpid(), signal.SIGTERM)
+    await h.done.wait()
+    assert h.exit_code == 0
 
 
 async def test_sighup_reload_keeps_the_running_config_on_errors(nursery, caplog, fake_config):

@@ -153,6 +153,9 @@ pub struct HttpConnectionManager {
     /// The HTTP filters before the router, in order (`http_filters`; empty: none).
     #[serde(default)]
     pub http_filters: Vec<HttpFilter>,
+    /// `access_log` (types in `config/access_log.rs`; empty: no access log).
+    #[serde(default)]
+    pub access_log: Vec<super::access_log::AccessLog>,
 }
 
 fn default_server_name() -> String {

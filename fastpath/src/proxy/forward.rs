@@ -461,6 +461,7 @@ impl Conn {
             }
         };
         let _rq = active.then(|| UpstreamRq::adopt(cluster, &host, w));
+        self.record.upstream(addr);
         if body_done {
             self.down.consume(prefix_len);
         }

@@ -2,6 +2,7 @@
 //! it, answer locally or forward it, stream bodies, keep the connection alive or close it.
 //! Requests on one connection are handled in order; early bytes of the next one stay
 //! buffered.
+mod access_log;
 mod authority;
 mod forward;
 mod forwarded;
@@ -258,7 +259,7 @@ impl Conn {
     }
 
     async fn one_request(&mut self) -> Flow {
-        self.record = RequestRecord::default();
+        self.record.clear();
         self.reply_extra.clear();
         let view = self.view();
         let hcm = &view.hcm;
@@ -299,7 +300,9 @@ impl Conn {
         // The request's state lives in its own allocation while it is in flight, so an idle
         // keep-alive connection holds only this small future (issue 3: <1 KB per idle
         // connection; the request future is ~2.5 KB).
-        Box::pin(self.serve_request()).await
+        let flow = Box::pin(self.serve_request()).await;
+        self.write_access_log();
+        flow
     }
 
     /// Reads one request head (the first bytes are readable or buffered) and serves it.
@@ -307,6 +310,7 @@ impl Conn {
         let view = self.view();
         let hcm = &view.hcm;
         let w = self.worker.index;
+        self.record.begin(hcm.access_log.as_deref());
         self.served.set(self.served.get() + 1);
         let limit = hcm.max_head + 1;
         let mut scanned = 0;
@@ -410,6 +414,10 @@ impl Conn {
             }
             Prepared::NoRoute(i) | Prepared::Local(_, i) | Prepared::Forward(_, i) => *i,
         };
+        if let Some(l) = self.record.log.as_deref_mut() {
+            let received = &self.down.buffered()[..info.head_len];
+            access_log::stash(l, &prepared, &info, &req_out, received);
+        }
         self.down.consume(info.head_len);
         let _active = RqActive::start(&hcm.stats, w);
         if !verdict.is_continue()
@@ -505,6 +513,9 @@ impl Conn {
     /// (`downstream_rq_total` and the status class), answered, then the connection closes.
     async fn reject(&mut self, hcm: &Hcm, e: HeadError, minor: u8) -> Flow {
         let started = Instant::now();
+        if let Some(l) = self.record.log.as_deref_mut() {
+            l.ready = true;
+        }
         let _active = RqActive::start(&hcm.stats, self.worker.index);
         self.protocol_error_reply(hcm, e, minor, started).await
     }
@@ -539,6 +550,7 @@ impl Conn {
                 extra: b"",
             },
         );
+        self.record.local_sent(&head, body.len());
         let (n, _) = io::write_reply(&mut self.down.stream, &head, body.as_bytes()).await;
         self.worker.buffers.put(head);
         self.end_local_reply(hcm, status, n, started);
@@ -657,6 +669,7 @@ impl Conn {
             },
         );
         let body = if info.is_head { &b""[..] } else { reply.body };
+        self.record.local_sent(&head, body.len());
         let (n, ok) = io::write_reply(&mut self.down.stream, &head, body).await;
         self.worker.buffers.put(head);
         self.end_local_reply(hcm, reply.status, n, started);

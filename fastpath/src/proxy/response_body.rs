@@ -1,6 +1,7 @@
 //! Streaming a response body to the client in the mode `response::build` chose (relay,
 //! validate chunks, de-chunk, re-chunk), one capped read at a time, under the route deadline
 //! and the stream and per-try idle timeouts.
+use std::cell::Cell;
 use std::pin::pin;
 use std::time::Duration;
 
@@ -71,7 +72,8 @@ async fn read_up(
 
 impl Conn {
     /// Writes the response head and streams the body; `Ok(clean)` where `clean` says the
-    /// upstream connection ended exactly at the end of the response.
+    /// upstream connection ended exactly at the end of the response. With an access log,
+    /// records the response's start and the body bytes sent.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn stream_response(
         &mut self,
@@ -83,13 +85,50 @@ impl Conn {
         deadline: Option<Instant>,
         idle: BodyIdle,
     ) -> Result<bool, BodyStop> {
+        let Some(l) = self.record.log.as_deref_mut() else {
+            let sent = Cell::new(0);
+            return self
+                .relay_response(up, ubuf, head, resp, hcm, deadline, idle, &sent)
+                .await;
+        };
+        let local = if l.needs.upstream_local {
+            up.stream.local_addr().ok()
+        } else {
+            None
+        };
+        super::record::response_started(l, head, local);
+        let sent = Cell::new(0);
+        let r = self
+            .relay_response(up, ubuf, head, resp, hcm, deadline, idle, &sent)
+            .await;
+        if let Some(l) = self.record.log.as_deref_mut() {
+            l.bytes_sent = sent.get().saturating_sub(head.len() as u64);
+        }
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn relay_response(
+        &mut self,
+        up: &mut UpConn,
+        ubuf: &mut Vec<u8>,
+        head: &[u8],
+        resp: &RespInfo,
+        hcm: &Hcm,
+        deadline: Option<Instant>,
+        idle: BodyIdle,
+        sent: &Cell<u64>,
+    ) -> Result<bool, BodyStop> {
         let w = self.worker.index;
         let timed = deadline.is_some();
         let mut sleep = pin!(tokio::time::sleep_until(
             deadline.unwrap_or_else(Instant::now)
         ));
         let stats = &hcm.stats;
-        let tx = |n: usize| stats.add(w, http::Counter::DownstreamCxTxBytesTotal, n as u64);
+        let tx = |n: usize| {
+            stats.add(w, http::Counter::DownstreamCxTxBytesTotal, n as u64);
+            sent.set(sent.get() + n as u64);
+        };
         let body_start = resp.head_len;
         match resp.mode {
             DownMode::None => {

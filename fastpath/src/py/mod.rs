@@ -88,6 +88,11 @@ impl Engine {
     fn stop(&self, py: Python<'_>) {
         py.detach(|| self.inner.stop());
     }
+
+    /// Access log files are reopened before their next lines (SIGUSR1, log rotation).
+    fn reopen_access_logs(&self) {
+        crate::access_log::writer::reopen_all();
+    }
 }
 
 #[pymodule]

@@ -15,6 +15,9 @@ LOCAL_RATELIMIT = "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLim
 NETWORK_LOCAL_RATELIMIT = "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit"
 TCP_PROXY = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 UPSTREAM_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+FILE_LOG = "envoy.extensions.access_loggers.file.v3.FileAccessLog"
+STDOUT_LOG = "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
+STDERR_LOG = "envoy.extensions.access_loggers.stream.v3.StderrAccessLog"
 
 
 @dataclass(frozen=True)
@@ -259,6 +262,60 @@ RESILIENCE_MESSAGES: dict[str, Message] = {
     ),
 }
 
+# Issue 8: the connection manager's access logs (docs/access-logs.md).
+_COMPARISON = "envoy.config.accesslog.v3.ComparisonFilter"
+ACCESS_LOG_MESSAGES: dict[str, Message] = {
+    "envoy.config.accesslog.v3.AccessLog": message(
+        name=ok(), filter=ok(), typed_config=typed(FILE_LOG, STDOUT_LOG, STDERR_LOG)
+    ),
+    "envoy.config.accesslog.v3.AccessLogFilter": message(
+        later=(
+            "traceable_filter",
+            "runtime_filter",
+            "header_filter",
+            "grpc_status_filter",
+            "extension_filter",
+            "metadata_filter",
+            "log_type_filter",
+        ),
+        status_code_filter=ok(),
+        duration_filter=ok("compared with %DURATION% (ms)"),
+        not_health_check_filter=ok("meshcore has no health check filter: matches every request"),
+        response_flag_filter=ok("flags meshcore never sets never match"),
+        and_filter=ok(),
+        or_filter=ok(),
+    ),
+    "envoy.config.accesslog.v3.StatusCodeFilter": message(comparison=ok()),
+    "envoy.config.accesslog.v3.DurationFilter": message(comparison=ok()),
+    _COMPARISON: message(op=enum("EQ", "GE", "LE", "NE"), value=ok()),
+    "envoy.config.core.v3.RuntimeUInt32": message(
+        default_value=ok(), runtime_key=ok(_RUNTIME_NOOP)
+    ),
+    "envoy.config.accesslog.v3.NotHealthCheckFilter": message(),
+    "envoy.config.accesslog.v3.ResponseFlagFilter": message(flags=ok("empty: any flag")),
+    "envoy.config.accesslog.v3.AndFilter": message(filters=ok()),
+    "envoy.config.accesslog.v3.OrFilter": message(filters=ok()),
+    FILE_LOG: message(
+        later=("format", "json_format", "typed_json_format"),
+        path=ok("`/dev/stdout` and `/dev/stderr` share the stdout / stderr writer"),
+        log_format=ok("default: Envoy's default format"),
+        note="one writer thread per path; reopened on SIGUSR1",
+    ),
+    STDOUT_LOG: message(log_format=ok()),
+    STDERR_LOG: message(log_format=ok()),
+    "envoy.config.core.v3.SubstitutionFormatString": message(
+        later=(
+            "text_format",
+            "omit_empty_values",
+            "content_type",
+            "formatters",
+            "json_format_options",
+        ),
+        text_format_source=ok("command operators: docs/access-logs.md"),
+        json_format=ok("string and nested object values; keys sorted, as Envoy"),
+    ),
+}
+
 # `dynamic_resources` and the xDS config sources (meshcore/xds).
 DYNAMIC_MESSAGES: dict[str, Message] = {
     "envoy.config.bootstrap.v3.Bootstrap.DynamicResources": message(
@@ -399,8 +456,8 @@ MESSAGES: dict[str, Message] = {
         token_bucket=ok("shared by all workers; a connection without a token is closed"),
     ),
     HCM: message(
-        later=("access_log",),
         stat_prefix=ok(),
+        access_log=ok("file, stdout and stderr loggers"),
         codec_type=enum("AUTO", "HTTP1", later=("HTTP2",)),
         route_config=ok(),
         rds=ok("over ADS, in listeners from LDS"),
@@ -436,6 +493,7 @@ MESSAGES: dict[str, Message] = {
     ),
     ROUTER: message(note="no fields"),
     **FILTER_MESSAGES,
+    **ACCESS_LOG_MESSAGES,
     "envoy.config.core.v3.HttpProtocolOptions": message(
         idle_timeout=ok("0 disables"),
         max_requests_per_connection=ok(),

@@ -14,6 +14,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 from . import paths
 from .errors import Problems
 from .supported import HCM, NETWORK_LOCAL_RATELIMIT, ROUTER, TCP_PROXY
+from .translate_access_log import access_logs
 from .translate_http_filters import http_filters
 from .translate_network import connection_rate_limit, tcp_proxy
 from .translate_routes import ClusterRefs, route_config
@@ -200,6 +201,9 @@ def http_connection_manager(
     filters = http_filters(manager, path, problems)
     if filters:
         out["http_filters"] = filters
+    logs = access_logs(manager, path, problems)
+    if logs:
+        out["access_log"] = logs
     return out
 
 

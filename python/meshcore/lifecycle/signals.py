@@ -1,4 +1,5 @@
-"""Signals: SIGHUP reloads the configuration, SIGTERM/SIGINT start a drain (twice: stop now)."""
+"""Signals: SIGHUP reloads the configuration, SIGTERM/SIGINT start a drain (twice: stop now),
+SIGUSR1 reopens the access log files (log rotation)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ async def watch_signals(
     reload: Callable[[], Awaitable[None]],
     terminate: Callable[[str], None],
     *,
+    reopen_logs: Callable[[], None] | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Reports started once the handlers are installed. Reloads run one at a time in their
@@ -25,7 +27,8 @@ async def watch_signals(
         async with lock:
             await reload()
 
-    with trio.open_signal_receiver(signal.SIGHUP, signal.SIGTERM, signal.SIGINT) as batches:
+    signals = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+    with trio.open_signal_receiver(*signals) as batches:
         async with trio.open_nursery() as nursery:
             task_status.started()
             async for signum in batches:
@@ -33,6 +36,10 @@ async def watch_signals(
                 if signum == signal.SIGHUP:
                     log.info("caught %s, reloading the configuration", name)
                     nursery.start_soon(reload_serialized)
+                elif signum == signal.SIGUSR1:
+                    log.info("caught %s, reopening the access logs", name)
+                    if reopen_logs is not None:
+                        reopen_logs()
                 else:
                     log.info("caught %s", name)
                     terminate(name)

@@ -1,0 +1,130 @@
+//! What an access log line is made from: the per-request values the data path fills in when
+//! (and only when) the connection manager has an access log, and the borrowed view the
+//! formatter and filters read at the end of the request.
+use std::cell::OnceCell;
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+use super::format::Needs;
+use super::head::HeadIndex;
+use crate::local_reply::ResponseFlags;
+
+/// Per-request values kept only when logging is on (boxed in the request record and reused
+/// across a connection's requests).
+#[derive(Clone, Debug)]
+pub struct Fields {
+    /// What the formats read (copied from the compiled logs when the request begins).
+    pub needs: Needs,
+    /// The head was read (or rejected): there is a request to log.
+    pub ready: bool,
+    /// HTTP minor version of the request (`None`: not parsed).
+    pub minor: Option<u8>,
+    /// Wall clock at the start of the request (`%START_TIME%`).
+    pub start: SystemTime,
+    /// Monotonic start (durations).
+    pub begun: Instant,
+    /// The request was fully received (`%REQUEST_DURATION%`).
+    pub req_done: Option<Instant>,
+    /// The first byte of the upstream response arrived (`%RESPONSE_DURATION%`).
+    pub first_byte: Option<Instant>,
+    pub bytes_received: u64,
+    /// Response body bytes sent downstream.
+    pub bytes_sent: u64,
+    pub upstream_host: Option<SocketAddr>,
+    pub upstream_local: Option<SocketAddr>,
+    /// Index of the routed cluster in the listener view's cluster list.
+    pub cluster: Option<usize>,
+    /// `%RESPONSE_CODE_DETAILS%` (empty: none).
+    pub details: &'static str,
+    /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%` (empty: none).
+    pub failure_reason: &'static str,
+    /// The request head as Envoy's log sees it (the upstream head of a forwarded request,
+    /// with meshcore's additions; else the received head), kept when a format reads
+    /// `%REQ(...)%`.
+    pub req_head: Vec<u8>,
+    /// The response head sent downstream, kept when a format reads `%RESP(...)%`.
+    pub resp_head: Vec<u8>,
+    /// The selected route's `name` (empty: none).
+    pub route_name: String,
+}
+
+impl Fields {
+    pub fn new() -> Fields {
+        Fields {
+            needs: Needs::default(),
+            ready: false,
+            minor: None,
+            start: SystemTime::now(),
+            begun: Instant::now(),
+            req_done: None,
+            first_byte: None,
+            bytes_received: 0,
+            bytes_sent: 0,
+            upstream_host: None,
+            upstream_local: None,
+            cluster: None,
+            details: "",
+            failure_reason: "",
+            req_head: Vec::new(),
+            resp_head: Vec::new(),
+            route_name: String::new(),
+        }
+    }
+
+    /// Starts a new request, keeping the buffers' allocations.
+    pub fn reset(&mut self, needs: Needs) {
+        let mut req_head = std::mem::take(&mut self.req_head);
+        let mut resp_head = std::mem::take(&mut self.resp_head);
+        let mut route_name = std::mem::take(&mut self.route_name);
+        req_head.clear();
+        resp_head.clear();
+        route_name.clear();
+        *self = Fields {
+            needs,
+            req_head,
+            resp_head,
+            route_name,
+            ..Fields::new()
+        };
+    }
+}
+
+impl Default for Fields {
+    fn default() -> Self {
+        Fields::new()
+    }
+}
+
+/// Everything one line can show, borrowed at the end of a request.
+pub struct Entry<'a> {
+    pub fields: &'a Fields,
+    /// Status sent downstream (0: none).
+    pub status: u16,
+    pub flags: ResponseFlags,
+    /// HTTP minor version (`None`: the head was not parsed).
+    pub minor: Option<u8>,
+    /// The request head as Envoy's log sees it (request line and headers; empty: none).
+    pub req_head: &'a [u8],
+    pub route_name: &'a str,
+    pub cluster: Option<&'a str>,
+    pub downstream_remote: SocketAddr,
+    pub downstream_local: SocketAddr,
+    pub end: Instant,
+    /// `generate_request_id`: a request without `x-request-id` gets one, as Envoy's does.
+    pub generate_request_id: bool,
+    /// The request id generated for this line (once).
+    pub generated_id: OnceCell<[u8; 36]>,
+    /// `req_head`, indexed on the first `%REQ(...)%` lookup.
+    pub req_index: OnceCell<HeadIndex<'a>>,
+}
+
+impl Entry<'_> {
+    /// `%DURATION%` in milliseconds.
+    pub fn duration_ms(&self) -> u64 {
+        ms(self.end.saturating_duration_since(self.fields.begun))
+    }
+}
+
+pub fn ms(d: std::time::Duration) -> u64 {
+    d.as_millis() as u64
+}

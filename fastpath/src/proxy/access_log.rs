@@ -1,0 +1,91 @@
+//! The connection's side of the access log: what is kept once a request head is prepared,
+//! and the line handed to the writer when the request ends.
+use std::cell::OnceCell;
+use std::time::Instant;
+
+use super::Conn;
+use super::prepare::{Prepared, ReqInfo};
+use crate::access_log::{Entry, Fields};
+use crate::http1::Framing;
+
+/// Keeps what the log needs from a prepared request: the head as Envoy's log sees it (for a
+/// forwarded request the upstream head `req_out`, which carries meshcore's additions such as
+/// a generated `x-request-id`; else the received head), the route name and the cluster.
+pub(super) fn stash(
+    l: &mut Fields,
+    prepared: &Prepared<'_>,
+    info: &ReqInfo,
+    req_out: &[u8],
+    received: &[u8],
+) {
+    l.ready = true;
+    l.minor = Some(info.minor);
+    let (head, route) = match prepared {
+        Prepared::Forward(plan, _) => {
+            l.cluster = Some(plan.cluster);
+            (req_out, Some(plan.sel.route_name()))
+        }
+        Prepared::Local(spec, _) => (received, spec.mutations.map(|(s, _)| s.route_name())),
+        Prepared::NoRoute(_) | Prepared::Reject(..) => (received, None),
+    };
+    if l.needs.req_head {
+        l.req_head.extend_from_slice(head);
+    }
+    if let Some(name) = route {
+        l.route_name.push_str(name);
+    }
+    match info.framing {
+        // A body-less request is complete with its head (read in the same instant, to the
+        // millisecond): no clock read.
+        Framing::None | Framing::Length(0) => l.req_done = Some(l.begun),
+        Framing::Length(n) => l.bytes_received = n,
+        _ => {}
+    }
+}
+
+impl Conn {
+    /// Renders the finished request's lines (if it is to be logged) and queues them.
+    pub(super) fn write_access_log(&mut self) {
+        let Some(l) = self.record.log.as_deref_mut() else {
+            return;
+        };
+        if !l.ready {
+            return;
+        }
+        l.ready = false;
+        let end = Instant::now();
+        if l.req_done.is_none() && l.minor.is_some() && self.record.status != 0 {
+            // The body was read by the time the response was complete.
+            l.req_done = Some(end);
+        }
+        let view = self.view.clone();
+        let Some(logs) = view.hcm.access_log.as_deref() else {
+            return;
+        };
+        let l = &*l;
+        let mut local = self.handle.local_addr();
+        if local.ip().is_unspecified() {
+            // A wildcard listener: the address the client connected to, as Envoy logs it.
+            local = self.down.stream.local_addr().unwrap_or(local);
+        }
+        let entry = Entry {
+            fields: l,
+            status: self.record.status,
+            flags: self.record.flags,
+            minor: l.minor,
+            req_head: &l.req_head,
+            route_name: &l.route_name,
+            cluster: l
+                .cluster
+                .and_then(|i| view.clusters.get(i))
+                .map(|c| c.name.as_str()),
+            downstream_remote: self.down.peer,
+            downstream_local: local,
+            end,
+            generate_request_id: view.hcm.cfg.generate_request_id,
+            generated_id: OnceCell::new(),
+            req_index: OnceCell::new(),
+        };
+        logs.log(&entry, self.worker.index);
+    }
+}
