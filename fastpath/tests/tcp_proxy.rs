@@ -295,3 +295,46 @@ async fn network_rate_limit_closes_connections_without_a_token() {
     assert_eq!(counter(&s, "tcp.relay.downstream_cx_total"), 4);
     assert_eq!(counter(&s, "cluster.echo.upstream_cx_total"), 2);
 }
+
+/// A listener reconfigured from the HTTP connection manager to `tcp_proxy` (same name and
+/// address): an open HTTP keep-alive connection is answered by its old HTTP config once more,
+/// with `Connection: close`, and closed; new connections are relayed as TCP.
+#[tokio::test]
+async fn http_connections_close_when_their_listener_becomes_tcp_proxy() {
+    let up = support::upstream().await;
+    let http = support::one_listener(
+        json!([support::forward("/", "web", json!({}))]),
+        json!({}),
+        json!([support::cluster("web", up.addr.port(), json!({}))]),
+        json!({}),
+    );
+    let (engine, port) = start_engine(&http);
+    let mut client = support::Client::connect(port).await;
+    let get = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n";
+    assert_eq!(client.exchange(get).await.status, 200);
+
+    let echo_port = echo().await;
+    let mut tcp = snapshot(
+        json!({}),
+        json!([echo_cluster("echo", &[echo_port], json!({}))]),
+        json!({}),
+    );
+    tcp["listeners"][0]["name"] = json!("ingress");
+    engine.apply(&serde_json::to_vec(&tcp).unwrap()).unwrap();
+    assert_eq!(
+        engine.listener_ports()[0].1,
+        port,
+        "the listener kept its socket"
+    );
+
+    let resp = client.exchange(get).await;
+    assert_eq!(resp.status, 200, "served by the connection's HTTP config");
+    assert_eq!(resp.header("connection").as_deref(), Some("close"));
+    assert!(client.closed().await);
+
+    let mut relayed = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    relayed.write_all(b"not http").await.unwrap();
+    let mut back = [0u8; 8];
+    relayed.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"not http");
+}

@@ -139,6 +139,10 @@ struct Conn {
     /// Local rate limit buckets of this connection
     /// (`local_rate_limit_per_downstream_connection`).
     buckets: ConnBuckets,
+    /// The listener was reconfigured to relay TCP (`tcp_proxy`): this HTTP connection keeps
+    /// its last HTTP view and closes after the request in progress, as Envoy drains the
+    /// connections of a replaced filter chain.
+    superseded: bool,
 }
 
 /// Serves one accepted connection until it closes. The connection's state is built here,
@@ -178,6 +182,7 @@ pub fn serve(
         served: Cell::new(0),
         reply_extra: Vec::new(),
         buckets: ConnBuckets::default(),
+        superseded: false,
     };
     async move {
         let _guard = _guard;
@@ -210,13 +215,17 @@ impl Conn {
     fn view(&mut self) -> Rc<Arc<ListenerView>> {
         let cur = self.handle.view.load();
         if !Arc::ptr_eq(&cur, &self.view) {
-            self.view = Rc::new(arc_swap::Guard::into_inner(cur));
+            if cur.network.tcp_proxy.is_some() {
+                self.superseded = true;
+            } else {
+                self.view = Rc::new(arc_swap::Guard::into_inner(cur));
+            }
         }
         self.view.clone()
     }
 
     fn closing(&self) -> bool {
-        self.worker.draining.get() || self.handle.closing.load(Ordering::Relaxed)
+        self.superseded || self.worker.draining.get() || self.handle.closing.load(Ordering::Relaxed)
     }
 
     /// The downstream connection reached `max_requests_per_connection` or
