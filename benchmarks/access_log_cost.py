@@ -7,14 +7,13 @@ request (the writer thread's CPU included), medians over rounds."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks import filter_cost, machine, targets
+from benchmarks import filter_cost, targets
 from benchmarks.bootstrap import bootstrap
 from benchmarks.procs import raise_priority
 
@@ -54,29 +53,6 @@ def variants(meshcore_only: bool) -> tuple[tuple[str, Any, Any], ...]:
     return out
 
 
-def markdown(summary: dict[str, Any], rounds: int, duration_s: float) -> str:
-    lines = [
-        "# Cost of a file access log (Envoy's default format)",
-        "",
-        f"`python -m benchmarks access-log` — {rounds} rounds of {duration_s:g} s, wrk -c50 "
-        "small GETs, one proxy worker on CPU 1, wrk and the nginx backend on CPU 0; medians.",
-        "",
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.describe().items()),
-        "",
-        "| variant | req/s | CPU µs/req | p99 ms | errors |",
-        "|---|---|---|---|---|",
-    ]
-    for name, v in summary["variants"].items():
-        lines.append(
-            f"| {name} | {v['rps']:,.0f} | {v['cpu_us_per_rq']:.2f} | {v['p99_ms']:.2f} "
-            f"| {v['errors']:.0f} |"
-        )
-    lines += ["", "| proxy | throughput with ÷ without | CPU/req with ÷ without |", "|---|---|---|"]
-    for proxy, c in summary["cost"].items():
-        lines.append(f"| {proxy} | {c['rps_ratio']:.3f} | {c['cpu_ratio']:.3f} |")
-    return "\n".join(lines) + "\n"
-
-
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks access-log", description=__doc__)
     ap.add_argument("--rounds", type=int, default=6)
@@ -101,11 +77,12 @@ def main(argv: list[str]) -> int:
         for stale in LOG_DIR.glob(f"meshcore-bench-access-{os.getpid()}-*.log"):
             stale.unlink(missing_ok=True)
     summary = filter_cost.summarize(samples, suffix="+access_log")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.with_suffix(".json").write_text(
-        json.dumps({"summary": summary, "samples": samples}, indent=1) + "\n"
+    md = filter_cost.markdown(
+        summary,
+        args.rounds,
+        args.duration,
+        title="Cost of a file access log (Envoy's default format)",
+        command="python -m benchmarks access-log",
     )
-    md = markdown(summary, args.rounds, args.duration)
-    args.output.with_suffix(".md").write_text(md)
-    print(md)
+    filter_cost.save(args.output, summary, samples, md)
     return 0

@@ -105,11 +105,17 @@ def summarize(
     return out
 
 
-def markdown(summary: dict[str, Any], rounds: int, duration_s: float) -> str:
+def markdown(
+    summary: dict[str, Any],
+    rounds: int,
+    duration_s: float,
+    title: str = "Cost of configured, non-triggering failure-recovery features",
+    command: str = "python -m benchmarks filters",
+) -> str:
     lines = [
-        "# Cost of configured, non-triggering failure-recovery features",
+        f"# {title}",
         "",
-        f"`python -m benchmarks filters` — {rounds} rounds of {duration_s:g} s, wrk -c50 small "
+        f"`{command}` — {rounds} rounds of {duration_s:g} s, wrk -c50 small "
         "GETs, one proxy worker on CPU 1, wrk and the nginx backend on CPU 0; medians.",
         "",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in machine.describe().items()),
@@ -144,11 +150,17 @@ def main(argv: list[str]) -> int:
             return 2
     samples = measure_rounds(args.rounds, args.duration, args.proxy_cpu, args.load_cpu)
     summary = summarize(samples)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.with_suffix(".json").write_text(
+    save(args.output, summary, samples, markdown(summary, args.rounds, args.duration))
+    return 0
+
+
+def save(
+    output: Path, summary: dict[str, Any], samples: dict[str, list[measure.Sample]], md: str
+) -> None:
+    """Writes OUTPUT.json (summary and every sample) and OUTPUT.md, and prints the latter."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.with_suffix(".json").write_text(
         json.dumps({"summary": summary, "samples": samples}, indent=1) + "\n"
     )
-    md = markdown(summary, args.rounds, args.duration)
-    args.output.with_suffix(".md").write_text(md)
+    output.with_suffix(".md").write_text(md)
     print(md)
-    return 0
