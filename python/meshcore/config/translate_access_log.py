@@ -5,15 +5,15 @@ format strings checked here so that a bad one is reported with its Envoy field p
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 from envoy.config.accesslog.v3 import accesslog_pb2
-from envoy.config.core.v3 import base_pb2, substitution_format_string_pb2
+from envoy.config.core.v3 import substitution_format_string_pb2
 from google.protobuf import json_format, struct_pb2
 from google.protobuf.message import Message
 
 from . import paths
+from .data_source import data_source_text
 from .errors import Problems
 from .supported import FILE_LOG, STDERR_LOG, STDOUT_LOG
 from .type_urls import type_name, unpack
@@ -148,7 +148,7 @@ def _log_format(
     kind = spec.WhichOneof("format")
     if kind == "text_format_source":
         source_path = paths.field(path, "text_format_source")
-        text = _data_source(spec.text_format_source, source_path, problems)
+        text = data_source_text(spec.text_format_source, source_path, problems, "a format")
         if text is None:
             return None
         problem = format_problem(text)
@@ -184,29 +184,6 @@ def _json_format(value: struct_pb2.Struct, path: str, problems: Problems) -> dic
             problems.add(item_path, f"only strings and nested objects are supported, found {shown}")
             ok = False
     return out if ok else None
-
-
-def _data_source(source: base_pb2.DataSource, path: str, problems: Problems) -> str | None:
-    kind = source.WhichOneof("specifier")
-    if kind == "inline_string":
-        return str(source.inline_string)
-    if kind == "inline_bytes":
-        data = source.inline_bytes
-    elif kind == "filename":
-        try:
-            data = Path(source.filename).read_bytes()
-        except OSError as e:
-            problems.add(
-                paths.field(path, "filename"), f"cannot read {source.filename!r}: {e.strerror or e}"
-            )
-            return None
-    else:
-        return None  # reported by the table
-    try:
-        return str(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        problems.add(paths.field(path, kind), "a format that is not UTF-8 is not supported")
-        return None
 
 
 def _filter(spec: accesslog_pb2.AccessLogFilter, path: str, problems: Problems) -> Any:

@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.type.matcher.v3 import string_pb2
 
 from . import paths, translate_http_filters
+from .data_source import data_source_text
 from .errors import Problems
 from .translate_hash import hash_policies
 from .translate_headers import header_mutations
@@ -340,7 +339,7 @@ def _weighted(weighted: rc.WeightedCluster, path: str, scope: _Scope) -> list[di
 def _direct_response(action: rc.DirectResponseAction, path: str, scope: _Scope) -> dict[str, Any]:
     out: dict[str, Any] = {"status": action.status}
     if action.HasField("body"):
-        body = _data_source(action.body, paths.field(path, "body"), scope.problems)
+        body = data_source_text(action.body, paths.field(path, "body"), scope.problems, "a body")
         if body is not None:
             if len(body.encode()) > scope.max_body:
                 scope.problems.add(
@@ -350,30 +349,6 @@ def _direct_response(action: rc.DirectResponseAction, path: str, scope: _Scope) 
                 )
             out["body"] = body
     return out
-
-
-def _data_source(source: base_pb2.DataSource, path: str, problems: Problems) -> str | None:
-    kind = source.WhichOneof("specifier")
-    data: bytes
-    if kind == "inline_string":
-        return str(source.inline_string)
-    if kind == "inline_bytes":
-        data = source.inline_bytes
-    elif kind == "filename":
-        try:
-            data = Path(source.filename).read_bytes()
-        except OSError as e:
-            problems.add(
-                paths.field(path, "filename"), f"cannot read {source.filename!r}: {e.strerror or e}"
-            )
-            return None
-    else:
-        return None  # reported by the table
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        problems.add(paths.field(path, kind), "a body that is not UTF-8 is not supported")
-        return None
 
 
 def _redirect(action: rc.RedirectAction, path: str, problems: Problems) -> dict[str, Any]:
