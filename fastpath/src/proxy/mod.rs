@@ -545,6 +545,22 @@ impl Conn {
             hcm.stats.inc(w, http::Counter::DownstreamRqRxReset);
         }
         let (status, body) = self.record.error(ErrorKind::DownstreamProtocol(e));
+        let n = self
+            .closing_reply(hcm, status, body.as_bytes(), minor)
+            .await;
+        self.end_local_reply(hcm, status, n, started);
+        Flow::Close
+    }
+
+    /// Writes a local reply with `Connection: close` and a delayed close to follow (the
+    /// client may still be sending); returns the bytes written.
+    pub(super) async fn closing_reply(
+        &mut self,
+        hcm: &Hcm,
+        status: u16,
+        body: &[u8],
+        minor: u8,
+    ) -> usize {
         let mut head = self.worker.buffers.get();
         local_reply::push_head(
             &mut head,
@@ -560,11 +576,10 @@ impl Conn {
             },
         );
         self.record.local_sent(&head, body.len());
-        let (n, _) = io::write_reply(&mut self.down.stream, &head, body.as_bytes()).await;
+        let (n, _) = io::write_reply(&mut self.down.stream, &head, body).await;
         self.worker.buffers.put(head);
-        self.end_local_reply(hcm, status, n, started);
         self.linger = true;
-        Flow::Close
+        n
     }
 
     /// `request_headers_timeout` fired before the head was complete: 408
@@ -572,27 +587,12 @@ impl Conn {
     async fn header_timeout_reply(&mut self, hcm: &Hcm) -> Flow {
         let w = self.worker.index;
         hcm.stats.inc(w, http::Counter::DownstreamRqHeaderTimeout);
-        let body = b"request header timeout";
         self.record.status = 408;
-        let mut head = self.worker.buffers.get();
-        local_reply::push_head(
-            &mut head,
-            &ReplyHead {
-                status: 408,
-                body_len: body.len(),
-                location: None,
-                server: &hcm.server_name,
-                minor: 1,
-                close: true,
-                keep_alive_10: false,
-                extra: b"",
-            },
-        );
-        let (n, _) = io::write_reply(&mut self.down.stream, &head, body).await;
-        self.worker.buffers.put(head);
+        let n = self
+            .closing_reply(hcm, 408, b"request header timeout", 1)
+            .await;
         hcm.stats
             .add(w, http::Counter::DownstreamCxTxBytesTotal, n as u64);
-        self.linger = true;
         Flow::Close
     }
 

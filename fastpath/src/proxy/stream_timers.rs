@@ -9,7 +9,7 @@ use super::prepare::ReqInfo;
 use super::{Conn, Flow, LocalBody, ReqBody, RqActive};
 use crate::compiled::Hcm;
 use crate::config::snapshot::StreamTimeouts;
-use crate::local_reply::{self, ReplyHead, ResponseFlag};
+use crate::local_reply::ResponseFlag;
 use crate::router::Selection;
 use crate::stats::sets::http;
 
@@ -128,24 +128,8 @@ impl Conn {
         self.count_stream_timeout(hcm, e, false);
         let (status, body) = reply_for(e, false);
         self.record.status = status;
-        let mut head = self.worker.buffers.get();
-        local_reply::push_head(
-            &mut head,
-            &ReplyHead {
-                status,
-                body_len: body.len(),
-                location: None,
-                server: &hcm.server_name,
-                minor: 1,
-                close: true,
-                keep_alive_10: false,
-                extra: b"",
-            },
-        );
-        let (n, _) = super::io::write_reply(&mut self.down.stream, &head, body).await;
-        self.worker.buffers.put(head);
+        let n = self.closing_reply(hcm, status, body, 1).await;
         self.end_local_reply(hcm, status, n, started);
-        self.linger = true;
         Flow::Close
     }
 
