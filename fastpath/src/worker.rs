@@ -104,11 +104,17 @@ impl Worker {
             let tcp = crate::tcp::serve(self.clone(), view, stream, peer, guard);
             tokio::task::spawn_local(tcp)
         } else {
+            let mut local = handle.local_addr();
+            if local.ip().is_unspecified() {
+                // A wildcard listener: the address the client connected to.
+                local = stream.local_addr().unwrap_or(local);
+            }
+            let info = crate::conn_info::ConnInfo::plain(peer, local);
             tokio::task::spawn_local(crate::proxy::serve(
                 self.clone(),
                 handle,
-                stream,
-                peer,
+                stream.into(),
+                info,
                 idle.clone(),
                 guard,
             ))

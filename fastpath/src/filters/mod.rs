@@ -57,6 +57,8 @@ pub struct FilterRequest<'a> {
     pub cluster: Option<usize>,
     /// The downstream connection's own rate limit buckets.
     pub conn: &'a local_ratelimit::ConnBuckets,
+    /// The downstream connection: addresses, SNI, the client certificate (RBAC).
+    pub downstream: &'a crate::conn_info::ConnInfo,
 }
 
 /// A reply a filter makes instead of forwarding.

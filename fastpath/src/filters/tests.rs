@@ -16,6 +16,11 @@ fn pct(numerator: u32, denominator: u32) -> snapshot::Percent {
     }
 }
 
+fn down_info() -> crate::conn_info::ConnInfo {
+    let a: std::net::SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    crate::conn_info::ConnInfo::plain(a, a)
+}
+
 fn no_cluster(_: &str) -> Option<usize> {
     None
 }
@@ -107,6 +112,7 @@ fn empty_chain_continues() {
             route: None,
             cluster: None,
             conn: &ConnBuckets::default(),
+            downstream: &down_info(),
         },
         0,
     );
@@ -130,6 +136,7 @@ fn full_abort_answers_with_the_status_flag_and_stats() {
                 route: None,
                 cluster: None,
                 conn: &ConnBuckets::default(),
+                downstream: &down_info(),
             },
             0,
         );
@@ -166,6 +173,7 @@ fn header_faults_follow_the_request_headers_within_the_configured_percentage() {
                 route: None,
                 cluster: None,
                 conn: &ConnBuckets::default(),
+                downstream: &down_info(),
             },
             0,
         );
@@ -222,6 +230,7 @@ fn max_active_faults_overflows() {
         route: None,
         cluster: None,
         conn: &ConnBuckets::default(),
+        downstream: &down_info(),
     };
     let first = c.run(&req, 0);
     assert_eq!(first.delay, Some(Duration::from_secs(1)));
@@ -262,6 +271,7 @@ fn header_condition_and_upstream_cluster_gate_the_fault() {
                 route: None,
                 cluster,
                 conn: &ConnBuckets::default(),
+                downstream: &down_info(),
             },
             0,
         )
@@ -413,6 +423,7 @@ fn per_route_config_overrides_virtual_host_and_filter_level() {
                 route,
                 cluster: None,
                 conn: &ConnBuckets::default(),
+                downstream: &down_info(),
             },
             0,
         )
@@ -464,11 +475,13 @@ fn per_connection_buckets_are_separate() {
     let r = RateLimit::compile(&cfg, &ctx, "f").unwrap();
     let v = view(&[]);
     let (a, b) = (ConnBuckets::default(), ConnBuckets::default());
+    let info = down_info();
     let req = |conn| FilterRequest {
         view: &v,
         route: None,
         cluster: None,
         conn,
+        downstream: &info,
     };
     let mut verdict = Verdict::default();
     assert!(!r.on_request(&req(&a), 0, &mut verdict));

@@ -7,10 +7,11 @@ use tokio::time::Instant;
 
 use crate::cluster::{ClusterState, HostCounters};
 use crate::stats::sets::cluster::{Counter, Gauge, Histogram};
+use crate::stream::Stream;
 
 /// An upstream connection; dropping it closes the socket and updates the gauges.
 pub struct UpConn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub host: Arc<HostCounters>,
     pub cluster: Arc<ClusterState>,
     w: usize,
@@ -144,6 +145,7 @@ pub async fn connect_tcp(
         }
     };
     let _ = stream.set_nodelay(true);
+    let stream = Stream::Tcp(stream);
     s.record_us(
         w,
         Histogram::UpstreamCxConnectMs,

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tokio::net::TcpStream;
+use crate::stream::Stream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -165,7 +165,7 @@ fn expired(e: &Idle, now: Instant) -> bool {
 /// An idle connection is alive if it is not readable (a readable idle connection has either
 /// been closed by the upstream or sent bytes nobody asked for). Uses the reactor's cached
 /// readiness, so the common case costs no syscall.
-fn alive(stream: &TcpStream) -> bool {
+fn alive(stream: &Stream) -> bool {
     let mut cx = Context::from_waker(Waker::noop());
     match stream.poll_read_ready(&mut cx) {
         Poll::Pending => true,

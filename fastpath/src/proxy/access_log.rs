@@ -63,11 +63,8 @@ impl Conn {
             return;
         };
         let l = &*l;
-        let mut local = self.handle.local_addr();
-        if local.ip().is_unspecified() {
-            // A wildcard listener: the address the client connected to, as Envoy logs it.
-            local = self.down.stream.local_addr().unwrap_or(local);
-        }
+        // On a wildcard listener: the address the client connected to, as Envoy logs it.
+        let local = self.down.info.local;
         let entry = Entry {
             fields: l,
             status: self.record.status,
@@ -79,7 +76,7 @@ impl Conn {
                 .cluster
                 .and_then(|i| view.clusters.get(i))
                 .map(|c| c.name.as_str()),
-            downstream_remote: self.down.peer,
+            downstream_remote: self.down.peer(),
             downstream_local: local,
             end,
             generate_request_id: view.hcm.cfg.generate_request_id,

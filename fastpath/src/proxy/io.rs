@@ -2,29 +2,37 @@
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
+use crate::conn_info::ConnInfo;
 use crate::pool::BufferPool;
+use crate::stream::Stream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The downstream socket and its read buffer (`buf[start..]` is unread). The buffer comes
 /// from the worker's pool and goes back whenever the connection is idle with nothing
 /// buffered.
 pub struct Down {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub buf: Vec<u8>,
     pub start: usize,
-    pub peer: SocketAddr,
+    /// Addresses and TLS facts of the connection (boxed: the idle connection future stays
+    /// small).
+    pub info: Box<ConnInfo>,
 }
 
 impl Down {
-    pub fn new(stream: TcpStream, peer: SocketAddr) -> Down {
+    pub fn new(stream: Stream, info: ConnInfo) -> Down {
         Down {
             stream,
             buf: Vec::new(),
             start: 0,
-            peer,
+            info: Box::new(info),
         }
+    }
+
+    /// The peer's address as the socket sees it.
+    #[inline]
+    pub fn peer(&self) -> SocketAddr {
+        self.info.peer
     }
 
     #[inline]
@@ -119,10 +127,7 @@ impl WriteFail {
 
 /// Writes all of `parts` with as few `writev` calls as the socket allows; returns the bytes
 /// written.
-pub async fn write_all_vectored(
-    stream: &mut TcpStream,
-    parts: &[&[u8]],
-) -> Result<usize, WriteFail> {
+pub async fn write_all_vectored(stream: &mut Stream, parts: &[&[u8]]) -> Result<usize, WriteFail> {
     let mut slices: [IoSlice<'_>; 4] = [IoSlice::new(&[]); 4];
     let mut n = 0;
     let mut written = 0;
@@ -140,7 +145,7 @@ pub async fn write_all_vectored(
 }
 
 async fn write_slices(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     mut slices: &mut [IoSlice<'_>],
     written: &mut usize,
 ) -> Result<(), WriteFail> {
@@ -167,7 +172,7 @@ async fn write_slices(
 
 /// Writes `data` to the upstream, but stops early (returning `Ok(true)`) if the upstream
 /// starts answering while the write is blocked (an early response to a request body).
-pub async fn write_or_early_response(stream: &TcpStream, mut data: &[u8]) -> io::Result<bool> {
+pub async fn write_or_early_response(stream: &Stream, mut data: &[u8]) -> io::Result<bool> {
     while !data.is_empty() {
         match stream.try_write(data) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -186,7 +191,7 @@ pub async fn write_or_early_response(stream: &TcpStream, mut data: &[u8]) -> io:
 
 /// Writes a local reply (head + body); returns the bytes written and whether all were (the
 /// client may be gone).
-pub async fn write_reply(stream: &mut TcpStream, head: &[u8], body: &[u8]) -> (usize, bool) {
+pub async fn write_reply(stream: &mut Stream, head: &[u8], body: &[u8]) -> (usize, bool) {
     match write_all_vectored(stream, &[head, body]).await {
         Ok(n) => (n, true),
         Err(f) => {
@@ -199,13 +204,13 @@ pub async fn write_reply(stream: &mut TcpStream, head: &[u8], body: &[u8]) -> (u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
-    async fn pair() -> (TcpStream, TcpStream) {
+    async fn pair() -> (Stream, TcpStream) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
         let (s, _) = l.accept().await.unwrap();
-        (c, s)
+        (Stream::Tcp(c), s)
     }
 
     #[tokio::test]
@@ -239,8 +244,9 @@ mod tests {
         let (c, mut s) = pair().await;
         s.write_all(&[b'a'; 1000]).await.unwrap();
         let pool = BufferPool::default();
-        let peer = c.peer_addr().unwrap();
-        let mut down = Down::new(c, peer);
+        let tcp = c.as_tcp().unwrap();
+        let info = ConnInfo::plain(tcp.peer_addr().unwrap(), tcp.local_addr().unwrap());
+        let mut down = Down::new(c, info);
         let mut got = 0;
         while got < 16 {
             got += down.read_more(&pool, 16).await.unwrap();

@@ -22,10 +22,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::compiled::{Hcm, ListenerHandle, ListenerView};
+use crate::conn_info::ConnInfo;
 use crate::error::ErrorKind;
 use crate::filters::Verdict;
 use crate::filters::local_ratelimit::ConnBuckets;
@@ -34,6 +34,7 @@ use crate::local_reply::{self, ReplyHead};
 use crate::router::{HeaderList, Selection};
 use crate::stats::sets::{http, listener};
 use crate::stats::{HttpStats, ListenerStats};
+use crate::stream::Stream;
 use crate::worker::{ConnGuard, Worker};
 
 use io::Down;
@@ -150,8 +151,8 @@ struct Conn {
 pub fn serve(
     worker: Rc<Worker>,
     handle: Arc<ListenerHandle>,
-    stream: TcpStream,
-    peer: std::net::SocketAddr,
+    stream: Stream,
+    info: ConnInfo,
     idle: Rc<Cell<bool>>,
     _guard: ConnGuard,
 ) -> impl std::future::Future<Output = ()> {
@@ -175,7 +176,7 @@ pub fn serve(
         worker,
         handle,
         view,
-        down: Down::new(stream, peer),
+        down: Down::new(stream, info),
         idle,
         record: RequestRecord::default(),
         linger: false,
@@ -389,7 +390,7 @@ impl Conn {
         let mut prepared = prepare::prepare(
             self.down.buffered(),
             hcm,
-            self.down.peer,
+            &self.down.info,
             port,
             &mut req_out,
             w,
@@ -406,7 +407,7 @@ impl Conn {
                 prepared = prepare::prepare(
                     self.down.buffered(),
                     hcm,
-                    self.down.peer,
+                    &self.down.info,
                     port,
                     &mut req_out,
                     w,

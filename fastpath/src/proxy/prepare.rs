@@ -3,12 +3,12 @@
 //! into a reused buffer.
 use std::borrow::Cow;
 use std::mem::MaybeUninit;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::authority::strip_port;
 use super::upstream_head::{self, Routed};
 use crate::compiled::Hcm;
+use crate::conn_info::ConnInfo;
 use crate::filters::local_ratelimit::ConnBuckets;
 use crate::filters::{FilterRequest, Verdict};
 use crate::http1::request::request_line_version;
@@ -66,7 +66,7 @@ pub enum Prepared<'v> {
 pub fn prepare<'v>(
     buf: &[u8],
     hcm: &'v Hcm,
-    peer: SocketAddr,
+    down: &ConnInfo,
     listener_port: u16,
     req_out: &mut Vec<u8>,
     w: usize,
@@ -139,6 +139,7 @@ pub fn prepare<'v>(
                 route,
                 cluster,
                 conn,
+                downstream: down,
             };
             *verdict = hcm.filters.run(&req, w);
         }
@@ -181,7 +182,7 @@ pub fn prepare<'v>(
                 rewrite_host: head.authority_from_target
                     || default_host
                     || stripped.len() != authority.len(),
-                peer,
+                peer: down.peer,
             };
             upstream_head::build(req_out, buf, &head, hcm, &routed, route, &sel, choice);
             if !verdict.request_lines.is_empty() && req_out.ends_with(b"\r\n\r\n") {
@@ -197,7 +198,7 @@ pub fn prepare<'v>(
                     cluster,
                     timeout: route.timeout(),
                     route,
-                    hash: route.request_hash(&view, peer.ip()),
+                    hash: route.request_hash(&view, down.peer.ip()),
                 },
                 info,
             )

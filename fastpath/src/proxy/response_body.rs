@@ -92,7 +92,7 @@ impl Conn {
                 .await;
         };
         let local = if l.needs.upstream_local {
-            up.stream.local_addr().ok()
+            up.stream.as_tcp().and_then(|s| s.local_addr().ok())
         } else {
             None
         };
@@ -247,7 +247,7 @@ impl Conn {
 /// Writes `parts` to the client, counting `downstream_cx_tx_bytes_total` with `tx` (also
 /// for a write cut short).
 async fn send_down(
-    stream: &mut tokio::net::TcpStream,
+    stream: &mut crate::stream::Stream,
     parts: &[&[u8]],
     tx: &impl Fn(usize),
 ) -> Result<(), BodyStop> {

@@ -79,7 +79,12 @@ async fn proxy(w: usize, view: &ListenerView, tcp: &TcpProxy, down: TcpStream, p
     };
     let bytes = Bytes { w, tcp, up: &up };
     let seen = Seen::default();
-    let end = relay::relay(&down, &up.stream, tcp.idle_timeout, &bytes, &seen).await;
+    // Plain sockets both ways: zero-copy splice. (TLS upstreams relay through the TLS
+    // module's copy loop once clusters can originate TLS.)
+    let Some(up_tcp) = up.stream.as_tcp() else {
+        return;
+    };
+    let end = relay::relay(&down, up_tcp, tcp.idle_timeout, &bytes, &seen).await;
     if let End::IdleTimeout = end {
         tcp.count(w, Counter::IdleTimeout, 1);
     }

@@ -1,0 +1,60 @@
+//! What is known about a downstream connection besides its bytes: addresses, and the TLS
+//! facts (SNI, ALPN, the client certificate's identity) that RBAC, access logs and
+//! `x-forwarded-client-cert` read.
+use std::net::SocketAddr;
+
+/// Built once when the connection is accepted (and completed after a TLS handshake); read by
+/// filters through `FilterRequest::downstream`.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The peer's address as the socket sees it (`direct_remote_ip`).
+    pub peer: SocketAddr,
+    /// The address the connection was accepted on (`destination_ip`, `destination_port`).
+    pub local: SocketAddr,
+    /// Set when the connection's first bytes were a TLS ClientHello (inspected or
+    /// terminated); boxed so a plain connection pays one pointer.
+    pub tls: Option<Box<TlsInfo>>,
+}
+
+/// TLS facts of a downstream connection.
+#[derive(Debug, Clone, Default)]
+pub struct TlsInfo {
+    /// The ClientHello's server name (`%REQUESTED_SERVER_NAME%`, `requested_server_name`).
+    pub sni: Option<Box<str>>,
+    /// The negotiated (terminated) or first offered (passthrough) ALPN protocol.
+    pub alpn: Option<Box<[u8]>>,
+    /// True when meshcore terminated TLS on this connection (false: passthrough).
+    pub terminated: bool,
+    /// The verified client certificate, when the client sent one.
+    pub peer_cert: Option<PeerCert>,
+}
+
+/// What RBAC's `authenticated` principal and XFCC need of a verified client certificate.
+#[derive(Debug, Clone, Default)]
+pub struct PeerCert {
+    /// URI SANs, e.g. `spiffe://cluster.local/ns/default/sa/web`.
+    pub uri_sans: Vec<String>,
+    pub dns_sans: Vec<String>,
+    /// The subject in RFC 2253 form (`CN=web,O=example`).
+    pub subject: String,
+    /// Lower-case hex SHA-256 of the certificate's DER (XFCC `Hash`).
+    pub sha256_hex: String,
+}
+
+impl ConnInfo {
+    pub fn plain(peer: SocketAddr, local: SocketAddr) -> ConnInfo {
+        ConnInfo {
+            peer,
+            local,
+            tls: None,
+        }
+    }
+
+    pub fn peer_cert(&self) -> Option<&PeerCert> {
+        self.tls.as_deref()?.peer_cert.as_ref()
+    }
+
+    pub fn sni(&self) -> Option<&str> {
+        self.tls.as_deref()?.sni.as_deref()
+    }
+}
