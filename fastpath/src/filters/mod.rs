@@ -85,6 +85,19 @@ pub struct Verdict<'v> {
     pub response_lines: Vec<u8>,
     /// Faults counted in `active_faults` until the request ends.
     pub faults: Vec<fault::ActiveFault<'v>>,
+    /// Dynamic metadata set by a filter for the filters after it, as Envoy's
+    /// `filter_metadata[namespace][key]` (JWT `payload_in_metadata` read by RBAC `metadata`
+    /// matchers).
+    pub metadata: Vec<Metadata>,
+}
+
+/// One dynamic metadata entry: `filter_metadata[namespace][key] = value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metadata {
+    /// The filter's name, e.g. `envoy.filters.http.jwt_authn`.
+    pub namespace: &'static str,
+    pub key: Box<str>,
+    pub value: serde_json::Value,
 }
 
 impl Verdict<'_> {
