@@ -27,6 +27,8 @@ pub struct Hcm {
     /// The HTTP filters before the router (empty: none configured).
     pub filters: FilterChain,
     pub stats: HttpStats,
+    /// `http1.*` (shared by every connection manager, as Envoy's codec stats).
+    pub codec_stats: crate::stats::Http1CodecStats,
     pub idle_timeout: Option<Duration>,
     /// Largest request head accepted (`max_request_headers_kb`).
     pub max_head: usize,
@@ -129,6 +131,7 @@ pub fn compile_hcm(
         routes,
         filters,
         stats: HttpStats::new(registry, &format!("http.{}", cfg.stat_prefix)),
+        codec_stats: crate::stats::Http1CodecStats::new(registry, "http1"),
         idle_timeout: (cfg.idle_timeout_ms > 0).then(|| Duration::from_millis(cfg.idle_timeout_ms)),
         max_head: cfg.max_request_headers_kb as usize * 1024,
         server_name,

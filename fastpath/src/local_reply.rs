@@ -129,7 +129,7 @@ pub fn for_error(kind: ErrorKind) -> (u16, &'static str, ResponseFlag) {
                 HeadError::TooLarge | HeadError::TooManyHeaders => {
                     (431, "Request Header Fields Too Large")
                 }
-                HeadError::Malformed(_) => (400, "Bad Request"),
+                HeadError::Malformed(_) | HeadError::UnderscoreInHeader => (400, "Bad Request"),
                 HeadError::UnsupportedTransferEncoding => (501, "Not Implemented"),
                 HeadError::UnsupportedVersion => (426, "Upgrade Required"),
                 HeadError::MissingHost | HeadError::InvalidPath => (400, ""),

@@ -275,10 +275,11 @@ def test_unsupported_upstream_protocol_option() -> None:
     )
     options = f"{CLUSTER}.typed_extension_protocol_options[{UPSTREAM_OPTIONS}]"
     assert problems(b) == [
-        f"{options}.common_http_protocol_options.headers_with_underscores_action: "
-        "headers_with_underscores_action is not supported",
         f"{options}.explicit_http_config.http_protocol_options.enable_trailers: "
         "enable_trailers is not supported",
+        f"{options}.common_http_protocol_options.headers_with_underscores_action: "
+        "not supported yet on a cluster (upstream responses); "
+        "set it on the http_connection_manager",
     ]
 
 

@@ -150,6 +150,9 @@ pub struct HttpConnectionManager {
     pub connection_limits: ConnectionLimits,
     #[serde(default)]
     pub stream_timeouts: StreamTimeouts,
+    /// Header hygiene and path normalization before routing (types below).
+    #[serde(default)]
+    pub request_normalization: RequestNormalization,
     /// The HTTP filters before the router, in order (`http_filters`; empty: none).
     #[serde(default)]
     pub http_filters: Vec<HttpFilter>,
@@ -169,6 +172,63 @@ fn default_idle_timeout_ms() -> u64 {
 }
 fn default_drain_timeout_ms() -> u64 {
     5_000
+}
+
+/// What the connection manager does to a request before routing it: Envoy's
+/// `normalize_path`, `merge_slashes`, `path_with_escaped_slashes_action`, and
+/// `common_http_protocol_options.headers_with_underscores_action` / `max_headers_count`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RequestNormalization {
+    #[serde(default)]
+    pub normalize_path: bool,
+    #[serde(default)]
+    pub merge_slashes: bool,
+    #[serde(default)]
+    pub path_with_escaped_slashes_action: EscapedSlashesAction,
+    #[serde(default)]
+    pub headers_with_underscores_action: UnderscoresAction,
+    /// More header lines than this: 431 (Envoy's default 100, also meshcore's maximum).
+    #[serde(default = "default_max_headers_count")]
+    pub max_headers_count: u32,
+}
+
+impl Default for RequestNormalization {
+    fn default() -> Self {
+        RequestNormalization {
+            normalize_path: false,
+            merge_slashes: false,
+            path_with_escaped_slashes_action: EscapedSlashesAction::default(),
+            headers_with_underscores_action: UnderscoresAction::default(),
+            max_headers_count: default_max_headers_count(),
+        }
+    }
+}
+
+fn default_max_headers_count() -> u32 {
+    100
+}
+
+/// `path_with_escaped_slashes_action` (`%2F`, `%5C` in the path).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EscapedSlashesAction {
+    /// Also Envoy's `IMPLEMENTATION_SPECIFIC_DEFAULT`.
+    #[default]
+    KeepUnchanged,
+    RejectRequest,
+    UnescapeAndRedirect,
+    UnescapeAndForward,
+}
+
+/// `headers_with_underscores_action`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UnderscoresAction {
+    #[default]
+    Allow,
+    RejectRequest,
+    DropHeader,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]

@@ -53,6 +53,9 @@ pub enum HeadError {
     /// connection manager after the codec (`path_normalization_failed`), so no
     /// `downstream_cx_protocol_error`.
     InvalidPath,
+    /// A header name with an underscore under `headers_with_underscores_action:
+    /// REJECT_REQUEST` (400, a codec error in Envoy: `http1.unexpected_underscore`).
+    UnderscoreInHeader,
 }
 
 impl HeadError {

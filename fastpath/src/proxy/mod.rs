@@ -8,6 +8,7 @@ mod forward;
 mod forwarded;
 mod io;
 mod mirror;
+mod path_normalize;
 mod prepare;
 mod record;
 mod response;
@@ -38,7 +39,7 @@ use crate::stream::Stream;
 use crate::worker::{ConnGuard, Worker};
 
 use io::Down;
-use prepare::{Prepared, ReqInfo};
+use prepare::{LocalOrigin, Prepared, ReqInfo};
 use record::RequestRecord;
 use stream_timers::{Expired, StreamTimers};
 
@@ -453,8 +454,10 @@ impl Conn {
                 .await
             }
             Prepared::Local(spec, info) => {
-                if spec.non_relative {
+                if spec.origin == LocalOrigin::NonRelative {
                     hcm.stats.inc(w, http::Counter::DownstreamRqNonRelativePath);
+                } else if spec.origin == LocalOrigin::PathRedirect {
+                    self.record.details("path_normalization_failed");
                 } else if spec.location.is_some() {
                     hcm.stats.inc(w, http::Counter::RqRedirect);
                 } else if spec.mutations.is_some() {

@@ -6,14 +6,17 @@ use std::mem::MaybeUninit;
 use std::time::Duration;
 
 use super::authority::strip_port;
+use super::path_normalize::{Normalized, PathOptions};
 use super::upstream_head::{self, Routed};
 use crate::compiled::Hcm;
+use crate::config::snapshot::UnderscoresAction;
 use crate::conn_info::ConnInfo;
 use crate::filters::local_ratelimit::ConnBuckets;
 use crate::filters::{FilterRequest, Verdict};
 use crate::http1::request::request_line_version;
 use crate::http1::{Framing, HeadError, MAX_HEADERS, parse_request};
 use crate::router::{Action, RequestView, Selection};
+use crate::stats::sets::http1_codec;
 
 /// What the connection needs to know about a request after its head is gone from the buffer.
 #[derive(Clone, Copy, Debug)]
@@ -34,8 +37,18 @@ pub struct LocalSpec<'v> {
     pub location: Option<String>,
     /// Route response header mutations to apply (direct responses and redirects).
     pub mutations: Option<(Selection<'v>, usize)>,
+    pub origin: LocalOrigin,
+}
+
+/// Who made a local reply (for its stat and `%RESPONSE_CODE_DETAILS%`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalOrigin {
+    /// The route: `direct_response` or `redirect`.
+    Route,
     /// The 404 for `OPTIONS *` (`downstream_rq_non_relative_path`).
-    pub non_relative: bool,
+    NonRelative,
+    /// `path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT` (`path_normalization_failed`).
+    PathRedirect,
 }
 
 pub struct ForwardPlan<'v> {
@@ -92,6 +105,36 @@ pub fn prepare<'v>(
             };
         }
     };
+    let mut head = head;
+    let norm = &cfg.request_normalization;
+    if head.headers.len() > norm.max_headers_count as usize {
+        return Prepared::Reject(HeadError::TooManyHeaders, head.minor);
+    }
+    // Headers with underscores (rare: scanned only when the action is not ALLOW).
+    let mut kept: Option<Vec<httparse::Header<'_>>> = None;
+    if norm.headers_with_underscores_action != UnderscoresAction::Allow
+        && head.headers.iter().any(|h| h.name.contains('_'))
+    {
+        if norm.headers_with_underscores_action == UnderscoresAction::RejectRequest {
+            hcm.codec_stats.inc(
+                w,
+                http1_codec::Counter::RequestsRejectedWithUnderscoresInHeaders,
+            );
+            return Prepared::Reject(HeadError::UnderscoreInHeader, head.minor);
+        }
+        let mut list = Vec::with_capacity(head.headers.len());
+        for (i, h) in head.headers.iter().enumerate() {
+            if h.name.contains('_') {
+                // Dropped from routing and from the upstream head (not a kept line).
+                head.kinds[i] = crate::http1::Kind::HopByHop;
+                hcm.codec_stats
+                    .inc(w, http1_codec::Counter::DroppedHeadersWithUnderscores);
+            } else {
+                list.push(*h);
+            }
+        }
+        kept = Some(list);
+    }
     let info = ReqInfo {
         head_len: head.head_len,
         framing: head.framing,
@@ -115,7 +158,7 @@ pub fn prepare<'v>(
                 body: Cow::Borrowed(b""),
                 location: None,
                 mutations: None,
-                non_relative: true,
+                origin: LocalOrigin::NonRelative,
             },
             info,
         );
@@ -123,13 +166,38 @@ pub fn prepare<'v>(
     if head.connect {
         return Prepared::NoRoute(info);
     }
+    let normalized;
+    let mut path = head.path;
+    let opts = PathOptions::of(norm);
+    if opts.active() {
+        match opts.apply(head.path) {
+            Normalized::Unchanged => {}
+            Normalized::Path(p) => {
+                normalized = p;
+                path = &normalized;
+            }
+            Normalized::Reject => return Prepared::Reject(HeadError::InvalidPath, head.minor),
+            Normalized::Redirect(location) => {
+                return Prepared::Local(
+                    LocalSpec {
+                        status: 307,
+                        body: Cow::Borrowed(b""),
+                        location: Some(location),
+                        mutations: None,
+                        origin: LocalOrigin::PathRedirect,
+                    },
+                    info,
+                );
+            }
+        }
+    }
     let stripped = strip_port(authority, head.method, cfg.strip_port_mode, listener_port);
     let view = RequestView {
         method: head.method,
-        path: head.path,
+        path,
         authority: stripped,
         scheme: "http",
-        headers: head.headers,
+        headers: kept.as_deref().unwrap_or(head.headers),
     };
     let sel = hcm.routes.select(&view);
     let mut run_filters = |route, cluster| {
@@ -161,7 +229,7 @@ pub fn prepare<'v>(
                 body: Cow::Borrowed(body),
                 location: None,
                 mutations: Some((sel, 0)),
-                non_relative: false,
+                origin: LocalOrigin::Route,
             },
             info,
         ),
@@ -171,7 +239,7 @@ pub fn prepare<'v>(
                 body: Cow::Borrowed(b""),
                 location: Some(location),
                 mutations: Some((sel, 0)),
-                non_relative: false,
+                origin: LocalOrigin::Route,
             },
             info,
         ),
@@ -183,6 +251,7 @@ pub fn prepare<'v>(
                     || default_host
                     || stripped.len() != authority.len(),
                 peer: down.peer,
+                path,
             };
             upstream_head::build(req_out, buf, &head, hcm, &routed, route, &sel, choice);
             if !verdict.request_lines.is_empty() && req_out.ends_with(b"\r\n\r\n") {

@@ -51,6 +51,13 @@ impl RequestRecord {
         (status, body)
     }
 
+    /// Sets `%RESPONSE_CODE_DETAILS%` for a local reply that is not an error.
+    pub fn details(&mut self, details: &'static str) {
+        if let Some(l) = self.log.as_deref_mut() {
+            l.details = details;
+        }
+    }
+
     /// The upstream host the (last) attempt went to.
     pub fn upstream(&mut self, addr: SocketAddr) {
         if let Some(l) = self.log.as_deref_mut() {
@@ -85,8 +92,11 @@ fn details(kind: ErrorKind) -> (&'static str, &'static str) {
     const REFUSED: &str = "delayed_connect_error:_Connection_refused";
     match kind {
         ErrorKind::DownstreamProtocol(HeadError::MissingHost) => ("missing_host_header", ""),
-        ErrorKind::DownstreamProtocol(HeadError::TooLarge | HeadError::TooManyHeaders) => {
-            ("http1.headers_too_large", "")
+        ErrorKind::DownstreamProtocol(HeadError::TooLarge) => ("http1.headers_too_large", ""),
+        ErrorKind::DownstreamProtocol(HeadError::TooManyHeaders) => ("http1.too_many_headers", ""),
+        ErrorKind::DownstreamProtocol(HeadError::InvalidPath) => ("path_normalization_failed", ""),
+        ErrorKind::DownstreamProtocol(HeadError::UnderscoreInHeader) => {
+            ("http1.unexpected_underscore", "")
         }
         ErrorKind::DownstreamProtocol(_) => ("http1.codec_error", ""),
         ErrorKind::NoRoute => ("route_not_found", ""),

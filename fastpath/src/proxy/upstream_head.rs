@@ -18,6 +18,8 @@ pub struct Routed<'a> {
     /// port, default host): the upstream gets a `host` line with it.
     pub rewrite_host: bool,
     pub peer: SocketAddr,
+    /// The request path after normalization (`head.path` when none applied).
+    pub path: &'a str,
 }
 
 /// Writes the upstream head for `head` (parsed from `buf`) into `out`.
@@ -70,7 +72,7 @@ pub fn build(
     });
     // Several x-forwarded-for lines become one, joined by ',' (as Envoy's header map does).
     let rewrite_xff = append.is_some() || xff_lines > 1;
-    let rewritten_path = route.rewrite_path(head.path);
+    let rewritten_path = route.rewrite_path(routed.path);
     let set_xfp = !has_xfp || (cfg.use_remote_address && cfg.xff_num_trusted_hops == 0);
     let set_rid =
         cfg.generate_request_id && (!has_rid || (edge && !cfg.preserve_external_request_id));
@@ -94,7 +96,7 @@ pub fn build(
     out.clear();
     out.extend_from_slice(head.method.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(rewritten_path.as_deref().unwrap_or(head.path).as_bytes());
+    out.extend_from_slice(rewritten_path.as_deref().unwrap_or(routed.path).as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let rid = set_rid.then(request_id);
     let mut ms = itoa::Buffer::new();
@@ -119,7 +121,7 @@ pub fn build(
         add!("x-envoy-external-address", ext.as_bytes());
     }
     if rewritten_path.is_some() {
-        add!("x-envoy-original-path", head.path.as_bytes());
+        add!("x-envoy-original-path", routed.path.as_bytes());
     }
     if let Some(t) = timeout_ms {
         add!("x-envoy-expected-rq-timeout-ms", ms.format(t).as_bytes());

@@ -208,6 +208,7 @@ pub trait TypedScope {
 
 typed_scope!(ListenerStats, listener);
 typed_scope!(HttpStats, http);
+typed_scope!(Http1CodecStats, http1_codec);
 typed_scope!(ClusterStats, cluster);
 typed_scope!(OutlierStats, outlier);
 impl ClusterStats {

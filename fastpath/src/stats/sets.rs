@@ -69,6 +69,18 @@ stat_set! { http, prefix_codes: None,
     control_counters {}
 }
 
+// `http1.*`: Envoy's HTTP/1 codec stats (one global scope, not per connection manager).
+stat_set! { http1_codec, prefix_codes: None,
+    counters {
+        DroppedHeadersWithUnderscores => "dropped_headers_with_underscores",
+        RequestsRejectedWithUnderscoresInHeaders => "requests_rejected_with_underscores_in_headers",
+    }
+    gauges {}
+    histograms {}
+    globals {}
+    control_counters {}
+}
+
 // `cluster.<name>.*`
 stat_set! { cluster, prefix_codes: Some("upstream_rq_"),
     counters {

@@ -484,6 +484,15 @@ MESSAGES: dict[str, Message] = {
             "incomplete), or a reset once the response started"
         ),
         request_timeout=ok("408 `request timeout`"),
+        normalize_path=ok("RFC 3986 dot segments and Envoy's (Chromium's) canonical escapes"),
+        merge_slashes=ok(),
+        path_with_escaped_slashes_action=enum(
+            "IMPLEMENTATION_SPECIFIC_DEFAULT",
+            "KEEP_UNCHANGED",
+            "REJECT_REQUEST",
+            "UNESCAPE_AND_REDIRECT",
+            "UNESCAPE_AND_FORWARD",
+        ),
     ),
     "envoy.extensions.filters.network.http_connection_manager.v3.Rds": message(
         config_source=ok("`ads` only"), route_config_name=ok()
@@ -496,6 +505,8 @@ MESSAGES: dict[str, Message] = {
     **ACCESS_LOG_MESSAGES,
     "envoy.config.core.v3.HttpProtocolOptions": message(
         idle_timeout=ok("0 disables"),
+        headers_with_underscores_action=ok("connection manager only (requests)"),
+        max_headers_count=ok("connection manager only; at most 100 (431 above it)"),
         max_requests_per_connection=ok(),
         max_connection_duration=ok(
             "downstream; upstream: an older pooled connection is closed and not reused"

@@ -21,6 +21,7 @@ from .supported import UPSTREAM_HTTP_OPTIONS
 from .translate_circuit_breakers import circuit_breakers
 from .translate_health import health_check
 from .translate_lb import check_priorities, lb_settings
+from .translate_normalization import check_upstream_header_options
 from .translate_outlier import outlier_detection
 from .translate_timeouts import upstream_limits
 from .type_urls import type_name, unpack
@@ -99,6 +100,7 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
     if checked is not None:
         out.health.append(checked)
     resilience: dict[str, Any] = upstream_limits(config, path)
+    check_upstream_header_options(config, path, problems)
     if config.HasField("circuit_breakers"):
         at = paths.field(path, "circuit_breakers")
         resilience["circuit_breakers"] = circuit_breakers(config.circuit_breakers, at, problems)

@@ -17,6 +17,7 @@ from .supported import HCM, NETWORK_LOCAL_RATELIMIT, ROUTER, TCP_PROXY
 from .translate_access_log import access_logs
 from .translate_http_filters import http_filters
 from .translate_network import connection_rate_limit, tcp_proxy
+from .translate_normalization import request_normalization
 from .translate_routes import ClusterRefs, route_config
 from .translate_timeouts import connection_limits, stream_timeouts
 from .type_urls import type_name, unpack
@@ -197,6 +198,7 @@ def http_connection_manager(
         "drain_timeout_ms": duration_field_ms(manager, "drain_timeout", DEFAULT_DRAIN_TIMEOUT_MS),
         **connection_limits(manager),
         **stream_timeouts(manager),
+        **request_normalization(manager, path, problems),
     }
     filters = http_filters(manager, path, problems)
     if filters:

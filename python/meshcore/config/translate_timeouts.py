@@ -44,7 +44,7 @@ def stream_timeouts(manager: Any) -> dict[str, Any]:
     return {"stream_timeouts": timeouts} if timeouts != default else {}
 
 
-def _upstream_common(
+def upstream_common(
     config: cluster_pb2.Cluster, path: str
 ) -> tuple[protocol_pb2.HttpProtocolOptions | None, str]:
     """The cluster's common HTTP options and their path (conflicts are reported by the idle
@@ -69,7 +69,7 @@ def _upstream_common(
 def upstream_limits(config: cluster_pb2.Cluster, path: str) -> dict[str, Any]:
     """The cluster's upstream connection limits, only those set: `max_requests_per_connection`
     of the common options, else the deprecated cluster field; `max_connection_duration`."""
-    common, _ = _upstream_common(config, path)
+    common, _ = upstream_common(config, path)
     out: dict[str, Any] = {}
     max_requests = int(wrapped(config, "max_requests_per_connection", 0))
     if common is not None and common.HasField("max_requests_per_connection"):
