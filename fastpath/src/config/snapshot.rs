@@ -153,6 +153,9 @@ pub struct HttpConnectionManager {
     /// Header hygiene and path normalization before routing (types below).
     #[serde(default)]
     pub request_normalization: RequestNormalization,
+    /// `upgrade_configs`: the upgrades (e.g. `websocket`) this connection manager proxies.
+    #[serde(default)]
+    pub upgrade_configs: Vec<UpgradeConfig>,
     /// The HTTP filters before the router, in order (`http_filters`; empty: none).
     #[serde(default)]
     pub http_filters: Vec<HttpFilter>,
@@ -417,6 +420,8 @@ pub enum QueryRule {
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+// Read once per apply: the size difference between the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum RouteAction {
     Route(ForwardAction),
     DirectResponse(DirectResponse),
@@ -451,6 +456,20 @@ pub struct ForwardAction {
     /// this route (0 disables it); absent: the HCM's applies.
     #[serde(default)]
     pub idle_timeout_ms: Option<u64>,
+    /// Route `upgrade_configs`: enable or disable an upgrade type for this route (over the
+    /// connection manager's).
+    #[serde(default)]
+    pub upgrade_configs: Vec<UpgradeConfig>,
+}
+
+/// An `upgrade_configs` entry: `upgrade_type` (lower-cased by Python; `websocket`) and
+/// whether it is enabled (Envoy's default: true).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeConfig {
+    pub upgrade_type: String,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
 }
 
 /// One route `hash_policy` entry.

@@ -12,10 +12,10 @@ use tokio::time::Instant;
 
 use super::io::{write_all_vectored, write_or_early_response};
 use super::prepare::{ForwardPlan, ReqInfo};
-use super::response::{self, MAX_RESPONSE_HEAD, Parsed, RespCtx, RespInfo};
+use super::response::{self, DownMode, MAX_RESPONSE_HEAD, Parsed, RespCtx, RespInfo};
 use super::response_body::BodyIdle;
 use super::stream_timers::{Expired, StreamTimers};
-use super::{Conn, Flow, ReqBody};
+use super::{Conn, Flow, LocalBody, ReqBody};
 use crate::breaker::Resource;
 use crate::cluster::{ClusterState, HostCounters};
 use crate::compiled::{Hcm, ListenerView};
@@ -498,8 +498,42 @@ impl Conn {
             }
         };
 
+        if plan.upgrade && resp.mode != DownMode::Tunnel && (200..300).contains(&resp.code) {
+            // A 2xx instead of the 101: Envoy ends the exchange with that status, no body,
+            // and closes (the upstream connection is not reused either). Other statuses are
+            // passed on as usual, with `connection: close`.
+            let s = &cluster.stats;
+            s.inc(w, cluster_class(resp.code));
+            s.status_code(w, resp.code);
+            s.inc(w, cluster::Counter::UpstreamRqCompleted);
+            drop(up);
+            self.put_bufs(ubuf, resp_out);
+            self.record.details("websocket_handshake_unsuccessful");
+            let info = ReqInfo {
+                keep_alive: false,
+                ..*info
+            };
+            let body = LocalBody {
+                status: resp.code,
+                body: b"",
+                location: None,
+            };
+            return self
+                .local_reply(hcm, &info, body, None, started, ReqBody::Consumed)
+                .await;
+        }
         hcm.stats.inc(w, http_class(resp.code));
         self.record.status = resp.code;
+        if resp.mode == DownMode::Tunnel {
+            let s = &cluster.stats;
+            s.inc(w, cluster_class(resp.code));
+            s.status_code(w, resp.code);
+            let flow = self
+                .tunnel(hcm, up, &ubuf, &resp_out, &resp, timers.idle())
+                .await;
+            self.put_bufs(ubuf, resp_out);
+            return flow;
+        }
         // The response started: the request timer stops (Envoy), and each read of the body
         // is bounded by the stream and per-try idle timeouts.
         timers.request_done();
@@ -736,8 +770,13 @@ impl Conn {
 
             let sent_at = Instant::now();
             let deadline = deadlines.attempt(sent_at);
-            let client_keep_alive =
-                info.keep_alive && !early && !self.closing() && !self.past_limits(hcm);
+            // An upgrade request's connection ends with its response unless it becomes a
+            // tunnel (as Envoy: `connection: close` on a refusal passed through).
+            let client_keep_alive = info.keep_alive
+                && !plan.upgrade
+                && !early
+                && !self.closing()
+                && !self.past_limits(hcm);
             return match self
                 .read_response_head(
                     &mut up,
@@ -960,6 +999,7 @@ impl Conn {
                     sel: &plan.sel,
                     choice: plan.choice,
                     filter_lines: &self.reply_extra,
+                    upgrade: plan.upgrade,
                 };
                 match response::build(ubuf, out, &ctx) {
                     Ok(Some(Parsed::Final(r))) => return Ok(r),

@@ -14,6 +14,7 @@ mod record;
 mod response;
 mod response_body;
 mod stream_timers;
+mod upgrade;
 mod upstream_head;
 
 use std::cell::Cell;
@@ -458,6 +459,8 @@ impl Conn {
                     hcm.stats.inc(w, http::Counter::DownstreamRqNonRelativePath);
                 } else if spec.origin == LocalOrigin::PathRedirect {
                     self.record.details("path_normalization_failed");
+                } else if spec.origin == LocalOrigin::UpgradeFailed {
+                    self.record.details("upgrade_failed");
                 } else if spec.location.is_some() {
                     hcm.stats.inc(w, http::Counter::RqRedirect);
                 } else if spec.mutations.is_some() {

@@ -49,6 +49,9 @@ pub enum LocalOrigin {
     NonRelative,
     /// `path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT` (`path_normalization_failed`).
     PathRedirect,
+    /// An upgrade neither the connection manager nor the route enables: 403 and close
+    /// (`upgrade_failed`).
+    UpgradeFailed,
 }
 
 pub struct ForwardPlan<'v> {
@@ -60,6 +63,8 @@ pub struct ForwardPlan<'v> {
     pub route: &'v crate::router::ForwardRoute,
     /// The route `hash_policy`'s request hash (RING_HASH, MAGLEV).
     pub hash: Option<u64>,
+    /// The request is an upgrade (`websocket`) this route proxies.
+    pub upgrade: bool,
 }
 
 pub enum Prepared<'v> {
@@ -191,6 +196,9 @@ pub fn prepare<'v>(
             }
         }
     }
+    // An upgrade request (`connection: upgrade` + `upgrade: X`); h2c is not one, as Envoy's
+    // HTTP/1 codec drops it (the request goes on as a plain one).
+    let upgrade = super::upgrade::requested(&head).filter(|u| !u.eq_ignore_ascii_case("h2c"));
     let stripped = strip_port(authority, head.method, cfg.strip_port_mode, listener_port);
     let view = RequestView {
         method: head.method,
@@ -222,6 +230,25 @@ pub fn prepare<'v>(
         _ => None,
     };
     run_filters(Some(sel.indices()), cluster.map(|c| c.0));
+    if let Some(kind) = upgrade {
+        let enabled = super::upgrade::enabled(&cfg.upgrade_configs, &action, kind);
+        if !enabled {
+            let info = ReqInfo {
+                keep_alive: false,
+                ..info
+            };
+            return Prepared::Local(
+                LocalSpec {
+                    status: 403,
+                    body: Cow::Borrowed(b""),
+                    location: None,
+                    mutations: None,
+                    origin: LocalOrigin::UpgradeFailed,
+                },
+                info,
+            );
+        }
+    }
     match action {
         Action::Direct { status, body } => Prepared::Local(
             LocalSpec {
@@ -252,6 +279,7 @@ pub fn prepare<'v>(
                     || stripped.len() != authority.len(),
                 peer: down.peer,
                 path,
+                upgrade,
             };
             upstream_head::build(req_out, buf, &head, hcm, &routed, route, &sel, choice);
             if !verdict.request_lines.is_empty() && req_out.ends_with(b"\r\n\r\n") {
@@ -268,6 +296,7 @@ pub fn prepare<'v>(
                     timeout: route.timeout(),
                     route,
                     hash: route.request_hash(&view, down.peer.ip()),
+                    upgrade: upgrade.is_some(),
                 },
                 info,
             )

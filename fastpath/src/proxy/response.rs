@@ -24,6 +24,9 @@ pub enum DownMode {
     Rechunk,
     /// Close-delimited both ways.
     Raw,
+    /// `101 Switching Protocols` to an upgrade request: bytes both ways until either side
+    /// closes (`proxy/upgrade.rs`).
+    Tunnel,
 }
 
 pub struct RespCtx<'a, 'v> {
@@ -38,6 +41,8 @@ pub struct RespCtx<'a, 'v> {
     pub choice: usize,
     /// Header lines the HTTP filters add (`name: value\r\n`, e.g. `x-ratelimit-*`).
     pub filter_lines: &'a [u8],
+    /// The request asked for an upgrade this route proxies: a 101 is the tunnel's start.
+    pub upgrade: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -65,14 +70,16 @@ pub fn build(
     let Some(head) = parse_response(buf, &mut storage, MAX_RESPONSE_HEAD, ctx.is_head)? else {
         return Ok(None);
     };
-    if (100..200).contains(&head.code) {
+    let tunnel = head.code == 101 && ctx.upgrade;
+    if (100..200).contains(&head.code) && !tunnel {
         if head.code == 101 {
             return Err(HeadError::Malformed("unexpected 101 Switching Protocols"));
         }
         return Ok(Some(Parsed::Informational(head.head_len)));
     }
-    let mut close = !ctx.client_keep_alive;
+    let mut close = !ctx.client_keep_alive && !tunnel;
     let mode = match head.framing {
+        _ if tunnel => DownMode::Tunnel,
         Framing::None => DownMode::None,
         Framing::Length(n) => DownMode::Length(n),
         Framing::Chunked if ctx.client_minor == 1 => DownMode::ChunkedPass,
@@ -91,6 +98,8 @@ pub fn build(
     let keep_server = ctx.transformation != ServerHeaderTransformation::Overwrite;
     let keep = |k: Kind| match k {
         Kind::Server => keep_server,
+        // A tunnel's 101 keeps `connection: upgrade` and `upgrade` (as Envoy).
+        Kind::HopByHop | Kind::Connection if tunnel => true,
         Kind::HopByHop | Kind::Connection | Kind::TransferEncoding => false,
         Kind::XEnvoyUpstreamServiceTime => false,
         _ => true,
@@ -112,11 +121,13 @@ pub fn build(
         extra[n] = ("date", d);
         n += 1;
     }
-    extra[n] = (
-        "x-envoy-upstream-service-time",
-        st.format(ctx.service_time_ms).as_bytes(),
-    );
-    n += 1;
+    if !tunnel {
+        extra[n] = (
+            "x-envoy-upstream-service-time",
+            st.format(ctx.service_time_ms).as_bytes(),
+        );
+        n += 1;
+    }
     if matches!(mode, DownMode::ChunkedPass | DownMode::Rechunk) {
         extra[n] = ("transfer-encoding", b"chunked");
         n += 1;
@@ -124,7 +135,7 @@ pub fn build(
     if close {
         extra[n] = ("connection", b"close");
         n += 1;
-    } else if ctx.client_minor == 0 {
+    } else if ctx.client_minor == 0 && !tunnel {
         extra[n] = ("connection", b"keep-alive");
         n += 1;
     }

@@ -131,6 +131,8 @@ impl Conn {
         };
         let body_start = resp.head_len;
         match resp.mode {
+            // Handled by `forward` before any body is relayed (`proxy/upgrade.rs`).
+            DownMode::Tunnel => Err(BodyStop::Malformed),
             DownMode::None => {
                 send_down(&mut self.down.stream, &[head], &tx).await?;
                 Ok(ubuf.len() == body_start)

@@ -20,6 +20,9 @@ pub struct Routed<'a> {
     pub peer: SocketAddr,
     /// The request path after normalization (`head.path` when none applied).
     pub path: &'a str,
+    /// The `upgrade` value of an upgrade request the route proxies: the upstream gets
+    /// `connection: Upgrade` and this `upgrade` line.
+    pub upgrade: Option<&'a str>,
 }
 
 /// Writes the upstream head for `head` (parsed from `buf`) into `out`.
@@ -100,7 +103,7 @@ pub fn build(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let rid = set_rid.then(request_id);
     let mut ms = itoa::Buffer::new();
-    let mut extra: [(&str, &[u8]); 8] = [("", b""); 8];
+    let mut extra: [(&str, &[u8]); 10] = [("", b""); 10];
     let mut n = 0;
     macro_rules! add {
         ($name:expr, $value:expr) => {{
@@ -128,6 +131,10 @@ pub fn build(
     }
     if head.framing == Framing::Chunked {
         add!("transfer-encoding", b"chunked");
+    }
+    if let Some(u) = routed.upgrade {
+        add!("connection", b"Upgrade");
+        add!("upgrade", u.as_bytes());
     }
     let extra = &extra[..n];
     // The merged x-forwarded-for value, in parts: the received values, then the appended

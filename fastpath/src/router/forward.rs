@@ -26,6 +26,8 @@ pub struct ForwardRoute {
     retry: Option<Box<RetryPolicy>>,
     attempt_count: bool,
     mirrors: Box<[Mirror]>,
+    /// Route `upgrade_configs`: (lower-case type, enabled).
+    upgrades: Box<[(Box<str>, bool)]>,
 }
 
 /// A `request_mirror_policies` entry: the cluster index and the share mirrored (ppm).
@@ -137,6 +139,11 @@ impl ForwardRoute {
             attempt_count: cfg.include_request_attempt_count,
             mirrors: mirrors.into(),
             hash: HashPolicies::compile(&cfg.hash_policy),
+            upgrades: cfg
+                .upgrade_configs
+                .iter()
+                .map(|u| (u.upgrade_type.to_ascii_lowercase().into(), u.enabled))
+                .collect(),
         };
         Ok((route, weighted))
     }
@@ -174,6 +181,15 @@ impl ForwardRoute {
     /// replaces it, `None` leaves the connection manager's.
     pub fn idle_timeout(&self) -> Option<Option<Duration>> {
         self.idle_timeout
+    }
+
+    /// Whether this route proxies an upgrade of `kind` (lower case): its own
+    /// `upgrade_configs` entry decides, else `hcm_default` (the connection manager's).
+    pub fn upgrade_enabled(&self, kind: &str, hcm_default: bool) -> bool {
+        self.upgrades
+            .iter()
+            .find(|(t, _)| &**t == kind)
+            .map_or(hcm_default, |(_, on)| *on)
     }
 
     /// The retry policy, if any.
@@ -224,6 +240,7 @@ mod tests {
             request_mirror_policies: vec![],
             hash_policy: vec![],
             idle_timeout_ms: None,
+            upgrade_configs: vec![],
         }
     }
 

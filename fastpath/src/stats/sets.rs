@@ -55,11 +55,13 @@ stat_set! { http, prefix_codes: None,
         DownstreamRqHeaderTimeout => "downstream_rq_header_timeout",
         DownstreamRqIdleTimeout => "downstream_rq_idle_timeout",
         DownstreamRqTimeout => "downstream_rq_timeout",
+        DownstreamCxUpgradesTotal => "downstream_cx_upgrades_total",
     }
     gauges {
         DownstreamCxActive => "downstream_cx_active",
         DownstreamCxHttp1Active => "downstream_cx_http1_active",
         DownstreamRqActive => "downstream_rq_active",
+        DownstreamCxUpgradesActive => "downstream_cx_upgrades_active",
     }
     histograms {
         DownstreamRqTime => "downstream_rq_time",

@@ -486,6 +486,10 @@ MESSAGES: dict[str, Message] = {
         request_timeout=ok("408 `request timeout`"),
         normalize_path=ok("RFC 3986 dot segments and Envoy's (Chromium's) canonical escapes"),
         merge_slashes=ok(),
+        upgrade_configs=ok(
+            "WebSocket and other HTTP/1.1 upgrades: a byte tunnel after the upstream's 101; "
+            "not CONNECT"
+        ),
         path_with_escaped_slashes_action=enum(
             "IMPLEMENTATION_SPECIFIC_DEFAULT",
             "KEEP_UNCHANGED",
@@ -494,6 +498,8 @@ MESSAGES: dict[str, Message] = {
             "UNESCAPE_AND_FORWARD",
         ),
     ),
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+    ".UpgradeConfig": message(later=("filters",), upgrade_type=ok("not CONNECT"), enabled=ok()),
     "envoy.extensions.filters.network.http_connection_manager.v3.Rds": message(
         config_source=ok("`ads` only"), route_config_name=ok()
     ),
@@ -585,6 +591,10 @@ MESSAGES: dict[str, Message] = {
         timeout=ok("default 15s, 0 disables"),
         idle_timeout=ok("replaces the connection manager's `stream_idle_timeout`; 0 disables"),
         hash_policy=ok("for RING_HASH and MAGLEV clusters"),
+        upgrade_configs=ok("enables or disables an upgrade type for the route"),
+    ),
+    "envoy.config.route.v3.RouteAction.UpgradeConfig": message(
+        later=("connect_config",), upgrade_type=ok("not CONNECT"), enabled=ok()
     ),
     "envoy.config.route.v3.RouteAction.HashPolicy": message(
         later=("filter_state",),

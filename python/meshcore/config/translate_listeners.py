@@ -20,6 +20,7 @@ from .translate_network import connection_rate_limit, tcp_proxy
 from .translate_normalization import request_normalization
 from .translate_routes import ClusterRefs, route_config
 from .translate_timeouts import connection_limits, stream_timeouts
+from .translate_upgrades import upgrade_configs
 from .type_urls import type_name, unpack
 from .values import duration_field_ms, enum_name, is_ip, wrapped
 
@@ -200,6 +201,11 @@ def http_connection_manager(
         **stream_timeouts(manager),
         **request_normalization(manager, path, problems),
     }
+    upgrades = upgrade_configs(
+        manager.upgrade_configs, paths.field(path, "upgrade_configs"), problems
+    )
+    if upgrades:
+        out["upgrade_configs"] = upgrades
     filters = http_filters(manager, path, problems)
     if filters:
         out["http_filters"] = filters
