@@ -15,7 +15,7 @@
     "1xx": "#64748b", "2xx": "#16a34a", "3xx": "#2563eb", "4xx": "#d97706", "5xx": "#dc2626",
   };
   const SVG_NS = "http://www.w3.org/2000/svg";
-  const WIDTH = 600, HEIGHT = 180, LEFT = 52, RIGHT = 8, TOP = 10, BOTTOM = 18;
+  const WIDTH = 600, HEIGHT = 180, LEFT = 60, RIGHT = 8, TOP = 12, BOTTOM = 12;
 
   const history = [];  // one point per pair of successive polls
   let previous = null;  // the last poll's sample
@@ -119,7 +119,7 @@
     for (const frac of [0, 0.5, 1]) {
       const value = max * frac;
       chart.append(svg("line", { class: "grid", x1: LEFT, x2: WIDTH - RIGHT, y1: y(value), y2: y(value) }));
-      const label = svg("text", { class: "axis-label", x: LEFT - 6, y: y(value) + 4, "text-anchor": "end" });
+      const label = svg("text", { class: "axis-label", x: LEFT - 6, y: y(value) + 6, "text-anchor": "end" });
       label.textContent = format(value);
       chart.append(label);
     }
