@@ -4,6 +4,7 @@ the admin routes for it and for the page's static files."""
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Any
 
@@ -11,7 +12,7 @@ import orjson
 import pytest
 from meshcore.admin import summary, summary_scan
 from meshcore.admin.handlers import AdminApp, AdminContext
-from meshcore.admin.histogram import ENGINE_BOUNDS_MS
+from meshcore.admin.histogram import ENGINE_BOUNDS_MS, Histogram, quantile
 from meshcore.admin.server import Request
 from meshcore.admin.stat_lines import encode
 from meshcore.admin.stats_model import StatsCollector
@@ -276,3 +277,18 @@ async def test_static_files_of_the_page():
     assert b'<script src="/static/dashboard.js" defer></script>' in home.body
     assert b"<a href='/stats/summary'>/stats/summary</a>" in home.body
     assert b"<!--ENDPOINTS-->" not in home.body
+
+
+def test_interval_p99_is_the_histograms_quantile():
+    rng = random.Random(8)
+    for _ in range(500):
+        interval = [rng.choice((0, 0, 0, 1, 3, 50)) for _ in range(BUCKETS)]
+        line = hist_line([1] * BUCKETS, interval).encode()
+        expected = quantile(Histogram(ENGINE_BOUNDS_MS, tuple(interval), 0.0, 0), 0.99)
+        got = summary_scan.interval_p99(line)
+        if sum(interval) == 0:
+            assert got is None
+        else:
+            assert got == pytest.approx(round(expected, 3), abs=1e-9), interval
+    assert summary_scan.interval_p99(hist_line([1] * BUCKETS).encode()) is None
+    assert summary_scan.interval_p99(b"0") is None
