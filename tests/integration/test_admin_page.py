@@ -32,7 +32,7 @@ pytestmark = pytest.mark.meshcore_only
 PAGE = "/?interval=500"
 OK_REQUESTS = 30
 FAILING_REQUESTS = 10
-DELAY_MS = 30  # upstream delay of the 2xx requests: their latency falls in (25, 50] ms
+DELAY_MS = 30  # upstream delay of the 2xx requests: their latency is at least 25 ms
 
 
 @pytest.fixture(scope="module")
@@ -173,9 +173,11 @@ def test_charts_show_the_requests_sent(page_after_traffic, browser):
     assert max(total["values"]) > 0
 
     latency = series(page_after_traffic, "chart-latency")
-    p99 = [v for v in latency["p99"]["values"] if v is not None]
-    # Every 2xx took DELAY_MS (bucket 25–50 ms); the 503s took under a millisecond.
-    assert p99 and 25 <= max(p99) <= 50, latency
+    p50, p99 = ([v for v in latency[q]["values"] if v is not None] for q in ("p50", "p99"))
+    # Every 2xx took at least DELAY_MS (bucket 25–50 ms unless the machine is busy), sent
+    # after the fast 503s: some poll saw only them. Milliseconds, not µs or seconds.
+    assert p50 and p99, latency
+    assert 25 <= max(p50) <= max(p99) < 1000, latency
     assert browser.errors() == []
 
 
