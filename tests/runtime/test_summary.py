@@ -270,7 +270,7 @@ async def test_static_files_of_the_page():
     assert b'fetch("/stats/summary"' in js.body
     css = await admin(request("/static/dashboard.css"))
     assert (css.status, css.content_type) == (200, "text/css; charset=UTF-8")
-    for path in ("/static/../handlers.py", "/static/nope.js", "/static/", "/static/index"):
+    for path in ("/static/../handlers.py", "/static/nope.js", "/static/", "/static/index.html"):
         assert (await admin(request(path))).status == 404, path
     assert (await admin(request("/static/dashboard.js", "POST"))).status == 404
     home = await admin(request("/"))

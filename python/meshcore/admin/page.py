@@ -9,11 +9,8 @@ from collections.abc import Iterable
 from importlib import resources
 
 STATIC_PREFIX = "/static/"
-_TYPES = {
-    ".css": "text/css; charset=UTF-8",
-    ".html": "text/html; charset=UTF-8",
-    ".js": "text/javascript; charset=UTF-8",
-}
+# What `/static/` serves (index.html is the template of `/`, not served as it is).
+_TYPES = {".css": "text/css; charset=UTF-8", ".js": "text/javascript; charset=UTF-8"}
 _ENDPOINTS_MARK = "<!--ENDPOINTS-->"
 
 
