@@ -1,4 +1,4 @@
-"""The `meshcore` command: run, validate and demo (Envoy's flags where Envoy has one)."""
+"""The `meshcore` command: run, validate, demo and top (Envoy's flags where Envoy has one)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,14 @@ def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"not a port: {value}")
+    return value
+
+
+def _interval(text: str) -> float:
+    value = float(text)
+    # The admin reuses a summary for 0.5 s (admin/summary.py SummaryCache).
+    if not value >= 0.5:
+        raise argparse.ArgumentTypeError(f"must be at least 0.5 (seconds), got {text}")
     return value
 
 
@@ -93,6 +101,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=_port, default=10000, help="main listener (default 10000)")
     demo.add_argument("--admin-port", type=_port, default=9901, help="admin (default 9901)")
     _add_serving_options(demo)
+
+    top = commands.add_parser(
+        "top", help="live view of a running proxy's busiest connection managers and clusters"
+    )
+    top.add_argument("--admin", default="127.0.0.1:9901", metavar="HOST:PORT", help="admin address")
+    top.add_argument(
+        "--interval", type=_interval, default=1.0, metavar="S", help="seconds between polls"
+    )
+    top.add_argument(
+        "--once", action="store_true", help="print one frame (rates over --interval) and exit"
+    )
+    top.add_argument(
+        "--limit", type=_positive_int, default=None, metavar="N",
+        help="clusters shown (default: what fits the terminal; 20 with --once)",
+    )  # fmt: skip
     return parser
 
 
@@ -164,6 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "validate":
         return _validate(args.config_path)
+    if args.command == "top":
+        from meshcore.top.screen import run
+
+        return run(args.admin, args.interval, args.once, args.limit)
     log_setup.configure(args.log_level)
     try:
         return _run(args) if args.command == "run" else _demo(args)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from meshcore.admin import clusters_view, listeners_view, stats_prometheus, stats_text
+from meshcore.admin import (
+    clusters_view,
+    listeners_view,
+    page,
+    stats_prometheus,
+    stats_text,
+    summary,
+)
 from meshcore.admin.clusters_view import HealthLookup, HostnameLookup, no_health
 from meshcore.admin.config_dump import config_dump, static_resources
 from meshcore.admin.server import Request, Response
@@ -34,6 +40,7 @@ class AdminContext:
     health: HealthLookup = no_health
     xds_dump: Callable[[bool], Mapping[str, Any]] | None = None
     """The xDS client's dynamic resources for /config_dump (include EDS or not)."""
+    summary_cache: summary.SummaryCache = field(default_factory=summary.SummaryCache)
 
 
 class BadRequest(Exception):
@@ -82,6 +89,17 @@ def _stats(ctx: AdminContext, request: Request) -> Response:
     if fmt == "prometheus":
         return Response.text(200, stats_prometheus.render_prometheus(snap))
     return Response.text(200, stats_text.render_text(snap))
+
+
+def _summary(ctx: AdminContext, request: Request) -> Response:
+    pattern = _regex(request)
+    if pattern is not None:
+        return Response.json(summary.render(summary.summarize(ctx.engine, ctx.state, pattern)))
+
+    def build() -> bytes:
+        return summary.render(summary.summarize(ctx.engine, ctx.state))
+
+    return Response.json(ctx.summary_cache.get(build))
 
 
 def _prometheus(ctx: AdminContext, request: Request) -> Response:
@@ -167,20 +185,8 @@ def _help(ctx: AdminContext, request: Request) -> Response:
 
 
 def _home(ctx: AdminContext, request: Request) -> Response:
-    rows = []
-    for ep in ENDPOINTS.values():
-        path, text = html.escape(ep.path), html.escape(ep.help)
-        if ep.post_only:
-            cell = f"<form action='{path}' method='post'><button>{path}</button></form>"
-        else:
-            cell = f"<a href='{path}'>{path}</a>"
-        rows.append(f"<tr><td>{cell}</td><td>{text}</td></tr>")
-    page = (
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        "<title>meshcore admin</title></head><body><h1>meshcore admin</h1>"
-        f"<table>{''.join(rows)}</table></body></html>\n"
-    )
-    return Response(200, page.encode(), "text/html; charset=UTF-8")
+    endpoints = ((ep.path, ep.help, ep.post_only) for ep in ENDPOINTS.values())
+    return Response(200, page.home(endpoints), "text/html; charset=UTF-8")
 
 
 _FILTER = ("filter", "Regular expression (Python re) for filtering by name")
@@ -189,7 +195,7 @@ _FORMAT = ("format", "text (default) or json")
 ENDPOINTS: dict[str, Endpoint] = {
     ep.path: ep
     for ep in (
-        Endpoint("/", "Admin home page", _home),
+        Endpoint("/", "Admin home page: live charts, cluster health, these endpoints", _home),
         Endpoint("/clusters", "upstream cluster status", _clusters, params=(_FILTER, _FORMAT)),
         Endpoint(
             "/config_dump",
@@ -226,6 +232,13 @@ ENDPOINTS: dict[str, Endpoint] = {
             ),
         ),
         Endpoint(
+            "/stats/summary",
+            "compact JSON for the admin page and `meshcore top`: per connection manager "
+            "and per cluster (one array per field) request counters, health, latency",
+            _summary,
+            params=(("filter", "Regular expression (Python re) for filtering clusters"),),
+        ),
+        Endpoint(
             "/stats/prometheus",
             "print server stats in prometheus format",
             _prometheus,
@@ -243,6 +256,10 @@ class AdminApp:
 
     async def __call__(self, request: Request) -> Response:
         endpoint = ENDPOINTS.get(request.path)
+        if endpoint is None and request.method in ("GET", "HEAD"):
+            asset = page.static_file(request.path)
+            if asset is not None:
+                return Response(200, *asset)
         if endpoint is None:
             return Response.text(404, "invalid path. " + _help_text())
         if endpoint.post_only and request.method != "POST":
