@@ -164,7 +164,10 @@ fn malformed_extensions_never_give_a_server_name() {
     // empty, so the hello has no SNI (and can only match chains without server_names).
     let at = msg.len() - 5;
     msg[at] = 0x40;
-    assert_eq!(inspect(&records(&msg, MAX), MAX), Peek::Hello(ClientHello::default()));
+    assert_eq!(
+        inspect(&records(&msg, MAX), MAX),
+        Peek::Hello(ClientHello::default())
+    );
     // An extension longer than the extensions block: malformed.
     let mut msg = hello_message(Some("abc"), &[], 0);
     let at = msg.len() - 10;
