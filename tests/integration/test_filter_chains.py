@@ -39,7 +39,17 @@ TLS_INSPECTOR = {
         "TlsInspector"
     },
 }
-LISTENERS = ("byport", "otherport", "bysource", "mixed", "sni", "dflt", "noinspector")
+LISTENERS = (
+    "byport",
+    "otherport",
+    "bysource",
+    "mixed",
+    "sni",
+    "dflt",
+    "noinspector",
+    "alpn",
+    "order",
+)
 
 
 def answer_chain(body: str, match: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -172,6 +182,28 @@ def config(ports: dict[str, int], backends: Backends) -> dict[str, Any]:
                 answer_chain("no-sni"),
             ],
         ),
+        listener(
+            "alpn",
+            ports["alpn"],
+            [
+                relay_chain(
+                    "tls_b", {"transport_protocol": "tls", "application_protocols": ["h2"]}
+                ),
+                relay_chain("tls_a", {"transport_protocol": "tls"}),
+            ],
+            inspector=True,
+        ),
+        # Step 4 (transport protocol) comes before step 5 (ALPN): the `tls` chain wins even
+        # for a client offering h2, and the ALPN chain is dropped.
+        listener(
+            "order",
+            ports["order"],
+            [
+                relay_chain("tls_b", {"application_protocols": ["h2"]}),
+                relay_chain("tls_a", {"transport_protocol": "tls"}),
+            ],
+            inspector=True,
+        ),
     ]
     clusters = [
         static_cluster("tls_a", [("127.0.0.1", backends.a.port)]),
@@ -234,10 +266,14 @@ def get_body(port: int, source: str = "127.0.0.1") -> bytes:
     return body
 
 
-def tls_exchange(port: int, backends: Backends, server_name: str) -> tuple[str, bytes]:
-    """A TLS session through the proxy to `server_name`: (the subject CN the client saw,
-    the bytes it got back)."""
+def tls_exchange(
+    port: int, backends: Backends, server_name: str, alpn: list[str] | None = None
+) -> tuple[str, bytes]:
+    """A TLS session through the proxy to `server_name` (offering `alpn`): (the subject CN
+    the client saw, the bytes it got back)."""
     context = ssl.create_default_context(cafile=str(backends.ca.pem_path))
+    if alpn:
+        context.set_alpn_protocols(alpn)
     with connect(port) as raw, context.wrap_socket(raw, server_hostname=server_name) as tls:
         cert = tls.getpeercert()
         tls.sendall(b"hello over tls\n")
@@ -352,6 +388,23 @@ def test_server_names_without_the_tls_inspector(proxy, backends):
             context.wrap_socket(raw, server_hostname="backend.example.com")
     assert wait_counter(running, "http.hcm_no_sni.downstream_cx_total", 2) == 2
     assert running.counter("tcp.relay_blind.downstream_cx_total") == 0
+
+
+def test_application_protocols_any_offered(proxy, backends):
+    _, ports = proxy
+    subject, _ = tls_exchange(ports["alpn"], backends, "api.wild.example", ["spdy/1", "h2"])
+    assert subject == "api.wild.example"
+    subject, _ = tls_exchange(ports["alpn"], backends, "backend.example.com", ["http/1.1"])
+    assert subject == "backend.example.com"
+    subject, _ = tls_exchange(ports["alpn"], backends, "backend.example.com")
+    assert subject == "backend.example.com"
+
+
+def test_transport_protocol_is_matched_before_application_protocols(proxy, backends):
+    running, ports = proxy
+    subject, _ = tls_exchange(ports["order"], backends, "backend.example.com", ["h2"])
+    assert subject == "backend.example.com"
+    assert wait_counter(running, "tls_inspector.alpn_found", 1) >= 1
 
 
 # ---- config update (meshcore) ----------------------------------------------------------------
