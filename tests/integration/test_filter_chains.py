@@ -361,10 +361,13 @@ def test_wildcard_server_name(proxy, backends):
 def test_no_match_closes_and_counts(proxy):
     running, ports = proxy
     before = running.counter("listener.sni.no_filter_chain_match")
+    accepted = running.counter("listener.sni.downstream_cx_total")
     assert closed_without_data(ports["sni"], client_hello("nomatch.example"))
     # Plain text: not TLS, no server name: no chain either.
     assert closed_without_data(ports["sni"], b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert wait_counter(running, "listener.sni.no_filter_chain_match", before + 2) == before + 2
+    # No connection was made for a chain, so none is counted as accepted (as in Envoy).
+    assert running.counter("listener.sni.downstream_cx_total") == accepted
 
 
 def test_default_filter_chain_takes_what_no_chain_matches(proxy, backends):
