@@ -34,7 +34,9 @@ def test_load_data(
     assert problems == []
     assert loaded is not None
     assert len(loaded.snapshot["clusters"]) == services
-    routes = loaded.snapshot["listeners"][0]["filter"]["http_connection_manager"]["route_config"]
+    routes = loaded.snapshot["listeners"][0]["filter_chains"][0]["filter"][
+        "http_connection_manager"
+    ]["route_config"]
     assert len(routes["virtual_hosts"]) == services
 
 

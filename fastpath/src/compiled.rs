@@ -1,7 +1,8 @@
-//! The compiled snapshot: per listener the connection manager settings and route table, the
-//! cluster list they index, and the listener's stats scope and buffer cap.
+//! The compiled snapshot: per listener its filter chains (each a `ListenerView`: connection
+//! manager settings and route table or `tcp_proxy`, the cluster list they index, the
+//! listener's stats scope and buffer cap), the chain matcher and the listener filters.
 //!
-//! A connection loads its listener's `ArcSwap<ListenerView>` twice per request: when it
+//! A connection loads its listener's `ArcSwap<CompiledListener>` twice per request: when it
 //! starts waiting for a head and again once the head is complete (so a snapshot applied
 //! while it waited applies to the request). Each load is a lock-free `ArcSwap::load`; the
 //! connection's own reference changes only when the pointer changed. A forwarded request also
@@ -41,8 +42,8 @@ pub struct Hcm {
     pub access_log: Option<Box<crate::access_log::AccessLogs>>,
 }
 
-/// What a listener's connections see: its HCM, the clusters its routes index, its stats
-/// scope and how much request body one read may buffer.
+/// What the connections of one filter chain see: its HCM, the clusters its routes index, the
+/// listener's stats scope and how much request body one read may buffer.
 pub struct ListenerView {
     pub hcm: Hcm,
     pub clusters: Arc<[Arc<ClusterState>]>,
@@ -70,9 +71,42 @@ pub fn read_cap(limit: u32) -> usize {
     }
 }
 
+/// A listener as compiled: its filter chains, how a connection picks one, and its listener
+/// filters.
+pub struct CompiledListener {
+    /// `filter_chains`, in config order.
+    pub chains: Box<[Arc<ListenerView>]>,
+    /// `default_filter_chain`.
+    pub default_chain: Option<Arc<ListenerView>>,
+    pub matcher: crate::listener::ChainMatcher,
+    pub filters: crate::listener::ListenerFilters,
+    /// `listener.<stat_prefix or address_port>` (each chain's view holds the same scope).
+    pub stats: ListenerStats,
+}
+
+impl CompiledListener {
+    /// The chain a connection with `inputs` uses: the matching one, else the default chain
+    /// (None: the connection is closed, `no_filter_chain_match`).
+    pub fn select(&self, inputs: &crate::listener::MatchInputs) -> Option<&Arc<ListenerView>> {
+        match self.matcher.find(inputs) {
+            Some(i) => self.chains.get(i),
+            None => self.default_chain.as_ref(),
+        }
+    }
+}
+
+/// An HTTP connection's place: its listener, the compiled listener its chain was chosen from,
+/// the chain, and the inputs that chose it (to choose again after a config update).
+pub struct Chosen {
+    pub handle: Arc<ListenerHandle>,
+    pub listener: Arc<CompiledListener>,
+    pub view: Arc<ListenerView>,
+    pub inputs: Box<crate::listener::MatchInputs>,
+}
+
 /// A bound listener, shared by its accept loops and connections on every worker. Applying a
-/// snapshot that keeps the listener stores a new view here; connections pick it up on their
-/// next request.
+/// snapshot that keeps the listener stores its new compiled form here; connections pick it up
+/// on their next request (choosing their chain again with the same inputs).
 pub struct ListenerHandle {
     pub id: u64,
     pub name: String,
@@ -81,7 +115,7 @@ pub struct ListenerHandle {
     pub configured_port: u16,
     /// The port actually bound (differs from `configured_port` when that was 0).
     pub port: u16,
-    pub view: ArcSwap<ListenerView>,
+    pub compiled: ArcSwap<CompiledListener>,
     /// Set when the listener is removed or drained: connections close after their current
     /// request.
     pub closing: AtomicBool,

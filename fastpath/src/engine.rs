@@ -11,12 +11,9 @@ use serde_json::json;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 use crate::cluster::{ClusterState, HostCounters, Ticker};
-use crate::compiled::{
-    ListenerHandle, ListenerView, compile_hcm, inert_hcm, listener_stat_prefix, read_cap,
-};
+use crate::compiled::ListenerHandle;
 use crate::config::{self, snapshot};
-use crate::stats::{ClusterStats, Flat, ListenerStats, OutlierStats, Registry};
-use crate::tcp::NetworkFilters;
+use crate::stats::{ClusterStats, Flat, OutlierStats, Registry};
 use crate::worker::{self, Command};
 
 /// Errors of the control operations (mapped to ValueError / OSError / KeyError in Python).
@@ -195,20 +192,15 @@ impl Engine {
                 ))
             })?;
             let lookup = |name: &str| index.get(name).copied();
-            let hcm = match &l.filter {
-                snapshot::NetworkFilter::HttpConnectionManager(h) => compile_hcm(
-                    h,
-                    &lookup,
-                    &self.registry,
-                    &snap.local_address,
-                    &format!("{path}.filter.http_connection_manager"),
-                ),
-                snapshot::NetworkFilter::TcpProxy(_) => inert_hcm(&snap.local_address),
-            }
+            let parts = crate::listener::compile_listener(
+                l,
+                &lookup,
+                &self.registry,
+                &snap.local_address,
+                &path,
+            )
             .map_err(EngineError::Value)?;
-            let network = NetworkFilters::compile(l, &lookup, &self.registry, &path)
-                .map_err(EngineError::Value)?;
-            views.push((ip, (hcm, network)));
+            views.push((ip, parts));
         }
         let mut bound = Vec::new();
         for (l, (ip, _)) in snap.listeners.iter().zip(&views) {
@@ -240,23 +232,15 @@ impl Engine {
             c.install(set);
         }
         let mut handles = Vec::with_capacity(views.len());
-        for ((l, (ip, (hcm, network))), b) in snap.listeners.iter().zip(views).zip(bound) {
+        for ((l, (ip, parts)), b) in snap.listeners.iter().zip(views).zip(bound) {
             let port = match &b {
                 Ok(h) => h.port,
                 Err((port, _)) => *port,
             };
-            let prefix = listener_stat_prefix(SocketAddr::new(ip, port), l.stat_prefix.as_deref());
-            let view = ListenerView {
-                hcm,
-                clusters: cluster_list.clone(),
-                stats: ListenerStats::new(&self.registry, &prefix),
-                read_cap: read_cap(l.per_connection_buffer_limit_bytes),
-                buffer_limit: l.per_connection_buffer_limit_bytes,
-                network,
-            };
+            let view = parts.finish(SocketAddr::new(ip, port), &cluster_list, &self.registry);
             match b {
                 Ok(h) => {
-                    h.view.store(Arc::new(view));
+                    h.compiled.store(Arc::new(view));
                     handles.push(h);
                 }
                 Err((port, socks)) => {
@@ -268,7 +252,7 @@ impl Engine {
                         address: ip,
                         configured_port: l.port,
                         port,
-                        view: ArcSwap::from_pointee(view),
+                        compiled: ArcSwap::from_pointee(view),
                         closing: Default::default(),
                     });
                     for (wk, socket) in ctl.workers.iter().zip(socks) {

@@ -11,8 +11,11 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::{AbortHandle, LocalSet};
 
-use crate::compiled::ListenerHandle;
+use crate::compiled::{Chosen, CompiledListener, ListenerHandle};
+use crate::conn_info::ConnInfo;
+use crate::listener::{MatchInputs, Pending};
 use crate::pool::{BufferPool, UpstreamPool};
+use crate::stats::sets::listener;
 
 /// What the engine tells a worker.
 pub enum Command {
@@ -34,7 +37,8 @@ pub enum Command {
 struct ConnEntry {
     listener: u64,
     idle: Rc<Cell<bool>>,
-    abort: AbortHandle,
+    /// The connection's task (None only between registering and spawning it).
+    abort: Option<AbortHandle>,
 }
 
 pub struct Worker {
@@ -77,56 +81,117 @@ impl Worker {
         }
     }
 
-    /// Runs a downstream connection as a local task, registered so that drain and listener
-    /// removal can close it while it is idle.
+    /// Takes a new connection: picks its filter chain now when the listener has no listener
+    /// filters, else runs them first (`listener::inspect_then_start`, a task registered like
+    /// a connection so drain and listener removal can close it while it waits).
     pub fn spawn_connection(
         self: &Rc<Self>,
         handle: Arc<ListenerHandle>,
         stream: TcpStream,
         peer: SocketAddr,
     ) {
-        let view = handle.view.load_full();
+        let compiled = handle.compiled.load_full();
+        let mut local = handle.local_addr();
+        if local.ip().is_unspecified() {
+            // A wildcard listener: the address the client connected to.
+            local = stream.local_addr().unwrap_or(local);
+        }
+        if compiled.filters.tls_inspector.is_none() {
+            let inputs = MatchInputs::plain(peer, local);
+            let info = ConnInfo::plain(peer, local);
+            self.start_connection(handle, compiled, inputs, stream, info, None);
+            return;
+        }
+        let pending = self.register(handle.id);
+        // Waiting for a ClientHello holds no request: drain may close it.
+        pending.idle.set(true);
+        let id = pending.id;
+        let task = tokio::task::spawn_local(crate::listener::inspect_then_start(
+            self.clone(),
+            handle,
+            compiled,
+            stream,
+            peer,
+            local,
+            pending,
+        ));
+        if let Some(c) = self.conns.borrow_mut().get_mut(&id) {
+            c.abort = Some(task.abort_handle());
+        }
+    }
+
+    /// Counts a connection and enters it in the table (its guard takes it out).
+    fn register(self: &Rc<Self>, listener: u64) -> Pending {
+        let id = self.next_conn.get();
+        self.next_conn.set(id + 1);
+        self.active.fetch_add(1, Ordering::Relaxed);
+        let idle = Rc::new(Cell::new(false));
+        self.conns.borrow_mut().insert(
+            id,
+            ConnEntry {
+                listener,
+                idle: idle.clone(),
+                abort: None,
+            },
+        );
+        let guard = ConnGuard {
+            worker: self.clone(),
+            id,
+        };
+        Pending { id, idle, guard }
+    }
+
+    /// Starts a connection on its filter chain, chosen here from `inputs` (no chain: closed,
+    /// `no_filter_chain_match`). The one place between chain selection and serving: a
+    /// chain's transport socket (a TLS handshake) goes here, before `proxy::serve` /
+    /// `tcp::serve`.
+    pub fn start_connection(
+        self: &Rc<Self>,
+        handle: Arc<ListenerHandle>,
+        compiled: Arc<CompiledListener>,
+        inputs: MatchInputs,
+        stream: TcpStream,
+        info: ConnInfo,
+        pending: Option<Pending>,
+    ) {
+        let Some(view) = compiled.select(&inputs).cloned() else {
+            compiled
+                .stats
+                .inc(self.index, listener::Counter::NoFilterChainMatch);
+            return;
+        };
         if !view.network.admit(self.index) {
             // A network `local_ratelimit` had no token: close at once.
             crate::tcp::refuse(&view, self.index);
             return;
         }
-        let id = self.next_conn.get();
-        self.next_conn.set(id + 1);
-        self.active.fetch_add(1, Ordering::Relaxed);
-        let idle = Rc::new(Cell::new(false));
-        let guard = ConnGuard {
-            worker: self.clone(),
-            id,
+        let Pending { id, idle, guard } = match pending {
+            Some(p) => p,
+            None => self.register(handle.id),
         };
-        let listener = handle.id;
+        idle.set(false);
         let task = if view.network.tcp_proxy.is_some() {
-            let tcp = crate::tcp::serve(self.clone(), view, stream, peer, guard);
-            tokio::task::spawn_local(tcp)
+            let peer = info.peer;
+            tokio::task::spawn_local(crate::tcp::serve(self.clone(), view, stream, peer, guard))
         } else {
-            let mut local = handle.local_addr();
-            if local.ip().is_unspecified() {
-                // A wildcard listener: the address the client connected to.
-                local = stream.local_addr().unwrap_or(local);
-            }
-            let info = crate::conn_info::ConnInfo::plain(peer, local);
+            let chosen = Chosen {
+                handle,
+                listener: compiled,
+                view,
+                inputs: Box::new(inputs),
+            };
             tokio::task::spawn_local(crate::proxy::serve(
                 self.clone(),
-                handle,
+                chosen,
                 stream.into(),
                 info,
-                idle.clone(),
+                idle,
                 guard,
             ))
         };
-        self.conns.borrow_mut().insert(
-            id,
-            ConnEntry {
-                listener,
-                idle,
-                abort: task.abort_handle(),
-            },
-        );
+        if let Some(c) = self.conns.borrow_mut().get_mut(&id) {
+            c.abort = Some(task.abort_handle());
+        }
     }
 
     fn close_idle(&self, listener: Option<u64>) {
@@ -135,7 +200,7 @@ impl Worker {
             .borrow()
             .values()
             .filter(|c| c.idle.get() && listener.is_none_or(|l| l == c.listener))
-            .map(|c| c.abort.clone())
+            .filter_map(|c| c.abort.clone())
             .collect();
         for a in victims {
             a.abort();

@@ -20,7 +20,7 @@ fn snapshot(up_port: u16, extra_clusters: Value) -> Vec<u8> {
             "name": "ingress",
             "address": "127.0.0.1",
             "port": 0,
-            "filter": {"http_connection_manager": {
+            "filter_chains": [{"filter": {"http_connection_manager": {
                 "stat_prefix": "ingress",
                 "route_config": {"virtual_hosts": [{
                     "name": "all",
@@ -44,7 +44,7 @@ fn snapshot(up_port: u16, extra_clusters: Value) -> Vec<u8> {
                     "domains": ["nothing.example"],
                     "routes": [],
                 }]},
-            }},
+            }}}],
         }],
         "clusters": clusters,
     }))
@@ -336,7 +336,8 @@ async fn http10_and_connection_close() {
     // accept_http_10: proxied and answered in HTTP/1.0.
     let mut snap: Value =
         serde_json::from_slice(&snapshot(up.addr.port(), extra_clusters())).unwrap();
-    snap["listeners"][0]["filter"]["http_connection_manager"]["accept_http_10"] = json!(true);
+    snap["listeners"][0]["filter_chains"][0]["filter"]["http_connection_manager"]["accept_http_10"] =
+        json!(true);
     let engine = Engine::new(2).unwrap();
     engine.apply(&serde_json::to_vec(&snap).unwrap()).unwrap();
     let port = engine.listener_ports()[0].1;
@@ -452,8 +453,8 @@ async fn apply_errors_change_nothing_and_endpoints_update() {
     // routes on its next request.
     let mut snap: Value =
         serde_json::from_slice(&snapshot(up.addr.port(), extra_clusters())).unwrap();
-    snap["listeners"][0]["filter"]["http_connection_manager"]["route_config"]["virtual_hosts"][0]
-        ["routes"] = json!([{"match": {"path": {"prefix": "/"}}, "action": {"direct_response": {"status": 200, "body": "v2"}}}]);
+    snap["listeners"][0]["filter_chains"][0]["filter"]["http_connection_manager"]["route_config"]
+        ["virtual_hosts"][0]["routes"] = json!([{"match": {"path": {"prefix": "/"}}, "action": {"direct_response": {"status": 200, "body": "v2"}}}]);
     assert_eq!(
         engine.apply(&serde_json::to_vec(&snap).unwrap()).unwrap(),
         2

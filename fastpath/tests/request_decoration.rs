@@ -219,7 +219,8 @@ fn ported(up: &Upstream, hcm: Value) -> (meshcore_fastpath::engine::Engine, u16)
         json!({}),
     );
     let exact = json!({"request_headers_to_add": [{"key": "x-vh", "value": "exact"}]});
-    snap["listeners"][0]["filter"]["http_connection_manager"]["route_config"]["virtual_hosts"] = json!([
+    snap["listeners"][0]["filter_chains"][0]["filter"]["http_connection_manager"]["route_config"]
+        ["virtual_hosts"] = json!([
         {"name": "exact", "domains": ["a.com"], "routes": [forward("/", "backend", json!({}))], "headers": exact},
         {"name": "star", "domains": ["*"], "routes": [forward("/", "backend", json!({}))]},
     ]);

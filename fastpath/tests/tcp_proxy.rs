@@ -36,18 +36,19 @@ fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-fn snapshot(proxy_extra: Value, clusters: Value, listener_extra: Value) -> Value {
+fn snapshot(proxy_extra: Value, clusters: Value, chain_extra: Value) -> Value {
     let mut tcp = json!({"stat_prefix": "relay", "clusters": [{"name": "echo", "weight": 1}]});
     tcp.as_object_mut()
         .unwrap()
         .extend(proxy_extra.as_object().unwrap().clone());
-    let mut listener = json!({
-        "name": "tcp", "address": "127.0.0.1", "port": 0, "filter": {"tcp_proxy": tcp},
-    });
-    listener
+    let mut chain = json!({"filter": {"tcp_proxy": tcp}});
+    chain
         .as_object_mut()
         .unwrap()
-        .extend(listener_extra.as_object().unwrap().clone());
+        .extend(chain_extra.as_object().unwrap().clone());
+    let listener = json!({
+        "name": "tcp", "address": "127.0.0.1", "port": 0, "filter_chains": [chain],
+    });
     json!({"listeners": [listener], "clusters": clusters})
 }
 

@@ -214,7 +214,7 @@ async fn route_response_headers_apply_to_local_replies_after_routing() {
         ]),
         json!({}),
     );
-    let rc = &mut snap["listeners"][0]["filter"]["http_connection_manager"]["route_config"];
+    let rc = &mut snap["listeners"][0]["filter_chains"][0]["filter"]["http_connection_manager"]["route_config"];
     rc["headers"] = add("x-rc");
     rc["virtual_hosts"][0]["headers"] = add("x-vh");
     let (engine, port) = start_engine(&snap);

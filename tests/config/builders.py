@@ -175,7 +175,9 @@ def load(b: Json) -> MeshConfig:
 
 def snapshot_route(b: Json, index: int = 0) -> Json:
     """Route `index` of the first virtual host in `b`'s snapshot."""
-    hcm_snapshot = load(b).snapshot["listeners"][0]["filter"]["http_connection_manager"]
+    hcm_snapshot = load(b).snapshot["listeners"][0]["filter_chains"][0]["filter"][
+        "http_connection_manager"
+    ]
     routes: list[Json] = hcm_snapshot["route_config"]["virtual_hosts"][0]["routes"]
     return routes[index]
 

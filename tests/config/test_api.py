@@ -47,7 +47,9 @@ def test_example_front_proxy_loads() -> None:
     assert config.dns_clusters == ()
     (edge,) = config.snapshot["listeners"]
     assert (edge["name"], edge["address"], edge["port"]) == ("edge", "0.0.0.0", 10000)
-    routes = edge["filter"]["http_connection_manager"]["route_config"]["virtual_hosts"][0]
+    routes = edge["filter_chains"][0]["filter"]["http_connection_manager"]["route_config"][
+        "virtual_hosts"
+    ][0]
     assert routes["domains"] == ["*"]
     by_name = {r["name"]: r for r in routes["routes"]}
     assert by_name["healthz"]["action"] == {"direct_response": {"status": 200, "body": "ok\n"}}

@@ -55,7 +55,9 @@ def test_camel_case_names_are_accepted() -> None:
     b["staticResources"] = b.pop("static_resources")
     config = load(b)
     assert config.snapshot["clusters"][0]["connect_timeout_ms"] == 250
-    hcm_snapshot = config.snapshot["listeners"][0]["filter"]["http_connection_manager"]
+    hcm_snapshot = config.snapshot["listeners"][0]["filter_chains"][0]["filter"][
+        "http_connection_manager"
+    ]
     assert hcm_snapshot["stat_prefix"] == "ingress_http"
 
 

@@ -23,7 +23,7 @@ def _full_snapshot() -> dict[str, Any]:
 def test_a_translated_snapshot_with_every_new_field_passes() -> None:
     snapshot = _full_snapshot()
     assert snapshot_errors(snapshot) == []
-    manager = snapshot["listeners"][0]["filter"]["http_connection_manager"]
+    manager = snapshot["listeners"][0]["filter_chains"][0]["filter"]["http_connection_manager"]
     assert manager["strip_port_mode"] == "matching"
     assert snapshot["listeners"][0]["stat_prefix"] == "edge"
 
@@ -46,7 +46,7 @@ def test_wrong_values_of_the_new_fields_are_caught(
     targets = {
         "root": snapshot,
         "listener": snapshot["listeners"][0],
-        "hcm": snapshot["listeners"][0]["filter"]["http_connection_manager"],
+        "hcm": snapshot["listeners"][0]["filter_chains"][0]["filter"]["http_connection_manager"],
     }
     targets[where][key] = value
     (found,) = snapshot_errors(snapshot)

@@ -22,7 +22,9 @@ def _with_logs(*logs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _logs(b: dict[str, Any]) -> Any:
-    manager = load(b).snapshot["listeners"][0]["filter"]["http_connection_manager"]
+    manager = load(b).snapshot["listeners"][0]["filter_chains"][0]["filter"][
+        "http_connection_manager"
+    ]
     return manager.get("access_log")
 
 

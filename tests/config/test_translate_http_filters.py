@@ -23,7 +23,9 @@ def _with_filters(*filters: tuple[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def _manager(b: dict[str, Any]) -> dict[str, Any]:
-    manager: dict[str, Any] = load(b).snapshot["listeners"][0]["filter"]["http_connection_manager"]
+    manager: dict[str, Any] = load(b).snapshot["listeners"][0]["filter_chains"][0]["filter"][
+        "http_connection_manager"
+    ]
     return manager
 
 
@@ -159,13 +161,13 @@ def test_network_local_ratelimit_before_the_connection_manager() -> None:
         },
     )
     (translated,) = load(b).snapshot["listeners"]
-    assert translated["connection_rate_limits"] == [
+    assert translated["filter_chains"][0]["connection_rate_limits"] == [
         {
             "stat_prefix": "tcp",
             "token_bucket": {"max_tokens": 1, "tokens_per_fill": 1, "fill_interval_ms": 1000},
         }
     ]
-    assert "http_connection_manager" in translated["filter"]
+    assert "http_connection_manager" in translated["filter_chains"][0]["filter"]
 
 
 def test_router_must_stay_last() -> None:

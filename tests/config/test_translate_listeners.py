@@ -20,7 +20,7 @@ from .builders import (
 
 
 def _hcm_snapshot(b: dict) -> dict:
-    return load(b).snapshot["listeners"][0]["filter"]["http_connection_manager"]
+    return load(b).snapshot["listeners"][0]["filter_chains"][0]["filter"]["http_connection_manager"]
 
 
 def test_listener_with_envoy_defaults() -> None:
@@ -31,53 +31,60 @@ def test_listener_with_envoy_defaults() -> None:
         "port": 10000,
         "stat_prefix": None,
         "per_connection_buffer_limit_bytes": 1048576,
-        "filter": {
-            "http_connection_manager": {
-                "stat_prefix": "ingress_http",
-                "route_config": {
-                    "name": "local",
-                    "virtual_hosts": [
-                        {
-                            "name": "all",
-                            "domains": ["*"],
-                            "routes": [
+        "listener_filters_timeout_ms": 15000,
+        "continue_on_listener_filters_timeout": False,
+        "filter_chains": [
+            {
+                "name": "",
+                "filter": {
+                    "http_connection_manager": {
+                        "stat_prefix": "ingress_http",
+                        "route_config": {
+                            "name": "local",
+                            "virtual_hosts": [
                                 {
-                                    "name": "",
-                                    "match": {
-                                        "path": {"prefix": "/"},
-                                        "case_sensitive": True,
-                                        "headers": [],
-                                        "query_parameters": [],
-                                    },
-                                    "action": {
-                                        "route": {
-                                            "target": {"cluster": "backend"},
-                                            "timeout_ms": 15000,
+                                    "name": "all",
+                                    "domains": ["*"],
+                                    "routes": [
+                                        {
+                                            "name": "",
+                                            "match": {
+                                                "path": {"prefix": "/"},
+                                                "case_sensitive": True,
+                                                "headers": [],
+                                                "query_parameters": [],
+                                            },
+                                            "action": {
+                                                "route": {
+                                                    "target": {"cluster": "backend"},
+                                                    "timeout_ms": 15000,
+                                                }
+                                            },
+                                            "headers": NO_HEADERS,
                                         }
-                                    },
+                                    ],
                                     "headers": NO_HEADERS,
                                 }
                             ],
                             "headers": NO_HEADERS,
-                        }
-                    ],
-                    "headers": NO_HEADERS,
+                        },
+                        "use_remote_address": False,
+                        "xff_num_trusted_hops": 0,
+                        "skip_xff_append": False,
+                        "generate_request_id": True,
+                        "preserve_external_request_id": False,
+                        "server_name": "envoy",
+                        "server_header_transformation": "overwrite",
+                        "max_request_headers_kb": 60,
+                        "strip_port_mode": "none",
+                        "accept_http_10": False,
+                        "default_host_for_http_10": None,
+                        "idle_timeout_ms": 3600000,
+                        "drain_timeout_ms": 5000,
+                    }
                 },
-                "use_remote_address": False,
-                "xff_num_trusted_hops": 0,
-                "skip_xff_append": False,
-                "generate_request_id": True,
-                "preserve_external_request_id": False,
-                "server_name": "envoy",
-                "server_header_transformation": "overwrite",
-                "max_request_headers_kb": 60,
-                "strip_port_mode": "none",
-                "accept_http_10": False,
-                "default_host_for_http_10": None,
-                "idle_timeout_ms": 3600000,
-                "drain_timeout_ms": 5000,
             }
-        },
+        ],
     }
 
 
@@ -208,7 +215,10 @@ def test_listener_stat_prefix() -> None:
     (snapshot_listener,) = load(b).snapshot["listeners"]
     assert snapshot_listener["stat_prefix"] == "public_edge"
     # HCM's own stat_prefix is separate and unchanged.
-    assert snapshot_listener["filter"]["http_connection_manager"]["stat_prefix"] == "ingress_http"
+    assert (
+        snapshot_listener["filter_chains"][0]["filter"]["http_connection_manager"]["stat_prefix"]
+        == "ingress_http"
+    )
     listener(b)["stat_prefix"] = ""
     assert load(b).snapshot["listeners"][0]["stat_prefix"] is None
 
@@ -231,19 +241,6 @@ def test_listener_needs_an_address() -> None:
     b = base()
     del listener(b)["address"]
     assert problems(b) == [f"{LISTENER}.address: is required"]
-
-
-def test_exactly_one_filter_chain() -> None:
-    b = base()
-    chains = listener(b)["filter_chains"]
-    chains.append(copy.deepcopy(chains[0]))
-    assert problems(b) == [
-        f"{LISTENER}.filter_chains: exactly one filter chain is supported, found 2"
-    ]
-    listener(b)["filter_chains"] = []
-    assert problems(b) == [
-        f"{LISTENER}.filter_chains: exactly one filter chain is supported, found 0"
-    ]
 
 
 def test_connection_manager_must_be_the_last_filter() -> None:

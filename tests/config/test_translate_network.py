@@ -37,7 +37,7 @@ def _tcp(*before: dict[str, Any], **fields: Any) -> dict[str, Any]:
 
 def test_tcp_proxy_with_envoy_defaults() -> None:
     (translated,) = load(_tcp(cluster="backend")).snapshot["listeners"]
-    assert translated["filter"] == {
+    assert translated["filter_chains"][0]["filter"] == {
         "tcp_proxy": {
             "stat_prefix": "relay",
             "clusters": [{"name": "backend", "weight": 1}],
@@ -46,7 +46,7 @@ def test_tcp_proxy_with_envoy_defaults() -> None:
             "hash_source_ip": False,
         }
     }
-    assert "connection_rate_limits" not in translated
+    assert "connection_rate_limits" not in translated["filter_chains"][0]
 
 
 def test_tcp_proxy_settings() -> None:
@@ -58,7 +58,7 @@ def test_tcp_proxy_settings() -> None:
         max_connect_attempts=4,
         hash_policy=[{"source_ip": {}}],
     )
-    proxy = load(b).snapshot["listeners"][0]["filter"]["tcp_proxy"]
+    proxy = load(b).snapshot["listeners"][0]["filter_chains"][0]["filter"]["tcp_proxy"]
     assert proxy["clusters"] == [{"name": "backend", "weight": 3}, {"name": "other", "weight": 1}]
     assert proxy["idle_timeout_ms"] == 0
     assert proxy["max_connect_attempts"] == 4
@@ -67,14 +67,16 @@ def test_tcp_proxy_settings() -> None:
 
 def test_missing_cluster_is_not_a_config_error() -> None:
     # Envoy accepts it and counts `downstream_cx_no_route` per connection.
-    proxy = load(_tcp(cluster="nowhere")).snapshot["listeners"][0]["filter"]["tcp_proxy"]
+    proxy = load(_tcp(cluster="nowhere")).snapshot["listeners"][0]["filter_chains"][0]["filter"][
+        "tcp_proxy"
+    ]
     assert proxy["clusters"] == [{"name": "nowhere", "weight": 1}]
 
 
 def test_rate_limits_before_tcp_proxy_in_order() -> None:
     b = _tcp(_rate_limit(5), _rate_limit(7, "0.25s"), cluster="backend")
     (translated,) = load(b).snapshot["listeners"]
-    assert translated["connection_rate_limits"] == [
+    assert translated["filter_chains"][0]["connection_rate_limits"] == [
         {
             "stat_prefix": "conns",
             "token_bucket": {"max_tokens": 5, "tokens_per_fill": 1, "fill_interval_ms": 1000},

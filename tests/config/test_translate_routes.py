@@ -361,9 +361,9 @@ def test_domains_are_lower_cased_and_unique() -> None:
         f"(also at {VHOST}.domains[0])"
     ]
     hcm(b)["route_config"]["virtual_hosts"][1]["domains"] = ["*"]
-    hosts = load(b).snapshot["listeners"][0]["filter"]["http_connection_manager"]["route_config"][
-        "virtual_hosts"
-    ]
+    hosts = load(b).snapshot["listeners"][0]["filter_chains"][0]["filter"][
+        "http_connection_manager"
+    ]["route_config"]["virtual_hosts"]
     assert [h["domains"] for h in hosts] == [["example.com", "*.example.com"], ["*"]]
 
 
@@ -373,9 +373,9 @@ def test_header_lists_at_every_level() -> None:
     hcm(b)["route_config"]["request_headers_to_add"] = add
     vhost(b)["response_headers_to_remove"] = ["Server"]
     route(b)["request_headers_to_remove"] = ["X-Secret"]
-    route_config = load(b).snapshot["listeners"][0]["filter"]["http_connection_manager"][
-        "route_config"
-    ]
+    route_config = load(b).snapshot["listeners"][0]["filter_chains"][0]["filter"][
+        "http_connection_manager"
+    ]["route_config"]
     assert route_config["headers"]["request_headers_to_add"] == [
         {
             "key": "x-level",

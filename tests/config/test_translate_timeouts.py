@@ -25,7 +25,7 @@ OPTIONS_PATH = f"{CLUSTER}.typed_extension_protocol_options[{UPSTREAM_OPTIONS}]"
 
 def _manager(b: dict[str, Any]) -> dict[str, Any]:
     listener = load(b).snapshot["listeners"][0]
-    manager: dict[str, Any] = listener["filter"]["http_connection_manager"]
+    manager: dict[str, Any] = listener["filter_chains"][0]["filter"]["http_connection_manager"]
     return manager
 
 

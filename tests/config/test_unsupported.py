@@ -209,21 +209,50 @@ def test_fields_that_do_not_change_behaviour_are_accepted() -> None:
     assert (config.node_id, config.node_cluster) == ("n1", "c1")
 
 
-def test_filter_chain_match_and_listener_filters() -> None:
+def test_filter_chain_matcher_transport_socket_and_other_listener_filters() -> None:
     b = base()
-    listener(b)["filter_chains"][0]["filter_chain_match"] = {"server_names": ["a.com"]}
+    listener(b)["filter_chain_matcher"] = {
+        "on_no_match": {
+            "action": {
+                "name": "x",
+                "typed_config": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": "a",
+                },
+            }
+        }
+    }
+    listener(b)["filter_chains"][0]["transport_socket"] = {
+        "name": "envoy.transport_sockets.raw_buffer",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3."
+            "RawBuffer"
+        },
+    }
     listener(b)["listener_filters"] = [
         {
             "name": "envoy.filters.listener.tls_inspector",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.listener."
-                "tls_inspector.v3.TlsInspector"
+                "tls_inspector.v3.TlsInspector",
+                "enable_ja3_fingerprinting": True,
             },
-        }
+        },
+        {
+            "name": "envoy.filters.listener.original_dst",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.listener."
+                "original_dst.v3.OriginalDst"
+            },
+        },
     ]
-    assert problems(b) == [
-        f"{LISTENER}.filter_chains[0].filter_chain_match: filter_chain_match is not supported yet",
-        f"{LISTENER}.listener_filters: listener_filters is not supported yet",
+    assert sorted(problems(b)) == [
+        f"{LISTENER}.filter_chain_matcher: filter_chain_matcher is not supported",
+        f"{LISTENER}.filter_chains[0].transport_socket: transport_socket is not supported yet",
+        f"{LISTENER}.listener_filters[0].typed_config.enable_ja3_fingerprinting: "
+        "enable_ja3_fingerprinting is not supported yet",
+        f"{LISTENER}.listener_filters[1]: filter envoy.filters.listener.original_dst is not "
+        "supported",
     ]
 
 

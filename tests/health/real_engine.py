@@ -46,7 +46,7 @@ def http_snapshot(cluster: str, endpoints: list[dict[str, Any]]) -> dict[str, An
                 "name": "main",
                 "address": "127.0.0.1",
                 "port": 0,
-                "filter": {"http_connection_manager": hcm},
+                "filter_chains": [{"filter": {"http_connection_manager": hcm}}],
             }
         ],
         "clusters": [{"name": cluster, "connect_timeout_ms": 1000, "endpoints": endpoints}],

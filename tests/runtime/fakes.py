@@ -133,7 +133,7 @@ def listener(name: str, port: int = 0, drain_timeout_ms: int | None = None) -> d
         "name": name,
         "address": "127.0.0.1",
         "port": port,
-        "filter": {"http_connection_manager": hcm},
+        "filter_chains": [{"filter": {"http_connection_manager": hcm}}],
     }
 
 

@@ -66,7 +66,9 @@ async def test_removed_resources_remove_clusters_and_unsubscribe_their_endpoints
 
 
 def routed_to(sink: FakeSink) -> object:
-    routes = sink.listener("ingress")["filter"]["http_connection_manager"]["route_config"]
+    routes = sink.listener("ingress")["filter_chains"][0]["filter"]["http_connection_manager"][
+        "route_config"
+    ]
     return routes["virtual_hosts"][0]["routes"][0]["action"]["route"]["target"]["cluster"]
 
 

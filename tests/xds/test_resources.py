@@ -51,7 +51,7 @@ def serving(store: ResourceStore) -> tuple[list[str], list[str]]:
 def routed_cluster(store: ResourceStore, listener_name: str) -> object:
     assert store.applied is not None
     lst = next(x for x in store.applied.snapshot["listeners"] if x["name"] == listener_name)
-    routes = lst["filter"]["http_connection_manager"]["route_config"]
+    routes = lst["filter_chains"][0]["filter"]["http_connection_manager"]["route_config"]
     return routes["virtual_hosts"][0]["routes"][0]["action"]["route"]["target"]["cluster"]
 
 

@@ -55,7 +55,7 @@ async def test_first_requests_carry_the_node_and_every_type_is_acked(
         assert list(rds.request.resource_names) == ["routes"]
         await until(lambda: sink.configs and "ingress" in sink.listener_names())
         ingress = sink.listener("ingress")
-        routes = ingress["filter"]["http_connection_manager"]["route_config"]
+        routes = ingress["filter_chains"][0]["filter"]["http_connection_manager"]["route_config"]
         assert routes["name"] == "routes"
         assert routes["virtual_hosts"][0]["routes"][0]["action"]["route"]["target"] == {
             "cluster": "backend"
@@ -265,7 +265,9 @@ async def test_rds_names_follow_the_listeners(ads_server: AdsServer, sink: FakeS
         assert both.nonce  # a subscription change carries the last nonce
         # The old listener (and its route config) serves until "next" arrives...
         assert (
-            sink.listener("ingress")["filter"]["http_connection_manager"]["route_config"]["name"]
+            sink.listener("ingress")["filter_chains"][0]["filter"]["http_connection_manager"][
+                "route_config"
+            ]["name"]
             == "routes"
         )
         ads_server.set_resources(
@@ -278,6 +280,8 @@ async def test_rds_names_follow_the_listeners(ads_server: AdsServer, sink: FakeS
             mark,
         )
         assert (
-            sink.listener("ingress")["filter"]["http_connection_manager"]["route_config"]["name"]
+            sink.listener("ingress")["filter_chains"][0]["filter"]["http_connection_manager"][
+                "route_config"
+            ]["name"]
             == "next"
         )

@@ -46,7 +46,7 @@ def test_a_full_set_becomes_one_snapshot_with_routes_inlined_and_endpoints_fille
         {"address": "10.0.0.1", "port": 80, "weight": 1, "healthy": True, "priority": 0}
     ]
     [ingress] = config.snapshot["listeners"]
-    routes = ingress["filter"]["http_connection_manager"]["route_config"]
+    routes = ingress["filter_chains"][0]["filter"]["http_connection_manager"]["route_config"]
     assert routes["name"] == "r"
     assert routes["virtual_hosts"][0]["domains"] == ["*"]
     assert config.dynamic is not None and config.dynamic.ads is not None

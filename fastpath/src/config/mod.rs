@@ -26,13 +26,13 @@ mod tests {
     fn errors_name_the_json_path() {
         let e = parse(
             br#"{"listeners": [{"name": "a", "address": "::", "port": 1,
-            "filter": {"http_connection_manager": {"stat_prefix": "s", "route_config": {},
-            "strip_port_mode": "sometimes"}}}]}"#,
+            "filter_chains": [{"filter": {"http_connection_manager": {"stat_prefix": "s", "route_config": {},
+            "strip_port_mode": "sometimes"}}}]}]}"#,
         )
         .unwrap_err();
         assert!(
             e.starts_with(
-                "listeners[0].filter.http_connection_manager.strip_port_mode: unknown variant"
+                "listeners[0].filter_chains[0].filter.http_connection_manager.strip_port_mode: unknown variant"
             ),
             "{e}"
         );

@@ -29,7 +29,8 @@ fn default_local_address() -> String {
     "127.0.0.1".to_string()
 }
 
-/// One listening socket (`static_resources.listeners[i]`) and its single network filter.
+/// One listening socket (`static_resources.listeners[i]`): its listener filters and filter
+/// chains (`docs/filter-chains.md`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
@@ -44,10 +45,100 @@ pub struct Listener {
     pub stat_prefix: Option<String>,
     #[serde(default = "default_buffer_limit")]
     pub per_connection_buffer_limit_bytes: u32,
+    /// `listener_filters`: `envoy.filters.listener.tls_inspector` (None: no listener filter).
+    #[serde(default)]
+    pub tls_inspector: Option<TlsInspector>,
+    /// `listener_filters_timeout` (Envoy's default 15 s; 0: wait without limit).
+    #[serde(default = "default_listener_filters_timeout_ms")]
+    pub listener_filters_timeout_ms: u64,
+    /// `continue_on_listener_filters_timeout`: on the timeout, pick a chain with what is known
+    /// (false: close the connection).
+    #[serde(default)]
+    pub continue_on_listener_filters_timeout: bool,
+    /// `filter_chains`, in order (may be empty when `default_filter_chain` is set).
+    pub filter_chains: Vec<FilterChain>,
+    /// `default_filter_chain`: used when no chain's `filter_chain_match` matches.
+    #[serde(default)]
+    pub default_filter_chain: Option<FilterChain>,
+}
+
+/// `envoy.filters.listener.tls_inspector`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsInspector {
+    /// `max_client_hello_size` (Envoy's default 16 KiB): a larger ClientHello counts
+    /// `client_hello_too_large` and closes the connection.
+    #[serde(default = "default_max_client_hello_size")]
+    pub max_client_hello_size: u32,
+}
+
+fn default_max_client_hello_size() -> u32 {
+    16 * 1024
+}
+fn default_listener_filters_timeout_ms() -> u64 {
+    15_000
+}
+
+/// One `filter_chains[i]` (or the `default_filter_chain`): what it matches and its network
+/// filters.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FilterChain {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub filter_chain_match: FilterChainMatch,
     /// `envoy.filters.network.local_ratelimit` filters before the terminal filter, in order.
     #[serde(default)]
     pub connection_rate_limits: Vec<ConnectionRateLimit>,
     pub filter: NetworkFilter,
+}
+
+/// `filter_chain_match` (Envoy's semantics: `listener/chain_match.rs`). Empty lists and
+/// `None` match anything.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FilterChainMatch {
+    #[serde(default)]
+    pub destination_port: Option<u16>,
+    #[serde(default)]
+    pub prefix_ranges: Vec<CidrRange>,
+    /// Lower-cased by Python; `*.example.com` is a wildcard.
+    #[serde(default)]
+    pub server_names: Vec<String>,
+    /// "" (any), "raw_buffer", "tls".
+    #[serde(default)]
+    pub transport_protocol: String,
+    #[serde(default)]
+    pub application_protocols: Vec<String>,
+    #[serde(default)]
+    pub direct_source_prefix_ranges: Vec<CidrRange>,
+    #[serde(default)]
+    pub source_type: SourceType,
+    #[serde(default)]
+    pub source_prefix_ranges: Vec<CidrRange>,
+    #[serde(default)]
+    pub source_ports: Vec<u16>,
+}
+
+/// `config.core.v3.CidrRange`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CidrRange {
+    pub address_prefix: String,
+    #[serde(default)]
+    pub prefix_len: u32,
+}
+
+/// `FilterChainMatch.source_type`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceType {
+    #[default]
+    Any,
+    /// The peer is a loopback address or the connection's own local address.
+    SameIpOrLoopback,
+    External,
 }
 
 fn default_buffer_limit() -> u32 {
@@ -57,7 +148,7 @@ fn default_buffer_limit() -> u32 {
 /// The network filter that terminates the filter chain.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
-// One per listener, read once per apply: the size difference does not matter.
+// One per filter chain, read once per apply: the size difference does not matter.
 #[allow(clippy::large_enum_variant)]
 pub enum NetworkFilter {
     HttpConnectionManager(HttpConnectionManager),

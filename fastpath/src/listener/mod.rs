@@ -1,8 +1,16 @@
-//! Listening sockets: one SO_REUSEPORT socket per listener per worker, and the accept loop.
+//! Listening sockets (one SO_REUSEPORT socket per listener per worker, and the accept loop),
+//! listener filters (the TLS inspector) and filter chain selection (`filter_chain_match`).
 mod accept;
+mod chain_match;
+mod compile;
+mod connection;
+pub mod inspector;
 
 pub use accept::accept_loop;
-
+pub use chain_match::{ChainMatcher, Cidr, MatchInputs};
+pub use compile::{ListenerParts, compile_listener};
+pub use connection::{Pending, inspect_then_start};
+pub use inspector::{Inspected, ListenerFilters, TlsInspector};
 use std::io;
 use std::net::SocketAddr;
 

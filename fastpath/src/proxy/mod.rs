@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::compiled::{Hcm, ListenerHandle, ListenerView};
+use crate::compiled::{Chosen, CompiledListener, Hcm, ListenerHandle, ListenerView};
 use crate::conn_info::ConnInfo;
 use crate::error::ErrorKind;
 use crate::filters::Verdict;
@@ -125,6 +125,10 @@ struct Conn {
     /// traffic between workers on the shared `Arc` count).
     #[allow(clippy::redundant_allocation)]
     view: Rc<Arc<ListenerView>>,
+    /// The compiled listener `view` was chosen from, and the inputs that chose it: a config
+    /// update (a new compiled listener) chooses the chain again.
+    listener: Arc<CompiledListener>,
+    inputs: Box<crate::listener::MatchInputs>,
     down: Down,
     idle: Rc<Cell<bool>>,
     cx: CxStats,
@@ -142,9 +146,9 @@ struct Conn {
     /// Local rate limit buckets of this connection
     /// (`local_rate_limit_per_downstream_connection`).
     buckets: ConnBuckets,
-    /// The listener was reconfigured to relay TCP (`tcp_proxy`): this HTTP connection keeps
-    /// its last HTTP view and closes after the request in progress, as Envoy drains the
-    /// connections of a replaced filter chain.
+    /// After a config update the connection's chain relays TCP (`tcp_proxy`) or no chain
+    /// matches it any more: this HTTP connection keeps its last HTTP view and closes after
+    /// the request in progress, as Envoy drains the connections of a replaced filter chain.
     superseded: bool,
 }
 
@@ -152,14 +156,20 @@ struct Conn {
 /// before the task is spawned, so the task's future holds it once (not also the arguments).
 pub fn serve(
     worker: Rc<Worker>,
-    handle: Arc<ListenerHandle>,
+    chosen: Chosen,
     stream: Stream,
     info: ConnInfo,
     idle: Rc<Cell<bool>>,
     _guard: ConnGuard,
 ) -> impl std::future::Future<Output = ()> {
     let w = worker.index;
-    let view = Rc::new(handle.view.load_full());
+    let Chosen {
+        handle,
+        listener,
+        view,
+        inputs,
+    } = chosen;
+    let view = Rc::new(view);
     let (ls, hs) = (view.stats.clone(), view.hcm.stats.clone());
     ls.inc(w, listener::Counter::DownstreamCxTotal);
     ls.gauge_inc(w, listener::Gauge::DownstreamCxActive);
@@ -178,6 +188,8 @@ pub fn serve(
         worker,
         handle,
         view,
+        listener,
+        inputs,
         down: Down::new(stream, info),
         idle,
         record: RequestRecord::default(),
@@ -212,17 +224,23 @@ fn head_complete(buf: &[u8], from: usize) -> bool {
 }
 
 impl Conn {
-    /// The listener's current view (one `ArcSwap` load; the `Rc` is replaced only when an
-    /// apply changed it).
+    /// The connection's chain in the listener's current config (one `ArcSwap` load; after an
+    /// apply the chain is chosen again with the connection's inputs, and the `Rc` replaced).
     #[allow(clippy::redundant_allocation)]
     fn view(&mut self) -> Rc<Arc<ListenerView>> {
-        let cur = self.handle.view.load();
-        if !Arc::ptr_eq(&cur, &self.view) {
-            if cur.network.tcp_proxy.is_some() {
-                self.superseded = true;
-            } else {
-                self.view = Rc::new(arc_swap::Guard::into_inner(cur));
+        let cur = self.handle.compiled.load();
+        if !Arc::ptr_eq(&cur, &self.listener) {
+            let cur = arc_swap::Guard::into_inner(cur);
+            match cur.select(&self.inputs) {
+                Some(v) if v.network.tcp_proxy.is_none() => {
+                    if !Arc::ptr_eq(v, &self.view) {
+                        self.view = Rc::new(v.clone());
+                    }
+                }
+                // No chain, or a TCP relay: serve on the last HTTP view, then close.
+                _ => self.superseded = true,
             }
+            self.listener = cur;
         }
         self.view.clone()
     }

@@ -6,9 +6,14 @@ stat_set! { listener, prefix_codes: None,
     counters {
         DownstreamCxTotal => "downstream_cx_total",
         DownstreamCxDestroy => "downstream_cx_destroy",
+        // Filter chains (`listener/`): no chain matched; the listener filters timed out.
+        NoFilterChainMatch => "no_filter_chain_match",
+        DownstreamPreCxTimeout => "downstream_pre_cx_timeout",
     }
     gauges {
         DownstreamCxActive => "downstream_cx_active",
+        // Connections in the listener filters (the TLS inspector).
+        DownstreamPreCxActive => "downstream_pre_cx_active",
     }
     histograms {
         DownstreamCxLengthMs => "downstream_cx_length_ms",

@@ -1,6 +1,6 @@
 //! Envoy's network filters besides the HTTP connection manager: `tcp_proxy` (relay a
 //! connection's bytes to a cluster's host) and `local_ratelimit` (close connections that
-//! find no token), compiled per listener.
+//! find no token), compiled per filter chain.
 mod pipe;
 mod relay;
 mod session;
@@ -18,7 +18,7 @@ use crate::filters::local_ratelimit::TokenBucket;
 use crate::stats::{Registry, Scope};
 use stats::{network_rate_limit, tcp_proxy};
 
-/// A listener's network filters other than the connection manager.
+/// A filter chain's network filters other than the connection manager.
 #[derive(Default)]
 pub struct NetworkFilters {
     /// `local_ratelimit` filters, in order; the first without a token closes the connection.
@@ -28,14 +28,14 @@ pub struct NetworkFilters {
 }
 
 impl NetworkFilters {
-    /// Compiles `listener`'s network filters; `path` names the listener in errors.
+    /// Compiles `chain`'s network filters; `path` names the chain in errors.
     pub fn compile(
-        listener: &snapshot::Listener,
+        chain: &snapshot::FilterChain,
         cluster_index: &dyn Fn(&str) -> Option<usize>,
         registry: &Registry,
         path: &str,
     ) -> Result<NetworkFilters, String> {
-        let rate_limits = listener
+        let rate_limits = chain
             .connection_rate_limits
             .iter()
             .enumerate()
@@ -47,7 +47,7 @@ impl NetworkFilters {
                 )
             })
             .collect::<Result<Box<[_]>, String>>()?;
-        let tcp_proxy = match &listener.filter {
+        let tcp_proxy = match &chain.filter {
             snapshot::NetworkFilter::TcpProxy(t) => Some(TcpProxy::compile(
                 t,
                 cluster_index,

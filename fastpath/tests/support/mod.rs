@@ -313,7 +313,7 @@ pub fn one_listener(routes: Value, hcm_extra: Value, clusters: Value, top_extra:
             "name": "ingress",
             "address": "127.0.0.1",
             "port": 0,
-            "filter": {"http_connection_manager": hcm},
+            "filter_chains": [{"filter": {"http_connection_manager": hcm}}],
         }],
         "clusters": clusters,
     });

@@ -14,6 +14,7 @@ FAULT = "envoy.extensions.filters.http.fault.v3.HTTPFault"
 LOCAL_RATELIMIT = "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
 NETWORK_LOCAL_RATELIMIT = "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit"
 TCP_PROXY = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+TLS_INSPECTOR = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
 UPSTREAM_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 FILE_LOG = "envoy.extensions.access_loggers.file.v3.FileAccessLog"
 STDOUT_LOG = "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
@@ -402,17 +403,47 @@ MESSAGES: dict[str, Message] = {
         protocol=enum("TCP"),
     ),
     "envoy.config.listener.v3.Listener": message(
-        later=("listener_filters", "access_log"),
+        later=("access_log",),
         name=ok(),
         address=ok(),
         stat_prefix=ok(),
-        filter_chains=ok("exactly one"),
+        filter_chains=ok("chosen by `filter_chain_match` as Envoy does (docs/filter-chains.md)"),
+        default_filter_chain=ok("when no chain matches"),
+        listener_filters=ok("the TLS inspector"),
+        listener_filters_timeout=ok("default 15s, 0 waits without limit"),
+        continue_on_listener_filters_timeout=ok(),
         per_connection_buffer_limit_bytes=ok(),
         metadata=opaque(),
     ),
+    "envoy.config.listener.v3.ListenerFilter": message(
+        name=ok(), typed_config=typed(TLS_INSPECTOR, filter_kind=True)
+    ),
+    TLS_INSPECTOR: message(
+        later=(
+            "enable_ja3_fingerprinting",
+            "enable_ja4_fingerprinting",
+            "close_connection_on_client_hello_parsing_errors",
+        ),
+        max_client_hello_size=ok("default 16 KiB; a larger ClientHello closes the connection"),
+        initial_read_buffer_size=ok("meshcore peeks up to max_client_hello_size at once"),
+        note="peeks (MSG_PEEK) for a ClientHello: SNI, ALPN, transport protocol `tls`",
+    ),
+    "envoy.config.listener.v3.FilterChainMatch": message(
+        destination_port=ok(),
+        prefix_ranges=ok(),
+        direct_source_prefix_ranges=ok("the peer's address (no PROXY protocol)"),
+        source_type=ok(),
+        source_prefix_ranges=ok(),
+        source_ports=ok(),
+        server_names=ok("exact, then `*.suffix` (longest first), then chains without"),
+        transport_protocol=ok("`tls` (TLS inspector) or `raw_buffer`"),
+        application_protocols=ok("any ALPN protocol the ClientHello offers"),
+    ),
+    "envoy.config.core.v3.CidrRange": message(address_prefix=ok(), prefix_len=ok()),
     "envoy.config.listener.v3.FilterChain": message(
-        later=("filter_chain_match", "transport_socket"),
+        later=("transport_socket",),
         name=ok(),
+        filter_chain_match=ok("docs/filter-chains.md"),
         filters=ok(
             "network local_ratelimit filters (any number), then one http_connection_manager "
             "or tcp_proxy"

@@ -1,12 +1,13 @@
-"""`static_resources.listeners` (one filter chain: network local_ratelimit filters, then an
-http_connection_manager or a tcp_proxy) into the snapshot's `Listener`s."""
+"""`static_resources.listeners` (filter chains of network local_ratelimit filters, then an
+http_connection_manager or a tcp_proxy; their matches and the listener filters in
+`translate_filter_chains`) into the snapshot's `Listener`s."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, cast
 
-from envoy.config.listener.v3 import listener_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
@@ -15,6 +16,7 @@ from . import paths
 from .errors import Problems
 from .supported import HCM, NETWORK_LOCAL_RATELIMIT, ROUTER, TCP_PROXY
 from .translate_access_log import access_logs
+from .translate_filter_chains import filter_chain_match, listener_filters
 from .translate_http_filters import http_filters
 from .translate_network import connection_rate_limit, tcp_proxy
 from .translate_normalization import request_normalization
@@ -64,11 +66,10 @@ def _listener(
         problems.add(
             paths.field(address_path, "address"), f"malformed IP address: {socket.address!r}"
         )
-    chain = _filter_chain(config, path, problems, refs)
-    if chain is None:
+    chains = _filter_chains(config, path, problems, refs)
+    if chains is None:
         return None
-    terminal, rate_limits = chain
-    return {
+    out: dict[str, Any] = {
         "name": config.name or f"{socket.address}:{socket.port_value}",
         "address": socket.address,
         "port": socket.port_value,
@@ -76,25 +77,101 @@ def _listener(
         "per_connection_buffer_limit_bytes": wrapped(
             config, "per_connection_buffer_limit_bytes", DEFAULT_BUFFER_LIMIT
         ),
-        **({"connection_rate_limits": rate_limits} if rate_limits else {}),
-        "filter": terminal,
+        **listener_filters(config, path, problems),
+        "filter_chains": chains[0],
     }
+    if chains[1] is not None:
+        out["default_filter_chain"] = chains[1]
+    return out
+
+
+def _filter_chains(
+    config: listener_pb2.Listener, path: str, problems: Problems, refs: ClusterRefs
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None] | None:
+    """The snapshot's `filter_chains` and `default_filter_chain` (None when one cannot be
+    translated; the problems say why)."""
+    chains_path = paths.field(path, "filter_chains")
+    has_default = config.HasField("default_filter_chain")
+    if not config.filter_chains and not has_default:
+        problems.add(chains_path, "a listener needs a filter chain or a default_filter_chain")
+        return None
+    out: list[dict[str, Any]] = []
+    for i, chain in enumerate(config.filter_chains):
+        chain_path = paths.item(chains_path, i)
+        translated = _filter_chain(chain, chain_path, problems, refs)
+        if translated is None:
+            return None
+        match = translated.get("filter_chain_match", {})
+        same = next(
+            (j for j, c in enumerate(out) if c.get("filter_chain_match", {}) == match), None
+        )
+        if same is not None:
+            # Envoy rejects it too (overlapping rules are found when the engine compiles).
+            problems.add(
+                paths.field(chain_path, "filter_chain_match"),
+                f"the same matching rules as {paths.item(chains_path, same)}",
+            )
+        out.append(translated)
+    default = None
+    if has_default:
+        default_path = paths.field(path, "default_filter_chain")
+        default = _filter_chain(config.default_filter_chain, default_path, problems, refs)
+        if default is None:
+            return None
+    if len(config.filter_chains) + has_default > 1:
+        _check_single_rds(config, path, problems)
+    return out, default
+
+
+def _chains_with_paths(
+    config: listener_pb2.Listener, path: str
+) -> list[tuple[str, listener_components_pb2.FilterChain]]:
+    """Every chain of the listener (the default one last) with its path."""
+    chains_path = paths.field(path, "filter_chains")
+    out = [(paths.item(chains_path, i), c) for i, c in enumerate(config.filter_chains)]
+    if config.HasField("default_filter_chain"):
+        out.append((paths.field(path, "default_filter_chain"), config.default_filter_chain))
+    return out
+
+
+def _check_single_rds(config: listener_pb2.Listener, path: str, problems: Problems) -> None:
+    """RDS (routes from the xDS stream) is wired for a listener with one chain only."""
+    for chain_path, chain in _chains_with_paths(config, path):
+        manager = _manager_of_chain(chain)
+        if manager is not None and manager.HasField("rds"):
+            problems.add(
+                f"{chain_path}.filters[{len(chain.filters) - 1}].typed_config.rds",
+                "rds is supported only on a listener with one filter chain (yet)",
+            )
 
 
 def _filter_chain(
-    config: listener_pb2.Listener, path: str, problems: Problems, refs: ClusterRefs
+    chain: listener_components_pb2.FilterChain, path: str, problems: Problems, refs: ClusterRefs
+) -> dict[str, Any] | None:
+    """The snapshot `FilterChain` for `chain` at `path` (None when it cannot be translated)."""
+    filters = _chain_filters(chain, path, problems, refs)
+    if filters is None:
+        return None
+    terminal, rate_limits = filters
+    out: dict[str, Any] = {"name": chain.name}
+    match = filter_chain_match(
+        chain.filter_chain_match, paths.field(path, "filter_chain_match"), problems
+    )
+    if match:
+        out["filter_chain_match"] = match
+    if rate_limits:
+        out["connection_rate_limits"] = rate_limits
+    out["filter"] = terminal
+    return out
+
+
+def _chain_filters(
+    chain: listener_components_pb2.FilterChain, path: str, problems: Problems, refs: ClusterRefs
 ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    """The snapshot's terminal `filter` and `connection_rate_limits` of the listener's only
-    filter chain (None when it cannot be translated; the problems say why)."""
-    chains_path = paths.field(path, "filter_chains")
-    if len(config.filter_chains) != 1:
-        problems.add(
-            chains_path, f"exactly one filter chain is supported, found {len(config.filter_chains)}"
-        )
-        if not config.filter_chains:
-            return None
-    filters_path = paths.field(paths.item(chains_path, 0), "filters")
-    filters = config.filter_chains[0].filters
+    """The snapshot's terminal `filter` and `connection_rate_limits` of one filter chain
+    (None when it cannot be translated; the problems say why)."""
+    filters_path = paths.field(path, "filters")
+    filters = chain.filters
     if not filters:
         problems.add(filters_path, "must end with an http_connection_manager or a tcp_proxy filter")
         return None
@@ -245,12 +322,13 @@ def one_listener(
     return _listener(config, path, problems, refs)
 
 
-def connection_manager_of(config: listener_pb2.Listener) -> hcm_pb2.HttpConnectionManager | None:
-    """The listener's http_connection_manager (None when it has another shape, which
-    translation reports)."""
-    if len(config.filter_chains) != 1 or not config.filter_chains[0].filters:
+def _manager_of_chain(
+    chain: listener_components_pb2.FilterChain,
+) -> hcm_pb2.HttpConnectionManager | None:
+    """The chain's http_connection_manager (None when it ends with another filter)."""
+    if not chain.filters:
         return None
-    packed = config.filter_chains[0].filters[-1].typed_config
+    packed = chain.filters[-1].typed_config
     if type_name(packed.type_url) != HCM:
         return None
     manager = unpack(packed)
@@ -259,8 +337,19 @@ def connection_manager_of(config: listener_pb2.Listener) -> hcm_pb2.HttpConnecti
     return cast(hcm_pb2.HttpConnectionManager, manager)
 
 
+def connection_manager_of(config: listener_pb2.Listener) -> hcm_pb2.HttpConnectionManager | None:
+    """The http_connection_manager of a listener with one filter chain (None when it has
+    another shape; several chains with RDS are reported by translation)."""
+    chains = _chains_with_paths(config, "")
+    if len(chains) != 1:
+        return None
+    return _manager_of_chain(chains[0][1])
+
+
 def rds_path(config: listener_pb2.Listener) -> str:
-    """Where a listener's `rds` is, relative to the listener (its connection manager is the
-    last network filter)."""
-    last = max(len(config.filter_chains[0].filters) - 1, 0) if config.filter_chains else 0
-    return f"filter_chains[0].filters[{last}].typed_config.rds"
+    """Where the `rds` of a one-chain listener is, relative to the listener (its connection
+    manager is the last network filter)."""
+    chains = _chains_with_paths(config, "")
+    chain_path, chain = chains[0] if chains else ("filter_chains[0]", None)
+    last = max(len(chain.filters) - 1, 0) if chain is not None else 0
+    return f"{chain_path.lstrip('.')}.filters[{last}].typed_config.rds"

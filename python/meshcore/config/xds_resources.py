@@ -64,11 +64,11 @@ class ListenerResource:
         inline route configs)."""
         if routes is None:
             return self.snapshot
-        manager = self.snapshot["filter"]["http_connection_manager"]
-        return {
-            **self.snapshot,
-            "filter": {"http_connection_manager": {**manager, "route_config": routes.snapshot}},
-        }
+        # An RDS listener has one filter chain (translation rejects RDS on several).
+        chain = self.snapshot["filter_chains"][0]
+        manager = chain["filter"]["http_connection_manager"]
+        routed = {"http_connection_manager": {**manager, "route_config": routes.snapshot}}
+        return {**self.snapshot, "filter_chains": [{**chain, "filter": routed}]}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,133 @@
+//! Compiling one snapshot listener: each filter chain (and the default chain) into its
+//! connection manager or `tcp_proxy` plus network filters, the chain matcher, and the
+//! listener filters. Done in two steps because the stats scope needs the bound port.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{ChainMatcher, ListenerFilters, TlsInspector};
+use crate::cluster::ClusterState;
+use crate::compiled::{
+    CompiledListener, Hcm, ListenerView, compile_hcm, inert_hcm, listener_stat_prefix, read_cap,
+};
+use crate::config::snapshot;
+use crate::stats::{ListenerStats, Registry};
+use crate::tcp::NetworkFilters;
+
+/// One chain's compiled filters, before the listener is bound.
+struct ChainParts {
+    hcm: Hcm,
+    network: NetworkFilters,
+}
+
+/// A listener compiled up to its stats scope (which names the bound port).
+pub struct ListenerParts {
+    chains: Vec<ChainParts>,
+    default_chain: Option<ChainParts>,
+    matcher: ChainMatcher,
+    filters: ListenerFilters,
+    per_connection_buffer_limit_bytes: u32,
+    stat_prefix: Option<String>,
+}
+
+fn compile_chain(
+    c: &snapshot::FilterChain,
+    lookup: &dyn Fn(&str) -> Option<usize>,
+    registry: &Registry,
+    local_address: &str,
+    path: &str,
+) -> Result<ChainParts, String> {
+    let hcm = match &c.filter {
+        snapshot::NetworkFilter::HttpConnectionManager(h) => compile_hcm(
+            h,
+            lookup,
+            registry,
+            local_address,
+            &format!("{path}.filter.http_connection_manager"),
+        )?,
+        snapshot::NetworkFilter::TcpProxy(_) => inert_hcm(local_address)?,
+    };
+    let network = NetworkFilters::compile(c, lookup, registry, path)?;
+    Ok(ChainParts { hcm, network })
+}
+
+/// Compiles `l` (at `path`, e.g. `listeners[0]`); errors name the field.
+pub fn compile_listener(
+    l: &snapshot::Listener,
+    lookup: &dyn Fn(&str) -> Option<usize>,
+    registry: &Registry,
+    local_address: &str,
+    path: &str,
+) -> Result<ListenerParts, String> {
+    if l.filter_chains.is_empty() && l.default_filter_chain.is_none() {
+        return Err(format!(
+            "{path}.filter_chains: a listener needs a filter chain or a default_filter_chain"
+        ));
+    }
+    let mut chains = Vec::with_capacity(l.filter_chains.len());
+    let mut matches = Vec::with_capacity(l.filter_chains.len());
+    for (i, c) in l.filter_chains.iter().enumerate() {
+        let at = format!("{path}.filter_chains[{i}]");
+        chains.push(compile_chain(c, lookup, registry, local_address, &at)?);
+        matches.push((&c.filter_chain_match, at));
+    }
+    let matcher = ChainMatcher::compile(&matches)?;
+    let default_chain = match &l.default_filter_chain {
+        Some(c) => Some(compile_chain(
+            c,
+            lookup,
+            registry,
+            local_address,
+            &format!("{path}.default_filter_chain"),
+        )?),
+        None => None,
+    };
+    let inspector = match &l.tls_inspector {
+        Some(t) => Some(TlsInspector::compile(t, registry, path)?),
+        None => None,
+    };
+    Ok(ListenerParts {
+        chains,
+        default_chain,
+        matcher,
+        filters: ListenerFilters {
+            tls_inspector: inspector,
+            timeout: (l.listener_filters_timeout_ms > 0)
+                .then(|| Duration::from_millis(l.listener_filters_timeout_ms)),
+            continue_on_timeout: l.continue_on_listener_filters_timeout,
+        },
+        per_connection_buffer_limit_bytes: l.per_connection_buffer_limit_bytes,
+        stat_prefix: l.stat_prefix.clone(),
+    })
+}
+
+impl ListenerParts {
+    /// The listener bound at `addr` (the port it got), its chains indexing `clusters`.
+    pub fn finish(
+        self,
+        addr: SocketAddr,
+        clusters: &Arc<[Arc<ClusterState>]>,
+        registry: &Registry,
+    ) -> CompiledListener {
+        let prefix = listener_stat_prefix(addr, self.stat_prefix.as_deref());
+        let stats = ListenerStats::new(registry, &prefix);
+        let limit = self.per_connection_buffer_limit_bytes;
+        let view = |p: ChainParts| {
+            Arc::new(ListenerView {
+                hcm: p.hcm,
+                clusters: clusters.clone(),
+                stats: stats.clone(),
+                read_cap: read_cap(limit),
+                buffer_limit: limit,
+                network: p.network,
+            })
+        };
+        CompiledListener {
+            chains: self.chains.into_iter().map(view).collect(),
+            default_chain: self.default_chain.map(view),
+            matcher: self.matcher,
+            filters: self.filters,
+            stats,
+        }
+    }
+}
