@@ -82,6 +82,8 @@ pub struct CompiledListener {
     pub filters: crate::listener::ListenerFilters,
     /// `listener.<stat_prefix or address_port>` (each chain's view holds the same scope).
     pub stats: ListenerStats,
+    /// The overload manager's global downstream connection limit, when it applies here.
+    pub global_connection_limit: Option<u64>,
 }
 
 impl CompiledListener {

@@ -197,6 +197,7 @@ impl Engine {
                 &lookup,
                 &self.registry,
                 &snap.local_address,
+                snap.global_downstream_max_connections,
                 &path,
             )
             .map_err(EngineError::Value)?;

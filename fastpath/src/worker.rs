@@ -58,6 +58,8 @@ pub struct Worker {
 pub struct ConnGuard {
     worker: Rc<Worker>,
     id: u64,
+    /// Places held in the chain's `connection_limit`s (freed with the guard).
+    _places: Vec<crate::tcp::connection_limit::LimitSlot>,
 }
 
 impl Drop for ConnGuard {
@@ -91,6 +93,15 @@ impl Worker {
         peer: SocketAddr,
     ) {
         let compiled = handle.compiled.load_full();
+        if let Some(max) = compiled.global_connection_limit
+            && self.active.load(Ordering::Relaxed) >= max as i64
+        {
+            // The overload manager's global limit (all listeners, all workers).
+            compiled
+                .stats
+                .inc(self.index, listener::Counter::DownstreamGlobalCxOverflow);
+            return;
+        }
         let mut local = handle.local_addr();
         if local.ip().is_unspecified() {
             // A wildcard listener: the address the client connected to.
@@ -137,6 +148,7 @@ impl Worker {
         let guard = ConnGuard {
             worker: self.clone(),
             id,
+            _places: Vec::new(),
         };
         Pending { id, idle, guard }
     }
@@ -165,10 +177,24 @@ impl Worker {
             crate::tcp::refuse(&view, self.index);
             return;
         }
-        let Pending { id, idle, guard } = match pending {
+        let places = match view.network.acquire_places(self.index) {
+            Ok(p) => p,
+            Err(delay) => {
+                // A `connection_limit` is full: close (after its delay).
+                crate::tcp::refuse(&view, self.index);
+                crate::tcp::connection_limit::close_after(stream, delay);
+                return;
+            }
+        };
+        let Pending {
+            id,
+            idle,
+            mut guard,
+        } = match pending {
             Some(p) => p,
             None => self.register(handle.id),
         };
+        guard._places = places;
         idle.set(false);
         let task = if view.network.tcp_proxy.is_some() {
             let peer = info.peer;

@@ -23,6 +23,11 @@ pub struct Snapshot {
     /// x-forwarded-for instead of a loopback peer address.
     #[serde(default = "default_local_address")]
     pub local_address: String,
+    /// The overload manager's `envoy.resource_monitors.global_downstream_max_connections`
+    /// (`max_active_downstream_connections`): a connection accepted while the process holds
+    /// this many is closed (`listener.<prefix>.downstream_global_cx_overflow`).
+    #[serde(default)]
+    pub global_downstream_max_connections: Option<u64>,
 }
 
 fn default_local_address() -> String {
@@ -60,6 +65,10 @@ pub struct Listener {
     /// `default_filter_chain`: used when no chain's `filter_chain_match` matches.
     #[serde(default)]
     pub default_filter_chain: Option<FilterChain>,
+    /// `ignore_global_conn_limit`: the overload manager's global connection limit does not
+    /// apply to this listener.
+    #[serde(default)]
+    pub ignore_global_conn_limit: bool,
 }
 
 /// `envoy.filters.listener.tls_inspector`.
@@ -91,7 +100,21 @@ pub struct FilterChain {
     /// `envoy.filters.network.local_ratelimit` filters before the terminal filter, in order.
     #[serde(default)]
     pub connection_rate_limits: Vec<ConnectionRateLimit>,
+    /// `envoy.filters.network.connection_limit` filters (checked after the rate limits).
+    #[serde(default)]
+    pub connection_limits: Vec<ConnectionLimit>,
     pub filter: NetworkFilter,
+}
+
+/// `envoy.filters.network.connection_limit`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionLimit {
+    pub stat_prefix: String,
+    pub max_connections: u64,
+    /// `delay`: how long a refused connection is held before it is closed (0: at once).
+    #[serde(default)]
+    pub delay_ms: u64,
 }
 
 /// `filter_chain_match` (Envoy's semantics: `listener/chain_match.rs`). Empty lists and

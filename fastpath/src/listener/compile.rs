@@ -28,6 +28,7 @@ pub struct ListenerParts {
     filters: ListenerFilters,
     per_connection_buffer_limit_bytes: u32,
     stat_prefix: Option<String>,
+    global_connection_limit: Option<u64>,
 }
 
 fn compile_chain(
@@ -57,6 +58,7 @@ pub fn compile_listener(
     lookup: &dyn Fn(&str) -> Option<usize>,
     registry: &Registry,
     local_address: &str,
+    global_limit: Option<u64>,
     path: &str,
 ) -> Result<ListenerParts, String> {
     if l.filter_chains.is_empty() && l.default_filter_chain.is_none() {
@@ -98,6 +100,7 @@ pub fn compile_listener(
         },
         per_connection_buffer_limit_bytes: l.per_connection_buffer_limit_bytes,
         stat_prefix: l.stat_prefix.clone(),
+        global_connection_limit: global_limit.filter(|_| !l.ignore_global_conn_limit),
     })
 }
 
@@ -128,6 +131,7 @@ impl ListenerParts {
             matcher: self.matcher,
             filters: self.filters,
             stats,
+            global_connection_limit: self.global_connection_limit,
         }
     }
 }

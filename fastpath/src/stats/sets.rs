@@ -9,6 +9,8 @@ stat_set! { listener, prefix_codes: None,
         // Filter chains (`listener/`): no chain matched; the listener filters timed out.
         NoFilterChainMatch => "no_filter_chain_match",
         DownstreamPreCxTimeout => "downstream_pre_cx_timeout",
+        // The overload manager's global connection limit refused a connection.
+        DownstreamGlobalCxOverflow => "downstream_global_cx_overflow",
     }
     gauges {
         DownstreamCxActive => "downstream_cx_active",

@@ -1,6 +1,7 @@
 //! Envoy's network filters besides the HTTP connection manager: `tcp_proxy` (relay a
 //! connection's bytes to a cluster's host) and `local_ratelimit` (close connections that
 //! find no token), compiled per filter chain.
+pub mod connection_limit;
 mod pipe;
 mod relay;
 mod session;
@@ -23,6 +24,8 @@ use stats::{network_rate_limit, tcp_proxy};
 pub struct NetworkFilters {
     /// `local_ratelimit` filters, in order; the first without a token closes the connection.
     pub rate_limits: Box<[ConnectionRateLimit]>,
+    /// `connection_limit` filters: each admitted connection holds a place in every one.
+    pub connection_limits: Box<[connection_limit::ConnectionLimit]>,
     /// The terminal `tcp_proxy` (None: the listener's terminal filter is the HCM).
     pub tcp_proxy: Option<TcpProxy>,
 }
@@ -47,6 +50,18 @@ impl NetworkFilters {
                 )
             })
             .collect::<Result<Box<[_]>, String>>()?;
+        let connection_limits = chain
+            .connection_limits
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                connection_limit::ConnectionLimit::compile(
+                    c,
+                    registry,
+                    &format!("{path}.connection_limits[{i}]"),
+                )
+            })
+            .collect::<Result<Box<[_]>, String>>()?;
         let tcp_proxy = match &chain.filter {
             snapshot::NetworkFilter::TcpProxy(t) => Some(TcpProxy::compile(
                 t,
@@ -58,8 +73,25 @@ impl NetworkFilters {
         };
         Ok(NetworkFilters {
             rate_limits,
+            connection_limits,
             tcp_proxy,
         })
+    }
+
+    /// A place in every `connection_limit`, or the refusing limit's delay (`Err`): the
+    /// places already taken are given back.
+    pub fn acquire_places(
+        &self,
+        w: usize,
+    ) -> Result<Vec<connection_limit::LimitSlot>, Option<Duration>> {
+        let mut slots = Vec::with_capacity(self.connection_limits.len());
+        for l in self.connection_limits.iter() {
+            match l.acquire(w) {
+                Some(s) => slots.push(s),
+                None => return Err(l.delay()),
+            }
+        }
+        Ok(slots)
     }
 
     /// Takes a token from every rate limit in order: false (counted as `rate_limited` by

@@ -1,5 +1,5 @@
 //! Envoy's stat sets of the network filters: `tcp.<stat_prefix>.*` (tcp_proxy) and
-//! `local_rate_limit.<stat_prefix>.*` (network local_ratelimit).
+//! `local_rate_limit.<stat_prefix>.*` (network local_ratelimit), `connection_limit.<stat_prefix>.*`.
 use crate::stats::stat_set;
 
 stat_set! { tcp_proxy, prefix_codes: None,
@@ -19,6 +19,18 @@ stat_set! { tcp_proxy, prefix_codes: None,
         DownstreamCxRxBytesBuffered => "downstream_cx_rx_bytes_buffered",
         DownstreamCxTxBytesBuffered => "downstream_cx_tx_bytes_buffered",
         UpstreamFlushActive => "upstream_flush_active",
+    }
+    histograms {}
+    globals {}
+    control_counters {}
+}
+
+stat_set! { connection_limit, prefix_codes: None,
+    counters {
+        LimitedConnections => "limited_connections",
+    }
+    gauges {
+        ActiveConnections => "active_connections",
     }
     histograms {}
     globals {}

@@ -13,6 +13,10 @@ PREVIOUS_HOSTS = "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPre
 FAULT = "envoy.extensions.filters.http.fault.v3.HTTPFault"
 LOCAL_RATELIMIT = "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
 NETWORK_LOCAL_RATELIMIT = "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit"
+CONNECTION_LIMIT = "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit"
+DOWNSTREAM_CONNECTIONS = (
+    "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig"
+)
 TCP_PROXY = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 TLS_INSPECTOR = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
 UPSTREAM_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -369,8 +373,8 @@ MESSAGES: dict[str, Message] = {
             "cluster_manager",
             "stats_sinks",
             "tracing",
-            "overload_manager",
         ),
+        overload_manager=ok("the global downstream connection limit"),
         node=opaque("`id` and `cluster` are used; the whole node is sent to the xDS server"),
         static_resources=ok(),
         dynamic_resources=ok(),
@@ -379,12 +383,28 @@ MESSAGES: dict[str, Message] = {
         stats_config=Rule(empty="only an empty stats_config is supported", note="must be empty"),
         stats_flush_interval=ok("no effect (no stats sinks)"),
     ),
+    "envoy.config.overload.v3.OverloadManager": message(
+        later=("actions", "loadshed_points", "buffer_factory_config"),
+        refresh_interval=ok("no effect: the connection limit is checked at each accept"),
+        resource_monitors=ok(),
+    ),
+    "envoy.config.overload.v3.ResourceMonitor": message(
+        name=ok(), typed_config=typed(DOWNSTREAM_CONNECTIONS, filter_kind=True)
+    ),
+    DOWNSTREAM_CONNECTIONS: message(
+        max_active_downstream_connections=ok(
+            "a connection accepted over it is closed (`downstream_global_cx_overflow`)"
+        )
+    ),
     "envoy.config.bootstrap.v3.Bootstrap.StaticResources": message(
         later=("secrets",), listeners=ok(), clusters=ok()
     ),
     **DYNAMIC_MESSAGES,
     "envoy.config.bootstrap.v3.Admin": message(
         address=ok(),
+        ignore_global_conn_limit=ok(
+            "meshcore's admin API never counts toward the global connection limit"
+        ),
         access_log=opaque("the admin API's own log"),
         access_log_path=ok(),
         profile_path=ok(),
@@ -413,6 +433,7 @@ MESSAGES: dict[str, Message] = {
         listener_filters_timeout=ok("default 15s, 0 waits without limit"),
         continue_on_listener_filters_timeout=ok(),
         per_connection_buffer_limit_bytes=ok(),
+        ignore_global_conn_limit=ok(),
         metadata=opaque(),
     ),
     "envoy.config.listener.v3.ListenerFilter": message(
@@ -445,14 +466,22 @@ MESSAGES: dict[str, Message] = {
         name=ok(),
         filter_chain_match=ok("docs/filter-chains.md"),
         filters=ok(
-            "network local_ratelimit filters (any number), then one http_connection_manager "
-            "or tcp_proxy"
+            "network local_ratelimit and connection_limit filters (any number; the rate limits "
+            "are checked first), then one http_connection_manager or tcp_proxy"
         ),
         metadata=opaque(),
     ),
     "envoy.config.listener.v3.Filter": message(
         name=ok(),
-        typed_config=typed(HCM, TCP_PROXY, NETWORK_LOCAL_RATELIMIT, filter_kind=True),
+        typed_config=typed(
+            HCM, TCP_PROXY, NETWORK_LOCAL_RATELIMIT, CONNECTION_LIMIT, filter_kind=True
+        ),
+    ),
+    CONNECTION_LIMIT: message(
+        later=("runtime_enabled",),
+        stat_prefix=ok(),
+        max_connections=ok("open connections on the chain, counted over all workers"),
+        delay=ok("a refused connection is held this long, then closed"),
     ),
     TCP_PROXY: message(
         later=(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from google.protobuf import json_format
 
@@ -11,6 +13,7 @@ from .model import AdminConfig, MeshConfig
 from .translate_clusters import clusters
 from .translate_dynamic import check_static_resources, dynamic_resources
 from .translate_listeners import listeners
+from .translate_overload import global_connection_limit
 from .translate_routes import ClusterRefs
 from .values import is_ip
 
@@ -38,12 +41,16 @@ def translate(bootstrap: bootstrap_pb2.Bootstrap, problems: Problems) -> MeshCon
         elif name in translated.http2:
             problems.add(path, f"cluster {name!r} has HTTP/2 options; routes cannot use it yet")
     check_static_resources(static, translated, problems)
+    snapshot: dict[str, Any] = {
+        "listeners": listener_list,
+        "clusters": translated.snapshot,
+        "local_address": local_address(),
+    }
+    limit = global_connection_limit(bootstrap, problems)
+    if limit is not None:
+        snapshot["global_downstream_max_connections"] = limit
     return MeshConfig(
-        snapshot={
-            "listeners": listener_list,
-            "clusters": translated.snapshot,
-            "local_address": local_address(),
-        },
+        snapshot=snapshot,
         admin=_admin(bootstrap, problems),
         dns_clusters=tuple(translated.dns),
         node_id=bootstrap.node.id,

@@ -14,11 +14,11 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 
 from . import paths
 from .errors import Problems
-from .supported import HCM, NETWORK_LOCAL_RATELIMIT, ROUTER, TCP_PROXY
+from .supported import CONNECTION_LIMIT, HCM, NETWORK_LOCAL_RATELIMIT, ROUTER, TCP_PROXY
 from .translate_access_log import access_logs
 from .translate_filter_chains import filter_chain_match, listener_filters
 from .translate_http_filters import http_filters
-from .translate_network import connection_rate_limit, tcp_proxy
+from .translate_network import connection_limit, connection_rate_limit, tcp_proxy
 from .translate_normalization import request_normalization
 from .translate_routes import ClusterRefs, route_config
 from .translate_timeouts import connection_limits, stream_timeouts
@@ -82,6 +82,8 @@ def _listener(
     }
     if chains[1] is not None:
         out["default_filter_chain"] = chains[1]
+    if config.ignore_global_conn_limit:
+        out["ignore_global_conn_limit"] = True
     return out
 
 
@@ -152,7 +154,7 @@ def _filter_chain(
     filters = _chain_filters(chain, path, problems, refs)
     if filters is None:
         return None
-    terminal, rate_limits = filters
+    terminal, rate_limits, limits = filters
     out: dict[str, Any] = {"name": chain.name}
     match = filter_chain_match(
         chain.filter_chain_match, paths.field(path, "filter_chain_match"), problems
@@ -161,15 +163,17 @@ def _filter_chain(
         out["filter_chain_match"] = match
     if rate_limits:
         out["connection_rate_limits"] = rate_limits
+    if limits:
+        out["connection_limits"] = limits
     out["filter"] = terminal
     return out
 
 
 def _chain_filters(
     chain: listener_components_pb2.FilterChain, path: str, problems: Problems, refs: ClusterRefs
-) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    """The snapshot's terminal `filter` and `connection_rate_limits` of one filter chain
-    (None when it cannot be translated; the problems say why)."""
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """The snapshot's terminal `filter`, `connection_rate_limits` and `connection_limits` of
+    one filter chain (None when it cannot be translated; the problems say why)."""
     filters_path = paths.field(path, "filters")
     filters = chain.filters
     if not filters:
@@ -177,6 +181,7 @@ def _chain_filters(
         return None
     terminal: dict[str, Any] | None = None
     rate_limits: list[dict[str, Any]] = []
+    limits: list[dict[str, Any]] = []
     last = len(filters) - 1
     for i, network_filter in enumerate(filters):
         filter_path = paths.item(filters_path, i)
@@ -187,9 +192,14 @@ def _chain_filters(
             return None
         kind = type_name(network_filter.typed_config.type_url)
         inner = unpack(network_filter.typed_config)
-        if inner is None or kind not in (HCM, TCP_PROXY, NETWORK_LOCAL_RATELIMIT):
+        if inner is None or kind not in (HCM, TCP_PROXY, NETWORK_LOCAL_RATELIMIT, CONNECTION_LIMIT):
             return None  # reported by the table
-        if kind == NETWORK_LOCAL_RATELIMIT:
+        if kind == CONNECTION_LIMIT:
+            if i == last:
+                problems.add(filter_path, "connection_limit cannot be the last filter")
+            else:
+                limits.append(connection_limit(inner, typed_path, problems))
+        elif kind == NETWORK_LOCAL_RATELIMIT:
             if i == last:
                 problems.add(
                     filter_path,
@@ -207,7 +217,7 @@ def _chain_filters(
             terminal = {"tcp_proxy": tcp_proxy(inner, typed_path, problems)}
     if terminal is None:
         return None
-    return terminal, rate_limits
+    return terminal, rate_limits, limits
 
 
 def _check_http_filters(

@@ -49,6 +49,17 @@ def tcp_proxy(config: tcp_proxy_pb2.TcpProxy, path: str, problems: Problems) -> 
     }
 
 
+def connection_limit(config: Any, path: str, problems: Problems) -> dict[str, Any]:
+    """The snapshot `ConnectionLimit` for a network `connection_limit` filter (at `path`)."""
+    if not config.stat_prefix:
+        problems.add(paths.field(path, "stat_prefix"), "must not be empty")
+    return {
+        "stat_prefix": config.stat_prefix,
+        "max_connections": int(wrapped(config, "max_connections", 0)),
+        "delay_ms": duration_field_ms(config, "delay", 0),
+    }
+
+
 def connection_rate_limit(
     config: network_lrl.LocalRateLimit, path: str, problems: Problems
 ) -> dict[str, Any]:
