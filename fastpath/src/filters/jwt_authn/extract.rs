@@ -21,24 +21,19 @@ pub struct Found<'r> {
     pub at: usize,
 }
 
-/// The characters of a base64url token and its dots (Envoy's `extractJWT`).
+/// The characters of a base64url token and its dots.
 fn is_token_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'=')
 }
 
-/// The token in `value` after `prefix` (Envoy: the first run of token characters after it).
+/// The token in `value` after `prefix` (Envoy 1.40: the prefix anywhere in the value, then
+/// from the first token character to the end of the value).
 fn after_prefix<'a>(value: &'a str, prefix: &str) -> Option<&'a str> {
-    let start = value.find(prefix)? + prefix.len();
-    let rest = &value[start..];
-    let Some(begin) = rest.bytes().position(is_token_char) else {
-        return Some(rest);
-    };
-    let rest = &rest[begin..];
-    let end = rest
-        .bytes()
-        .position(|b| !is_token_char(b))
-        .unwrap_or(rest.len());
-    Some(&rest[..end])
+    let rest = &value[value.find(prefix)? + prefix.len()..];
+    Some(match rest.bytes().position(is_token_char) {
+        Some(begin) => &rest[begin..],
+        None => rest,
+    })
 }
 
 /// A provider's locations from its config (Envoy's defaults when none is set).

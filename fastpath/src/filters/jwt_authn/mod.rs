@@ -37,6 +37,8 @@ stat_set! { jwt_stats, prefix_codes: None,
         Allowed => "allowed",
         Denied => "denied",
         CorsPreflightBypassed => "cors_preflight_bypassed",
+        JwtCacheHit => "jwt_cache_hit",
+        JwtCacheMiss => "jwt_cache_miss",
     }
     gauges {}
     histograms {}
@@ -194,8 +196,13 @@ impl JwtAuthn {
             req: req.view,
             now,
             effects: Effects::default(),
+            tokens_checked: 0,
         };
         let status = check.run(&s.requirements[r]);
+        // No verified-token cache (yet): every provider token is a miss, as Envoy counts
+        // them without `jwt_cache_config`.
+        s.stats
+            .add(w, Counter::JwtCacheMiss as usize, check.tokens_checked);
         if status != Status::Ok {
             s.stats.add(w, Counter::Denied as usize, 1);
             deny(status, req.view, verdict);

@@ -134,8 +134,9 @@ impl Provider {
         if s != Status::Ok {
             return s;
         }
+        // Envoy 1.40 reports a missing `exp` as a verification failure.
         if self.require_expiration && jwt.exp == 0 {
-            return Status::JwtExpired;
+            return Status::JwtVerificationFail;
         }
         if let Some(max) = self.max_lifetime
             && (jwt.exp == 0 || jwt.iat == 0 || jwt.exp.saturating_sub(jwt.iat) > max)
@@ -178,10 +179,13 @@ impl Provider {
                     v.push('=');
                 }
             }
+            // Replaces any value the client sent (as Envoy 1.40 does).
+            e.remove.push(h.clone());
             push_line(&mut e.lines, h, v.as_bytes());
         }
         for (h, claim) in self.claim_to_headers.iter() {
             if let Some(v) = claim_text(&jwt.payload, claim) {
+                e.remove.push(h.clone());
                 push_line(&mut e.lines, h, v.as_bytes());
             }
         }

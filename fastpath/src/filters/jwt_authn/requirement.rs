@@ -91,6 +91,8 @@ pub struct Check<'s, 'r> {
     pub req: &'s RequestView<'r>,
     pub now: u64,
     pub effects: Effects,
+    /// Tokens checked by a named provider (Envoy's `jwt_cache_miss`).
+    pub tokens_checked: u64,
 }
 
 impl Check<'_, '_> {
@@ -151,6 +153,7 @@ impl Check<'_, '_> {
         }
         // Envoy checks the last token found first.
         for f in found.iter().rev() {
+            self.tokens_checked += 1;
             let loc = &provider.locations[f.at];
             let s = match Jwt::parse(&f.token) {
                 Err(s) => s,

@@ -8,14 +8,28 @@ use serde_json::{Map, Value};
 
 use super::status::Status;
 
-/// base64url, padding optional (jwt_verify_lib accepts both).
+/// base64url as absl decodes it for Envoy: padding optional, non-zero trailing bits allowed.
 const B64URL: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::URL_SAFE,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
 );
 
+/// Decodes base64url; ASCII whitespace inside is skipped (as absl's decoder Envoy uses).
 pub fn b64url_decode(s: &str) -> Option<Vec<u8>> {
-    B64URL.decode(s).ok()
+    B64URL.decode(without_spaces(s).as_bytes()).ok()
+}
+
+fn without_spaces(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_whitespace()) {
+        s.chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
 }
 
 /// The algorithms Envoy accepts in a token header.
@@ -137,9 +151,7 @@ impl Jwt {
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err(Status::JwtAudNotString),
         };
-        let signature = general_purpose::URL_SAFE_NO_PAD
-            .decode(s.trim_end_matches('='))
-            .map_err(|_| Status::JwtSignatureBadBase64)?;
+        let signature = b64url_decode(s).ok_or(Status::JwtSignatureBadBase64)?;
         if signature.is_empty() {
             return Err(Status::JwtBadFormat);
         }
@@ -155,7 +167,8 @@ impl Jwt {
             payload,
             payload_b64: p.into(),
             signed_len: h.len() + 1 + p.len(),
-            signature_b64: s.trim_end_matches('=').into(),
+            // Canonical, for jsonwebtoken's strict decoder.
+            signature_b64: general_purpose::URL_SAFE_NO_PAD.encode(&signature).into(),
             signature_len: signature.len(),
         })
     }
