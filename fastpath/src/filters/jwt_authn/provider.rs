@@ -138,10 +138,14 @@ impl Provider {
         if self.require_expiration && jwt.exp == 0 {
             return Status::JwtVerificationFail;
         }
+        // Envoy 1.40: a lifetime (`exp - iat`, both present) over `max_lifetime` fails as a
+        // verification failure.
         if let Some(max) = self.max_lifetime
-            && (jwt.exp == 0 || jwt.iat == 0 || jwt.exp.saturating_sub(jwt.iat) > max)
+            && jwt.exp != 0
+            && jwt.iat != 0
+            && jwt.exp.saturating_sub(jwt.iat) > max
         {
-            return Status::JwtExpired;
+            return Status::JwtVerificationFail;
         }
         let allowed = audiences.unwrap_or(&self.audiences);
         if !allowed.is_empty()

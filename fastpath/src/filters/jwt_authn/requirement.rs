@@ -15,11 +15,7 @@ pub enum Requirement {
         provider: usize,
         audiences: Option<Box<[Box<str>]>>,
     },
-    Any {
-        children: Box<[Requirement]>,
-        /// An `allow_missing` child: no token at all (or only other issuers') passes.
-        allow_missing: bool,
-    },
+    Any(Box<[Requirement]>),
     All(Box<[Requirement]>),
     AllowMissingOrFailed,
     AllowMissing,
@@ -65,16 +61,7 @@ impl Requirement {
                 audiences: Some(audiences.iter().map(|a| a.as_str().into()).collect()),
             },
             cfg::JwtRequirement::RequiresAny(items) => {
-                let all = list(items, "requires_any")?;
-                let allow_missing = all.iter().any(|c| matches!(c, Requirement::AllowMissing));
-                let children = all
-                    .into_iter()
-                    .filter(|c| !matches!(c, Requirement::AllowMissing))
-                    .collect();
-                Requirement::Any {
-                    children,
-                    allow_missing,
-                }
+                Requirement::Any(list(items, "requires_any")?.into_boxed_slice())
             }
             cfg::JwtRequirement::RequiresAll(items) => {
                 Requirement::All(list(items, "requires_all")?.into_boxed_slice())
@@ -111,27 +98,24 @@ impl Check<'_, '_> {
                 }
                 Status::Ok
             }
-            Requirement::Any {
-                children,
-                allow_missing,
-            } => {
+            Requirement::Any(children) => {
                 // Envoy's AnyVerifier: the first success wins; otherwise the last failure
-                // that is not "missing" (or "other issuer"), else missing.
-                let mut last = Status::JwtMissed;
+                // that is not "missing" or "other issuer" (a token at a shared location
+                // that belongs to another provider), else "other issuer", else "missing".
+                let (mut failure, mut foreign) = (None, false);
                 for c in children.iter() {
-                    let s = self.run(c);
-                    if s == Status::Ok {
-                        return s;
-                    }
-                    if s != Status::JwtMissed && s != Status::JwtUnknownIssuer {
-                        last = s;
+                    match self.run(c) {
+                        Status::Ok => return Status::Ok,
+                        Status::JwtMissed => {}
+                        Status::JwtUnknownIssuer => foreign = true,
+                        s => failure = Some(s),
                     }
                 }
-                if *allow_missing && last == Status::JwtMissed {
-                    Status::Ok
+                failure.unwrap_or(if foreign {
+                    Status::JwtUnknownIssuer
                 } else {
-                    last
-                }
+                    Status::JwtMissed
+                })
             }
             Requirement::AllowMissingOrFailed => {
                 self.any_provider(false);

@@ -302,6 +302,22 @@ fn expiry_and_not_before_allow_the_clock_skew() {
     assert_eq!(check(&c), "", "nbf within the skew");
     c["nbf"] = json!(now() + 100);
     assert_eq!(check(&c), "Jwt not yet valid");
+    let short = one_provider(json!({"max_lifetime_s": 3600}));
+    let mut c = claims();
+    c["iat"] = json!(now() - 10);
+    c["exp"] = json!(now() + 7200);
+    let t = sign(Algorithm::ES256, Some("p256"), c.clone());
+    let o = run(&short, "/", &[("authorization", &bearer(&t))], None);
+    assert_eq!(
+        o.body, "Jwt verification fails",
+        "lifetime over max_lifetime"
+    );
+    c["exp"] = json!(now() + 600);
+    let t = sign(Algorithm::ES256, Some("p256"), c);
+    assert_eq!(
+        run(&short, "/", &[("authorization", &bearer(&t))], None).status,
+        None
+    );
     let strict = one_provider(json!({"require_expiration": true}));
     let mut c = claims();
     c.as_object_mut().unwrap().remove("exp");
@@ -491,6 +507,12 @@ fn allow_missing_and_allow_missing_or_failed() {
         run(&any, "/", &[("x-a", "garbage")], None).status,
         Some(401)
     );
+    // A token of no provider's issuer fails both members (as Envoy 1.40).
+    let foreign = token_for("https://other", "x");
+    let o = run(&any, "/", &[("x-a", &foreign)], None);
+    assert_eq!(o.body, "Jwt issuer is not configured");
+    let o = run(&m, "/", &[("x-a", &foreign)], None);
+    assert_eq!(o.body, "Jwt issuer is not configured");
 }
 
 #[test]
