@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import trio
@@ -34,6 +35,8 @@ from tests.support.upstream import Upstream, UpstreamServer
 JWT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
 PER_ROUTE_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig"
 JWT_NAME = "envoy.filters.http.jwt_authn"
+FILE_LOG = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
+LOG_FORMAT = "%REQ(X-CASE)% %RESPONSE_CODE% %RESPONSE_CODE_DETAILS%\n"
 ISSUER = "https://issuer.example"
 REMOTE_ISSUER = "https://remote.example"
 
@@ -121,8 +124,22 @@ def jwt_config(jwks_port: int) -> Json:
     }
 
 
+@pytest.fixture(scope="module")
+def log_path(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("jwt-log") / "access.log"
+
+
 @pytest.fixture(scope="module", params=proxy_kinds())
-def proxy(request, upstream, jwks_server, tmp_path_factory) -> Iterator[Proxy]:
+def proxy(request, upstream, jwks_server, log_path, tmp_path_factory) -> Iterator[Proxy]:
+    log_path.unlink(missing_ok=True)
+    access_log = {
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": FILE_LOG,
+            "path": str(log_path),
+            "log_format": {"text_format_source": {"inline_string": LOG_FORMAT}},
+        },
+    }
     routes = [
         route({"prefix": "/unchecked"}, cluster="live")
         | {"typed_per_filter_config": {JWT_NAME: {"@type": PER_ROUTE_TYPE, "disabled": True}}},
@@ -135,6 +152,7 @@ def proxy(request, upstream, jwks_server, tmp_path_factory) -> Iterator[Proxy]:
                 free_port(),
                 route_config([virtual_host("all", ["*"], routes)]),
                 http_filters=http_filters((JWT_NAME, jwt_config(jwks_server.port))),
+                access_log=[access_log],
             )
         ],
         [
@@ -262,3 +280,34 @@ async def test_allowed_and_denied_stats(proxy) -> None:
         proxy.counter("http.ingress.jwt_authn.denied"),
     )
     assert (after[0] - before[0], after[1] - before[1]) == (2, 2)
+
+
+async def test_response_code_details(proxy, log_path) -> None:
+    cases = {
+        "missing": [],
+        "expired": bearer(token(RSA, iss=ISSUER, aud="api", exp=PAST)),
+        "audience": bearer(token(RSA, iss=ISSUER, aud="other")),
+        "good": bearer(token(ED, iss=ISSUER, aud="api")),
+    }
+    with trio.fail_after(10):
+        for case, headers in cases.items():
+            await get(proxy.port, "/data", headers=[("x-case", case), *headers])
+        # Envoy writes its access log about once a second.
+        while len(lines := _logged(log_path, cases)) < len(cases):
+            await trio.sleep(0.1)
+    assert lines == {
+        "missing": "401 jwt_authn_access_denied{Jwt_is_missing}",
+        "expired": "401 jwt_authn_access_denied{Jwt_is_expired}",
+        "audience": "403 jwt_authn_access_denied{Audiences_in_Jwt_are_not_allowed}",
+        "good": "200 via_upstream",
+    }
+
+
+def _logged(path: Path, cases: dict[str, object]) -> dict[str, str]:
+    text = path.read_text() if path.exists() else ""
+    found = {}
+    for line in text.splitlines():
+        case, _, rest = line.partition(" ")
+        if case in cases:
+            found[case] = rest
+    return found
