@@ -48,6 +48,7 @@ def test_providers_rules_and_requirements(tmp_path: Path) -> None:
                     "claim_to_headers": [{"header_name": "x-sub", "claim_name": "sub"}],
                     "clock_skew_seconds": 5,
                     "max_lifetime": "3600s",
+                    "jwt_cache_config": {"jwt_cache_size": 50},
                 },
                 "remote": {
                     "remote_jwks": {
@@ -96,6 +97,8 @@ def test_providers_rules_and_requirements(tmp_path: Path) -> None:
     assert local["from_headers"] == [{"name": "x-token", "value_prefix": "T "}]
     assert local["space_delimited_claims"] == ["scope"]
     assert (local["clock_skew_seconds"], local["max_lifetime_s"]) == (5, 3600)
+    assert (local["jwt_cache_size"], local["jwt_max_token_size"]) == (50, 0)
+    assert "jwt_cache_size" not in remote
     assert remote["jwks"]["remote"] == {
         "key": "backend|http://idp/jwks",
         "uri": "http://idp/jwks",

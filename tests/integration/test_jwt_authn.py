@@ -101,6 +101,7 @@ def jwt_config(jwks_port: int) -> Json:
                 "local_jwks": {"inline_string": jwks(RSA, EC, ED)},
                 "forward_payload_header": "x-jwt-payload",
                 "claim_to_headers": [{"header_name": "x-jwt-sub", "claim_name": "sub"}],
+                "jwt_cache_config": {"jwt_cache_size": 10},
             },
             "remote": {
                 "issuer": REMOTE_ISSUER,
@@ -311,3 +312,22 @@ def _logged(path: Path, cases: dict[str, object]) -> dict[str, str]:
         if case in cases:
             found[case] = rest
     return found
+
+
+async def test_token_cache_hits(proxy, upstream) -> None:
+    def counts() -> tuple[int, int]:
+        return (
+            proxy.counter("http.ingress.jwt_authn.jwt_cache_hit"),
+            proxy.counter("http.ingress.jwt_authn.jwt_cache_miss"),
+        )
+
+    t = token(EC, iss=ISSUER, aud="api", sub="carol")
+    before = counts()
+    with trio.fail_after(5):
+        for _ in range(3):
+            assert (await get(proxy.port, "/data", headers=bearer(t))).status == 200
+    after = counts()
+    assert (after[0] - before[0], after[1] - before[1]) == (2, 1)
+    # A hit still forwards the payload and the claim.
+    assert upstream.requests[-1].header("x-jwt-sub") == "carol"
+    assert upstream.requests[-1].header("x-jwt-payload") == t.split(".")[1]

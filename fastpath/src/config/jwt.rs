@@ -68,6 +68,9 @@ pub struct JwtProvider {
     /// `jwt_cache_config.jwt_cache_size` when `jwt_cache_config` is set (0: Envoy's 100).
     #[serde(default)]
     pub jwt_cache_size: Option<u32>,
+    /// `jwt_cache_config.jwt_max_token_size` (0: Envoy's 4096).
+    #[serde(default)]
+    pub jwt_max_token_size: u32,
 }
 
 /// Where a provider's keys come from.

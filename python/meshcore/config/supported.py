@@ -179,7 +179,6 @@ JWT_MESSAGES: dict[str, Message] = {
         later=(
             "header_in_metadata",
             "failed_status_in_metadata",
-            "jwt_cache_config",
             "clear_route_cache",
         ),
         issuer=ok(),
@@ -199,6 +198,10 @@ JWT_MESSAGES: dict[str, Message] = {
         normalize_payload_in_metadata=ok(),
         clock_skew_seconds=ok("0: 60, as Envoy"),
         claim_to_headers=ok(),
+        jwt_cache_config=ok("per worker; hits skip the signature, claims are checked again"),
+    ),
+    _JWT + "JwtCacheConfig": message(
+        jwt_cache_size=ok("default 100"), jwt_max_token_size=ok("default 4096")
     ),
     _JWT + "JwtProvider.NormalizePayload": message(space_delimited_claims=ok()),
     _JWT + "RemoteJwks": message(

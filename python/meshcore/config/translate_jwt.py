@@ -108,6 +108,9 @@ def _provider(name: str, p: jwt.JwtProvider, path: str, problems: Problems) -> d
     ]
     out["clock_skew_seconds"] = p.clock_skew_seconds or 60
     out["require_expiration"] = p.require_expiration
+    if p.HasField("jwt_cache_config"):
+        out["jwt_cache_size"] = p.jwt_cache_config.jwt_cache_size
+        out["jwt_max_token_size"] = p.jwt_cache_config.jwt_max_token_size
     if p.HasField("max_lifetime"):
         out["max_lifetime_s"] = duration_ms(p.max_lifetime) // 1000
     return out

@@ -6,6 +6,7 @@
 //!
 //! Everything runs on the worker: local keys are parsed at compile time; remote keys are
 //! read from a slot the control layer fills (`jwks::set`), never fetched per request.
+mod cache;
 mod extract;
 pub mod jwks;
 mod provider;
@@ -197,12 +198,19 @@ impl JwtAuthn {
             now,
             effects: Effects::default(),
             tokens_checked: 0,
+            cache_hits: 0,
+            w,
         };
         let status = check.run(&s.requirements[r]);
-        // No verified-token cache (yet): every provider token is a miss, as Envoy counts
-        // them without `jwt_cache_config`.
-        s.stats
-            .add(w, Counter::JwtCacheMiss as usize, check.tokens_checked);
+        // Every token of a named provider is a hit or a miss (a miss when the provider has
+        // no `jwt_cache_config`, as Envoy counts them).
+        let hits = check.cache_hits;
+        s.stats.add(w, Counter::JwtCacheHit as usize, hits);
+        s.stats.add(
+            w,
+            Counter::JwtCacheMiss as usize,
+            check.tokens_checked - hits,
+        );
         if status != Status::Ok {
             s.stats.add(w, Counter::Denied as usize, 1);
             deny(status, req.view, verdict);

@@ -3,6 +3,7 @@
 //! effects).
 use std::sync::Arc;
 
+use super::cache::TokenCache;
 use super::extract::Location;
 use super::jwks::{self, Jwks, Slot};
 use super::status::Status;
@@ -32,6 +33,8 @@ pub struct Provider {
     skew: u64,
     require_expiration: bool,
     max_lifetime: Option<u64>,
+    /// `jwt_cache_config`: verified tokens per worker.
+    pub cache: Option<TokenCache>,
 }
 
 fn valid_header_name(n: &str) -> bool {
@@ -116,11 +119,20 @@ impl Provider {
             },
             require_expiration: p.require_expiration,
             max_lifetime: p.max_lifetime_s,
+            cache: p.jwt_cache_size.map(|size| {
+                TokenCache::new(
+                    ctx.registry.workers(),
+                    size as usize,
+                    p.jwt_max_token_size as usize,
+                )
+            }),
         })
     }
 
     /// Checks a parsed token (issuer already checked against its location); on success adds
-    /// its effects. `audiences` overrides the provider's (`provider_and_audiences`).
+    /// its effects. `audiences` overrides the provider's (`provider_and_audiences`). A token
+    /// from the cache (`verified`) skips the signature, as Envoy's cache hits do.
+    #[allow(clippy::too_many_arguments)]
     pub fn verify(
         &self,
         jwt: &Jwt,
@@ -129,6 +141,7 @@ impl Provider {
         audiences: Option<&[Box<str>]>,
         now: u64,
         effects: &mut Effects,
+        verified: bool,
     ) -> Status {
         let s = jwt.check_time(now, self.skew);
         if s != Status::Ok {
@@ -162,6 +175,7 @@ impl Provider {
             return Status::JwtVerificationFail;
         }
         let s = match &self.keys {
+            _ if verified => Status::Ok,
             Keys::Local(k) => k.verify(jwt, token),
             Keys::Remote(slot) => match &*slot.load() {
                 Some(k) => k.verify(jwt, token),

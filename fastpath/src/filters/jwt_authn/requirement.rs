@@ -2,6 +2,7 @@
 //! audiences or others), any / all of a list, and the `allow_missing` /
 //! `allow_missing_or_failed` checks that take the token of any provider.
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::extract::{self, Location};
 use super::status::Status;
@@ -78,8 +79,11 @@ pub struct Check<'s, 'r> {
     pub req: &'s RequestView<'r>,
     pub now: u64,
     pub effects: Effects,
-    /// Tokens checked by a named provider (Envoy's `jwt_cache_miss`).
+    /// Tokens checked by a named provider (hits and misses of its token cache).
     pub tokens_checked: u64,
+    pub cache_hits: u64,
+    /// The worker (its token cache).
+    pub w: usize,
 }
 
 impl Check<'_, '_> {
@@ -139,15 +143,29 @@ impl Check<'_, '_> {
         for f in found.iter().rev() {
             self.tokens_checked += 1;
             let loc = &provider.locations[f.at];
-            let s = match Jwt::parse(&f.token) {
-                Err(s) => s,
-                Ok(jwt) if !issuer_allowed(std::slice::from_ref(&provider.issuer), &jwt.iss) => {
-                    Status::JwtUnknownIssuer
+            let cache = provider.cache.as_ref();
+            let (jwt, cached) = match cache.and_then(|c| c.get(self.w, &f.token)) {
+                Some(jwt) => {
+                    self.cache_hits += 1;
+                    (jwt, true)
                 }
-                Ok(jwt) => {
-                    provider.verify(&jwt, &f.token, loc, audiences, self.now, &mut self.effects)
-                }
+                None => match Jwt::parse(&f.token) {
+                    Ok(jwt) => (Arc::new(jwt), false),
+                    Err(s) => return s,
+                },
             };
+            let s = if !issuer_allowed(std::slice::from_ref(&provider.issuer), &jwt.iss) {
+                Status::JwtUnknownIssuer
+            } else {
+                let effects = &mut self.effects;
+                provider.verify(&jwt, &f.token, loc, audiences, self.now, effects, cached)
+            };
+            if let Some(c) = cache
+                && s == Status::Ok
+                && !cached
+            {
+                c.put(self.w, &f.token, jwt);
+            }
             if s != Status::Ok {
                 return s;
             }
@@ -178,6 +196,7 @@ impl Check<'_, '_> {
                             None,
                             self.now,
                             &mut self.effects,
+                            false,
                         )
                     }
                 },

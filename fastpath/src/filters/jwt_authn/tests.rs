@@ -609,3 +609,57 @@ fn remote_keys_fail_until_set_then_verify() {
     let o = run(&s, "/", &[("authorization", &bearer(&t))], None);
     assert_eq!(o.status, None, "{}", o.body);
 }
+
+#[test]
+fn token_cache_skips_the_signature_but_not_the_claims() {
+    let s = one_provider(json!({"jwt_cache_size": 2, "audiences": ["api"]}));
+    let t = sign(Algorithm::RS256, Some("rsa"), claims());
+    for _ in 0..3 {
+        assert_eq!(
+            run(&s, "/", &[("authorization", &bearer(&t))], None).status,
+            None
+        );
+    }
+    assert_eq!(stat(&s.reg, "http.in.jwt_authn.jwt_cache_miss"), 1);
+    assert_eq!(stat(&s.reg, "http.in.jwt_authn.jwt_cache_hit"), 2);
+    // A changed signature is another token: checked, and refused.
+    let (head, sig) = t.rsplit_once('.').unwrap();
+    let mut raw = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    raw[0] ^= 1;
+    let forged = format!("{head}.{}", URL_SAFE_NO_PAD.encode(raw));
+    let o = run(&s, "/", &[("authorization", &bearer(&forged))], None);
+    assert_eq!(o.body, "Jwt verification fails");
+    // Only good tokens are kept; a full cache drops its oldest.
+    for i in 0..3 {
+        let mut c = claims();
+        c["n"] = json!(i);
+        let t = sign(Algorithm::EdDSA, None, c);
+        assert_eq!(
+            run(&s, "/", &[("authorization", &bearer(&t))], None).status,
+            None
+        );
+    }
+    assert_eq!(
+        run(&s, "/", &[("authorization", &bearer(&t))], None).status,
+        None
+    );
+    assert_eq!(
+        stat(&s.reg, "http.in.jwt_authn.jwt_cache_hit"),
+        2,
+        "evicted"
+    );
+
+    // Cached tokens still have their audiences checked against the requirement's.
+    let filter = json!({"providers": [provider("p", json!({"jwt_cache_size": 0}))],
+        "rules": [{"match": {"path": {"prefix": "/b"}}, "requires":
+                      {"provider_and_audiences": {"provider_name": "p", "audiences": ["b"]}}},
+                  {"match": {"path": {"prefix": "/"}}, "requires": {"provider_name": "p"}}]});
+    let s = setup(filter, &[]).unwrap();
+    assert_eq!(
+        run(&s, "/", &[("authorization", &bearer(&t))], None).status,
+        None
+    );
+    let o = run(&s, "/b", &[("authorization", &bearer(&t))], None);
+    assert_eq!(o.status, Some(403));
+    assert_eq!(stat(&s.reg, "http.in.jwt_authn.jwt_cache_hit"), 1);
+}
