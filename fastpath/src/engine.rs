@@ -312,6 +312,22 @@ impl Engine {
             .map_err(EngineError::Value)
     }
 
+    /// Stores the key set fetched for a `remote_jwks` source (`provider_key` is the snapshot's
+    /// `remote_jwks.key`); requests see it at once. Key: no applied provider uses the source;
+    /// Value: the text is not a JWKS with a usable key (the previous keys stay).
+    pub fn set_jwks(&self, provider_key: &str, jwks_json: &[u8]) -> Result<(), EngineError> {
+        if self.lock().stopped {
+            return Err(EngineError::Stopped);
+        }
+        use crate::filters::jwt_authn::jwks;
+        jwks::set(provider_key, jwks_json).map_err(|e| match e {
+            jwks::SetError::UnknownKey => EngineError::Key(provider_key.to_string()),
+            jwks::SetError::Invalid(m) => {
+                EngineError::Value(format!("jwks for {provider_key:?}: {m}"))
+            }
+        })
+    }
+
     pub fn listener_ports(&self) -> Vec<(String, u16)> {
         self.lock()
             .listeners

@@ -19,6 +19,11 @@ class Engine:
     def update_endpoints(self, cluster: str, endpoints: bytes) -> None:
         """Swaps one cluster's hosts (JSON list of snapshot `Endpoint`s) without touching
         anything else. KeyError for an unknown cluster, ValueError for bad JSON."""
+    def set_jwks(self, provider_key: str, jwks_json: bytes) -> None:
+        """Stores the JWKS fetched for a jwt_authn `remote_jwks` source (the snapshot's
+        `remote_jwks.key`); requests use it at once, and it survives re-applies while a
+        provider names the source. KeyError: no applied provider uses `provider_key`;
+        ValueError: not a JWKS with a usable key (the previous keys stay)."""
     def listener_ports(self) -> dict[str, int]:
         """Bound port of each listener by name (resolves port 0)."""
     def stats(self) -> tuple[bytes, bytes, bytes]:

@@ -20,6 +20,7 @@ from meshcore.admin.handlers import AdminApp, AdminContext
 from meshcore.admin.listeners_view import bound_listeners
 from meshcore.admin.server import bound_address, listen, serve_http
 from meshcore.admin.stats_model import StatsCollector
+from meshcore.auth.jwks import JwksFetcher
 from meshcore.discovery.strict_dns import Endpoint, Resolver, StrictDns, system_resolver
 from meshcore.health.generation import HealthService
 from meshcore.lifecycle.control_stats import ControlStats
@@ -105,6 +106,7 @@ class Server:
         self.health = make_health(engine, self.control)
         self.dns = StrictDns(engine, self.control, resolver, publish=self.health.publish)
         self.stats = StatsCollector(engine, self.state, self.control)
+        self.jwks = JwksFetcher(engine, self.control, self._hosts_of)
         self._load = load
         self._on_ready = on_ready
         self._on_reload = on_reload
@@ -131,7 +133,13 @@ class Server:
             raise
         self.health.commit(health, endpoints)
         log.debug("snapshot generation %d applied", generation)
+        await self.jwks.restart(self._nursery, config.snapshot)
         return resolved
+
+    def _hosts_of(self, cluster: str) -> list[Endpoint]:
+        """A cluster's current hosts with their health (for the JWKS fetcher)."""
+        current = self.health.current
+        return current.membership.merged(cluster) if current is not None else []
 
     async def _start_dns(self, config: MeshConfigLike, resolved: dict[str, list[Endpoint]]) -> None:
         assert self._nursery is not None
@@ -226,6 +234,8 @@ class Server:
             await self._apply_composed(config)
         else:
             self.engine.apply(snapshot_with_endpoints(config, current.membership.merged_all()))
+            assert self._nursery is not None
+            await self.jwks.restart(self._nursery, config.snapshot)
         self.state.config = config
 
     async def update_xds_endpoints(self, updates: Mapping[str, list[Endpoint]]) -> None:

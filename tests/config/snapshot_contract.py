@@ -12,7 +12,7 @@ from typing import Any
 
 SNAPSHOT_RS = Path(__file__).resolve().parents[2] / "fastpath" / "src" / "config" / "snapshot.rs"
 # Snapshot types kept in their own file (referenced from snapshot.rs as `super::access_log::X`).
-EXTRA_RS = (SNAPSHOT_RS.with_name("access_log.rs"),)
+EXTRA_RS = (SNAPSHOT_RS.with_name("access_log.rs"), SNAPSHOT_RS.with_name("jwt.rs"))
 _INT_RANGES = {
     "u16": (0, 2**16 - 1),
     "u32": (0, 2**32 - 1),
@@ -113,9 +113,11 @@ def _check(value: Any, type_text: str, path: str, errors: list[str]) -> None:
         for key, item in value.items():
             _check(item, string_map.group(1), f"{path}.{key}", errors)
         return
-    generic = re.fullmatch(r"(Option|Vec)<(.+)>", type_text)
+    generic = re.fullmatch(r"(Option|Vec|Box)<(.+)>", type_text)
     if generic:
-        if generic.group(1) == "Option":
+        if generic.group(1) == "Box":
+            _check(value, generic.group(2), path, errors)
+        elif generic.group(1) == "Option":
             if value is not None:
                 _check(value, generic.group(2), path, errors)
         elif not isinstance(value, list):

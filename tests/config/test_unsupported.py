@@ -151,7 +151,7 @@ def test_cluster_types(kind: str, message: str) -> None:
     [
         ("cluster_manager", {"local_cluster_name": "backend"}),
         ("stats_sinks", [{"name": "envoy.stat_sinks.statsd"}]),
-        ("overload_manager", {"refresh_interval": "1s"}),
+        ("tracing", {"http": {"name": "envoy.tracers.zipkin"}}),
     ],
 )
 def test_bootstrap_sections_planned_for_later(name: str, value: Any) -> None:

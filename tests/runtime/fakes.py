@@ -28,6 +28,7 @@ class FakeEngine:
         self.reopen_calls = 0
         self.raise_in_stats: Exception | None = None
         self.flushes = 0
+        self.jwks: dict[str, bytes] = {}
 
     @property
     def current(self) -> dict[str, Any]:
@@ -81,6 +82,9 @@ class FakeEngine:
 
     def reopen_access_logs(self) -> None:
         self.reopen_calls += 1
+
+    def set_jwks(self, provider_key: str, jwks_json: bytes) -> None:
+        self.jwks[provider_key] = jwks_json
 
     def active_connections(self) -> int:
         return self.active

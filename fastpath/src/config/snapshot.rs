@@ -6,6 +6,8 @@
 //! Envoy spellings are normalised by Python, and unknown fields are rejected.
 use serde::Deserialize;
 
+pub use super::jwt::{JwtAuthn, JwtPerRoute};
+
 fn default_true() -> bool {
     true
 }
@@ -684,6 +686,10 @@ pub enum HttpFilterConfig {
     Fault(Fault),
     /// `envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit`.
     LocalRatelimit(LocalRateLimit),
+    /// `envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication`.
+    JwtAuthn(Box<JwtAuthn>),
+    /// `envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig` (per-route only).
+    JwtAuthnPerRoute(JwtPerRoute),
 }
 
 /// Envoy `FractionalPercent`: `numerator` out of `denominator` (100, 10000 or 1000000).

@@ -9,6 +9,7 @@
 //! arrived, not after the delay (token buckets are charged at arrival). An empty chain costs
 //! one length check per request.
 pub mod fault;
+pub mod jwt_authn;
 pub mod local_ratelimit;
 mod percent;
 
@@ -30,6 +31,7 @@ pub struct FilterChain {
 enum Filter {
     Fault(PerRoute<fault::Fault>),
     RateLimit(PerRoute<local_ratelimit::RateLimit>),
+    Jwt(PerRoute<jwt_authn::JwtAuthn>),
 }
 
 /// One filter's configs: index 0 is the filter-level one; `by_route[v][r]` is the index of
@@ -89,6 +91,11 @@ pub struct Verdict<'v> {
     /// `filter_metadata[namespace][key]` (JWT `payload_in_metadata` read by RBAC `metadata`
     /// matchers).
     pub metadata: Vec<Metadata>,
+    /// Request headers (lower-case names) to drop from the upstream request (JWT
+    /// `forward: false`), before `request_lines` are added.
+    pub remove_request_headers: Vec<Box<str>>,
+    /// `%RESPONSE_CODE_DETAILS%` of `reply` (empty: `direct_response`).
+    pub details: &'static str,
 }
 
 /// One dynamic metadata entry: `filter_metadata[namespace][key] = value`.
@@ -147,6 +154,18 @@ impl FilterChain {
                         local_ratelimit::RateLimit::compile(c, &ctx, at)
                     })?)
                 }
+                snapshot::HttpFilterConfig::JwtAuthn(c) => {
+                    let shared = jwt_authn::Shared::compile(c, &ctx, &at)?;
+                    let any: fn(&snapshot::HttpFilterConfig) -> Option<&_> = |p| Some(p);
+                    Filter::Jwt(per_route(f, vhosts, &at, path, &f.config, any, |c, at| {
+                        jwt_authn::compile_entry(&shared, c, at)
+                    })?)
+                }
+                snapshot::HttpFilterConfig::JwtAuthnPerRoute(_) => {
+                    return Err(format!(
+                        "{at}: a jwt_authn PerRouteConfig is per-route only"
+                    ));
+                }
             };
             filters.push(filter);
         }
@@ -167,6 +186,7 @@ impl FilterChain {
             let stop = match f {
                 Filter::Fault(p) => p.get(req.route).on_request(req, w, &mut verdict),
                 Filter::RateLimit(p) => p.get(req.route).on_request(req, w, &mut verdict),
+                Filter::Jwt(p) => p.get(req.route).on_request(req, w, &mut verdict),
             };
             if stop {
                 break;
@@ -200,6 +220,8 @@ fn per_route<C, T>(
     let kind = match filter.config {
         snapshot::HttpFilterConfig::Fault(_) => "fault",
         snapshot::HttpFilterConfig::LocalRatelimit(_) => "local rate limit",
+        snapshot::HttpFilterConfig::JwtAuthn(_)
+        | snapshot::HttpFilterConfig::JwtAuthnPerRoute(_) => "jwt_authn",
     };
     let make_entry = |p: &snapshot::HttpFilterConfig, at: &str| match pick(p) {
         Some(c) => make(c, at),

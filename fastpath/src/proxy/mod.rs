@@ -526,6 +526,11 @@ impl Conn {
         }
         self.reply_extra.append(&mut verdict.response_lines);
         let reply = verdict.reply.take()?;
+        if let Some(l) = self.record.log.as_deref_mut()
+            && !verdict.details.is_empty()
+        {
+            l.details = verdict.details;
+        }
         let mutations = match prepared {
             Prepared::Forward(plan, _) => Some((plan.sel, plan.choice)),
             Prepared::Local(spec, _) => spec.mutations,

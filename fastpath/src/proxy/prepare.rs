@@ -282,6 +282,9 @@ pub fn prepare<'v>(
                 upgrade,
             };
             upstream_head::build(req_out, buf, &head, hcm, &routed, route, &sel, choice);
+            if !verdict.remove_request_headers.is_empty() {
+                upstream_head::remove_lines(req_out, &verdict.remove_request_headers);
+            }
             if !verdict.request_lines.is_empty() && req_out.ends_with(b"\r\n\r\n") {
                 // Filter request headers go before the blank line ending the head.
                 req_out.truncate(req_out.len() - 2);

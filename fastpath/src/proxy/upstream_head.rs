@@ -179,3 +179,40 @@ pub fn build(
     }
     out.extend_from_slice(b"\r\n");
 }
+
+/// Drops the header lines named in `names` (lower-case) from the finished head in `out`
+/// (HTTP filters' removals, e.g. a JWT not forwarded). A second pass over the head, only for
+/// requests whose filters asked for it.
+pub fn remove_lines(out: &mut Vec<u8>, names: &[Box<str>]) {
+    let Some(first) = memchr::memmem::find(out, b"\r\n") else {
+        return;
+    };
+    let mut kept = Vec::with_capacity(out.len());
+    kept.extend_from_slice(&out[..first + 2]);
+    let mut at = first + 2;
+    while let Some(len) = memchr::memmem::find(&out[at..], b"\r\n") {
+        let line = &out[at..at + len + 2];
+        let name = line.split(|&b| b == b':').next().unwrap_or_default();
+        let drop = len > 0
+            && names
+                .iter()
+                .any(|n| name.eq_ignore_ascii_case(n.as_bytes()));
+        if !drop {
+            kept.extend_from_slice(line);
+        }
+        at += len + 2;
+    }
+    kept.extend_from_slice(&out[at..]);
+    *out = kept;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn remove_lines_drops_only_the_named_headers() {
+        let mut head =
+            b"GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer x\r\nx-keep: 1\r\n\r\n".to_vec();
+        super::remove_lines(&mut head, &["authorization".into()]);
+        assert_eq!(head, b"GET / HTTP/1.1\r\nHost: a\r\nx-keep: 1\r\n\r\n");
+    }
+}

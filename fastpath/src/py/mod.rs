@@ -42,6 +42,11 @@ impl Engine {
             .map_err(to_py)
     }
 
+    fn set_jwks(&self, py: Python<'_>, provider_key: &str, jwks_json: &[u8]) -> PyResult<()> {
+        let (k, j) = (provider_key.to_string(), jwks_json.to_vec());
+        py.detach(|| self.inner.set_jwks(&k, &j)).map_err(to_py)
+    }
+
     fn listener_ports<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         for (name, port) in py.detach(|| self.inner.listener_ports()) {

@@ -131,6 +131,39 @@ impl HeaderMatchers {
     }
 }
 
+/// A route `match` on its own (path, headers, query parameters, `case_sensitive`), for HTTP
+/// filters that pick requests the way routes do (jwt_authn `rules`).
+#[derive(Debug)]
+pub struct RequestMatcher(matcher::RouteMatch);
+
+impl RequestMatcher {
+    /// `at` is the path of the `match` field.
+    pub fn compile(cfg: &snapshot::RouteMatch, at: &str) -> Result<RequestMatcher, String> {
+        matcher::RouteMatch::compile(cfg, at).map(RequestMatcher)
+    }
+
+    pub fn matches(&self, req: &RequestView<'_>) -> bool {
+        let (path, query) = matcher::split_target(req.path);
+        self.0.matches(req, path, query)
+    }
+}
+
+/// An Envoy `StringMatcher`, for filters matching values that are not headers (jwt_authn
+/// `subjects`).
+#[derive(Debug)]
+pub struct StringMatcher(string_match::StringMatch);
+
+impl StringMatcher {
+    /// Errors name `at.safe_regex`.
+    pub fn compile(cfg: &snapshot::StringMatcher, at: &str) -> Result<StringMatcher, String> {
+        string_match::StringMatch::compile(cfg, at).map(StringMatcher)
+    }
+
+    pub fn matches(&self, value: &[u8]) -> bool {
+        self.0.matches(value)
+    }
+}
+
 impl<'t> Selection<'t> {
     /// The positions of the matched virtual host and route in the compiled configuration
     /// (`virtual_hosts[v].routes[r]`, as in the snapshot), for per-route filter configs.

@@ -41,6 +41,11 @@ impl Registry {
         }
     }
 
+    /// The number of worker shards (for per-worker state kept outside the stats).
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
     /// The scope named `prefix` (created on first use). Control path only.
     pub fn scope(&self, prefix: &str, layout: &'static Layout) -> Arc<Scope> {
         let mut scopes = self.scopes.lock().unwrap_or_else(|e| e.into_inner());

@@ -12,6 +12,8 @@ ROUTER = "envoy.extensions.filters.http.router.v3.Router"
 PREVIOUS_HOSTS = "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
 FAULT = "envoy.extensions.filters.http.fault.v3.HTTPFault"
 LOCAL_RATELIMIT = "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+JWT_AUTHN = "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
+JWT_AUTHN_PER_ROUTE = "envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig"
 NETWORK_LOCAL_RATELIMIT = "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit"
 CONNECTION_LIMIT = "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit"
 DOWNSTREAM_CONNECTIONS = (
@@ -93,7 +95,10 @@ def with_header_lists(spec: Message) -> Message:
 
 _RUNTIME_NOOP = "no runtime: the configured value applies"
 PER_FILTER_CONFIG = typed(
-    FAULT, LOCAL_RATELIMIT, note="keyed by filter name; the route's wins over the virtual host's"
+    FAULT,
+    LOCAL_RATELIMIT,
+    JWT_AUTHN_PER_ROUTE,
+    note="keyed by filter name; the route's wins over the virtual host's",
 )
 
 FILTER_MESSAGES: dict[str, Message] = {
@@ -163,6 +168,81 @@ FILTER_MESSAGES: dict[str, Message] = {
         default_value=ok(), runtime_key=ok(_RUNTIME_NOOP)
     ),
     "envoy.type.v3.HttpStatus": message(code=ok()),
+}
+
+_JWT = "envoy.extensions.filters.http.jwt_authn.v3."
+JWT_MESSAGES: dict[str, Message] = {
+    JWT_AUTHN: message(
+        later=("filter_state_rules", "strip_failure_response", "stat_prefix"),
+        providers=ok(),
+        rules=ok("the first rule whose `match` matches picks the requirement"),
+        requirement_map=ok(),
+        bypass_cors_preflight=ok(),
+        note="see docs/jwt-authn.md",
+    ),
+    _JWT + "JwtProvider": message(
+        later=(
+            "header_in_metadata",
+            "failed_status_in_metadata",
+            "clear_route_cache",
+        ),
+        issuer=ok(),
+        audiences=ok(),
+        subjects=ok("a subject that does not match fails as `Jwt verification fails`"),
+        require_expiration=ok(),
+        max_lifetime=ok("whole seconds; `exp - iat` (both present) at most this"),
+        remote_jwks=ok("fetched by the control layer; tokens fail until the first fetch"),
+        local_jwks=ok("must parse and hold a usable key (Envoy fails requests instead)"),
+        forward=ok(),
+        from_headers=ok(),
+        from_params=ok(),
+        from_cookies=ok(),
+        forward_payload_header=ok(),
+        pad_forward_payload_header=ok(),
+        payload_in_metadata=ok("namespace `envoy.filters.http.jwt_authn` (for RBAC)"),
+        normalize_payload_in_metadata=ok(),
+        clock_skew_seconds=ok("0: 60, as Envoy"),
+        claim_to_headers=ok(),
+        jwt_cache_config=ok("per worker; hits skip the signature, claims are checked again"),
+    ),
+    _JWT + "JwtCacheConfig": message(
+        jwt_cache_size=ok("default 100"), jwt_max_token_size=ok("default 4096")
+    ),
+    _JWT + "JwtProvider.NormalizePayload": message(space_delimited_claims=ok()),
+    _JWT + "RemoteJwks": message(
+        http_uri=ok(),
+        cache_duration=ok("default 10m"),
+        async_fetch=ok("the fetch is always in the background"),
+        retry_policy=ok(),
+    ),
+    _JWT + "JwksAsyncFetch": message(
+        fast_listener=ok("no effect: listeners never wait for a fetch"),
+        failed_refetch_duration=ok(),
+    ),
+    "envoy.config.core.v3.HttpUri": message(uri=ok("`http://` only"), cluster=ok(), timeout=ok()),
+    "envoy.config.core.v3.RetryPolicy": message(
+        later=("retry_on", "retry_priority", "retry_host_predicate"),
+        num_retries=ok(),
+        retry_back_off=ok(),
+    ),
+    "envoy.config.core.v3.BackoffStrategy": message(base_interval=ok(), max_interval=ok()),
+    _JWT + "JwtHeader": message(name=ok(), value_prefix=ok()),
+    _JWT + "JwtClaimToHeader": message(header_name=ok(), claim_name=ok()),
+    _JWT + "RequirementRule": message(
+        match=ok("as a route's match"), requires=ok(), requirement_name=ok()
+    ),
+    _JWT + "JwtRequirement": message(
+        provider_name=ok(),
+        provider_and_audiences=ok(),
+        requires_any=ok(),
+        requires_all=ok(),
+        allow_missing_or_failed=ok(),
+        allow_missing=ok(),
+    ),
+    _JWT + "ProviderWithAudiences": message(provider_name=ok(), audiences=ok()),
+    _JWT + "JwtRequirementOrList": message(requirements=ok()),
+    _JWT + "JwtRequirementAndList": message(requirements=ok()),
+    JWT_AUTHN_PER_ROUTE: message(disabled=ok(), requirement_name=ok()),
 }
 
 HEALTH_CHECK_MESSAGES: dict[str, Message] = {
@@ -521,7 +601,7 @@ MESSAGES: dict[str, Message] = {
         codec_type=enum("AUTO", "HTTP1", later=("HTTP2",)),
         route_config=ok(),
         rds=ok("over ADS, in listeners from LDS"),
-        http_filters=ok("fault and local_ratelimit (in order), then the router"),
+        http_filters=ok("fault, local_ratelimit and jwt_authn (in order), then the router"),
         use_remote_address=ok(),
         xff_num_trusted_hops=ok(),
         skip_xff_append=ok(),
@@ -564,10 +644,12 @@ MESSAGES: dict[str, Message] = {
         config_source=ok("`ads` only"), route_config_name=ok()
     ),
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter": message(
-        name=ok(), typed_config=typed(ROUTER, FAULT, LOCAL_RATELIMIT, filter_kind=True)
+        name=ok(),
+        typed_config=typed(ROUTER, FAULT, LOCAL_RATELIMIT, JWT_AUTHN, filter_kind=True),
     ),
     ROUTER: message(note="no fields"),
     **FILTER_MESSAGES,
+    **JWT_MESSAGES,
     **ACCESS_LOG_MESSAGES,
     "envoy.config.core.v3.HttpProtocolOptions": message(
         idle_timeout=ok("0 disables"),

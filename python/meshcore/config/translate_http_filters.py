@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 
 from . import paths
 from .errors import Problems
-from .supported import FAULT, LOCAL_RATELIMIT
+from .supported import FAULT, JWT_AUTHN, JWT_AUTHN_PER_ROUTE, LOCAL_RATELIMIT
 from .translate_fault import fault
 from .translate_local_ratelimit import local_ratelimit
 from .type_urls import unpack
@@ -31,6 +31,10 @@ def filter_config(config: Message | None, path: str, problems: Problems) -> dict
     if name == LOCAL_RATELIMIT:
         translated = local_ratelimit(cast(lrl.LocalRateLimit, config), path, problems)
         return {"local_ratelimit": translated}
+    if name in (JWT_AUTHN, JWT_AUTHN_PER_ROUTE):
+        from .translate_jwt import jwt_filter_config
+
+        return jwt_filter_config(config, path, problems)
     return None
 
 

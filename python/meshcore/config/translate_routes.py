@@ -208,6 +208,18 @@ def _header_matcher(matcher: rc.HeaderMatcher, path: str, problems: Problems) ->
     }
 
 
+def route_match(match: rc.RouteMatch, path: str, problems: Problems) -> dict[str, Any]:
+    """A snapshot `RouteMatch` (also used by HTTP filters, e.g. jwt_authn `rules`)."""
+    return _route_match(match, path, problems)
+
+
+def string_matcher(
+    matcher: string_pb2.StringMatcher, path: str, problems: Problems
+) -> dict[str, Any]:
+    """A snapshot `StringMatcher` (also used by HTTP filters, e.g. jwt_authn `subjects`)."""
+    return _string_matcher(matcher, path, problems)
+
+
 def header_matcher(matcher: rc.HeaderMatcher, path: str, problems: Problems) -> dict[str, Any]:
     """A snapshot `HeaderMatcher` (also used by HTTP filters, e.g. the fault's `headers`)."""
     return _header_matcher(matcher, path, problems)

@@ -1,0 +1,1 @@
+"""End-user authentication support for the data path: remote JWKS fetching."""
