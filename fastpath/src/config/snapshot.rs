@@ -6,6 +6,8 @@
 //! Envoy spellings are normalised by Python, and unknown fields are rejected.
 use serde::Deserialize;
 
+pub use super::rbac::{HttpRbac, NetworkRbac, RbacPerRoute};
+
 fn default_true() -> bool {
     true
 }
@@ -47,6 +49,9 @@ pub struct Listener {
     /// `envoy.filters.network.local_ratelimit` filters before the terminal filter, in order.
     #[serde(default)]
     pub connection_rate_limits: Vec<ConnectionRateLimit>,
+    /// `envoy.filters.network.rbac` filters before the terminal filter, in order.
+    #[serde(default)]
+    pub rbac: Vec<NetworkRbac>,
     pub filter: NetworkFilter,
 }
 
@@ -491,6 +496,10 @@ pub enum HttpFilterConfig {
     Fault(Fault),
     /// `envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit`.
     LocalRatelimit(LocalRateLimit),
+    /// `envoy.extensions.filters.http.rbac.v3.RBAC` (types in `config/rbac.rs`).
+    Rbac(HttpRbac),
+    /// `RBACPerRoute`: only in `typed_per_filter_config`.
+    RbacPerRoute(RbacPerRoute),
 }
 
 /// Envoy `FractionalPercent`: `numerator` out of `denominator` (100, 10000 or 1000000).

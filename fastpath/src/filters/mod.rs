@@ -11,6 +11,7 @@
 pub mod fault;
 pub mod local_ratelimit;
 mod percent;
+pub mod rbac;
 
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ pub struct FilterChain {
 enum Filter {
     Fault(PerRoute<fault::Fault>),
     RateLimit(PerRoute<local_ratelimit::RateLimit>),
+    Rbac(PerRoute<rbac::Rbac>),
 }
 
 /// One filter's configs: index 0 is the filter-level one; `by_route[v][r]` is the index of
@@ -89,6 +91,9 @@ pub struct Verdict<'v> {
     /// `filter_metadata[namespace][key]` (JWT `payload_in_metadata` read by RBAC `metadata`
     /// matchers).
     pub metadata: Vec<Metadata>,
+    /// `%RESPONSE_CODE_DETAILS%` of `reply` (empty: `direct_response`), e.g.
+    /// `rbac_access_denied_matched_policy[name]`.
+    pub details: &'v str,
 }
 
 /// One dynamic metadata entry: `filter_metadata[namespace][key] = value`.
@@ -147,6 +152,24 @@ impl FilterChain {
                         local_ratelimit::RateLimit::compile(c, &ctx, at)
                     })?)
                 }
+                snapshot::HttpFilterConfig::Rbac(c) => {
+                    let shared = rbac::Shared::new(c, &ctx, cfg, &cfg.http_filters[i + 1..]);
+                    let pick: fn(&snapshot::HttpFilterConfig) -> Option<&_> = |p| match p {
+                        snapshot::HttpFilterConfig::RbacPerRoute(c) => Some(c),
+                        _ => None,
+                    };
+                    let top = snapshot::RbacPerRoute {
+                        rbac: Some(c.clone()),
+                    };
+                    Filter::Rbac(per_route(f, vhosts, &at, path, &top, pick, |c, at| {
+                        rbac::Rbac::compile(c, &shared, at)
+                    })?)
+                }
+                snapshot::HttpFilterConfig::RbacPerRoute(_) => {
+                    return Err(format!(
+                        "{at}: RBACPerRoute belongs in typed_per_filter_config"
+                    ));
+                }
             };
             filters.push(filter);
         }
@@ -167,6 +190,7 @@ impl FilterChain {
             let stop = match f {
                 Filter::Fault(p) => p.get(req.route).on_request(req, w, &mut verdict),
                 Filter::RateLimit(p) => p.get(req.route).on_request(req, w, &mut verdict),
+                Filter::Rbac(p) => p.get(req.route).on_request(req, w, &mut verdict),
             };
             if stop {
                 break;
@@ -200,6 +224,7 @@ fn per_route<C, T>(
     let kind = match filter.config {
         snapshot::HttpFilterConfig::Fault(_) => "fault",
         snapshot::HttpFilterConfig::LocalRatelimit(_) => "local rate limit",
+        snapshot::HttpFilterConfig::Rbac(_) | snapshot::HttpFilterConfig::RbacPerRoute(_) => "rbac",
     };
     let make_entry = |p: &snapshot::HttpFilterConfig, at: &str| match pick(p) {
         Some(c) => make(c, at),

@@ -5,7 +5,7 @@
 mod access_log;
 mod authority;
 mod forward;
-mod forwarded;
+pub(crate) mod forwarded;
 mod io;
 mod mirror;
 mod prepare;
@@ -187,6 +187,11 @@ pub fn serve(
     };
     async move {
         let _guard = _guard;
+        if !conn.view.network.authorize(&conn.down.info, w) {
+            // A network RBAC filter denied the connection: close it unread.
+            conn.down.release(&conn.worker.buffers);
+            return;
+        }
         while conn.one_request().await == Flow::Continue {}
         if conn.linger {
             conn.delayed_close().await;
@@ -508,6 +513,10 @@ impl Conn {
             _ => None,
         };
         self.reply_extra.extend_from_slice(&reply.headers);
+        if let Some(l) = self.record.log.as_deref_mut() {
+            l.filter_details.clear();
+            l.filter_details.push_str(verdict.details);
+        }
         let body = LocalBody {
             status: reply.status,
             body: reply.body,

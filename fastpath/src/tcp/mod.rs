@@ -23,6 +23,8 @@ use stats::{network_rate_limit, tcp_proxy};
 pub struct NetworkFilters {
     /// `local_ratelimit` filters, in order; the first without a token closes the connection.
     pub rate_limits: Box<[ConnectionRateLimit]>,
+    /// `rbac` filters, in order; the first that denies closes the connection.
+    pub rbac: Box<[crate::filters::rbac::NetworkRbac]>,
     /// The terminal `tcp_proxy` (None: the listener's terminal filter is the HCM).
     pub tcp_proxy: Option<TcpProxy>,
 }
@@ -47,6 +49,18 @@ impl NetworkFilters {
                 )
             })
             .collect::<Result<Box<[_]>, String>>()?;
+        let rbac = listener
+            .rbac
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                crate::filters::rbac::NetworkRbac::compile(
+                    c,
+                    registry,
+                    &format!("{path}.rbac[{i}]"),
+                )
+            })
+            .collect::<Result<Box<[_]>, String>>()?;
         let tcp_proxy = match &listener.filter {
             snapshot::NetworkFilter::TcpProxy(t) => Some(TcpProxy::compile(
                 t,
@@ -58,6 +72,7 @@ impl NetworkFilters {
         };
         Ok(NetworkFilters {
             rate_limits,
+            rbac,
             tcp_proxy,
         })
     }
@@ -66,6 +81,13 @@ impl NetworkFilters {
     /// the one that had none) means the connection is to be closed now.
     pub fn admit(&self, w: usize) -> bool {
         self.rate_limits.iter().all(|r| r.admit(w))
+    }
+
+    /// The network RBAC filters' decision on a connection whose `ConnInfo` is complete
+    /// (accepted, TLS handshake done): false (counted as `denied` by the filter that denied
+    /// it) means the connection is to be closed now, before a byte is read.
+    pub fn authorize(&self, info: &crate::conn_info::ConnInfo, w: usize) -> bool {
+        self.rbac.iter().all(|r| r.allows(info, w))
     }
 }
 

@@ -87,6 +87,7 @@ fn rate_limit_admits_up_to_the_bucket_then_counts() {
     let r = ConnectionRateLimit::compile(&cfg, &reg, "x").unwrap();
     let filters = NetworkFilters {
         rate_limits: vec![r].into(),
+        rbac: Box::new([]),
         tcp_proxy: None,
     };
     assert!(filters.admit(0));

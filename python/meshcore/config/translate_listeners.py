@@ -1,5 +1,5 @@
-"""`static_resources.listeners` (one filter chain: network local_ratelimit filters, then an
-http_connection_manager or a tcp_proxy) into the snapshot's `Listener`s."""
+"""`static_resources.listeners` (one filter chain: network local_ratelimit and rbac filters,
+then an http_connection_manager or a tcp_proxy) into the snapshot's `Listener`s."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 
 from . import paths
 from .errors import Problems
-from .supported import HCM, NETWORK_LOCAL_RATELIMIT, ROUTER, TCP_PROXY
+from .supported import HCM, NETWORK_LOCAL_RATELIMIT, NETWORK_RBAC, ROUTER, TCP_PROXY
 from .translate_access_log import access_logs
 from .translate_http_filters import http_filters
 from .translate_network import connection_rate_limit, tcp_proxy
+from .translate_rbac import network_rbac
 from .translate_routes import ClusterRefs, route_config
 from .translate_timeouts import connection_limits, stream_timeouts
 from .type_urls import type_name, unpack
@@ -65,7 +66,7 @@ def _listener(
     chain = _filter_chain(config, path, problems, refs)
     if chain is None:
         return None
-    terminal, rate_limits = chain
+    terminal, rate_limits, rbac = chain
     return {
         "name": config.name or f"{socket.address}:{socket.port_value}",
         "address": socket.address,
@@ -75,15 +76,16 @@ def _listener(
             config, "per_connection_buffer_limit_bytes", DEFAULT_BUFFER_LIMIT
         ),
         **({"connection_rate_limits": rate_limits} if rate_limits else {}),
+        **({"rbac": rbac} if rbac else {}),
         "filter": terminal,
     }
 
 
 def _filter_chain(
     config: listener_pb2.Listener, path: str, problems: Problems, refs: ClusterRefs
-) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    """The snapshot's terminal `filter` and `connection_rate_limits` of the listener's only
-    filter chain (None when it cannot be translated; the problems say why)."""
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """The snapshot's terminal `filter`, `connection_rate_limits` and `rbac` of the
+    listener's only filter chain (None when it cannot be translated; the problems say why)."""
     chains_path = paths.field(path, "filter_chains")
     if len(config.filter_chains) != 1:
         problems.add(
@@ -98,6 +100,7 @@ def _filter_chain(
         return None
     terminal: dict[str, Any] | None = None
     rate_limits: list[dict[str, Any]] = []
+    rbac: list[dict[str, Any]] = []
     last = len(filters) - 1
     for i, network_filter in enumerate(filters):
         filter_path = paths.item(filters_path, i)
@@ -108,9 +111,14 @@ def _filter_chain(
             return None
         kind = type_name(network_filter.typed_config.type_url)
         inner = unpack(network_filter.typed_config)
-        if inner is None or kind not in (HCM, TCP_PROXY, NETWORK_LOCAL_RATELIMIT):
+        if inner is None or kind not in (HCM, TCP_PROXY, NETWORK_LOCAL_RATELIMIT, NETWORK_RBAC):
             return None  # reported by the table
-        if kind == NETWORK_LOCAL_RATELIMIT:
+        if kind == NETWORK_RBAC:
+            if i == last:
+                problems.add(filter_path, "rbac cannot be the last filter")
+            else:
+                rbac.append(network_rbac(inner, typed_path, problems))
+        elif kind == NETWORK_LOCAL_RATELIMIT:
             if i == last:
                 problems.add(
                     filter_path,
@@ -128,7 +136,7 @@ def _filter_chain(
             terminal = {"tcp_proxy": tcp_proxy(inner, typed_path, problems)}
     if terminal is None:
         return None
-    return terminal, rate_limits
+    return terminal, rate_limits, rbac
 
 
 def _check_http_filters(

@@ -207,6 +207,13 @@ def _header_matcher(matcher: rc.HeaderMatcher, path: str, problems: Problems) ->
     }
 
 
+def string_matcher(
+    matcher: string_pb2.StringMatcher, path: str, problems: Problems
+) -> dict[str, Any]:
+    """A snapshot `StringMatcher` (also used by HTTP filters, e.g. RBAC's `url_path`)."""
+    return _string_matcher(matcher, path, problems)
+
+
 def header_matcher(matcher: rc.HeaderMatcher, path: str, problems: Problems) -> dict[str, Any]:
     """A snapshot `HeaderMatcher` (also used by HTTP filters, e.g. the fault's `headers`)."""
     return _header_matcher(matcher, path, problems)
