@@ -12,11 +12,12 @@ from typing import Any
 
 SNAPSHOT_RS = Path(__file__).resolve().parents[2] / "fastpath" / "src" / "config" / "snapshot.rs"
 # Snapshot types kept in their own file (referenced from snapshot.rs as `super::access_log::X`).
-EXTRA_RS = (SNAPSHOT_RS.with_name("access_log.rs"),)
+EXTRA_RS = (SNAPSHOT_RS.with_name("access_log.rs"), SNAPSHOT_RS.with_name("rbac.rs"))
 _INT_RANGES = {
     "u16": (0, 2**16 - 1),
     "u32": (0, 2**32 - 1),
     "u64": (0, 2**64 - 1),
+    "i32": (-(2**31), 2**31 - 1),
     "i64": (-(2**63), 2**63 - 1),
 }
 
@@ -112,6 +113,10 @@ def _check(value: Any, type_text: str, path: str, errors: list[str]) -> None:
             return
         for key, item in value.items():
             _check(item, string_map.group(1), f"{path}.{key}", errors)
+        return
+    boxed = re.fullmatch(r"Box<(.+)>", type_text)
+    if boxed:
+        _check(value, boxed.group(1), path, errors)
         return
     generic = re.fullmatch(r"(Option|Vec)<(.+)>", type_text)
     if generic:

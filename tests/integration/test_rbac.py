@@ -31,8 +31,13 @@ from tests.support.client import RawConnection, get
 from tests.support.filters import http_filters
 from tests.support.ports import free_port
 from tests.support.proxy import Proxy, proxy_kinds, start_proxy
-from tests.support.tcp import TcpUpstream, closed_without_data, exchange, network_listener
-from tests.support.tcp import tcp_proxy_filter
+from tests.support.tcp import (
+    TcpUpstream,
+    closed_without_data,
+    exchange,
+    network_listener,
+    tcp_proxy_filter,
+)
 from tests.support.upstream import Upstream, UpstreamServer
 
 RBAC_NAME = "envoy.filters.http.rbac"
@@ -90,9 +95,7 @@ def main_listener(ports: Ports, log: Path) -> Json:
                 [{"header": {"name": "x-role", "string_match": exact("admin")}}]
             ),
             "public": policy([{"url_path": {"path": {"prefix": "/public/"}}}]),
-            "trusted client": policy(
-                [{"any": True}], [{"remote_ip": cidr("203.0.113.0", 24)}]
-            ),
+            "trusted client": policy([{"any": True}], [{"remote_ip": cidr("203.0.113.0", 24)}]),
             "own port": policy(
                 [
                     {
@@ -122,8 +125,7 @@ def main_listener(ports: Ports, log: Path) -> Json:
     routes = [
         route({"prefix": "/off"}, cluster="live")
         | {"typed_per_filter_config": {RBAC_NAME: {"@type": PER_ROUTE_TYPE}}},
-        route({"prefix": "/swap"}, cluster="live")
-        | {"typed_per_filter_config": {RBAC_NAME: swap}},
+        route({"prefix": "/swap"}, cluster="live") | {"typed_per_filter_config": {RBAC_NAME: swap}},
         route({"prefix": "/"}, cluster="live"),
     ]
     rbac = {
@@ -183,7 +185,9 @@ def http_deny_listener(ports: Ports) -> Json:
         "route_config": route_config(
             [virtual_host("all", ["*"], [route({"prefix": "/"}, cluster="live")])]
         ),
-        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}}],
+        "http_filters": [
+            {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}}
+        ],
     }
     deny_all = rules("ALLOW", nobody=policy([{"destination_port": 1}]))
     return network_listener(
