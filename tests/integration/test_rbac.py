@@ -83,6 +83,7 @@ class Ports:
     tcp_deny: int
     tcp_allow: int
     http_deny: int
+    chained: int
 
 
 def main_listener(ports: Ports, log: Path) -> Json:
@@ -177,6 +178,37 @@ def edge_listener(ports: Ports) -> Json:
     )
 
 
+def chained_listener(ports: Ports) -> Json:
+    """Three RBAC filters: a shadow DENY of `x-suspect` requests, a LOG engine, and a DENY
+    engine that reads the first filter's dynamic metadata (`shadow_engine_result`)."""
+    suspect = rules(
+        "DENY", suspect=policy([{"header": {"name": "x-suspect", "present_match": True}}])
+    )
+    first = {"@type": RBAC_TYPE, "shadow_rules": suspect}
+    log = {"@type": RBAC_TYPE, "rules": rules("LOG", everything=policy([{"any": True}]))}
+    shadow_said_no = {
+        "metadata": {
+            "filter": "envoy.filters.http.rbac",
+            "path": [{"key": "shadow_engine_result"}],
+            "value": {"string_match": exact("denied")},
+        }
+    }
+    follow = {
+        "@type": RBAC_TYPE,
+        "rules": rules("DENY", **{"follow shadow": policy([{"any": True}], [shadow_said_no])}),
+        "rules_stat_prefix": "follow.",
+    }
+    return http_listener(
+        "chained",
+        ports.chained,
+        route_config([virtual_host("all", ["*"], [route({"prefix": "/"}, cluster="live")])]),
+        stat_prefix="chained",
+        http_filters=http_filters(
+            ("shadow.rbac", first), ("log.rbac", log), ("follow.rbac", follow)
+        ),
+    )
+
+
 def http_deny_listener(ports: Ports) -> Json:
     """A network RBAC before the connection manager that denies every connection."""
     manager = {
@@ -246,13 +278,14 @@ def echo() -> Iterator[TcpUpstream]:
 
 @pytest.fixture(scope="module", params=proxy_kinds())
 def setup(request, upstream, echo, tmp_path_factory) -> Iterator[Setup]:
-    ports = Ports(free_port(), free_port(), free_port(), free_port(), free_port())
+    ports = Ports(free_port(), free_port(), free_port(), free_port(), free_port(), free_port())
     log = tmp_path_factory.mktemp(f"rbac-log-{request.param}") / "access.log"
     config = bootstrap(
         [
             main_listener(ports, log),
             edge_listener(ports),
             http_deny_listener(ports),
+            chained_listener(ports),
             *tcp_listeners(ports),
         ],
         [
@@ -395,3 +428,20 @@ def test_network_rbac_closes_an_http_connection(setup, upstream):
     assert data == b""
     assert setup.proxy.counter("httpnet.rbac.denied") == before + 1
     assert upstream.requests == []
+
+
+async def test_a_later_filter_reads_the_shadow_result(setup):
+    proxy = setup.proxy
+    before = proxy.stats()
+
+    def delta(name: str) -> int:
+        return int(proxy.stats().get(name, "0")) - int(before.get(name, "0"))
+
+    assert await status(setup.ports.chained, "/calm") == 200
+    assert await status(setup.ports.chained, "/suspect", [("x-suspect", "1")]) == 403
+    assert delta("http.chained.rbac.shadow_denied") == 1
+    assert delta("http.chained.rbac.shadow_allowed") == 1
+    # The LOG engine allows (and counts) both requests.
+    assert delta("http.chained.rbac.allowed") == 2
+    assert delta("http.chained.rbac.follow.allowed") == 1
+    assert delta("http.chained.rbac.follow.denied") == 1

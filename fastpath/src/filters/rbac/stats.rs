@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::stats::{Registry, Scope, stat_set};
 
-stat_set! { rbac_both, prefix_codes: None,
+stat_set! { rbac, prefix_codes: None,
     counters {
         Allowed => "allowed",
         Denied => "denied",
@@ -17,28 +17,7 @@ stat_set! { rbac_both, prefix_codes: None,
     globals {}
     control_counters {}
 }
-
-stat_set! { rbac_enforced, prefix_codes: None,
-    counters {
-        Allowed => "allowed",
-        Denied => "denied",
-    }
-    gauges {}
-    histograms {}
-    globals {}
-    control_counters {}
-}
-
-stat_set! { rbac_shadow, prefix_codes: None,
-    counters {
-        ShadowAllowed => "shadow_allowed",
-        ShadowDenied => "shadow_denied",
-    }
-    gauges {}
-    histograms {}
-    globals {}
-    control_counters {}
-}
+use rbac::Counter;
 
 /// Envoy's `statPrefixJoin`: `prefix` and `token` with one dot between them.
 pub(super) fn join(prefix: &str, token: &str) -> String {
@@ -56,47 +35,39 @@ fn scope_name(prefix: &str) -> &str {
     prefix.strip_suffix('.').unwrap_or(prefix)
 }
 
-/// The four counters of one RBAC filter.
+/// The counters of one RBAC filter: `allowed` / `denied` in the rules scope,
+/// `shadow_allowed` / `shadow_denied` in the shadow scope. Every RBAC scope has all four
+/// (the registry keeps one layout per name, and two filters may share a name for different
+/// halves), so a prefixed scope also shows the other half's names at 0.
 pub struct RbacStats {
-    enforced: (Arc<Scope>, usize, usize),
-    shadow: (Arc<Scope>, usize, usize),
+    enforced: Arc<Scope>,
+    shadow: Arc<Scope>,
 }
 
 impl RbacStats {
-    /// `base` is the filter's namespace (`http.<hcm>.rbac.`, `<stat_prefix>.rbac.`).
+    /// `enforced` and `shadow` are Envoy's stat prefixes of the two halves.
     pub(super) fn new(registry: &Registry, enforced: &str, shadow: &str) -> RbacStats {
-        let (e, s) = (scope_name(enforced), scope_name(shadow));
-        if e == s {
-            let both = registry.scope(e, &rbac_both::LAYOUT);
-            use rbac_both::Counter as C;
-            return RbacStats {
-                enforced: (both.clone(), C::Allowed as usize, C::Denied as usize),
-                shadow: (both, C::ShadowAllowed as usize, C::ShadowDenied as usize),
-            };
-        }
-        use rbac_enforced::Counter as E;
-        use rbac_shadow::Counter as S;
         RbacStats {
-            enforced: (
-                registry.scope(e, &rbac_enforced::LAYOUT),
-                E::Allowed as usize,
-                E::Denied as usize,
-            ),
-            shadow: (
-                registry.scope(s, &rbac_shadow::LAYOUT),
-                S::ShadowAllowed as usize,
-                S::ShadowDenied as usize,
-            ),
+            enforced: registry.scope(scope_name(enforced), &rbac::LAYOUT),
+            shadow: registry.scope(scope_name(shadow), &rbac::LAYOUT),
         }
     }
 
     pub(super) fn enforced(&self, w: usize, allowed: bool) {
-        let (scope, a, d) = &self.enforced;
-        scope.add(w, if allowed { *a } else { *d }, 1);
+        let c = if allowed {
+            Counter::Allowed
+        } else {
+            Counter::Denied
+        };
+        self.enforced.add(w, c as usize, 1);
     }
 
     pub(super) fn shadow(&self, w: usize, allowed: bool) {
-        let (scope, a, d) = &self.shadow;
-        scope.add(w, if allowed { *a } else { *d }, 1);
+        let c = if allowed {
+            Counter::ShadowAllowed
+        } else {
+            Counter::ShadowDenied
+        };
+        self.shadow.add(w, c as usize, 1);
     }
 }
