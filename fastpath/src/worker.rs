@@ -39,6 +39,9 @@ struct ConnEntry {
     idle: Rc<Cell<bool>>,
     /// The connection's task (None only between registering and spawning it).
     abort: Option<AbortHandle>,
+    /// Places the connection holds in its chain's `connection_limit`s: freed when the entry
+    /// goes (the connection's guard removes it), so the connection's future carries none.
+    _places: Vec<crate::tcp::connection_limit::LimitSlot>,
 }
 
 pub struct Worker {
@@ -58,8 +61,6 @@ pub struct Worker {
 pub struct ConnGuard {
     worker: Rc<Worker>,
     id: u64,
-    /// Places held in the chain's `connection_limit`s (freed with the guard).
-    _places: Vec<crate::tcp::connection_limit::LimitSlot>,
 }
 
 impl Drop for ConnGuard {
@@ -143,12 +144,12 @@ impl Worker {
                 listener,
                 idle: idle.clone(),
                 abort: None,
+                _places: Vec::new(),
             },
         );
         let guard = ConnGuard {
             worker: self.clone(),
             id,
-            _places: Vec::new(),
         };
         Pending { id, idle, guard }
     }
@@ -186,15 +187,11 @@ impl Worker {
                 return;
             }
         };
-        let Pending {
-            id,
-            idle,
-            mut guard,
-        } = match pending {
+        let Pending { id, idle, guard } = match pending {
             Some(p) => p,
             None => self.register(handle.id),
         };
-        guard._places = places;
+
         idle.set(false);
         let task = if view.network.tcp_proxy.is_some() {
             let peer = info.peer;
@@ -217,6 +214,7 @@ impl Worker {
         };
         if let Some(c) = self.conns.borrow_mut().get_mut(&id) {
             c.abort = Some(task.abort_handle());
+            c._places = places;
         }
     }
 

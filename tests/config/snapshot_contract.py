@@ -12,11 +12,12 @@ from typing import Any
 
 SNAPSHOT_RS = Path(__file__).resolve().parents[2] / "fastpath" / "src" / "config" / "snapshot.rs"
 # Snapshot types kept in their own file (referenced from snapshot.rs as `super::access_log::X`).
-EXTRA_RS = (SNAPSHOT_RS.with_name("access_log.rs"), SNAPSHOT_RS.with_name("jwt.rs"))
+EXTRA_RS = tuple(SNAPSHOT_RS.with_name(name) for name in ("access_log.rs", "jwt.rs", "rbac.rs"))
 _INT_RANGES = {
     "u16": (0, 2**16 - 1),
     "u32": (0, 2**32 - 1),
     "u64": (0, 2**64 - 1),
+    "i32": (-(2**31), 2**31 - 1),
     "i64": (-(2**63), 2**63 - 1),
 }
 

@@ -36,6 +36,9 @@ pub struct Fields {
     pub cluster: Option<usize>,
     /// `%RESPONSE_CODE_DETAILS%` (empty: none).
     pub details: &'static str,
+    /// `%RESPONSE_CODE_DETAILS%` an HTTP filter's reply set (RBAC's policy name); shown
+    /// instead of `details` when not empty. Its allocation is kept across requests.
+    pub filter_details: String,
     /// `%UPSTREAM_TRANSPORT_FAILURE_REASON%` (empty: none).
     pub failure_reason: &'static str,
     /// The request head as Envoy's log sees it (the upstream head of a forwarded request,
@@ -64,6 +67,7 @@ impl Fields {
             upstream_local: None,
             cluster: None,
             details: "",
+            filter_details: String::new(),
             failure_reason: "",
             req_head: Vec::new(),
             resp_head: Vec::new(),
@@ -76,6 +80,8 @@ impl Fields {
         let mut req_head = std::mem::take(&mut self.req_head);
         let mut resp_head = std::mem::take(&mut self.resp_head);
         let mut route_name = std::mem::take(&mut self.route_name);
+        let mut filter_details = std::mem::take(&mut self.filter_details);
+        filter_details.clear();
         req_head.clear();
         resp_head.clear();
         route_name.clear();
@@ -84,6 +90,7 @@ impl Fields {
             req_head,
             resp_head,
             route_name,
+            filter_details,
             ..Fields::new()
         };
     }

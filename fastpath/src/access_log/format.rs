@@ -393,7 +393,10 @@ fn value(op: &Op, e: &Entry<'_>, out: &mut Vec<u8>) -> Kind {
             let _ = write!(out, "{}", e.flags);
             Kind::Str
         }
-        Op::ResponseCodeDetails => text(out, f.details.as_bytes()),
+        Op::ResponseCodeDetails => match f.filter_details.as_str() {
+            "" => text(out, f.details.as_bytes()),
+            d => text(out, d.as_bytes()),
+        },
         Op::BytesReceived => num(out, f.bytes_received),
         Op::BytesSent => num(out, f.bytes_sent),
         Op::Duration => num(out, e.duration_ms()),

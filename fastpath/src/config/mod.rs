@@ -1,6 +1,7 @@
 //! Configuration as the engine receives it: the serde snapshot types and their parsing.
 pub mod access_log;
 pub mod jwt;
+pub mod rbac;
 pub mod snapshot;
 
 /// Parses a snapshot from JSON bytes; unknown fields and bad values are errors naming the

@@ -7,6 +7,7 @@
 use serde::Deserialize;
 
 pub use super::jwt::{JwtAuthn, JwtPerRoute};
+pub use super::rbac::{HttpRbac, NetworkRbac, RbacPerRoute};
 
 fn default_true() -> bool {
     true
@@ -105,6 +106,9 @@ pub struct FilterChain {
     /// `envoy.filters.network.connection_limit` filters (checked after the rate limits).
     #[serde(default)]
     pub connection_limits: Vec<ConnectionLimit>,
+    /// `envoy.filters.network.rbac` filters before the terminal filter, in order.
+    #[serde(default)]
+    pub rbac: Vec<NetworkRbac>,
     pub filter: NetworkFilter,
 }
 
@@ -690,6 +694,10 @@ pub enum HttpFilterConfig {
     JwtAuthn(Box<JwtAuthn>),
     /// `envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig` (per-route only).
     JwtAuthnPerRoute(JwtPerRoute),
+    /// `envoy.extensions.filters.http.rbac.v3.RBAC` (types in `config/rbac.rs`).
+    Rbac(HttpRbac),
+    /// `RBACPerRoute`: only in `typed_per_filter_config`.
+    RbacPerRoute(RbacPerRoute),
 }
 
 /// Envoy `FractionalPercent`: `numerator` out of `denominator` (100, 10000 or 1000000).

@@ -12,6 +12,7 @@ pub mod fault;
 pub mod jwt_authn;
 pub mod local_ratelimit;
 mod percent;
+pub mod rbac;
 
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ enum Filter {
     Fault(PerRoute<fault::Fault>),
     RateLimit(PerRoute<local_ratelimit::RateLimit>),
     Jwt(PerRoute<jwt_authn::JwtAuthn>),
+    Rbac(PerRoute<rbac::Rbac>),
 }
 
 /// One filter's configs: index 0 is the filter-level one; `by_route[v][r]` is the index of
@@ -94,8 +96,9 @@ pub struct Verdict<'v> {
     /// Request headers (lower-case names) to drop from the upstream request (JWT
     /// `forward: false`), before `request_lines` are added.
     pub remove_request_headers: Vec<Box<str>>,
-    /// `%RESPONSE_CODE_DETAILS%` of `reply` (empty: `direct_response`).
-    pub details: &'static str,
+    /// `%RESPONSE_CODE_DETAILS%` of `reply` (empty: `direct_response`), e.g.
+    /// `rbac_access_denied_matched_policy[name]`.
+    pub details: &'v str,
 }
 
 /// One dynamic metadata entry: `filter_metadata[namespace][key] = value`.
@@ -166,6 +169,24 @@ impl FilterChain {
                         "{at}: a jwt_authn PerRouteConfig is per-route only"
                     ));
                 }
+                snapshot::HttpFilterConfig::Rbac(c) => {
+                    let shared = rbac::Shared::new(c, &ctx, cfg, &cfg.http_filters[i + 1..]);
+                    let pick: fn(&snapshot::HttpFilterConfig) -> Option<&_> = |p| match p {
+                        snapshot::HttpFilterConfig::RbacPerRoute(c) => Some(c),
+                        _ => None,
+                    };
+                    let top = snapshot::RbacPerRoute {
+                        rbac: Some(c.clone()),
+                    };
+                    Filter::Rbac(per_route(f, vhosts, &at, path, &top, pick, |c, at| {
+                        rbac::Rbac::compile(c, &shared, at)
+                    })?)
+                }
+                snapshot::HttpFilterConfig::RbacPerRoute(_) => {
+                    return Err(format!(
+                        "{at}: RBACPerRoute belongs in typed_per_filter_config"
+                    ));
+                }
             };
             filters.push(filter);
         }
@@ -187,6 +208,7 @@ impl FilterChain {
                 Filter::Fault(p) => p.get(req.route).on_request(req, w, &mut verdict),
                 Filter::RateLimit(p) => p.get(req.route).on_request(req, w, &mut verdict),
                 Filter::Jwt(p) => p.get(req.route).on_request(req, w, &mut verdict),
+                Filter::Rbac(p) => p.get(req.route).on_request(req, w, &mut verdict),
             };
             if stop {
                 break;
@@ -222,6 +244,7 @@ fn per_route<C, T>(
         snapshot::HttpFilterConfig::LocalRatelimit(_) => "local rate limit",
         snapshot::HttpFilterConfig::JwtAuthn(_)
         | snapshot::HttpFilterConfig::JwtAuthnPerRoute(_) => "jwt_authn",
+        snapshot::HttpFilterConfig::Rbac(_) | snapshot::HttpFilterConfig::RbacPerRoute(_) => "rbac",
     };
     let make_entry = |p: &snapshot::HttpFilterConfig, at: &str| match pick(p) {
         Some(c) => make(c, at),

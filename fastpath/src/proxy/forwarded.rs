@@ -80,8 +80,40 @@ pub fn trusted_client<'a>(
     address_from_xff(xff_lines, hops as usize - 1).unwrap_or(peer_ip)
 }
 
+/// Envoy's downstream remote address of a request (RBAC `remote_ip`, `%DOWNSTREAM_REMOTE_ADDRESS%`):
+/// with `use_remote_address` the trusted client (`trusted_client`); without it, Envoy's
+/// default XFF original-IP detection: the entry `hops` from the right when valid, else the
+/// peer.
+pub fn remote_address<'a>(
+    xff_lines: impl DoubleEndedIterator<Item = &'a [u8]>,
+    use_remote_address: bool,
+    hops: u32,
+    peer_ip: IpAddr,
+) -> IpAddr {
+    if use_remote_address {
+        trusted_client(xff_lines, hops, peer_ip)
+    } else {
+        address_from_xff(xff_lines, hops as usize).unwrap_or(peer_ip)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn remote_address_follows_use_remote_address() {
+        let peer = ip("127.0.0.1");
+        let lines: [&[u8]; 1] = [b"203.0.113.7, 10.0.0.1"];
+        let at = |use_remote: bool, hops: u32| {
+            remote_address(lines.iter().copied(), use_remote, hops, peer)
+        };
+        assert_eq!(at(true, 0), peer);
+        assert_eq!(at(true, 1), ip("10.0.0.1"));
+        assert_eq!(at(false, 0), ip("10.0.0.1"));
+        assert_eq!(at(false, 1), ip("203.0.113.7"));
+        assert_eq!(at(false, 2), peer);
+        assert_eq!(remote_address(std::iter::empty(), false, 0, peer), peer);
+    }
+
     use super::*;
 
     fn ip(s: &str) -> IpAddr {

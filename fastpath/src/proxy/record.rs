@@ -69,7 +69,7 @@ impl RequestRecord {
     pub fn local_sent(&mut self, head: &[u8], body_len: usize) {
         if let Some(l) = self.log.as_deref_mut() {
             l.bytes_sent = body_len as u64;
-            if l.details.is_empty() {
+            if l.details.is_empty() && l.filter_details.is_empty() {
                 l.details = "direct_response";
             }
             if l.needs.resp_head {

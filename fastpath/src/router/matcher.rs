@@ -8,7 +8,7 @@ use crate::config::snapshot;
 
 /// Splits an origin-form target into the path (what path matchers see: no query, no fragment)
 /// and the query string (without `?`, up to any fragment).
-pub(super) fn split_target(target: &str) -> (&str, &str) {
+pub fn split_target(target: &str) -> (&str, &str) {
     let path_end = target.find(['?', '#']).unwrap_or(target.len());
     let path = &target[..path_end];
     let rest = &target[path_end..];
@@ -101,7 +101,7 @@ impl PathMatch {
 
 /// Envoy `HeaderMatcher`.
 #[derive(Debug)]
-pub(super) struct HeaderMatch {
+pub struct HeaderMatch {
     /// Lower-case.
     name: Box<str>,
     rule: HeaderRule,
@@ -135,7 +135,7 @@ fn parse_i64(value: &[u8]) -> Option<i64> {
 }
 
 impl HeaderMatch {
-    pub(super) fn compile(cfg: &snapshot::HeaderMatcher, at: &str) -> Result<HeaderMatch, String> {
+    pub fn compile(cfg: &snapshot::HeaderMatcher, at: &str) -> Result<HeaderMatch, String> {
         if cfg.name.is_empty() {
             return Err(format!("{at}.name: must not be empty"));
         }
@@ -159,7 +159,7 @@ impl HeaderMatch {
     /// lines joined with ","). `invert` negates that result. A missing header fails every rule
     /// except `present_match: false` (and `present_match: true` inverted), unless
     /// `treat_missing_header_as_empty` makes it match as "".
-    pub(super) fn matches(&self, req: &RequestView<'_>) -> bool {
+    pub fn matches(&self, req: &RequestView<'_>) -> bool {
         let pseudo = match &*self.name {
             ":path" => Some(req.path),
             ":method" => Some(req.method),

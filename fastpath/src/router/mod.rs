@@ -20,6 +20,9 @@ mod table;
 mod tests;
 
 pub use forward::{ForwardRoute, Mirror};
+/// One Envoy `HeaderMatcher` and `StringMatcher`, for filters that match on their own (RBAC).
+pub use matcher::{HeaderMatch, split_target};
+pub use string_match::StringMatch;
 
 /// A header list the data path builds for the upstream request or the downstream response.
 /// Names keep the case they arrived with; every comparison is ASCII case-insensitive.

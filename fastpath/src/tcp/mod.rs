@@ -26,6 +26,8 @@ pub struct NetworkFilters {
     pub rate_limits: Box<[ConnectionRateLimit]>,
     /// `connection_limit` filters: each admitted connection holds a place in every one.
     pub connection_limits: Box<[connection_limit::ConnectionLimit]>,
+    /// `rbac` filters, in order; the first that denies closes the connection.
+    pub rbac: Box<[crate::filters::rbac::NetworkRbac]>,
     /// The terminal `tcp_proxy` (None: the listener's terminal filter is the HCM).
     pub tcp_proxy: Option<TcpProxy>,
 }
@@ -62,6 +64,18 @@ impl NetworkFilters {
                 )
             })
             .collect::<Result<Box<[_]>, String>>()?;
+        let rbac = chain
+            .rbac
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                crate::filters::rbac::NetworkRbac::compile(
+                    c,
+                    registry,
+                    &format!("{path}.rbac[{i}]"),
+                )
+            })
+            .collect::<Result<Box<[_]>, String>>()?;
         let tcp_proxy = match &chain.filter {
             snapshot::NetworkFilter::TcpProxy(t) => Some(TcpProxy::compile(
                 t,
@@ -74,6 +88,7 @@ impl NetworkFilters {
         Ok(NetworkFilters {
             rate_limits,
             connection_limits,
+            rbac,
             tcp_proxy,
         })
     }
@@ -98,6 +113,13 @@ impl NetworkFilters {
     /// the one that had none) means the connection is to be closed now.
     pub fn admit(&self, w: usize) -> bool {
         self.rate_limits.iter().all(|r| r.admit(w))
+    }
+
+    /// The network RBAC filters' decision on a connection whose `ConnInfo` is complete
+    /// (accepted, TLS handshake done): false (counted as `denied` by the filter that denied
+    /// it) means the connection is to be closed now, before a byte is read.
+    pub fn authorize(&self, info: &crate::conn_info::ConnInfo, w: usize) -> bool {
+        self.rbac.iter().all(|r| r.allows(info, w))
     }
 }
 

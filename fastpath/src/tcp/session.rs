@@ -52,7 +52,13 @@ pub async fn serve(
     ls.gauge_inc(w, listener::Gauge::DownstreamCxActive);
     if let Some(tcp) = &view.network.tcp_proxy {
         tcp.count(w, Counter::DownstreamCxTotal, 1);
-        proxy(w, &view, tcp, down, peer).await;
+        let local = down.local_addr().unwrap_or(peer);
+        let info = crate::conn_info::ConnInfo::plain(peer, local);
+        // A network RBAC filter that denies the connection closes it before any upstream
+        // connect.
+        if view.network.authorize(&info, w) {
+            proxy(w, &view, tcp, down, peer).await;
+        }
     }
     ls.gauge_dec(w, listener::Gauge::DownstreamCxActive);
     ls.inc(w, listener::Counter::DownstreamCxDestroy);

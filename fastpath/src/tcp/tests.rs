@@ -88,6 +88,7 @@ fn rate_limit_admits_up_to_the_bucket_then_counts() {
     let filters = NetworkFilters {
         rate_limits: vec![r].into(),
         connection_limits: Box::new([]),
+        rbac: Box::new([]),
         tcp_proxy: None,
     };
     assert!(filters.admit(0));

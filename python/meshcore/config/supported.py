@@ -21,6 +21,9 @@ DOWNSTREAM_CONNECTIONS = (
 )
 TCP_PROXY = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 TLS_INSPECTOR = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
+RBAC = "envoy.extensions.filters.http.rbac.v3.RBAC"
+RBAC_PER_ROUTE = "envoy.extensions.filters.http.rbac.v3.RBACPerRoute"
+NETWORK_RBAC = "envoy.extensions.filters.network.rbac.v3.RBAC"
 UPSTREAM_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 FILE_LOG = "envoy.extensions.access_loggers.file.v3.FileAccessLog"
 STDOUT_LOG = "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
@@ -98,6 +101,7 @@ PER_FILTER_CONFIG = typed(
     FAULT,
     LOCAL_RATELIMIT,
     JWT_AUTHN_PER_ROUTE,
+    RBAC_PER_ROUTE,
     note="keyed by filter name; the route's wins over the virtual host's",
 )
 
@@ -347,6 +351,93 @@ RESILIENCE_MESSAGES: dict[str, Message] = {
     ),
 }
 
+# Issue 5: RBAC, HTTP and network (docs/rbac.md).
+_RBAC_STATS = "stats named as Envoy's"
+RBAC_MESSAGES: dict[str, Message] = {
+    RBAC: message(
+        later=("matcher", "shadow_matcher", "track_per_rule_stats"),
+        rules=ok("absent: every request is allowed"),
+        rules_stat_prefix=ok(_RBAC_STATS),
+        shadow_rules=ok("evaluated and counted, never enforced"),
+        shadow_rules_stat_prefix=ok(_RBAC_STATS),
+        note="a denial is 403 `RBAC: access denied`, details "
+        "`rbac_access_denied_matched_policy[...]`",
+    ),
+    RBAC_PER_ROUTE: message(rbac=ok("replaces the filter's; absent: the filter is off")),
+    NETWORK_RBAC: message(
+        later=("matcher", "shadow_matcher", "delay_deny"),
+        stat_prefix=ok(),
+        rules=ok("a denied connection is closed before it is read"),
+        shadow_rules=ok(),
+        shadow_rules_stat_prefix=ok(),
+        enforcement_type=enum(
+            "ONE_TIME_ON_FIRST_BYTE",
+            "CONTINUOUS",
+            note="decided once when the connection is accepted (the rules read only the "
+            "connection)",
+        ),
+        note="`header` rules are refused, `url_path` never matches (as Envoy)",
+    ),
+    "envoy.config.rbac.v3.RBAC": message(
+        later=("audit_logging_options",), action=enum("ALLOW", "DENY", "LOG"), policies=ok()
+    ),
+    "envoy.config.rbac.v3.Policy": message(
+        later=("condition", "checked_condition", "cel_config"), permissions=ok(), principals=ok()
+    ),
+    "envoy.config.rbac.v3.Permission": message(
+        later=("matcher", "uri_template", "sourced_metadata"),
+        any=ok(),
+        header=ok(),
+        url_path=ok("the path without query"),
+        destination_ip=ok(),
+        destination_port=ok(),
+        destination_port_range=ok(),
+        requested_server_name=ok(),
+        metadata=ok("dynamic metadata of earlier filters (RBAC, JWT `payload_in_metadata`)"),
+        and_rules=ok(),
+        or_rules=ok(),
+        not_rule=ok(),
+    ),
+    "envoy.config.rbac.v3.Permission.Set": message(rules=ok()),
+    "envoy.config.rbac.v3.Principal": message(
+        later=("filter_state", "sourced_metadata", "custom"),
+        any=ok(),
+        authenticated=ok("URI SANs, then DNS SANs, then the subject of the client certificate"),
+        source_ip=ok("as `direct_remote_ip`"),
+        direct_remote_ip=ok(),
+        remote_ip=ok("after x-forwarded-for processing (`use_remote_address`, trusted hops)"),
+        header=ok(),
+        url_path=ok(),
+        metadata=ok(),
+        and_ids=ok(),
+        or_ids=ok(),
+        not_id=ok(),
+    ),
+    "envoy.config.rbac.v3.Principal.Set": message(ids=ok()),
+    "envoy.config.rbac.v3.Principal.Authenticated": message(principal_name=ok()),
+    "envoy.type.matcher.v3.PathMatcher": message(path=ok()),
+    "envoy.config.core.v3.CidrRange": message(address_prefix=ok(), prefix_len=ok()),
+    "envoy.type.v3.Int32Range": message(start=ok(), end=ok()),
+    "envoy.type.matcher.v3.MetadataMatcher": message(
+        filter=ok(), path=ok(), value=ok(), invert=ok()
+    ),
+    "envoy.type.matcher.v3.MetadataMatcher.PathSegment": message(key=ok()),
+    "envoy.type.matcher.v3.ValueMatcher": message(
+        null_match=ok(),
+        double_match=ok(),
+        string_match=ok(),
+        bool_match=ok(),
+        present_match=ok(),
+        list_match=ok(),
+        or_match=ok(),
+    ),
+    "envoy.type.matcher.v3.ValueMatcher.NullMatch": message(),
+    "envoy.type.matcher.v3.DoubleMatcher": message(range=ok(), exact=ok()),
+    "envoy.type.v3.DoubleRange": message(start=ok(), end=ok()),
+    "envoy.type.matcher.v3.ListMatcher": message(one_of=ok()),
+    "envoy.type.matcher.v3.OrMatcher": message(value_matchers=ok()),
+}
+
 # Issue 8: the connection manager's access logs (docs/access-logs.md).
 _COMPARISON = "envoy.config.accesslog.v3.ComparisonFilter"
 ACCESS_LOG_MESSAGES: dict[str, Message] = {
@@ -546,15 +637,21 @@ MESSAGES: dict[str, Message] = {
         name=ok(),
         filter_chain_match=ok("docs/filter-chains.md"),
         filters=ok(
-            "network local_ratelimit and connection_limit filters (any number; the rate limits "
-            "are checked first), then one http_connection_manager or tcp_proxy"
+            "network local_ratelimit, connection_limit and rbac filters (any number; rate "
+            "limits, then connection limits, then rbac are checked), then one "
+            "http_connection_manager or tcp_proxy"
         ),
         metadata=opaque(),
     ),
     "envoy.config.listener.v3.Filter": message(
         name=ok(),
         typed_config=typed(
-            HCM, TCP_PROXY, NETWORK_LOCAL_RATELIMIT, CONNECTION_LIMIT, filter_kind=True
+            HCM,
+            TCP_PROXY,
+            NETWORK_LOCAL_RATELIMIT,
+            CONNECTION_LIMIT,
+            NETWORK_RBAC,
+            filter_kind=True,
         ),
     ),
     CONNECTION_LIMIT: message(
@@ -601,7 +698,7 @@ MESSAGES: dict[str, Message] = {
         codec_type=enum("AUTO", "HTTP1", later=("HTTP2",)),
         route_config=ok(),
         rds=ok("over ADS, in listeners from LDS"),
-        http_filters=ok("fault, local_ratelimit and jwt_authn (in order), then the router"),
+        http_filters=ok("fault, local_ratelimit, jwt_authn and rbac (in order), then the router"),
         use_remote_address=ok(),
         xff_num_trusted_hops=ok(),
         skip_xff_append=ok(),
@@ -645,11 +742,12 @@ MESSAGES: dict[str, Message] = {
     ),
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter": message(
         name=ok(),
-        typed_config=typed(ROUTER, FAULT, LOCAL_RATELIMIT, JWT_AUTHN, filter_kind=True),
+        typed_config=typed(ROUTER, FAULT, LOCAL_RATELIMIT, JWT_AUTHN, RBAC, filter_kind=True),
     ),
     ROUTER: message(note="no fields"),
     **FILTER_MESSAGES,
     **JWT_MESSAGES,
+    **RBAC_MESSAGES,
     **ACCESS_LOG_MESSAGES,
     "envoy.config.core.v3.HttpProtocolOptions": message(
         idle_timeout=ok("0 disables"),

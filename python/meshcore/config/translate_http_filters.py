@@ -1,4 +1,4 @@
-"""The HCM's `http_filters` (fault and local rate limit before the router) and the
+"""The HCM's `http_filters` (fault, local rate limit and RBAC before the router) and the
 `typed_per_filter_config` of virtual hosts and routes into the snapshot's filter configs."""
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from google.protobuf.message import Message
 
 from . import paths
 from .errors import Problems
-from .supported import FAULT, JWT_AUTHN, JWT_AUTHN_PER_ROUTE, LOCAL_RATELIMIT
+from .supported import FAULT, JWT_AUTHN, JWT_AUTHN_PER_ROUTE, LOCAL_RATELIMIT, RBAC, RBAC_PER_ROUTE
 from .translate_fault import fault
 from .translate_local_ratelimit import local_ratelimit
+from .translate_rbac import http_rbac, rbac_per_route
 from .type_urls import unpack
 
 
@@ -35,6 +36,10 @@ def filter_config(config: Message | None, path: str, problems: Problems) -> dict
         from .translate_jwt import jwt_filter_config
 
         return jwt_filter_config(config, path, problems)
+    if name == RBAC:
+        return {"rbac": http_rbac(cast(Any, config), path, problems)}
+    if name == RBAC_PER_ROUTE:
+        return {"rbac_per_route": rbac_per_route(cast(Any, config), path, problems)}
     return None
 
 

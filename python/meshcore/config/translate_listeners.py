@@ -1,6 +1,6 @@
-"""`static_resources.listeners` (filter chains of network local_ratelimit filters, then an
-http_connection_manager or a tcp_proxy; their matches and the listener filters in
-`translate_filter_chains`) into the snapshot's `Listener`s."""
+"""`static_resources.listeners` (filter chains of network local_ratelimit, connection_limit
+and rbac filters, then an http_connection_manager or a tcp_proxy; their matches and the
+listener filters in `translate_filter_chains`) into the snapshot's `Listener`s."""
 
 from __future__ import annotations
 
@@ -14,12 +14,20 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
 
 from . import paths
 from .errors import Problems
-from .supported import CONNECTION_LIMIT, HCM, NETWORK_LOCAL_RATELIMIT, ROUTER, TCP_PROXY
+from .supported import (
+    CONNECTION_LIMIT,
+    HCM,
+    NETWORK_LOCAL_RATELIMIT,
+    NETWORK_RBAC,
+    ROUTER,
+    TCP_PROXY,
+)
 from .translate_access_log import access_logs
 from .translate_filter_chains import filter_chain_match, listener_filters
 from .translate_http_filters import http_filters
 from .translate_network import connection_limit, connection_rate_limit, tcp_proxy
 from .translate_normalization import request_normalization
+from .translate_rbac import network_rbac
 from .translate_routes import ClusterRefs, route_config
 from .translate_timeouts import connection_limits, stream_timeouts
 from .translate_upgrades import upgrade_configs
@@ -154,7 +162,7 @@ def _filter_chain(
     filters = _chain_filters(chain, path, problems, refs)
     if filters is None:
         return None
-    terminal, rate_limits, limits = filters
+    terminal, rate_limits, limits, rbac = filters
     out: dict[str, Any] = {"name": chain.name}
     match = filter_chain_match(
         chain.filter_chain_match, paths.field(path, "filter_chain_match"), problems
@@ -165,15 +173,17 @@ def _filter_chain(
         out["connection_rate_limits"] = rate_limits
     if limits:
         out["connection_limits"] = limits
+    if rbac:
+        out["rbac"] = rbac
     out["filter"] = terminal
     return out
 
 
 def _chain_filters(
     chain: listener_components_pb2.FilterChain, path: str, problems: Problems, refs: ClusterRefs
-) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]] | None:
-    """The snapshot's terminal `filter`, `connection_rate_limits` and `connection_limits` of
-    one filter chain (None when it cannot be translated; the problems say why)."""
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """The snapshot's terminal `filter`, `connection_rate_limits`, `connection_limits` and
+    `rbac` of one filter chain (None when it cannot be translated; the problems say why)."""
     filters_path = paths.field(path, "filters")
     filters = chain.filters
     if not filters:
@@ -182,6 +192,7 @@ def _chain_filters(
     terminal: dict[str, Any] | None = None
     rate_limits: list[dict[str, Any]] = []
     limits: list[dict[str, Any]] = []
+    rbac: list[dict[str, Any]] = []
     last = len(filters) - 1
     for i, network_filter in enumerate(filters):
         filter_path = paths.item(filters_path, i)
@@ -192,9 +203,15 @@ def _chain_filters(
             return None
         kind = type_name(network_filter.typed_config.type_url)
         inner = unpack(network_filter.typed_config)
-        if inner is None or kind not in (HCM, TCP_PROXY, NETWORK_LOCAL_RATELIMIT, CONNECTION_LIMIT):
+        known = (HCM, TCP_PROXY, NETWORK_LOCAL_RATELIMIT, CONNECTION_LIMIT, NETWORK_RBAC)
+        if inner is None or kind not in known:
             return None  # reported by the table
-        if kind == CONNECTION_LIMIT:
+        if kind == NETWORK_RBAC:
+            if i == last:
+                problems.add(filter_path, "rbac cannot be the last filter")
+            else:
+                rbac.append(network_rbac(inner, typed_path, problems))
+        elif kind == CONNECTION_LIMIT:
             if i == last:
                 problems.add(filter_path, "connection_limit cannot be the last filter")
             else:
@@ -217,7 +234,7 @@ def _chain_filters(
             terminal = {"tcp_proxy": tcp_proxy(inner, typed_path, problems)}
     if terminal is None:
         return None
-    return terminal, rate_limits, limits
+    return terminal, rate_limits, limits, rbac
 
 
 def _check_http_filters(

@@ -101,7 +101,7 @@ struct Outcome {
     lines: String,
     removed: Vec<Box<str>>,
     metadata: Vec<super::super::Metadata>,
-    details: &'static str,
+    details: String,
 }
 
 fn run(s: &Setup, path: &str, headers: &[(&str, &str)], route: Option<(usize, usize)>) -> Outcome {
@@ -142,7 +142,7 @@ fn run(s: &Setup, path: &str, headers: &[(&str, &str)], route: Option<(usize, us
         lines: String::from_utf8(v.request_lines.clone()).unwrap(),
         removed: v.remove_request_headers.clone(),
         metadata: v.metadata.clone(),
-        details: v.details,
+        details: v.details.to_string(),
     }
 }
 
