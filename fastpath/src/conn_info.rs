@@ -27,6 +27,8 @@ pub struct TlsInfo {
     pub terminated: bool,
     /// The verified client certificate, when the client sent one.
     pub peer_cert: Option<PeerCert>,
+    /// URI SANs of meshcore's own certificate on a terminated connection (XFCC `By`).
+    pub local_uri_sans: Vec<String>,
 }
 
 /// What RBAC's `authenticated` principal and XFCC need of a verified client certificate.
@@ -39,6 +41,8 @@ pub struct PeerCert {
     pub subject: String,
     /// Lower-case hex SHA-256 of the certificate's DER (XFCC `Hash`).
     pub sha256_hex: String,
+    /// The chain as the peer presented it, leaf first, DER (XFCC `Cert` and `Chain`).
+    pub chain_der: Vec<Box<[u8]>>,
 }
 
 impl ConnInfo {

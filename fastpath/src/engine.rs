@@ -162,9 +162,12 @@ impl Engine {
                         let prefix = format!("cluster.{}.outlier_detection", c.name);
                         OutlierStats::new(&self.registry, &prefix)
                     });
+                    let tls = crate::tls::ClientTls::compile(c, &self.registry, &path)
+                        .map_err(EngineError::Value)?;
                     let st = ClusterState::new(c, stats, &path)
                         .map_err(EngineError::Value)?
-                        .with_outlier_stats(od);
+                        .with_outlier_stats(od)
+                        .with_tls(tls);
                     clusters.push(Arc::new(st));
                 }
             }
@@ -208,7 +211,9 @@ impl Engine {
             .map_err(EngineError::Value)?;
             let network = NetworkFilters::compile(l, &lookup, &self.registry, &path)
                 .map_err(EngineError::Value)?;
-            views.push((ip, (hcm, network)));
+            let tls = crate::tls::ServerTlsConfig::compile_listener(l, &path)
+                .map_err(EngineError::Value)?;
+            views.push((ip, (hcm, network, tls)));
         }
         let mut bound = Vec::new();
         for (l, (ip, _)) in snap.listeners.iter().zip(&views) {
@@ -240,7 +245,7 @@ impl Engine {
             c.install(set);
         }
         let mut handles = Vec::with_capacity(views.len());
-        for ((l, (ip, (hcm, network))), b) in snap.listeners.iter().zip(views).zip(bound) {
+        for ((l, (ip, (hcm, network, tls))), b) in snap.listeners.iter().zip(views).zip(bound) {
             let port = match &b {
                 Ok(h) => h.port,
                 Err((port, _)) => *port,
@@ -252,6 +257,10 @@ impl Engine {
                 stats: ListenerStats::new(&self.registry, &prefix),
                 read_cap: read_cap(l.per_connection_buffer_limit_bytes),
                 buffer_limit: l.per_connection_buffer_limit_bytes,
+                tls: tls.map(|cfg| {
+                    let stats = crate::tls::SslStats::new(&self.registry, &prefix);
+                    Arc::new(crate::tls::ServerTls { cfg, stats })
+                }),
                 network,
             };
             match b {

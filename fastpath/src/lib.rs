@@ -20,4 +20,5 @@ pub mod router;
 pub mod stats;
 pub mod stream;
 pub mod tcp;
+pub mod tls;
 pub mod worker;

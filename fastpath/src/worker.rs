@@ -100,15 +100,27 @@ impl Worker {
             id,
         };
         let listener = handle.id;
-        let task = if view.network.tcp_proxy.is_some() {
-            let tcp = crate::tcp::serve(self.clone(), view, stream, peer, guard);
+        let task = if let Some(tls) = view.tls.clone() {
+            // TLS termination: the handshake runs in the connection's task (`tls::accept`).
+            let local = conn_local(&handle, &stream);
+            let info = crate::conn_info::ConnInfo::plain(peer, local);
+            let idle = idle.clone();
+            let serve = crate::tls::serve::serve(
+                self.clone(),
+                handle,
+                view,
+                tls,
+                stream,
+                info,
+                idle,
+                guard,
+            );
+            tokio::task::spawn_local(serve)
+        } else if view.network.tcp_proxy.is_some() {
+            let tcp = crate::tcp::serve(self.clone(), view, stream.into(), peer, guard);
             tokio::task::spawn_local(tcp)
         } else {
-            let mut local = handle.local_addr();
-            if local.ip().is_unspecified() {
-                // A wildcard listener: the address the client connected to.
-                local = stream.local_addr().unwrap_or(local);
-            }
+            let local = conn_local(&handle, &stream);
             let info = crate::conn_info::ConnInfo::plain(peer, local);
             tokio::task::spawn_local(crate::proxy::serve(
                 self.clone(),
@@ -173,6 +185,16 @@ impl Worker {
         }
         true
     }
+}
+
+/// The address a connection was accepted on (for a wildcard listener, the address the
+/// client connected to).
+fn conn_local(handle: &ListenerHandle, stream: &TcpStream) -> SocketAddr {
+    let local = handle.local_addr();
+    if local.ip().is_unspecified() {
+        return stream.local_addr().unwrap_or(local);
+    }
+    local
 }
 
 /// The worker thread's body: runs until `Stop` (or the engine is dropped), then drops every

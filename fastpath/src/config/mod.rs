@@ -1,6 +1,7 @@
 //! Configuration as the engine receives it: the serde snapshot types and their parsing.
 pub mod access_log;
 pub mod snapshot;
+pub mod tls;
 
 /// Parses a snapshot from JSON bytes; unknown fields and bad values are errors naming the
 /// JSON path (`listeners[0].filter.http_connection_manager.strip_port_mode: unknown variant

@@ -124,11 +124,12 @@ pub fn prepare<'v>(
         return Prepared::NoRoute(info);
     }
     let stripped = strip_port(authority, head.method, cfg.strip_port_mode, listener_port);
+    let tls = down.tls.as_deref().is_some_and(|t| t.terminated);
     let view = RequestView {
         method: head.method,
         path: head.path,
         authority: stripped,
-        scheme: "http",
+        scheme: if tls { "https" } else { "http" },
         headers: head.headers,
     };
     let sel = hcm.routes.select(&view);
@@ -183,6 +184,12 @@ pub fn prepare<'v>(
                     || default_host
                     || stripped.len() != authority.len(),
                 peer: down.peer,
+                tls,
+                xfcc: crate::tls::xfcc::action(
+                    cfg.forward_client_cert_details,
+                    &cfg.set_current_client_cert_details,
+                    down,
+                ),
             };
             upstream_head::build(req_out, buf, &head, hcm, &routed, route, &sel, choice);
             if !verdict.request_lines.is_empty() && req_out.ends_with(b"\r\n\r\n") {

@@ -9,6 +9,7 @@ use crate::compiled::Hcm;
 use crate::http1::write::{push_header, push_kept_lines, request_id};
 use crate::http1::{Framing, Kind, RequestHead};
 use crate::router::{ForwardRoute, HeaderList, Selection};
+use crate::tls::xfcc::Xfcc;
 
 /// The request as routing saw it.
 pub struct Routed<'a> {
@@ -18,6 +19,10 @@ pub struct Routed<'a> {
     /// port, default host): the upstream gets a `host` line with it.
     pub rewrite_host: bool,
     pub peer: SocketAddr,
+    /// The downstream connection is TLS terminated here (`x-forwarded-proto: https`).
+    pub tls: bool,
+    /// What becomes of `x-forwarded-client-cert`.
+    pub xfcc: Xfcc,
 }
 
 /// Writes the upstream head for `head` (parsed from `buf`) into `out`.
@@ -88,6 +93,7 @@ pub fn build(
         Kind::XEnvoyUntrusted => false,
         Kind::XEnvoyEdge => !edge,
         Kind::XEnvoyOriginalPath => !edge && rewritten_path.is_none(),
+        Kind::XForwardedClientCert => routed.xfcc.keeps_received(),
         Kind::HopByHop | Kind::Connection | Kind::TransferEncoding | Kind::Expect => false,
     };
 
@@ -110,7 +116,30 @@ pub fn build(
         add!("host", h.as_bytes());
     }
     if set_xfp {
-        add!("x-forwarded-proto", b"http");
+        add!(
+            "x-forwarded-proto",
+            if routed.tls { b"https" } else { b"http" }
+        );
+    }
+    let xfcc_value = match &routed.xfcc {
+        Xfcc::Set(v) => Some(v.clone().into_bytes()),
+        Xfcc::Append(v) => {
+            let mut joined: Vec<u8> = Vec::new();
+            for (h, _) in headers
+                .iter()
+                .zip(kinds)
+                .filter(|(_, k)| **k == Kind::XForwardedClientCert)
+            {
+                joined.extend_from_slice(h.value);
+                joined.push(b',');
+            }
+            joined.extend_from_slice(v.as_bytes());
+            Some(joined)
+        }
+        Xfcc::Keep | Xfcc::Remove => None,
+    };
+    if let Some(v) = &xfcc_value {
+        add!("x-forwarded-client-cert", v);
     }
     if let Some(id) = &rid {
         add!("x-request-id", id);

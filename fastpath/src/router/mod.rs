@@ -20,6 +20,7 @@ mod table;
 mod tests;
 
 pub use forward::{ForwardRoute, Mirror};
+pub use string_match::StringMatch;
 
 /// A header list the data path builds for the upstream request or the downstream response.
 /// Names keep the case they arrived with; every comparison is ASCII case-insensitive.

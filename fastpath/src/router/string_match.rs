@@ -49,7 +49,7 @@ fn contains(value: &[u8], needle: &[u8], ignore_case: bool) -> bool {
 
 /// Envoy `StringMatcher`.
 #[derive(Debug)]
-pub(super) struct StringMatch {
+pub struct StringMatch {
     pattern: Pattern,
     ignore_case: bool,
 }
@@ -65,7 +65,7 @@ enum Pattern {
 }
 
 impl StringMatch {
-    pub(super) fn compile(cfg: &snapshot::StringMatcher, at: &str) -> Result<StringMatch, String> {
+    pub fn compile(cfg: &snapshot::StringMatcher, at: &str) -> Result<StringMatch, String> {
         let bytes = |s: &String| s.as_bytes().into();
         let pattern = match &cfg.pattern {
             snapshot::StringPattern::Exact(s) => Pattern::Exact(bytes(s)),
@@ -82,7 +82,7 @@ impl StringMatch {
         })
     }
 
-    pub(super) fn matches(&self, value: &[u8]) -> bool {
+    pub fn matches(&self, value: &[u8]) -> bool {
         let ci = self.ignore_case;
         match &self.pattern {
             Pattern::Exact(p) => eq(value, p, ci),

@@ -1,6 +1,7 @@
 //! Envoy's network filters besides the HTTP connection manager: `tcp_proxy` (relay a
 //! connection's bytes to a cluster's host) and `local_ratelimit` (close connections that
 //! find no token), compiled per listener.
+mod copy;
 mod pipe;
 mod relay;
 mod session;
