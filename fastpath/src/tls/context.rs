@@ -186,15 +186,17 @@ impl ServerTlsConfig {
             Some(v) => {
                 let vpath = format!("{common_path}.validation_context");
                 let roots = roots(&v.trusted_ca, &format!("{vpath}.trusted_ca"))?;
-                let mut b = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
-                if !t.require_client_certificate {
-                    b = b.allow_unauthenticated();
-                }
-                let inner = b.build().map_err(|e| format!("{vpath}.trusted_ca: {e}"))?;
                 let sans = SanMatchers::compile(
                     &v.match_typed_subject_alt_names,
                     &format!("{vpath}.match_typed_subject_alt_names"),
                 )?;
+                let mut b = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
+                // As Envoy (BoringSSL's SSL_VERIFY_FAIL_IF_NO_PEER_CERT): SAN matchers make a
+                // client certificate mandatory even without `require_client_certificate`.
+                if !t.require_client_certificate && sans.is_empty() {
+                    b = b.allow_unauthenticated();
+                }
+                let inner = b.build().map_err(|e| format!("{vpath}.trusted_ca: {e}"))?;
                 builder.with_client_cert_verifier(Arc::new(ClientVerifier { inner, sans }))
             }
             None if t.require_client_certificate => {
@@ -296,3 +298,7 @@ impl ServerTlsConfig {
             .transpose()
     }
 }
+
+#[cfg(test)]
+#[path = "context_tests.rs"]
+mod tests;

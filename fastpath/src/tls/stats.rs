@@ -52,20 +52,30 @@ impl SslStats {
         }
     }
 
-    /// Counts a failed handshake: `connection_error`, and the verification failure when it
-    /// was one.
+    /// Counts a failed handshake as Envoy does: the `fail_verify_*` counter when a
+    /// certificate check failed it, else `connection_error` for a TLS protocol error (a
+    /// socket closed or timed out mid-handshake counts neither).
     pub fn failed(&self, w: usize, err: &super::stream::HandshakeError) {
-        use rustls::{CertificateError, Error};
-        self.inc(w, Counter::ConnectionError);
-        if let super::stream::HandshakeError::Tls(e) = err {
-            match e {
-                Error::NoCertificatesPresented => self.inc(w, Counter::FailVerifyNoCert),
-                Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure) => {
-                    self.inc(w, Counter::FailVerifySan)
-                }
-                Error::InvalidCertificate(_) => self.inc(w, Counter::FailVerifyError),
-                _ => {}
-            }
+        match (verify_failure(err), err) {
+            (Some(c), _) => self.inc(w, c),
+            (None, super::stream::HandshakeError::Tls(_)) => self.inc(w, Counter::ConnectionError),
+            (None, super::stream::HandshakeError::Io(_)) => {}
         }
+    }
+}
+
+/// The `fail_verify_*` counter of a failed handshake, when a certificate check failed it.
+pub fn verify_failure(err: &super::stream::HandshakeError) -> Option<Counter> {
+    use rustls::{CertificateError, Error};
+    match err {
+        super::stream::HandshakeError::Tls(e) => match e {
+            Error::NoCertificatesPresented => Some(Counter::FailVerifyNoCert),
+            Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure) => {
+                Some(Counter::FailVerifySan)
+            }
+            Error::InvalidCertificate(_) => Some(Counter::FailVerifyError),
+            _ => None,
+        },
+        super::stream::HandshakeError::Io(_) => None,
     }
 }

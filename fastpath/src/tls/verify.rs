@@ -35,6 +35,10 @@ impl SanMatchers {
             .map(SanMatchers)
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// True when no matcher is set or one matches a SAN of its type in `der`.
     pub fn accept(&self, der: &[u8]) -> bool {
         if self.0.is_empty() {

@@ -19,6 +19,7 @@ from .translate_http_filters import http_filters
 from .translate_network import connection_rate_limit, tcp_proxy
 from .translate_routes import ClusterRefs, route_config
 from .translate_timeouts import connection_limits, stream_timeouts
+from .translate_tls import downstream as downstream_tls
 from .type_urls import type_name, unpack
 from .values import duration_field_ms, enum_name, is_ip, wrapped
 
@@ -76,6 +77,9 @@ def _listener(
         ),
         **({"connection_rate_limits": rate_limits} if rate_limits else {}),
         "filter": terminal,
+        **downstream_tls(
+            config.filter_chains[0], paths.item(paths.field(path, "filter_chains"), 0), problems
+        ),
     }
 
 
@@ -197,6 +201,7 @@ def http_connection_manager(
         "drain_timeout_ms": duration_field_ms(manager, "drain_timeout", DEFAULT_DRAIN_TIMEOUT_MS),
         **connection_limits(manager),
         **stream_timeouts(manager),
+        **_client_cert_details(manager),
     }
     filters = http_filters(manager, path, problems)
     if filters:
@@ -205,6 +210,21 @@ def http_connection_manager(
     if logs:
         out["access_log"] = logs
     return out
+
+
+def _client_cert_details(manager: hcm_pb2.HttpConnectionManager) -> dict[str, Any]:
+    """`forward_client_cert_details` and `set_current_client_cert_details` (XFCC)."""
+    details = manager.set_current_client_cert_details
+    return {
+        "forward_client_cert_details": enum_name(manager, "forward_client_cert_details").lower(),
+        "set_current_client_cert_details": {
+            "subject": wrapped(details, "subject", False),
+            "cert": details.cert,
+            "chain": details.chain,
+            "dns": details.dns,
+            "uri": details.uri,
+        },
+    }
 
 
 def _strip_port_mode(manager: hcm_pb2.HttpConnectionManager, path: str, problems: Problems) -> str:

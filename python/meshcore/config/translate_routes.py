@@ -162,6 +162,10 @@ def _string_matcher(
     return {"pattern": pattern, "ignore_case": bool(matcher.ignore_case)}
 
 
+string_matcher = _string_matcher
+"""Envoy `StringMatcher` → snapshot (also used by TLS SAN matchers)."""
+
+
 def _string_rule(
     matcher: rc.HeaderMatcher | rc.QueryParameterMatcher, path: str, problems: Problems
 ) -> dict[str, Any]:
