@@ -27,6 +27,8 @@ pub struct TlsInfo {
     pub terminated: bool,
     /// The verified client certificate, when the client sent one.
     pub peer_cert: Option<PeerCert>,
+    /// The negotiated version (`TLSv1.2`, `TLSv1.3`; `%DOWNSTREAM_TLS_VERSION%`).
+    pub version: Option<&'static str>,
     /// URI SANs of meshcore's own certificate on a terminated connection (XFCC `By`).
     pub local_uri_sans: Vec<String>,
 }

@@ -94,8 +94,8 @@ def test_unreadable_and_malformed_pem_name_the_field(pki: Pki, tmp_path: Path) -
         for p in found
     ), found
     assert (
-        f"{COMMON}.tls_certificates[0].private_key: a private key: the PRIVATE KEY block is not valid base64"
-        in found
+        f"{COMMON}.tls_certificates[0].private_key: "
+        "a private key: the PRIVATE KEY block is not valid base64" in found
     ), found
     certs["private_key"] = {"inline_string": "not pem"}
     assert (

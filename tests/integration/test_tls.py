@@ -37,10 +37,11 @@ from tests.support.certs import (
 )
 from tests.support.ports import free_port
 from tests.support.proxy import Proxy, proxy_kinds, start_proxy
+from tests.support.tcp import TcpUpstream, network_listener, pattern, tcp_proxy_filter
 from tests.support.tls_upstream import TlsUpstream
 from tests.support.upstream import Upstream, UpstreamServer
 
-LISTENERS = ("term", "mtls", "append", "fwd", "tls12", "up")
+LISTENERS = ("term", "mtls", "append", "fwd", "tls12", "up", "tcp_tls", "tcp_up")
 XFCC = "x-forwarded-client-cert"
 
 
@@ -52,6 +53,13 @@ def pki(tmp_path_factory: Any) -> Pki:
 @pytest.fixture(scope="module")
 def echo(upstream_server: UpstreamServer) -> Upstream:
     return upstream_server.start("echo")
+
+
+@pytest.fixture(scope="module")
+def tcp_echo() -> Iterator[TcpUpstream]:
+    up = TcpUpstream()
+    yield up
+    up.close()
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +79,11 @@ def _listener(name: str, port: int, socket_: dict[str, Any], **hcm: Any) -> dict
 
 
 def config(
-    pki: Pki, ports: dict[str, int], echo: Upstream, ups: tuple[TlsUpstream, TlsUpstream]
+    pki: Pki,
+    ports: dict[str, int],
+    echo: Upstream,
+    ups: tuple[TlsUpstream, TlsUpstream],
+    tcp_echo: TcpUpstream,
 ) -> dict[str, Any]:
     plain, mutual = ups
     details = {"subject": True, "uri": True, "dns": True}
@@ -118,9 +130,15 @@ def config(
             ),
         ),
         http_listener("up", ports["up"], up_rc, stat_prefix="up"),
+        network_listener(
+            "tcp_tls", ports["tcp_tls"], [tcp_proxy_filter("tcp_tls", cluster="tcp_echo")]
+        ),
+        network_listener("tcp_up", ports["tcp_up"], [tcp_proxy_filter("tcp_up", cluster="tls_ok")]),
     ]
+    listeners[-2]["filter_chains"][0]["transport_socket"] = tls_socket(pki)
     clusters = [
         static_cluster("echo", [("127.0.0.1", echo.port)]),
+        static_cluster("tcp_echo", [("127.0.0.1", tcp_echo.port)]),
         static_cluster(
             "tls_ok",
             [("127.0.0.1", plain.port)],
@@ -144,10 +162,16 @@ def config(
 
 @pytest.fixture(scope="module", params=proxy_kinds())
 def proxy(
-    request: Any, pki: Pki, echo: Upstream, tls_upstreams: Any, tmp_path_factory: Any
+    request: Any,
+    pki: Pki,
+    echo: Upstream,
+    tls_upstreams: Any,
+    tcp_echo: TcpUpstream,
+    tmp_path_factory: Any,
 ) -> Iterator[Proxy]:
     ports = {name: free_port() for name in LISTENERS}
-    p = start_proxy(request.param, config(pki, ports, echo, tls_upstreams), tmp_path_factory)
+    cfg = config(pki, ports, echo, tls_upstreams, tcp_echo)
+    p = start_proxy(request.param, cfg, tmp_path_factory)
     p.ports = ports  # type: ignore[attr-defined]
     yield p
     p.stop()
@@ -364,3 +388,26 @@ def test_origination_with_sni_san_checks_and_client_certificates(
     assert proxy.counter("cluster.tls_badsan.ssl.fail_verify_san") >= 1
     assert proxy.counter("cluster.tls_ok.ssl.handshake") >= 1
     assert not any(n in (OTHER_ID,) for n in plain.snis)
+
+
+def test_tcp_proxy_behind_termination_and_to_a_tls_cluster(proxy: Proxy, pki: Pki) -> None:
+    data = pattern(1 << 20)
+    raw = socket.create_connection(("127.0.0.1", port(proxy, "tcp_tls")), timeout=10)
+    with client_context(pki).wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(data)
+        got = bytearray()
+        while len(got) < len(data):
+            chunk = tls.recv(65536)
+            assert chunk, "closed early"
+            got += chunk
+    assert bytes(got) == data
+    with socket.create_connection(("127.0.0.1", port(proxy, "tcp_up")), timeout=10) as plain:
+        plain.sendall(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        reply = b""
+        while b"}" not in reply:
+            chunk = plain.recv(65536)
+            assert chunk, reply
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert json.loads(body) == {"sni": "backend.test", "client_uris": []}

@@ -84,6 +84,11 @@ pub async fn accept(
             terminated: true,
             peer_cert,
             local_uri_sans: tls.cfg.local_uri_sans.to_vec(),
+            version: match sess.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_2) => Some("TLSv1.2"),
+                Some(rustls::ProtocolVersion::TLSv1_3) => Some("TLSv1.3"),
+                _ => None,
+            },
         }));
     }
     Ok(Stream::Tls(Box::new(s)))
