@@ -100,21 +100,13 @@ impl Worker {
             id,
         };
         let listener = handle.id;
-        let task = if let Some(tls) = view.tls.clone() {
+        let task = if view.tls.is_some() {
             // TLS termination: the handshake runs in the connection's task (`tls::accept`).
             let local = conn_local(&handle, &stream);
             let info = crate::conn_info::ConnInfo::plain(peer, local);
             let idle = idle.clone();
-            let serve = crate::tls::serve::serve(
-                self.clone(),
-                handle,
-                view,
-                tls,
-                stream,
-                info,
-                idle,
-                guard,
-            );
+            let serve =
+                crate::tls::serve::serve(self.clone(), handle, view, stream, info, idle, guard);
             tokio::task::spawn_local(serve)
         } else if view.network.tcp_proxy.is_some() {
             let tcp = crate::tcp::serve(self.clone(), view, stream.into(), peer, guard);

@@ -186,7 +186,7 @@ mod tests {
 
     #[test]
     fn a_certificate_yields_its_identity() {
-        let ca = crate::tls::test_certs::Ca::new();
+        let ca = crate::tls::test_certs::Ca::generate();
         let leaf = ca.leaf(
             "web",
             &["web.default.svc"],

@@ -94,8 +94,8 @@ fn client(ca: &Ca, leaf: Option<&Leaf>) -> ClientTlsConfig {
 
 #[tokio::test]
 async fn mutual_tls_accepts_the_spiffe_id_and_refuses_the_rest() {
-    let ca = Ca::new();
-    let rogue = Ca::new();
+    let ca = Ca::generate();
+    let rogue = Ca::generate();
     let server =
         ServerTlsConfig::compile(&downstream(&ca, true, vec![exact(SanType::Uri, WEB)]), "t")
             .unwrap();
@@ -135,7 +135,7 @@ async fn mutual_tls_accepts_the_spiffe_id_and_refuses_the_rest() {
 
 #[tokio::test]
 async fn an_optional_client_certificate_may_be_absent() {
-    let ca = Ca::new();
+    let ca = Ca::generate();
     let server = ServerTlsConfig::compile(&downstream(&ca, false, vec![]), "t").unwrap();
     let (s, _) = handshake(&server, &client(&ca, None)).await;
     assert!(s.unwrap().session().peer_certificates().is_none());
@@ -143,7 +143,7 @@ async fn an_optional_client_certificate_may_be_absent() {
 
 #[tokio::test]
 async fn upstream_san_matchers_decide_and_the_sni_name_does_not() {
-    let ca = Ca::new();
+    let ca = Ca::generate();
     let server = ServerTlsConfig::compile(&downstream(&ca, false, vec![]), "t").unwrap();
     let ok = ClientTlsConfig::compile(
         &upstream(&ca, None, vec![exact(SanType::Dns, "proxy.test")]),
@@ -164,7 +164,7 @@ async fn upstream_san_matchers_decide_and_the_sni_name_does_not() {
         "{e}"
     );
     // Another CA's server certificate fails the chain check.
-    let rogue = Ca::new();
+    let rogue = Ca::generate();
     let (_, c) = handshake(&server, &client(&rogue, None)).await;
     let e = c.err().unwrap();
     assert!(
@@ -175,7 +175,7 @@ async fn upstream_san_matchers_decide_and_the_sni_name_does_not() {
 
 #[test]
 fn config_errors_name_the_field() {
-    let ca = Ca::new();
+    let ca = Ca::generate();
     let err = |t: &DownstreamTls| {
         ServerTlsConfig::compile(t, "listeners[0].transport_socket")
             .err()

@@ -8,17 +8,15 @@ use std::sync::Arc;
 
 use tokio::net::TcpStream;
 
-use super::ServerTls;
 use crate::compiled::{ListenerHandle, ListenerView};
 use crate::conn_info::ConnInfo;
 use crate::worker::{ConnGuard, Worker};
 
-/// Serves `tcp` (accepted on `handle`, whose view `view` was current at accept).
+/// Serves `tcp` (accepted on `handle`, whose view `view`, with TLS, was current at accept).
 pub async fn serve(
     worker: Rc<Worker>,
     handle: Arc<ListenerHandle>,
     view: Arc<ListenerView>,
-    tls: Arc<ServerTls>,
     tcp: TcpStream,
     mut info: ConnInfo,
     idle: Rc<Cell<bool>>,
@@ -26,6 +24,9 @@ pub async fn serve(
 ) {
     let _ = tcp.set_nodelay(true);
     let w = worker.index;
+    let Some(tls) = view.tls.clone() else {
+        return crate::proxy::serve(worker, handle, tcp.into(), info, idle, guard).await;
+    };
     match super::accept(&tls, tcp, &mut info, w).await {
         Ok(stream) => {
             if view.network.tcp_proxy.is_some() {

@@ -288,39 +288,15 @@ impl TlsStream {
     }
 
     /// Waits until a read may make progress (plaintext, EOF or an error), flushing any
-    /// write backlog meanwhile.
+    /// write backlog meanwhile. A `poll_fn` over `poll_read_ready`: the future holds no
+    /// socket-wait state, so an idle connection's future stays small.
     pub async fn readable(&self) -> io::Result<()> {
-        loop {
-            if self.ready_now() {
-                return Ok(());
-            }
-            self.flush()?;
-            if self.backlog() {
-                tokio::select! {
-                    r = self.tcp.readable() => r?,
-                    r = self.tcp.writable() => { r?; continue; }
-                }
-            } else {
-                self.tcp.readable().await?;
-            }
-            match self.fill() {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // The next read reports it.
-                Err(_) => return Ok(()),
-            }
-        }
+        std::future::poll_fn(|cx| self.poll_read_ready(cx)).await
     }
 
     /// Waits until the write backlog is flushed (a write then makes progress).
     pub async fn writable(&self) -> io::Result<()> {
-        loop {
-            self.flush()?;
-            if !self.backlog() {
-                return Ok(());
-            }
-            self.tcp.writable().await?;
-        }
+        std::future::poll_fn(|cx| self.poll_flush_backlog(cx)).await
     }
 
     /// Sends `close_notify` and flushes everything queued; returns the socket for the FIN.
@@ -332,13 +308,17 @@ impl TlsStream {
         Ok(&self.tcp)
     }
 
-    /// Polls read readiness (see `readable`).
+    /// Polls read readiness (see `readable`); while a write backlog remains, write
+    /// readiness wakes it too, to flush.
     pub fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
             if self.ready_now() {
                 return Poll::Ready(Ok(()));
             }
             self.flush()?;
+            if self.backlog() && self.tcp.poll_write_ready(cx)?.is_ready() {
+                continue;
+            }
             ready!(self.tcp.poll_read_ready(cx))?;
             match self.fill() {
                 Ok(()) => {}

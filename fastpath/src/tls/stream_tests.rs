@@ -72,7 +72,7 @@ async fn handshake(
     alpn_c: &[&str],
     alpn_s: &[&str],
 ) -> (TlsStream, TlsStream) {
-    let ca = Ca::new();
+    let ca = Ca::generate();
     let (client, server) = tokio::join!(
         TlsStream::handshake(c, client_conn(client_config(&ca, alpn_c))),
         TlsStream::handshake(s, server_conn(server_config(&ca, alpn_s))),
@@ -128,8 +128,7 @@ async fn trickle(mut a: TcpStream, mut b: TcpStream) {
 async fn partial_records_never_make_readable_lie() {
     let (c, mid_in) = tcp_pair().await;
     let (mid_out, s) = tcp_pair().await;
-    let (mid_in_r, mid_in_w) = (mid_in.into_std().unwrap(), ());
-    let _ = mid_in_w;
+    let mid_in_r = mid_in.into_std().unwrap();
     let mid_in_w = mid_in_r.try_clone().unwrap();
     let (mid_out_r, mid_out_w) = {
         let std = mid_out.into_std().unwrap();
@@ -257,7 +256,7 @@ async fn close_notify_and_abrupt_close_both_read_as_eof() {
 
 #[tokio::test]
 async fn a_plaintext_client_fails_the_handshake() {
-    let ca = Ca::new();
+    let ca = Ca::generate();
     let (mut c, s) = tcp_pair().await;
     c.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
         .await

@@ -30,7 +30,7 @@ fn name(cn: &str) -> DistinguishedName {
 }
 
 impl Ca {
-    pub fn new() -> Ca {
+    pub fn generate() -> Ca {
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.distinguished_name = name("test ca");
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
