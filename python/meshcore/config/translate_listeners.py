@@ -213,7 +213,12 @@ def http_connection_manager(
 
 
 def _client_cert_details(manager: hcm_pb2.HttpConnectionManager) -> dict[str, Any]:
-    """`forward_client_cert_details` and `set_current_client_cert_details` (XFCC)."""
+    """`forward_client_cert_details` and `set_current_client_cert_details` (XFCC), when
+    set (the snapshot's defaults are Envoy's)."""
+    if not manager.forward_client_cert_details and not manager.HasField(
+        "set_current_client_cert_details"
+    ):
+        return {}
     details = manager.set_current_client_cert_details
     return {
         "forward_client_cert_details": enum_name(manager, "forward_client_cert_details").lower(),
