@@ -243,6 +243,7 @@ def test_termination_serves_keep_alive_and_sanitizes_xfcc(
     assert all(not r.has_header(XFCC) for r in reqs)
     assert ssl_stat(proxy, "term", "handshake") >= 1
     assert ssl_stat(proxy, "term", "no_certificate") >= 1
+    assert ssl_stat(proxy, "term", "versions.TLSv1.3") >= 1
 
 
 def test_alpn_and_versions_with_openssl_and_curl(proxy: Proxy, pki: Pki) -> None:
@@ -377,6 +378,10 @@ def test_origination_with_sni_san_checks_and_client_certificates(
     status, body = get(conn, "/ok")
     assert status == 200
     assert json.loads(body) == {"sni": "backend.test", "client_uris": []}
+    # The pooled TLS connection is reused (TLS 1.3 session tickets do not make it look dead).
+    opened = proxy.counter("cluster.tls_ok.upstream_cx_total")
+    assert get(conn, "/ok")[0] == 200
+    assert proxy.counter("cluster.tls_ok.upstream_cx_total") == opened
     status, body = get(conn, "/mtls")
     assert status == 200
     assert json.loads(body) == {"sni": "backend.test", "client_uris": [WEB_ID]}
