@@ -79,6 +79,16 @@ impl Stream {
         socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Write)
     }
 
+    /// The TCP socket under a TCP or TLS stream, for addresses and socket options (never for
+    /// moving bytes: under TLS they are ciphertext).
+    pub fn socket(&self) -> Option<&TcpStream> {
+        match self {
+            Stream::Tcp(s) => Some(s),
+            Stream::Tls(s) => Some(s.tcp()),
+            Stream::Unix(_) => None,
+        }
+    }
+
     /// The plain TCP socket, when this is one (`splice(2)`, socket options).
     #[inline]
     pub fn as_tcp(&self) -> Option<&TcpStream> {
