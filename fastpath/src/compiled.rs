@@ -58,6 +58,9 @@ pub struct ListenerView {
     /// Network filters besides the HCM: connection rate limits, and the `tcp_proxy` that
     /// replaces the HCM on a TCP listener (whose `hcm` is then `inert_hcm`, never used).
     pub network: crate::tcp::NetworkFilters,
+    /// The filter chain's `DownstreamTlsContext`: connections are TLS, terminated before
+    /// the terminal filter runs (None: plain TCP).
+    pub tls: Option<Arc<crate::tls::ServerTls>>,
 }
 
 /// The most body bytes one connection buffers while streaming, for a

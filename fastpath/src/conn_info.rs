@@ -27,6 +27,10 @@ pub struct TlsInfo {
     pub terminated: bool,
     /// The verified client certificate, when the client sent one.
     pub peer_cert: Option<PeerCert>,
+    /// The negotiated version (`TLSv1.2`, `TLSv1.3`; `%DOWNSTREAM_TLS_VERSION%`).
+    pub version: Option<&'static str>,
+    /// URI SANs of meshcore's own certificate on a terminated connection (XFCC `By`).
+    pub local_uri_sans: Vec<String>,
 }
 
 /// What RBAC's `authenticated` principal and XFCC need of a verified client certificate.
@@ -39,6 +43,8 @@ pub struct PeerCert {
     pub subject: String,
     /// Lower-case hex SHA-256 of the certificate's DER (XFCC `Hash`).
     pub sha256_hex: String,
+    /// The chain as the peer presented it, leaf first, DER (XFCC `Cert` and `Chain`).
+    pub chain_der: Vec<Box<[u8]>>,
 }
 
 impl ConnInfo {

@@ -159,9 +159,12 @@ impl Engine {
                         let prefix = format!("cluster.{}.outlier_detection", c.name);
                         OutlierStats::new(&self.registry, &prefix)
                     });
+                    let tls = crate::tls::ClientTls::compile(c, &self.registry, &path)
+                        .map_err(EngineError::Value)?;
                     let st = ClusterState::new(c, stats, &path)
                         .map_err(EngineError::Value)?
-                        .with_outlier_stats(od);
+                        .with_outlier_stats(od)
+                        .with_tls(tls);
                     clusters.push(Arc::new(st));
                 }
             }

@@ -1,5 +1,6 @@
 //! The byte stream under an HTTP connection, either side: plain TCP, or one end of a local
-//! socket pair (an HTTP/2 stream bridged to the HTTP/1.1 core). TLS adds a variant.
+//! socket pair (an HTTP/2 stream bridged to the HTTP/1.1 core), or TLS over TCP
+//! (`tls::TlsStream`, rustls with the same readiness API).
 //!
 //! The proxy loop is readiness-driven (`readable`, `try_read_buf`, `try_write`) so that an
 //! idle connection holds no buffer; every variant offers the same readiness API. An enum, not
@@ -15,6 +16,8 @@ pub enum Stream {
     Tcp(TcpStream),
     /// One end of `socketpair(2)`: the HTTP/2 bridge (`http2/`).
     Unix(UnixStream),
+    /// TLS terminated or originated by meshcore (`tls/`); boxed: the rustls state is large.
+    Tls(Box<crate::tls::TlsStream>),
 }
 
 macro_rules! each {
@@ -22,6 +25,7 @@ macro_rules! each {
         match $self {
             Stream::Tcp($s) => $e,
             Stream::Unix($s) => $e,
+            Stream::Tls($s) => $e,
         }
     };
 }
@@ -60,6 +64,29 @@ impl Stream {
     #[inline]
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         each!(self, s => s.try_write(buf))
+    }
+
+    /// Ends the write direction: FIN (after `close_notify` on TLS), flushing what TLS
+    /// still holds; the read direction stays open.
+    pub async fn close_write(&self) -> io::Result<()> {
+        let tcp = match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => {
+                return socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write);
+            }
+            Stream::Tls(s) => s.close_notify().await?,
+        };
+        socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Write)
+    }
+
+    /// The TCP socket under a TCP or TLS stream, for addresses and socket options (never for
+    /// moving bytes: under TLS they are ciphertext).
+    pub fn socket(&self) -> Option<&TcpStream> {
+        match self {
+            Stream::Tcp(s) => Some(s),
+            Stream::Tls(s) => Some(s.tcp()),
+            Stream::Unix(_) => None,
+        }
     }
 
     /// The plain TCP socket, when this is one (`splice(2)`, socket options).

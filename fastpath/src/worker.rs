@@ -193,9 +193,19 @@ impl Worker {
         };
 
         idle.set(false);
-        let task = if view.network.tcp_proxy.is_some() {
-            let peer = info.peer;
-            tokio::task::spawn_local(crate::tcp::serve(self.clone(), view, stream, peer, guard))
+        let task = if view.tls.is_some() {
+            // TLS termination: the handshake runs in the connection's own task.
+            let chosen = Chosen {
+                handle,
+                listener: compiled,
+                view,
+                inputs: Box::new(inputs),
+            };
+            let serve = crate::tls::serve::serve(self.clone(), chosen, stream, info, idle, guard);
+            tokio::task::spawn_local(serve)
+        } else if view.network.tcp_proxy.is_some() {
+            let tcp = crate::tcp::serve(self.clone(), view, stream.into(), info, guard);
+            tokio::task::spawn_local(tcp)
         } else {
             let chosen = Chosen {
                 handle,

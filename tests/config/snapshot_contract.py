@@ -12,7 +12,9 @@ from typing import Any
 
 SNAPSHOT_RS = Path(__file__).resolve().parents[2] / "fastpath" / "src" / "config" / "snapshot.rs"
 # Snapshot types kept in their own file (referenced from snapshot.rs as `super::access_log::X`).
-EXTRA_RS = tuple(SNAPSHOT_RS.with_name(name) for name in ("access_log.rs", "jwt.rs", "rbac.rs"))
+EXTRA_RS = tuple(
+    SNAPSHOT_RS.with_name(name) for name in ("access_log.rs", "jwt.rs", "rbac.rs", "tls.rs")
+)
 _INT_RANGES = {
     "u16": (0, 2**16 - 1),
     "u32": (0, 2**32 - 1),

@@ -25,7 +25,9 @@ def _with_rbac(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _filter_config(b: dict[str, Any]) -> Any:
-    manager = load(b).snapshot["listeners"][0]["filter_chains"][0]["filter"]["http_connection_manager"]
+    manager = load(b).snapshot["listeners"][0]["filter_chains"][0]["filter"][
+        "http_connection_manager"
+    ]
     return manager["http_filters"][0]["config"]
 
 
@@ -116,7 +118,9 @@ def test_per_route_config_and_disable() -> None:
     route(b)["typed_per_filter_config"] = {
         "envoy.filters.http.rbac": {"@type": PER_ROUTE},
     }
-    manager = load(b).snapshot["listeners"][0]["filter_chains"][0]["filter"]["http_connection_manager"]
+    manager = load(b).snapshot["listeners"][0]["filter_chains"][0]["filter"][
+        "http_connection_manager"
+    ]
     per = manager["route_config"]["virtual_hosts"][0]["routes"][0]["typed_per_filter_config"]
     assert per == [
         {"name": "envoy.filters.http.rbac", "config": {"rbac_per_route": {"rbac": None}}}

@@ -112,25 +112,20 @@ def test_access_log_on_the_listener() -> None:
     assert problems(b) == [f"{LISTENER}.access_log: access_log is not supported yet"]
 
 
-@pytest.mark.parametrize(
-    ("name", "value"),
-    [
-        (
-            "transport_socket",
-            {
-                "name": "envoy.transport_sockets.tls",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets"
-                    ".tls.v3.UpstreamTlsContext"
-                },
-            },
-        ),
-    ],
-)
-def test_cluster_features_planned_for_later(name: str, value: Any) -> None:
+def test_cluster_tls_features_planned_for_later() -> None:
     b = base()
-    cluster(b)[name] = value
-    assert problems(b) == [f"{CLUSTER}.{name}: {name} is not supported yet"]
+    cluster(b)["transport_socket"] = {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets"
+            ".tls.v3.UpstreamTlsContext",
+            "allow_renegotiation": True,
+        },
+    }
+    assert problems(b) == [
+        f"{CLUSTER}.transport_socket.typed_config.allow_renegotiation: "
+        "allow_renegotiation is not supported yet"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -116,6 +116,8 @@ pub struct Entry<'a> {
     pub cluster: Option<&'a str>,
     pub downstream_remote: SocketAddr,
     pub downstream_local: SocketAddr,
+    /// The downstream connection's TLS facts (None: plain TCP).
+    pub tls: Option<&'a crate::conn_info::TlsInfo>,
     pub end: Instant,
     /// `generate_request_id`: a request without `x-request-id` gets one, as Envoy's does.
     pub generate_request_id: bool,

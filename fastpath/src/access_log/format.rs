@@ -46,6 +46,8 @@ pub enum Op {
     RouteName,
     RequestedServerName,
     DownstreamPeerUriSan,
+    DownstreamPeerSubject,
+    DownstreamTlsVersion,
 }
 
 /// What rendering wrote.
@@ -83,6 +85,8 @@ const SIMPLE: &[(&str, Op)] = &[
     ("ROUTE_NAME", Op::RouteName),
     ("REQUESTED_SERVER_NAME", Op::RequestedServerName),
     ("DOWNSTREAM_PEER_URI_SAN", Op::DownstreamPeerUriSan),
+    ("DOWNSTREAM_PEER_SUBJECT", Op::DownstreamPeerSubject),
+    ("DOWNSTREAM_TLS_VERSION", Op::DownstreamTlsVersion),
 ];
 
 /// Parses a format string into operators; errors say what is wrong and where.
@@ -420,7 +424,23 @@ fn value(op: &Op, e: &Entry<'_>, out: &mut Vec<u8>) -> Kind {
         }
         Op::DownstreamLocalAddress => addr(out, Some(e.downstream_local)),
         Op::RouteName => text(out, e.route_name.as_bytes()),
-        Op::RequestedServerName | Op::DownstreamPeerUriSan => Kind::Missing,
+        // TLS facts of the downstream connection (`-` on a plain one).
+        Op::RequestedServerName => match e.tls.and_then(|t| t.sni.as_deref()) {
+            Some(sni) => text(out, sni.as_bytes()),
+            None => Kind::Missing,
+        },
+        Op::DownstreamPeerUriSan => match e.tls.and_then(|t| t.peer_cert.as_ref()) {
+            Some(p) if !p.uri_sans.is_empty() => text(out, p.uri_sans.join(",").as_bytes()),
+            _ => Kind::Missing,
+        },
+        Op::DownstreamPeerSubject => match e.tls.and_then(|t| t.peer_cert.as_ref()) {
+            Some(p) if !p.subject.is_empty() => text(out, p.subject.as_bytes()),
+            _ => Kind::Missing,
+        },
+        Op::DownstreamTlsVersion => match e.tls.and_then(|t| t.version) {
+            Some(v) => text(out, v.as_bytes()),
+            None => Kind::Missing,
+        },
     }
 }
 

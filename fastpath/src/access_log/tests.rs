@@ -41,6 +41,7 @@ fn entry<'a>(f: &'a Fields, req: &'a [u8]) -> Entry<'a> {
         cluster: Some("live"),
         downstream_remote: "127.0.0.1:50196".parse().unwrap(),
         downstream_local: "127.0.0.1:18801".parse().unwrap(),
+        tls: None,
         end: f.begun + Duration::from_millis(6),
         generate_request_id: true,
         generated_id: OnceCell::new(),
@@ -109,6 +110,26 @@ fn operators_and_missing_values() {
             &e
         ),
         "- - -"
+    );
+    let tls = crate::conn_info::TlsInfo {
+        sni: Some("api.test".into()),
+        terminated: true,
+        version: Some("TLSv1.3"),
+        peer_cert: Some(crate::conn_info::PeerCert {
+            uri_sans: vec!["spiffe://cluster.local/ns/default/sa/web".into()],
+            subject: "CN=web,O=test".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut with_tls = entry(&f, REQ);
+    with_tls.tls = Some(&tls);
+    assert_eq!(
+        text(
+            "%REQUESTED_SERVER_NAME% %DOWNSTREAM_PEER_URI_SAN% %DOWNSTREAM_PEER_SUBJECT% %DOWNSTREAM_TLS_VERSION%",
+            &with_tls
+        ),
+        "api.test spiffe://cluster.local/ns/default/sa/web CN=web,O=test TLSv1.3"
     );
     assert_eq!(
         text("%START_TIME(%s.%3f)% no newline", &e),

@@ -51,6 +51,8 @@ pub struct ClusterState {
     pub outlier: Option<Detector>,
     /// Serialises host-set swaps (endpoint updates, ejections) so none is lost.
     swap_lock: Mutex<()>,
+    /// `transport_socket` TLS: connections to the hosts are TLS (None: plain TCP).
+    pub tls: Option<crate::tls::ClientTls>,
 }
 
 impl ClusterState {
@@ -83,6 +85,7 @@ impl ClusterState {
             removed: AtomicBool::new(false),
             outlier: None,
             swap_lock: Mutex::new(()),
+            tls: None,
         };
         st.publish_membership();
         Ok(st)
@@ -93,6 +96,12 @@ impl ClusterState {
         if let (Some(cfg), Some(stats)) = (&self.cfg.outlier_detection, stats) {
             self.outlier = Some(Detector::new(cfg.clone(), stats));
         }
+        self
+    }
+
+    /// Makes connections to the hosts TLS (`transport_socket`).
+    pub fn with_tls(mut self, tls: Option<crate::tls::ClientTls>) -> ClusterState {
+        self.tls = tls;
         self
     }
 

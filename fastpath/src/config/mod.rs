@@ -3,6 +3,7 @@ pub mod access_log;
 pub mod jwt;
 pub mod rbac;
 pub mod snapshot;
+pub mod tls;
 
 /// Parses a snapshot from JSON bytes; unknown fields and bad values are errors naming the
 /// JSON path (`listeners[0].filter.http_connection_manager.strip_port_mode: unknown variant

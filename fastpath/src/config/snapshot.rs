@@ -8,6 +8,10 @@ use serde::Deserialize;
 
 pub use super::jwt::{JwtAuthn, JwtPerRoute};
 pub use super::rbac::{HttpRbac, NetworkRbac, RbacPerRoute};
+pub use super::tls::{
+    ClientCertDetails, CommonTls, DownstreamTls, ForwardClientCert, SanMatcher, SanType,
+    TlsCertificate, TlsParams, UpstreamTls, Validation,
+};
 
 fn default_true() -> bool {
     true
@@ -110,6 +114,10 @@ pub struct FilterChain {
     #[serde(default)]
     pub rbac: Vec<NetworkRbac>,
     pub filter: NetworkFilter,
+    /// The filter chain's `transport_socket` (`envoy.transport_sockets.tls`): TLS is
+    /// terminated before the filter runs (None: plain TCP).
+    #[serde(default)]
+    pub transport_socket: Option<DownstreamTls>,
 }
 
 /// `envoy.filters.network.connection_limit`.
@@ -282,6 +290,12 @@ pub struct HttpConnectionManager {
     /// `access_log` (types in `config/access_log.rs`; empty: no access log).
     #[serde(default)]
     pub access_log: Vec<super::access_log::AccessLog>,
+    /// `forward_client_cert_details` and `set_current_client_cert_details`
+    /// (x-forwarded-client-cert; types in `config/tls.rs`).
+    #[serde(default)]
+    pub forward_client_cert_details: ForwardClientCert,
+    #[serde(default)]
+    pub set_current_client_cert_details: ClientCertDetails,
 }
 
 fn default_server_name() -> String {
@@ -852,6 +866,9 @@ pub struct Cluster {
     /// `outlier_detection`; absent disables it.
     #[serde(default)]
     pub outlier_detection: Option<OutlierDetection>,
+    /// `transport_socket` (`envoy.transport_sockets.tls`): connections to the hosts are TLS.
+    #[serde(default)]
+    pub transport_socket: Option<UpstreamTls>,
 }
 
 /// `common_lb_config`, the policy's own config, and the load assignment's `policy`.

@@ -31,6 +31,9 @@ pub enum Kind {
     XEnvoyEdge,
     /// `x-envoy-original-path`: removed from edge requests, replaced by a `prefix_rewrite`.
     XEnvoyOriginalPath,
+    /// `x-forwarded-client-cert`: kept, removed or rewritten per
+    /// `forward_client_cert_details` (`tls/xfcc.rs`).
+    XForwardedClientCert,
 }
 
 /// Classifies a header name (ASCII case-insensitive).
@@ -51,6 +54,7 @@ pub fn classify(name: &str) -> Kind {
         16 if eq("proxy-connection") => Kind::HopByHop,
         17 if eq("transfer-encoding") => Kind::TransferEncoding,
         17 if eq("x-forwarded-proto") => Kind::XForwardedProto,
+        23 if eq("x-forwarded-client-cert") => Kind::XForwardedClientCert,
         n if n > ENVOY_PREFIX.len()
             && name.as_bytes()[..ENVOY_PREFIX.len()].eq_ignore_ascii_case(ENVOY_PREFIX) =>
         {

@@ -18,6 +18,7 @@ use crate::tcp::NetworkFilters;
 struct ChainParts {
     hcm: Hcm,
     network: NetworkFilters,
+    tls: Option<crate::tls::ServerTlsConfig>,
 }
 
 /// A listener compiled up to its stats scope (which names the bound port).
@@ -49,7 +50,8 @@ fn compile_chain(
         snapshot::NetworkFilter::TcpProxy(_) => inert_hcm(local_address)?,
     };
     let network = NetworkFilters::compile(c, lookup, registry, path)?;
-    Ok(ChainParts { hcm, network })
+    let tls = crate::tls::ServerTlsConfig::compile_chain(c, path)?;
+    Ok(ChainParts { hcm, network, tls })
 }
 
 /// Compiles `l` (at `path`, e.g. `listeners[0]`); errors name the field.
@@ -122,6 +124,10 @@ impl ListenerParts {
                 stats: stats.clone(),
                 read_cap: read_cap(limit),
                 buffer_limit: limit,
+                tls: p.tls.map(|cfg| {
+                    let stats = crate::tls::SslStats::new(registry, &prefix);
+                    Arc::new(crate::tls::ServerTls { cfg, stats })
+                }),
                 network: p.network,
             })
         };

@@ -62,7 +62,7 @@ pub async fn inspect_then_start(
                     sni: hello.sni.as_deref().map(Into::into),
                     alpn: hello.alpn.first().map(|p| p.as_slice().into()),
                     terminated: false,
-                    peer_cert: None,
+                    ..Default::default()
                 }));
                 inputs.tls = true;
                 inputs.server_name = hello.sni.map(Into::into);

@@ -131,8 +131,18 @@ pub async fn connect_tcp(
     s.inc(w, Counter::UpstreamCxTotal);
     host.cx_total.fetch_add(1, Ordering::Relaxed);
     let start = Instant::now();
-    let stream = match tokio::time::timeout(cluster.connect_timeout, TcpStream::connect(addr)).await
-    {
+    // The connect timeout covers the TLS handshake of a TLS cluster too (as Envoy's: the
+    // connection is "connected" once the handshake is done); a failed handshake is a connect
+    // failure (UF).
+    let connecting = async {
+        let st = TcpStream::connect(addr).await.map_err(drop)?;
+        let _ = st.set_nodelay(true);
+        match &cluster.tls {
+            None => Ok(Stream::Tcp(st)),
+            Some(tls) => crate::tls::connect(tls, st, addr, w).await.map_err(drop),
+        }
+    };
+    let stream = match tokio::time::timeout(cluster.connect_timeout, connecting).await {
         Ok(Ok(st)) => st,
         Ok(Err(_)) => {
             s.inc(w, Counter::UpstreamCxConnectFail);
@@ -144,8 +154,6 @@ pub async fn connect_tcp(
             return Err(ConnectError::Timeout);
         }
     };
-    let _ = stream.set_nodelay(true);
-    let stream = Stream::Tcp(stream);
     s.record_us(
         w,
         Histogram::UpstreamCxConnectMs,

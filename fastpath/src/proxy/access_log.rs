@@ -78,6 +78,7 @@ impl Conn {
                 .map(|c| c.name.as_str()),
             downstream_remote: self.down.peer(),
             downstream_local: local,
+            tls: self.down.info.tls.as_deref(),
             end,
             generate_request_id: view.hcm.cfg.generate_request_id,
             generated_id: OnceCell::new(),

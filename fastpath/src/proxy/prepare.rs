@@ -200,11 +200,12 @@ pub fn prepare<'v>(
     // HTTP/1 codec drops it (the request goes on as a plain one).
     let upgrade = super::upgrade::requested(&head).filter(|u| !u.eq_ignore_ascii_case("h2c"));
     let stripped = strip_port(authority, head.method, cfg.strip_port_mode, listener_port);
+    let tls = down.tls.as_deref().is_some_and(|t| t.terminated);
     let view = RequestView {
         method: head.method,
         path,
         authority: stripped,
-        scheme: "http",
+        scheme: if tls { "https" } else { "http" },
         headers: kept.as_deref().unwrap_or(head.headers),
     };
     let sel = hcm.routes.select(&view);
@@ -280,6 +281,12 @@ pub fn prepare<'v>(
                 peer: down.peer,
                 path,
                 upgrade,
+                tls,
+                xfcc: crate::tls::xfcc::action(
+                    cfg.forward_client_cert_details,
+                    &cfg.set_current_client_cert_details,
+                    down,
+                ),
             };
             upstream_head::build(req_out, buf, &head, hcm, &routed, route, &sel, choice);
             if !verdict.remove_request_headers.is_empty() {

@@ -92,7 +92,7 @@ impl Conn {
                 .await;
         };
         let local = if l.needs.upstream_local {
-            up.stream.as_tcp().and_then(|s| s.local_addr().ok())
+            up.stream.socket().and_then(|s| s.local_addr().ok())
         } else {
             None
         };

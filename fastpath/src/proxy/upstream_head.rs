@@ -9,6 +9,7 @@ use crate::compiled::Hcm;
 use crate::http1::write::{push_header, push_kept_lines, request_id};
 use crate::http1::{Framing, Kind, RequestHead};
 use crate::router::{ForwardRoute, HeaderList, Selection};
+use crate::tls::xfcc::Xfcc;
 
 /// The request as routing saw it.
 pub struct Routed<'a> {
@@ -23,6 +24,10 @@ pub struct Routed<'a> {
     /// The `upgrade` value of an upgrade request the route proxies: the upstream gets
     /// `connection: Upgrade` and this `upgrade` line.
     pub upgrade: Option<&'a str>,
+    /// The downstream connection is TLS terminated here (`x-forwarded-proto: https`).
+    pub tls: bool,
+    /// What becomes of `x-forwarded-client-cert`.
+    pub xfcc: Xfcc,
 }
 
 /// Writes the upstream head for `head` (parsed from `buf`) into `out`.
@@ -93,6 +98,7 @@ pub fn build(
         Kind::XEnvoyUntrusted => false,
         Kind::XEnvoyEdge => !edge,
         Kind::XEnvoyOriginalPath => !edge && rewritten_path.is_none(),
+        Kind::XForwardedClientCert => routed.xfcc.keeps_received(),
         Kind::HopByHop | Kind::Connection | Kind::TransferEncoding | Kind::Expect => false,
     };
 
@@ -103,7 +109,7 @@ pub fn build(
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let rid = set_rid.then(request_id);
     let mut ms = itoa::Buffer::new();
-    let mut extra: [(&str, &[u8]); 10] = [("", b""); 10];
+    let mut extra: [(&str, &[u8]); 12] = [("", b""); 12];
     let mut n = 0;
     macro_rules! add {
         ($name:expr, $value:expr) => {{
@@ -115,7 +121,30 @@ pub fn build(
         add!("host", h.as_bytes());
     }
     if set_xfp {
-        add!("x-forwarded-proto", b"http");
+        add!(
+            "x-forwarded-proto",
+            if routed.tls { b"https" } else { b"http" }
+        );
+    }
+    let xfcc_value = match &routed.xfcc {
+        Xfcc::Set(v) => Some(v.clone().into_bytes()),
+        Xfcc::Append(v) => {
+            let mut joined: Vec<u8> = Vec::new();
+            for (h, _) in headers
+                .iter()
+                .zip(kinds)
+                .filter(|(_, k)| **k == Kind::XForwardedClientCert)
+            {
+                joined.extend_from_slice(h.value);
+                joined.push(b',');
+            }
+            joined.extend_from_slice(v.as_bytes());
+            Some(joined)
+        }
+        Xfcc::Keep | Xfcc::Remove => None,
+    };
+    if let Some(v) = &xfcc_value {
+        add!("x-forwarded-client-cert", v);
     }
     if let Some(id) = &rid {
         add!("x-request-id", id);

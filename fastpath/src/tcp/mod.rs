@@ -1,7 +1,8 @@
 //! Envoy's network filters besides the HTTP connection manager: `tcp_proxy` (relay a
 //! connection's bytes to a cluster's host) and `local_ratelimit` (close connections that
-//! find no token), compiled per filter chain.
+//! find no token), `connection_limit` and `rbac`, compiled per filter chain.
 pub mod connection_limit;
+mod copy;
 mod pipe;
 mod relay;
 mod session;

@@ -6,7 +6,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use xxhash_rust::xxh64::xxh64;
 
@@ -18,6 +17,7 @@ use crate::cluster::{ClusterState, HostCounters, Outcome};
 use crate::compiled::ListenerView;
 use crate::pool::{UpConn, connect_tcp};
 use crate::stats::sets::{cluster, http, listener};
+use crate::stream::Stream;
 use crate::worker::{ConnGuard, Worker};
 
 /// Counts a connection a network filter refused at accept (it is closed by dropping it):
@@ -41,10 +41,11 @@ pub fn refuse(view: &ListenerView, w: usize) {
 pub async fn serve(
     worker: Rc<Worker>,
     view: Arc<ListenerView>,
-    down: TcpStream,
-    peer: SocketAddr,
+    down: Stream,
+    info: crate::conn_info::ConnInfo,
     _guard: ConnGuard,
 ) {
+    let peer = info.peer;
     let w = worker.index;
     let start = Instant::now();
     let ls = &view.stats;
@@ -52,8 +53,6 @@ pub async fn serve(
     ls.gauge_inc(w, listener::Gauge::DownstreamCxActive);
     if let Some(tcp) = &view.network.tcp_proxy {
         tcp.count(w, Counter::DownstreamCxTotal, 1);
-        let local = down.local_addr().unwrap_or(peer);
-        let info = crate::conn_info::ConnInfo::plain(peer, local);
         // A network RBAC filter that denies the connection closes it before any upstream
         // connect.
         if view.network.authorize(&info, w) {
@@ -69,7 +68,7 @@ pub async fn serve(
     );
 }
 
-async fn proxy(w: usize, view: &ListenerView, tcp: &TcpProxy, down: TcpStream, peer: SocketAddr) {
+async fn proxy(w: usize, view: &ListenerView, tcp: &TcpProxy, down: Stream, peer: SocketAddr) {
     let Some(cluster) = tcp
         .pick_cluster(fastrand::u64(..))
         .and_then(|i| view.clusters.get(i))
@@ -85,12 +84,11 @@ async fn proxy(w: usize, view: &ListenerView, tcp: &TcpProxy, down: TcpStream, p
     };
     let bytes = Bytes { w, tcp, up: &up };
     let seen = Seen::default();
-    // Plain sockets both ways: zero-copy splice. (TLS upstreams relay through the TLS
-    // module's copy loop once clusters can originate TLS.)
-    let Some(up_tcp) = up.stream.as_tcp() else {
-        return;
+    // Plain sockets both ways: zero-copy splice; TLS on either side: a copy loop.
+    let end = match (down.as_tcp(), up.stream.as_tcp()) {
+        (Some(d), Some(u)) => relay::relay(d, u, tcp.idle_timeout, &bytes, &seen).await,
+        _ => super::copy::relay(&down, &up.stream, tcp.idle_timeout, &bytes, &seen).await,
     };
-    let end = relay::relay(&down, up_tcp, tcp.idle_timeout, &bytes, &seen).await;
     if let End::IdleTimeout = end {
         tcp.count(w, Counter::IdleTimeout, 1);
     }

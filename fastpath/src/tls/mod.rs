@@ -1,2 +1,142 @@
-//! TLS: the ClientHello peek of the TLS inspector (TLS termination adds modules here).
+//! TLS on rustls (ring provider): termination of downstream connections (`accept`),
+//! origination of upstream ones (`connect`), the readiness-driven TLS stream, compiled
+//! contexts, certificate identity, verification and `ssl.*` stats; and the ClientHello
+//! peek of the TLS inspector.
+pub mod cert;
 pub mod client_hello;
+pub mod context;
+pub mod serve;
+pub mod stats;
+pub mod stream;
+#[cfg(test)]
+pub mod test_certs;
+pub mod verify;
+pub mod xfcc;
+
+use std::io;
+use std::net::SocketAddr;
+
+use rustls::Connection;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+
+pub use context::{ClientTlsConfig, ServerTlsConfig};
+pub use stats::SslStats;
+pub use stream::{HandshakeError, TlsStream};
+
+use crate::conn_info::{ConnInfo, TlsInfo};
+use crate::stream::Stream;
+
+/// A listener's compiled `DownstreamTlsContext` with its `listener.<prefix>.ssl.*` stats.
+pub struct ServerTls {
+    pub cfg: ServerTlsConfig,
+    pub stats: SslStats,
+}
+
+/// A cluster's compiled `UpstreamTlsContext` with its `cluster.<name>.ssl.*` stats.
+pub struct ClientTls {
+    pub cfg: ClientTlsConfig,
+    pub stats: SslStats,
+}
+
+fn other(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// Terminates TLS on an accepted connection (worker `w`), within the handshake timeout;
+/// fills `info.tls` (SNI, ALPN, the verified client certificate) and counts the `ssl.*`
+/// stats. The one place a downstream handshake happens.
+pub async fn accept(
+    tls: &ServerTls,
+    tcp: TcpStream,
+    info: &mut ConnInfo,
+    w: usize,
+) -> io::Result<Stream> {
+    let conn = rustls::ServerConnection::new(tls.cfg.config.clone()).map_err(other)?;
+    let hs = TlsStream::handshake(tcp, Connection::Server(conn));
+    let s = match tokio::time::timeout(tls.cfg.handshake_timeout, hs).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tls.stats.failed(w, &e);
+            return Err(other(e));
+        }
+        Err(_) => {
+            let e = HandshakeError::Io(io::ErrorKind::TimedOut.into());
+            tls.stats.failed(w, &e);
+            return Err(other(e));
+        }
+    };
+    {
+        let sess = s.session();
+        let chain = sess.peer_certificates().unwrap_or_default();
+        tls.stats
+            .handshake(w, sess.protocol_version(), !chain.is_empty());
+        let sni = match &*sess {
+            Connection::Server(c) => c.server_name().map(Into::into),
+            Connection::Client(_) => None,
+        };
+        let peer_cert = chain.first().map(|leaf| {
+            let mut p = cert::peer_cert(leaf);
+            p.chain_der = chain.iter().map(|c| c.as_ref().into()).collect();
+            p
+        });
+        info.tls = Some(Box::new(TlsInfo {
+            sni,
+            alpn: sess.alpn_protocol().map(Into::into),
+            terminated: true,
+            peer_cert,
+            local_uri_sans: tls.cfg.local_uri_sans.to_vec(),
+            version: match sess.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_2) => Some("TLSv1.2"),
+                Some(rustls::ProtocolVersion::TLSv1_3) => Some("TLSv1.3"),
+                _ => None,
+            },
+        }));
+    }
+    Ok(Stream::Tls(Box::new(s)))
+}
+
+/// Originates TLS on a connected upstream socket (the caller's connect timeout bounds it);
+/// counts the cluster's `ssl.*` stats.
+pub async fn connect(
+    tls: &ClientTls,
+    tcp: TcpStream,
+    addr: SocketAddr,
+    w: usize,
+) -> Result<Stream, HandshakeError> {
+    let name = tls
+        .cfg
+        .sni
+        .clone()
+        .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
+    let conn =
+        rustls::ClientConnection::new(tls.cfg.config.clone(), name).map_err(HandshakeError::Tls)?;
+    match TlsStream::handshake(tcp, Connection::Client(conn)).await {
+        Ok(s) => {
+            let version = s.session().protocol_version();
+            // Upstream, "no certificate" is the server's: it always sends one.
+            tls.stats.handshake(w, version, true);
+            Ok(Stream::Tls(Box::new(s)))
+        }
+        Err(e) => {
+            tls.stats.failed(w, &e);
+            Err(e)
+        }
+    }
+}
+
+impl ClientTls {
+    /// The cluster's `transport_socket`, if it has one (`path`: `clusters[i]`).
+    pub fn compile(
+        c: &crate::config::snapshot::Cluster,
+        registry: &crate::stats::Registry,
+        path: &str,
+    ) -> Result<Option<ClientTls>, String> {
+        let Some(t) = &c.transport_socket else {
+            return Ok(None);
+        };
+        let cfg = ClientTlsConfig::compile(t, &format!("{path}.transport_socket"))?;
+        let stats = SslStats::new(registry, &format!("cluster.{}", c.name));
+        Ok(Some(ClientTls { cfg, stats }))
+    }
+}

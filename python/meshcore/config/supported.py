@@ -28,6 +28,9 @@ UPSTREAM_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 FILE_LOG = "envoy.extensions.access_loggers.file.v3.FileAccessLog"
 STDOUT_LOG = "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
 STDERR_LOG = "envoy.extensions.access_loggers.stream.v3.StderrAccessLog"
+DOWNSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+UPSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+_TLS = "envoy.extensions.transport_sockets.tls.v3"
 
 
 @dataclass(frozen=True)
@@ -247,6 +250,90 @@ JWT_MESSAGES: dict[str, Message] = {
     _JWT + "JwtRequirementOrList": message(requirements=ok()),
     _JWT + "JwtRequirementAndList": message(requirements=ok()),
     JWT_AUTHN_PER_ROUTE: message(disabled=ok(), requirement_name=ok()),
+}
+
+TLS_MESSAGES: dict[str, Message] = {
+    "envoy.config.core.v3.TransportSocket": message(
+        name=ok(),
+        typed_config=typed(
+            DOWNSTREAM_TLS, UPSTREAM_TLS, note="Downstream on filter chains, Upstream on clusters"
+        ),
+    ),
+    DOWNSTREAM_TLS: message(
+        later=(
+            "session_ticket_keys",
+            "session_ticket_keys_sds_secret_config",
+            "disable_stateless_session_resumption",
+            "disable_stateful_session_resumption",
+            "session_timeout",
+            "ocsp_staple_policy",
+            "full_scan_certs_on_sni_mismatch",
+            "prefer_client_ciphers",
+        ),
+        common_tls_context=ok(),
+        require_client_certificate=ok("needs `validation_context.trusted_ca`"),
+    ),
+    UPSTREAM_TLS: message(
+        later=("allow_renegotiation", "max_session_keys", "enforce_rsa_key_usage"),
+        common_tls_context=ok(),
+        sni=ok("not checked against the certificate (Envoy checks only SAN matchers)"),
+    ),
+    f"{_TLS}.CommonTlsContext": message(
+        later=(
+            "tls_certificate_sds_secret_configs",
+            "validation_context_sds_secret_config",
+            "combined_validation_context",
+            "tls_certificate_provider_instance",
+            "tls_certificate_certificate_provider_instance",
+            "custom_handshaker",
+            "key_log",
+        ),
+        tls_params=ok(),
+        tls_certificates=ok("one certificate"),
+        validation_context=ok(),
+        alpn_protocols=ok("upstream: `http/1.1` only (it is always offered)"),
+    ),
+    f"{_TLS}.TlsParameters": message(
+        later=("ecdh_curves", "signature_algorithms", "compliance_policies"),
+        tls_minimum_protocol_version=enum("TLS_AUTO", "TLSv1_2", "TLSv1_3"),
+        tls_maximum_protocol_version=enum(
+            "TLS_AUTO", "TLSv1_2", "TLSv1_3", note="default TLSv1_3 downstream, TLSv1_2 upstream"
+        ),
+        cipher_suites=ok("TLS 1.2 ECDHE with AES-GCM or CHACHA20-POLY1305 (rustls)"),
+    ),
+    f"{_TLS}.TlsCertificate": message(
+        later=(
+            "private_key_provider",
+            "ocsp_staple",
+            "password",
+            "watched_directory",
+            "signed_certificate_timestamp",
+            "pkcs12",
+        ),
+        certificate_chain=ok("PEM"),
+        private_key=ok("PEM"),
+    ),
+    f"{_TLS}.CertificateValidationContext": message(
+        later=(
+            "verify_certificate_spki",
+            "verify_certificate_hash",
+            "match_subject_alt_names",
+            "crl",
+            "allow_expired_certificate",
+            "trust_chain_verification",
+            "custom_validator_config",
+            "only_verify_leaf_cert_crl",
+            "max_verify_depth",
+            "system_root_certs",
+            "watched_directory",
+        ),
+        trusted_ca=ok("PEM; required"),
+        match_typed_subject_alt_names=ok("any one matching SAN accepts"),
+    ),
+    f"{_TLS}.SubjectAltNameMatcher": message(
+        san_type=enum("DNS", "URI", "EMAIL", "IP_ADDRESS", later=("OTHER_NAME",)),
+        matcher=ok(),
+    ),
 }
 
 HEALTH_CHECK_MESSAGES: dict[str, Message] = {
@@ -633,9 +720,10 @@ MESSAGES: dict[str, Message] = {
     ),
     "envoy.config.core.v3.CidrRange": message(address_prefix=ok(), prefix_len=ok()),
     "envoy.config.listener.v3.FilterChain": message(
-        later=("transport_socket",),
         name=ok(),
         filter_chain_match=ok("docs/filter-chains.md"),
+        transport_socket=ok("TLS termination (docs/tls.md)"),
+        transport_socket_connect_timeout=ok("the TLS handshake's timeout (default 10s)"),
         filters=ok(
             "network local_ratelimit, connection_limit and rbac filters (any number; rate "
             "limits, then connection limits, then rbac are checked), then one "
@@ -734,7 +822,15 @@ MESSAGES: dict[str, Message] = {
             "UNESCAPE_AND_REDIRECT",
             "UNESCAPE_AND_FORWARD",
         ),
+        forward_client_cert_details=enum(
+            "SANITIZE", "FORWARD_ONLY", "APPEND_FORWARD", "SANITIZE_SET", "ALWAYS_FORWARD_ONLY"
+        ),
+        set_current_client_cert_details=ok(),
     ),
+    f"{HCM}.SetCurrentClientCertDetails": message(
+        subject=ok(), cert=ok(), chain=ok(), dns=ok(), uri=ok()
+    ),
+    **TLS_MESSAGES,
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
     ".UpgradeConfig": message(later=("filters",), upgrade_type=ok("not CONNECT"), enabled=ok()),
     "envoy.extensions.filters.network.http_connection_manager.v3.Rds": message(
@@ -881,8 +977,8 @@ MESSAGES: dict[str, Message] = {
         key=ok("lower-cased"), value=ok("no %FORMATTERS% yet; %% is a literal %")
     ),
     "envoy.config.cluster.v3.Cluster": message(
-        later=("transport_socket",),
         name=ok(),
+        transport_socket=ok("TLS origination (docs/tls.md)"),
         type=enum(
             "STATIC",
             "STRICT_DNS",

@@ -39,6 +39,8 @@ OPERATORS = frozenset(
         "ROUTE_NAME",
         "REQUESTED_SERVER_NAME",
         "DOWNSTREAM_PEER_URI_SAN",
+        "DOWNSTREAM_PEER_SUBJECT",
+        "DOWNSTREAM_TLS_VERSION",
     }
 )
 """Command operators without an argument (the engine's `access_log/format.rs` has the same

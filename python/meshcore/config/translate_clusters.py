@@ -24,6 +24,7 @@ from .translate_lb import check_priorities, lb_settings
 from .translate_normalization import check_upstream_header_options
 from .translate_outlier import outlier_detection
 from .translate_timeouts import upstream_limits
+from .translate_tls import upstream as upstream_tls
 from .type_urls import type_name, unpack
 from .values import duration_field_ms, duration_field_s, enum_name, is_ip, wrapped
 
@@ -120,6 +121,7 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
             **resilience,
             "lb": lb_settings(config, path, problems),
             **outlier_detection(config, path, problems),
+            **upstream_tls(config, path, problems),
         }
     )
 

@@ -30,6 +30,7 @@ from .translate_normalization import request_normalization
 from .translate_rbac import network_rbac
 from .translate_routes import ClusterRefs, route_config
 from .translate_timeouts import connection_limits, stream_timeouts
+from .translate_tls import downstream as downstream_tls
 from .translate_upgrades import upgrade_configs
 from .type_urls import type_name, unpack
 from .values import duration_field_ms, enum_name, is_ip, wrapped
@@ -175,6 +176,7 @@ def _filter_chain(
         out["connection_limits"] = limits
     if rbac:
         out["rbac"] = rbac
+    out.update(downstream_tls(chain, path, problems))
     out["filter"] = terminal
     return out
 
@@ -304,6 +306,7 @@ def http_connection_manager(
         **connection_limits(manager),
         **stream_timeouts(manager),
         **request_normalization(manager, path, problems),
+        **_client_cert_details(manager),
     }
     upgrades = upgrade_configs(
         manager.upgrade_configs, paths.field(path, "upgrade_configs"), problems
@@ -317,6 +320,26 @@ def http_connection_manager(
     if logs:
         out["access_log"] = logs
     return out
+
+
+def _client_cert_details(manager: hcm_pb2.HttpConnectionManager) -> dict[str, Any]:
+    """`forward_client_cert_details` and `set_current_client_cert_details` (XFCC), when
+    set (the snapshot's defaults are Envoy's)."""
+    if not manager.forward_client_cert_details and not manager.HasField(
+        "set_current_client_cert_details"
+    ):
+        return {}
+    details = manager.set_current_client_cert_details
+    return {
+        "forward_client_cert_details": enum_name(manager, "forward_client_cert_details").lower(),
+        "set_current_client_cert_details": {
+            "subject": wrapped(details, "subject", False),
+            "cert": details.cert,
+            "chain": details.chain,
+            "dns": details.dns,
+            "uri": details.uri,
+        },
+    }
 
 
 def _strip_port_mode(manager: hcm_pb2.HttpConnectionManager, path: str, problems: Problems) -> str:

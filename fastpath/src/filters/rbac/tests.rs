@@ -234,7 +234,7 @@ fn authenticated_matches_uri_san_then_dns_san_then_subject() {
         ],
         dns_sans: vec!["web.example.com".into()],
         subject: "CN=web,O=example".into(),
-        sha256_hex: String::new(),
+        ..Default::default()
     };
     let c = tls(true, Some(cert));
     let req = Req::new(&c);

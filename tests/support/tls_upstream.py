@@ -1,0 +1,73 @@
+"""An HTTPS upstream on Python's `ssl` (threads): answers every HTTP/1.1 request with 200 and a
+JSON body telling the SNI it saw and the client certificate's URI SANs; optionally requires a
+client certificate."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import threading
+from pathlib import Path
+
+
+class TlsUpstream:
+    def __init__(self, cert: Path, key: Path, client_ca: Path | None = None) -> None:
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(cert, key)
+        if client_ca is not None:
+            self.context.verify_mode = ssl.CERT_REQUIRED
+            self.context.load_verify_locations(client_ca)
+        self.context.sni_callback = self._sni
+        self.snis: list[str | None] = []
+        self.handshake_failures = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._closed = False
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _sni(self, _sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
+        self.snis.append(name)
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        try:
+            conn = self.context.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError):
+            self.handshake_failures += 1
+            raw.close()
+            return
+        with conn:
+            peer = conn.getpeercert() or {}
+            uris = [v for k, v in peer.get("subjectAltName", ()) if k == "URI"]
+            buf = b""
+            try:
+                while True:
+                    while b"\r\n\r\n" not in buf:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            return
+                        buf += chunk
+                    _, buf = buf.split(b"\r\n\r\n", 1)
+                    body = json.dumps(
+                        {"sni": self.snis[-1] if self.snis else None, "client_uris": uris}
+                    ).encode()
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                        + f"content-length: {len(body)}\r\n\r\n".encode()
+                        + body
+                    )
+            except (ssl.SSLError, OSError):
+                return
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
