@@ -40,7 +40,8 @@ def test_downstream_tls_reads_pem_files_into_the_snapshot(pki: Pki) -> None:
     hcm(b)["forward_client_cert_details"] = "SANITIZE_SET"
     hcm(b)["set_current_client_cert_details"] = {"subject": True, "uri": True}
     snap = load(b).snapshot
-    (translated,) = snap["listeners"]
+    (listener_snapshot,) = snap["listeners"]
+    (translated,) = listener_snapshot["filter_chains"]
     tls = translated["transport_socket"]
     assert tls["require_client_certificate"] is True
     assert tls["handshake_timeout_ms"] == 2000

@@ -204,7 +204,7 @@ def test_fields_that_do_not_change_behaviour_are_accepted() -> None:
     assert (config.node_id, config.node_cluster) == ("n1", "c1")
 
 
-def test_filter_chain_matcher_transport_socket_and_other_listener_filters() -> None:
+def test_filter_chain_matcher_raw_buffer_and_other_listener_filters() -> None:
     b = base()
     listener(b)["filter_chain_matcher"] = {
         "on_no_match": {
@@ -243,7 +243,8 @@ def test_filter_chain_matcher_transport_socket_and_other_listener_filters() -> N
     ]
     assert sorted(problems(b)) == [
         f"{LISTENER}.filter_chain_matcher: filter_chain_matcher is not supported",
-        f"{LISTENER}.filter_chains[0].transport_socket: transport_socket is not supported yet",
+        f"{LISTENER}.filter_chains[0].transport_socket.typed_config: "
+        "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer is not supported",
         f"{LISTENER}.listener_filters[0].typed_config.enable_ja3_fingerprinting: "
         "enable_ja3_fingerprinting is not supported yet",
         f"{LISTENER}.listener_filters[1]: filter envoy.filters.listener.original_dst is not "
