@@ -12,7 +12,7 @@ from typing import Any
 
 SNAPSHOT_RS = Path(__file__).resolve().parents[2] / "fastpath" / "src" / "config" / "snapshot.rs"
 # Snapshot types kept in their own file (referenced from snapshot.rs as `super::access_log::X`).
-EXTRA_RS = (SNAPSHOT_RS.with_name("access_log.rs"),)
+EXTRA_RS = (SNAPSHOT_RS.with_name("access_log.rs"), SNAPSHOT_RS.with_name("http2.rs"))
 _INT_RANGES = {
     "u16": (0, 2**16 - 1),
     "u32": (0, 2**32 - 1),

@@ -6,6 +6,8 @@
 //! Envoy spellings are normalised by Python, and unknown fields are rejected.
 use serde::Deserialize;
 
+pub use super::http2::{CodecType, Http2Options};
+
 fn default_true() -> bool {
     true
 }
@@ -156,6 +158,12 @@ pub struct HttpConnectionManager {
     /// `access_log` (types in `config/access_log.rs`; empty: no access log).
     #[serde(default)]
     pub access_log: Vec<super::access_log::AccessLog>,
+    /// `codec_type` (`config/http2.rs`).
+    #[serde(default)]
+    pub codec_type: CodecType,
+    /// `http2_protocol_options` for HTTP/2 downstream connections.
+    #[serde(default)]
+    pub http2: Http2Options,
 }
 
 fn default_server_name() -> String {
@@ -645,6 +653,10 @@ pub struct Cluster {
     /// `outlier_detection`; absent disables it.
     #[serde(default)]
     pub outlier_detection: Option<OutlierDetection>,
+    /// `explicit_http_config.http2_protocol_options`: requests go upstream over HTTP/2
+    /// (`http2/client.rs`); absent: HTTP/1.1.
+    #[serde(default)]
+    pub http2: Option<Http2Options>,
 }
 
 /// `common_lb_config`, the policy's own config, and the load assignment's `policy`.

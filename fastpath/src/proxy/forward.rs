@@ -541,7 +541,8 @@ impl Conn {
                 );
                 up.requests += 1;
                 let max = cluster.cfg.max_requests_per_connection;
-                let mut spent = max > 0 && up.requests >= max;
+                // A bridged HTTP/2 stream is used once; `http2/client.rs` counts streams.
+                let mut spent = max > 0 && up.requests >= max && !up.bridged;
                 if spent {
                     s.inc(w, cluster::Counter::UpstreamCxMaxRequests);
                 }

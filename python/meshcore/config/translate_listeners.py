@@ -11,7 +11,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
-from . import paths
+from . import paths, translate_http2
 from .errors import Problems
 from .supported import HCM, NETWORK_LOCAL_RATELIMIT, ROUTER, TCP_PROXY
 from .translate_access_log import access_logs
@@ -197,6 +197,7 @@ def http_connection_manager(
         "drain_timeout_ms": duration_field_ms(manager, "drain_timeout", DEFAULT_DRAIN_TIMEOUT_MS),
         **connection_limits(manager),
         **stream_timeouts(manager),
+        **translate_http2.downstream(manager),
     }
     filters = http_filters(manager, path, problems)
     if filters:
