@@ -194,3 +194,27 @@ async fn chunked_to_h2<R: AsyncRead + Unpin>(
         }
     }
 }
+
+/// Pipes an HTTP/2 request body (DATA, then trailers) into another HTTP/2 stream, window by
+/// window: capacity on the downstream side is released only once the bytes are handed to the
+/// upstream side.
+pub async fn h2_to_h2(mut recv: RecvStream, send: &mut SendStream<Bytes>) -> Result<(), BodyError> {
+    loop {
+        let next = tokio::select! {
+            d = recv.data() => d,
+            _ = poll_fn(|cx| send.poll_reset(cx)) => return Err(BodyError::Reset),
+        };
+        let Some(data) = next else { break };
+        let data = data?;
+        let n = data.len();
+        if n > 0 {
+            send_all(send, data, false).await?;
+        }
+        let _ = recv.flow_control().release_capacity(n);
+    }
+    match recv.trailers().await? {
+        Some(t) => send.send_trailers(t)?,
+        None => send.send_data(Bytes::new(), true)?,
+    }
+    Ok(())
+}

@@ -19,6 +19,7 @@ use tokio::net::UnixStream;
 use tokio::time::Instant;
 
 use super::body::{self, BodyError};
+use super::handoff;
 use super::headers::{self, Framing};
 use crate::cluster::{ClusterState, HostCounters};
 use crate::config::snapshot::Http2Options;
@@ -236,8 +237,24 @@ async fn bridge(mut ours: UnixStream, conn: Rc<H2Conn>) {
             Ok(_) => {}
         }
     };
+    let mut req = req;
+    // A gRPC body parked by the downstream bridge (`handoff.rs`): piped straight through.
+    let parked = match req.headers_mut().remove(handoff::BODY_HEADER) {
+        Some(token) => {
+            let token = token
+                .to_str()
+                .ok()
+                .and_then(|t| u128::from_str_radix(t, 16).ok());
+            match token.and_then(handoff::take) {
+                Some(body) => Some(body),
+                // Taken by an earlier attempt (a retry) or forged: no body to send.
+                None => return,
+            }
+        }
+        None => None,
+    };
     let head_request = req.method() == http::Method::HEAD;
-    let end = framing == Framing::None;
+    let end = framing == Framing::None && parked.is_none();
     let Ok(mut send) = conn.0.send.clone().ready().await else {
         return;
     };
@@ -246,7 +263,9 @@ async fn bridge(mut ours: UnixStream, conn: Rc<H2Conn>) {
     };
     drop(send);
     let upload = async {
-        if !end {
+        if let Some(parked) = parked {
+            body::h2_to_h2(parked, &mut body_out).await?;
+        } else if !end {
             body::h1_to_h2(&mut rd, buf, framing, &mut body_out).await?;
         }
         Ok::<(), BodyError>(())

@@ -103,7 +103,10 @@ pub fn request_head(
     }
     let mut cookies: Vec<&[u8]> = Vec::new();
     for (name, value) in &parts.headers {
-        if is_connection_specific(name) || name == header::CONTENT_LENGTH {
+        if is_connection_specific(name)
+            || name == header::CONTENT_LENGTH
+            || name == super::handoff::BODY_HEADER
+        {
             continue;
         }
         if name == header::HOST && authority.is_some() {

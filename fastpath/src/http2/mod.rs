@@ -4,6 +4,7 @@
 //! translation between the two protocols (`headers.rs`, `body.rs`). See docs/http2.md.
 mod body;
 pub mod client;
+mod handoff;
 pub mod headers;
 mod rewind;
 mod server;

@@ -18,6 +18,7 @@ use tokio::net::UnixStream;
 use tokio::time::Instant;
 
 use super::body::{self, BodyError};
+use super::handoff;
 use super::headers::{self, Framing};
 use crate::compiled::ListenerHandle;
 use crate::conn_info::ConnInfo;
@@ -140,13 +141,30 @@ async fn stream(
 async fn bridge(mut ours: UnixStream, req: Request<RecvStream>, mut respond: SendResponse<Bytes>) {
     let (parts, body) = req.into_parts();
     let mut head = Vec::with_capacity(512);
-    let framing = match headers::request_head(&parts, body.is_end_stream(), &mut head) {
+    // A streaming gRPC body bypasses the half-duplex core (`handoff.rs`).
+    let handoff = !body.is_end_stream()
+        && handoff::is_grpc(&parts.headers)
+        && !parts.headers.contains_key(::http::header::CONTENT_LENGTH);
+    let framing = match headers::request_head(&parts, handoff || body.is_end_stream(), &mut head) {
         Ok(f) => f,
         Err(_) => {
             respond.send_reset(Reason::PROTOCOL_ERROR);
             return;
         }
     };
+    if handoff {
+        let token = handoff::park(body);
+        head.truncate(head.len() - 2);
+        head.extend_from_slice(
+            format!("{}: {token:032x}\r\n\r\n", handoff::BODY_HEADER).as_bytes(),
+        );
+        let (mut rd, mut wr) = ours.split();
+        if wr.write_all(&head).await.is_ok() {
+            let _ = respond_from_core(&mut rd, &mut respond, false).await;
+        }
+        handoff::discard(token);
+        return;
+    }
     let head_request = parts.method == Method::HEAD;
     let (mut rd, mut wr) = ours.split();
     let upload = async {
