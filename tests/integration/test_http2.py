@@ -207,3 +207,68 @@ def test_access_log_says_http2(proxy):
             break
         time.sleep(0.05)
     assert "HTTP/2 200" in log.read_text()
+
+
+@pytest.mark.meshcore_only
+def test_drain_sends_goaway_and_finishes_the_stream_in_flight(
+    upstream_server: UpstreamServer, tmp_path_factory
+):
+    """SIGTERM: an open HTTP/2 connection gets GOAWAY while its stream in flight still gets
+    its response (Envoy exits at once on SIGTERM, so this is meshcore's drain only)."""
+    import signal
+    import socket
+
+    import h2.config
+    import h2.connection
+    from hyperframe.frame import Frame, GoAwayFrame
+
+    slow = upstream_server.start("slow", "delay-ms=600")
+    port = free_port()
+    rc = route_config([virtual_host("all", ["*"], [route({"prefix": "/"}, cluster="slow")])])
+    config = bootstrap(
+        [http_listener("d", port, rc)], [static_cluster("slow", [("127.0.0.1", slow.port)])]
+    )
+    running = start_proxy("meshcore", config, tmp_path_factory, extra_args=("--drain-time-s", "5"))
+    try:
+        # A stream in flight when the drain starts still gets its response.
+        in_flight = subprocess.Popen(
+            [
+                "curl",
+                "-s",
+                "--http2-prior-knowledge",
+                "-w",
+                " %{http_code}",
+                f"http://127.0.0.1:{port}/",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        time.sleep(0.3)
+        running.send_signal(signal.SIGTERM)
+        goaway: list[GoAwayFrame] = []
+        buf = b""
+        with sock:
+            while not goaway:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                buf += data
+                # Frames parsed by hand: the `h2` package refuses the PING that follows
+                # a graceful GOAWAY.
+                while len(buf) >= 9:
+                    frame, length = Frame.parse_frame_header(memoryview(buf[:9]))
+                    if len(buf) < 9 + length:
+                        break
+                    frame.parse_body(memoryview(buf[9 : 9 + length]))
+                    buf = buf[9 + length :]
+                    if isinstance(frame, GoAwayFrame):
+                        goaway.append(frame)
+        assert goaway and goaway[0].error_code == 0
+        out, _ = in_flight.communicate(timeout=10)
+        assert out == "slow 200"
+    finally:
+        running.stop()
