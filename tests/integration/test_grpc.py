@@ -20,7 +20,7 @@ from tests.support.bootstrap import (
     virtual_host,
 )
 from tests.support.grpc_echo import channel, method, start_server
-from tests.support.ports import free_port
+from tests.support.ports import dead_port, free_port
 from tests.support.proxy import Proxy, proxy_kinds, start_proxy
 
 UPSTREAM_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -50,10 +50,14 @@ def grpc_port() -> Iterator[int]:
 @pytest.fixture(scope="module", params=proxy_kinds())
 def proxy(request, grpc_port, tmp_path_factory) -> Iterator[tuple[Proxy, int]]:
     port = free_port()
-    rc = route_config([virtual_host("all", ["*"], [route({"prefix": "/"}, cluster="grpc")])])
+    routes = [
+        route({"prefix": "/test.Echo/"}, cluster="grpc"),
+        route({"prefix": "/test.Dead/"}, cluster="dead"),
+    ]
+    rc = route_config([virtual_host("all", ["*"], routes)])
     config = bootstrap(
         [http_listener("grpc", port, rc, stat_prefix="grpc_in")],
-        [h2_cluster("grpc", grpc_port)],
+        [h2_cluster("grpc", grpc_port), h2_cluster("dead", dead_port())],
     )
     running = start_proxy(request.param, config, tmp_path_factory)
     yield running, port
@@ -137,3 +141,15 @@ def test_concurrent_calls_share_one_upstream_connection(proxy, chan):
     assert int(stats["http.grpc_in.downstream_rq_http2_total"]) >= 50
     assert int(stats["http.grpc_in.downstream_cx_http2_total"]) >= 1
     assert int(stats.get("http.grpc_in.downstream_cx_http1_total", "0")) == 0
+
+
+def test_local_replies_to_grpc_requests_are_grpc_statuses(chan):
+    """No route: UNIMPLEMENTED; upstream connect failure (503 UF): UNAVAILABLE with Envoy's
+    reply text as the message; both as HTTP 200 trailers-only responses."""
+    with pytest.raises(grpc.RpcError) as caught:
+        chan.unary_unary("/test.Nowhere/M")(b"x", timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    with pytest.raises(grpc.RpcError) as caught:
+        chan.unary_unary("/test.Dead/M")(b"x", timeout=10)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert caught.value.details().startswith("upstream connect error or disconnect/reset")

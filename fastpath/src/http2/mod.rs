@@ -4,11 +4,13 @@
 //! translation between the two protocols (`headers.rs`, `body.rs`). See docs/http2.md.
 mod body;
 pub mod client;
+mod grpc_reply;
 mod handoff;
 pub mod headers;
 mod rewind;
 mod server;
 
+pub use grpc_reply::LOCAL_REPLY_LINE;
 pub use rewind::Rewind;
 pub use server::serve;
 

@@ -18,6 +18,7 @@ use tokio::net::UnixStream;
 use tokio::time::Instant;
 
 use super::body::{self, BodyError};
+use super::grpc_reply;
 use super::handoff;
 use super::headers::{self, Framing};
 use crate::compiled::ListenerHandle;
@@ -160,12 +161,13 @@ async fn bridge(mut ours: UnixStream, req: Request<RecvStream>, mut respond: Sen
         );
         let (mut rd, mut wr) = ours.split();
         if wr.write_all(&head).await.is_ok() {
-            let _ = respond_from_core(&mut rd, &mut respond, false).await;
+            let _ = respond_from_core(&mut rd, &mut respond, false, true).await;
         }
         handoff::discard(token);
         return;
     }
     let head_request = parts.method == Method::HEAD;
+    let grpc = handoff::is_grpc(&parts.headers);
     let (mut rd, mut wr) = ours.split();
     let upload = async {
         wr.write_all(&head).await?;
@@ -174,7 +176,7 @@ async fn bridge(mut ours: UnixStream, req: Request<RecvStream>, mut respond: Sen
         }
         Ok::<(), BodyError>(())
     };
-    let download = respond_from_core(&mut rd, &mut respond, head_request);
+    let download = respond_from_core(&mut rd, &mut respond, head_request, grpc);
     tokio::pin!(upload, download);
     let mut uploaded = false;
     loop {
@@ -195,10 +197,12 @@ async fn bridge(mut ours: UnixStream, req: Request<RecvStream>, mut respond: Sen
 
 /// Reads the core's HTTP/1.1 response (skipping 1xx heads) and sends it as HEADERS, DATA and
 /// trailers.
+/// `grpc`: the request was gRPC, so a local reply of the core goes out in gRPC form.
 async fn respond_from_core<R: AsyncRead + Unpin>(
     rd: &mut R,
     respond: &mut SendResponse<Bytes>,
     head_request: bool,
+    grpc: bool,
 ) -> Result<(), BodyError> {
     let mut buf = BytesMut::with_capacity(4096);
     let (resp, framing) = loop {
@@ -226,6 +230,17 @@ async fn respond_from_core<R: AsyncRead + Unpin>(
             return Err(BodyError::Io);
         }
     };
+    let mut resp = resp;
+    if resp
+        .headers_mut()
+        .remove(grpc_reply::LOCAL_REPLY_HEADER)
+        .is_some()
+        && grpc
+    {
+        let body = local_reply_body(rd, &mut buf, framing).await?;
+        respond.send_response(grpc_reply::to_grpc(resp, &body), true)?;
+        return Ok(());
+    }
     let end = framing == Framing::None;
     let mut send = respond.send_response(resp, end)?;
     if end {
@@ -236,4 +251,23 @@ async fn respond_from_core<R: AsyncRead + Unpin>(
         send.send_reset(Reason::INTERNAL_ERROR);
     }
     r
+}
+
+/// The body of a local reply (always sized, and small).
+async fn local_reply_body<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    framing: Framing,
+) -> Result<Bytes, BodyError> {
+    let len = match framing {
+        Framing::Length(n) if n <= MAX_RESPONSE_HEAD as u64 => n as usize,
+        Framing::None => 0,
+        _ => return Err(BodyError::Framing),
+    };
+    while buf.len() < len {
+        if rd.read_buf(buf).await? == 0 {
+            return Err(BodyError::Io);
+        }
+    }
+    Ok(buf.split_to(len).freeze())
 }

@@ -707,7 +707,12 @@ impl Conn {
                 minor,
                 close: true,
                 keep_alive_10: false,
-                extra: b"",
+                // Marked on bridged HTTP/2 streams: a gRPC request gets it in gRPC form.
+                extra: if self.cx.proto.get() == Proto::Bridged {
+                    crate::http2::LOCAL_REPLY_LINE
+                } else {
+                    b""
+                },
             },
         );
         self.record.local_sent(&head, body.len());
@@ -797,6 +802,10 @@ impl Conn {
             for (k, v) in &list {
                 crate::http1::write::push_header(&mut extra, k.as_bytes(), v);
             }
+        }
+        if self.cx.proto.get() == Proto::Bridged {
+            // A gRPC request over HTTP/2 gets the reply in gRPC form (`http2/grpc_reply.rs`).
+            extra.extend_from_slice(crate::http2::LOCAL_REPLY_LINE);
         }
         let mut head = self.worker.buffers.get();
         local_reply::push_head(
