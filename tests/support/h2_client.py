@@ -66,8 +66,8 @@ def exchange(
             if not data:
                 break
             for event in conn.receive_data(data):
-                sid = getattr(event, "stream_id", None)
-                resp = responses.get(sid) if sid else None
+                event_sid: int | None = getattr(event, "stream_id", None)
+                resp = responses.get(event_sid) if event_sid else None
                 if isinstance(event, h2.events.ResponseReceived) and resp:
                     hs = {k.decode(): v.decode() for k, v in event.headers}
                     resp.status = int(hs.pop(":status"))
@@ -82,7 +82,7 @@ def exchange(
                 elif isinstance(event, h2.events.StreamReset) and resp:
                     resp.reset = event.error_code
                     open_streams.discard(event.stream_id)
-                elif sid is None:
+                elif event_sid is None:
                     others.append(event)
             _send_pending(conn, pending)
             sock.sendall(conn.data_to_send())
