@@ -50,7 +50,9 @@ def grpc_port() -> Iterator[int]:
 @pytest.fixture(scope="module", params=proxy_kinds())
 def proxy(request, grpc_port, tmp_path_factory) -> Iterator[tuple[Proxy, int]]:
     port = free_port()
+    retry = {"retry_on": "unavailable", "num_retries": 3}
     routes = [
+        route({"path": "/test.Echo/Flaky"}, cluster="grpc", retry_policy=retry),
         route({"prefix": "/test.Echo/"}, cluster="grpc"),
         route({"prefix": "/test.Dead/"}, cluster="dead"),
     ]
@@ -153,3 +155,12 @@ def test_local_replies_to_grpc_requests_are_grpc_statuses(chan):
         chan.unary_unary("/test.Dead/M")(b"x", timeout=10)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert caught.value.details().startswith("upstream connect error or disconnect/reset")
+
+
+def test_retry_on_a_grpc_status_resends_the_request(proxy, chan):
+    """`retry_on: unavailable`: the two UNAVAILABLE trailers-only answers are retried (with
+    the request body sent again) and the third attempt succeeds."""
+    running, _ = proxy
+    key = f"retry-{running.kind}-{time.monotonic()}".encode()
+    assert chan.unary_unary(method("Flaky"))(key, timeout=10) == key
+    assert running.counter("cluster.grpc.upstream_rq_retry") >= 2

@@ -1,11 +1,14 @@
 """A grpcio test service without generated code (raw bytes in and out), for proxying tests:
 `/test.Echo/Unary` echoes (and sets trailing metadata `x-echo-len`), `ServerStream` sends
 `int(request)` messages, `ClientStream` answers the total length of what it received,
-`Bidi` echoes each message, `Slow` sleeps 2 s first, `Fail` ends with NOT_FOUND."""
+`Bidi` echoes each message, `Slow` sleeps 2 s first, `Fail` ends with NOT_FOUND, `Flaky`
+ends with UNAVAILABLE for the first two calls with the same request, then echoes."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent import futures
 
@@ -48,6 +51,19 @@ def _fail(request: bytes, context: grpc.ServicerContext) -> bytes:
     raise AssertionError("abort returns only by raising")
 
 
+_flaky_seen: Counter[bytes] = Counter()
+_flaky_lock = threading.Lock()
+
+
+def _flaky(request: bytes, context: grpc.ServicerContext) -> bytes:
+    with _flaky_lock:
+        _flaky_seen[request] += 1
+        seen = _flaky_seen[request]
+    if seen <= 2:
+        context.abort(grpc.StatusCode.UNAVAILABLE, f"try {seen}")
+    return request
+
+
 def start_server() -> tuple[grpc.Server, int]:
     """A started server on 127.0.0.1 (h2c) and its port."""
     handlers = {
@@ -57,6 +73,7 @@ def start_server() -> tuple[grpc.Server, int]:
         "Bidi": grpc.stream_stream_rpc_method_handler(_bidi),
         "Slow": grpc.unary_unary_rpc_method_handler(_slow),
         "Fail": grpc.unary_unary_rpc_method_handler(_fail),
+        "Flaky": grpc.unary_unary_rpc_method_handler(_flaky),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=OPTIONS)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))

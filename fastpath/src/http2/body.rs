@@ -197,8 +197,14 @@ async fn chunked_to_h2<R: AsyncRead + Unpin>(
 
 /// Pipes an HTTP/2 request body (DATA, then trailers) into another HTTP/2 stream, window by
 /// window: capacity on the downstream side is released only once the bytes are handed to the
-/// upstream side.
-pub async fn h2_to_h2(mut recv: RecvStream, send: &mut SendStream<Bytes>) -> Result<(), BodyError> {
+/// upstream side. A body of at most `handoff::REPLAY_LIMIT` bytes is parked again under
+/// `token` once sent, for a retry.
+pub async fn h2_to_h2(
+    mut recv: RecvStream,
+    send: &mut SendStream<Bytes>,
+    token: u128,
+) -> Result<(), BodyError> {
+    let mut kept: Option<(Vec<Bytes>, usize)> = Some((Vec::new(), 0));
     loop {
         let next = tokio::select! {
             d = recv.data() => d,
@@ -207,12 +213,42 @@ pub async fn h2_to_h2(mut recv: RecvStream, send: &mut SendStream<Bytes>) -> Res
         let Some(data) = next else { break };
         let data = data?;
         let n = data.len();
+        if let Some((chunks, total)) = &mut kept {
+            *total += n;
+            if *total <= super::handoff::REPLAY_LIMIT {
+                chunks.push(data.clone());
+            } else {
+                kept = None;
+            }
+        }
         if n > 0 {
             send_all(send, data, false).await?;
         }
         let _ = recv.flow_control().release_capacity(n);
     }
-    match recv.trailers().await? {
+    let trailers = recv.trailers().await?;
+    if let Some((chunks, _)) = kept {
+        super::handoff::park_replay(token, chunks, trailers.clone());
+    }
+    match trailers {
+        Some(t) => send.send_trailers(t)?,
+        None => send.send_data(Bytes::new(), true)?,
+    }
+    Ok(())
+}
+
+/// Sends a body kept for a retry, and parks it again for the next one.
+pub async fn replay(
+    chunks: Vec<Bytes>,
+    trailers: Option<HeaderMap>,
+    send: &mut SendStream<Bytes>,
+    token: u128,
+) -> Result<(), BodyError> {
+    super::handoff::park_replay(token, chunks.clone(), trailers.clone());
+    for c in chunks {
+        send_all(send, c, false).await?;
+    }
+    match trailers {
         Some(t) => send.send_trailers(t)?,
         None => send.send_data(Bytes::new(), true)?,
     }

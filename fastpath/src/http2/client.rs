@@ -245,9 +245,9 @@ async fn bridge(mut ours: UnixStream, conn: Rc<H2Conn>) {
                 .to_str()
                 .ok()
                 .and_then(|t| u128::from_str_radix(t, 16).ok());
-            match token.and_then(handoff::take) {
-                Some(body) => Some(body),
-                // Taken by an earlier attempt (a retry) or forged: no body to send.
+            match token.and_then(|t| handoff::take(t).map(|p| (t, p))) {
+                Some(parked) => Some(parked),
+                // Too large to keep for a retry, or forged: no body to send.
                 None => return,
             }
         }
@@ -263,8 +263,13 @@ async fn bridge(mut ours: UnixStream, conn: Rc<H2Conn>) {
     };
     drop(send);
     let upload = async {
-        if let Some(parked) = parked {
-            body::h2_to_h2(parked, &mut body_out).await?;
+        if let Some((token, parked)) = parked {
+            match parked {
+                handoff::Parked::Live(recv) => body::h2_to_h2(recv, &mut body_out, token).await?,
+                handoff::Parked::Replay(chunks, trailers) => {
+                    body::replay(chunks, trailers, &mut body_out, token).await?
+                }
+            }
         } else if !end {
             body::h1_to_h2(&mut rd, buf, framing, &mut body_out).await?;
         }

@@ -392,8 +392,8 @@ impl Conn {
             let Some(p) = policy.filter(|_| body_done && body_len <= retry_limit) else {
                 break end;
             };
-            // Response headers are parsed again only for `retriable-headers`.
-            let headers = if p.on & retry_on::RETRIABLE_HEADERS != 0 {
+            // Response headers are parsed again only for `retriable-headers` and gRPC codes.
+            let headers = if p.on & (retry_on::RETRIABLE_HEADERS | retry_on::GRPC_ANY) != 0 {
                 response_headers(&ubuf, &end)
             } else {
                 Vec::new()

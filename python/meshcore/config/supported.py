@@ -228,7 +228,8 @@ RESILIENCE_MESSAGES: dict[str, Message] = {
     "envoy.config.route.v3.RetryPolicy": message(
         retry_on=ok(
             "5xx, gateway-error, reset, connect-failure, retriable-4xx, refused-stream, "
-            "retriable-status-codes, retriable-headers"
+            "retriable-status-codes, retriable-headers; gRPC (trailers-only): cancelled, "
+            "deadline-exceeded, resource-exhausted, unavailable, internal"
         ),
         num_retries=ok("default 1"),
         per_try_timeout=ok(),
