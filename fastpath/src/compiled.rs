@@ -102,6 +102,7 @@ impl CompiledListener {
 
 /// An HTTP connection's place: its listener, the compiled listener its chain was chosen from,
 /// the chain, and the inputs that chose it (to choose again after a config update).
+#[derive(Clone)]
 pub struct Chosen {
     pub handle: Arc<ListenerHandle>,
     pub listener: Arc<CompiledListener>,

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod filters;
 pub mod http1;
+pub mod http2;
 pub mod lb;
 pub mod listener;
 pub mod local_reply;

@@ -18,19 +18,21 @@ fn snapshot(cert: &str, key: &str) -> Value {
             "name": "https",
             "address": "127.0.0.1",
             "port": 0,
-            "transport_socket": {"common": {
-                "tls_certificates": [{"certificate_chain": cert, "private_key": key}],
-                "alpn_protocols": ["http/1.1"],
-            }},
-            "filter": {"http_connection_manager": {
-                "stat_prefix": "https",
-                "route_config": {"virtual_hosts": [{
-                    "name": "all",
-                    "domains": ["*"],
-                    "routes": [{"match": {"path": {"prefix": "/"}},
-                                "action": {"direct_response": {"status": 418, "body": "teapot"}}}],
-                }]},
-            }},
+            "filter_chains": [{
+                "transport_socket": {"common": {
+                    "tls_certificates": [{"certificate_chain": cert, "private_key": key}],
+                    "alpn_protocols": ["http/1.1"],
+                }},
+                "filter": {"http_connection_manager": {
+                    "stat_prefix": "https",
+                    "route_config": {"virtual_hosts": [{
+                        "name": "all",
+                        "domains": ["*"],
+                        "routes": [{"match": {"path": {"prefix": "/"}},
+                                    "action": {"direct_response": {"status": 418, "body": "teapot"}}}],
+                    }]},
+                }},
+            }],
         }],
     })
 }
@@ -105,7 +107,9 @@ async fn https_keep_alive_and_a_bad_key_keeps_the_old_config() {
     let bad_key = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
     match engine.apply(&serde_json::to_vec(&snapshot(&cert_pem, bad_key)).unwrap()) {
         Err(EngineError::Value(m)) => assert!(
-            m.starts_with("listeners[0].transport_socket.common_tls_context.tls_certificates[0]"),
+            m.starts_with(
+                "listeners[0].filter_chains[0].transport_socket.common_tls_context.tls_certificates[0]"
+            ),
             "{m}"
         ),
         other => panic!("{other:?}"),

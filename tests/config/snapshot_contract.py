@@ -13,7 +13,8 @@ from typing import Any
 SNAPSHOT_RS = Path(__file__).resolve().parents[2] / "fastpath" / "src" / "config" / "snapshot.rs"
 # Snapshot types kept in their own file (referenced from snapshot.rs as `super::access_log::X`).
 EXTRA_RS = tuple(
-    SNAPSHOT_RS.with_name(name) for name in ("access_log.rs", "jwt.rs", "rbac.rs", "tls.rs")
+    SNAPSHOT_RS.with_name(name)
+    for name in ("access_log.rs", "http2.rs", "jwt.rs", "rbac.rs", "tls.rs")
 )
 _INT_RANGES = {
     "u16": (0, 2**16 - 1),

@@ -127,6 +127,7 @@ def test_connection_manager_options() -> None:
         "default_host_for_http_10": "legacy.example.com",
         "idle_timeout_ms": 30000,
         "drain_timeout_ms": 2500,
+        "codec_type": "http1",
     }
 
 

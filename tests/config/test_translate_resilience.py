@@ -97,7 +97,7 @@ def test_route_policy_replaces_the_virtual_hosts() -> None:
 def test_retry_policy_problems_name_their_paths() -> None:
     b = base()
     route(b)["route"]["retry_policy"] = {
-        "retry_on": "5xx,cancelled",
+        "retry_on": "5xx,cancelled,envoy-ratelimited",
         "retry_host_predicate": [{"name": "envoy.retry_host_predicates.omit_canary_hosts"}],
         "retry_back_off": {"base_interval": "0.1s", "max_interval": "0.01s"},
     }
@@ -106,7 +106,7 @@ def test_retry_policy_problems_name_their_paths() -> None:
         f"{policy}.retry_back_off.max_interval: must not be less than base_interval",
         f"{policy}.retry_host_predicate[0]: retry host predicate "
         "'envoy.retry_host_predicates.omit_canary_hosts' is not supported",
-        f"{policy}.retry_on: 'cancelled' is not supported",
+        f"{policy}.retry_on: 'envoy-ratelimited' is not supported",
     ]
     b = base()
     vhost(b)["retry_policy"] = {"retry_on": "bogus"}

@@ -108,11 +108,44 @@ def test_http2_upstream_options_are_rejected_with_their_path() -> None:
         "http2_protocol_options is not supported yet"
     ]
     b = base()
-    _options(b, explicit_http_config={"http2_protocol_options": {}})
-    assert (
-        f"{OPTIONS_PATH}.explicit_http_config.http2_protocol_options: HTTP/2 upstreams are not "
-        "supported yet (accepted only on the xDS cluster that dynamic_resources.ads_config names)"
-    ) in problems(b)
+    _options(
+        b,
+        explicit_http_config={
+            "http2_protocol_options": {"max_concurrent_streams": 7, "max_outbound_frames": 5}
+        },
+    )
+    assert problems(b) == [
+        f"{OPTIONS_PATH}.explicit_http_config.http2_protocol_options.max_outbound_frames: "
+        "max_outbound_frames is not supported yet"
+    ]
+
+
+def test_explicit_http2_upstream_options_reach_the_snapshot() -> None:
+    b = base()
+    _options(b, explicit_http_config={"http2_protocol_options": {"max_concurrent_streams": 7}})
+    assert problems(b) == []
+    assert snapshot_cluster(b)["http2"] == {
+        "max_concurrent_streams": 7,
+        "initial_stream_window_size": 268435456,
+        "initial_connection_window_size": 268435456,
+    }
+    assert "http2" not in snapshot_cluster(base())
+
+
+def test_downstream_codec_type_and_http2_options() -> None:
+    b = base()
+    hcm(b)["codec_type"] = "HTTP2"
+    hcm(b)["http2_protocol_options"] = {"initial_stream_window_size": 65535}
+    manager = _manager(b)
+    assert manager["codec_type"] == "http2"
+    assert manager["http2"]["initial_stream_window_size"] == 65535
+    assert manager["http2"]["max_concurrent_streams"] == 2147483647
+    assert "codec_type" not in _manager(base())
+    assert "http2" not in _manager(base())
+    hcm(b)["http2_protocol_options"] = {"max_inbound_priority_frames_per_stream": 10}
+    assert [p.split(": ", 1)[1] for p in problems(b)] == [
+        "max_inbound_priority_frames_per_stream is not supported yet"
+    ]
 
 
 def test_per_connection_local_rate_limit() -> None:

@@ -79,12 +79,12 @@ def test_router_with_a_field_set() -> None:
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("HTTP2", "HTTP2 is not supported yet"), ("HTTP3", "HTTP3 is not supported")],
+    [("HTTP2", None), ("HTTP3", "HTTP3 is not supported")],
 )
-def test_codec_types(value: str, message: str) -> None:
+def test_codec_types(value: str, message: str | None) -> None:
     b = base()
     hcm(b)["codec_type"] = value
-    assert problems(b) == [f"{HCM}.codec_type: {message}"]
+    assert problems(b) == ([f"{HCM}.codec_type: {message}"] if message else [])
 
 
 def test_rds_in_a_static_listener() -> None:
@@ -262,7 +262,7 @@ def test_udp_and_locality() -> None:
     ]
 
 
-def test_http2_upstream_is_only_for_the_xds_cluster() -> None:
+def test_http2_upstream_may_be_routed_to() -> None:
     b = base()
     cluster(b)["typed_extension_protocol_options"] = {
         UPSTREAM_OPTIONS: {
@@ -270,11 +270,14 @@ def test_http2_upstream_is_only_for_the_xds_cluster() -> None:
             "explicit_http_config": {"http2_protocol_options": {}},
         }
     }
+    assert problems(b) == []
+    b = base()
+    cluster(b)["typed_extension_protocol_options"] = {
+        UPSTREAM_OPTIONS: {"@type": f"type.googleapis.com/{UPSTREAM_OPTIONS}", "auto_config": {}}
+    }
     assert problems(b) == [
-        f"{ROUTE}.route.cluster: cluster 'backend' has HTTP/2 options; routes cannot use it yet",
-        f"{CLUSTER}.typed_extension_protocol_options[{UPSTREAM_OPTIONS}].explicit_http_config."
-        "http2_protocol_options: HTTP/2 upstreams are not supported yet (accepted only on the "
-        "xDS cluster that dynamic_resources.ads_config names)",
+        f"{CLUSTER}.typed_extension_protocol_options[{UPSTREAM_OPTIONS}].auto_config: "
+        "auto_config is not supported"
     ]
 
 

@@ -1,6 +1,10 @@
 //! What an access log line is made from: the per-request values the data path fills in when
 //! (and only when) the connection manager has an access log, and the borrowed view the
 //! formatter and filters read at the end of the request.
+
+/// `Entry::minor` of a request that came over HTTP/2 (bridged to the core as HTTP/1.1):
+/// `%PROTOCOL%` renders `HTTP/2`.
+pub const MINOR_HTTP2: u8 = 20;
 use std::cell::OnceCell;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};

@@ -388,6 +388,7 @@ fn value(op: &Op, e: &Entry<'_>, out: &mut Vec<u8>) -> Kind {
         Op::Resp(h) => header(h, &f.resp_head, out),
         Op::Protocol => match e.minor {
             Some(0) => text(out, b"HTTP/1.0"),
+            Some(super::fields::MINOR_HTTP2) => text(out, b"HTTP/2"),
             Some(_) => text(out, b"HTTP/1.1"),
             None => Kind::Missing,
         },

@@ -1,5 +1,6 @@
 //! Configuration as the engine receives it: the serde snapshot types and their parsing.
 pub mod access_log;
+pub mod http2;
 pub mod jwt;
 pub mod rbac;
 pub mod snapshot;

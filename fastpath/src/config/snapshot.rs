@@ -6,6 +6,7 @@
 //! Envoy spellings are normalised by Python, and unknown fields are rejected.
 use serde::Deserialize;
 
+pub use super::http2::{CodecType, Http2Options};
 pub use super::jwt::{JwtAuthn, JwtPerRoute};
 pub use super::rbac::{HttpRbac, NetworkRbac, RbacPerRoute};
 pub use super::tls::{
@@ -296,6 +297,12 @@ pub struct HttpConnectionManager {
     pub forward_client_cert_details: ForwardClientCert,
     #[serde(default)]
     pub set_current_client_cert_details: ClientCertDetails,
+    /// `codec_type` (`config/http2.rs`).
+    #[serde(default)]
+    pub codec_type: CodecType,
+    /// `http2_protocol_options` for HTTP/2 downstream connections.
+    #[serde(default)]
+    pub http2: Http2Options,
 }
 
 fn default_server_name() -> String {
@@ -869,6 +876,10 @@ pub struct Cluster {
     /// `transport_socket` (`envoy.transport_sockets.tls`): connections to the hosts are TLS.
     #[serde(default)]
     pub transport_socket: Option<UpstreamTls>,
+    /// `explicit_http_config.http2_protocol_options`: requests go upstream over HTTP/2
+    /// (`http2/client.rs`); absent: HTTP/1.1.
+    #[serde(default)]
+    pub http2: Option<Http2Options>,
 }
 
 /// `common_lb_config`, the policy's own config, and the load assignment's `policy`.

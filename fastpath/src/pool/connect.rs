@@ -27,6 +27,9 @@ pub struct UpConn {
     pub requests: u32,
     /// When it was connected (for the cluster's `max_connection_duration`).
     pub created: Instant,
+    /// One end of a socket pair whose other end is an HTTP/2 stream (`http2/client.rs`): not
+    /// an upstream connection of its own (the HTTP/2 connection is counted), used once.
+    pub bridged: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +83,9 @@ impl UpConn {
 
 impl Drop for UpConn {
     fn drop(&mut self) {
+        if self.bridged {
+            return;
+        }
         let s = &self.cluster.stats;
         s.gauge_dec(self.w, Gauge::UpstreamCxActive);
         s.inc(self.w, Counter::UpstreamCxDestroy);
@@ -109,24 +115,42 @@ impl Drop for UpConn {
     }
 }
 
-/// Connects to `addr` for `cluster` on worker `w`, counting Envoy's connection stats.
+/// Connects to `addr` for `cluster` on worker `w`, counting Envoy's connection stats. An
+/// HTTP/2 cluster gets a bridged stream on a shared HTTP/2 connection instead.
 pub async fn connect(
     w: usize,
     cluster: &Arc<ClusterState>,
     host: &Arc<HostCounters>,
     addr: std::net::SocketAddr,
 ) -> Result<UpConn, ConnectError> {
+    if let Some(opts) = &cluster.cfg.http2 {
+        let stream = crate::http2::client::stream(w, cluster, host, addr, opts).await?;
+        return Ok(UpConn {
+            stream,
+            host: host.clone(),
+            cluster: cluster.clone(),
+            w,
+            reused: false,
+            remote_closed: false,
+            in_flight: false,
+            requests: 0,
+            created: Instant::now(),
+            bridged: true,
+        });
+    }
     cluster.stats.inc(w, Counter::UpstreamCxHttp1Total);
     connect_tcp(w, cluster, host, addr).await
 }
 
-/// `connect` for a plain TCP relay (`tcp_proxy`): not counted as an HTTP/1 connection.
-pub async fn connect_tcp(
+/// Opens a TCP connection counted as an upstream connection (`upstream_cx_total`,
+/// `_connect_ms`, `_active`, the host's counts and the connections breaker); the caller
+/// settles it with `uncount` when it closes.
+pub async fn open_counted(
     w: usize,
     cluster: &Arc<ClusterState>,
     host: &Arc<HostCounters>,
     addr: std::net::SocketAddr,
-) -> Result<UpConn, ConnectError> {
+) -> Result<Stream, ConnectError> {
     let s = &cluster.stats;
     s.inc(w, Counter::UpstreamCxTotal);
     host.cx_total.fetch_add(1, Ordering::Relaxed);
@@ -164,6 +188,42 @@ pub async fn connect_tcp(
     cluster
         .breakers
         .force_acquire(crate::breaker::Resource::Connections);
+    Ok(stream)
+}
+
+/// Settles a connection opened by `open_counted` (`upstream_cx_destroy_*`, gauges, breaker).
+pub fn uncount(w: usize, cluster: &ClusterState, host: &HostCounters, remote: bool) {
+    let s = &cluster.stats;
+    s.gauge_dec(w, Gauge::UpstreamCxActive);
+    s.inc(w, Counter::UpstreamCxDestroy);
+    s.inc(
+        w,
+        if remote {
+            Counter::UpstreamCxDestroyRemote
+        } else {
+            Counter::UpstreamCxDestroyLocal
+        },
+    );
+    host.cx_active.fetch_sub(1, Ordering::Relaxed);
+    cluster
+        .breakers
+        .release(crate::breaker::Resource::Connections);
+    if cluster
+        .breakers
+        .is_open(crate::breaker::Resource::Connections)
+    {
+        cluster.breakers.cx_freed.notify_waiters();
+    }
+}
+
+/// `connect` for a plain TCP relay (`tcp_proxy`): not counted as an HTTP/1 connection.
+pub async fn connect_tcp(
+    w: usize,
+    cluster: &Arc<ClusterState>,
+    host: &Arc<HostCounters>,
+    addr: std::net::SocketAddr,
+) -> Result<UpConn, ConnectError> {
+    let stream = open_counted(w, cluster, host, addr).await?;
     Ok(UpConn {
         stream,
         host: host.clone(),
@@ -174,5 +234,6 @@ pub async fn connect_tcp(
         in_flight: false,
         requests: 0,
         created: Instant::now(),
+        bridged: false,
     })
 }

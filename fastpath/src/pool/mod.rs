@@ -5,7 +5,7 @@ mod buffers;
 mod connect;
 
 pub use buffers::{BUF_SIZE, BufferPool};
-pub use connect::{ConnectError, UpConn, connect, connect_tcp};
+pub use connect::{ConnectError, UpConn, connect, connect_tcp, open_counted, uncount};
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -61,7 +61,8 @@ impl UpstreamPool {
 
     /// Keeps `conn` for reuse if its cluster allows another idle connection to its host.
     pub fn put(&self, conn: UpConn) {
-        if self.closed.get()
+        if conn.bridged
+            || self.closed.get()
             || conn.cluster.removed.load(Ordering::Relaxed)
             || conn.host.removed.load(Ordering::Relaxed)
         {
@@ -132,6 +133,8 @@ impl UpstreamPool {
             self.closed.set(true);
         }
         self.idle.borrow_mut().clear();
+        // HTTP/2 connections: no new streams; each closes once its streams are done.
+        crate::http2::client::clear();
     }
 
     pub fn idle_count(&self) -> usize {

@@ -392,8 +392,8 @@ impl Conn {
             let Some(p) = policy.filter(|_| body_done && body_len <= retry_limit) else {
                 break end;
             };
-            // Response headers are parsed again only for `retriable-headers`.
-            let headers = if p.on & retry_on::RETRIABLE_HEADERS != 0 {
+            // Response headers are parsed again only for `retriable-headers` and gRPC codes.
+            let headers = if p.on & (retry_on::RETRIABLE_HEADERS | retry_on::GRPC_ANY) != 0 {
                 response_headers(&ubuf, &end)
             } else {
                 Vec::new()
@@ -575,7 +575,8 @@ impl Conn {
                 );
                 up.requests += 1;
                 let max = cluster.cfg.max_requests_per_connection;
-                let mut spent = max > 0 && up.requests >= max;
+                // A bridged HTTP/2 stream is used once; `http2/client.rs` counts streams.
+                let mut spent = max > 0 && up.requests >= max && !up.bridged;
                 if spent {
                     s.inc(w, cluster::Counter::UpstreamCxMaxRequests);
                 }

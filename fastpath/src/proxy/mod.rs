@@ -27,6 +27,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::compiled::{Chosen, CompiledListener, Hcm, ListenerHandle, ListenerView};
+use crate::config::snapshot::CodecType;
 use crate::conn_info::ConnInfo;
 use crate::error::ErrorKind;
 use crate::filters::Verdict;
@@ -54,6 +55,19 @@ const DELAYED_CLOSE: Duration = Duration::from_secs(1);
 enum Flow {
     Continue,
     Close,
+    /// The connection started with the HTTP/2 preface: hand it to `http2::serve`.
+    Http2,
+}
+
+/// What a connection's stats count it as (`downstream_cx_http1_*`, `_http2_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proto {
+    /// `codec_type` AUTO before the first bytes.
+    Pending,
+    Http1,
+    Http2,
+    /// One HTTP/2 stream bridged to the core (`http2/server.rs`): its connection counts.
+    Bridged,
 }
 
 /// The state of a request body when meshcore answers locally.
@@ -75,17 +89,42 @@ struct CxStats {
     http: HttpStats,
     start: Instant,
     remote: Cell<bool>,
+    proto: Cell<Proto>,
+}
+
+impl CxStats {
+    /// Counts the protocol once it is known.
+    fn set_proto(&self, p: Proto) {
+        let (w, h) = (self.w, &self.http);
+        match p {
+            Proto::Http1 => {
+                h.inc(w, http::Counter::DownstreamCxHttp1Total);
+                h.gauge_inc(w, http::Gauge::DownstreamCxHttp1Active);
+            }
+            Proto::Http2 => {
+                h.inc(w, http::Counter::DownstreamCxHttp2Total);
+                h.gauge_inc(w, http::Gauge::DownstreamCxHttp2Active);
+            }
+            Proto::Pending | Proto::Bridged => {}
+        }
+        self.proto.set(p);
+    }
 }
 
 impl Drop for CxStats {
     fn drop(&mut self) {
         let (w, l, h) = (self.w, &self.listener, &self.http);
+        match self.proto.get() {
+            Proto::Bridged => return,
+            Proto::Http1 => h.gauge_dec(w, http::Gauge::DownstreamCxHttp1Active),
+            Proto::Http2 => h.gauge_dec(w, http::Gauge::DownstreamCxHttp2Active),
+            Proto::Pending => {}
+        }
         let ms = self.start.elapsed().as_micros() as u64;
         l.gauge_dec(w, listener::Gauge::DownstreamCxActive);
         l.inc(w, listener::Counter::DownstreamCxDestroy);
         l.record_us(w, listener::Histogram::DownstreamCxLengthMs, ms);
         h.gauge_dec(w, http::Gauge::DownstreamCxActive);
-        h.gauge_dec(w, http::Gauge::DownstreamCxHttp1Active);
         h.inc(w, http::Counter::DownstreamCxDestroy);
         h.inc(
             w,
@@ -103,10 +142,13 @@ impl Drop for CxStats {
 struct RqActive<'a>(&'a HttpStats, usize);
 
 impl<'a> RqActive<'a> {
-    /// Counts a request whose head was read (`downstream_rq_total`, `_http1_total`, active).
-    fn start(stats: &'a HttpStats, w: usize) -> Self {
+    /// Counts a request whose head was read (`downstream_rq_total`, `_http1_total` unless
+    /// bridged from HTTP/2, active).
+    fn start(stats: &'a HttpStats, w: usize, http1: bool) -> Self {
         stats.inc(w, http::Counter::DownstreamRqTotal);
-        stats.inc(w, http::Counter::DownstreamRqHttp1Total);
+        if http1 {
+            stats.inc(w, http::Counter::DownstreamRqHttp1Total);
+        }
         stats.gauge_inc(w, http::Gauge::DownstreamRqActive);
         RqActive(stats, w)
     }
@@ -163,42 +205,24 @@ pub fn serve(
     _guard: ConnGuard,
 ) -> impl std::future::Future<Output = ()> {
     let w = worker.index;
-    let Chosen {
-        handle,
-        listener,
-        view,
-        inputs,
-    } = chosen;
-    let view = Rc::new(view);
-    let (ls, hs) = (view.stats.clone(), view.hcm.stats.clone());
+    let (ls, hs) = (chosen.view.stats.clone(), chosen.view.hcm.stats.clone());
     ls.inc(w, listener::Counter::DownstreamCxTotal);
     ls.gauge_inc(w, listener::Gauge::DownstreamCxActive);
     hs.inc(w, http::Counter::DownstreamCxTotal);
-    hs.inc(w, http::Counter::DownstreamCxHttp1Total);
     hs.gauge_inc(w, http::Gauge::DownstreamCxActive);
-    hs.gauge_inc(w, http::Gauge::DownstreamCxHttp1Active);
-    let mut conn = Conn {
-        cx: CxStats {
-            w,
-            listener: ls,
-            http: hs,
-            start: Instant::now(),
-            remote: Cell::new(false),
-        },
-        worker,
-        handle,
-        view,
-        listener,
-        inputs,
-        down: Down::new(stream, info),
-        idle,
-        record: RequestRecord::default(),
-        linger: false,
-        served: Cell::new(0),
-        reply_extra: Vec::new(),
-        buckets: ConnBuckets::default(),
-        superseded: false,
+    let alpn_h2 = info
+        .tls
+        .as_deref()
+        .and_then(|t| t.alpn.as_deref())
+        .is_some_and(|a| a == b"h2");
+    let proto = match chosen.view.hcm.cfg.codec_type {
+        _ if alpn_h2 => Proto::Http2,
+        CodecType::Http2 => Proto::Http2,
+        CodecType::Http1 => Proto::Http1,
+        CodecType::Auto => Proto::Pending,
     };
+    let mut conn = Conn::new(worker, chosen, stream, info, idle);
+    conn.cx.set_proto(proto);
     async move {
         let _guard = _guard;
         if !conn.view.network.authorize(&conn.down.info, w) {
@@ -206,11 +230,109 @@ pub fn serve(
             conn.down.release(&conn.worker.buffers);
             return;
         }
+        let mut flow = if proto == Proto::Http2 {
+            Flow::Http2
+        } else {
+            Flow::Continue
+        };
+        while flow == Flow::Continue {
+            flow = conn.one_request().await;
+        }
+        if flow == Flow::Http2 {
+            // Boxed: the HTTP/1.1 connection future stays small.
+            return Box::pin(conn.into_http2()).await;
+        }
+        if conn.linger {
+            conn.delayed_close().await;
+        }
+        conn.down.release(&conn.worker.buffers);
+    }
+}
+
+/// Serves one HTTP/2 stream bridged to the core as an HTTP/1.1 connection on one end of a
+/// socket pair (`http2/server.rs`): the same loop as `serve`, on its HTTP/2 connection's
+/// chain, but not counted as a downstream connection (its HTTP/2 connection is) and its
+/// requests count as HTTP/2.
+pub fn serve_bridged(
+    worker: Rc<Worker>,
+    chosen: Chosen,
+    stream: Stream,
+    info: ConnInfo,
+) -> impl std::future::Future<Output = ()> {
+    let idle = Rc::new(Cell::new(false));
+    let mut conn = Conn::new(worker, chosen, stream, info, idle);
+    conn.cx.proto.set(Proto::Bridged);
+    async move {
         while conn.one_request().await == Flow::Continue {}
         if conn.linger {
             conn.delayed_close().await;
         }
         conn.down.release(&conn.worker.buffers);
+    }
+}
+
+impl Conn {
+    #[allow(clippy::redundant_allocation)]
+    fn new(
+        worker: Rc<Worker>,
+        chosen: Chosen,
+        stream: Stream,
+        info: ConnInfo,
+        idle: Rc<Cell<bool>>,
+    ) -> Conn {
+        let w = worker.index;
+        let Chosen {
+            handle,
+            listener,
+            view,
+            inputs,
+        } = chosen;
+        let (ls, hs) = (view.stats.clone(), view.hcm.stats.clone());
+        Conn {
+            cx: CxStats {
+                w,
+                listener: ls,
+                http: hs,
+                start: Instant::now(),
+                remote: Cell::new(false),
+                proto: Cell::new(Proto::Pending),
+            },
+            worker,
+            handle,
+            view: Rc::new(view),
+            listener,
+            inputs,
+            down: Down::new(stream, info),
+            idle,
+            record: RequestRecord::default(),
+            linger: false,
+            served: Cell::new(0),
+            reply_extra: Vec::new(),
+            buckets: ConnBuckets::default(),
+            superseded: false,
+        }
+    }
+
+    /// Hands the connection to the HTTP/2 server: the bytes already read (the preface) are
+    /// replayed to it; the connection's stats (`cx`) stay counted until it ends.
+    async fn into_http2(mut self) {
+        if self.cx.proto.get() != Proto::Http2 {
+            self.cx.set_proto(Proto::Http2);
+        }
+        let pre = bytes::Bytes::copy_from_slice(self.down.buffered());
+        let unread = pre.len();
+        self.down.consume(unread);
+        self.down.release(&self.worker.buffers);
+        let cx = self.cx;
+        let io = crate::http2::Rewind::new(pre, self.down.stream);
+        let chosen = Chosen {
+            handle: self.handle,
+            listener: self.listener,
+            view: (*self.view).clone(),
+            inputs: self.inputs,
+        };
+        crate::http2::serve(self.worker, chosen, io, *self.down.info).await;
+        drop(cx);
     }
 }
 
@@ -405,6 +527,15 @@ impl Conn {
             }
         }
 
+        if self.cx.proto.get() == Proto::Pending {
+            // `codec_type` AUTO: the first head tells HTTP/2 (its preface parses as a head)
+            // from HTTP/1.1.
+            if self.down.buffered().starts_with(crate::http2::PREFACE_HEAD) {
+                self.record.clear();
+                return Flow::Http2;
+            }
+            self.cx.set_proto(Proto::Http1);
+        }
         // A snapshot applied while this connection waited applies to this request.
         let view = self.view();
         let hcm = &view.hcm;
@@ -452,9 +583,12 @@ impl Conn {
         if let Some(l) = self.record.log.as_deref_mut() {
             let received = &self.down.buffered()[..info.head_len];
             access_log::stash(l, &prepared, &info, &req_out, received);
+            if self.cx.proto.get() == Proto::Bridged {
+                l.minor = Some(crate::access_log::MINOR_HTTP2);
+            }
         }
         self.down.consume(info.head_len);
-        let _active = RqActive::start(&hcm.stats, w);
+        let _active = RqActive::start(&hcm.stats, w, self.cx.proto.get() != Proto::Bridged);
         if !verdict.is_continue()
             && let Some(flow) = self
                 .run_filters(hcm, &prepared, &info, &mut verdict, started)
@@ -559,7 +693,11 @@ impl Conn {
         if let Some(l) = self.record.log.as_deref_mut() {
             l.ready = true;
         }
-        let _active = RqActive::start(&hcm.stats, self.worker.index);
+        let _active = RqActive::start(
+            &hcm.stats,
+            self.worker.index,
+            self.cx.proto.get() != Proto::Bridged,
+        );
         self.protocol_error_reply(hcm, e, minor, started).await
     }
 
@@ -606,7 +744,12 @@ impl Conn {
                 minor,
                 close: true,
                 keep_alive_10: false,
-                extra: b"",
+                // Marked on bridged HTTP/2 streams: a gRPC request gets it in gRPC form.
+                extra: if self.cx.proto.get() == Proto::Bridged {
+                    crate::http2::LOCAL_REPLY_LINE
+                } else {
+                    b""
+                },
             },
         );
         self.record.local_sent(&head, body.len());
@@ -696,6 +839,10 @@ impl Conn {
             for (k, v) in &list {
                 crate::http1::write::push_header(&mut extra, k.as_bytes(), v);
             }
+        }
+        if self.cx.proto.get() == Proto::Bridged {
+            // A gRPC request over HTTP/2 gets the reply in gRPC form (`http2/grpc_reply.rs`).
+            extra.extend_from_slice(crate::http2::LOCAL_REPLY_LINE);
         }
         let mut head = self.worker.buffers.get();
         local_reply::push_head(

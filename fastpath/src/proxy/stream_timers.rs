@@ -124,7 +124,11 @@ impl Conn {
     /// delay, the client may still be sending).
     pub(super) async fn head_timeout_reply(&mut self, hcm: &Hcm, e: Expired) -> Flow {
         let started = Instant::now();
-        let _active = RqActive::start(&hcm.stats, self.worker.index);
+        let _active = RqActive::start(
+            &hcm.stats,
+            self.worker.index,
+            self.cx.proto.get() != super::Proto::Bridged,
+        );
         self.count_stream_timeout(hcm, e, false);
         let (status, body) = reply_for(e, false);
         self.record.status = status;

@@ -15,6 +15,29 @@ pub mod on {
     pub const REFUSED_STREAM: u16 = 1 << 5;
     pub const RETRIABLE_STATUS_CODES: u16 = 1 << 6;
     pub const RETRIABLE_HEADERS: u16 = 1 << 7;
+    // gRPC codes of a trailers-only response (`grpc-status` in the response head).
+    pub const GRPC_CANCELLED: u16 = 1 << 8;
+    pub const GRPC_DEADLINE_EXCEEDED: u16 = 1 << 9;
+    pub const GRPC_RESOURCE_EXHAUSTED: u16 = 1 << 10;
+    pub const GRPC_UNAVAILABLE: u16 = 1 << 11;
+    pub const GRPC_INTERNAL: u16 = 1 << 12;
+    pub const GRPC_ANY: u16 = GRPC_CANCELLED
+        | GRPC_DEADLINE_EXCEEDED
+        | GRPC_RESOURCE_EXHAUSTED
+        | GRPC_UNAVAILABLE
+        | GRPC_INTERNAL;
+}
+
+/// The `retry_on` bit of a gRPC status code, if `retry_on` can name it.
+fn grpc_bit(status: &[u8]) -> u16 {
+    match status.trim_ascii() {
+        b"1" => on::GRPC_CANCELLED,
+        b"4" => on::GRPC_DEADLINE_EXCEEDED,
+        b"8" => on::GRPC_RESOURCE_EXHAUSTED,
+        b"13" => on::GRPC_INTERNAL,
+        b"14" => on::GRPC_UNAVAILABLE,
+        _ => 0,
+    }
 }
 
 /// How one upstream attempt ended, as far as retrying is concerned.
@@ -103,6 +126,11 @@ impl RetryPolicy {
                 "refused-stream" => on::REFUSED_STREAM,
                 "retriable-status-codes" => on::RETRIABLE_STATUS_CODES,
                 "retriable-headers" => on::RETRIABLE_HEADERS,
+                "cancelled" => on::GRPC_CANCELLED,
+                "deadline-exceeded" => on::GRPC_DEADLINE_EXCEEDED,
+                "resource-exhausted" => on::GRPC_RESOURCE_EXHAUSTED,
+                "unavailable" => on::GRPC_UNAVAILABLE,
+                "internal" => on::GRPC_INTERNAL,
                 other => return Err(format!("{at}.retry_on[{i}]: {other:?} is not supported")),
             };
         }
@@ -170,6 +198,11 @@ impl RetryPolicy {
                     || (on & on::RETRIABLE_STATUS_CODES != 0 && self.codes.contains(&code))
                     || (on & on::RETRIABLE_HEADERS != 0
                         && self.headers.iter().any(|m| m.matches(headers)))
+                    || (on & on::GRPC_ANY != 0
+                        && headers.iter().any(|h| {
+                            h.name.eq_ignore_ascii_case("grpc-status")
+                                && on & grpc_bit(h.value) != 0
+                        }))
             }
         }
     }
@@ -208,6 +241,24 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grpc_codes_of_a_trailers_only_response() {
+        let p = policy(&["unavailable", "cancelled"]);
+        let h = |v: &'static [u8]| {
+            [httparse::Header {
+                name: "grpc-status",
+                value: v,
+            }]
+        };
+        assert!(p.retriable(Outcome::Response(200), &h(b"14")));
+        assert!(p.retriable(Outcome::Response(200), &h(b"1")));
+        assert!(!p.retriable(Outcome::Response(200), &h(b"13")));
+        assert!(!p.retriable(Outcome::Response(200), &h(b"0")));
+        assert!(!p.retriable(Outcome::Response(200), &[]));
+        assert!(!p.retriable(Outcome::Reset, &[]));
+        assert!(policy(&["internal"]).retriable(Outcome::Response(200), &h(b"13")));
+    }
 
     fn policy(retry_on: &[&str]) -> RetryPolicy {
         let cfg = snapshot::RetryPolicy {

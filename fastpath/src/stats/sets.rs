@@ -29,6 +29,7 @@ stat_set! { http, prefix_codes: None,
     counters {
         DownstreamCxTotal => "downstream_cx_total",
         DownstreamCxHttp1Total => "downstream_cx_http1_total",
+        DownstreamCxHttp2Total => "downstream_cx_http2_total",
         DownstreamCxDestroy => "downstream_cx_destroy",
         DownstreamCxDestroyRemote => "downstream_cx_destroy_remote",
         DownstreamCxDestroyLocal => "downstream_cx_destroy_local",
@@ -42,6 +43,7 @@ stat_set! { http, prefix_codes: None,
         DownstreamCxTxBytesTotal => "downstream_cx_tx_bytes_total",
         DownstreamRqTotal => "downstream_rq_total",
         DownstreamRqHttp1Total => "downstream_rq_http1_total",
+        DownstreamRqHttp2Total => "downstream_rq_http2_total",
         DownstreamRqCompleted => "downstream_rq_completed",
         DownstreamRq1xx => "downstream_rq_1xx",
         DownstreamRq2xx => "downstream_rq_2xx",
@@ -67,6 +69,7 @@ stat_set! { http, prefix_codes: None,
     gauges {
         DownstreamCxActive => "downstream_cx_active",
         DownstreamCxHttp1Active => "downstream_cx_http1_active",
+        DownstreamCxHttp2Active => "downstream_cx_http2_active",
         DownstreamRqActive => "downstream_rq_active",
         DownstreamCxUpgradesActive => "downstream_cx_upgrades_active",
     }
@@ -95,6 +98,7 @@ stat_set! { cluster, prefix_codes: Some("upstream_rq_"),
     counters {
         UpstreamCxTotal => "upstream_cx_total",
         UpstreamCxHttp1Total => "upstream_cx_http1_total",
+        UpstreamCxHttp2Total => "upstream_cx_http2_total",
         UpstreamCxConnectFail => "upstream_cx_connect_fail",
         UpstreamCxConnectTimeout => "upstream_cx_connect_timeout",
         UpstreamCxDestroy => "upstream_cx_destroy",
@@ -197,7 +201,7 @@ stat_set! { outlier, prefix_codes: None,
 
 /// The `<class>xx` counter for a status code (1xx..5xx; others count as 5xx).
 pub fn http_class(code: u16) -> http::Counter {
-    use http::Counter::*;
+    use self::http::Counter::*;
     match code / 100 {
         1 => DownstreamRq1xx,
         2 => DownstreamRq2xx,

@@ -404,7 +404,8 @@ RESILIENCE_MESSAGES: dict[str, Message] = {
     "envoy.config.route.v3.RetryPolicy": message(
         retry_on=ok(
             "5xx, gateway-error, reset, connect-failure, retriable-4xx, refused-stream, "
-            "retriable-status-codes, retriable-headers"
+            "retriable-status-codes, retriable-headers; gRPC (trailers-only): cancelled, "
+            "deadline-exceeded, resource-exhausted, unavailable, internal"
         ),
         num_retries=ok("default 1"),
         per_try_timeout=ok(),
@@ -619,8 +620,6 @@ DYNAMIC_MESSAGES: dict[str, Message] = {
 
 # HTTP/2 upstream options: accepted (empty) on the static cluster `ads_config` names, which
 # meshcore's gRPC client reaches by itself; routed traffic is HTTP/1.1 only.
-HTTP2_EMPTY = "only empty HTTP/2 options are supported (for the xDS cluster)"
-HTTP2_NOTE = "must be empty; only on the static cluster named by `ads_config`"
 
 # Protobuf's own types are leaves: they are values, not configs to walk.
 LEAF_PREFIX = "google.protobuf."
@@ -783,7 +782,8 @@ MESSAGES: dict[str, Message] = {
     HCM: message(
         stat_prefix=ok(),
         access_log=ok("file, stdout and stderr loggers"),
-        codec_type=enum("AUTO", "HTTP1", later=("HTTP2",)),
+        codec_type=enum("AUTO", "HTTP1", "HTTP2", note="AUTO: HTTP/2 on the connection preface"),
+        http2_protocol_options=ok("h2c (prior knowledge); see docs/http2.md"),
         route_config=ok(),
         rds=ok("over ADS, in listeners from LDS"),
         http_filters=ok("fault, local_ratelimit, jwt_authn and rbac (in order), then the router"),
@@ -988,7 +988,7 @@ MESSAGES: dict[str, Message] = {
             "clusters from CDS",
         ),
         eds_cluster_config=ok(),
-        http2_protocol_options=Rule(empty=HTTP2_EMPTY, note=HTTP2_NOTE),
+        http2_protocol_options=ok("deprecated spelling; HTTP/2 upstream, see docs/http2.md"),
         connect_timeout=ok("default 5s"),
         lb_policy=enum("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV"),
         least_request_lb_config=ok(),
@@ -1100,15 +1100,35 @@ MESSAGES: dict[str, Message] = {
     UPSTREAM_HTTP_OPTIONS: message(
         common_http_protocol_options=ok(),
         explicit_http_config=ok(),
-        use_downstream_protocol_config=ok("downstreams are HTTP/1.1, so upstreams are too"),
+        use_downstream_protocol_config=ok("HTTP/1.1 options only: upstreams are HTTP/1.1"),
     ),
     f"{UPSTREAM_HTTP_OPTIONS}.ExplicitHttpConfig": message(
         http_protocol_options=ok(),
-        http2_protocol_options=Rule(empty=HTTP2_EMPTY, note=HTTP2_NOTE),
+        http2_protocol_options=ok("HTTP/2 upstream (h2c), multiplexed; see docs/http2.md"),
     ),
     f"{UPSTREAM_HTTP_OPTIONS}.UseDownstreamHttpConfig": message(
         later=("http2_protocol_options", "http3_protocol_options"),
         http_protocol_options=ok(),
+    ),
+    "envoy.config.core.v3.Http2ProtocolOptions": message(
+        later=(
+            "hpack_table_size",
+            "max_outbound_frames",
+            "max_outbound_control_frames",
+            "max_consecutive_inbound_frames_with_empty_payload",
+            "max_inbound_priority_frames_per_stream",
+            "max_inbound_window_update_frames_per_data_frame_sent",
+            "allow_connect",
+            "allow_metadata",
+            "override_stream_error_on_invalid_http_message",
+            "stream_error_on_invalid_http_messaging",
+            "connection_keepalive",
+            "custom_settings_parameters",
+        ),
+        max_concurrent_streams=ok("default 2147483647"),
+        initial_stream_window_size=ok("default 268435456"),
+        initial_connection_window_size=ok("default 268435456"),
+        note="the `h2` crate's own flood limits apply (not Envoy's counters)",
     ),
     "envoy.config.core.v3.Http1ProtocolOptions": message(
         accept_http_10=ok(),

@@ -38,8 +38,6 @@ def translate(bootstrap: bootstrap_pb2.Bootstrap, problems: Problems) -> MeshCon
     for path, name in refs.refs:
         if name and name not in translated.names:
             problems.add(path, f"unknown cluster {name!r} (not in static_resources.clusters)")
-        elif name in translated.http2:
-            problems.add(path, f"cluster {name!r} has HTTP/2 options; routes cannot use it yet")
     check_static_resources(static, translated, problems)
     snapshot: dict[str, Any] = {
         "listeners": listener_list,

@@ -14,7 +14,7 @@ from typing import Any
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 
-from . import paths
+from . import paths, translate_http2
 from .errors import Problems
 from .model import ClusterHealthCheck, DnsCluster, DnsFamily, DnsHost
 from .supported import UPSTREAM_HTTP_OPTIONS
@@ -53,7 +53,7 @@ class Clusters:
     eds: dict[str, str] = field(default_factory=dict)
     """EDS clusters: cluster name -> the ClusterLoadAssignment name (`service_name`)."""
     http2: set[str] = field(default_factory=set)
-    """Clusters with HTTP/2 upstream options (only the xDS cluster may have them)."""
+    """Clusters with HTTP/2 upstream options."""
 
 
 def clusters(configs: Sequence[cluster_pb2.Cluster], path: str, problems: Problems) -> Clusters:
@@ -81,8 +81,14 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
     endpoints: list[dict[str, Any]] = []
     if kind == "EDS":
         _eds(config, path, problems, out)
-    if speaks_http2(config):
+    http2 = translate_http2.upstream(config)
+    if http2 is not None:
         out.http2.add(config.name)
+        if config.HasField("transport_socket"):
+            problems.add(
+                paths.field(path, "transport_socket"),
+                "HTTP/2 to a TLS cluster is not supported yet (TLS upstreams speak HTTP/1.1)",
+            )
     if kind in _DNS_TYPES:
         out.dns.append(
             DnsCluster(
@@ -122,6 +128,7 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
             "lb": lb_settings(config, path, problems),
             **outlier_detection(config, path, problems),
             **upstream_tls(config, path, problems),
+            **({"http2": translate_http2.options(http2)} if http2 is not None else {}),
         }
     )
 
@@ -144,17 +151,7 @@ def _eds(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cluste
 
 def speaks_http2(config: cluster_pb2.Cluster) -> bool:
     """Whether a cluster sets HTTP/2 upstream options (deprecated field or typed options)."""
-    if config.HasField("http2_protocol_options"):
-        return True
-    packed = config.typed_extension_protocol_options.get(UPSTREAM_HTTP_OPTIONS)
-    if packed is None or type_name(packed.type_url) != UPSTREAM_HTTP_OPTIONS:
-        return False
-    options = unpack(packed)
-    return bool(
-        options is not None
-        and options.HasField("explicit_http_config")
-        and options.explicit_http_config.HasField("http2_protocol_options")
-    )
+    return translate_http2.upstream(config) is not None
 
 
 def one_cluster(config: cluster_pb2.Cluster, path: str, problems: Problems) -> Clusters:

@@ -9,7 +9,6 @@ from envoy.config.core.v3 import config_source_pb2
 from . import paths
 from .errors import Problems
 from .model import AdsConfig, DynamicConfig, XdsSource
-from .supported import UPSTREAM_HTTP_OPTIONS
 from .translate_clusters import Clusters
 from .translate_listeners import connection_manager_of, rds_path
 from .values import duration_field_s, enum_name, is_ip
@@ -24,13 +23,11 @@ def dynamic_resources(
     """The `DynamicConfig` of `bootstrap` (None without `dynamic_resources`); `clusters` are
     the translated static clusters."""
     if not bootstrap.HasField("dynamic_resources"):
-        _check_http2(bootstrap, clusters, None, problems)
         return None
     dynamic = bootstrap.dynamic_resources
     ads = None
     if dynamic.HasField("ads_config"):
         ads = _ads(dynamic.ads_config, paths.field(_PATH, "ads_config"), clusters, problems)
-    _check_http2(bootstrap, clusters, ads.cluster if ads else None, problems)
     return DynamicConfig(
         ads=ads,
         lds=_source(dynamic, "lds_config", dynamic.HasField("ads_config"), problems),
@@ -113,32 +110,6 @@ def _source(
         watched = files.watched_directory.path if files.HasField("watched_directory") else None
         return XdsSource(path, files.path, watched, timeout)
     return None  # other kinds: the table; none: PGV
-
-
-def _check_http2(
-    bootstrap: bootstrap_pb2.Bootstrap,
-    clusters: Clusters,
-    ads_cluster: str | None,
-    problems: Problems,
-) -> None:
-    """HTTP/2 upstream options are accepted only on the xDS cluster: routed traffic is
-    forwarded over HTTP/1.1."""
-    for i, cluster in enumerate(bootstrap.static_resources.clusters):
-        if cluster.name not in clusters.http2 or cluster.name == ads_cluster:
-            continue
-        path = paths.item("static_resources.clusters", i)
-        if cluster.HasField("http2_protocol_options"):
-            where = paths.field(path, "http2_protocol_options")
-        else:
-            where = (
-                f"{paths.field(path, 'typed_extension_protocol_options')}[{UPSTREAM_HTTP_OPTIONS}]"
-                ".explicit_http_config.http2_protocol_options"
-            )
-        problems.add(
-            where,
-            "HTTP/2 upstreams are not supported yet (accepted only on the xDS cluster that "
-            "dynamic_resources.ads_config names)",
-        )
 
 
 def check_static_resources(

@@ -12,7 +12,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
-from . import paths
+from . import paths, translate_http2
 from .errors import Problems
 from .supported import (
     CONNECTION_LIMIT,
@@ -307,6 +307,7 @@ def http_connection_manager(
         **stream_timeouts(manager),
         **request_normalization(manager, path, problems),
         **_client_cert_details(manager),
+        **translate_http2.downstream(manager),
     }
     upgrades = upgrade_configs(
         manager.upgrade_configs, paths.field(path, "upgrade_configs"), problems

@@ -24,6 +24,12 @@ RETRY_ON = frozenset(
         "refused-stream",
         "retriable-status-codes",
         "retriable-headers",
+        # gRPC codes of a trailers-only response (HTTP/2 clusters).
+        "cancelled",
+        "deadline-exceeded",
+        "resource-exhausted",
+        "unavailable",
+        "internal",
     }
 )
 DEFAULT_BASE_INTERVAL_MS = 25

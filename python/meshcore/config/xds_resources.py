@@ -148,12 +148,6 @@ def check_cluster(
     problems = Problems()
     _rules(msg, path, problems)
     out = one_cluster(msg, path, problems)
-    if out.http2:
-        problems.add(
-            path,
-            "HTTP/2 upstreams are not supported yet (HTTP/2 options are accepted only on the "
-            "static xDS cluster)",
-        )
     if problems or not out.snapshot:
         return None, problems.as_list()
     return (

@@ -1,0 +1,206 @@
+"""`python -m benchmarks.http2`: HTTP/2 through the proxy, meshcore against Envoy in the same
+run (one worker each, pinned to CPU 0; h2load and the backends on CPU 1), interleaved rounds:
+
+- `h2c`: h2load with prior knowledge, multiplexed (`-c 10 -m 10`), GET to an nginx HTTP/1.1
+  backend;
+- `grpc`: unary gRPC calls (h2load POSTs a framed message with gRPC headers) to a grpcio
+  server over an HTTP/2 cluster.
+
+Prints requests/s and the proxy's CPU per request (the backends bound the rate on a busy
+2-core machine; CPU per request is the proxy's own cost)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks import backend as nginx_backend
+from benchmarks.cpu import cpu_seconds
+from benchmarks.procs import Proc, free_port, wait_port
+from benchmarks.targets import envoy_binary
+
+HCM_TYPE = (
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
+    "HttpConnectionManager"
+)
+ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+UPSTREAM_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+GRPC_PATH = "/test.Echo/Unary"
+
+
+def _addr(port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": "127.0.0.1", "port_value": port}}
+
+
+def _cluster(name: str, port: int, http2: bool) -> dict[str, Any]:
+    cluster: dict[str, Any] = {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _addr(port)}}]}],
+        },
+    }
+    if http2:
+        cluster["typed_extension_protocol_options"] = {
+            UPSTREAM_OPTIONS: {
+                "@type": f"type.googleapis.com/{UPSTREAM_OPTIONS}",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        }
+    return cluster
+
+
+def bootstrap(listen: int, admin: int, web: int, grpc_port: int) -> dict[str, Any]:
+    """One listener (codec AUTO): `/test.Echo/` to the gRPC cluster, the rest to nginx."""
+    routes = [
+        {"match": {"prefix": "/test.Echo/"}, "route": {"cluster": "grpc"}},
+        {"match": {"prefix": "/"}, "route": {"cluster": "web"}},
+    ]
+    hcm = {
+        "@type": HCM_TYPE,
+        "stat_prefix": "bench",
+        "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}]},
+        "http_filters": [
+            {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}}
+        ],
+    }
+    listener = {
+        "name": "bench",
+        "address": _addr(listen),
+        "filter_chains": [
+            {
+                "filters": [
+                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+                ]
+            }
+        ],
+    }
+    return {
+        "admin": {"address": _addr(admin)},
+        "static_resources": {
+            "listeners": [listener],
+            "clusters": [_cluster("web", web, False), _cluster("grpc", grpc_port, True)],
+        },
+    }
+
+
+def command(kind: str, config: Path) -> list[str]:
+    if kind == "meshcore":
+        return [sys.executable, "-m", "meshcore", "run", "-c", str(config), "--concurrency", "1"]
+    binary = envoy_binary()
+    if binary is None:
+        raise SystemExit("Envoy not found (set MESHCORE_ENVOY_BIN)")
+    return [binary, "-c", str(config), "--concurrency", "1", "--disable-hot-restart"]
+
+
+def h2load(url: str, requests: int, extra: list[str]) -> float:
+    """Runs h2load (pinned to CPU 1); returns requests/s. Fails on any failed request."""
+    cmd = ["taskset", "-c", "1", "h2load", "-c", "10", "-m", "10", "-n", str(requests), *extra, url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    done = re.search(
+        r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed", out
+    )
+    if not done or int(done.group(3)) != 0 or int(done.group(1)) != requests:
+        raise SystemExit(f"h2load: requests failed:\n{out}")
+    rate = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+    if not rate:
+        raise SystemExit(f"h2load: no rate in:\n{out}")
+    return float(rate.group(1))
+
+
+def grpc_payload(workdir: Path) -> Path:
+    """A gRPC length-prefixed message (uncompressed, 16 bytes) for h2load's `-d`."""
+    body = b"x" * 16
+    path = workdir / "grpc.bin"
+    path.write_bytes(b"\0" + len(body).to_bytes(4, "big") + body)
+    return path
+
+
+def grpc_server() -> tuple[Any, int]:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.support.grpc_echo import start_server
+
+    return start_server()
+
+
+def measure(
+    kind: str, scenario: str, ports: tuple[int, int], workdir: Path, requests: int
+) -> tuple[float, float]:
+    """(requests/s, proxy CPU µs per request) for one run."""
+    port = free_port()
+    config = workdir / f"{kind}.yaml"
+    config.write_text(yaml.safe_dump(bootstrap(port, free_port(), *ports)))
+    proc = Proc.start(kind, command(kind, config), cpu=0, log=workdir / f"{kind}.log")
+    try:
+        wait_port(port)
+        time.sleep(0.3)
+        if scenario == "h2c":
+            url, extra = f"http://127.0.0.1:{port}/", []
+        else:
+            url = f"http://127.0.0.1:{port}{GRPC_PATH}"
+            extra = [
+                "-d",
+                str(grpc_payload(workdir)),
+                "-H",
+                "content-type: application/grpc",
+                "-H",
+                "te: trailers",
+            ]
+        h2load(url, 500, extra)  # warm-up
+        cpu0 = cpu_seconds(proc.pid)
+        rate = h2load(url, requests, extra)
+        cpu1 = cpu_seconds(proc.pid)
+    finally:
+        proc.stop()
+    return rate, (cpu1 - cpu0) / requests * 1e6
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.http2", description=__doc__)
+    ap.add_argument("--requests", type=int, default=20000, help="requests per run")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--scenarios", default="h2c,grpc")
+    ap.add_argument("--targets", default="meshcore,envoy")
+    args = ap.parse_args()
+    if shutil.which("h2load") is None:
+        raise SystemExit("h2load not found: apt-get install -y nghttp2-client")
+    os.sched_setaffinity(0, {1})
+    kinds = [k.strip() for k in args.targets.split(",") if k.strip()]
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="http2-bench-") as tmp:
+        workdir = Path(tmp)
+        web = nginx_backend.start(workdir, free_port(), cpu=1)
+        server, grpc_port = grpc_server()
+        try:
+            for _ in range(args.rounds):
+                for scenario in scenarios:
+                    for kind in kinds:
+                        run = measure(kind, scenario, (web.port, grpc_port), workdir, args.requests)
+                        results.setdefault((scenario, kind), []).append(run)
+        finally:
+            server.stop(0)
+            web.stop()
+    for (scenario, kind), runs in results.items():
+        rate = sorted(r[0] for r in runs)[len(runs) // 2]
+        cpu = sorted(r[1] for r in runs)[len(runs) // 2]
+        print(
+            f"{scenario:5} {kind:9} {rate:8.0f} req/s  proxy CPU {cpu:6.1f} µs/request"
+            f" (median of {len(runs)})"
+        )
+
+
+if __name__ == "__main__":
+    main()

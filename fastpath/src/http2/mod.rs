@@ -1,0 +1,19 @@
+//! HTTP/2 at both edges, bridged to the HTTP/1.1 core: a downstream `h2` server whose streams
+//! are served by the core's connection loop over socket pairs (`server.rs`), an upstream `h2`
+//! client whose streams carry the core's requests from socket pairs (`client.rs`), and the
+//! translation between the two protocols (`headers.rs`, `body.rs`). See docs/http2.md.
+mod body;
+pub mod client;
+mod grpc_reply;
+mod handoff;
+pub mod headers;
+mod rewind;
+mod server;
+
+pub use grpc_reply::LOCAL_REPLY_LINE;
+pub use rewind::Rewind;
+pub use server::serve;
+
+/// The start of the HTTP/2 connection preface that parses as an HTTP/1.1 head
+/// (`PRI * HTTP/2.0\r\n\r\n`; `SM\r\n\r\n` follows).
+pub const PREFACE_HEAD: &[u8] = b"PRI * HTTP/2.0\r\n\r\n";

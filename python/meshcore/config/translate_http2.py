@@ -1,0 +1,64 @@
+"""HTTP/2 settings for the engine snapshot: a connection manager's `codec_type` and
+`http2_protocol_options`, and a cluster's HTTP/2 upstream options (the deprecated
+`http2_protocol_options` or `HttpProtocolOptions.explicit_http_config`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import protocol_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import (
+    http_connection_manager_pb2 as hcm_pb2,
+)
+
+from .supported import UPSTREAM_HTTP_OPTIONS
+from .type_urls import type_name, unpack
+from .values import enum_name, wrapped
+
+# Envoy's defaults (`Http2ProtocolOptions`).
+DEFAULT_MAX_CONCURRENT_STREAMS = 2147483647
+DEFAULT_WINDOW = 268435456
+
+
+def options(msg: protocol_pb2.Http2ProtocolOptions) -> dict[str, Any]:
+    """The snapshot's `Http2Options`: the fields the `h2` crate honours (the supported-field
+    table refuses the others)."""
+    return {
+        "max_concurrent_streams": wrapped(
+            msg, "max_concurrent_streams", DEFAULT_MAX_CONCURRENT_STREAMS
+        ),
+        "initial_stream_window_size": wrapped(msg, "initial_stream_window_size", DEFAULT_WINDOW),
+        "initial_connection_window_size": wrapped(
+            msg, "initial_connection_window_size", DEFAULT_WINDOW
+        ),
+    }
+
+
+def downstream(manager: hcm_pb2.HttpConnectionManager) -> dict[str, Any]:
+    """`codec_type` and `http2` of a connection manager's snapshot (left out at Envoy's
+    defaults)."""
+    out: dict[str, Any] = {}
+    codec = enum_name(manager, "codec_type").lower()
+    if codec != "auto":
+        out["codec_type"] = codec
+    if manager.HasField("http2_protocol_options"):
+        out["http2"] = options(manager.http2_protocol_options)
+    return out
+
+
+def upstream(config: cluster_pb2.Cluster) -> protocol_pb2.Http2ProtocolOptions | None:
+    """A cluster's HTTP/2 upstream options, if it speaks HTTP/2 upstream."""
+    if config.HasField("http2_protocol_options"):
+        return config.http2_protocol_options
+    packed = config.typed_extension_protocol_options.get(UPSTREAM_HTTP_OPTIONS)
+    if packed is None or type_name(packed.type_url) != UPSTREAM_HTTP_OPTIONS:
+        return None
+    unpacked = unpack(packed)
+    if unpacked is None or not unpacked.HasField("explicit_http_config"):
+        return None
+    explicit = unpacked.explicit_http_config
+    if not explicit.HasField("http2_protocol_options"):
+        return None
+    result: protocol_pb2.Http2ProtocolOptions = explicit.http2_protocol_options
+    return result

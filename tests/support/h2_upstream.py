@@ -1,0 +1,87 @@
+"""A small cleartext HTTP/2 (h2c, prior knowledge) upstream on the `h2` package, in threads:
+each request is answered `200` with body `h2 <path> <request body length>`, headers
+`x-conn: <connection number>` and, when the request carried `te: trailers`, the trailer
+`x-trailer: done`. It records the number of connections and the most streams open at once."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import h2.config
+import h2.connection
+import h2.events
+
+
+class H2Upstream:
+    def __init__(self) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._sock.getsockname()[1]
+        self.connections = 0
+        self.max_open_streams = 0
+        self._lock = threading.Lock()
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._closed = True
+        self._sock.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+                number = self.connections
+            threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
+
+    def _serve(self, sock: socket.socket, number: int) -> None:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        streams: dict[int, tuple[dict[str, str], int]] = {}
+        with sock:
+            while True:
+                try:
+                    data = sock.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.RequestReceived):
+                        headers = {k.decode(): v.decode() for k, v in event.headers}
+                        streams[event.stream_id] = (headers, 0)
+                        with self._lock:
+                            self.max_open_streams = max(self.max_open_streams, len(streams))
+                    elif isinstance(event, h2.events.DataReceived):
+                        headers, size = streams[event.stream_id]
+                        streams[event.stream_id] = (headers, size + len(event.data))
+                        conn.acknowledge_received_data(
+                            event.flow_controlled_length, event.stream_id
+                        )
+                    elif isinstance(event, h2.events.StreamEnded):
+                        headers, size = streams.pop(event.stream_id)
+                        self._respond(conn, event.stream_id, headers, size, number)
+                sock.sendall(conn.data_to_send())
+
+    @staticmethod
+    def _respond(
+        conn: h2.connection.H2Connection,
+        stream_id: int,
+        headers: dict[str, str],
+        size: int,
+        number: int,
+    ) -> None:
+        body = f"h2 {headers[':path']} {size}".encode()
+        trailers = headers.get("te") == "trailers"
+        conn.send_headers(
+            stream_id,
+            [(":status", "200"), ("x-conn", str(number)), ("content-type", "text/plain")],
+        )
+        conn.send_data(stream_id, body, end_stream=not trailers)
+        if trailers:
+            conn.send_headers(stream_id, [("x-trailer", "done")], end_stream=True)
