@@ -178,3 +178,24 @@ def start(name: str, workdir: Path, backend_port: int, cpu: int | None, nofile: 
     if name == "direct":
         return Target("direct", backend_port, None)
     return STARTERS[name](workdir, backend_port, cpu, nofile)
+
+
+def start_on_bootstrap(
+    kind: str, config: dict[str, object], port: int, workdir: Path, cpu: int, tag: str = ""
+) -> Proc:
+    """meshcore or Envoy (`kind`) with one worker on `config` (written as YAML), pinned to
+    `cpu`, once `port` accepts; for the stand-alone benchmarks (HTTPS termination, TLS
+    passthrough)."""
+    path = workdir / f"{kind}{tag}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    if kind == "meshcore":
+        cmd = [sys.executable, "-m", "meshcore", "run", "-c", str(path), "--concurrency", "1"]
+    else:
+        binary = envoy_binary()
+        if binary is None:
+            raise SystemExit("Envoy not found (set MESHCORE_ENVOY_BIN)")
+        cmd = [binary, "-c", str(path), "--concurrency", "1", "--disable-hot-restart"]
+    proc = Proc.start(kind, cmd, cpu=cpu, log=workdir / f"{kind}{tag}.log")
+    wait_port(port)
+    time.sleep(0.5)
+    return proc

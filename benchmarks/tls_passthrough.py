@@ -8,19 +8,14 @@ CPU 0; the proxy under test on CPU 1 with one worker; interleaved rounds, median
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
-import time
 from pathlib import Path
-
-import yaml
 
 from benchmarks import backend, wrk
 from benchmarks.cpu import cpu_seconds
-from benchmarks.procs import Proc, free_port, raise_nofile, wait_port
-from benchmarks.proxy_confs import nginx_conf
-from benchmarks.targets import envoy_binary
-from benchmarks.tls_termination import make_cert
+from benchmarks.procs import Proc, free_port, wait_port
+from benchmarks.targets import start_on_bootstrap
+from benchmarks.tls_termination import make_cert, nginx_tls_conf
 
 TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 INSPECTOR = "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
@@ -59,11 +54,7 @@ def passthrough_bootstrap(port: int, tls_port: int) -> dict[str, object]:
 def start_tls_server(workdir: Path, backend_port: int, cert: Path, key: Path) -> tuple[Proc, int]:
     """nginx terminating TLS (CPU 0) in front of the backend."""
     port = free_port()
-    conf = nginx_conf(workdir, port, backend_port, raise_nofile()).replace(
-        f"listen 127.0.0.1:{port} backlog=4096;",
-        f"listen 127.0.0.1:{port} ssl backlog=4096;\n"
-        f"        ssl_certificate {cert};\n        ssl_certificate_key {key};",
-    )
+    conf = nginx_tls_conf(workdir, port, backend_port, cert, key)
     path = workdir / "nginx-tls-server.conf"
     path.write_text(conf)
     cmd = [backend.nginx_binary() or "nginx", "-c", str(path), "-e", str(workdir / "tls.err")]
@@ -74,19 +65,8 @@ def start_tls_server(workdir: Path, backend_port: int, cert: Path, key: Path) ->
 
 def start_proxy(kind: str, workdir: Path, tls_port: int) -> tuple[Proc, int]:
     port = free_port()
-    path = workdir / f"{kind}-pass.yaml"
-    path.write_text(yaml.safe_dump(passthrough_bootstrap(port, tls_port)))
-    if kind == "meshcore":
-        cmd = [sys.executable, "-m", "meshcore", "run", "-c", str(path), "--concurrency", "1"]
-    else:
-        binary = envoy_binary()
-        if binary is None:
-            raise SystemExit("Envoy not found (set MESHCORE_ENVOY_BIN)")
-        cmd = [binary, "-c", str(path), "--concurrency", "1", "--disable-hot-restart"]
-    proc = Proc.start(kind, cmd, cpu=1, log=workdir / f"{kind}-pass.log")
-    wait_port(port)
-    time.sleep(0.5)
-    return proc, port
+    config = passthrough_bootstrap(port, tls_port)
+    return start_on_bootstrap(kind, config, port, workdir, cpu=1, tag="-pass"), port
 
 
 def measure(

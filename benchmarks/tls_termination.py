@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -23,7 +21,7 @@ from benchmarks.bootstrap import bootstrap
 from benchmarks.cpu import cpu_seconds
 from benchmarks.procs import Proc, free_port, raise_nofile, wait_port
 from benchmarks.proxy_confs import nginx_conf
-from benchmarks.targets import envoy_binary
+from benchmarks.targets import start_on_bootstrap
 
 DOWNSTREAM_TLS = (
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
@@ -80,28 +78,26 @@ def tls_bootstrap(port: int, backend_port: int, cert: Path, key: Path) -> dict[s
     return config
 
 
+def nginx_tls_conf(workdir: Path, port: int, backend_port: int, cert: Path, key: Path) -> str:
+    """The suite's nginx proxy config with TLS on its listener."""
+    return nginx_conf(workdir, port, backend_port, raise_nofile()).replace(
+        f"listen 127.0.0.1:{port} backlog=4096;",
+        f"listen 127.0.0.1:{port} ssl backlog=4096;\n"
+        f"        ssl_certificate {cert};\n        ssl_certificate_key {key};\n"
+        "        ssl_protocols TLSv1.2 TLSv1.3;",
+    )
+
+
 def start(kind: str, workdir: Path, backend_port: int, cert: Path, key: Path) -> tuple[Proc, int]:
     port = free_port()
     if kind == "nginx":
-        conf = nginx_conf(workdir, port, backend_port, raise_nofile()).replace(
-            f"listen 127.0.0.1:{port} backlog=4096;",
-            f"listen 127.0.0.1:{port} ssl backlog=4096;\n"
-            f"        ssl_certificate {cert};\n        ssl_certificate_key {key};\n"
-            "        ssl_protocols TLSv1.2 TLSv1.3;",
-        )
+        conf = nginx_tls_conf(workdir, port, backend_port, cert, key)
         path = workdir / "nginx-tls.conf"
         path.write_text(conf)
         cmd = [backend.nginx_binary() or "nginx", "-c", str(path), "-e", str(workdir / "ng.err")]
     else:
-        path = workdir / f"{kind}.yaml"
-        path.write_text(yaml.safe_dump(tls_bootstrap(port, backend_port, cert, key)))
-        if kind == "meshcore":
-            cmd = [sys.executable, "-m", "meshcore", "run", "-c", str(path), "--concurrency", "1"]
-        else:
-            binary = envoy_binary()
-            if binary is None:
-                raise SystemExit("Envoy not found (set MESHCORE_ENVOY_BIN)")
-            cmd = [binary, "-c", str(path), "--concurrency", "1", "--disable-hot-restart"]
+        config = tls_bootstrap(port, backend_port, cert, key)
+        return start_on_bootstrap(kind, config, port, workdir, cpu=1), port
     proc = Proc.start(kind, cmd, cpu=1, log=workdir / f"{kind}.log")
     wait_port(port)
     time.sleep(0.5)

@@ -39,6 +39,28 @@ pub enum ConnectError {
 }
 
 impl UpConn {
+    /// A connection just opened on worker `w` (`bridged`: the core's end of an HTTP/2 stream).
+    fn fresh(
+        stream: Stream,
+        w: usize,
+        cluster: &Arc<ClusterState>,
+        host: &Arc<HostCounters>,
+        bridged: bool,
+    ) -> UpConn {
+        UpConn {
+            stream,
+            host: host.clone(),
+            cluster: cluster.clone(),
+            w,
+            reused: false,
+            remote_closed: false,
+            in_flight: false,
+            requests: 0,
+            created: Instant::now(),
+            bridged,
+        }
+    }
+
     /// Counts bytes read from the upstream (`upstream_cx_rx_bytes_total`).
     pub fn rx(&self, n: usize) {
         self.cluster
@@ -125,18 +147,7 @@ pub async fn connect(
 ) -> Result<UpConn, ConnectError> {
     if let Some(opts) = &cluster.cfg.http2 {
         let stream = crate::http2::client::stream(w, cluster, host, addr, opts).await?;
-        return Ok(UpConn {
-            stream,
-            host: host.clone(),
-            cluster: cluster.clone(),
-            w,
-            reused: false,
-            remote_closed: false,
-            in_flight: false,
-            requests: 0,
-            created: Instant::now(),
-            bridged: true,
-        });
+        return Ok(UpConn::fresh(stream, w, cluster, host, true));
     }
     cluster.stats.inc(w, Counter::UpstreamCxHttp1Total);
     connect_tcp(w, cluster, host, addr).await
@@ -224,16 +235,5 @@ pub async fn connect_tcp(
     addr: std::net::SocketAddr,
 ) -> Result<UpConn, ConnectError> {
     let stream = open_counted(w, cluster, host, addr).await?;
-    Ok(UpConn {
-        stream,
-        host: host.clone(),
-        cluster: cluster.clone(),
-        w,
-        reused: false,
-        remote_closed: false,
-        in_flight: false,
-        requests: 0,
-        created: Instant::now(),
-        bridged: false,
-    })
+    Ok(UpConn::fresh(stream, w, cluster, host, false))
 }

@@ -23,32 +23,14 @@ pub async fn relay(
     seen: &Seen,
 ) -> End {
     let last = Cell::new(Instant::now());
-    let both = async {
-        tokio::try_join!(one_way(down, up, true, counts, &last), async {
-            let r = one_way(up, down, false, counts, &last).await;
-            seen.upstream_closed.set(r.is_ok());
-            r
-        })
-    };
-    let watch = async {
-        match idle {
-            Some(t) => loop {
-                let deadline = last.get() + t;
-                if deadline <= Instant::now() {
-                    return;
-                }
-                tokio::time::sleep_until(deadline).await;
-            },
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        r = both => match r {
-            Ok(_) => End::Closed,
-            Err(_) => End::Error,
-        },
-        _ = watch => End::IdleTimeout,
-    }
+    super::relay::drive(
+        one_way(down, up, true, counts, &last),
+        one_way(up, down, false, counts, &last),
+        &last,
+        idle,
+        seen,
+    )
+    .await
 }
 
 async fn one_way(

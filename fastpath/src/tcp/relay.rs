@@ -51,16 +51,36 @@ pub async fn relay(
     seen: &Seen,
 ) -> End {
     let last = Cell::new(Instant::now());
+    drive(
+        one_way(down, up, true, counts, &last),
+        one_way(up, down, false, counts, &last),
+        &last,
+        idle,
+        seen,
+    )
+    .await
+}
+
+/// Runs both directions of a relay (`down_up`, `up_down`) until both end, one fails, or
+/// `idle` passes since `last` (the time the last byte moved); records whether the upstream
+/// closed its side. Shared by the splice relay and the TLS copy relay (`copy.rs`).
+pub(super) async fn drive(
+    down_up: impl std::future::Future<Output = std::io::Result<()>>,
+    up_down: impl std::future::Future<Output = std::io::Result<()>>,
+    last: &Cell<Instant>,
+    idle: Option<Duration>,
+    seen: &Seen,
+) -> End {
     let both = async {
-        tokio::try_join!(one_way(down, up, true, counts, &last), async {
-            let r = one_way(up, down, false, counts, &last).await;
+        tokio::try_join!(down_up, async {
+            let r = up_down.await;
             seen.upstream_closed.set(r.is_ok());
             r
         })
     };
     let watch = async {
         match idle {
-            Some(t) => idle_watch(&last, t).await,
+            Some(t) => idle_watch(last, t).await,
             None => std::future::pending().await,
         }
     };
