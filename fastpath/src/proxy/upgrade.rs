@@ -11,9 +11,6 @@
 //! upstream before then, and nothing is read as a second request.
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::time::Instant;
-
 use super::io::write_all_vectored;
 use super::response::RespInfo;
 use super::{Conn, Flow};
@@ -24,7 +21,8 @@ use crate::local_reply::ResponseFlag;
 use crate::pool::UpConn;
 use crate::router::Action;
 use crate::stats::sets::{cluster, http};
-use crate::stream::Stream;
+use crate::tcp::copy::relay;
+use crate::tcp::relay::{Counts, End, Seen};
 
 /// The `upgrade` value when the request asks for one: a `connection` header naming the
 /// `upgrade` token and an `upgrade` header.
@@ -59,24 +57,45 @@ pub fn enabled(hcm: &[UpgradeConfig], action: &Action<'_>, kind: &str) -> bool {
     }
 }
 
-/// How a tunnel ended.
-#[derive(Debug, PartialEq, Eq)]
-enum End {
-    /// Both sides closed (or one reset): the downstream closed first when `down_first`.
-    Closed {
-        down_first: bool,
-    },
-    Idle,
+/// Byte counts of a tunnel: the connection manager's downstream counters and the upstream
+/// connection's.
+struct TunnelCounts<'a> {
+    hcm: &'a Hcm,
+    up: &'a UpConn,
+    w: usize,
+}
+
+impl Counts for TunnelCounts<'_> {
+    fn read(&self, downstream: bool, n: usize) {
+        if downstream {
+            self.hcm
+                .stats
+                .add(self.w, http::Counter::DownstreamCxRxBytesTotal, n as u64);
+        } else {
+            self.up.rx(n);
+        }
+    }
+
+    fn written(&self, downstream: bool, n: usize) {
+        if downstream {
+            self.hcm
+                .stats
+                .add(self.w, http::Counter::DownstreamCxTxBytesTotal, n as u64);
+        } else {
+            self.up.tx(n);
+        }
+    }
 }
 
 impl Conn {
     /// After the upstream's 101: sends the 101 head (and any bytes the upstream sent behind
-    /// it), then relays both ways until both sides closed, an error, or `idle` without a
-    /// byte. The upstream connection is not reused.
+    /// it) and what the client sent behind its head, then relays both ways with the
+    /// `tcp_proxy` copy relay (half-close, idle timeout) until both sides closed, an error,
+    /// or `idle` without a byte. The upstream connection is not reused.
     pub(super) async fn tunnel(
         &mut self,
         hcm: &Hcm,
-        up: UpConn,
+        mut up: UpConn,
         ubuf: &[u8],
         resp_out: &[u8],
         resp: &RespInfo,
@@ -86,33 +105,43 @@ impl Conn {
         hcm.stats.inc(w, http::Counter::DownstreamCxUpgradesTotal);
         hcm.stats
             .gauge_inc(w, http::Gauge::DownstreamCxUpgradesActive);
-        let end = self.relay(hcm, up, ubuf, resp_out, resp, idle).await;
+        let seen = Seen::default();
+        let end = match self.switch(hcm, &mut up, ubuf, resp_out, resp).await {
+            Ok(()) => {
+                let counts = TunnelCounts { hcm, up: &up, w };
+                relay(&self.down.stream, &up.stream, idle, &counts, &seen).await
+            }
+            Err(_) => End::Error,
+        };
+        up.remote_closed = seen.upstream_closed.get();
+        up.cluster
+            .stats
+            .inc(w, cluster::Counter::UpstreamRqCompleted);
+        up.in_flight = false;
         hcm.stats
             .gauge_dec(w, http::Gauge::DownstreamCxUpgradesActive);
         match end {
-            Ok(End::Closed { down_first: true }) | Err(_) => {
-                self.record
-                    .flag(ResponseFlag::DownstreamConnectionTermination);
-                self.record.details("downstream_remote_disconnect");
-            }
-            Ok(End::Idle) => {
+            End::Error => self.client_gone(),
+            End::Closed if seen.downstream_first.get() => self.client_gone(),
+            End::IdleTimeout => {
                 hcm.stats.inc(w, http::Counter::DownstreamRqIdleTimeout);
                 self.record.flag(ResponseFlag::StreamIdleTimeout);
             }
-            Ok(End::Closed { down_first: false }) => {}
+            End::Closed => {}
         }
         Flow::Close
     }
 
-    async fn relay(
+    /// Writes the 101 head with the upstream's early bytes downstream, and the client's bytes
+    /// behind its head upstream (they go up only now).
+    async fn switch(
         &mut self,
         hcm: &Hcm,
-        mut up: UpConn,
+        up: &mut UpConn,
         ubuf: &[u8],
         resp_out: &[u8],
         resp: &RespInfo,
-        idle: Option<Duration>,
-    ) -> std::io::Result<End> {
+    ) -> std::io::Result<()> {
         let w = self.worker.index;
         let early = ubuf.get(resp.head_len..).unwrap_or_default();
         let n = write_all_vectored(&mut self.down.stream, &[resp_out, early])
@@ -121,7 +150,6 @@ impl Conn {
         self.record.local_sent(resp_out, early.len());
         hcm.stats
             .add(w, http::Counter::DownstreamCxTxBytesTotal, n as u64);
-        // What the client sent behind its head goes up only now.
         let pending = self.down.buffered().len();
         if pending > 0 {
             let n = write_all_vectored(&mut up.stream, &[self.down.buffered()])
@@ -130,86 +158,13 @@ impl Conn {
             up.tx(n);
             self.down.consume(pending);
         }
-        let mut down_buf = self.worker.buffers.get();
-        let mut up_buf = self.worker.buffers.get();
-        let (mut down_eof, mut up_eof) = (false, false);
-        let mut down_first = None;
-        let idle = idle.unwrap_or(Duration::MAX);
-        let result = loop {
-            if down_eof && up_eof {
-                break Ok(End::Closed {
-                    down_first: down_first.unwrap_or(false),
-                });
-            }
-            let deadline = Instant::now().checked_add(idle);
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                r = self.down.stream.readable(), if !down_eof => {
-                    r?;
-                    match move_bytes(&self.down.stream, &mut up.stream, &mut down_buf).await? {
-                        None => continue,
-                        Some(0) => {
-                            down_eof = true;
-                            down_first.get_or_insert(true);
-                            let _ = up.stream.shutdown().await;
-                        }
-                        Some(n) => {
-                            up.tx(n);
-                            hcm.stats.add(w, http::Counter::DownstreamCxRxBytesTotal, n as u64);
-                        }
-                    }
-                }
-                r = up.stream.readable(), if !up_eof => {
-                    r?;
-                    match move_bytes(&up.stream, &mut self.down.stream, &mut up_buf).await? {
-                        None => continue,
-                        Some(0) => {
-                            up_eof = true;
-                            up.remote_closed = true;
-                            down_first.get_or_insert(false);
-                            let _ = self.down.stream.shutdown().await;
-                        }
-                        Some(n) => {
-                            up.rx(n);
-                            hcm.stats.add(w, http::Counter::DownstreamCxTxBytesTotal, n as u64);
-                        }
-                    }
-                }
-                _ = sleep => break Ok(End::Idle),
-            }
-        };
-        self.worker.buffers.put(down_buf);
-        self.worker.buffers.put(up_buf);
-        let s = &up.cluster.stats;
-        s.inc(w, cluster::Counter::UpstreamRqCompleted);
-        up.in_flight = false;
-        result
+        Ok(())
     }
-}
 
-/// Reads what `src` has now and writes all of it to `dst`: `Some(0)` at EOF, `None` when
-/// the readiness was stale (`WouldBlock` clears it; the caller waits on both sides again,
-/// never on one alone).
-async fn move_bytes(
-    src: &Stream,
-    dst: &mut Stream,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<Option<usize>> {
-    buf.clear();
-    match src.try_read_buf(buf) {
-        Ok(0) => Ok(Some(0)),
-        Ok(n) => {
-            write_all_vectored(dst, &[&buf[..n]])
-                .await
-                .map_err(|f| f.error)?;
-            Ok(Some(n))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
-        Err(e) => Err(e),
+    /// The client closed its side first, or the tunnel broke (Envoy: `DC`).
+    fn client_gone(&mut self) {
+        self.record
+            .flag(ResponseFlag::DownstreamConnectionTermination);
+        self.record.details("downstream_remote_disconnect");
     }
 }

@@ -2,9 +2,9 @@
 //! connection's bytes to a cluster's host) and `local_ratelimit` (close connections that
 //! find no token), `connection_limit` and `rbac`, compiled per filter chain.
 pub mod connection_limit;
-mod copy;
+pub mod copy;
 mod pipe;
-mod relay;
+pub mod relay;
 mod session;
 pub mod stats;
 

@@ -39,6 +39,8 @@ pub trait Counts {
 pub struct Seen {
     /// The upstream sent FIN.
     pub upstream_closed: Cell<bool>,
+    /// The downstream's side ended (EOF) while the upstream's was still open.
+    pub downstream_first: Cell<bool>,
 }
 
 /// Relays between `down` and `up` until both directions end, an error, or `idle` passes
@@ -63,7 +65,8 @@ pub async fn relay(
 
 /// Runs both directions of a relay (`down_up`, `up_down`) until both end, one fails, or
 /// `idle` passes since `last` (the time the last byte moved); records whether the upstream
-/// closed its side. Shared by the splice relay and the TLS copy relay (`copy.rs`).
+/// closed its side, and which side closed first. Shared by the splice relay, the TLS copy
+/// relay (`copy.rs`) and the HTTP upgrade tunnel (`proxy/upgrade.rs`).
 pub(super) async fn drive(
     down_up: impl std::future::Future<Output = std::io::Result<()>>,
     up_down: impl std::future::Future<Output = std::io::Result<()>>,
@@ -71,12 +74,23 @@ pub(super) async fn drive(
     idle: Option<Duration>,
     seen: &Seen,
 ) -> End {
+    let up_done = Cell::new(false);
     let both = async {
-        tokio::try_join!(down_up, async {
-            let r = up_down.await;
-            seen.upstream_closed.set(r.is_ok());
-            r
-        })
+        tokio::try_join!(
+            async {
+                let r = down_up.await;
+                if r.is_ok() && !up_done.get() {
+                    seen.downstream_first.set(true);
+                }
+                r
+            },
+            async {
+                let r = up_down.await;
+                up_done.set(true);
+                seen.upstream_closed.set(r.is_ok());
+                r
+            }
+        )
     };
     let watch = async {
         match idle {
