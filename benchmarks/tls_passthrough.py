@@ -11,11 +11,10 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from benchmarks import backend, wrk
-from benchmarks.cpu import cpu_seconds
+from benchmarks import backend
 from benchmarks.procs import Proc, free_port, wait_port
 from benchmarks.targets import start_on_bootstrap
-from benchmarks.tls_termination import make_cert, nginx_tls_conf
+from benchmarks.tls_termination import make_cert, nginx_tls_conf, timed_wrk
 
 TCP_PROXY = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 INSPECTOR = "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
@@ -77,19 +76,9 @@ def measure(
     port = tls_port
     if kind != "direct":
         proc, port = start_proxy(kind, workdir, tls_port)
-    try:
-        url = f"https://localhost:{port}{backend.DOWNLOAD_PATH}"
-        wrk.run(url, connections=args.connections, duration_s=1, cpu=0)  # warm-up
-        cpu0 = cpu_seconds(proc.pid) if proc else 0.0
-        r = wrk.run(url, connections=args.connections, duration_s=args.duration, cpu=0)
-        cpu1 = cpu_seconds(proc.pid) if proc else 0.0
-    finally:
-        if proc is not None:
-            proc.stop()
-    if r.errors or not r.requests:
-        raise SystemExit(f"{kind}: wrk saw {r.errors} errors, {r.requests} requests")
+    r, cpu = timed_wrk(kind, proc, f"https://localhost:{port}{backend.DOWNLOAD_PATH}", args)
     mib = r.requests * backend.DOWNLOAD_BYTES / MIB
-    return mib / r.duration_s, (cpu1 - cpu0) / mib * 1e6
+    return mib / r.duration_s, cpu / mib * 1e6
 
 
 def main() -> None:

@@ -104,22 +104,32 @@ def start(kind: str, workdir: Path, backend_port: int, cert: Path, key: Path) ->
     return proc, port
 
 
+def timed_wrk(
+    kind: str, proc: Proc | None, url: str, args: argparse.Namespace
+) -> tuple[wrk.WrkResult, float]:
+    """A 1 s warm-up, then one wrk run (CPU 0) of `args.duration` seconds with
+    `args.connections`; returns its result and the CPU seconds `proc` used meanwhile (0
+    without one), and stops `proc`. A run with errors or no request ends the benchmark."""
+    try:
+        wrk.run(url, connections=args.connections, duration_s=1, cpu=0)
+        cpu0 = cpu_seconds(proc.pid) if proc else 0.0
+        r = wrk.run(url, connections=args.connections, duration_s=args.duration, cpu=0)
+        cpu1 = cpu_seconds(proc.pid) if proc else 0.0
+    finally:
+        if proc is not None:
+            proc.stop()
+    if r.errors or not r.requests:
+        raise SystemExit(f"{kind}: wrk saw {r.errors} errors, {r.requests} requests")
+    return r, cpu1 - cpu0
+
+
 def measure(
     kind: str, workdir: Path, backend_port: int, cert: Path, key: Path, args: argparse.Namespace
 ) -> tuple[float, float]:
     """(requests/s, proxy CPU µs per request) of one wrk run."""
     proc, port = start(kind, workdir, backend_port, cert, key)
-    try:
-        url = f"https://127.0.0.1:{port}/"
-        wrk.run(url, connections=args.connections, duration_s=1, cpu=0)  # warm-up
-        cpu0 = cpu_seconds(proc.pid)
-        r = wrk.run(url, connections=args.connections, duration_s=args.duration, cpu=0)
-        cpu1 = cpu_seconds(proc.pid)
-    finally:
-        proc.stop()
-    if r.errors or not r.requests:
-        raise SystemExit(f"{kind}: wrk saw {r.errors} errors, {r.requests} requests")
-    return r.rps, (cpu1 - cpu0) / r.requests * 1e6
+    r, cpu = timed_wrk(kind, proc, f"https://127.0.0.1:{port}/", args)
+    return r.rps, cpu / r.requests * 1e6
 
 
 def main() -> None:
