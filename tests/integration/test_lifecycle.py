@@ -64,11 +64,15 @@ async def wait_for_log(proxy: Proxy, pattern: str) -> str:
 
 
 async def refused(port: int) -> bool:
-    """True when a connect to 127.0.0.1:`port` is refused (nobody listens any more)."""
+    """True when a connect to 127.0.0.1:`port` is refused (nobody listens any more).
+
+    A connect that lands in the accept queue just before the listener closes is reset by the
+    kernel: that connection was not served either, so it counts as refused.
+    """
     with trio.socket.socket() as sock:
         try:
             await sock.connect(("127.0.0.1", port))
-        except ConnectionRefusedError:
+        except (ConnectionRefusedError, ConnectionResetError):
             return True
     return False
 
