@@ -6,7 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from meshcore.health.spec import ClusterHealthCheck, HeaderToAdd, HttpCheck, TcpCheck
+from meshcore.health.spec import (
+    ClusterHealthCheck,
+    GrpcCheck,
+    HeaderToAdd,
+    HttpCheck,
+    TcpCheck,
+)
 
 from tests.config.builders import CLUSTER, base, cluster, load, problems
 
@@ -46,6 +52,69 @@ def test_http_check_with_envoy_defaults() -> None:
     assert check.healthy_edge_interval_ms == 5000 and check.reuse_connection
     # Health reaches the engine as host flags, not as snapshot fields.
     assert "health_checks" not in config.snapshot["clusters"][0]
+
+
+def http2(b: dict[str, Any]) -> dict[str, Any]:
+    cluster(b)["typed_extension_protocol_options"] = {
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}},
+        }
+    }
+    return b
+
+
+def test_grpc_check_fields() -> None:
+    config = load(
+        http2(
+            with_check(
+                grpc_health_check={
+                    "service_name": "pkg.Svc",
+                    "authority": "health.local",
+                    "initial_metadata": [{"header": {"key": "x-token", "value": "t"}}],
+                }
+            )
+        )
+    )
+    (check,) = config.health_checks
+    assert check.grpc == GrpcCheck(
+        service_name="pkg.Svc",
+        authority="health.local",
+        initial_metadata=(HeaderToAdd("x-token", "t"),),
+    )
+    assert check.http is None and check.tcp is None
+    # An empty service_name asks about the whole server (the field is "not set").
+    metadata = {"initial_metadata": [{"header": {"key": ":path", "value": "/"}}]}
+    found = problems(http2(with_check(grpc_health_check=metadata)))
+    assert (
+        f"{HC}.grpc_health_check.initial_metadata[0].header.key: :-prefixed or host headers "
+        "may not be modified" in found
+    ), found
+    (bare,) = load(http2(with_check(grpc_health_check={}))).health_checks
+    assert bare.grpc == GrpcCheck()
+
+
+def test_a_grpc_check_needs_an_http2_cluster() -> None:
+    found = problems(with_check(grpc_health_check={}))
+    assert f"{HC}.grpc_health_check: grpc cluster must support HTTP/2 for gRPC healthchecking" in (
+        found
+    ), found
+
+
+def test_a_tls_cluster_cannot_be_health_checked_yet() -> None:
+    b = with_check(http_health_check={"path": "/"})
+    cluster(b)["transport_socket"] = {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
+            "UpstreamTlsContext",
+            "sni": "x",
+        },
+    }
+    found = problems(b)
+    assert any(
+        p.startswith(f"{HC}: health checks of a TLS cluster are not supported yet") for p in found
+    ), found
 
 
 def test_every_supported_field() -> None:
@@ -170,10 +239,6 @@ def test_tcp_check_payloads() -> None:
             {"http_health_check": {"path": "/", "service_name_matcher": {"exact": "x"}}},
             f"{HC}.http_health_check.service_name_matcher: service_name_matcher is not "
             "supported yet",
-        ),
-        (
-            {"grpc_health_check": {}},
-            f"{HC}.grpc_health_check: grpc_health_check is not supported yet",
         ),
         (
             {"http_health_check": {"path": "/"}, "event_log_path": "/tmp/hc.log"},

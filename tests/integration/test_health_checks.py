@@ -1,6 +1,7 @@
 """Active health checks on real Envoy and meshcore with the same config: traffic goes only to
 hosts passing their HTTP check and returns when they recover; TCP checks (connect refused,
-connect timing out); `/clusters` health flags and `health_check.*` stats.
+connect timing out); gRPC checks against grpcio's standard health service; `/clusters`
+health flags and `health_check.*` stats.
 
 Health changes within a second of a cluster's previous update reach the load balancer when
 that second ends (Envoy's default `update_merge_window`), so traffic is counted a merge
@@ -10,9 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from concurrent import futures
 
+import grpc
 import pytest
 import trio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from tests.support.bootstrap import (
     bootstrap,
@@ -26,6 +30,9 @@ from tests.support.load import count_upstreams
 from tests.support.ports import Blackhole, dead_port, free_port
 from tests.support.proxy import Proxy, proxy_kinds, start_proxy
 from tests.support.upstream import Upstream, UpstreamServer
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 CHECK = {
     "timeout": "0.5s",
@@ -160,3 +167,73 @@ async def test_tcp_checks_refused_and_timing_out(proxy, upstreams, blackhole):
     assert int(stats["cluster.tcp.health_check.network_failure"]) >= 2
     # A connect-only check writes nothing: the open upstream never saw a request.
     assert upstreams["open"].requests == []
+
+
+# ---- gRPC health checks --------------------------------------------------------------------
+
+
+@pytest.fixture
+def grpc_health() -> Iterator[dict[str, tuple[int, health.HealthServicer]]]:
+    """Two grpcio servers running the standard health service: "up" serves, "down" not."""
+    servers, out = [], {}
+    for name, status in (("up", SERVING), ("down", NOT_SERVING)):
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        servicer = health.HealthServicer()
+        servicer.set("", status)
+        servicer.set("pkg.Svc", status)
+        health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        servers.append(server)
+        out[name] = (port, servicer)
+    yield out
+    for server in servers:
+        server.stop(None)
+
+
+@pytest.fixture(params=proxy_kinds())
+def grpc_proxy(request, grpc_health, tmp_path_factory) -> Iterator[Proxy]:
+    check = {**CHECK, "grpc_health_check": {"service_name": "pkg.Svc"}}
+    ports = [port for port, _ in grpc_health.values()]
+    clusters = [
+        static_cluster(
+            "grpc",
+            [("127.0.0.1", p) for p in ports],
+            health_checks=[check],
+            typed_extension_protocol_options={
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3."
+                    "HttpProtocolOptions",
+                    "explicit_http_config": {"http2_protocol_options": {}},
+                }
+            },
+        ),
+        static_cluster("svc", [("127.0.0.1", dead_port())]),
+    ]
+    rc = route_config([virtual_host("all", ["*"], [route({"prefix": "/"}, cluster="svc")])])
+    running = start_proxy(
+        request.param, bootstrap([http_listener("main", free_port(), rc)], clusters),
+        tmp_path_factory,
+    )  # fmt: skip
+    yield running
+    running.stop()
+
+
+async def test_grpc_checks_follow_the_serving_status(grpc_proxy, grpc_health):
+    up_port, _ = grpc_health["up"]
+    down_port, down = grpc_health["down"]
+    up_host, down_host = f"grpc::127.0.0.1:{up_port}", f"grpc::127.0.0.1:{down_port}"
+    flags = health_flags(grpc_proxy)
+    assert flags[up_host] == "healthy"
+    assert flags[down_host] == "/failed_active_hc"
+
+    down.set("pkg.Svc", SERVING)  # recovers at its next check
+    await wait_for_flags(grpc_proxy, down_host, "healthy")
+    down.set("pkg.Svc", NOT_SERVING)
+    await wait_for_flags(grpc_proxy, down_host, "/failed_active_hc")
+
+    stats = grpc_proxy.stats()
+    assert stats["cluster.grpc.health_check.healthy"] == "1"
+    assert int(stats["cluster.grpc.health_check.failure"]) >= 2
+    assert int(stats["cluster.grpc.health_check.success"]) >= 3
+    assert stats["cluster.grpc.health_check.network_failure"] == "0"

@@ -339,7 +339,6 @@ TLS_MESSAGES: dict[str, Message] = {
 HEALTH_CHECK_MESSAGES: dict[str, Message] = {
     "envoy.config.core.v3.HealthCheck": message(
         later=(
-            "grpc_health_check",
             "event_log_path",
             "event_logger",
             "tls_options",
@@ -355,6 +354,7 @@ HEALTH_CHECK_MESSAGES: dict[str, Message] = {
         reuse_connection=ok(),
         http_health_check=ok(),
         tcp_health_check=ok(),
+        grpc_health_check=ok("cleartext HTTP/2 (h2c), as Envoy to a cluster without TLS"),
         no_traffic_interval=ok("until the cluster's first upstream connection (default 60s)"),
         no_traffic_healthy_interval=ok(),
         unhealthy_interval=ok(),
@@ -392,6 +392,11 @@ HEALTH_CHECK_MESSAGES: dict[str, Message] = {
         later=("proxy_protocol_config",),
         send=ok("not written when `receive` is empty (as Envoy)"),
         receive=ok(),
+    ),
+    "envoy.config.core.v3.HealthCheck.GrpcHealthCheck": message(
+        service_name=ok("empty: the server's overall health"),
+        authority=ok("default: the cluster name"),
+        initial_metadata=ok(),
     ),
     "envoy.config.core.v3.HealthCheck.Payload": message(
         text=ok("hex"),

@@ -103,7 +103,7 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
     else:
         endpoints = hosts
     connect_timeout_ms = duration_field_ms(config, "connect_timeout", DEFAULT_CONNECT_TIMEOUT_MS)
-    checked = health_check(config, connect_timeout_ms, path, problems)
+    checked = health_check(config, connect_timeout_ms, http2 is not None, path, problems)
     if checked is not None:
         out.health.append(checked)
     resilience: dict[str, Any] = upstream_limits(config, path)

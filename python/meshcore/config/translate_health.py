@@ -15,6 +15,7 @@ from meshcore.health.spec import (
     DEFAULT_NO_TRAFFIC_INTERVAL_MS,
     DEFAULT_RESPONSE_BUFFER_SIZE,
     ClusterHealthCheck,
+    GrpcCheck,
     HeaderToAdd,
     HttpCheck,
     TcpCheck,
@@ -27,9 +28,14 @@ from .values import duration_field_ms, enum_name, wrapped
 
 
 def health_check(
-    config: cluster_pb2.Cluster, connect_timeout_ms: int, path: str, problems: Problems
+    config: cluster_pb2.Cluster,
+    connect_timeout_ms: int,
+    http2: bool,
+    path: str,
+    problems: Problems,
 ) -> ClusterHealthCheck | None:
-    """The cluster's health check, or None when it has none (or it is unusable: reported)."""
+    """The cluster's health check, or None when it has none (or it is unusable: reported).
+    `http2`: the cluster speaks HTTP/2 upstream (a gRPC check needs it, as in Envoy)."""
     checks = config.health_checks
     list_path = paths.field(path, "health_checks")
     if not checks:
@@ -38,13 +44,25 @@ def health_check(
         problems.add(paths.item(list_path, 1), "multiple health checks are not supported")
     check = checks[0]
     path = paths.item(list_path, 0)
-    http = tcp = None
+    if config.HasField("transport_socket"):
+        problems.add(
+            path, "health checks of a TLS cluster are not supported yet (checks are cleartext)"
+        )
+        return None
+    http = tcp = grpc = None
     kind = check.WhichOneof("health_checker")
     if kind == "http_health_check":
         http = _http(check.http_health_check, paths.field(path, kind), problems)
     elif kind == "tcp_health_check":
         tcp = _tcp(check.tcp_health_check, paths.field(path, kind), problems)
-    if http is None and tcp is None:
+    elif kind == "grpc_health_check":
+        if not http2:
+            problems.add(
+                paths.field(path, kind), "grpc cluster must support HTTP/2 for gRPC healthchecking"
+            )
+            return None
+        grpc = _grpc(check.grpc_health_check, paths.field(path, kind), problems)
+    if http is None and tcp is None and grpc is None:
         return None  # no checker, or another kind: reported by PGV or the table
     interval_ms = duration_field_ms(check, "interval", 0)
     no_traffic_ms = duration_field_ms(check, "no_traffic_interval", DEFAULT_NO_TRAFFIC_INTERVAL_MS)
@@ -56,6 +74,7 @@ def health_check(
         healthy_threshold=wrapped(check, "healthy_threshold", 0),
         http=http,
         tcp=tcp,
+        grpc=grpc,
         connect_timeout_ms=connect_timeout_ms,
         initial_jitter_ms=duration_field_ms(check, "initial_jitter", 0),
         interval_jitter_ms=duration_field_ms(check, "interval_jitter", 0),
@@ -112,6 +131,26 @@ def _http(
             for h in to_add
         ),
         headers_to_remove=tuple(to_remove),
+    )
+
+
+def _grpc(
+    grpc: health_check_pb2.HealthCheck.GrpcHealthCheck, path: str, problems: Problems
+) -> GrpcCheck | None:
+    before = len(problems)
+    metadata = headers_to_add(
+        grpc.initial_metadata, paths.field(path, "initial_metadata"), problems
+    )
+    if len(problems) != before:
+        return None
+    return GrpcCheck(
+        # Envoy: an empty service_name is "not set" (the whole server's health).
+        service_name=grpc.service_name or None,
+        authority=grpc.authority,
+        initial_metadata=tuple(
+            HeaderToAdd(h["key"], h["value"], h["append_action"], h["keep_empty_value"])
+            for h in metadata
+        ),
     )
 
 

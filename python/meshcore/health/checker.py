@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 import trio
 
+from .grpc_check import GrpcProbe
 from .http_check import HttpProbe
 from .probe import Probe
 from .schedule import initial_delay_ms, next_interval_ms
@@ -32,7 +33,9 @@ def make_probe(spec: ClusterHealthCheck, address: str, port: int) -> Probe:
         return HttpProbe(spec, spec.http, address, port)
     if spec.tcp is not None:
         return TcpProbe(spec, spec.tcp, address, port)
-    raise ValueError(f"cluster {spec.cluster}: health check has no http or tcp check")
+    if spec.grpc is not None:
+        return GrpcProbe(spec, spec.grpc, address, port)
+    raise ValueError(f"cluster {spec.cluster}: health check has no http, tcp or grpc check")
 
 
 class ClusterChecker:

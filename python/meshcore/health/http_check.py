@@ -7,7 +7,7 @@ import h11
 import trio
 
 from .probe import NETWORK_ERRORS, Link, connect, describe_error, payload_matches
-from .spec import ClusterHealthCheck, HttpCheck
+from .spec import ClusterHealthCheck, HeaderToAdd, HttpCheck
 from .state import Failure, Outcome
 
 USER_AGENT = "Envoy/HC"
@@ -28,18 +28,22 @@ def request_headers(spec: ClusterHealthCheck, http: HttpCheck) -> list[tuple[str
     removed = set(http.headers_to_remove)
     headers = [(k, v) for k, v in headers if k not in removed]
     for add in http.headers_to_add:
-        if not add.value and not add.keep_empty_value:
-            continue
-        present = any(k == add.key for k, _ in headers)
-        action = add.append_action
-        if action == "add_if_absent" and present:
-            continue
-        if action == "overwrite_if_exists" and not present:
-            continue
-        if action in ("overwrite_if_exists_or_add", "overwrite_if_exists"):
-            headers = [(k, v) for k, v in headers if k != add.key]
-        headers.append((add.key, add.value))
+        headers = with_header(headers, add)
     return headers
+
+
+def with_header(headers: list[tuple[str, str]], add: HeaderToAdd) -> list[tuple[str, str]]:
+    """`headers` with one `request_headers_to_add` entry applied per its `append_action`."""
+    if not add.value and not add.keep_empty_value:
+        return headers
+    present = any(k == add.key for k, _ in headers)
+    if add.append_action == "add_if_absent" and present:
+        return headers
+    if add.append_action == "overwrite_if_exists" and not present:
+        return headers
+    if add.append_action in ("overwrite_if_exists_or_add", "overwrite_if_exists"):
+        headers = [(k, v) for k, v in headers if k != add.key]
+    return [*headers, (add.key, add.value)]
 
 
 class HttpProbe:

@@ -50,6 +50,18 @@ class TcpCheck:
 
 
 @dataclass(frozen=True)
+class GrpcCheck:
+    """`grpc_health_check`: a `grpc.health.v1.Health/Check` call over HTTP/2 (cleartext);
+    the host passes when the call ends with grpc-status 0 and the answer is SERVING."""
+
+    service_name: str | None = None
+    """The `service` asked about; None (not set) asks about the whole server."""
+    authority: str = ""
+    """`:authority`; "" means the cluster's name (as Envoy)."""
+    initial_metadata: tuple[HeaderToAdd, ...] = ()
+
+
+@dataclass(frozen=True)
 class ClusterHealthCheck:
     """The active health check of one cluster."""
 
@@ -60,6 +72,7 @@ class ClusterHealthCheck:
     healthy_threshold: int
     http: HttpCheck | None = None
     tcp: TcpCheck | None = None
+    grpc: GrpcCheck | None = None
     connect_timeout_ms: int = 5_000
     """The cluster's `connect_timeout`, which Envoy also applies to check connections."""
     initial_jitter_ms: int = 0
