@@ -1,17 +1,17 @@
-"""`python -m benchmarks.tcp_relay`: proxy CPU per MiB relayed through a `tcp_proxy`
-listener (meshcore against Envoy, one worker each, pinned to CPU 0; the bulk sender and the
-sink run in this process on CPU 1). One direction, client → proxy → sink, interleaved
-rounds."""
+"""`python -m benchmarks.tcp_relay`: TCP relay throughput through a `tcp_proxy` listener
+against a direct connection, in the same run. iperf3 (Debian `iperf3`) sends one stream
+for `--duration` seconds: client and server pinned to CPU 1, the proxy under test (meshcore
+or Envoy, one worker) to CPU 0. Prints MiB/s, the ratio to direct and the proxy's CPU per
+MiB; interleaved rounds, medians."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import socket
+import json
+import shutil
+import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import yaml
@@ -22,7 +22,6 @@ from benchmarks.targets import envoy_binary
 
 TCP_PROXY_TYPE = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 MIB = 1024 * 1024
-BLOCK = b"\0" * MIB
 
 
 def _addr(port: int) -> dict[str, object]:
@@ -54,27 +53,6 @@ def tcp_bootstrap(listen_port: int, admin_port: int, sink_port: int) -> dict[str
     }
 
 
-def start_sink() -> int:
-    """A server that reads and discards everything (one thread per connection)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-
-    def drain(conn: socket.socket) -> None:
-        buf = bytearray(MIB)
-        with conn:
-            while conn.recv_into(buf):
-                pass
-
-    def accept() -> None:
-        while True:
-            conn, _ = listener.accept()
-            threading.Thread(target=drain, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    return int(listener.getsockname()[1])
-
-
 def command(kind: str, config: Path) -> list[str]:
     if kind == "meshcore":
         return [sys.executable, "-m", "meshcore", "run", "-c", str(config), "--concurrency", "1"]
@@ -84,49 +62,76 @@ def command(kind: str, config: Path) -> list[str]:
     return [binary, "-c", str(config), "--concurrency", "1", "--disable-hot-restart"]
 
 
-def send(port: int, mib: int) -> None:
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        for _ in range(mib):
-            sock.sendall(BLOCK)
-        sock.shutdown(socket.SHUT_WR)
-        sock.recv(1)  # EOF once the proxy passed the FIN on and the sink closed
+def iperf(port: int, duration: float) -> float:
+    """MiB/s the iperf3 server received from one client stream to 127.0.0.1:`port`."""
+    out = subprocess.run(
+        ["taskset", "-c", "1", "iperf3", "-c", "127.0.0.1", "-p", str(port),
+         "-t", str(duration), "-J"],
+        check=True, capture_output=True,
+    ).stdout  # fmt: skip
+    return float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 8 / MIB
 
 
-def measure(kind: str, sink: int, mib: int, workdir: Path) -> tuple[float, float]:
-    """(proxy CPU µs per MiB, MiB/s) for one transfer of `mib` MiB."""
-    port = free_port()
-    config = workdir / f"{kind}.yaml"
-    config.write_text(yaml.safe_dump(tcp_bootstrap(port, free_port(), sink)))
-    proc = Proc.start(kind, command(kind, config), cpu=0, log=workdir / f"{kind}.log")
-    try:
-        wait_port(port)
-        time.sleep(0.3)
-        cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
-        send(port, mib)
-        cpu1, t1 = cpu_seconds(proc.pid), time.monotonic()
-    finally:
-        proc.stop()
-    return (cpu1 - cpu0) / mib * 1e6, mib / (t1 - t0)
+def measure(kind: str, proc: Proc | None, port: int, duration: float) -> tuple[float, float]:
+    """(MiB/s, proxy CPU µs per MiB; 0 for direct) of one iperf3 run."""
+    cpu0 = cpu_seconds(proc.pid) if proc else 0.0
+    rate = iperf(port, duration)
+    cpu = (cpu_seconds(proc.pid) - cpu0) if proc else 0.0
+    return rate, cpu / (rate * duration) * 1e6
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.tcp_relay", description=__doc__)
-    ap.add_argument("--mib", type=int, default=2048, help="MiB per transfer (default 2048)")
+    ap.add_argument("--duration", type=float, default=3.0, help="seconds per run (default 3)")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--targets", default="meshcore,envoy")
+    ap.add_argument("--targets", default="direct,meshcore,envoy")
     args = ap.parse_args()
-    os.sched_setaffinity(0, {1})
-    sink = start_sink()
+    if shutil.which("iperf3") is None:
+        raise SystemExit("iperf3 not found (apt-get install iperf3)")
     kinds = [k.strip() for k in args.targets.split(",") if k.strip()]
     results: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory(prefix="tcp-relay-") as tmp:
-        for _ in range(args.rounds):
+        workdir = Path(tmp)
+        sink = free_port()
+        server = Proc.start(
+            "iperf3", ["iperf3", "-s", "-p", str(sink)], cpu=1, log=workdir / "iperf3.log"
+        )
+        procs: dict[str, tuple[Proc | None, int]] = {}
+        try:
+            wait_port(sink)
             for kind in kinds:
-                results[kind].append(measure(kind, sink, args.mib, Path(tmp)))
+                if kind == "direct":
+                    procs[kind] = (None, sink)
+                    continue
+                port = free_port()
+                config = workdir / f"{kind}.yaml"
+                config.write_text(yaml.safe_dump(tcp_bootstrap(port, free_port(), sink)))
+                proc = Proc.start(kind, command(kind, config), cpu=0, log=workdir / f"{kind}.log")
+                procs[kind] = (proc, port)
+                wait_port(port)
+            for _ in range(args.rounds):
+                for kind in kinds:
+                    proc, port = procs[kind]
+                    results[kind].append(measure(kind, proc, port, args.duration))
+        finally:
+            for proc, _ in procs.values():
+                if proc is not None:
+                    proc.stop()
+            server.stop()
+    report(results)
+
+
+def report(results: dict[str, list[tuple[float, float]]]) -> None:
+    direct = sorted(r[0] for r in results.get("direct", [(0.0, 0.0)]))
+    base = direct[len(direct) // 2]
+    print("| path | MiB/s | of direct | proxy CPU per MiB |")
+    print("|---|---|---|---|")
     for kind, runs in results.items():
-        cpu = sorted(r[0] for r in runs)[len(runs) // 2]
-        rate = sorted(r[1] for r in runs)[len(runs) // 2]
-        print(f"{kind:9} proxy CPU {cpu:6.0f} µs/MiB (median of {len(runs)}), {rate:6.0f} MiB/s")
+        rate = sorted(r[0] for r in runs)[len(runs) // 2]
+        cpu = sorted(r[1] for r in runs)[len(runs) // 2]
+        ratio = f"{rate / base:.2f}" if base else "–"
+        cpu_text = f"{cpu:.0f} µs" if kind != "direct" else "–"
+        print(f"| {kind} | {rate:.0f} | {ratio} | {cpu_text} |", file=sys.stdout)
 
 
 if __name__ == "__main__":
