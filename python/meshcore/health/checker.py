@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable
 
 import trio
 
-from .grpc_check import GrpcProbe
 from .http_check import HttpProbe
 from .probe import Probe
 from .schedule import initial_delay_ms, next_interval_ms
@@ -34,6 +33,9 @@ def make_probe(spec: ClusterHealthCheck, address: str, port: int) -> Probe:
     if spec.tcp is not None:
         return TcpProbe(spec, spec.tcp, address, port)
     if spec.grpc is not None:
+        # Imported here: it pulls in protobuf, which a proxy without gRPC checks never loads.
+        from .grpc_check import GrpcProbe
+
         return GrpcProbe(spec, spec.grpc, address, port)
     raise ValueError(f"cluster {spec.cluster}: health check has no http, tcp or grpc check")
 
