@@ -10,6 +10,7 @@ from google.protobuf import json_format
 from .errors import Problems
 from .local_info import local_address
 from .model import AdminConfig, MeshConfig
+from .secrets import resolve_static, static_secrets
 from .translate_clusters import clusters
 from .translate_dynamic import check_static_resources, dynamic_resources
 from .translate_listeners import listeners
@@ -39,6 +40,9 @@ def translate(bootstrap: bootstrap_pb2.Bootstrap, problems: Problems) -> MeshCon
         if name and name not in translated.names:
             problems.add(path, f"unknown cluster {name!r} (not in static_resources.clusters)")
     check_static_resources(static, translated, problems)
+    secrets = static_secrets(static.secrets, "static_resources.secrets", problems)
+    listener_list = resolve_static(listener_list, secrets, problems, "static listeners")
+    translated.snapshot = resolve_static(translated.snapshot, secrets, problems, "static clusters")
     snapshot: dict[str, Any] = {
         "listeners": listener_list,
         "clusters": translated.snapshot,
@@ -56,4 +60,5 @@ def translate(bootstrap: bootstrap_pb2.Bootstrap, problems: Problems) -> MeshCon
         bootstrap=json_format.MessageToDict(bootstrap, preserving_proto_field_name=True),
         health_checks=tuple(translated.health),
         dynamic=dynamic_resources(bootstrap, translated, problems),
+        secrets=secrets,
     )

@@ -22,7 +22,7 @@ from google.protobuf.message import Message
 from meshcore import __version__
 from meshcore.admin.config_dump import timestamp
 from meshcore.config.model import DynamicConfig, MeshConfig, XdsSource
-from meshcore.config.xds_resources import ASSIGNMENT, CLUSTER, LISTENER, ROUTE_CONFIG
+from meshcore.config.xds_resources import ASSIGNMENT, CLUSTER, LISTENER, ROUTE_CONFIG, SECRET
 from meshcore.lifecycle.control_stats import ControlStats
 
 from . import files
@@ -30,6 +30,8 @@ from .backoff import Backoff
 from .delta import DeltaProtocol
 from .heap import release_free_memory
 from .resources import Endpoint, Entry, Rejected, ResourceStore, Staged, Update, short_type
+from .secret_files import SecretFiles
+from .secrets_dump import secrets_dump
 from .sotw import SotwProtocol
 from .stats import CDS, LDS, XdsStats
 
@@ -107,7 +109,12 @@ class XdsClient:
         self._channel_ready = False
         self._lock = trio.Lock()
         self._stream: Any = None
-        self._subscribed: dict[str, set[str]] = {ROUTE_CONFIG: set(), ASSIGNMENT: set()}
+        self._subscribed: dict[str, set[str]] = {
+            ROUTE_CONFIG: set(),
+            ASSIGNMENT: set(),
+            SECRET: set(),
+        }
+        self.secret_files = SecretFiles(self._reload_secret_file, poll_s)
         self._pending = {t for source, t in self._sources()}
         self._timed_out = False
         self._clusters_fetched = trio.Event()
@@ -132,6 +139,7 @@ class XdsClient:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
+            await nursery.start(self.secret_files.run)
             if self.dynamic.ads is not None:
                 nursery.start_soon(self._run_ads)
             timeouts = []
@@ -334,8 +342,14 @@ class XdsClient:
         self._done_initial(type_url)
 
     def _resubscribe(self) -> None:
-        """Follows the RDS and EDS names the listeners and clusters need now."""
-        for type_url in (ROUTE_CONFIG, ASSIGNMENT):
+        """Follows the RDS, EDS and SDS names (and SDS files) the listeners and clusters
+        need now."""
+        self.secret_files.follow(
+            (ref.file, ref.watched_directory)
+            for ref in self.store.secret_refs()
+            if ref.source == "file" and ref.file is not None
+        )
+        for type_url in (ROUTE_CONFIG, ASSIGNMENT, SECRET):
             wanted = self.store.wanted(type_url)
             if wanted == self._subscribed[type_url]:
                 continue
@@ -369,6 +383,26 @@ class XdsClient:
                 _tidy(update)
 
         await files.watch(path, source.watched_directory, reload, self.poll_s)
+
+    async def _reload_secret_file(self, path: str) -> None:
+        """A `path_config_source` SDS file (new or changed): its secrets, as an SDS update
+        that replaces those of the same names."""
+        async with self._lock:
+            update: Update | None = None
+            scopes: list[str] = []
+            try:
+                update = await trio.to_thread.run_sync(_load_file, path, SECRET)
+                update = Update(SECRET, update.version_info, update.resources)
+                scopes = self.stats.scopes(SECRET, [r.name for r in update.resources])
+                self.stats.inc(scopes, "update_attempt")
+                staged = await self._stage_and_apply(update)
+            except Rejected as rejected:
+                version = update.version_info if update else ""
+                self._rejected(SECRET, scopes, version, rejected)
+                return
+            self._commit(staged, scopes)
+            self._resubscribe()
+            self._check_initialized()
 
     async def _expire_ttls(self) -> None:
         while True:
@@ -485,7 +519,12 @@ class XdsClient:
             routes["dynamic_route_configs"] = [
                 _dumped(e, "route_config", ROUTE_CONFIG) for e in accepted[ROUTE_CONFIG].values()
             ]
-        out = {"clusters": clusters, "listeners": listeners, "routes": routes}
+        out = {
+            "clusters": clusters,
+            "listeners": listeners,
+            "routes": routes,
+            "secrets": secrets_dump(self.store),
+        }
         if include_eds:
             endpoints: dict[str, Any] = {}
             if accepted[ASSIGNMENT]:
