@@ -18,7 +18,7 @@ from google.protobuf import json_format
 from tests.support import bootstrap as b
 from tests.support.certs import Authority, Pair
 
-from .builders import listener_json, parse
+from .builders import listener_json, parse, xds_cluster
 
 SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 DOWNSTREAM_TLS = (
@@ -143,3 +143,21 @@ class OpenTls:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def sds_cluster(port: int) -> dict[str, Any]:
+    """The static cluster of a separate SDS server (HTTP/2 options, as the xDS cluster)."""
+    cluster = xds_cluster(port)
+    cluster["name"] = "sds_cluster"
+    return cluster
+
+
+def api_source(delta: bool) -> dict[str, Any]:
+    return {
+        "api_config_source": {
+            "api_type": "DELTA_GRPC" if delta else "GRPC",
+            "transport_api_version": "V3",
+            "grpc_services": [{"envoy_grpc": {"cluster_name": "sds_cluster"}}],
+        },
+        "resource_api_version": "V3",
+    }

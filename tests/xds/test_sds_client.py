@@ -21,7 +21,15 @@ from .ads_server import AdsServer
 from .builders import ADS_SOURCE, CLUSTER, LISTENER, parse, static_cluster
 from .fakes import FakeSink
 from .harness import nacked, request, running_client, until
-from .sds import SECRET, mismatched_secret, secret, tls_listener, tls_listener_json
+from .sds import (
+    SECRET,
+    api_source,
+    mismatched_secret,
+    sds_cluster,
+    secret,
+    tls_listener,
+    tls_listener_json,
+)
 
 UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 
@@ -174,9 +182,18 @@ def test_a_static_secret_is_inlined(pki: Pki) -> None:
             ],
         ),
         (
-            {"api_config_source": {"api_type": "GRPC"}},
+            {
+                "api_config_source": {
+                    "api_type": "GRPC",
+                    "transport_api_version": "V3",
+                    "grpc_services": [{"envoy_grpc": {"cluster_name": "up"}}],
+                }
+            },
             [],
-            [f"{SDS_PATH}.sds_config.api_config_source: api_config_source is not supported yet"],
+            [
+                f"{SDS_PATH}.sds_config: SDS from api is supported in listeners and clusters "
+                "from LDS/CDS (dynamic_resources) only yet, not in static listeners"
+            ],
         ),
         (
             {},
@@ -229,3 +246,57 @@ async def test_static_listener_config_dump_redacts_keys(pki: Pki) -> None:
     }
     boot = dump["configs"][0]["bootstrap"]["static_resources"]["secrets"][0]
     assert boot["tls_certificate"]["private_key"] == {"filename": "[redacted]"}
+
+
+@pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
+async def test_a_separate_sds_stream_serves_secrets(
+    ads_server: AdsServer, sink: FakeSink, pki: Pki, delta: bool
+) -> None:
+    sds_server = AdsServer().start()
+    try:
+        ads_server.set_resources(CLUSTER, [static_cluster("up", [("127.0.0.1", 9001)])])
+        listener = tls_listener("tls", 0, "up", "server", api_source(delta))
+        ads_server.set_resources(LISTENER, [listener])
+        sds_server.set_resources(SECRET, [secret("server", pki.server)])
+        async with running_client(
+            ads_server,
+            sink,
+            delta=delta,
+            wait_initialized=False,
+            clusters=[sds_cluster(sds_server.port)],
+        ) as client:
+            asked = await request(sds_server, lambda r: r.type_url == SECRET)
+            names = (
+                asked.request.resource_names_subscribe if delta else asked.request.resource_names
+            )
+            assert list(names) == ["server"]
+            assert asked.request.node.id == "meshcore"
+            await until(lambda: sink.configs and "tls" in sink.listener_names())
+            assert certificate_of(sink, "tls")["private_key"] == pki.server.key.read_text()
+            assert not ads_server.requests(SECRET)  # not over ADS
+
+            sds_server.set_resources(SECRET, [mismatched_secret("server", pki.server, pki.web)])
+            nack = await request(sds_server, nacked(SECRET))
+            assert nack.error.startswith("secrets[server].tls_certificate.private_key")
+
+            ads_server.set_resources(LISTENER, [])  # nothing names the server: stream closed
+            await until(lambda: not client.sds_links)
+            await until(lambda: not sds_server.streams)
+            assert not client.store.accepted[SECRET]
+    finally:
+        sds_server.stop()
+
+
+async def test_an_unknown_sds_cluster_is_nacked_naming_it(
+    ads_server: AdsServer, sink: FakeSink
+) -> None:
+    ads_server.set_resources(CLUSTER, [static_cluster("up", [("127.0.0.1", 9001)])])
+    ads_server.set_resources(LISTENER, [tls_listener("tls", 0, "up", "server", api_source(False))])
+    async with running_client(ads_server, sink, wait_initialized=False):
+        nack = await request(ads_server, nacked(LISTENER))
+        assert nack.error == (
+            "listeners[tls].filter_chains[0].transport_socket.typed_config.common_tls_context"
+            ".tls_certificate_sds_secret_configs[0].sds_config.api_config_source"
+            ".grpc_services[0].envoy_grpc.cluster_name: unknown cluster 'sds_cluster' "
+            "(the SDS cluster must be a static cluster with an address)"
+        )

@@ -21,7 +21,16 @@ from tests.support.upstream import Upstream, UpstreamServer
 from .ads_server import AdsServer
 from .builders import ADS_SOURCE, CLUSTER, LISTENER, xds_bootstrap
 from .harness import WAIT_S, request
-from .sds import SECRET, OpenTls, mismatched_secret, secret, served_certificate, tls_listener
+from .sds import (
+    SECRET,
+    OpenTls,
+    api_source,
+    mismatched_secret,
+    sds_cluster,
+    secret,
+    served_certificate,
+    tls_listener,
+)
 from .traffic import config_dump_section
 
 
@@ -57,9 +66,32 @@ def active_secret(proxy: Proxy) -> dict[str, Any]:
     return found
 
 
+@pytest.mark.parametrize("source", ["ads", "api"])
 @pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
 async def test_envoy_and_meshcore_serve_the_same_certificate_after_each_push(
     ads_server: AdsServer,
+    upstream: Upstream,
+    proxies: dict[str, Proxy],
+    tmp_path: Path,
+    tmp_path_factory: Any,
+    delta: bool,
+    source: str,
+) -> None:
+    """`source`: the secret over the ADS stream, or over a separate SDS stream to another
+    server (`api_config_source`)."""
+    sds_server = AdsServer().start() if source == "api" else ads_server
+    try:
+        await _serve_the_same_certificate(
+            ads_server, sds_server, upstream, proxies, tmp_path, tmp_path_factory, delta
+        )
+    finally:
+        if sds_server is not ads_server:
+            sds_server.stop()
+
+
+async def _serve_the_same_certificate(
+    ads_server: AdsServer,
+    sds_server: AdsServer,
     upstream: Upstream,
     proxies: dict[str, Proxy],
     tmp_path: Path,
@@ -70,17 +102,17 @@ async def test_envoy_and_meshcore_serve_the_same_certificate_after_each_push(
     kinds = proxy_kinds()
     ports = {kind: free_port() for kind in kinds}
     ads_server.set_resources(CLUSTER, [])
+    separate = sds_server is not ads_server
+    sds = api_source(delta) if separate else ADS_SOURCE
     for kind, port in ports.items():
-        listener = tls_listener("tls", port, "up", "server", ADS_SOURCE)
+        listener = tls_listener("tls", port, "up", "server", sds)
         ads_server.set_resources(LISTENER, [listener], node=kind)
-    ads_server.set_resources(SECRET, [secret("server", pki.server)])
+    sds_server.set_resources(SECRET, [secret("server", pki.server)])
+    clusters = [b.static_cluster("up", [("127.0.0.1", upstream.port)])]
+    if separate:
+        clusters.append(sds_cluster(sds_server.port))
     for kind in kinds:
-        config = xds_bootstrap(
-            ads_server.port,
-            node=kind,
-            delta=delta,
-            clusters=[b.static_cluster("up", [("127.0.0.1", upstream.port)])],
-        )
+        config = xds_bootstrap(ads_server.port, node=kind, delta=delta, clusters=clusters)
         proxies[kind] = await trio.to_thread.run_sync(start_proxy, kind, config, tmp_path_factory)
     await until_all_serve(ports, pki, pki.server.sha256)
     opened = {
@@ -88,16 +120,16 @@ async def test_envoy_and_meshcore_serve_the_same_certificate_after_each_push(
     }
 
     rotated = pki.ca.issue("server2", "proxy-2", ("localhost",), ip=True)
-    version = ads_server.set_resources(SECRET, [secret("server", rotated)])
+    version = sds_server.set_resources(SECRET, [secret("server", rotated)])
     await until_all_serve(ports, pki, rotated.sha256)
     for kind, conn in opened.items():
         assert await trio.to_thread.run_sync(conn.get) == (200, "a"), kind
 
-    mark = len(ads_server.recorded)
-    ads_server.set_resources(SECRET, [mismatched_secret("server", pki.server, pki.web)])
+    mark = len(sds_server.recorded)
+    sds_server.set_resources(SECRET, [mismatched_secret("server", pki.server, pki.web)])
     for kind in kinds:
         nack = await request(
-            ads_server, lambda r, k=kind: r.node == k and r.type_url == SECRET and r.is_nack(), mark
+            sds_server, lambda r, k=kind: r.node == k and r.type_url == SECRET and r.is_nack(), mark
         )
         assert nack.error, kind  # Envoy's text is BoringSSL's; meshcore's names the field
         if kind == "meshcore":

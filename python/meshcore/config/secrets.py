@@ -17,7 +17,9 @@ from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from . import paths, pgv, unsupported
 from .errors import Problem, Problems
+from .model import MeshConfig
 from .translate_tls import SDS_KEY, certificate, validation
+from .values import is_ip
 
 SecretValue = dict[str, Any]
 """`{"tls_certificate": {...}}` or `{"validation_context": {...}}` (snapshot shapes)."""
@@ -188,19 +190,24 @@ class SecretRef:
 
     name: str
     source: str
-    """`static`, `ads` or `file`."""
+    """`static`, `ads`, `file` or `api` (a separate SDS stream)."""
     file: str | None = None
     watched_directory: str | None = None
     initial_fetch_timeout_s: float = 0.0
     path: str = ""
     """The first reference's path in the resource (for problems)."""
+    cluster: str | None = None
+    """`api`: the static cluster of the SDS server (`api_config_source`)."""
+    delta: bool = False
+    """`api`: DELTA_GRPC."""
+    cluster_path: str = ""
 
 
 def secret_refs(obj: Any) -> tuple[SecretRef, ...]:
     """The secrets a snapshot piece names, once each (by name and source)."""
     seen: dict[tuple[str, str, str | None], SecretRef] = {}
     for ref in refs(obj):
-        key = (ref["name"], ref["source"], ref.get("file"))
+        key = (ref["name"], ref["source"], ref.get("file") or ref.get("cluster"))
         seen.setdefault(
             key,
             SecretRef(
@@ -210,6 +217,27 @@ def secret_refs(obj: Any) -> tuple[SecretRef, ...]:
                 ref.get("watched_directory"),
                 float(ref.get("initial_fetch_timeout_s", 0.0)),
                 ref["path"],
+                ref.get("cluster"),
+                bool(ref.get("delta", False)),
+                ref.get("cluster_path", ""),
             ),
         )
     return tuple(seen.values())
+
+
+def sds_target(static: MeshConfig, cluster: str) -> str | None:
+    """A gRPC target for the static cluster `cluster` (its IP endpoints, or the first host
+    of a DNS cluster); None when there is no such cluster or it has no address."""
+    for dns in static.dns_clusters:
+        if dns.name == cluster and dns.hosts:
+            return f"dns:///{dns.hosts[0].hostname}:{dns.hosts[0].port}"
+    found = [c for c in static.snapshot.get("clusters", ()) if c["name"] == cluster]
+    if not found:
+        return None
+    endpoints = [e for e in found[0].get("endpoints", ()) if is_ip(e["address"])]
+    v4 = [e for e in endpoints if ":" not in e["address"]]
+    if v4:
+        return "ipv4:" + ",".join(f"{e['address']}:{e['port']}" for e in v4)
+    if endpoints:
+        return "ipv6:" + ",".join(f"[{e['address']}]:{e['port']}" for e in endpoints)
+    return None

@@ -298,8 +298,8 @@ TLS_MESSAGES: dict[str, Message] = {
     f"{_TLS}.SdsSecretConfig": message(
         name=ok(),
         sds_config=ok(
-            "none: `static_resources.secrets`; `ads` or `path_config_source` "
-            "(listeners and clusters from LDS/CDS only)"
+            "none: `static_resources.secrets`; `ads`, `path_config_source` or "
+            "`api_config_source` (listeners and clusters from LDS/CDS only)"
         ),
     ),
     f"{_TLS}.CommonTlsContext.CombinedCertificateValidationContext": message(
@@ -623,8 +623,8 @@ DYNAMIC_MESSAGES: dict[str, Message] = {
         cluster_name=ok("a static cluster (STATIC, STRICT_DNS or LOGICAL_DNS)")
     ),
     "envoy.config.core.v3.ConfigSource": message(
-        later=("api_config_source",),
         ads=ok(),
+        api_config_source=ok("SDS `sds_config` only: a separate SDS stream (docs/tls.md)"),
         path_config_source=ok("for `lds_config`, `cds_config` and SDS `sds_config`"),
         initial_fetch_timeout=ok("default 15s, 0 waits forever"),
         resource_api_version=enum("V3"),

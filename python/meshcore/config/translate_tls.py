@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import base_pb2
+from envoy.config.core.v3 import base_pb2, config_source_pb2
 from envoy.config.listener.v3 import listener_components_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 
@@ -152,9 +152,37 @@ def sds_ref(
             ref["file"] = files.path
             if files.HasField("watched_directory"):
                 ref["watched_directory"] = files.watched_directory.path
-        else:  # api_config_source and the deprecated `path`: reported by the table
+        elif specifier == "api_config_source":
+            _api_source(source.api_config_source, paths.field(path, "sds_config"), ref, problems)
+        else:  # the deprecated `path`: reported by the table
             ref["source"] = "unsupported"
     return {SDS_KEY: ref}
+
+
+def _api_source(
+    api: config_source_pb2.ApiConfigSource, path: str, ref: dict[str, Any], problems: Problems
+) -> None:
+    """`sds_config.api_config_source`: a separate SDS stream (`StreamSecrets`, or
+    `DeltaSecrets` with DELTA_GRPC) to a static cluster (checked by the xDS client, which
+    knows the static clusters)."""
+    api_path = paths.field(path, "api_config_source")
+    ref["source"] = "unsupported"  # until it proves usable
+    if len(api.grpc_services) != 1:
+        problems.add(
+            paths.field(api_path, "grpc_services"),
+            f"exactly one gRPC service is supported, found {len(api.grpc_services)}",
+        )
+        return
+    api_type = enum_name(api, "api_type")
+    if api_type not in ("GRPC", "DELTA_GRPC") or not api.grpc_services[0].HasField("envoy_grpc"):
+        return  # reported by the table (or PGV)
+    ref["source"] = "api"
+    ref["cluster"] = api.grpc_services[0].envoy_grpc.cluster_name
+    ref["delta"] = api_type == "DELTA_GRPC"
+    ref["cluster_path"] = paths.field(
+        paths.field(paths.item(paths.field(api_path, "grpc_services"), 0), "envoy_grpc"),
+        "cluster_name",
+    )
 
 
 def _common(ctx: common_pb2.CommonTlsContext, path: str, problems: Problems) -> dict[str, Any]:

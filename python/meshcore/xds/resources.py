@@ -35,7 +35,7 @@ from google.protobuf.message import Message
 
 from meshcore.config.errors import Problem, Problems
 from meshcore.config.model import MeshConfig
-from meshcore.config.secrets import SecretRef, SecretValue, resolve
+from meshcore.config.secrets import SecretRef, SecretValue, resolve, sds_target
 from meshcore.config.xds_resources import (
     ASSIGNMENT,
     CLUSTER,
@@ -400,6 +400,12 @@ class ResourceStore:
                 )
             elif ref.source == "ads" and not self.ads:
                 problems.add(f"{ref.path}.sds_config.ads", "needs dynamic_resources.ads_config")
+            elif ref.source == "api" and sds_target(self.static, ref.cluster or "") is None:
+                problems.add(
+                    ref.cluster_path,
+                    f"unknown cluster {ref.cluster!r} (the SDS cluster must be a static "
+                    "cluster with an address)",
+                )
 
     def _plan(self, view: View) -> Plan:
         listeners = {name: a.snapshot for name, a in view.listeners.items()}
