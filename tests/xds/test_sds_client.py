@@ -300,3 +300,15 @@ async def test_an_unknown_sds_cluster_is_nacked_naming_it(
             ".grpc_services[0].envoy_grpc.cluster_name: unknown cluster 'sds_cluster' "
             "(the SDS cluster must be a static cluster with an address)"
         )
+
+
+async def test_a_secret_that_does_not_come_counts_init_fetch_timeout(
+    ads_server: AdsServer, sink: FakeSink
+) -> None:
+    source = {**ADS_SOURCE, "initial_fetch_timeout": "0.2s"}
+    ads_server.set_resources(CLUSTER, [static_cluster("up", [("127.0.0.1", 9001)])])
+    ads_server.set_resources(LISTENER, [tls_listener("tls", 0, "up", "missing", source)])
+    async with running_client(ads_server, sink, wait_initialized=False) as client:
+        await until(lambda: client.stats.control.get("sds.missing.init_fetch_timeout") == 1)
+        assert client.store.view.warming_listeners == {"tls"}
+        assert client.dump()["secrets"] == {"dynamic_warming_secrets": [{"name": "missing"}]}

@@ -120,6 +120,8 @@ class XdsClient:
         self.sds_links: dict[SdsServer, SdsLink] = {}
         """Separate SDS streams (`api_config_source`) by server."""
         self._nursery: trio.Nursery | None = None
+        self._secret_timers: set[str] = set()
+        """Secrets whose initial_fetch_timeout has been started (once each)."""
         self._pending = {t for source, t in self._sources()}
         self._timed_out = False
         self._clusters_fetched = trio.Event()
@@ -408,6 +410,7 @@ class XdsClient:
             if ref.source == "api" and ref.cluster is not None:
                 wanted.setdefault(SdsServer(ref.cluster, ref.delta), set()).add(ref.name)
         self.store.drop(SECRET, set(self.store.accepted[SECRET]) - named)
+        self._start_secret_timers()
         for server in list(self.sds_links):
             if server not in wanted:
                 self.sds_links.pop(server).scope.cancel()
@@ -429,6 +432,34 @@ class XdsClient:
                 )
             else:
                 link.set_names(names)
+
+    def _start_secret_timers(self) -> None:
+        """Each SDS secret's `initial_fetch_timeout` starts when a resource first names it."""
+        if self._nursery is None:
+            return
+        for ref in self.store.secret_refs():
+            if ref.source in ("static", "unsupported") or ref.name in self._secret_timers:
+                continue
+            self._secret_timers.add(ref.name)
+            if ref.initial_fetch_timeout_s > 0 and ref.name not in self.store.accepted[SECRET]:
+                self._nursery.start_soon(
+                    self._secret_fetch_timeout, ref.name, ref.initial_fetch_timeout_s
+                )
+
+    async def _secret_fetch_timeout(self, name: str, timeout_s: float) -> None:
+        """`sds.<name>.init_fetch_timeout` when the secret has not come in time (what
+        names it keeps warming: meshcore cannot listen without a certificate)."""
+        await trio.sleep(timeout_s)
+        if name in self.store.accepted[SECRET]:
+            return
+        if any(ref.name == name for ref in self.store.secret_refs()):
+            log.warning(
+                "SDS: secret %r did not arrive within initial_fetch_timeout (%gs); what names "
+                "it keeps warming",
+                name,
+                timeout_s,
+            )
+            self.stats.inc([f"sds.{name}"], "init_fetch_timeout")
 
     async def _reload_secret_file(self, path: str) -> None:
         """A `path_config_source` SDS file (new or changed): its secrets, as an SDS update
