@@ -176,23 +176,21 @@ def test_a_static_secret_is_inlined(pki: Pki) -> None:
         (
             ADS_SOURCE,
             [],
-            [
-                f"{SDS_PATH}.sds_config: SDS from ads is supported in listeners and clusters "
-                "from LDS/CDS (dynamic_resources) only yet, not in static listeners"
-            ],
+            [f"{SDS_PATH}.sds_config.ads: needs dynamic_resources.ads_config"],
         ),
         (
             {
                 "api_config_source": {
                     "api_type": "GRPC",
                     "transport_api_version": "V3",
-                    "grpc_services": [{"envoy_grpc": {"cluster_name": "up"}}],
+                    "grpc_services": [{"envoy_grpc": {"cluster_name": "nope"}}],
                 }
             },
             [],
             [
-                f"{SDS_PATH}.sds_config: SDS from api is supported in listeners and clusters "
-                "from LDS/CDS (dynamic_resources) only yet, not in static listeners"
+                f"{SDS_PATH}.sds_config.api_config_source.grpc_services[0].envoy_grpc"
+                ".cluster_name: unknown cluster 'nope' (the SDS cluster must be a static "
+                "cluster with an address)"
             ],
         ),
         (
@@ -205,7 +203,7 @@ def test_a_static_secret_is_inlined(pki: Pki) -> None:
             ],
         ),
     ],
-    ids=["unknown", "ads-in-static", "api-config-source", "key-mismatch"],
+    ids=["unknown", "ads-without-ads-config", "api-unknown-cluster", "key-mismatch"],
 )
 def test_secret_config_errors_name_their_paths(
     pki: Pki, sds: dict[str, Any], secrets: list[str], expected: list[str]
@@ -217,6 +215,35 @@ def test_secret_config_errors_name_their_paths(
     for line in expected:
         assert line in lines
     assert len(lines) == len(expected), lines
+
+
+def test_a_static_listener_with_a_file_secret_waits_for_the_xds_client(pki: Pki) -> None:
+    sds = {"path_config_source": {"path": "/run/secrets/server.yaml"}}
+    config = load_text(_bootstrap_with(pki, sds, []))
+    assert config.snapshot["listeners"] == []
+    [waiting] = config.sds_listeners
+    assert waiting["name"] == "tls"
+    assert config.dynamic is not None and config.dynamic.ads is None
+
+
+def test_a_static_cluster_may_name_static_secrets_only(pki: Pki) -> None:
+    cluster = b.static_cluster("up", [("127.0.0.1", 9443)])
+    cluster["transport_socket"] = {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": UPSTREAM_TLS,
+            "common_tls_context": {
+                "validation_context_sds_secret_config": {"name": "ca", "sds_config": ADS_SOURCE}
+            },
+        },
+    }
+    with pytest.raises(ConfigError) as err:
+        load_text(yaml.safe_dump(b.bootstrap([], [cluster])))
+    assert [str(p) for p in err.value.problems] == [
+        "static_resources.clusters[0].transport_socket.typed_config.common_tls_context"
+        ".validation_context_sds_secret_config.sds_config: SDS from ads is supported in "
+        "listeners (static or from LDS) and clusters from CDS only yet, not in static clusters"
+    ]
 
 
 def test_a_secret_of_the_wrong_kind_is_an_error(pki: Pki) -> None:
@@ -312,3 +339,29 @@ async def test_a_secret_that_does_not_come_counts_init_fetch_timeout(
         await until(lambda: client.stats.control.get("sds.missing.init_fetch_timeout") == 1)
         assert client.store.view.warming_listeners == {"tls"}
         assert client.dump()["secrets"] == {"dynamic_warming_secrets": [{"name": "missing"}]}
+
+
+async def test_a_static_listener_warms_until_its_ads_secret_comes(
+    ads_server: AdsServer, sink: FakeSink, pki: Pki
+) -> None:
+    ads_server.set_resources(CLUSTER, [])
+    ads_server.set_resources(LISTENER, [])
+    static = tls_listener_json("tls", 0, "up", "server", ADS_SOURCE)
+    async with running_client(
+        ads_server,
+        sink,
+        wait_initialized=False,
+        listeners=[static],
+        clusters=[b.static_cluster("up", [("127.0.0.1", 9001)])],
+    ) as client:
+        asked = await request(ads_server, lambda r: r.type_url == SECRET)
+        assert list(asked.request.resource_names) == ["server"]
+        await until(lambda: sink.configs)  # LDS and CDS applied, the listener still waits
+        assert "tls" not in sink.listener_names()
+        assert client.store.warming()
+        assert not client.initialized.is_set()
+
+        ads_server.set_resources(SECRET, [secret("server", pki.server)])
+        await until(lambda: "tls" in sink.listener_names())
+        assert certificate_of(sink, "tls")["certificate_chain"] == pki.server.cert.read_text()
+        await until(client.initialized.is_set)

@@ -30,6 +30,8 @@ from .sds import (
     secret,
     served_certificate,
     tls_listener,
+    tls_listener_json,
+    write_sds_file,
 )
 from .traffic import config_dump_section
 
@@ -157,3 +159,42 @@ async def _serve_the_same_certificate(
         stats = proxy.stats()
         assert stats.get("sds.server.update_success") == "2", kind
         assert stats.get("sds.server.update_rejected") == "1", kind
+
+
+async def test_static_listeners_rotate_a_file_secret_the_same_way(
+    upstream: Upstream, proxies: dict[str, Proxy], tmp_path: Path, tmp_path_factory: Any
+) -> None:
+    """No xDS server: a static listener whose certificate is an SDS file (a mounted secret
+    replaced by a rename), on both proxies."""
+    pki = make_pki(tmp_path)
+    sds_file = tmp_path / "server-secret.yaml"
+    write_sds_file(sds_file, "f1", [secret("server", pki.server)])
+    source = {"path_config_source": {"path": str(sds_file)}, "resource_api_version": "V3"}
+    ports = {kind: free_port() for kind in proxy_kinds()}
+    for kind, port in ports.items():
+        config = b.bootstrap(
+            [tls_listener_json("tls", port, "up", "server", source)],
+            [b.static_cluster("up", [("127.0.0.1", upstream.port)])],
+        )
+        config["node"] = {"id": kind, "cluster": "test-mesh"}  # Envoy's SDS needs it
+        proxies[kind] = await trio.to_thread.run_sync(start_proxy, kind, config, tmp_path_factory)
+    await until_all_serve(ports, pki, pki.server.sha256)
+    opened = {
+        kind: await trio.to_thread.run_sync(OpenTls, port, pki.ca) for kind, port in ports.items()
+    }
+
+    rotated = pki.ca.issue("server2", "proxy-2", ("localhost",), ip=True)
+    write_sds_file(sds_file, "f2", [secret("server", rotated)])
+    await until_all_serve(ports, pki, rotated.sha256)
+    for kind, conn in opened.items():
+        assert await trio.to_thread.run_sync(conn.get) == (200, "a"), kind
+
+    write_sds_file(sds_file, "f3", [mismatched_secret("server", pki.server, pki.web)])
+    if "meshcore" in proxies:
+        with trio.fail_after(WAIT_S):
+            while proxies["meshcore"].counter("sds.server.update_rejected") < 1:
+                await trio.sleep(0.05)
+    await until_all_serve(ports, pki, rotated.sha256)
+    for kind, conn in opened.items():
+        assert await trio.to_thread.run_sync(conn.get) == (200, "a"), kind
+        conn.close()

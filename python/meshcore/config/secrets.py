@@ -152,10 +152,16 @@ def resolve(obj: Any, lookup: Lookup, missing: list[dict[str, Any]]) -> Any:
 
 
 def resolve_static(
-    obj: Any, secrets: Mapping[str, SecretValue], problems: Problems, where: str
+    obj: Any,
+    secrets: Mapping[str, SecretValue],
+    problems: Problems,
+    where: str,
+    *,
+    dynamic_ok: bool = False,
 ) -> Any:
     """A static resource's placeholders replaced by `static_resources.secrets` (`where`:
-    "static listeners" or "static clusters", for the problem text)."""
+    "static listeners" or "static clusters", for the problem text); `dynamic_ok`: the
+    placeholders of ADS, stream and file secrets stay (for the xDS client)."""
     missing: list[dict[str, Any]] = []
 
     def lookup(ref: dict[str, Any]) -> SecretValue | None:
@@ -163,8 +169,11 @@ def resolve_static(
 
     out = resolve(obj, lookup, missing)
     for ref in missing:
-        if ref["source"] != "unsupported":  # the table reported its config source
-            problems.add(*unresolved(ref, secrets, where))
+        if ref["source"] == "unsupported":  # the table reported its config source
+            continue
+        if dynamic_ok and ref["source"] != "static":
+            continue
+        problems.add(*unresolved(ref, secrets, where))
     return out
 
 
@@ -176,8 +185,8 @@ def unresolved(
     if ref["source"] != "static":
         return (
             paths.field(ref["path"], "sds_config"),
-            f"SDS from {ref['source']} is supported in listeners and clusters from "
-            f"LDS/CDS (dynamic_resources) only yet, not in {where}",
+            f"SDS from {ref['source']} is supported in listeners (static or from LDS) and "
+            f"clusters from CDS only yet, not in {where}",
         )
     if name not in secrets:
         return paths.field(ref["path"], "name"), f"no secret {name!r} in static_resources.secrets"

@@ -299,7 +299,7 @@ TLS_MESSAGES: dict[str, Message] = {
         name=ok(),
         sds_config=ok(
             "none: `static_resources.secrets`; `ads`, `path_config_source` or "
-            "`api_config_source` (listeners and clusters from LDS/CDS only)"
+            "`api_config_source` (not in static clusters)"
         ),
     ),
     f"{_TLS}.CommonTlsContext.CombinedCertificateValidationContext": message(

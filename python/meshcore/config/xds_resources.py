@@ -206,7 +206,10 @@ def check_assignment(
 
 def static_names(static: MeshConfig, kind: str) -> set[str]:
     """The names of the static `listeners` or `clusters` (xDS may not replace them)."""
-    return {str(item["name"]) for item in static.snapshot.get(kind, ())}
+    names = {str(item["name"]) for item in static.snapshot.get(kind, ())}
+    if kind == "listeners":  # those waiting for SDS secrets too
+        names.update(str(item["name"]) for item in static.sds_listeners)
+    return names
 
 
 def unroutable(static: MeshConfig) -> set[str]:

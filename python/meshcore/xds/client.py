@@ -148,6 +148,7 @@ class XdsClient:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self.secret_files.run)
+            self._resubscribe()  # static listeners' SDS secrets
             if self.dynamic.ads is not None:
                 nursery.start_soon(self._run_ads)
             timeouts = []
@@ -460,6 +461,8 @@ class XdsClient:
                 timeout_s,
             )
             self.stats.inc([f"sds.{name}"], "init_fetch_timeout")
+            self._timed_out = True  # initialization does not wait for it any longer
+            self._check_initialized()
 
     async def _reload_secret_file(self, path: str) -> None:
         """A `path_config_source` SDS file (new or changed): its secrets, as an SDS update

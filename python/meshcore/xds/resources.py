@@ -35,7 +35,7 @@ from google.protobuf.message import Message
 
 from meshcore.config.errors import Problem, Problems
 from meshcore.config.model import MeshConfig
-from meshcore.config.secrets import SecretRef, SecretValue, resolve, sds_target
+from meshcore.config.secrets import SecretRef, SecretValue, resolve, sds_target, secret_refs
 from meshcore.config.xds_resources import (
     ASSIGNMENT,
     CLUSTER,
@@ -223,6 +223,7 @@ class ResourceStore:
         self, static: MeshConfig, *, ads: bool, clock: Callable[[], float] = time.time
     ) -> None:
         self.static = static
+        self.static_sds = _static_sds(static)
         self.ads = ads
         self.clock = clock
         self.accepted: dict[str, dict[str, Entry]] = {t: {} for t in TYPE_ORDER}
@@ -305,7 +306,11 @@ class ResourceStore:
         if problems:
             raise Rejected(problems)
         view = build_view(
-            candidate, self.view, static_names(self.static, "clusters"), self.static.secrets
+            candidate,
+            self.view,
+            static_names(self.static, "clusters"),
+            self.static.secrets,
+            self.static_sds,
         )
         check_addresses((a.snapshot for a in view.listeners.values()), self.static, problems)
         if problems:
@@ -460,7 +465,11 @@ class ResourceStore:
         an expiry); Rejected if they no longer fit together."""
         problems = Problems()
         view = build_view(
-            self.accepted, self.view, static_names(self.static, "clusters"), self.static.secrets
+            self.accepted,
+            self.view,
+            static_names(self.static, "clusters"),
+            self.static.secrets,
+            self.static_sds,
         )
         check_addresses((a.snapshot for a in view.listeners.values()), self.static, problems)
         if problems:
@@ -470,6 +479,7 @@ class ResourceStore:
     def set_static(self, static: MeshConfig) -> None:
         """A reloaded bootstrap: the next plan is a whole config."""
         self.static = static
+        self.static_sds = _static_sds(static)
         self.applied = None
 
     def drop(self, type_url: str, names: Iterable[str]) -> None:
@@ -502,6 +512,8 @@ class ResourceStore:
             out.update(active.source.secrets)
         for cluster in self.view.clusters.values():
             out.update(cluster.secrets)
+        for listener in self.static_sds:
+            out.update(listener.secrets)
         return out
 
     def wanted(self, type_url: str) -> set[str]:
@@ -523,7 +535,11 @@ class ResourceStore:
         )
 
     def warming(self) -> bool:
-        return bool(self.view.warming_clusters or self.view.warming_listeners)
+        return bool(
+            self.view.warming_clusters
+            or self.view.warming_listeners
+            or any(lst.name not in self.view.listeners for lst in self.static_sds)
+        )
 
     def next_expiry(self) -> float | None:
         times = [
@@ -579,11 +595,20 @@ def _with_secrets(
     return out
 
 
+def _static_sds(static: MeshConfig) -> tuple[ListenerResource, ...]:
+    """The static listeners that wait for SDS secrets, as listener resources."""
+    return tuple(
+        ListenerResource(str(lst["name"]), lst, None, "", (), secret_refs(lst))
+        for lst in static.sds_listeners
+    )
+
+
 def build_view(
     accepted: Mapping[str, Mapping[str, Entry]],
     previous: View,
     static_clusters: set[str],
     static_secrets: Mapping[str, SecretValue] | None = None,
+    static_sds: Iterable[ListenerResource] = (),
 ) -> View:
     """What serves given the accepted resources and what served before (see the module
     docstring for the rules)."""
@@ -649,6 +674,15 @@ def build_view(
             view.warming_listeners.add(name)
             if name in previous.listeners:
                 view.listeners[name] = previous.listeners[name]
+    for listener in static_sds:  # static listeners waiting for SDS secrets
+        path = resource_path(LISTENER, listener.name)
+        snapshot = _with_secrets(listener.snapshot, listener.secrets, lookup, path, view)
+        if snapshot is not None:
+            view.listeners[listener.name] = ActiveListener(snapshot, frozenset(), None, listener)
+        else:
+            view.warming_listeners.add(listener.name)
+            if listener.name in previous.listeners:
+                view.listeners[listener.name] = previous.listeners[listener.name]
     referenced = {ref for a in view.listeners.values() for ref in a.refs}
     for name, cluster in removed.items():
         if name in referenced:
