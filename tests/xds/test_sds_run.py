@@ -10,17 +10,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import trio
+from envoy.config.cluster.v3 import cluster_pb2
 
 from tests.support import bootstrap as b
-from tests.support.certs import Pki, make_pki
+from tests.support.certs import OTHER_ID, WEB_ID, Pki, make_pki
+from tests.support.client import get
 from tests.support.ports import free_port
 from tests.support.proxy import Proxy, start_proxy
+from tests.support.tls_upstream import TlsUpstream
 from tests.support.upstream import Upstream, UpstreamServer
 
 from .ads_server import AdsServer
-from .builders import ADS_SOURCE, CLUSTER, LISTENER, xds_bootstrap
+from .builders import ADS_SOURCE, CLUSTER, LISTENER, listener, parse, routes_json, xds_bootstrap
 from .harness import WAIT_S, request
 from .sds import (
     SECRET,
@@ -31,7 +35,9 @@ from .sds import (
     tls_listener,
     write_sds_file,
 )
-from .traffic import config_dump_section
+from .traffic import answer, config_dump_section
+
+UPSTREAM_TLS = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 
 pytestmark = pytest.mark.meshcore_only
 
@@ -212,3 +218,57 @@ async def test_file_secret_rotates_when_the_file_is_replaced(
     [active] = secrets_dump(proxy)["dynamic_active_secrets"]
     assert active["version_info"] == "f2"
     opened.close()
+
+
+async def test_an_upstream_client_certificate_from_sds_rotates(
+    ads_server: AdsServer, pki: Pki, proxies: list[Proxy], tmp_path_factory: Any
+) -> None:
+    """Mutual TLS to an upstream with the client certificate from SDS: the cluster (and the
+    listener routing to it) warms until the secret comes; a new version is presented on the
+    next upstream connections (the upstream reports the client certificate's URI SAN)."""
+    upstream = TlsUpstream(pki.server.cert, pki.server.key, client_ca=pki.ca.path)
+    try:
+        port = free_port()
+        cluster = b.static_cluster("secure", [("127.0.0.1", upstream.port)])
+        cluster["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": UPSTREAM_TLS,
+                "common_tls_context": {
+                    "tls_certificate_sds_secret_configs": [
+                        {"name": "client", "sds_config": ADS_SOURCE}
+                    ],
+                    "validation_context": {"trusted_ca": {"filename": str(pki.ca.path)}},
+                },
+            },
+        }
+        ads_server.set_resources(CLUSTER, [parse(cluster_pb2.Cluster, cluster)])
+        routes = routes_json("r", "secure")
+        ads_server.set_resources(LISTENER, [listener("ingress", port, routes=routes)])
+        config = xds_bootstrap(ads_server.port, node="meshcore", initial_fetch_timeout="1s")
+        proxy = await start(proxies, config, tmp_path_factory)
+        await request(ads_server, lambda r: r.type_url == SECRET)
+        assert proxy.stats()["cluster_manager.warming_clusters"] == "1"
+        assert await answer(port) == "error:OSError"  # nothing listens
+
+        ads_server.set_resources(SECRET, [secret("client", pki.web)])
+        assert await until_client_uris(port, [WEB_ID])
+        ads_server.set_resources(SECRET, [secret("client", pki.other)])
+        assert await until_client_uris(port, [OTHER_ID])
+    finally:
+        upstream.close()
+
+
+async def until_client_uris(port: int, uris: list[str]) -> bool:
+    got: Any = None
+    with trio.move_on_after(WAIT_S):
+        while True:
+            try:
+                response = await get(port)
+                got = orjson.loads(response.body) if response.status == 200 else response.status
+            except OSError as exc:
+                got = repr(exc)
+            if isinstance(got, dict) and got["client_uris"] == uris:
+                return True
+            await trio.sleep(0.05)
+    raise AssertionError(f"the upstream saw {got!r}, expected client URIs {uris}")
