@@ -1,6 +1,7 @@
 """A scriptable ADS management server for tests (grpcio sync server, one thread per stream):
 state of the world and delta, resources per node, pushes, raw responses, forced
-disconnects, and a record of every request it received.
+disconnects, and a record of every request it received. It also serves the SDS service
+(StreamSecrets, DeltaSecrets) with the same resources, for `api_config_source` secrets.
 
 SotW: a stream gets a type's resources on its first request for it (unless it already has
 the current version), whenever its RDS/EDS names change, and on every push. Delta: the
@@ -21,6 +22,7 @@ from typing import Any
 
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from envoy.service.secret.v3 import sds_pb2_grpc
 from google.protobuf import duration_pb2
 from google.protobuf.any_pb2 import Any as AnyMessage
 from google.protobuf.message import Message
@@ -94,7 +96,9 @@ class _Stream:
         self.outbox.put(response)
 
 
-class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
+class AdsServer(
+    ads_pb2_grpc.AggregatedDiscoveryServiceServicer, sds_pb2_grpc.SecretDiscoveryServiceServicer
+):
     """Start with `start()`, stop with `stop()`; `port` is where it listens."""
 
     def __init__(self) -> None:
@@ -121,6 +125,7 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     def start(self) -> AdsServer:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(self, server)
+        sds_pb2_grpc.add_SecretDiscoveryServiceServicer_to_server(self, server)
         self.port = server.add_insecure_port("127.0.0.1:0")
         server.start()
         self._server = server
@@ -286,6 +291,16 @@ class AdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         return self._serve(request_iterator, context, delta=False)
 
     def DeltaAggregatedResources(  # noqa: N802 - gRPC's name
+        self, request_iterator: Iterator[Any], context: grpc.ServicerContext
+    ) -> Iterator[Any]:
+        return self._serve(request_iterator, context, delta=True)
+
+    def StreamSecrets(  # noqa: N802 - gRPC's name
+        self, request_iterator: Iterator[Any], context: grpc.ServicerContext
+    ) -> Iterator[Any]:
+        return self._serve(request_iterator, context, delta=False)
+
+    def DeltaSecrets(  # noqa: N802 - gRPC's name
         self, request_iterator: Iterator[Any], context: grpc.ServicerContext
     ) -> Iterator[Any]:
         return self._serve(request_iterator, context, delta=True)

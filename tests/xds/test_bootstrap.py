@@ -101,8 +101,8 @@ def test_watched_files_for_lds_and_cds() -> None:
             lambda d: d["dynamic_resources"].update(
                 cds_config={"api_config_source": {"api_type": "GRPC"}}
             ),
-            "dynamic_resources.cds_config.api_config_source: api_config_source is not "
-            "supported yet",
+            "dynamic_resources.cds_config.api_config_source: is supported for SDS "
+            "(sds_config) only yet; use ads",
         ),
     ],
 )

@@ -216,12 +216,12 @@ async def test_malformed_responses_are_nacked(ads_server: AdsServer, sink: FakeS
             ads_server, lambda r: r.is_nack() and "cannot decode Cluster" in r.error
         )
         assert nack.error.startswith("Cluster response: resources[0]: cannot decode Cluster")
-        secret = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
-        ads_server.push_raw(discovery_pb2.DiscoveryResponse(type_url=secret, version_info="s"))
+        runtime = "type.googleapis.com/envoy.service.runtime.v3.Runtime"
+        ads_server.push_raw(discovery_pb2.DiscoveryResponse(type_url=runtime, version_info="s"))
         # A type nobody asked for is ignored (as Envoy): no request names it.
-        await until(lambda: secret in client.rejections)
-        assert client.rejections[secret][0] == f"unknown type {secret}"
-        assert not ads_server.requests(secret)
+        await until(lambda: runtime in client.rejections)
+        assert client.rejections[runtime][0] == f"unknown type {runtime}"
+        assert not ads_server.requests(runtime)
         assert "backend" in sink.cluster_names()
 
 

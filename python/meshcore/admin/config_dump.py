@@ -13,6 +13,19 @@ _LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 _ROUTE_CONFIG = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 
 
+def _secrets_config_dump(
+    bootstrap: Mapping[str, Any], updated: str, dynamic: Mapping[str, Any]
+) -> dict[str, Any]:
+    from .secrets_view import static_secrets
+
+    out: dict[str, Any] = {"@type": _ADMIN + "SecretsConfigDump"}
+    statics = static_secrets(bootstrap, updated)
+    if statics:
+        out["static_secrets"] = statics
+    out.update(dynamic)
+    return out
+
+
 def timestamp(epoch_s: float) -> str:
     """RFC 3339 in UTC with milliseconds, as protobuf's JSON prints a Timestamp."""
     ms = int(round(epoch_s * 1000))
@@ -48,6 +61,8 @@ def config_dump(
     """`dynamic` (the xDS client's `dump()`) adds `version_info`, `dynamic_active_clusters`,
     `dynamic_listeners`, `dynamic_route_configs` and, with `include_eds`,
     `dynamic_endpoint_configs`."""
+    from .secrets_view import redact_bootstrap
+
     updated = timestamp(applied_at)
     listeners = static_resources(bootstrap, "listeners")
     clusters = static_resources(bootstrap, "clusters")
@@ -57,7 +72,7 @@ def config_dump(
         "configs": [
             {
                 "@type": _ADMIN + "BootstrapConfigDump",
-                "bootstrap": bootstrap,
+                "bootstrap": redact_bootstrap(bootstrap),
                 "last_updated": updated,
             },
             {
@@ -81,7 +96,7 @@ def config_dump(
                     for r in routes
                 ],
             },
-            {"@type": _ADMIN + "SecretsConfigDump"},
+            _secrets_config_dump(bootstrap, updated, dynamic.get("secrets", {})),
         ]
     }
     configs: list[dict[str, Any]] = dump["configs"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
@@ -108,6 +108,11 @@ class MeshConfig:
     """Each cluster's active health check (run by the control layer, not in the snapshot)."""
     dynamic: DynamicConfig | None = None
     """`dynamic_resources` (None: a static config; meshcore never imports gRPC)."""
+    secrets: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
+    """`static_resources.secrets` by name, as snapshot TLS values (config/secrets.py)."""
+    sds_listeners: tuple[dict[str, Any], ...] = ()
+    """Static listeners whose TLS names an SDS secret from ADS, a stream or a file: not in
+    `snapshot` (they warm); the xDS client adds each, resolved, once its secrets came."""
 
     def snapshot_bytes(self) -> bytes:
         """The snapshot as the JSON `Engine.apply` takes."""

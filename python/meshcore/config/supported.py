@@ -280,9 +280,6 @@ TLS_MESSAGES: dict[str, Message] = {
     ),
     f"{_TLS}.CommonTlsContext": message(
         later=(
-            "tls_certificate_sds_secret_configs",
-            "validation_context_sds_secret_config",
-            "combined_validation_context",
             "tls_certificate_provider_instance",
             "tls_certificate_certificate_provider_instance",
             "custom_handshaker",
@@ -291,7 +288,29 @@ TLS_MESSAGES: dict[str, Message] = {
         tls_params=ok(),
         tls_certificates=ok("one certificate"),
         validation_context=ok(),
+        tls_certificate_sds_secret_configs=ok(
+            "SDS (docs/tls.md): one certificate in all, static or from ADS or a file"
+        ),
+        validation_context_sds_secret_config=ok("SDS: a `validation_context` secret"),
+        combined_validation_context=ok("the default context merged with the SDS secret"),
         alpn_protocols=ok("upstream: `http/1.1` only (it is always offered)"),
+    ),
+    f"{_TLS}.SdsSecretConfig": message(
+        name=ok(),
+        sds_config=ok(
+            "none: `static_resources.secrets`; `ads`, `path_config_source` or "
+            "`api_config_source` (not in static clusters)"
+        ),
+    ),
+    f"{_TLS}.CommonTlsContext.CombinedCertificateValidationContext": message(
+        default_validation_context=ok("`trusted_ca` may come from the secret instead"),
+        validation_context_sds_secret_config=ok(),
+    ),
+    f"{_TLS}.Secret": message(
+        later=("session_ticket_keys", "generic_secret"),
+        name=ok(),
+        tls_certificate=ok("a certificate chain and its key"),
+        validation_context=ok("`trusted_ca` and SAN matchers"),
     ),
     f"{_TLS}.TlsParameters": message(
         later=("ecdh_curves", "signature_algorithms", "compliance_policies"),
@@ -609,9 +628,9 @@ DYNAMIC_MESSAGES: dict[str, Message] = {
         cluster_name=ok("a static cluster (STATIC, STRICT_DNS or LOGICAL_DNS)")
     ),
     "envoy.config.core.v3.ConfigSource": message(
-        later=("api_config_source",),
         ads=ok(),
-        path_config_source=ok("for `lds_config` and `cds_config`"),
+        api_config_source=ok("SDS `sds_config` only: a separate SDS stream (docs/tls.md)"),
+        path_config_source=ok("for `lds_config`, `cds_config` and SDS `sds_config`"),
         initial_fetch_timeout=ok("default 15s, 0 waits forever"),
         resource_api_version=enum("V3"),
     ),
@@ -659,7 +678,7 @@ MESSAGES: dict[str, Message] = {
         )
     ),
     "envoy.config.bootstrap.v3.Bootstrap.StaticResources": message(
-        later=("secrets",), listeners=ok(), clusters=ok()
+        listeners=ok(), clusters=ok(), secrets=ok("SDS secrets by name (docs/tls.md)")
     ),
     **DYNAMIC_MESSAGES,
     "envoy.config.bootstrap.v3.Admin": message(

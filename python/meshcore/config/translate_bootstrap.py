@@ -9,7 +9,8 @@ from google.protobuf import json_format
 
 from .errors import Problems
 from .local_info import local_address
-from .model import AdminConfig, MeshConfig
+from .model import AdminConfig, DynamicConfig, MeshConfig
+from .secrets import resolve_static, sds_target, secret_refs, static_secrets
 from .translate_clusters import clusters
 from .translate_dynamic import check_static_resources, dynamic_resources
 from .translate_listeners import listeners
@@ -39,6 +40,13 @@ def translate(bootstrap: bootstrap_pb2.Bootstrap, problems: Problems) -> MeshCon
         if name and name not in translated.names:
             problems.add(path, f"unknown cluster {name!r} (not in static_resources.clusters)")
     check_static_resources(static, translated, problems)
+    secrets = static_secrets(static.secrets, "static_resources.secrets", problems)
+    listener_list = resolve_static(
+        listener_list, secrets, problems, "static listeners", dynamic_ok=True
+    )
+    translated.snapshot = resolve_static(translated.snapshot, secrets, problems, "static clusters")
+    sds_listeners = tuple(lst for lst in listener_list if secret_refs(lst))
+    listener_list = [lst for lst in listener_list if not secret_refs(lst)]
     snapshot: dict[str, Any] = {
         "listeners": listener_list,
         "clusters": translated.snapshot,
@@ -47,7 +55,10 @@ def translate(bootstrap: bootstrap_pb2.Bootstrap, problems: Problems) -> MeshCon
     limit = global_connection_limit(bootstrap, problems)
     if limit is not None:
         snapshot["global_downstream_max_connections"] = limit
-    return MeshConfig(
+    dynamic = dynamic_resources(bootstrap, translated, problems)
+    if sds_listeners and dynamic is None:  # the xDS client brings their secrets
+        dynamic = DynamicConfig(None, None, None, bootstrap.node.SerializeToString())
+    config = MeshConfig(
         snapshot=snapshot,
         admin=_admin(bootstrap, problems),
         dns_clusters=tuple(translated.dns),
@@ -55,5 +66,24 @@ def translate(bootstrap: bootstrap_pb2.Bootstrap, problems: Problems) -> MeshCon
         node_cluster=bootstrap.node.cluster,
         bootstrap=json_format.MessageToDict(bootstrap, preserving_proto_field_name=True),
         health_checks=tuple(translated.health),
-        dynamic=dynamic_resources(bootstrap, translated, problems),
+        dynamic=dynamic,
+        secrets=secrets,
+        sds_listeners=sds_listeners,
     )
+    _check_sds_sources(config, bootstrap, problems)
+    return config
+
+
+def _check_sds_sources(
+    config: MeshConfig, bootstrap: bootstrap_pb2.Bootstrap, problems: Problems
+) -> None:
+    """Static listeners' ADS secrets need the ADS stream; stream secrets a static cluster."""
+    for ref in secret_refs(list(config.sds_listeners)):
+        if ref.source == "ads" and not bootstrap.dynamic_resources.HasField("ads_config"):
+            problems.add(f"{ref.path}.sds_config.ads", "needs dynamic_resources.ads_config")
+        elif ref.source == "api" and sds_target(config, ref.cluster or "") is None:
+            problems.add(
+                ref.cluster_path,
+                f"unknown cluster {ref.cluster!r} (the SDS cluster must be a static cluster "
+                "with an address)",
+            )

@@ -109,6 +109,11 @@ def _source(
         files = source.path_config_source
         watched = files.watched_directory.path if files.HasField("watched_directory") else None
         return XdsSource(path, files.path, watched, timeout)
+    if kind == "api_config_source":
+        problems.add(
+            paths.field(path, "api_config_source"),
+            "is supported for SDS (sds_config) only yet; use ads",
+        )
     return None  # other kinds: the table; none: PGV
 
 

@@ -16,10 +16,12 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from . import paths, pgv, unsupported
 from .errors import ConfigError, Problem, Problems
 from .model import ClusterHealthCheck, DnsCluster, MeshConfig
+from .secrets import SecretRef, SecretValue, check_secret, secret_refs
 from .translate_clusters import assignment_hosts, one_cluster
 from .translate_listeners import connection_manager_of, one_listener
 from .translate_routes import ClusterRefs, route_config
@@ -28,6 +30,7 @@ LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 ROUTE_CONFIG = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 CLUSTER = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 ASSIGNMENT = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+SECRET = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 
 # How problems name a resource of each type: `listeners[ingress].address...`.
 KINDS: dict[str, str] = {
@@ -35,6 +38,7 @@ KINDS: dict[str, str] = {
     ROUTE_CONFIG: "route_configs",
     CLUSTER: "clusters",
     ASSIGNMENT: "endpoints",
+    SECRET: "secrets",
 }
 
 Endpoint = dict[str, Any]
@@ -58,6 +62,8 @@ class ListenerResource:
     stat_prefix: str
     refs: Refs
     """Clusters its inline route config names: (path, cluster)."""
+    secrets: tuple[SecretRef, ...] = ()
+    """The SDS secrets its TLS contexts name (placeholders in `snapshot` until resolved)."""
 
     def with_routes(self, routes: RouteResource | None) -> dict[str, Any]:
         """The snapshot listener with `routes` inlined (Envoy's RDS; the engine only has
@@ -90,6 +96,16 @@ class ClusterResource:
     eds: str | None
     dns: DnsCluster | None
     health: ClusterHealthCheck | None
+    secrets: tuple[SecretRef, ...] = ()
+    """The SDS secrets its TLS context names (placeholders in `snapshot` until resolved)."""
+
+
+@dataclass(frozen=True)
+class SecretResource:
+    """A checked SDS Secret as its snapshot TLS value."""
+
+    name: str
+    value: SecretValue
 
 
 @dataclass(frozen=True)
@@ -128,7 +144,12 @@ def check_listener(
     manager = connection_manager_of(msg)
     rds = manager.rds.route_config_name if manager and manager.HasField("rds") else None
     stat_prefix = manager.stat_prefix if manager else ""
-    return ListenerResource(msg.name, snapshot, rds, stat_prefix, tuple(refs.refs)), []
+    return (
+        ListenerResource(
+            msg.name, snapshot, rds, stat_prefix, tuple(refs.refs), secret_refs(snapshot)
+        ),
+        [],
+    )
 
 
 def check_route_config(
@@ -157,9 +178,19 @@ def check_cluster(
             eds=out.eds.get(msg.name),
             dns=out.dns[0] if out.dns else None,
             health=out.health[0] if out.health else None,
+            secrets=secret_refs(out.snapshot[0].get("transport_socket")),
         ),
         [],
     )
+
+
+def check_sds_secret(
+    msg: secret_pb2.Secret, path: str
+) -> tuple[SecretResource | None, list[Problem]]:
+    value, problems = check_secret(msg, path)
+    if value is None:
+        return None, problems
+    return SecretResource(msg.name, value), []
 
 
 def check_assignment(
@@ -175,7 +206,10 @@ def check_assignment(
 
 def static_names(static: MeshConfig, kind: str) -> set[str]:
     """The names of the static `listeners` or `clusters` (xDS may not replace them)."""
-    return {str(item["name"]) for item in static.snapshot.get(kind, ())}
+    names = {str(item["name"]) for item in static.snapshot.get(kind, ())}
+    if kind == "listeners":  # those waiting for SDS secrets too
+        names.update(str(item["name"]) for item in static.sds_listeners)
+    return names
 
 
 def unroutable(static: MeshConfig) -> set[str]:

@@ -1,4 +1,5 @@
-"""One ADS stream (StreamAggregatedResources or DeltaAggregatedResources) bridged to trio.
+"""One ADS stream (StreamAggregatedResources or DeltaAggregatedResources), or one SDS stream
+(StreamSecrets or DeltaSecrets), bridged to trio.
 
 `grpc.aio` does not run under trio, so the stream uses grpcio's blocking API: requests come
 from a queue-backed generator that grpcio drains in its own thread, responses are read in a
@@ -18,6 +19,7 @@ from typing import Any
 import grpc
 import trio
 from envoy.service.discovery.v3 import ads_pb2_grpc
+from envoy.service.secret.v3 import sds_pb2_grpc
 from google.protobuf.message import Message
 
 _CLOSE = object()
@@ -89,13 +91,22 @@ def _pump(
 
 @asynccontextmanager
 async def open_stream(
-    channel: grpc.Channel, *, delta: bool, metadata: Sequence[tuple[str, str]] = ()
+    channel: grpc.Channel,
+    *,
+    delta: bool,
+    metadata: Sequence[tuple[str, str]] = (),
+    secrets_only: bool = False,
 ) -> AsyncIterator[AdsStream]:
-    """Opens the ADS stream on `channel`; the call is cancelled on the way out. The reading
-    thread is not in a nursery (it cannot be interrupted, only ended by the cancel), so
-    that errors in the body propagate as they are."""
-    stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
-    method = stub.DeltaAggregatedResources if delta else stub.StreamAggregatedResources
+    """Opens the ADS stream (`secrets_only`: the SDS stream) on `channel`; the call is
+    cancelled on the way out. The reading thread is not in a nursery (it cannot be
+    interrupted, only ended by the cancel), so that errors in the body propagate as they
+    are."""
+    if secrets_only:
+        sds = sds_pb2_grpc.SecretDiscoveryServiceStub(channel)
+        method = sds.DeltaSecrets if delta else sds.StreamSecrets
+    else:
+        ads = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+        method = ads.DeltaAggregatedResources if delta else ads.StreamAggregatedResources
     requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
     send, receive = trio.open_memory_channel[Message](0)
     stream = AdsStream(requests, receive)

@@ -22,7 +22,8 @@ from google.protobuf.message import Message
 from meshcore import __version__
 from meshcore.admin.config_dump import timestamp
 from meshcore.config.model import DynamicConfig, MeshConfig, XdsSource
-from meshcore.config.xds_resources import ASSIGNMENT, CLUSTER, LISTENER, ROUTE_CONFIG
+from meshcore.config.secrets import sds_target
+from meshcore.config.xds_resources import ASSIGNMENT, CLUSTER, LISTENER, ROUTE_CONFIG, SECRET
 from meshcore.lifecycle.control_stats import ControlStats
 
 from . import files
@@ -30,6 +31,9 @@ from .backoff import Backoff
 from .delta import DeltaProtocol
 from .heap import release_free_memory
 from .resources import Endpoint, Entry, Rejected, ResourceStore, Staged, Update, short_type
+from .sds_streams import SdsLink, SdsServer
+from .secret_files import SecretFiles
+from .secrets_dump import secrets_dump
 from .sotw import SotwProtocol
 from .stats import CDS, LDS, XdsStats
 
@@ -107,7 +111,17 @@ class XdsClient:
         self._channel_ready = False
         self._lock = trio.Lock()
         self._stream: Any = None
-        self._subscribed: dict[str, set[str]] = {ROUTE_CONFIG: set(), ASSIGNMENT: set()}
+        self._subscribed: dict[str, set[str]] = {
+            ROUTE_CONFIG: set(),
+            ASSIGNMENT: set(),
+            SECRET: set(),
+        }
+        self.secret_files = SecretFiles(self._reload_secret_file, poll_s)
+        self.sds_links: dict[SdsServer, SdsLink] = {}
+        """Separate SDS streams (`api_config_source`) by server."""
+        self._nursery: trio.Nursery | None = None
+        self._secret_timers: set[str] = set()
+        """Secrets whose initial_fetch_timeout has been started (once each)."""
         self._pending = {t for source, t in self._sources()}
         self._timed_out = False
         self._clusters_fetched = trio.Event()
@@ -132,6 +146,9 @@ class XdsClient:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await nursery.start(self.secret_files.run)
+            self._resubscribe()  # static listeners' SDS secrets
             if self.dynamic.ads is not None:
                 nursery.start_soon(self._run_ads)
             timeouts = []
@@ -223,18 +240,23 @@ class XdsClient:
 
     # ---- updates -------------------------------------------------------------------------
 
-    async def _on_response(self, response: Any) -> None:
-        """One ADS response: checked, applied and ACKed, or NACKed."""
+    async def _on_response(self, response: Any, link: SdsLink | None = None) -> None:
+        """One ADS response (or one of the SDS stream `link`): checked, applied and ACKed,
+        or NACKed."""
+        protocol = link.protocol if link is not None else self.protocol
+        send = link.send if link is not None else self._send
         async with self._lock:
             type_url = response.type_url
             try:
+                if link is not None and type_url != SECRET:
+                    raise Rejected([f"a {short_type(type_url)} response on an SDS stream"])
                 known = (
                     self.store.names_by_raw(type_url) if type_url in self.store.accepted else None
                 )
-                update = self.protocol.decode(response, known)
+                update = protocol.decode(response, known)
             except Exception as exc:  # Rejected, or a response nothing foresaw
                 rejected = exc if isinstance(exc, Rejected) else Rejected([repr(exc)])
-                self._send(self.protocol.nack(response, rejected.detail))
+                send(protocol.nack(response, rejected.detail))
                 self._rejected(type_url, self.stats.scopes(type_url, ()), "", rejected)
                 return
             scopes = self.stats.scopes(
@@ -244,11 +266,11 @@ class XdsClient:
             try:
                 staged = await self._stage_and_apply(update)
             except Rejected as rejected:
-                self._send(self.protocol.nack(response, rejected.detail))
+                send(protocol.nack(response, rejected.detail))
                 self._rejected(type_url, scopes, update.version_info, rejected)
                 return
             self._commit(staged, scopes)
-            self._send(self.protocol.ack(response))
+            send(protocol.ack(response))
             if not staged.endpoints_only:
                 self._resubscribe()
             self._done_initial(type_url)
@@ -334,8 +356,15 @@ class XdsClient:
         self._done_initial(type_url)
 
     def _resubscribe(self) -> None:
-        """Follows the RDS and EDS names the listeners and clusters need now."""
-        for type_url in (ROUTE_CONFIG, ASSIGNMENT):
+        """Follows the RDS, EDS and SDS names (and SDS files) the listeners and clusters
+        need now."""
+        self.secret_files.follow(
+            (ref.file, ref.watched_directory)
+            for ref in self.store.secret_refs()
+            if ref.source == "file" and ref.file is not None
+        )
+        self._follow_sds_servers()
+        for type_url in (ROUTE_CONFIG, ASSIGNMENT, SECRET):
             wanted = self.store.wanted(type_url)
             if wanted == self._subscribed[type_url]:
                 continue
@@ -369,6 +398,91 @@ class XdsClient:
                 _tidy(update)
 
         await files.watch(path, source.watched_directory, reload, self.poll_s)
+
+    def _follow_sds_servers(self) -> None:
+        """Opens an SDS stream per server listeners and clusters name (`api_config_source`)
+        and closes those none names; each subscribes to the secrets named with it. Secrets
+        nothing names any more are forgotten."""
+        wanted: dict[SdsServer, set[str]] = {}
+        named: set[str] = set()
+        for ref in self.store.secret_refs():
+            if ref.source != "static":
+                named.add(ref.name)
+            if ref.source == "api" and ref.cluster is not None:
+                wanted.setdefault(SdsServer(ref.cluster, ref.delta), set()).add(ref.name)
+        self.store.drop(SECRET, set(self.store.accepted[SECRET]) - named)
+        self._start_secret_timers()
+        for server in list(self.sds_links):
+            if server not in wanted:
+                self.sds_links.pop(server).scope.cancel()
+        for server, names in wanted.items():
+            link = self.sds_links.get(server)
+            if link is None:
+                target = sds_target(self.store.static, server.cluster)
+                if target is None or self._nursery is None:
+                    continue  # reported when the resource naming it was checked
+                link = SdsLink(server, target, _node(self.dynamic))
+                self.sds_links[server] = link
+                link.set_names(names)
+                self._nursery.start_soon(
+                    link.run,
+                    self.channel_factory,
+                    self._held_versions,
+                    self._on_response,
+                    Backoff(self.backoff.base_s, self.backoff.max_s),
+                )
+            else:
+                link.set_names(names)
+
+    def _start_secret_timers(self) -> None:
+        """Each SDS secret's `initial_fetch_timeout` starts when a resource first names it."""
+        if self._nursery is None:
+            return
+        for ref in self.store.secret_refs():
+            if ref.source in ("static", "unsupported") or ref.name in self._secret_timers:
+                continue
+            self._secret_timers.add(ref.name)
+            if ref.initial_fetch_timeout_s > 0 and ref.name not in self.store.accepted[SECRET]:
+                self._nursery.start_soon(
+                    self._secret_fetch_timeout, ref.name, ref.initial_fetch_timeout_s
+                )
+
+    async def _secret_fetch_timeout(self, name: str, timeout_s: float) -> None:
+        """`sds.<name>.init_fetch_timeout` when the secret has not come in time (what
+        names it keeps warming: meshcore cannot listen without a certificate)."""
+        await trio.sleep(timeout_s)
+        if name in self.store.accepted[SECRET]:
+            return
+        if any(ref.name == name for ref in self.store.secret_refs()):
+            log.warning(
+                "SDS: secret %r did not arrive within initial_fetch_timeout (%gs); what names "
+                "it keeps warming",
+                name,
+                timeout_s,
+            )
+            self.stats.inc([f"sds.{name}"], "init_fetch_timeout")
+            self._timed_out = True  # initialization does not wait for it any longer
+            self._check_initialized()
+
+    async def _reload_secret_file(self, path: str) -> None:
+        """A `path_config_source` SDS file (new or changed): its secrets, as an SDS update
+        that replaces those of the same names."""
+        async with self._lock:
+            update: Update | None = None
+            scopes: list[str] = []
+            try:
+                update = await trio.to_thread.run_sync(_load_file, path, SECRET)
+                update = Update(SECRET, update.version_info, update.resources)
+                scopes = self.stats.scopes(SECRET, [r.name for r in update.resources])
+                self.stats.inc(scopes, "update_attempt")
+                staged = await self._stage_and_apply(update)
+            except Rejected as rejected:
+                version = update.version_info if update else ""
+                self._rejected(SECRET, scopes, version, rejected)
+                return
+            self._commit(staged, scopes)
+            self._resubscribe()
+            self._check_initialized()
 
     async def _expire_ttls(self) -> None:
         while True:
@@ -485,7 +599,12 @@ class XdsClient:
             routes["dynamic_route_configs"] = [
                 _dumped(e, "route_config", ROUTE_CONFIG) for e in accepted[ROUTE_CONFIG].values()
             ]
-        out = {"clusters": clusters, "listeners": listeners, "routes": routes}
+        out = {
+            "clusters": clusters,
+            "listeners": listeners,
+            "routes": routes,
+            "secrets": secrets_dump(self.store),
+        }
         if include_eds:
             endpoints: dict[str, Any] = {}
             if accepted[ASSIGNMENT]:

@@ -10,6 +10,10 @@ Warming and order (make before break):
   again once the cluster came); a listener once its route config (RDS) and the clusters
   its routes name serve; until then their previous versions keep serving, or they stay
   out of the snapshot;
+- a listener or cluster whose TLS context names an SDS secret serves once the secret
+  arrived (its placeholders replaced by the secret's PEM); until then its previous version
+  keeps serving, or it stays out; a new secret version makes a new snapshot (new
+  handshakes take it, open connections keep theirs);
 - a cluster removed by CDS stays in the snapshot while a serving route still names it, so
   that a route change pushed after a cluster removal never sends traffic to nowhere.
 An update that only changes endpoints of serving clusters becomes per-cluster endpoint
@@ -19,22 +23,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from google.protobuf.message import Message
 
 from meshcore.config.errors import Problem, Problems
 from meshcore.config.model import MeshConfig
+from meshcore.config.secrets import SecretRef, SecretValue, resolve, sds_target, secret_refs
 from meshcore.config.xds_resources import (
     ASSIGNMENT,
     CLUSTER,
     LISTENER,
     ROUTE_CONFIG,
+    SECRET,
     ClusterResource,
     EndpointsResource,
     ListenerResource,
@@ -45,6 +52,7 @@ from meshcore.config.xds_resources import (
     check_listener,
     check_refs,
     check_route_config,
+    check_sds_secret,
     compose,
     resource_path,
     static_names,
@@ -54,20 +62,22 @@ from meshcore.config.xds_resources import (
 Endpoint = dict[str, Any]
 Checked = ListenerResource | RouteResource | ClusterResource | EndpointsResource
 
-# Order of types on a new stream and of additions: CDS, EDS, LDS, RDS.
-TYPE_ORDER = (CLUSTER, ASSIGNMENT, LISTENER, ROUTE_CONFIG)
+# Order of types on a new stream and of additions: CDS, EDS, LDS, RDS, SDS.
+TYPE_ORDER = (CLUSTER, ASSIGNMENT, LISTENER, ROUTE_CONFIG, SECRET)
 WILDCARD_TYPES = (CLUSTER, LISTENER)
 MESSAGES: dict[str, type[Message]] = {
     LISTENER: listener_pb2.Listener,
     ROUTE_CONFIG: route_pb2.RouteConfiguration,
     CLUSTER: cluster_pb2.Cluster,
     ASSIGNMENT: endpoint_pb2.ClusterLoadAssignment,
+    SECRET: secret_pb2.Secret,
 }
 _CHECKS: dict[str, Callable[[Any, str], tuple[Any, list[Problem]]]] = {
     LISTENER: check_listener,
     ROUTE_CONFIG: check_route_config,
     CLUSTER: check_cluster,
     ASSIGNMENT: check_assignment,
+    SECRET: check_sds_secret,
 }
 # Envoy caps a NACK's error_detail; so do we.
 MAX_ERROR_DETAIL = 4096
@@ -158,6 +168,8 @@ class View:
     """EDS service name -> the serving clusters that take their endpoints from it."""
     waiting: dict[str, frozenset[str]] = field(default_factory=dict)
     """`route_configs[r]` / `listeners[l]` -> clusters it names that do not serve yet."""
+    waiting_secrets: dict[str, frozenset[str]] = field(default_factory=dict)
+    """`listeners[l]` / `clusters[c]` -> SDS secrets it names that have not arrived."""
 
     def cluster_endpoints(self, name: str) -> list[Endpoint] | None:
         cluster = self.clusters[name]
@@ -211,6 +223,7 @@ class ResourceStore:
         self, static: MeshConfig, *, ads: bool, clock: Callable[[], float] = time.time
     ) -> None:
         self.static = static
+        self.static_sds = _static_sds(static)
         self.ads = ads
         self.clock = clock
         self.accepted: dict[str, dict[str, Entry]] = {t: {} for t in TYPE_ORDER}
@@ -292,7 +305,13 @@ class ResourceStore:
         self._cross_check(type_url, candidate, fresh, problems)
         if problems:
             raise Rejected(problems)
-        view = build_view(candidate, self.view, static_names(self.static, "clusters"))
+        view = build_view(
+            candidate,
+            self.view,
+            static_names(self.static, "clusters"),
+            self.static.secrets,
+            self.static_sds,
+        )
         check_addresses((a.snapshot for a in view.listeners.values()), self.static, problems)
         if problems:
             raise Rejected(problems)
@@ -330,6 +349,7 @@ class ResourceStore:
             endpoints=endpoints,
             users=view.users,
             waiting=view.waiting,
+            waiting_secrets=view.waiting_secrets,
         )
         return Staged(update, accepted, fast, Plan(None, updates), endpoints_only=True)
 
@@ -372,6 +392,25 @@ class ResourceStore:
                     problems.add(
                         path, "EDS needs dynamic_resources.ads_config (EDS comes over ADS)"
                     )
+        if type_url in (LISTENER, CLUSTER):
+            for entry in entries.values():
+                self._check_secret_refs(entry.checked.secrets, problems)
+
+    def _check_secret_refs(self, secrets: Iterable[SecretRef], problems: Problems) -> None:
+        """A name-only secret must be static; one over ADS needs the ADS stream."""
+        for ref in secrets:
+            if ref.source == "static" and ref.name not in self.static.secrets:
+                problems.add(
+                    f"{ref.path}.name", f"no secret {ref.name!r} in static_resources.secrets"
+                )
+            elif ref.source == "ads" and not self.ads:
+                problems.add(f"{ref.path}.sds_config.ads", "needs dynamic_resources.ads_config")
+            elif ref.source == "api" and sds_target(self.static, ref.cluster or "") is None:
+                problems.add(
+                    ref.cluster_path,
+                    f"unknown cluster {ref.cluster!r} (the SDS cluster must be a static "
+                    "cluster with an address)",
+                )
 
     def _plan(self, view: View) -> Plan:
         listeners = {name: a.snapshot for name, a in view.listeners.items()}
@@ -425,7 +464,13 @@ class ResourceStore:
         """The plan for the accepted resources as they are (after `set_static`, `drop` or
         an expiry); Rejected if they no longer fit together."""
         problems = Problems()
-        view = build_view(self.accepted, self.view, static_names(self.static, "clusters"))
+        view = build_view(
+            self.accepted,
+            self.view,
+            static_names(self.static, "clusters"),
+            self.static.secrets,
+            self.static_sds,
+        )
         check_addresses((a.snapshot for a in view.listeners.values()), self.static, problems)
         if problems:
             raise Rejected(problems)
@@ -434,6 +479,7 @@ class ResourceStore:
     def set_static(self, static: MeshConfig) -> None:
         """A reloaded bootstrap: the next plan is a whole config."""
         self.static = static
+        self.static_sds = _static_sds(static)
         self.applied = None
 
     def drop(self, type_url: str, names: Iterable[str]) -> None:
@@ -456,8 +502,25 @@ class ResourceStore:
             self._raw_names[type_url] = cached
         return cached[1]
 
+    def secret_refs(self) -> set[SecretRef]:
+        """The SDS secrets the accepted and serving listeners and clusters name."""
+        out: set[SecretRef] = set()
+        for type_url in (LISTENER, CLUSTER):
+            for entry in self.accepted[type_url].values():
+                out.update(entry.checked.secrets)
+        for active in self.view.listeners.values():
+            out.update(active.source.secrets)
+        for cluster in self.view.clusters.values():
+            out.update(cluster.secrets)
+        for listener in self.static_sds:
+            out.update(listener.secrets)
+        return out
+
     def wanted(self, type_url: str) -> set[str]:
-        """The RDS or EDS names the accepted and serving listeners and clusters need."""
+        """The RDS, EDS or SDS (over ADS) names the accepted and serving listeners and
+        clusters need."""
+        if type_url == SECRET:
+            return {ref.name for ref in self.secret_refs() if ref.source == "ads"}
         if type_url == ROUTE_CONFIG:
             names = {e.checked.rds for e in self.accepted[LISTENER].values()}
             names |= {a.rds for a in self.view.listeners.values()}
@@ -466,8 +529,17 @@ class ResourceStore:
             names |= {c.eds for c in self.view.clusters.values()}
         return {n for n in names if n is not None}
 
+    def secret_value(self, ref: SecretRef | Mapping[str, Any]) -> SecretValue | None:
+        return _secret_lookup(self.accepted, self.static.secrets)(
+            ref if isinstance(ref, Mapping) else {"name": ref.name, "source": ref.source}
+        )
+
     def warming(self) -> bool:
-        return bool(self.view.warming_clusters or self.view.warming_listeners)
+        return bool(
+            self.view.warming_clusters
+            or self.view.warming_listeners
+            or any(lst.name not in self.view.listeners for lst in self.static_sds)
+        )
 
     def next_expiry(self) -> float | None:
         times = [
@@ -487,17 +559,71 @@ class ResourceStore:
         return out
 
 
+def _secret_lookup(
+    accepted: Mapping[str, Mapping[str, Entry]], static_secrets: Mapping[str, SecretValue]
+) -> Callable[[Mapping[str, Any]], SecretValue | None]:
+    """Finds a placeholder's secret: static by name, else the SDS secret accepted (one
+    namespace for ADS and files, as the names Envoy's secret manager keeps)."""
+    dynamic = accepted.get(SECRET, {})
+
+    def lookup(ref: Mapping[str, Any]) -> SecretValue | None:
+        if ref["source"] == "static":
+            return static_secrets.get(ref["name"])
+        entry = dynamic.get(ref["name"])
+        return entry.checked.value if entry is not None else None
+
+    return lookup
+
+
+def _with_secrets(
+    snapshot: dict[str, Any],
+    secrets: tuple[SecretRef, ...],
+    lookup: Callable[[Mapping[str, Any]], SecretValue | None],
+    path: str,
+    view: View,
+) -> dict[str, Any] | None:
+    """`snapshot` with its SDS placeholders resolved; None (and `view.waiting_secrets`
+    noted) while a secret is missing."""
+    if not secrets:
+        return snapshot
+    missing: list[dict[str, Any]] = []
+    resolved = resolve(snapshot, lookup, missing)
+    if missing:
+        view.waiting_secrets[path] = frozenset(ref["name"] for ref in missing)
+        return None
+    out: dict[str, Any] = resolved
+    return out
+
+
+def _static_sds(static: MeshConfig) -> tuple[ListenerResource, ...]:
+    """The static listeners that wait for SDS secrets, as listener resources."""
+    return tuple(
+        ListenerResource(str(lst["name"]), lst, None, "", (), secret_refs(lst))
+        for lst in static.sds_listeners
+    )
+
+
 def build_view(
-    accepted: Mapping[str, Mapping[str, Entry]], previous: View, static_clusters: set[str]
+    accepted: Mapping[str, Mapping[str, Entry]],
+    previous: View,
+    static_clusters: set[str],
+    static_secrets: Mapping[str, SecretValue] | None = None,
+    static_sds: Iterable[ListenerResource] = (),
 ) -> View:
     """What serves given the accepted resources and what served before (see the module
     docstring for the rules)."""
     view = View()
+    lookup = _secret_lookup(accepted, static_secrets or {})
     view.endpoints = {name: entry.checked.endpoints for name, entry in accepted[ASSIGNMENT].items()}
     for name, entry in accepted[CLUSTER].items():
         cluster: ClusterResource = entry.checked
-        if cluster.eds is None or cluster.eds in view.endpoints:
-            view.clusters[name] = cluster
+        snapshot = _with_secrets(
+            cluster.snapshot, cluster.secrets, lookup, resource_path(CLUSTER, name), view
+        )
+        if snapshot is not None and (cluster.eds is None or cluster.eds in view.endpoints):
+            view.clusters[name] = (
+                cluster if snapshot is cluster.snapshot else replace(cluster, snapshot=snapshot)
+            )
         else:
             view.warming_clusters.add(name)
             if name in previous.clusters:
@@ -528,19 +654,35 @@ def build_view(
         if listener.rds is not None:
             routes = view.routes.get(listener.rds) or previous.routes.get(listener.rds)
             ready = ready and routes is not None
+        snapshot = None
         if ready:
+            snapshot = _with_secrets(
+                listener.with_routes(routes),
+                listener.secrets,
+                lookup,
+                resource_path(LISTENER, name),
+                view,
+            )
+        if snapshot is not None:
             if routes is not None:
                 view.routes.setdefault(routes.name, routes)
             refs = {ref for _, ref in listener.refs} | (
                 {ref for _, ref in routes.refs} if routes is not None else set()
             )
-            view.listeners[name] = ActiveListener(
-                listener.with_routes(routes), frozenset(refs), listener.rds, listener
-            )
+            view.listeners[name] = ActiveListener(snapshot, frozenset(refs), listener.rds, listener)
         else:
             view.warming_listeners.add(name)
             if name in previous.listeners:
                 view.listeners[name] = previous.listeners[name]
+    for listener in static_sds:  # static listeners waiting for SDS secrets
+        path = resource_path(LISTENER, listener.name)
+        snapshot = _with_secrets(listener.snapshot, listener.secrets, lookup, path, view)
+        if snapshot is not None:
+            view.listeners[listener.name] = ActiveListener(snapshot, frozenset(), None, listener)
+        else:
+            view.warming_listeners.add(listener.name)
+            if listener.name in previous.listeners:
+                view.listeners[listener.name] = previous.listeners[listener.name]
     referenced = {ref for a in view.listeners.values() for ref in a.refs}
     for name, cluster in removed.items():
         if name in referenced:

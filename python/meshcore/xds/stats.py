@@ -1,6 +1,7 @@
 """The xDS stats under Envoy's names: `control_plane.connected_state`;
 `listener_manager.lds.*` and `cluster_manager.cds.*`; per route config
-`http.<stat_prefix>.rds.<name>.*`; per EDS cluster `cluster.<name>.*` (update_attempt,
+`http.<stat_prefix>.rds.<name>.*`; per EDS cluster `cluster.<name>.*`; per SDS secret
+`sds.<name>.*` (update_attempt,
 update_success, update_rejected, update_failure, update_empty, init_fetch_timeout,
 version, update_time); and the cluster and listener manager counts."""
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-from meshcore.config.xds_resources import ASSIGNMENT, CLUSTER, LISTENER, ROUTE_CONFIG
+from meshcore.config.xds_resources import ASSIGNMENT, CLUSTER, LISTENER, ROUTE_CONFIG, SECRET
 from meshcore.lifecycle.control_stats import ControlStats
 
 from .resources import ResourceStore
@@ -63,6 +64,8 @@ class XdsStats:
         if type_url == CLUSTER:
             return [CDS]
         wanted = set(names)
+        if type_url == SECRET:
+            return [f"sds.{name}" for name in sorted(wanted)]
         if type_url == ROUTE_CONFIG:
             prefixes = {
                 (e.checked.stat_prefix, e.checked.rds)
