@@ -61,6 +61,8 @@ pub struct ListenerView {
     /// The filter chain's `DownstreamTlsContext`: connections are TLS, terminated before
     /// the terminal filter runs (None: plain TCP).
     pub tls: Option<Arc<crate::tls::ServerTls>>,
+    /// The listener's `access_log` (shared by its chains; None: none).
+    pub listener_log: Option<Arc<crate::access_log::AccessLogs>>,
 }
 
 /// The most body bytes one connection buffers while streaming, for a
@@ -87,6 +89,8 @@ pub struct CompiledListener {
     pub stats: ListenerStats,
     /// The overload manager's global downstream connection limit, when it applies here.
     pub global_connection_limit: Option<u64>,
+    /// The listener's `access_log` (None: none): also logs connections no chain matched.
+    pub access_log: Option<Arc<crate::access_log::AccessLogs>>,
 }
 
 impl CompiledListener {

@@ -36,6 +36,10 @@ pub enum ResponseFlag {
     RateLimited,
     /// SI: the stream idle timeout fired.
     StreamIdleTimeout,
+    /// URX: the upstream retry (tcp_proxy: connect attempt) limit was reached.
+    UpstreamRetryLimitExceeded,
+    /// NC: the upstream cluster does not exist.
+    NoClusterFound,
 }
 
 impl ResponseFlag {
@@ -54,29 +58,34 @@ impl ResponseFlag {
             ResponseFlag::DelayInjected => "DI",
             ResponseFlag::RateLimited => "RL",
             ResponseFlag::StreamIdleTimeout => "SI",
+            ResponseFlag::UpstreamRetryLimitExceeded => "URX",
+            ResponseFlag::NoClusterFound => "NC",
         }
     }
 
-    pub const ALL: [ResponseFlag; 13] = [
-        ResponseFlag::NoRoute,
+    /// Every flag, in the order Envoy prints them (its `CoreResponseFlag` order).
+    pub const ALL: [ResponseFlag; 15] = [
         ResponseFlag::NoHealthyUpstream,
-        ResponseFlag::UpstreamConnectionFailure,
         ResponseFlag::UpstreamRequestTimeout,
+        ResponseFlag::UpstreamConnectionFailure,
         ResponseFlag::UpstreamConnectionTermination,
-        ResponseFlag::UpstreamProtocolError,
-        ResponseFlag::DownstreamConnectionTermination,
-        ResponseFlag::DownstreamProtocolError,
         ResponseFlag::UpstreamOverflow,
-        ResponseFlag::FaultInjected,
+        ResponseFlag::NoRoute,
         ResponseFlag::DelayInjected,
+        ResponseFlag::FaultInjected,
         ResponseFlag::RateLimited,
+        ResponseFlag::DownstreamConnectionTermination,
+        ResponseFlag::UpstreamRetryLimitExceeded,
         ResponseFlag::StreamIdleTimeout,
+        ResponseFlag::DownstreamProtocolError,
+        ResponseFlag::UpstreamProtocolError,
+        ResponseFlag::NoClusterFound,
     ];
 }
 
 /// The set of response flags of one request (Envoy's `%RESPONSE_FLAGS%`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ResponseFlags(u16);
+pub struct ResponseFlags(u32);
 
 impl ResponseFlags {
     pub fn insert(&mut self, f: ResponseFlag) {
@@ -204,6 +213,19 @@ pub fn push_head(out: &mut Vec<u8>, h: &ReplyHead<'_>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn flags_print_in_envoys_order() {
+        let mut f = ResponseFlags::default();
+        assert_eq!(f.to_string(), "-");
+        f.insert(ResponseFlag::UpstreamRetryLimitExceeded);
+        f.insert(ResponseFlag::UpstreamConnectionFailure);
+        assert_eq!(f.to_string(), "UF,URX");
+        let mut g = ResponseFlags::default();
+        g.insert(ResponseFlag::NoClusterFound);
+        g.insert(ResponseFlag::NoHealthyUpstream);
+        assert_eq!(g.to_string(), "UH,NC");
+    }
+
     use super::*;
 
     #[test]

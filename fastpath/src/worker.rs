@@ -171,6 +171,9 @@ impl Worker {
             compiled
                 .stats
                 .inc(self.index, listener::Counter::NoFilterChainMatch);
+            if let Some(logs) = &compiled.access_log {
+                crate::tcp::log_no_chain(logs, &info, self.index);
+            }
             return;
         };
         if !view.network.admit(self.index) {

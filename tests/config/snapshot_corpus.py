@@ -88,6 +88,7 @@ def _edge() -> dict[str, Any]:
     tcp = {
         "name": "tcp",
         "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+        "access_log": [log],
         "filter_chains": [
             {
                 "filters": [
@@ -109,6 +110,7 @@ def _edge() -> dict[str, Any]:
                             },
                             "idle_timeout": "10s",
                             "max_connect_attempts": 2,
+                            "access_log": [log],
                         },
                     },
                 ]

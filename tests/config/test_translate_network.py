@@ -126,3 +126,37 @@ def test_network_rate_limit_runtime_enabled_is_not_supported_yet() -> None:
     }
     found = problems(_tcp(limit, cluster="backend"))
     assert f"{CHAIN}[0].typed_config.runtime_enabled: runtime_enabled is not supported yet" in found
+
+
+FILE_LOG = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
+
+
+def _file_log(path: str, **config: Any) -> dict[str, Any]:
+    return {"name": "log", "typed_config": {"@type": FILE_LOG, "path": path, **config}}
+
+
+def test_tcp_proxy_and_listener_access_logs() -> None:
+    fmt = {"text_format_source": {"inline_string": "%RESPONSE_FLAGS% %BYTES_SENT%\n"}}
+    b = _tcp(cluster="backend", access_log=[_file_log("/tmp/tcp.log", log_format=fmt)])
+    listener(b)["access_log"] = [_file_log("/tmp/listener.log")]
+    (translated,) = load(b).snapshot["listeners"]
+    (tcp_log,) = translated["filter_chains"][0]["filter"]["tcp_proxy"]["access_log"]
+    assert tcp_log["sink"] == {"file": "/tmp/tcp.log"}
+    (listener_log,) = translated["access_log"]
+    assert listener_log["sink"] == {"file": "/tmp/listener.log"}
+
+
+def test_tcp_proxy_access_log_problems_name_the_field() -> None:
+    fmt = {"text_format_source": {"inline_string": "%NOT_AN_OPERATOR%"}}
+    found = problems(_tcp(cluster="backend", access_log=[_file_log("/tmp/x", log_format=fmt)]))
+    where = f"{CHAIN}[0].typed_config.access_log[0].typed_config.log_format"
+    assert any(p.startswith(where) for p in found), found
+
+
+def test_listener_access_log_on_an_http_listener_is_not_supported_yet() -> None:
+    b = base()
+    listener(b)["access_log"] = [_file_log("/tmp/listener.log")]
+    assert (
+        "static_resources.listeners[0].access_log: listener access logs are not supported yet "
+        "on listeners with an http_connection_manager chain"
+    ) in problems(b)

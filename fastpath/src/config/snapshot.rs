@@ -77,6 +77,10 @@ pub struct Listener {
     /// apply to this listener.
     #[serde(default)]
     pub ignore_global_conn_limit: bool,
+    /// The listener's `access_log`: a line per connection when it closes (or is refused for
+    /// want of a filter chain). Only on listeners whose chains all end in `tcp_proxy`.
+    #[serde(default)]
+    pub access_log: Vec<super::access_log::AccessLog>,
 }
 
 /// `envoy.filters.listener.tls_inspector`.
@@ -209,6 +213,9 @@ pub struct TcpProxy {
     /// `hash_policy: [{source_ip: {}}]`: RING_HASH / MAGLEV hash the downstream address.
     #[serde(default)]
     pub hash_source_ip: bool,
+    /// `access_log`: a line per connection when it closes.
+    #[serde(default)]
+    pub access_log: Vec<super::access_log::AccessLog>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -30,6 +30,7 @@ pub struct ListenerParts {
     per_connection_buffer_limit_bytes: u32,
     stat_prefix: Option<String>,
     global_connection_limit: Option<u64>,
+    access_log: Option<Arc<crate::access_log::AccessLogs>>,
 }
 
 fn compile_chain(
@@ -86,6 +87,19 @@ pub fn compile_listener(
         )?),
         None => None,
     };
+    let all_tcp = l
+        .filter_chains
+        .iter()
+        .chain(l.default_filter_chain.as_ref())
+        .all(|c| matches!(c.filter, snapshot::NetworkFilter::TcpProxy(_)));
+    if !l.access_log.is_empty() && !all_tcp {
+        return Err(format!(
+            "{path}.access_log: listener access logs are not supported yet on listeners with \
+             an http_connection_manager chain"
+        ));
+    }
+    let access_log =
+        crate::access_log::AccessLogs::compile(&l.access_log, registry, path)?.map(Arc::from);
     let inspector = match &l.tls_inspector {
         Some(t) => Some(TlsInspector::compile(t, registry, path)?),
         None => None,
@@ -103,6 +117,7 @@ pub fn compile_listener(
         per_connection_buffer_limit_bytes: l.per_connection_buffer_limit_bytes,
         stat_prefix: l.stat_prefix.clone(),
         global_connection_limit: global_limit.filter(|_| !l.ignore_global_conn_limit),
+        access_log,
     })
 }
 
@@ -129,6 +144,7 @@ impl ListenerParts {
                     Arc::new(crate::tls::ServerTls { cfg, stats })
                 }),
                 network: p.network,
+                listener_log: self.access_log.clone(),
             })
         };
         CompiledListener {
@@ -138,6 +154,7 @@ impl ListenerParts {
             filters: self.filters,
             stats,
             global_connection_limit: self.global_connection_limit,
+            access_log: self.access_log,
         }
     }
 }

@@ -8,7 +8,7 @@ pub mod relay;
 mod session;
 pub mod stats;
 
-pub use session::{refuse, serve};
+pub use session::{log_no_chain, refuse, serve};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -179,6 +179,8 @@ pub struct TcpProxy {
     idle_timeout: Option<Duration>,
     max_connect_attempts: u32,
     hash_source_ip: bool,
+    /// `access_log` (None: none configured; nothing is kept per connection).
+    access_log: Option<Box<crate::access_log::AccessLogs>>,
 }
 
 impl TcpProxy {
@@ -213,6 +215,7 @@ impl TcpProxy {
             idle_timeout: (c.idle_timeout_ms > 0).then(|| Duration::from_millis(c.idle_timeout_ms)),
             max_connect_attempts: c.max_connect_attempts,
             hash_source_ip: c.hash_source_ip,
+            access_log: crate::access_log::AccessLogs::compile(&c.access_log, registry, path)?,
         })
     }
 

@@ -1,6 +1,8 @@
 //! One `tcp_proxy` connection: pick a cluster (by weight) and a host (its balancer, health
 //! and ejections, source-IP hash when asked), connect within the circuit breaker and
-//! `max_connect_attempts`, then relay until both sides close or the idle timeout passes.
+//! `max_connect_attempts`, then relay until both sides close or the idle timeout passes;
+//! then its access log lines (the `tcp_proxy`'s and the listener's), when configured.
+use std::cell::{Cell, OnceCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -12,10 +14,13 @@ use xxhash_rust::xxh64::xxh64;
 use super::TcpProxy;
 use super::relay::{self, Counts, End, Seen};
 use super::stats::tcp_proxy::Counter;
+use crate::access_log::{Entry, Fields};
 use crate::breaker::Resource;
 use crate::cluster::{ClusterState, HostCounters, Outcome};
 use crate::compiled::ListenerView;
-use crate::pool::{UpConn, connect_tcp};
+use crate::conn_info::ConnInfo;
+use crate::local_reply::{ResponseFlag, ResponseFlags};
+use crate::pool::{ConnectError, UpConn, connect_tcp};
 use crate::stats::sets::{cluster, http, listener};
 use crate::stream::Stream;
 use crate::worker::{ConnGuard, Worker};
@@ -42,10 +47,9 @@ pub async fn serve(
     worker: Rc<Worker>,
     view: Arc<ListenerView>,
     down: Stream,
-    info: crate::conn_info::ConnInfo,
+    info: ConnInfo,
     _guard: ConnGuard,
 ) {
-    let peer = info.peer;
     let w = worker.index;
     let start = Instant::now();
     let ls = &view.stats;
@@ -53,11 +57,17 @@ pub async fn serve(
     ls.gauge_inc(w, listener::Gauge::DownstreamCxActive);
     if let Some(tcp) = &view.network.tcp_proxy {
         tcp.count(w, Counter::DownstreamCxTotal, 1);
+        let logged = tcp.access_log.is_some() || view.listener_log.is_some();
+        let mut log = Log {
+            fields: logged.then(|| Box::new(Fields::new())),
+            flags: ResponseFlags::default(),
+        };
         // A network RBAC filter that denies the connection closes it before any upstream
         // connect.
         if view.network.authorize(&info, w) {
-            proxy(w, &view, tcp, down, peer).await;
+            proxy(w, &view, tcp, &down, info.peer, &mut log).await;
         }
+        log.write(w, &view, tcp, &info);
     }
     ls.gauge_dec(w, listener::Gauge::DownstreamCxActive);
     ls.inc(w, listener::Counter::DownstreamCxDestroy);
@@ -68,70 +78,193 @@ pub async fn serve(
     );
 }
 
-async fn proxy(w: usize, view: &ListenerView, tcp: &TcpProxy, down: Stream, peer: SocketAddr) {
+/// The listener access log's line for a connection no filter chain matched (closed at
+/// once): Envoy's `NR` flag and `filter_chain_not_found` details.
+pub fn log_no_chain(logs: &crate::access_log::AccessLogs, info: &ConnInfo, w: usize) {
+    let mut fields = Fields::new();
+    fields.details = "filter_chain_not_found";
+    let mut flags = ResponseFlags::default();
+    flags.insert(ResponseFlag::NoRoute);
+    logs.log(&entry(&fields, flags, None, info), w);
+}
+
+/// A connection's line: no HTTP status, protocol or request head.
+fn entry<'a>(
+    fields: &'a Fields,
+    flags: ResponseFlags,
+    cluster: Option<&'a str>,
+    info: &'a ConnInfo,
+) -> Entry<'a> {
+    Entry {
+        fields,
+        status: 0,
+        flags,
+        minor: None,
+        req_head: &[],
+        route_name: "",
+        cluster,
+        downstream_remote: info.peer,
+        downstream_local: info.local,
+        tls: info.tls.as_deref(),
+        end: std::time::Instant::now(),
+        generate_request_id: false,
+        generated_id: OnceCell::new(),
+        req_index: OnceCell::new(),
+    }
+}
+
+/// What a connection's access log lines show (`fields` None: no log configured).
+struct Log {
+    fields: Option<Box<Fields>>,
+    flags: ResponseFlags,
+}
+
+impl Log {
+    fn fields(&mut self) -> Option<&mut Fields> {
+        self.fields.as_deref_mut()
+    }
+
+    /// Renders the lines of the `tcp_proxy`'s and the listener's access logs.
+    fn write(&self, w: usize, view: &ListenerView, tcp: &TcpProxy, info: &ConnInfo) {
+        let Some(f) = self.fields.as_deref() else {
+            return;
+        };
+        let cluster = f.cluster.and_then(|i| view.clusters.get(i));
+        let entry = entry(f, self.flags, cluster.map(|c| c.name.as_str()), info);
+        for logs in [tcp.access_log.as_deref(), view.listener_log.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            logs.log(&entry, w);
+        }
+    }
+}
+
+async fn proxy(
+    w: usize,
+    view: &ListenerView,
+    tcp: &TcpProxy,
+    down: &Stream,
+    peer: SocketAddr,
+    log: &mut Log,
+) {
     let Some(cluster) = tcp
         .pick_cluster(fastrand::u64(..))
-        .and_then(|i| view.clusters.get(i))
+        .and_then(|i| view.clusters.get(i).map(|c| (i, c)))
     else {
         tcp.count(w, Counter::DownstreamCxNoRoute, 1);
+        log.flags.insert(ResponseFlag::NoClusterFound);
         return;
     };
+    let (index, cluster) = cluster;
+    if let Some(f) = log.fields() {
+        f.cluster = Some(index);
+    }
     let hash = tcp
         .hash_source_ip
         .then(|| xxh64(peer.ip().to_string().as_bytes(), 0));
-    let Some(mut up) = connect(w, cluster, tcp, hash).await else {
-        return;
+    let mut up = match connect(w, cluster, tcp, hash).await {
+        Ok(up) => up,
+        Err(fail) => {
+            log.flags.extend(fail.flags);
+            if let Some(f) = log.fields() {
+                f.upstream_host = fail.host;
+                f.failure_reason = fail.reason;
+            }
+            return;
+        }
     };
-    let bytes = Bytes { w, tcp, up: &up };
+    if let Some(f) = log.fields() {
+        f.upstream_host = up.stream.as_tcp().and_then(|t| t.peer_addr().ok());
+        f.upstream_local = up.stream.as_tcp().and_then(|t| t.local_addr().ok());
+    }
+    let bytes = Bytes {
+        w,
+        tcp,
+        up: &up,
+        received: Cell::new(0),
+        sent: Cell::new(0),
+    };
     let seen = Seen::default();
     // Plain sockets both ways: zero-copy splice; TLS on either side: a copy loop.
     let end = match (down.as_tcp(), up.stream.as_tcp()) {
         (Some(d), Some(u)) => relay::relay(d, u, tcp.idle_timeout, &bytes, &seen).await,
-        _ => super::copy::relay(&down, &up.stream, tcp.idle_timeout, &bytes, &seen).await,
+        _ => super::copy::relay(down, &up.stream, tcp.idle_timeout, &bytes, &seen).await,
     };
     if let End::IdleTimeout = end {
         tcp.count(w, Counter::IdleTimeout, 1);
     }
+    if let Some(f) = log.fields() {
+        f.bytes_received = bytes.received.get();
+        f.bytes_sent = bytes.sent.get();
+    }
     up.remote_closed = seen.upstream_closed.get();
 }
 
+/// Why no upstream connection was made: the response flags, the last host tried and
+/// `%UPSTREAM_TRANSPORT_FAILURE_REASON%`, as Envoy's tcp_proxy logs them.
+struct ConnectFail {
+    flags: ResponseFlags,
+    host: Option<SocketAddr>,
+    reason: &'static str,
+}
+
+impl ConnectFail {
+    fn of(flag: ResponseFlag) -> ConnectFail {
+        let mut flags = ResponseFlags::default();
+        flags.insert(flag);
+        ConnectFail {
+            flags,
+            host: None,
+            reason: "",
+        }
+    }
+}
+
 /// Connects to a host of `cluster`, trying newly picked hosts up to
-/// `max_connect_attempts` times; None (the downstream is then closed) on overflow, no
-/// healthy host or the last failure.
+/// `max_connect_attempts` times; the failure (the downstream is then closed) on overflow,
+/// no healthy host or the last failed attempt.
 async fn connect(
     w: usize,
     cluster: &Arc<ClusterState>,
     tcp: &TcpProxy,
     hash: Option<u64>,
-) -> Option<UpConn> {
+) -> Result<UpConn, ConnectFail> {
+    let mut last = ConnectFail::of(ResponseFlag::UpstreamConnectionFailure);
     for attempt in 1..=tcp.max_connect_attempts {
         // As Envoy's tcp_proxy: checked before each connection, never waited on.
         if cluster.breakers.is_open(Resource::Connections) {
             cluster.stats.inc(w, cluster::Counter::UpstreamCxOverflow);
-            return None;
+            return Err(ConnectFail::of(ResponseFlag::UpstreamOverflow));
         }
         let Some((host, addr)) = pick_host(cluster, w, hash) else {
             cluster
                 .stats
                 .inc(w, cluster::Counter::UpstreamCxNoneHealthy);
-            return None;
+            return Err(ConnectFail::of(ResponseFlag::NoHealthyUpstream));
         };
         match connect_tcp(w, cluster, &host, addr).await {
             Ok(up) => {
                 cluster.report_result(&host, Outcome::Status(200));
-                return Some(up);
+                return Ok(up);
             }
-            Err(_) => {
+            Err(e) => {
                 cluster.report_result(&host, Outcome::LocalFailure);
+                last.host = Some(addr);
+                last.reason = match e {
+                    ConnectError::Failure => "delayed_connect_error:_Connection_refused",
+                    ConnectError::Timeout => "",
+                };
                 if attempt == tcp.max_connect_attempts {
                     cluster
                         .stats
                         .inc(w, cluster::Counter::UpstreamCxConnectAttemptsExceeded);
+                    last.flags.insert(ResponseFlag::UpstreamRetryLimitExceeded);
                 }
             }
         }
     }
-    None
+    Err(last)
 }
 
 /// A host of `cluster` from its balancer (LEAST_REQUEST weighs open connections).
@@ -157,11 +290,15 @@ fn pick_host(
 }
 
 /// Routes the relay's byte counts to `tcp.<prefix>.downstream_cx_*` and the cluster's
-/// `upstream_cx_*_bytes_total`.
+/// `upstream_cx_*_bytes_total`, and totals the downstream's for the access log.
 struct Bytes<'a> {
     w: usize,
     tcp: &'a TcpProxy,
     up: &'a UpConn,
+    /// Bytes read from the downstream (`%BYTES_RECEIVED%`).
+    received: Cell<u64>,
+    /// Bytes written to the downstream (`%BYTES_SENT%`).
+    sent: Cell<u64>,
 }
 
 impl Counts for Bytes<'_> {
@@ -169,6 +306,7 @@ impl Counts for Bytes<'_> {
         if downstream {
             self.tcp
                 .count(self.w, Counter::DownstreamCxRxBytesTotal, n as u64);
+            self.received.set(self.received.get() + n as u64);
         } else {
             self.up.rx(n);
         }
@@ -178,6 +316,7 @@ impl Counts for Bytes<'_> {
         if downstream {
             self.tcp
                 .count(self.w, Counter::DownstreamCxTxBytesTotal, n as u64);
+            self.sent.set(self.sent.get() + n as u64);
         } else {
             self.up.tx(n);
         }

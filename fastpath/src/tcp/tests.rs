@@ -15,6 +15,7 @@ fn proxy_cfg(clusters: &[(&str, u32)]) -> snapshot::TcpProxy {
         idle_timeout_ms: 3_600_000,
         max_connect_attempts: 1,
         hash_source_ip: false,
+        access_log: Vec::new(),
     }
 }
 

@@ -704,7 +704,10 @@ MESSAGES: dict[str, Message] = {
         protocol=enum("TCP"),
     ),
     "envoy.config.listener.v3.Listener": message(
-        later=("access_log",),
+        access_log=ok(
+            "a line per connection (and per connection no chain matched: NR); only on "
+            "listeners whose chains all end in tcp_proxy"
+        ),
         name=ok(),
         address=ok(),
         stat_prefix=ok(),
@@ -777,7 +780,6 @@ MESSAGES: dict[str, Message] = {
             "metadata_match",
             "downstream_idle_timeout",
             "upstream_idle_timeout",
-            "access_log",
             "backoff_options",
             "tunneling_config",
             "max_downstream_connection_duration",
@@ -790,6 +792,7 @@ MESSAGES: dict[str, Message] = {
         idle_timeout=ok("default 1h, 0 disables"),
         max_connect_attempts=ok("each attempt picks a host again"),
         hash_policy=ok("`source_ip` only"),
+        access_log=ok("a line per connection when it closes (docs/access-logs.md)"),
         note="relays with splice(2); half-close is passed on",
     ),
     f"{TCP_PROXY}.WeightedCluster": message(clusters=ok()),

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import paths
 from .errors import Problems
+from .translate_access_log import access_logs
 from .values import duration_field_ms, duration_ms, wrapped
 
 if TYPE_CHECKING:  # the modules are imported on demand, by type URL, when a config uses them
@@ -40,13 +41,17 @@ def tcp_proxy(config: tcp_proxy_pb2.TcpProxy, path: str, problems: Problems) -> 
             hash_source_ip = True
         elif not policy.HasField("filter_state"):  # filter_state: reported by the table
             problems.add(paths.item(paths.field(path, "hash_policy"), i), "is empty")
-    return {
+    out = {
         "stat_prefix": config.stat_prefix,
         "clusters": clusters,
         "idle_timeout_ms": duration_field_ms(config, "idle_timeout", DEFAULT_TCP_IDLE_TIMEOUT_MS),
         "max_connect_attempts": wrapped(config, "max_connect_attempts", 1),
         "hash_source_ip": hash_source_ip,
     }
+    logs = access_logs(config, path, problems)
+    if logs:
+        out["access_log"] = logs
+    return out
 
 
 def connection_limit(config: Any, path: str, problems: Problems) -> dict[str, Any]:
