@@ -98,7 +98,7 @@ def test_rds_in_a_static_listener() -> None:
 
 def test_access_log_on_the_listener() -> None:
     """The connection manager's access_log is supported (test_translate_access_log.py); the
-    listener's is not yet."""
+    listener's only where every chain ends in tcp_proxy (test_translate_network.py)."""
     b = base()
     listener(b)["access_log"] = [
         {
@@ -109,7 +109,10 @@ def test_access_log_on_the_listener() -> None:
             },
         }
     ]
-    assert problems(b) == [f"{LISTENER}.access_log: access_log is not supported yet"]
+    assert problems(b) == [
+        f"{LISTENER}.access_log: listener access logs are not supported yet on listeners with "
+        "an http_connection_manager chain"
+    ]
 
 
 def test_cluster_tls_features_planned_for_later() -> None:

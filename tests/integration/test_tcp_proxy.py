@@ -201,7 +201,7 @@ def test_exhausted_connect_attempts_close_the_downstream(proxy):
     running, ports = proxy
     assert closed_without_data(ports["exhausted"])
     assert wait_stat(running, "cluster.dead.upstream_cx_connect_attempts_exceeded", 1) == 1
-    assert running.counter("cluster.dead.upstream_cx_connect_fail") == 3
+    assert wait_stat(running, "cluster.dead.upstream_cx_connect_fail", 3) == 3
 
 
 def test_max_connections_breaker_refuses_and_counts_overflow(proxy):
