@@ -193,7 +193,9 @@ class Server:
             await self._start_dns(config, resolved)
             if getattr(config, "dynamic", None) is not None:
                 await self._start_xds(config)
-            await nursery.start(self.stats.run_flushes)
+            interval_s = getattr(config, "stats_flush_interval_s", 5.0)
+            await nursery.start(self.stats.run_flushes, interval_s)
+            await self._start_sinks(config, interval_s)
             self.state.phase = Phase.LIVE
             self._announce(config, admin)
 
@@ -203,6 +205,21 @@ class Server:
             await drain_connections(self.engine, limit, self._stop_now)
             nursery.cancel_scope.cancel()
         return 0
+
+    async def _start_sinks(self, config: MeshConfigLike, interval_s: float) -> None:
+        """Starts pushing stats to the config's statsd sinks (if any)."""
+        targets = getattr(config, "stats_sinks", ())
+        if not targets:
+            return
+        from meshcore.sinks.statsd import StatsdSink, run_sinks
+
+        def export() -> tuple[list[bytes], list[bytes]]:
+            snap = self.stats.snapshot()
+            return snap.counters.lines, snap.gauges.lines
+
+        assert self._nursery is not None
+        sinks = [StatsdSink(t) for t in targets]
+        await self._nursery.start(run_sinks, sinks, export, interval_s)
 
     async def _start_xds(self, config: MeshConfigLike) -> None:
         """Starts the xDS client (static resources already serve) and waits for its first

@@ -148,7 +148,6 @@ def test_cluster_types(kind: str, message: str) -> None:
     ("name", "value"),
     [
         ("cluster_manager", {"local_cluster_name": "backend"}),
-        ("stats_sinks", [{"name": "envoy.stat_sinks.statsd"}]),
         ("tracing", {"http": {"name": "envoy.tracers.zipkin"}}),
     ],
 )

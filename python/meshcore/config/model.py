@@ -8,6 +8,7 @@ from typing import Any, Literal
 import orjson
 
 from meshcore.health.spec import ClusterHealthCheck
+from meshcore.sinks.target import StatsdTarget
 
 __all__ = [
     "AdminConfig",
@@ -110,6 +111,10 @@ class MeshConfig:
     """`dynamic_resources` (None: a static config; meshcore never imports gRPC)."""
     secrets: dict[str, dict[str, Any]] = field(default_factory=dict, compare=False)
     """`static_resources.secrets` by name, as snapshot TLS values (config/secrets.py)."""
+    stats_sinks: tuple[StatsdTarget, ...] = ()
+    """`stats_sinks`: statsd servers the control layer pushes stats to."""
+    stats_flush_interval_s: float = 5.0
+    """`stats_flush_interval`: how often sinks are flushed and histogram intervals end."""
     sds_listeners: tuple[dict[str, Any], ...] = ()
     """Static listeners whose TLS names an SDS secret from ADS, a stream or a file: not in
     `snapshot` (they warm); the xDS client adds each, resolved, once its secrets came."""

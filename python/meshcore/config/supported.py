@@ -16,6 +16,7 @@ JWT_AUTHN = "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
 JWT_AUTHN_PER_ROUTE = "envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig"
 NETWORK_LOCAL_RATELIMIT = "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit"
 CONNECTION_LIMIT = "envoy.extensions.filters.network.connection_limit.v3.ConnectionLimit"
+STATSD_SINK = "envoy.config.metrics.v3.StatsdSink"
 DOWNSTREAM_CONNECTIONS = (
     "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig"
 )
@@ -652,9 +653,9 @@ MESSAGES: dict[str, Message] = {
     "envoy.config.bootstrap.v3.Bootstrap": message(
         later=(
             "cluster_manager",
-            "stats_sinks",
             "tracing",
         ),
+        stats_sinks=ok("statsd over UDP (docs/stats.md)"),
         overload_manager=ok("the global downstream connection limit"),
         node=opaque("`id` and `cluster` are used; the whole node is sent to the xDS server"),
         static_resources=ok(),
@@ -662,7 +663,13 @@ MESSAGES: dict[str, Message] = {
         admin=ok(),
         layered_runtime=ok(),
         stats_config=Rule(empty="only an empty stats_config is supported", note="must be empty"),
-        stats_flush_interval=ok("no effect (no stats sinks)"),
+        stats_flush_interval=ok("stats sinks and histogram intervals (default 5s)"),
+    ),
+    "envoy.config.metrics.v3.StatsSink": message(name=ok(), typed_config=typed(STATSD_SINK)),
+    STATSD_SINK: message(
+        later=("tcp_cluster_name",),
+        address=ok("UDP; lines packed into datagrams of up to 1432 bytes"),
+        prefix=ok("default envoy"),
     ),
     "envoy.config.overload.v3.OverloadManager": message(
         later=("actions", "loadshed_points", "buffer_factory_config"),

@@ -16,6 +16,7 @@ from .translate_dynamic import check_static_resources, dynamic_resources
 from .translate_listeners import listeners
 from .translate_overload import global_connection_limit
 from .translate_routes import ClusterRefs
+from .translate_stats_sinks import flush_interval_s, stats_sinks
 from .values import is_ip
 
 
@@ -69,6 +70,8 @@ def translate(bootstrap: bootstrap_pb2.Bootstrap, problems: Problems) -> MeshCon
         dynamic=dynamic,
         secrets=secrets,
         sds_listeners=sds_listeners,
+        stats_sinks=stats_sinks(bootstrap, problems),
+        stats_flush_interval_s=flush_interval_s(bootstrap),
     )
     _check_sds_sources(config, bootstrap, problems)
     return config
