@@ -13,6 +13,7 @@ pub mod http2;
 pub mod lb;
 pub mod listener;
 pub mod local_reply;
+pub mod mem_pipe;
 pub mod pool;
 pub mod proxy;
 #[cfg(feature = "python")]

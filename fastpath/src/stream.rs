@@ -1,6 +1,6 @@
-//! The byte stream under an HTTP connection, either side: plain TCP, or one end of a local
-//! socket pair (an HTTP/2 stream bridged to the HTTP/1.1 core), or TLS over TCP
-//! (`tls::TlsStream`, rustls with the same readiness API).
+//! The byte stream under an HTTP connection, either side: plain TCP, or one end of an
+//! in-memory pipe pair (`mem_pipe`: an HTTP/2 stream bridged to the HTTP/1.1 core), or TLS
+//! over TCP (`tls::TlsStream`, rustls with the same readiness API).
 //!
 //! The proxy loop is readiness-driven (`readable`, `try_read_buf`, `try_write`) so that an
 //! idle connection holds no buffer; every variant offers the same readiness API. An enum, not
@@ -10,22 +10,22 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::TcpStream;
 
 pub enum Stream {
     Tcp(TcpStream),
-    /// One end of `socketpair(2)`: the HTTP/2 bridge (`http2/`).
-    Unix(UnixStream),
     /// TLS terminated or originated by meshcore (`tls/`); boxed: the rustls state is large.
     Tls(Box<crate::tls::TlsStream>),
+    /// One end of an in-memory pipe pair (`mem_pipe`): the HTTP/2 bridge.
+    Mem(crate::mem_pipe::MemEnd),
 }
 
 macro_rules! each {
     ($self:expr, $s:ident => $e:expr) => {
         match $self {
             Stream::Tcp($s) => $e,
-            Stream::Unix($s) => $e,
             Stream::Tls($s) => $e,
+            Stream::Mem($s) => $e,
         }
     };
 }
@@ -71,10 +71,11 @@ impl Stream {
     pub async fn close_write(&self) -> io::Result<()> {
         let tcp = match self {
             Stream::Tcp(s) => s,
-            Stream::Unix(s) => {
-                return socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write);
-            }
             Stream::Tls(s) => s.close_notify().await?,
+            Stream::Mem(s) => {
+                s.close_write();
+                return Ok(());
+            }
         };
         socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Write)
     }
@@ -85,7 +86,7 @@ impl Stream {
         match self {
             Stream::Tcp(s) => Some(s),
             Stream::Tls(s) => Some(s.tcp()),
-            Stream::Unix(_) => None,
+            Stream::Mem(_) => None,
         }
     }
 
@@ -102,12 +103,6 @@ impl Stream {
 impl From<TcpStream> for Stream {
     fn from(s: TcpStream) -> Stream {
         Stream::Tcp(s)
-    }
-}
-
-impl From<UnixStream> for Stream {
-    fn from(s: UnixStream) -> Stream {
-        Stream::Unix(s)
     }
 }
 
@@ -160,9 +155,9 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]
-    async fn unix_pair_carries_bytes_both_ways_with_readiness() {
-        let (a, b) = UnixStream::pair().unwrap();
-        let (mut a, b) = (Stream::from(a), Stream::from(b));
+    async fn a_mem_pipe_end_carries_bytes_both_ways_with_readiness() {
+        let (a, b) = crate::mem_pipe::pair();
+        let (mut a, b) = (Stream::Mem(a), Stream::Mem(b));
         a.write_all(b"ping").await.unwrap();
         b.readable().await.unwrap();
         let mut buf = Vec::with_capacity(16);
@@ -176,6 +171,10 @@ mod tests {
         let mut got = [0u8; 4];
         a.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"pong");
-        assert!(a.as_tcp().is_none());
+        assert!(a.as_tcp().is_none() && a.socket().is_none());
+        b.close_write().await.unwrap();
+        let mut rest = Vec::new();
+        a.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
     }
 }

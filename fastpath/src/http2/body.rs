@@ -1,5 +1,5 @@
 //! Moving a body across the bridge, both ways, with backpressure: HTTP/2 DATA (and trailers)
-//! into an HTTP/1.1 body on the socket pair, and an HTTP/1.1 body read from the pair into
+//! into an HTTP/1.1 body on the pipe pair, and an HTTP/1.1 body read from the pair into
 //! DATA frames sent only as the peer's flow-control window allows. Nothing is buffered beyond
 //! one read (`READ_CHUNK`) per direction.
 use bytes::{Buf, Bytes, BytesMut};
@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::headers::{self, Framing};
 use crate::http1::ChunkedDecoder;
 
-/// Most bytes read from the socket pair at once (and so at most in flight per direction).
+/// Most bytes read from the pipe pair at once (and so at most in flight per direction).
 pub const READ_CHUNK: usize = 64 * 1024;
 
 /// Why a body could not be carried over.
@@ -19,7 +19,7 @@ pub const READ_CHUNK: usize = 64 * 1024;
 pub enum BodyError {
     /// The HTTP/2 side failed (reset, GOAWAY, connection error).
     H2,
-    /// The socket pair failed or closed early.
+    /// The pipe pair failed or closed early.
     Io,
     /// The body disagreed with its `content-length`, or its framing was malformed.
     Framing,

@@ -1,7 +1,7 @@
 //! The upstream HTTP/2 client: per worker, shared `h2` connections per host (multiplexed, at
 //! most `max_concurrent_streams` streams each, `max_requests_per_connection` streams in
 //! all). The core asks `pool::connect` for a connection as for HTTP/1.1 and gets one end of a
-//! socket pair; a bridge task on the other end reads the core's HTTP/1.1 request, sends it as
+//! pipe pair; a bridge task on the other end reads the core's HTTP/1.1 request, sends it as
 //! one stream and writes the response back as HTTP/1.1 (chunked, with trailers). A pair
 //! carries one request.
 use std::cell::{Cell, RefCell};
@@ -15,7 +15,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use h2::client::SendRequest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::UnixStream;
 use tokio::time::Instant;
 
 use super::body::{self, BodyError};
@@ -23,6 +22,7 @@ use super::handoff;
 use super::headers::{self, Framing};
 use crate::cluster::{ClusterState, HostCounters};
 use crate::config::snapshot::Http2Options;
+use crate::mem_pipe::{self, MemEnd};
 use crate::pool::{ConnectError, open_counted, uncount};
 use crate::stats::sets::cluster::Counter;
 use crate::stream::Stream;
@@ -62,7 +62,7 @@ pub fn clear() {
     CONNS.with(|c| c.borrow_mut().clear());
 }
 
-/// A stream to `host` over HTTP/2: the core's end of a socket pair whose other end is bridged
+/// A stream to `host` over HTTP/2: the core's end of a pipe pair whose other end is bridged
 /// to a stream on a shared connection (opened now if none has room).
 pub async fn stream(
     w: usize,
@@ -86,10 +86,10 @@ pub async fn stream(
         cluster.stats.inc(w, Counter::UpstreamCxMaxRequests);
         forget(host.id, &conn);
     }
-    let (ours, core) = UnixStream::pair().map_err(|_| ConnectError::Failure)?;
+    let (ours, core) = mem_pipe::pair();
     conn.shared.active.set(conn.shared.active.get() + 1);
     tokio::task::spawn_local(bridge(ours, conn));
-    Ok(Stream::Unix(core))
+    Ok(Stream::Mem(core))
 }
 
 fn forget(host_id: u64, conn: &Rc<H2Conn>) {
@@ -218,7 +218,7 @@ impl Drop for Active {
 /// Carries one request from the core (HTTP/1.1 on the pair) as a stream on `conn`, and the
 /// response back. Closing the pair without a response (the stream was refused or reset
 /// first) makes the core answer 503 (UC), as a dead HTTP/1.1 connection would.
-async fn bridge(mut ours: UnixStream, conn: Rc<H2Conn>) {
+async fn bridge(ours: MemEnd, conn: Rc<H2Conn>) {
     let conn = Active(conn);
     let (mut rd, mut wr) = ours.split();
     let mut buf = BytesMut::with_capacity(4096);

@@ -1,5 +1,5 @@
 //! The downstream HTTP/2 server: an `h2` connection whose streams are each bridged to the
-//! HTTP/1.1 core. Every stream gets a socket pair; one end is served by the core's connection
+//! HTTP/1.1 core. Every stream gets a pipe pair; one end is served by the core's connection
 //! loop (`proxy::serve_bridged`: routing, filters, retries, timeouts, access logs, stats as
 //! for HTTP/1.1), the other end carries the stream translated to HTTP/1.1 and back.
 use std::cell::Cell;
@@ -13,7 +13,6 @@ use bytes::{Buf, Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::UnixStream;
 use tokio::time::Instant;
 
 use super::body::{self, BodyError};
@@ -22,6 +21,7 @@ use super::handoff;
 use super::headers::{self, Framing};
 use crate::compiled::Chosen;
 use crate::conn_info::ConnInfo;
+use crate::mem_pipe::{self, MemEnd};
 use crate::stats::sets::http;
 use crate::stream::Stream;
 use crate::worker::Worker;
@@ -117,25 +117,20 @@ where
     }
 }
 
-/// One HTTP/2 stream: a socket pair, the core on one end, the translation on the other.
+/// One HTTP/2 stream: an in-memory pipe pair, the core on one end, the translation on the
+/// other.
 async fn stream(
     worker: Rc<Worker>,
     chosen: Rc<Chosen>,
     info: Rc<ConnInfo>,
     req: Request<RecvStream>,
-    mut respond: SendResponse<Bytes>,
+    respond: SendResponse<Bytes>,
 ) {
-    let (ours, core) = match UnixStream::pair() {
-        Ok(p) => p,
-        Err(_) => {
-            respond.send_reset(Reason::REFUSED_STREAM);
-            return;
-        }
-    };
+    let (ours, core) = mem_pipe::pair();
     let core = crate::proxy::serve_bridged(
         worker,
         (*chosen).clone(),
-        Stream::Unix(core),
+        Stream::Mem(core),
         (*info).clone(),
     );
     tokio::join!(core, bridge(ours, req, respond));
@@ -144,7 +139,7 @@ async fn stream(
 /// Writes the request into the pair as HTTP/1.1 and sends what comes back as the HTTP/2
 /// response; both directions run at once (gRPC bidi streams). Returning drops the pair end,
 /// which ends the core's side.
-async fn bridge(mut ours: UnixStream, req: Request<RecvStream>, mut respond: SendResponse<Bytes>) {
+async fn bridge(ours: MemEnd, req: Request<RecvStream>, mut respond: SendResponse<Bytes>) {
     let (parts, body) = req.into_parts();
     let mut head = Vec::with_capacity(512);
     // A streaming gRPC body bypasses the half-duplex core (`handoff.rs`).

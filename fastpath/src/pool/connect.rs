@@ -27,7 +27,7 @@ pub struct UpConn {
     pub requests: u32,
     /// When it was connected (for the cluster's `max_connection_duration`).
     pub created: Instant,
-    /// One end of a socket pair whose other end is an HTTP/2 stream (`http2/client.rs`): not
+    /// One end of a pipe pair whose other end is an HTTP/2 stream (`http2/client.rs`): not
     /// an upstream connection of its own (the HTTP/2 connection is counted), used once.
     pub bridged: bool,
 }
