@@ -13,7 +13,7 @@ import trio
 from grpc_health.v1 import health_pb2
 
 from .http_check import USER_AGENT, with_header
-from .probe import NETWORK_ERRORS, Link, connect, describe_error
+from .probe import NETWORK_ERRORS, Link, connect_for_check, describe_error
 from .spec import ClusterHealthCheck, GrpcCheck
 from .state import Failure, Outcome
 
@@ -110,12 +110,12 @@ class GrpcProbe:
         if self._going_away:
             self.close()
         if self._link is None:
-            try:
-                self._link = await connect(
-                    self._address, self._port, self._spec.connect_timeout_ms / 1000
-                )
-            except OSError as exc:
-                return Outcome.fail(Failure.NETWORK, f"connect: {describe_error(exc)}")
+            link = await connect_for_check(
+                self._address, self._port, self._spec.connect_timeout_ms / 1000
+            )
+            if isinstance(link, Outcome):
+                return link
+            self._link = link
             self._conn = h2.connection.H2Connection(
                 h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
             )

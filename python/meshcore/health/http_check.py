@@ -6,7 +6,7 @@ from __future__ import annotations
 import h11
 import trio
 
-from .probe import NETWORK_ERRORS, Link, connect, describe_error, payload_matches
+from .probe import NETWORK_ERRORS, Link, connect_for_check, describe_error, payload_matches
 from .spec import ClusterHealthCheck, HeaderToAdd, HttpCheck
 from .state import Failure, Outcome
 
@@ -67,12 +67,12 @@ class HttpProbe:
             # (no failure) and the next check connects again.
             self.close()
         if self._link is None:
-            try:
-                self._link = await connect(
-                    self._address, self._port, self._spec.connect_timeout_ms / 1000
-                )
-            except OSError as exc:
-                return Outcome.fail(Failure.NETWORK, f"connect: {describe_error(exc)}")
+            link = await connect_for_check(
+                self._address, self._port, self._spec.connect_timeout_ms / 1000
+            )
+            if isinstance(link, Outcome):
+                return link
+            self._link = link
             self._conn = h11.Connection(h11.CLIENT)
         stream, conn = self._link.stream, self._conn
         try:

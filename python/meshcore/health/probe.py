@@ -9,7 +9,7 @@ from typing import Protocol
 
 import trio
 
-from .state import Outcome
+from .state import Failure, Outcome
 
 # Errors that mean "the connection to the host failed" (Envoy: a NETWORK failure).
 NETWORK_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
@@ -76,6 +76,14 @@ async def connect(address: str, port: int, timeout_s: float) -> Link:
         sock.close()
         raise
     return Link(raw, trio.SocketStream(sock))
+
+
+async def connect_for_check(address: str, port: int, timeout_s: float) -> Link | Outcome:
+    """A connection for a check, or the NETWORK failure Envoy counts when it cannot be had."""
+    try:
+        return await connect(address, port, timeout_s)
+    except OSError as exc:
+        return Outcome.fail(Failure.NETWORK, f"connect: {describe_error(exc)}")
 
 
 def payload_matches(segments: Sequence[bytes], data: bytes | bytearray) -> bool:

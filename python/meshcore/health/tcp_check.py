@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import trio
 
-from .probe import NETWORK_ERRORS, Link, connect, describe_error, payload_matches
+from .probe import NETWORK_ERRORS, Link, connect_for_check, describe_error, payload_matches
 from .spec import ClusterHealthCheck, TcpCheck
 from .state import Failure, Outcome
 
@@ -27,12 +27,11 @@ class TcpProbe:
 
     async def check(self) -> Outcome:
         if self._link is None:
-            try:
-                link = await connect(
-                    self._address, self._port, self._spec.connect_timeout_ms / 1000
-                )
-            except OSError as exc:
-                return Outcome.fail(Failure.NETWORK, f"connect: {describe_error(exc)}")
+            link = await connect_for_check(
+                self._address, self._port, self._spec.connect_timeout_ms / 1000
+            )
+            if isinstance(link, Outcome):
+                return link
             if not self._tcp.receive:
                 # Only testing that the host accepts: Envoy closes at once and writes nothing.
                 link.close()
