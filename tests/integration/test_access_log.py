@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import trio
 
+from tests.support.access_logs import file_log, log_lines
 from tests.support.bootstrap import (
     bootstrap,
     http_listener,
@@ -29,7 +30,6 @@ from tests.support.ports import dead_port, free_port
 from tests.support.proxy import Proxy, proxy_kinds, start_proxy
 from tests.support.upstream import Upstream, UpstreamServer
 
-FILE = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
 STDOUT = "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
 UF_DETAILS = (
     "upstream_reset_before_response_started"
@@ -80,13 +80,6 @@ def _ge(value: int) -> dict[str, Any]:
     return {"op": "GE", "value": {"default_value": value, "runtime_key": "unused"}}
 
 
-def _log(path: Path, log_format: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {"@type": FILE, "path": str(path)}
-    if log_format is not None:
-        config["log_format"] = log_format
-    return {"name": "envoy.access_loggers.file", "typed_config": config, **extra}
-
-
 def _text(fmt: str) -> dict[str, Any]:
     return {"text_format_source": {"inline_string": fmt}}
 
@@ -106,9 +99,9 @@ def proxy(request, upstream, dead, tmp_path_factory) -> Iterator[Proxy]:
     logs = tmp_path_factory.mktemp(f"logs-{request.param}")
     codes = "%RESPONSE_CODE% %RESPONSE_FLAGS%\n"
     access_log = [
-        _log(logs / "json.log", {"json_format": JSON_FIELDS}),
-        _log(logs / "default.log"),
-        _log(
+        file_log(logs / "json.log", {"json_format": JSON_FIELDS}),
+        file_log(logs / "default.log"),
+        file_log(
             logs / "errors.log",
             _text(codes),
             filter={
@@ -120,7 +113,7 @@ def proxy(request, upstream, dead, tmp_path_factory) -> Iterator[Proxy]:
                 }
             },
         ),
-        _log(
+        file_log(
             logs / "flags.log",
             _text(codes),
             filter={
@@ -166,18 +159,6 @@ def _start(kind: str, config: dict[str, Any], tmp_path_factory: Any) -> Proxy:
     return start_proxy(kind, config, tmp_path_factory, extra_args=flush)
 
 
-def _lines(path: Path, count: int, timeout: float = 8.0) -> list[str]:
-    """The first `count` lines of `path` once written."""
-    deadline = time.monotonic() + timeout
-    while True:
-        text = path.read_text() if path.exists() else ""
-        lines = text.splitlines()
-        if len(lines) >= count or time.monotonic() > deadline:
-            assert len(lines) >= count, f"{path.name}: {lines}"
-            return lines
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def logged(proxy: Proxy) -> Path:
     """Sends the scripted requests once per proxy; returns the log directory."""
@@ -203,7 +184,7 @@ def _shape(value: Any, pattern: re.Pattern[str]) -> bool:
 
 
 def test_json_fields(proxy: Proxy, logged: Path, upstream: Upstream, dead: int) -> None:
-    entries = [json.loads(line) for line in _lines(logged / "json.log", 6)]
+    entries = [json.loads(line) for line in log_lines(logged / "json.log", 6)]
     assert [sorted(e) for e in entries] == [sorted(JSON_FIELDS)] * 6
     live = f"127.0.0.1:{upstream.port}"
     common = {
@@ -306,7 +287,7 @@ def test_default_format(logged: Path, upstream: Upstream, dead: int) -> None:
         r'"(?P<upstream>[^"]*)"$'
     )
     parsed = []
-    for text in _lines(logged / "default.log", 6):
+    for text in log_lines(logged / "default.log", 6):
         match = line.match(text)
         assert match, text
         parsed.append(match.groupdict())
@@ -333,8 +314,8 @@ def test_default_format(logged: Path, upstream: Upstream, dead: int) -> None:
 
 
 def test_filters(logged: Path) -> None:
-    assert _lines(logged / "errors.log", 3) == ["404 NR", "503 UH", "503 UF"]
-    assert _lines(logged / "flags.log", 2) == ["404 NR", "503 UF"]
+    assert log_lines(logged / "errors.log", 3) == ["404 NR", "503 UH", "503 UF"]
+    assert log_lines(logged / "flags.log", 2) == ["404 NR", "503 UF"]
     # Nothing more arrives: the 200s were filtered out, not late.
     time.sleep(1.2)
     assert len((logged / "errors.log").read_text().splitlines()) == 3
@@ -352,7 +333,7 @@ def test_sigusr1_reopens_files(kind: str, upstream: Upstream, tmp_path_factory) 
                 "main",
                 free_port(),
                 route_config([virtual_host("all", ["*"], routes)]),
-                access_log=[_log(path, _text("%REQ(:PATH)%\n"))],
+                access_log=[file_log(path, _text("%REQ(:PATH)%\n"))],
             )
         ],
         [static_cluster("live", [("127.0.0.1", upstream.port)])],
@@ -365,14 +346,14 @@ def test_sigusr1_reopens_files(kind: str, upstream: Upstream, tmp_path_factory) 
                 assert (await get(proxy.port, target)).status == 200
 
         trio.run(one, "/before")
-        assert _lines(path, 1) == ["/before"]
+        assert log_lines(path, 1) == ["/before"]
         rotated = logs / "access.log.1"
         path.rename(rotated)
         proxy.send_signal(signal.SIGUSR1)
         # Envoy reopens asynchronously on its main thread: allow it a moment.
         time.sleep(0.5)
         trio.run(one, "/after")
-        assert _lines(path, 1) == ["/after"]
+        assert log_lines(path, 1) == ["/after"]
         assert rotated.read_text() == "/before\n"
     finally:
         proxy.stop()

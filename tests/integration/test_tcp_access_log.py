@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.access_logs import file_log, log_lines
 from tests.support.bootstrap import bootstrap, socket_address, static_cluster
 from tests.support.ports import dead_port, free_port
 from tests.support.proxy import Proxy, proxy_kinds, start_proxy
 from tests.support.tcp import TcpUpstream, closed_without_data, exchange, tcp_proxy_filter
 
-FILE = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
 ADDRESS = re.compile(r"^127\.0\.0\.1:\d+$")
 DEFAULT_LINE = re.compile(
     r'^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\] "- - -" 0 (?P<flags>\S+) (?P<rx>\d+) '
@@ -44,13 +43,6 @@ JSON_FIELDS = {
     "route": "%ROUTE_NAME%",
 }
 PAYLOAD = b"x" * 100_000
-
-
-def _log(path: Path, log_format: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {"@type": FILE, "path": str(path)}
-    if log_format is not None:
-        config["log_format"] = log_format
-    return {"name": "envoy.access_loggers.file", "typed_config": config, **extra}
 
 
 def _listener(name: str, port: int, cluster: str, logs: list[dict[str, Any]], **extra: Any):
@@ -78,15 +70,15 @@ def echo() -> Iterator[TcpUpstream]:
 def proxy(request, echo, tmp_path_factory) -> Iterator[Proxy]:
     logs = tmp_path_factory.mktemp(f"tcp-logs-{request.param}")
     per_conn = [
-        _log(logs / "json.log", {"json_format": JSON_FIELDS}),
-        _log(logs / "default.log"),
-        _log(
+        file_log(logs / "json.log", {"json_format": JSON_FIELDS}),
+        file_log(logs / "default.log"),
+        file_log(
             logs / "failed.log",
             {"text_format_source": {"inline_string": "%RESPONSE_FLAGS%\n"}},
             filter={"response_flag_filter": {"flags": ["UF", "NC"]}},
         ),
     ]
-    listener_log = [_log(logs / "listener.log", {"json_format": JSON_FIELDS})]
+    listener_log = [file_log(logs / "listener.log", {"json_format": JSON_FIELDS})]
     ports = {name: free_port() for name in ("relay", "refused", "missing", "nochain")}
     # The `nochain` listener's only chain wants another destination port: nothing matches.
     nochain = _listener("nochain", ports["nochain"], "echo", [], access_log=listener_log)
@@ -111,16 +103,6 @@ def proxy(request, echo, tmp_path_factory) -> Iterator[Proxy]:
     running.stop()
 
 
-def _lines(path: Path, count: int, timeout: float = 8.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        lines = path.read_text().splitlines() if path.exists() else []
-        if len(lines) >= count or time.monotonic() > deadline:
-            assert len(lines) >= count, f"{path.name}: {lines}"
-            return lines
-        time.sleep(0.05)
-
-
 @pytest.fixture(scope="module")
 def logged(proxy: Proxy) -> Path:
     """One connection to each listener, in order: relayed, refused, missing, no chain."""
@@ -133,7 +115,7 @@ def logged(proxy: Proxy) -> Path:
 
 
 def test_json_fields_per_connection(logged: Path) -> None:
-    relay, refused, missing = (json.loads(line) for line in _lines(logged / "json.log", 3))
+    relay, refused, missing = (json.loads(line) for line in log_lines(logged / "json.log", 3))
     for entry in (relay, refused, missing):
         # No HTTP here: no protocol, no status, no request, no route.
         assert (entry["protocol"], entry["code"], entry["path"], entry["route"]) == (
@@ -160,7 +142,7 @@ def test_json_fields_per_connection(logged: Path) -> None:
 
 
 def test_default_format_and_flag_filter(logged: Path) -> None:
-    lines = _lines(logged / "default.log", 3)
+    lines = log_lines(logged / "default.log", 3)
     parsed = [DEFAULT_LINE.match(line) for line in lines]
     assert all(parsed), lines
     relay, refused, missing = parsed
@@ -168,11 +150,11 @@ def test_default_format_and_flag_filter(logged: Path) -> None:
     assert relay["host"].startswith("127.0.0.1:")
     assert refused and refused["flags"] == "UF,URX" and refused["rx"] == "0"
     assert missing and (missing["flags"], missing["host"]) == ("NC", "-")
-    assert _lines(logged / "failed.log", 2) == ["UF,URX", "NC"]
+    assert log_lines(logged / "failed.log", 2) == ["UF,URX", "NC"]
 
 
 def test_listener_log_covers_relayed_and_unmatched_connections(logged: Path) -> None:
-    relay, nochain = (json.loads(line) for line in _lines(logged / "listener.log", 2))
+    relay, nochain = (json.loads(line) for line in log_lines(logged / "listener.log", 2))
     assert relay["upstream_cluster"] == "echo"
     assert (relay["received"], relay["sent"]) == (len(PAYLOAD), len(PAYLOAD))
     assert nochain["flags"] == "NR"
