@@ -64,8 +64,8 @@ def _flaky(request: bytes, context: grpc.ServicerContext) -> bytes:
     return request
 
 
-def start_server() -> tuple[grpc.Server, int]:
-    """A started server on 127.0.0.1 (h2c) and its port."""
+def start_server(credentials: grpc.ServerCredentials | None = None) -> tuple[grpc.Server, int]:
+    """A started server on 127.0.0.1 and its port: h2c, or TLS with `credentials`."""
     handlers = {
         "Unary": grpc.unary_unary_rpc_method_handler(_unary),
         "ServerStream": grpc.unary_stream_rpc_method_handler(_server_stream),
@@ -77,7 +77,10 @@ def start_server() -> tuple[grpc.Server, int]:
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=OPTIONS)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    port = server.add_insecure_port("127.0.0.1:0")
+    if credentials is None:
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:
+        port = server.add_secure_port("127.0.0.1:0", credentials)
     server.start()
     return server, port
 

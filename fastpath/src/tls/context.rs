@@ -230,7 +230,8 @@ impl ServerTlsConfig {
 
 impl ClientTlsConfig {
     /// `path` names the cluster's transport socket typed config.
-    pub fn compile(t: &UpstreamTls, path: &str) -> Result<ClientTlsConfig, String> {
+    /// `http2`: the cluster speaks HTTP/2 upstream, so ALPN offers `h2`.
+    pub fn compile(t: &UpstreamTls, http2: bool, path: &str) -> Result<ClientTlsConfig, String> {
         let common_path = format!("{path}.common_tls_context");
         let c = &t.common;
         let provider = provider(&c.tls_params, &format!("{common_path}.tls_params"))?;
@@ -264,14 +265,17 @@ impl ClientTlsConfig {
                 .map_err(|e| format!("{common_path}.tls_certificates[0]: {e}"))?,
             None => builder.with_no_client_auth(),
         };
-        // meshcore's upstream codec is HTTP/1.1: it is what is offered (Envoy's HTTP/1
-        // pools add the same fallback when no ALPN is configured).
-        if let Some(p) = c.alpn_protocols.iter().find(|p| *p != "http/1.1") {
+        // ALPN offers the cluster's codec: `h2` for an HTTP/2 cluster, else `http/1.1` (Envoy's
+        // pools add the same fallback when no ALPN is configured). A configured list must
+        // name that codec: meshcore has no ALPN-negotiated (`auto_config`) upstream codec.
+        let codec = if http2 { "h2" } else { "http/1.1" };
+        if let Some(p) = c.alpn_protocols.iter().find(|p| *p != codec) {
             return Err(format!(
-                "{common_path}.alpn_protocols: {p:?} is not supported upstream (HTTP/1.1 only)"
+                "{common_path}.alpn_protocols: {p:?} is not supported upstream (this cluster \
+                 speaks {codec} only)"
             ));
         }
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = vec![codec.as_bytes().to_vec()];
         let sni = match t.sni.as_str() {
             "" => None,
             s => Some(

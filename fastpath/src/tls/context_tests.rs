@@ -89,7 +89,7 @@ async fn handshake(
 }
 
 fn client(ca: &Ca, leaf: Option<&Leaf>) -> ClientTlsConfig {
-    ClientTlsConfig::compile(&upstream(ca, leaf, vec![]), "c").unwrap()
+    ClientTlsConfig::compile(&upstream(ca, leaf, vec![]), false, "c").unwrap()
 }
 
 #[tokio::test]
@@ -147,6 +147,7 @@ async fn upstream_san_matchers_decide_and_the_sni_name_does_not() {
     let server = ServerTlsConfig::compile(&downstream(&ca, false, vec![]), "t").unwrap();
     let ok = ClientTlsConfig::compile(
         &upstream(&ca, None, vec![exact(SanType::Dns, "proxy.test")]),
+        false,
         "c",
     )
     .unwrap();
@@ -154,6 +155,7 @@ async fn upstream_san_matchers_decide_and_the_sni_name_does_not() {
     assert!(c.is_ok());
     let wrong = ClientTlsConfig::compile(
         &upstream(&ca, None, vec![exact(SanType::Dns, "other.test")]),
+        false,
         "c",
     )
     .unwrap();
@@ -220,10 +222,17 @@ fn config_errors_name_the_field() {
     let mut u = upstream(&ca, None, vec![]);
     u.common.alpn_protocols = vec!["h2".into()];
     assert!(
-        ClientTlsConfig::compile(&u, "clusters[0].transport_socket")
+        ClientTlsConfig::compile(&u, false, "clusters[0].transport_socket")
             .unwrap_err()
             .starts_with("clusters[0].transport_socket.common_tls_context.alpn_protocols: ")
     );
+    // An HTTP/2 cluster offers h2 (configured or not), and refuses http/1.1 in the list.
+    let h2 = ClientTlsConfig::compile(&u, true, "c").unwrap();
+    assert_eq!(h2.config.alpn_protocols, vec![b"h2".to_vec()]);
+    let plain = ClientTlsConfig::compile(&upstream(&ca, None, vec![]), true, "c").unwrap();
+    assert_eq!(plain.config.alpn_protocols, vec![b"h2".to_vec()]);
+    u.common.alpn_protocols = vec!["http/1.1".into()];
+    assert!(ClientTlsConfig::compile(&u, true, "c").is_err());
     let _ = Arc::new(0);
 }
 

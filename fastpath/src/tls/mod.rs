@@ -135,7 +135,8 @@ impl ClientTls {
         let Some(t) = &c.transport_socket else {
             return Ok(None);
         };
-        let cfg = ClientTlsConfig::compile(t, &format!("{path}.transport_socket"))?;
+        let cfg =
+            ClientTlsConfig::compile(t, c.http2.is_some(), &format!("{path}.transport_socket"))?;
         let stats = SslStats::new(registry, &format!("cluster.{}", c.name));
         Ok(Some(ClientTls { cfg, stats }))
     }

@@ -294,7 +294,10 @@ TLS_MESSAGES: dict[str, Message] = {
         ),
         validation_context_sds_secret_config=ok("SDS: a `validation_context` secret"),
         combined_validation_context=ok("the default context merged with the SDS secret"),
-        alpn_protocols=ok("upstream: `http/1.1` only (it is always offered)"),
+        alpn_protocols=ok(
+            "upstream: the cluster's codec only, `h2` for an HTTP/2 cluster, else `http/1.1` "
+            "(offered when not set)"
+        ),
     ),
     f"{_TLS}.SdsSecretConfig": message(
         name=ok(),

@@ -84,11 +84,6 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
     http2 = translate_http2.upstream(config)
     if http2 is not None:
         out.http2.add(config.name)
-        if config.HasField("transport_socket"):
-            problems.add(
-                paths.field(path, "transport_socket"),
-                "HTTP/2 to a TLS cluster is not supported yet (TLS upstreams speak HTTP/1.1)",
-            )
     if kind in _DNS_TYPES:
         out.dns.append(
             DnsCluster(
