@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import orjson
 import pytest
 import trio
 
@@ -114,6 +115,22 @@ async def test_stats_text(proxy):
     assert int(stats["cluster.svc.upstream_rq_total"]) >= 1
     assert int(stats["http.ingress.downstream_rq_total"]) >= 1
     assert stats["cluster.spare.upstream_cx_total"] == "0"
+
+
+async def test_stats_usedonly(proxy):
+    with trio.fail_after(5):
+        await get(proxy.port, "/")
+    status, body = await admin(proxy, "GET", "/stats?usedonly&filter=^cluster\\.(svc|spare)\\.")
+    assert status == 200
+    stats = dict(line.split(": ", 1) for line in body.splitlines() if ": " in line)
+    assert int(stats["cluster.svc.upstream_rq_total"]) >= 1
+    # Never counted: left out, in both proxies.
+    assert "cluster.spare.upstream_cx_total" not in stats
+    assert "cluster.svc.upstream_rq_timeout" not in stats
+    status, body = await admin(proxy, "GET", "/stats?usedonly&format=json&filter=spare")
+    assert status == 200
+    names = {s["name"] for s in orjson.loads(body)["stats"] if "name" in s}
+    assert "cluster.spare.upstream_cx_total" not in names
 
 
 async def test_stats_prometheus(proxy):

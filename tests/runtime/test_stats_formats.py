@@ -311,3 +311,18 @@ def test_the_engine_export_is_what_the_admin_reads():
 )
 def test_cluster_stats_share_one_tag_reading_per_stat(name):
     assert extract_tags(name) == tags_module._extract_tags(name)
+
+
+def test_usedonly_keeps_nonzero_counters_gauges_and_histograms_with_samples() -> None:
+    empty = Histogram(ENGINE_BOUNDS_MS, (0,) * (len(ENGINE_BOUNDS_MS) + 1), 0.0, 0)
+    one = Histogram(ENGINE_BOUNDS_MS, (1,) + (0,) * len(ENGINE_BOUNDS_MS), 0.5, 1)
+    snap = StatsSnapshot.of(
+        {"c.used": 2, "c.unused": 0},
+        {"g.set": 3, "g.zero": 0},
+        {"h.empty": empty, "h.one": one},
+    )
+    used = select(snap, None, used_only=True)
+    names = [line.split(b"\0")[0] for kind in (used.counters, used.gauges, used.histograms)
+             for line in kind.lines]  # fmt: skip
+    assert names == [b"c.used", b"g.set", b"h.one"]
+    assert len(select(snap, None).counters.lines) == 2

@@ -83,7 +83,7 @@ def _stats(ctx: AdminContext, request: Request) -> Response:
     kind = request.query.get("type", "All")
     if kind not in STAT_TYPES:
         raise BadRequest(f"invalid type={kind}; one of {', '.join(STAT_TYPES)}")
-    snap = select(ctx.stats.snapshot(), _regex(request), kind)
+    snap = select(ctx.stats.snapshot(), _regex(request), kind, "usedonly" in request.query)
     if fmt == "json":
         return Response.json(stats_text.render_json(snap))
     if fmt == "prometheus":
@@ -103,7 +103,7 @@ def _summary(ctx: AdminContext, request: Request) -> Response:
 
 
 def _prometheus(ctx: AdminContext, request: Request) -> Response:
-    snap = select(ctx.stats.snapshot(), _regex(request))
+    snap = select(ctx.stats.snapshot(), _regex(request), used_only="usedonly" in request.query)
     return Response.text(200, stats_prometheus.render_prometheus(snap))
 
 
@@ -189,6 +189,7 @@ def _home(ctx: AdminContext, request: Request) -> Response:
     return Response(200, page.home(endpoints), "text/html; charset=UTF-8")
 
 
+_USED_ONLY = ("usedonly", "only stats that were used (counters and gauges not zero)")
 _FILTER = ("filter", "Regular expression (Python re) for filtering by name")
 _FORMAT = ("format", "text (default) or json")
 
@@ -229,6 +230,7 @@ ENDPOINTS: dict[str, Endpoint] = {
                 _FILTER,
                 ("format", "text (default), json or prometheus"),
                 ("type", "All (default), Counters, Gauges or Histograms"),
+                _USED_ONLY,
             ),
         ),
         Endpoint(
@@ -242,7 +244,7 @@ ENDPOINTS: dict[str, Endpoint] = {
             "/stats/prometheus",
             "print server stats in prometheus format",
             _prometheus,
-            params=(_FILTER,),
+            params=(_FILTER, _USED_ONLY),
         ),
     )
 }

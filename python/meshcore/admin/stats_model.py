@@ -15,6 +15,7 @@ import trio
 from meshcore.admin.histogram import ENGINE_BOUNDS_MS, Histogram
 from meshcore.admin.server_info import version_parts
 from meshcore.admin.stat_lines import (
+    SEP,
     Lines,
     encode,
     encode_histogram,
@@ -145,18 +146,36 @@ class StatsCollector:
 STAT_TYPES = ("All", "Counters", "Gauges", "Histograms", "TextReadouts")
 
 
+def is_used(line: bytes) -> bool:
+    """Envoy's `usedonly`, as far as an export tells: a counter or gauge that is not zero, a
+    histogram with samples (a gauge that went back to 0 is not told apart from an unused
+    one). A histogram line's first field is its sample count."""
+    value = line.partition(SEP)[2]
+    return value.split(b" ", 1)[0] != b"0"
+
+
 def select(
-    snap: StatsSnapshot, pattern: re.Pattern[str] | None, kind: str = "All"
+    snap: StatsSnapshot,
+    pattern: re.Pattern[str] | None,
+    kind: str = "All",
+    used_only: bool = False,
 ) -> StatsSnapshot:
-    """The stats whose names `pattern` finds (anywhere in the name, as Envoy's `filter`)
-    and of type `kind`."""
+    """The stats whose names `pattern` finds (anywhere in the name, as Envoy's `filter`),
+    of type `kind`, and (`used_only`) that were used."""
 
     def pick(stats: Lines, wanted: str) -> Lines:
         if kind not in ("All", wanted):
             return Lines([])
-        if pattern is None:
+        if pattern is None and not used_only:
             return stats
-        return Lines([line for line in stats.lines if pattern.search(name_of(line))])
+        return Lines(
+            [
+                line
+                for line in stats.lines
+                if (pattern is None or pattern.search(name_of(line)))
+                and (not used_only or is_used(line))
+            ]
+        )
 
     return StatsSnapshot(
         pick(snap.counters, "Counters"),
