@@ -100,13 +100,25 @@ def test_use_downstream_protocol_config_for_http1() -> None:
     assert problems(b) == []
 
 
-def test_http2_upstream_options_are_rejected_with_their_path() -> None:
+def test_use_downstream_protocol_config_with_http2_follows_the_downstream() -> None:
     b = base()
     _options(b, use_downstream_protocol_config={"http2_protocol_options": {}})
+    out = snapshot_cluster(b)
+    assert out["http2_follows_downstream"] is True and "http2" in out
+    cluster(b)["transport_socket"] = {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
+            "UpstreamTlsContext"
+        },
+    }
     assert problems(b) == [
-        f"{OPTIONS_PATH}.use_downstream_protocol_config.http2_protocol_options: "
-        "http2_protocol_options is not supported yet"
+        f"{CLUSTER}.transport_socket: use_downstream_protocol_config with HTTP/2 to a TLS "
+        "cluster is not supported yet (its connections would need ALPN per request protocol)"
     ]
+
+
+def test_http2_upstream_options_are_rejected_with_their_path() -> None:
     b = base()
     _options(
         b,

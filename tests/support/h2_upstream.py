@@ -11,10 +11,17 @@ import threading
 import h2.config
 import h2.connection
 import h2.events
+import h11
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
 class H2Upstream:
-    def __init__(self) -> None:
+    """`also_http1`: a connection that does not start with the HTTP/2 preface is answered as
+    HTTP/1.1 (`h1 <path> <body length>`), one request per connection."""
+
+    def __init__(self, also_http1: bool = False) -> None:
+        self.also_http1 = also_http1
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
         self.connections = 0
@@ -39,6 +46,12 @@ class H2Upstream:
             threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
 
     def _serve(self, sock: socket.socket, number: int) -> None:
+        if self.also_http1:
+            # Every HTTP/1.1 request is longer than the preface: wait for that many bytes.
+            first = sock.recv(len(PREFACE), socket.MSG_PEEK | socket.MSG_WAITALL)
+            if first != PREFACE:
+                self._serve_http1(sock)
+                return
         conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
         conn.initiate_connection()
         sock.sendall(conn.data_to_send())
@@ -67,6 +80,31 @@ class H2Upstream:
                         headers, size = streams.pop(event.stream_id)
                         self._respond(conn, event.stream_id, headers, size, number)
                 sock.sendall(conn.data_to_send())
+
+    @staticmethod
+    def _serve_http1(sock: socket.socket) -> None:
+        conn = h11.Connection(h11.SERVER)
+        target, size = b"", 0
+        with sock:
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    conn.receive_data(data)
+                elif isinstance(event, h11.Request):
+                    target = event.target
+                elif isinstance(event, h11.Data):
+                    size += len(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    body = b"h1 %s %d" % (target, size)
+                    headers = [("content-length", str(len(body))), ("connection", "close")]
+                    out = conn.send(h11.Response(status_code=200, headers=headers)) or b""
+                    out += conn.send(h11.Data(data=body)) or b""
+                    out += conn.send(h11.EndOfMessage()) or b""
+                    sock.sendall(out)
+                    return
 
     @staticmethod
     def _respond(

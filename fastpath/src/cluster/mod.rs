@@ -99,6 +99,19 @@ impl ClusterState {
         self
     }
 
+    /// The HTTP/2 options a request uses upstream (None: HTTP/1.1). `downstream_http2`: the
+    /// request came over HTTP/2 (what `use_downstream_protocol_config` follows).
+    #[inline]
+    pub fn upstream_http2(
+        &self,
+        downstream_http2: bool,
+    ) -> Option<&crate::config::snapshot::Http2Options> {
+        self.cfg
+            .http2
+            .as_ref()
+            .filter(|_| downstream_http2 || !self.cfg.http2_follows_downstream)
+    }
+
     /// Makes connections to the hosts TLS (`transport_socket`).
     pub fn with_tls(mut self, tls: Option<crate::tls::ClientTls>) -> ClusterState {
         self.tls = tls;

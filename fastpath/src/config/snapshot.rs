@@ -887,6 +887,10 @@ pub struct Cluster {
     /// (`http2/client.rs`); absent: HTTP/1.1.
     #[serde(default)]
     pub http2: Option<Http2Options>,
+    /// `use_downstream_protocol_config`: `http2` applies only to requests that came over
+    /// HTTP/2; those that came over HTTP/1.1 go upstream over HTTP/1.1.
+    #[serde(default)]
+    pub http2_follows_downstream: bool,
 }
 
 /// `common_lb_config`, the policy's own config, and the load assignment's `policy`.

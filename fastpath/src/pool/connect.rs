@@ -138,14 +138,16 @@ impl Drop for UpConn {
 }
 
 /// Connects to `addr` for `cluster` on worker `w`, counting Envoy's connection stats. An
-/// HTTP/2 cluster gets a bridged stream on a shared HTTP/2 connection instead.
+/// HTTP/2 cluster gets a bridged stream on a shared HTTP/2 connection instead
+/// (`downstream_http2`: the request came over HTTP/2, for `use_downstream_protocol_config`).
 pub async fn connect(
     w: usize,
     cluster: &Arc<ClusterState>,
     host: &Arc<HostCounters>,
     addr: std::net::SocketAddr,
+    downstream_http2: bool,
 ) -> Result<UpConn, ConnectError> {
-    if let Some(opts) = &cluster.cfg.http2 {
+    if let Some(opts) = cluster.upstream_http2(downstream_http2) {
         let stream = crate::http2::client::stream(w, cluster, host, addr, opts).await?;
         return Ok(UpConn::fresh(stream, w, cluster, host, true));
     }

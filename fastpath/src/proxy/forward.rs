@@ -694,8 +694,10 @@ impl Conn {
         };
         let mut stale_resend = false;
         loop {
-            // A resend after a dead pooled connection always opens a fresh one.
-            let pooled = if stale_resend {
+            // A resend after a dead pooled connection always opens a fresh one; an HTTP/2
+            // upstream stream is never pooled (the pool holds HTTP/1.1 connections).
+            let http2 = a.cluster.upstream_http2(self.downstream_http2()).is_some();
+            let pooled = if stale_resend || http2 {
                 None
             } else {
                 self.worker.pool.take(a.host.id)
@@ -871,7 +873,7 @@ impl Conn {
                 }
             }
         }
-        connect(w, cluster, a.host, a.addr)
+        connect(w, cluster, a.host, a.addr, self.downstream_http2())
             .await
             .map_err(|e| match e {
                 ConnectError::Failure => ErrorKind::ConnectFailure,

@@ -92,7 +92,9 @@ async fn send(cluster: Arc<ClusterState>, request: Vec<u8>, timeout: Option<Dura
     s.inc(w, cluster::Counter::UpstreamRqTotal);
     host.rq_total.fetch_add(1, Ordering::Relaxed);
     let work = async {
-        let mut up = connect(w, &cluster, &host, addr).await.ok()?;
+        // The shadow copy is an HTTP/1.1 request: `use_downstream_protocol_config` sends it
+        // upstream as HTTP/1.1.
+        let mut up = connect(w, &cluster, &host, addr, false).await.ok()?;
         up.in_flight = true;
         let n = write_all_vectored(&mut up.stream, &[&request]).await.ok()?;
         up.tx(n);

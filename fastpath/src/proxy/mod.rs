@@ -272,6 +272,11 @@ pub fn serve_bridged(
 }
 
 impl Conn {
+    /// The request came over HTTP/2 (a bridged stream).
+    fn downstream_http2(&self) -> bool {
+        self.cx.proto.get() == Proto::Bridged
+    }
+
     #[allow(clippy::redundant_allocation)]
     fn new(
         worker: Rc<Worker>,

@@ -135,6 +135,12 @@ impl ClientTls {
         let Some(t) = &c.transport_socket else {
             return Ok(None);
         };
+        if c.http2_follows_downstream {
+            return Err(format!(
+                "{path}.transport_socket: use_downstream_protocol_config with HTTP/2 to a TLS \
+                 cluster is not supported yet"
+            ));
+        }
         let cfg =
             ClientTlsConfig::compile(t, c.http2.is_some(), &format!("{path}.transport_socket"))?;
         let stats = SslStats::new(registry, &format!("cluster.{}", c.name));

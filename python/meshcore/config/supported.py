@@ -1137,15 +1137,18 @@ MESSAGES: dict[str, Message] = {
     UPSTREAM_HTTP_OPTIONS: message(
         common_http_protocol_options=ok(),
         explicit_http_config=ok(),
-        use_downstream_protocol_config=ok("HTTP/1.1 options only: upstreams are HTTP/1.1"),
+        use_downstream_protocol_config=ok(
+            "HTTP/2 requests go upstream over HTTP/2 when http2_protocol_options is set"
+        ),
     ),
     f"{UPSTREAM_HTTP_OPTIONS}.ExplicitHttpConfig": message(
         http_protocol_options=ok(),
         http2_protocol_options=ok("HTTP/2 upstream (h2c), multiplexed; see docs/http2.md"),
     ),
     f"{UPSTREAM_HTTP_OPTIONS}.UseDownstreamHttpConfig": message(
-        later=("http2_protocol_options", "http3_protocol_options"),
+        later=("http3_protocol_options",),
         http_protocol_options=ok(),
+        http2_protocol_options=ok("cleartext only (not with a TLS transport_socket)"),
     ),
     "envoy.config.core.v3.Http2ProtocolOptions": message(
         later=(

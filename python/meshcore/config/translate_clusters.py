@@ -82,8 +82,15 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
     if kind == "EDS":
         _eds(config, path, problems, out)
     http2 = translate_http2.upstream(config)
+    follows = http2 is not None and translate_http2.follows_downstream(config)
     if http2 is not None:
         out.http2.add(config.name)
+    if follows and config.HasField("transport_socket"):
+        problems.add(
+            paths.field(path, "transport_socket"),
+            "use_downstream_protocol_config with HTTP/2 to a TLS cluster is not supported yet "
+            "(its connections would need ALPN per request protocol)",
+        )
     if kind in _DNS_TYPES:
         out.dns.append(
             DnsCluster(
@@ -124,6 +131,7 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
             **outlier_detection(config, path, problems),
             **upstream_tls(config, path, problems),
             **({"http2": translate_http2.options(http2)} if http2 is not None else {}),
+            **({"http2_follows_downstream": True} if follows else {}),
         }
     )
 

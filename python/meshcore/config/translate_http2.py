@@ -55,10 +55,27 @@ def upstream(config: cluster_pb2.Cluster) -> protocol_pb2.Http2ProtocolOptions |
     if packed is None or type_name(packed.type_url) != UPSTREAM_HTTP_OPTIONS:
         return None
     unpacked = unpack(packed)
-    if unpacked is None or not unpacked.HasField("explicit_http_config"):
+    if unpacked is None:
         return None
-    explicit = unpacked.explicit_http_config
-    if not explicit.HasField("http2_protocol_options"):
+    kind = unpacked.WhichOneof("upstream_protocol_options")
+    if kind not in ("explicit_http_config", "use_downstream_protocol_config"):
         return None
-    result: protocol_pb2.Http2ProtocolOptions = explicit.http2_protocol_options
+    chosen = getattr(unpacked, kind)
+    if not chosen.HasField("http2_protocol_options"):
+        return None
+    result: protocol_pb2.Http2ProtocolOptions = chosen.http2_protocol_options
     return result
+
+
+def follows_downstream(config: cluster_pb2.Cluster) -> bool:
+    """`use_downstream_protocol_config` with HTTP/2 options: a request that came over HTTP/2
+    goes upstream over HTTP/2, one that came over HTTP/1.1 over HTTP/1.1."""
+    packed = config.typed_extension_protocol_options.get(UPSTREAM_HTTP_OPTIONS)
+    if packed is None or type_name(packed.type_url) != UPSTREAM_HTTP_OPTIONS:
+        return False
+    unpacked = unpack(packed)
+    return (
+        unpacked is not None
+        and unpacked.WhichOneof("upstream_protocol_options") == "use_downstream_protocol_config"
+        and unpacked.use_downstream_protocol_config.HasField("http2_protocol_options")
+    )
