@@ -1,7 +1,8 @@
 //! HTTP/2 at both edges, bridged to the HTTP/1.1 core: a downstream `h2` server whose streams
 //! are served by the core's connection loop over socket pairs (`server.rs`), an upstream `h2`
 //! client whose streams carry the core's requests from socket pairs (`client.rs`), and the
-//! translation between the two protocols (`headers.rs`, `body.rs`). See docs/http2.md.
+//! translation between the two protocols (`headers.rs`, `body.rs`), and CONNECT streams as
+//! byte tunnels (`tunnel.rs`). See docs/http2.md.
 mod body;
 pub mod client;
 mod grpc_reply;
@@ -9,6 +10,7 @@ mod handoff;
 pub mod headers;
 mod rewind;
 mod server;
+mod tunnel;
 
 pub use grpc_reply::LOCAL_REPLY_LINE;
 pub use rewind::Rewind;

@@ -32,7 +32,9 @@ impl PrefixRewrite {
                 prefix: p.as_str().into(),
                 ignore_case: !case_sensitive,
             },
-            PathMatch::Path(_) | PathMatch::SafeRegex(_) => Matched::WholePath,
+            PathMatch::Path(_) | PathMatch::SafeRegex(_) | PathMatch::ConnectMatcher {} => {
+                Matched::WholePath
+            }
         };
         Some(PrefixRewrite {
             replacement: replacement.into(),
