@@ -18,8 +18,10 @@ import os
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import h2.config
 import h2.connection
@@ -42,6 +44,11 @@ from tests.support.proxy import Proxy, proxy_kinds, start_proxy
 from tests.support.tcp import TcpUpstream, pattern
 from tests.support.upstream import Upstream, UpstreamServer
 
+FILE_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
+LOG_FORMAT = (
+    "%REQ(:METHOD)% %REQ(:PATH)% %REQ(:AUTHORITY)% %RESPONSE_CODE% %RESPONSE_FLAGS% "
+    "%BYTES_RECEIVED% %BYTES_SENT%\n"
+)
 TERMINATE = [{"upgrade_type": "CONNECT", "connect_config": {}}]
 BIG = 8 * 1024 * 1024
 
@@ -98,6 +105,7 @@ class Setup:
     no_route: int
     http: Upstream
     forward: ForwardProxyUpstream
+    log: Path
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +120,7 @@ def setup(request, upstream_server, ws_upstream, tmp_path_factory) -> Iterator[S
     echo, summer, forward = TcpUpstream(echo=True), TcpUpstream(echo=False), ForwardProxyUpstream()
     http = upstream_server.start("web")
     on, off, no_route = free_port(), free_port(), free_port()
+    log = tmp_path_factory.mktemp("connect-log") / "access.log"
     routes = [
         route(
             authority_is("off.example:443"),
@@ -140,6 +149,16 @@ def setup(request, upstream_server, ws_upstream, tmp_path_factory) -> Iterator[S
             stat_prefix="tunnel",
             upgrade_configs=[{"upgrade_type": "CONNECT"}, {"upgrade_type": "websocket"}],
             http2_protocol_options={"allow_connect": True},
+            access_log=[
+                {
+                    "name": "envoy.access_loggers.file",
+                    "typed_config": {
+                        "@type": FILE_LOG_TYPE,
+                        "path": str(log),
+                        "log_format": {"text_format_source": {"inline_string": LOG_FORMAT}},
+                    },
+                }
+            ],
         ),
         http_listener("off", off, rc, stat_prefix="plain"),
         http_listener(
@@ -158,8 +177,11 @@ def setup(request, upstream_server, ws_upstream, tmp_path_factory) -> Iterator[S
         static_cluster("forward", [("127.0.0.1", forward.port)]),
         static_cluster("dead", [("127.0.0.1", free_port())]),
     ]
-    running = start_proxy(request.param, bootstrap(listeners, clusters), tmp_path_factory)
-    yield Setup(running, on, off, no_route, http, forward)
+    # Envoy flushes log files every 10 s by default: every 100 ms here.
+    flush = ("--file-flush-interval-msec", "100") if request.param == "envoy" else ()
+    config = bootstrap(listeners, clusters)
+    running = start_proxy(request.param, config, tmp_path_factory, extra_args=flush)
+    yield Setup(running, on, off, no_route, http, forward, log)
     running.stop()
     for upstream in (echo, summer, forward):
         upstream.close()
@@ -316,6 +338,28 @@ def test_connect_stats(setup: Setup) -> None:
         assert sock.recv(16) == b"x"
         assert setup.proxy.stats()["http.tunnel.downstream_cx_upgrades_active"] == "1"
     assert int(setup.proxy.stats()["http.tunnel.downstream_cx_upgrades_total"]) == before + 1
+
+
+def test_the_access_log_counts_the_tunnel_bytes(setup: Setup) -> None:
+    sock, head = open_tunnel(setup.on, "logged.example:443", extra=b"early")
+    with sock:
+        assert head.startswith(b"HTTP/1.1 200 ")
+        got = head.partition(b"\r\n\r\n")[2]
+        while len(got) < 5:
+            got += sock.recv(16)
+        sock.sendall(b"ping")
+        while len(got) < 9:
+            got += sock.recv(16)
+        assert got == b"earlyping"
+    want = "CONNECT - logged.example:443 200 DC 9 9"
+    deadline = time.monotonic() + 8
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        lines = setup.log.read_text().splitlines() if setup.log.exists() else []
+        if want in lines:
+            break
+        time.sleep(0.05)
+    assert want in lines, lines
 
 
 class H2Tunnel:
