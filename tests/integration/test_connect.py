@@ -137,6 +137,7 @@ def setup(request, upstream_server, ws_upstream, tmp_path_factory) -> Iterator[S
             upgrade_configs=TERMINATE,
         ),
         route(authority_is("forward.example:443"), cluster="forward"),
+        route(authority_is("limited.example:443"), cluster="limited", upgrade_configs=TERMINATE),
         route({"connect_matcher": {}}, cluster="echo", upgrade_configs=TERMINATE),
         route({"prefix": "/"}, cluster="ws"),
     ]
@@ -176,6 +177,11 @@ def setup(request, upstream_server, ws_upstream, tmp_path_factory) -> Iterator[S
         static_cluster("ws", [("127.0.0.1", ws_upstream.port)]),
         static_cluster("forward", [("127.0.0.1", forward.port)]),
         static_cluster("dead", [("127.0.0.1", free_port())]),
+        static_cluster(
+            "limited",
+            [("127.0.0.1", echo.port)],
+            circuit_breakers={"thresholds": [{"max_connections": 1}]},
+        ),
     ]
     # Envoy flushes log files every 10 s by default: every 100 ms here.
     flush = ("--file-flush-interval-msec", "100") if request.param == "envoy" else ()
@@ -360,6 +366,22 @@ def test_the_access_log_counts_the_tunnel_bytes(setup: Setup) -> None:
             break
         time.sleep(0.05)
     assert want in lines, lines
+
+
+def test_a_tunnel_over_max_connections_waits_for_a_connection_to_close(setup: Setup) -> None:
+    first, head = open_tunnel(setup.on, "limited.example:443")
+    with first:
+        assert head.startswith(b"HTTP/1.1 200 ")
+        with socket.create_connection(("127.0.0.1", setup.on), timeout=10) as second:
+            second.sendall(b"CONNECT limited.example:443 HTTP/1.1\r\nHost: x\r\n\r\n")
+            second.settimeout(1)
+            with pytest.raises(TimeoutError):
+                second.recv(4096)  # pending: the cluster's only connection is in use
+            first.close()
+            second.settimeout(10)
+            assert second.recv(4096).startswith(b"HTTP/1.1 200 ")
+            second.sendall(b"x")
+            assert second.recv(16) == b"x"
 
 
 class H2Tunnel:

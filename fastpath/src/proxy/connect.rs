@@ -7,6 +7,8 @@
 //! 200 carries only `date` and `server`; bytes the client sent behind its head go up once
 //! the connection is open. A CONNECT the route does not terminate is forwarded upstream as a
 //! request and its 2xx starts the tunnel (`proxy/forward.rs`).
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use super::forward::{UpstreamRq, pick_host};
@@ -15,6 +17,7 @@ use super::response::{DownMode, RespInfo};
 use super::stream_timers::StreamTimers;
 use super::{Conn, Flow, ReqBody};
 use crate::breaker::Resource;
+use crate::cluster::ClusterState;
 use crate::compiled::ListenerView;
 use crate::error::ErrorKind;
 use crate::http1::date;
@@ -63,6 +66,11 @@ impl Conn {
                 .await;
         };
         let _rq = UpstreamRq::start(cluster, &host, w);
+        if let Err(kind) = wait_for_connection_room(cluster, w, plan.timeout).await {
+            return self
+                .error_reply(hcm, info, kind, started, route, fail)
+                .await;
+        }
         self.record.upstream(addr);
         let mut up = match connect_tcp(w, cluster, &host, addr).await {
             Ok(c) => c,
@@ -81,6 +89,7 @@ impl Conn {
                     .await;
             }
         };
+        cluster.report_result(&host, crate::cluster::Outcome::Status(200));
         up.in_flight = true;
         timers.request_done();
         let mut head = self.worker.buffers.get();
@@ -103,5 +112,45 @@ impl Conn {
         let flow = self.tunnel(hcm, up, &[], &head, &resp, timers.idle()).await;
         self.worker.buffers.put(head);
         flow
+    }
+}
+
+/// As Envoy queues a tunnel over `max_connections` as pending: waits (within
+/// `max_pending_requests`, until the route timeout) for a connection of the cluster to close.
+async fn wait_for_connection_room(
+    cluster: &ClusterState,
+    w: usize,
+    timeout: Option<Duration>,
+) -> Result<(), ErrorKind> {
+    let b = &cluster.breakers;
+    if !b.is_open(Resource::Connections) {
+        return Ok(());
+    }
+    let Some(_pending) = b.try_acquire(Resource::Pending) else {
+        cluster
+            .stats
+            .inc(w, cluster::Counter::UpstreamRqPendingOverflow);
+        return Err(ErrorKind::Overflow);
+    };
+    cluster
+        .stats
+        .inc(w, cluster::Counter::UpstreamRqPendingTotal);
+    cluster.stats.inc(w, cluster::Counter::UpstreamCxOverflow);
+    let until = timeout.map(|t| Instant::now() + t);
+    loop {
+        let freed = b.cx_freed.notified();
+        if !b.is_open(Resource::Connections) {
+            return Ok(());
+        }
+        let wait = tokio::time::sleep_until(
+            until.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
+        );
+        tokio::select! {
+            _ = freed => {}
+            _ = wait => {
+                cluster.stats.inc(w, cluster::Counter::UpstreamRqTimeout);
+                return Err(ErrorKind::UpstreamTimeout);
+            }
+        }
     }
 }
