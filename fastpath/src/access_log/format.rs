@@ -469,7 +469,10 @@ fn lookup_request(name: &str, e: &Entry<'_>, out: &mut Vec<u8>) -> bool {
     let mut parts = idx.first_line().split(|&c| c == b' ');
     let v = match name {
         ":method" => parts.next(),
-        ":path" => parts.nth(1),
+        // A CONNECT has no path (its target is the authority): Envoy logs `-`.
+        ":path" => parts
+            .nth(1)
+            .filter(|_| !idx.first_line().starts_with(b"CONNECT ")),
         ":authority" => return idx.find("host", out),
         ":scheme" if !e.req_head.is_empty() => Some(&b"http"[..]),
         _ => return idx.find(name, out),

@@ -279,3 +279,16 @@ fn filters() {
         "or_filter.filters[0].response_flag_filter.flags[0]: unknown flag \"XX\""
     );
 }
+
+#[test]
+fn a_connect_has_no_path() {
+    let f = fields();
+    let e = entry(
+        &f,
+        b"CONNECT db.internal:5432 HTTP/1.1\r\nhost: db.internal:5432\r\n\r\n",
+    );
+    assert_eq!(
+        text("%REQ(:METHOD)% %REQ(:PATH)% %REQ(:AUTHORITY)%", &e),
+        "CONNECT - db.internal:5432"
+    );
+}

@@ -29,6 +29,10 @@ pub struct Http2Options {
     /// The connection-level receive window; Envoy default 268435456.
     #[serde(default = "default_window")]
     pub initial_connection_window_size: u32,
+    /// `allow_connect`: downstream, SETTINGS_ENABLE_CONNECT_PROTOCOL (extended CONNECT, RFC
+    /// 8441: WebSocket over HTTP/2). No effect upstream.
+    #[serde(default)]
+    pub allow_connect: bool,
 }
 
 impl Default for Http2Options {
@@ -37,6 +41,7 @@ impl Default for Http2Options {
             max_concurrent_streams: default_max_concurrent_streams(),
             initial_stream_window_size: default_window(),
             initial_connection_window_size: default_window(),
+            allow_connect: false,
         }
     }
 }

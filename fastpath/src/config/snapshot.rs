@@ -504,6 +504,9 @@ pub enum PathMatch {
     Path(String),
     SafeRegex(String),
     PathSeparatedPrefix(String),
+    /// `connect_matcher: {}`: CONNECT requests only (they have no path; no other path
+    /// matcher matches them).
+    ConnectMatcher {},
 }
 
 /// Envoy `HeaderMatcher`. `name` is lower-cased by Python. `:authority`, `:path`, `:method`
@@ -618,7 +621,17 @@ pub struct UpgradeConfig {
     pub upgrade_type: String,
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// Route `connect` entries only: `connect_config` is set, so CONNECT is terminated here
+    /// (200 to the client, a TCP tunnel to the cluster) instead of forwarded.
+    #[serde(default)]
+    pub connect_config: Option<ConnectConfig>,
 }
+
+/// `connect_config` (no field is supported yet: `allow_post` and `proxy_protocol_config`
+/// are refused by the control layer).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectConfig {}
 
 /// One route `hash_policy` entry.
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -31,8 +31,8 @@ pub struct RequestHead<'h, 'b> {
     pub expect_continue: bool,
     /// The target is `*` (`OPTIONS *`): Envoy answers 404 (`downstream_rq_non_relative_path`).
     pub non_relative_path: bool,
-    /// A CONNECT request (authority-form target, in `authority`): meshcore routes no CONNECT
-    /// (Envoy needs a `connect_matcher`), so it is answered 404 and the connection closes.
+    /// A CONNECT request (authority-form `host:port` target, in `authority`; `path` is
+    /// empty): only a `connect_matcher` route matches it (`proxy/connect.rs`).
     pub connect: bool,
 }
 
@@ -132,6 +132,10 @@ pub fn parse_request<'h, 'b>(
             }
             Framing::Chunked
         }
+        // A CONNECT carries no body before its tunnel (Envoy: 400).
+        (None, Some(_)) if method == "CONNECT" => {
+            return Err(HeadError::Malformed("content-length on CONNECT"));
+        }
         (None, Some(0)) | (None, None) => Framing::None,
         (None, Some(n)) => Framing::Length(n),
     };
@@ -190,19 +194,26 @@ fn split_target<'b>(method: &str, target: &'b str, host: &'b str) -> Result<Targ
         from_target: false,
         asterisk,
     };
-    if target.starts_with('/') {
-        return Ok(origin(target, false));
-    }
-    if target == "*" && method == "OPTIONS" {
-        return Ok(origin(target, true));
-    }
-    if method == "CONNECT" && !target.is_empty() {
+    if method == "CONNECT" {
+        // Authority-form only: `host:port` (Envoy's codec answers 400 to anything else).
+        let valid = target.rsplit_once(':').is_some_and(|(h, p)| {
+            !h.is_empty() && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
+        });
+        if !valid {
+            return Err(HeadError::Malformed("invalid CONNECT target"));
+        }
         return Ok(Target {
             path: "",
             authority: target,
             from_target: true,
             asterisk: false,
         });
+    }
+    if target.starts_with('/') {
+        return Ok(origin(target, false));
+    }
+    if target == "*" && method == "OPTIONS" {
+        return Ok(origin(target, true));
     }
     let invalid = HeadError::Malformed("invalid request target");
     let lower_starts = |p: &str| {

@@ -426,3 +426,20 @@ fn date_and_request_id_formats() {
     assert!(matches!(&s[19..20], "8" | "9" | "a" | "b"));
     assert_ne!(write::request_id(), id);
 }
+
+#[test]
+fn connect_needs_an_authority_form_target_and_no_body() {
+    for c in [
+        &b"CONNECT a.com HTTP/1.1\r\nHost: a.com\r\n\r\n"[..],
+        b"CONNECT /a HTTP/1.1\r\nHost: a.com\r\n\r\n",
+        b"CONNECT :443 HTTP/1.1\r\nHost: a.com\r\n\r\n",
+        b"CONNECT a.com:x HTTP/1.1\r\nHost: a.com\r\n\r\n",
+        b"CONNECT a.com:443 HTTP/1.1\r\nHost: a.com:443\r\nContent-Length: 2\r\n\r\nhi",
+    ] {
+        assert!(
+            matches!(bad(c), HeadError::Malformed(_)),
+            "{:?}",
+            String::from_utf8_lossy(c)
+        );
+    }
+}

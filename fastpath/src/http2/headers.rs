@@ -97,6 +97,35 @@ pub fn request_head(
     out.push(b' ');
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    push_fields(parts, out);
+    let framing = match (length, end_stream) {
+        (Some(n), true) if n != 0 => return Err(TranslateError::BadContentLength),
+        (Some(n), _) => {
+            push_line(
+                out,
+                b"content-length",
+                itoa::Buffer::new().format(n).as_bytes(),
+            );
+            if n == 0 {
+                Framing::None
+            } else {
+                Framing::Length(n)
+            }
+        }
+        (None, true) => Framing::None,
+        (None, false) => {
+            push_line(out, b"transfer-encoding", b"chunked");
+            Framing::Chunked
+        }
+    };
+    out.extend_from_slice(b"\r\n");
+    Ok(framing)
+}
+
+/// The header lines of an HTTP/2 request as HTTP/1.1: `:authority` as `host`, the others but
+/// connection-specific ones, `content-length` (the caller frames the body) and the internal
+/// body token; cookies joined.
+fn push_fields(parts: &http::request::Parts, out: &mut Vec<u8>) {
     let authority = parts.uri.authority();
     if let Some(a) = authority {
         push_line(out, b"host", a.as_str().as_bytes());
@@ -124,28 +153,45 @@ pub fn request_head(
     if !cookies.is_empty() {
         push_line(out, b"cookie", &cookies.join(&b"; "[..]));
     }
-    let framing = match (length, end_stream) {
-        (Some(n), true) if n != 0 => return Err(TranslateError::BadContentLength),
-        (Some(n), _) => {
-            push_line(
-                out,
-                b"content-length",
-                itoa::Buffer::new().format(n).as_bytes(),
-            );
-            if n == 0 {
-                Framing::None
-            } else {
-                Framing::Length(n)
-            }
+}
+
+/// Writes the HTTP/1.1 head of a CONNECT stream into `out`: a plain CONNECT becomes
+/// `CONNECT authority HTTP/1.1`; an extended CONNECT (RFC 8441, `:protocol` given) becomes
+/// `GET :path` with `connection: upgrade` and `upgrade: <protocol>`, as Envoy turns it into
+/// an HTTP/1.1 upgrade. Neither carries a body: the stream's DATA follow as tunnel bytes.
+pub fn tunnel_request_head(
+    parts: &http::request::Parts,
+    protocol: Option<&str>,
+    out: &mut Vec<u8>,
+) -> Result<(), TranslateError> {
+    let authority = parts.uri.authority().ok_or(TranslateError::NoPath)?;
+    match protocol {
+        None => {
+            out.extend_from_slice(b"CONNECT ");
+            out.extend_from_slice(authority.as_str().as_bytes());
         }
-        (None, true) => Framing::None,
-        (None, false) => {
-            push_line(out, b"transfer-encoding", b"chunked");
-            Framing::Chunked
+        Some(_) => {
+            let path = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .filter(|p| !p.is_empty())
+                .ok_or(TranslateError::NoPath)?;
+            out.extend_from_slice(b"GET ");
+            out.extend_from_slice(path.as_bytes());
         }
-    };
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    push_fields(parts, out);
+    if let Some(p) = protocol {
+        if p.bytes().any(|b| b.is_ascii_control() || b == b' ') || p.is_empty() {
+            return Err(TranslateError::BadHeader);
+        }
+        push_line(out, b"connection", b"upgrade");
+        push_line(out, b"upgrade", p.as_bytes());
+    }
     out.extend_from_slice(b"\r\n");
-    Ok(framing)
+    Ok(())
 }
 
 /// Copies HTTP/1.1 header lines into an HTTP/2 header map, dropping connection-specific ones

@@ -1,8 +1,8 @@
 //! HTTP/2 at both edges, bridged to the HTTP/1.1 core: a downstream `h2` server whose streams
 //! are served by the core's connection loop over in-memory pipe pairs (`server.rs`,
 //! `mem_pipe.rs`), an upstream `h2` client whose streams carry the core's requests from such
-//! pairs (`client.rs`), and the translation between the two protocols (`headers.rs`,
-//! `body.rs`). See docs/http2.md.
+//! pairs (`client.rs`), the translation between the two protocols (`headers.rs`,
+//! `body.rs`), and CONNECT streams as byte tunnels (`tunnel.rs`). See docs/http2.md.
 mod body;
 pub mod client;
 mod grpc_reply;
@@ -10,6 +10,7 @@ mod handoff;
 pub mod headers;
 mod rewind;
 mod server;
+mod tunnel;
 
 pub use grpc_reply::LOCAL_REPLY_LINE;
 pub use rewind::Rewind;

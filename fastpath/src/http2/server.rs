@@ -48,6 +48,10 @@ where
         .initial_connection_window_size(opts.initial_connection_window_size)
         .max_header_list_size(hcm.max_head.min(u32::MAX as usize) as u32)
         .max_send_buffer_size(body::READ_CHUNK);
+    if opts.allow_connect {
+        // SETTINGS_ENABLE_CONNECT_PROTOCOL: extended CONNECT (WebSocket over HTTP/2).
+        builder.enable_connect_protocol();
+    }
     let idle_timeout = hcm.idle_timeout;
     let drain_ms = hcm.cfg.drain_timeout_ms;
     let stats = hcm.stats.clone();
@@ -141,6 +145,9 @@ async fn stream(
 /// which ends the core's side.
 async fn bridge(ours: MemEnd, req: Request<RecvStream>, mut respond: SendResponse<Bytes>) {
     let (parts, body) = req.into_parts();
+    if parts.method == Method::CONNECT {
+        return super::tunnel::bridge(ours, parts, body, respond).await;
+    }
     let mut head = Vec::with_capacity(512);
     // A streaming gRPC body bypasses the half-duplex core (`handoff.rs`).
     let handoff = !body.is_end_stream()

@@ -11,7 +11,7 @@ use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
 use super::io::{write_all_vectored, write_or_early_response};
-use super::prepare::{ForwardPlan, ReqInfo};
+use super::prepare::{ForwardPlan, ReqInfo, Tunnel};
 use super::response::{self, DownMode, MAX_RESPONSE_HEAD, Parsed, RespCtx, RespInfo};
 use super::response_body::BodyIdle;
 use super::stream_timers::{Expired, StreamTimers};
@@ -27,14 +27,14 @@ use crate::router::retry::{Outcome, RetryPolicy, on as retry_on};
 use crate::stats::sets::{cluster, cluster_class, http, http_class};
 
 /// `upstream_rq_active` and the host's `rq_active` for the lifetime of one upstream request.
-struct UpstreamRq<'a> {
+pub(super) struct UpstreamRq<'a> {
     cluster: &'a ClusterState,
     host: &'a HostCounters,
     w: usize,
 }
 
 impl<'a> UpstreamRq<'a> {
-    fn start(cluster: &'a ClusterState, host: &'a HostCounters, w: usize) -> Self {
+    pub(super) fn start(cluster: &'a ClusterState, host: &'a HostCounters, w: usize) -> Self {
         cluster.stats.inc(w, cluster::Counter::UpstreamRqTotal);
         cluster.stats.gauge_inc(w, cluster::Gauge::UpstreamRqActive);
         host.rq_total.fetch_add(1, Ordering::Relaxed);
@@ -137,7 +137,7 @@ enum AttemptEnd {
 /// `previous_hosts`, re-picks (up to `host_selection_retry_max_attempts` more times) while
 /// the pick was already tried. A re-pick alters the hash as Envoy's Maglev does
 /// (`hash ^ -attempt`), so a hashing balancer can choose another host.
-fn pick_host(
+pub(super) fn pick_host(
     cluster: &ClusterState,
     w: usize,
     hash: Option<u64>,
@@ -498,7 +498,10 @@ impl Conn {
             }
         };
 
-        if plan.upgrade && resp.mode != DownMode::Tunnel && (200..300).contains(&resp.code) {
+        if plan.tunnel == Tunnel::Upgrade
+            && resp.mode != DownMode::Tunnel
+            && (200..300).contains(&resp.code)
+        {
             // A 2xx instead of the 101: Envoy ends the exchange with that status, no body,
             // and closes (the upstream connection is not reused either). Other statuses are
             // passed on as usual, with `connection: close`.
@@ -1003,6 +1006,7 @@ impl Conn {
                     choice: plan.choice,
                     filter_lines: &self.reply_extra,
                     upgrade: plan.upgrade,
+                    connect: plan.tunnel == Tunnel::ConnectForward,
                 };
                 match response::build(ubuf, out, &ctx) {
                     Ok(Some(Parsed::Final(r))) => return Ok(r),

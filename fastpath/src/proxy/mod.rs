@@ -4,6 +4,7 @@
 //! buffered.
 mod access_log;
 mod authority;
+mod connect;
 mod forward;
 pub(crate) mod forwarded;
 mod io;
@@ -645,8 +646,13 @@ impl Conn {
             Prepared::Forward(plan, info) => {
                 hcm.stats.inc(w, http::Counter::RqTotal);
                 timers.route(plan.route.idle_timeout(), started);
-                self.forward(&view, &plan, &info, &req_out, started, &mut timers)
-                    .await
+                if plan.tunnel == prepare::Tunnel::ConnectTerminate {
+                    self.connect_tunnel(&view, &plan, &info, started, &mut timers)
+                        .await
+                } else {
+                    self.forward(&view, &plan, &info, &req_out, started, &mut timers)
+                        .await
+                }
             }
         };
         self.worker.buffers.put(req_out);

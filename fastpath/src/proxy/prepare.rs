@@ -63,8 +63,24 @@ pub struct ForwardPlan<'v> {
     pub route: &'v crate::router::ForwardRoute,
     /// The route `hash_policy`'s request hash (RING_HASH, MAGLEV).
     pub hash: Option<u64>,
-    /// The request is an upgrade (`websocket`) this route proxies.
+    /// The request is an upgrade (`websocket`) or a CONNECT this route proxies.
     pub upgrade: bool,
+    /// Which kind of tunnel the request may become.
+    pub tunnel: Tunnel,
+}
+
+/// What a request becomes once its tunnel is accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tunnel {
+    /// A plain request.
+    None,
+    /// An HTTP/1.1 upgrade (`websocket`): a tunnel after the upstream's 101.
+    Upgrade,
+    /// CONNECT forwarded upstream as it is: a tunnel after the upstream's 2xx.
+    ConnectForward,
+    /// CONNECT terminated here (`connect_config`): 200 once a TCP connection to the cluster
+    /// is open, then a tunnel (`proxy/connect.rs`).
+    ConnectTerminate,
 }
 
 pub enum Prepared<'v> {
@@ -168,13 +184,11 @@ pub fn prepare<'v>(
             info,
         );
     }
-    if head.connect {
-        return Prepared::NoRoute(info);
-    }
     let normalized;
     let mut path = head.path;
     let opts = PathOptions::of(norm);
-    if opts.active() {
+    // A CONNECT has no path to normalize.
+    if opts.active() && !head.connect {
         match opts.apply(head.path) {
             Normalized::Unchanged => {}
             Normalized::Path(p) => {
@@ -199,6 +213,13 @@ pub fn prepare<'v>(
     // An upgrade request (`connection: upgrade` + `upgrade: X`); h2c is not one, as Envoy's
     // HTTP/1 codec drops it (the request goes on as a plain one).
     let upgrade = super::upgrade::requested(&head).filter(|u| !u.eq_ignore_ascii_case("h2c"));
+    // CONNECT is enabled like an upgrade (`upgrade_type: CONNECT`), but carries no upgrade
+    // headers upstream.
+    let (upgrade, kind) = if head.connect {
+        (None, Some("connect"))
+    } else {
+        (upgrade, upgrade)
+    };
     let stripped = strip_port(authority, head.method, cfg.strip_port_mode, listener_port);
     let tls = down.tls.as_deref().is_some_and(|t| t.terminated);
     let view = RequestView {
@@ -231,7 +252,7 @@ pub fn prepare<'v>(
         _ => None,
     };
     run_filters(Some(sel.indices()), cluster.map(|c| c.0));
-    if let Some(kind) = upgrade {
+    if let Some(kind) = kind {
         let enabled = super::upgrade::enabled(&cfg.upgrade_configs, &action, kind);
         if !enabled {
             let info = ReqInfo {
@@ -273,13 +294,20 @@ pub fn prepare<'v>(
         ),
         Action::Forward(route) => {
             let (cluster, choice) = cluster.unwrap_or_default();
+            let tunnel = match (head.connect, route.connect_terminate()) {
+                (false, _) if upgrade.is_some() => Tunnel::Upgrade,
+                (false, _) => Tunnel::None,
+                (true, false) => Tunnel::ConnectForward,
+                (true, true) => Tunnel::ConnectTerminate,
+            };
             let routed = Routed {
                 authority: stripped,
                 rewrite_host: head.authority_from_target
                     || default_host
                     || stripped.len() != authority.len(),
                 peer: down.peer,
-                path,
+                // A forwarded CONNECT keeps its authority-form target.
+                path: if head.connect { head.authority } else { path },
                 upgrade,
                 tls,
                 xfcc: crate::tls::xfcc::action(
@@ -306,7 +334,8 @@ pub fn prepare<'v>(
                     timeout: route.timeout(),
                     route,
                     hash: route.request_hash(&view, down.peer.ip()),
-                    upgrade: upgrade.is_some(),
+                    upgrade: tunnel != Tunnel::None,
+                    tunnel,
                 },
                 info,
             )

@@ -43,6 +43,8 @@ pub struct RespCtx<'a, 'v> {
     pub filter_lines: &'a [u8],
     /// The request asked for an upgrade this route proxies: a 101 is the tunnel's start.
     pub upgrade: bool,
+    /// A CONNECT forwarded upstream: a 2xx is the tunnel's start.
+    pub connect: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -70,7 +72,11 @@ pub fn build(
     let Some(head) = parse_response(buf, &mut storage, MAX_RESPONSE_HEAD, ctx.is_head)? else {
         return Ok(None);
     };
-    let tunnel = head.code == 101 && ctx.upgrade;
+    let tunnel = if ctx.connect {
+        (200..300).contains(&head.code)
+    } else {
+        head.code == 101 && ctx.upgrade
+    };
     if (100..200).contains(&head.code) && !tunnel {
         if head.code == 101 {
             return Err(HeadError::Malformed("unexpected 101 Switching Protocols"));
@@ -99,7 +105,7 @@ pub fn build(
     let keep = |k: Kind| match k {
         Kind::Server => keep_server,
         // A tunnel's 101 keeps `connection: upgrade` and `upgrade` (as Envoy).
-        Kind::HopByHop | Kind::Connection if tunnel => true,
+        Kind::HopByHop | Kind::Connection if tunnel && head.code == 101 => true,
         Kind::HopByHop | Kind::Connection | Kind::TransferEncoding => false,
         Kind::XEnvoyUpstreamServiceTime => false,
         _ => true,

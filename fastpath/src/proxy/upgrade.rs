@@ -9,6 +9,7 @@
 //! any other status is passed on with its body and `connection: close`. Bytes
 //! move only after the upstream's 101: nothing the client sent behind the head reaches the
 //! upstream before then, and nothing is read as a second request.
+use std::cell::Cell;
 use std::time::Duration;
 
 use super::io::write_all_vectored;
@@ -63,11 +64,15 @@ struct TunnelCounts<'a> {
     hcm: &'a Hcm,
     up: &'a UpConn,
     w: usize,
+    /// Tunnel bytes from and to the client, for `%BYTES_RECEIVED%` / `%BYTES_SENT%`.
+    received: Cell<u64>,
+    sent: Cell<u64>,
 }
 
 impl Counts for TunnelCounts<'_> {
     fn read(&self, downstream: bool, n: usize) {
         if downstream {
+            self.received.set(self.received.get() + n as u64);
             self.hcm
                 .stats
                 .add(self.w, http::Counter::DownstreamCxRxBytesTotal, n as u64);
@@ -78,6 +83,7 @@ impl Counts for TunnelCounts<'_> {
 
     fn written(&self, downstream: bool, n: usize) {
         if downstream {
+            self.sent.set(self.sent.get() + n as u64);
             self.hcm
                 .stats
                 .add(self.w, http::Counter::DownstreamCxTxBytesTotal, n as u64);
@@ -108,8 +114,20 @@ impl Conn {
         let seen = Seen::default();
         let end = match self.switch(hcm, &mut up, ubuf, resp_out, resp).await {
             Ok(()) => {
-                let counts = TunnelCounts { hcm, up: &up, w };
-                relay(&self.down.stream, &up.stream, idle, &counts, &seen).await
+                let counts = TunnelCounts {
+                    hcm,
+                    up: &up,
+                    w,
+                    received: Cell::new(0),
+                    sent: Cell::new(0),
+                };
+                let end = relay(&self.down.stream, &up.stream, idle, &counts, &seen).await;
+                // As Envoy, the access log counts the tunnel's bytes.
+                if let Some(l) = self.record.log.as_deref_mut() {
+                    l.bytes_received += counts.received.get();
+                    l.bytes_sent += counts.sent.get();
+                }
+                end
             }
             Err(_) => End::Error,
         };
@@ -157,6 +175,9 @@ impl Conn {
                 .map_err(|f| f.error)?;
             up.tx(n);
             self.down.consume(pending);
+            if let Some(l) = self.record.log.as_deref_mut() {
+                l.bytes_received += pending as u64;
+            }
         }
         Ok(())
     }

@@ -28,6 +28,8 @@ pub struct ForwardRoute {
     mirrors: Box<[Mirror]>,
     /// Route `upgrade_configs`: (lower-case type, enabled).
     upgrades: Box<[(Box<str>, bool)]>,
+    /// The route's CONNECT entry has `connect_config`: CONNECT is terminated here.
+    connect_terminate: bool,
 }
 
 /// A `request_mirror_policies` entry: the cluster index and the share mirrored (ppm).
@@ -144,6 +146,9 @@ impl ForwardRoute {
                 .iter()
                 .map(|u| (u.upgrade_type.to_ascii_lowercase().into(), u.enabled))
                 .collect(),
+            connect_terminate: cfg.upgrade_configs.iter().any(|u| {
+                u.upgrade_type.eq_ignore_ascii_case("connect") && u.connect_config.is_some()
+            }),
         };
         Ok((route, weighted))
     }
@@ -190,6 +195,12 @@ impl ForwardRoute {
             .iter()
             .find(|(t, _)| &**t == kind)
             .map_or(hcm_default, |(_, on)| *on)
+    }
+
+    /// Whether a CONNECT on this route is terminated here (`connect_config`): answered 200
+    /// and relayed as bytes over a new TCP connection to the cluster.
+    pub fn connect_terminate(&self) -> bool {
+        self.connect_terminate
     }
 
     /// The retry policy, if any.

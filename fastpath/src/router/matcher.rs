@@ -47,6 +47,7 @@ impl RouteMatch {
                 }
                 PathMatch::Separated(p.as_str().into(), ci)
             }
+            snapshot::PathMatch::ConnectMatcher {} => PathMatch::Connect,
         };
         let headers = cfg
             .headers
@@ -69,7 +70,13 @@ impl RouteMatch {
 
     /// `path` and `query` are `split_target(req.path)`.
     pub(super) fn matches(&self, req: &RequestView<'_>, path: &str, query: &str) -> bool {
-        self.path.matches(path)
+        // A CONNECT request has no path: only `connect_matcher` matches it (as Envoy).
+        let connect = req.method == "CONNECT";
+        let path_ok = match self.path {
+            PathMatch::Connect => connect,
+            _ => !connect && self.path.matches(path),
+        };
+        path_ok
             && self.headers.iter().all(|h| h.matches(req))
             && self.query.iter().all(|q| q.matches(query))
     }
@@ -83,6 +90,8 @@ enum PathMatch {
     /// Never affected by `case_sensitive`, as in Envoy.
     Regex(Regex),
     Separated(Box<str>, bool),
+    /// `connect_matcher`: CONNECT requests (checked by `RouteMatch::matches`).
+    Connect,
 }
 
 impl PathMatch {
@@ -95,6 +104,7 @@ impl PathMatch {
                 starts_with(path.as_bytes(), p.as_bytes(), *ci)
                     && matches!(path.as_bytes().get(p.len()), None | Some(b'/'))
             }
+            PathMatch::Connect => false,
         }
     }
 }

@@ -18,7 +18,7 @@ enum Matched {
 }
 
 impl PrefixRewrite {
-    /// `None` for an empty rewrite (protobuf's "not set").
+    /// `None` for an empty rewrite (protobuf's "not set") and on a `connect_matcher` route.
     pub(super) fn new(
         replacement: &str,
         path: &PathMatch,
@@ -33,6 +33,8 @@ impl PrefixRewrite {
                 ignore_case: !case_sensitive,
             },
             PathMatch::Path(_) | PathMatch::SafeRegex(_) => Matched::WholePath,
+            // A CONNECT has no path: its authority-form target is never rewritten.
+            PathMatch::ConnectMatcher {} => return None,
         };
         Some(PrefixRewrite {
             replacement: replacement.into(),
@@ -103,6 +105,8 @@ mod tests {
     #[test]
     fn empty_rewrite_is_unset() {
         assert!(PrefixRewrite::new("", &PathMatch::Prefix("/".into()), true).is_none());
+        // A CONNECT's target is an authority, never rewritten.
+        assert!(PrefixRewrite::new("/x", &PathMatch::ConnectMatcher {}, true).is_none());
     }
 
     #[test]

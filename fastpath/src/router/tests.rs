@@ -313,3 +313,38 @@ fn an_empty_config_routes_nothing() {
     let t = table("{}");
     assert_eq!(routed(&t, "a", "/"), None);
 }
+
+#[test]
+fn connect_matcher_matches_connect_requests_only() {
+    let t = table(
+        r#"{"name": "c", "virtual_hosts": [{"name": "any", "domains": ["*"], "routes": [
+          {"name": "tunnel", "match": {"path": {"connect_matcher": {}}},
+           "action": {"route": {"target": {"cluster": "web"}, "upgrade_configs": [
+             {"upgrade_type": "connect", "connect_config": {}}]}}},
+          {"name": "all", "match": {"path": {"prefix": ""}},
+           "action": {"route": {"target": {"cluster": "api"}}}}
+        ]}]}"#,
+    );
+    let connect = RequestView {
+        method: "CONNECT",
+        path: "",
+        authority: "db.internal:5432",
+        scheme: "http",
+        headers: &[],
+    };
+    let sel = t.select(&connect).expect("the connect_matcher route");
+    assert_eq!(sel.route_name(), "tunnel");
+    let Action::Forward(route) = sel.action(&connect) else {
+        panic!("a route action");
+    };
+    assert!(route.connect_terminate());
+    assert!(route.upgrade_enabled("connect", false));
+    // A GET never matches `connect_matcher`; an empty prefix never matches a CONNECT.
+    assert_eq!(routed(&t, "h", "/").as_deref(), Some("all"));
+    let t = table(
+        r#"{"name": "c", "virtual_hosts": [{"name": "any", "domains": ["*"], "routes": [
+          {"name": "all", "match": {"path": {"prefix": ""}},
+           "action": {"route": {"target": {"cluster": "api"}}}}]}]}"#,
+    );
+    assert!(t.select(&connect).is_none());
+}

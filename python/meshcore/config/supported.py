@@ -850,7 +850,7 @@ MESSAGES: dict[str, Message] = {
         merge_slashes=ok(),
         upgrade_configs=ok(
             "WebSocket and other HTTP/1.1 upgrades: a byte tunnel after the upstream's 101; "
-            "not CONNECT"
+            "CONNECT (HTTP/1.1 and HTTP/2)"
         ),
         path_with_escaped_slashes_action=enum(
             "IMPLEMENTATION_SPECIFIC_DEFAULT",
@@ -869,7 +869,7 @@ MESSAGES: dict[str, Message] = {
     ),
     **TLS_MESSAGES,
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
-    ".UpgradeConfig": message(later=("filters",), upgrade_type=ok("not CONNECT"), enabled=ok()),
+    ".UpgradeConfig": message(later=("filters",), upgrade_type=ok(), enabled=ok()),
     "envoy.extensions.filters.network.http_connection_manager.v3.Rds": message(
         config_source=ok("`ads` only"), route_config_name=ok()
     ),
@@ -931,7 +931,9 @@ MESSAGES: dict[str, Message] = {
         case_sensitive=ok(),
         headers=ok(),
         query_parameters=ok(),
+        connect_matcher=ok("CONNECT requests only (no other path matcher matches them)"),
     ),
+    "envoy.config.route.v3.RouteMatch.ConnectMatcher": message(),
     "envoy.type.matcher.v3.RegexMatcher": message(regex=ok("RE2"), google_re2=ok()),
     "envoy.type.matcher.v3.RegexMatcher.GoogleRE2": message(),
     "envoy.config.route.v3.HeaderMatcher": message(
@@ -967,7 +969,14 @@ MESSAGES: dict[str, Message] = {
         upgrade_configs=ok("enables or disables an upgrade type for the route"),
     ),
     "envoy.config.route.v3.RouteAction.UpgradeConfig": message(
-        later=("connect_config",), upgrade_type=ok("not CONNECT"), enabled=ok()
+        upgrade_type=ok(),
+        enabled=ok(),
+        connect_config=ok(
+            "CONNECT is terminated: 200 to the client, then a TCP tunnel to the route's cluster"
+        ),
+    ),
+    "envoy.config.route.v3.RouteAction.UpgradeConfig.ConnectConfig": message(
+        later=("proxy_protocol_config", "allow_post")
     ),
     "envoy.config.route.v3.RouteAction.HashPolicy": message(
         later=("filter_state",),
@@ -1158,7 +1167,6 @@ MESSAGES: dict[str, Message] = {
             "max_consecutive_inbound_frames_with_empty_payload",
             "max_inbound_priority_frames_per_stream",
             "max_inbound_window_update_frames_per_data_frame_sent",
-            "allow_connect",
             "allow_metadata",
             "override_stream_error_on_invalid_http_message",
             "stream_error_on_invalid_http_messaging",
@@ -1168,6 +1176,10 @@ MESSAGES: dict[str, Message] = {
         max_concurrent_streams=ok("default 2147483647"),
         initial_stream_window_size=ok("default 268435456"),
         initial_connection_window_size=ok("default 268435456"),
+        allow_connect=ok(
+            "downstream: SETTINGS_ENABLE_CONNECT_PROTOCOL, extended CONNECT (WebSocket over "
+            "HTTP/2, RFC 8441); no effect upstream"
+        ),
         note="the `h2` crate's own flood limits apply (not Envoy's counters)",
     ),
     "envoy.config.core.v3.Http1ProtocolOptions": message(

@@ -32,6 +32,7 @@ def options(msg: protocol_pb2.Http2ProtocolOptions) -> dict[str, Any]:
         "initial_connection_window_size": wrapped(
             msg, "initial_connection_window_size", DEFAULT_WINDOW
         ),
+        **({"allow_connect": True} if msg.allow_connect else {}),
     }
 
 

@@ -121,11 +121,13 @@ def _with_filter_configs(
 
 def _route_match(match: rc.RouteMatch, path: str, problems: Problems) -> dict[str, Any]:
     kind = match.WhichOneof("path_specifier")
-    path_match: dict[str, str]
+    path_match: dict[str, Any]
     if kind == "safe_regex":
         path_match = {"safe_regex": match.safe_regex.regex}
     elif kind in ("prefix", "path", "path_separated_prefix"):
         path_match = {kind: getattr(match, kind)}
+    elif kind == "connect_matcher":
+        path_match = {"connect_matcher": {}}
     else:
         path_match = {"prefix": "/"}  # unset (PGV) or unsupported (the table) is reported
     headers_path = paths.field(path, "headers")

@@ -204,3 +204,40 @@ fn trailers_both_ways() {
     chunked_trailers(None, &mut out);
     assert_eq!(out, b"0\r\n\r\n");
 }
+
+#[test]
+fn connect_streams_become_connect_or_an_upgrade() {
+    let req = Request::builder()
+        .method("CONNECT")
+        .uri("db.internal:5432")
+        .header("x-a", "1")
+        .header("content-length", "0")
+        .body(())
+        .unwrap();
+    let (parts, _) = req.into_parts();
+    let mut out = Vec::new();
+    tunnel_request_head(&parts, None, &mut out).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "CONNECT db.internal:5432 HTTP/1.1\r\nhost: db.internal:5432\r\nx-a: 1\r\n\r\n"
+    );
+    let req = Request::builder()
+        .method("CONNECT")
+        .uri("http://chat.example/ws?room=1")
+        .header("sec-websocket-version", "13")
+        .body(())
+        .unwrap();
+    let (parts, _) = req.into_parts();
+    let mut out = Vec::new();
+    tunnel_request_head(&parts, Some("websocket"), &mut out).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "GET /ws?room=1 HTTP/1.1\r\nhost: chat.example\r\nsec-websocket-version: 13\r\n\
+         connection: upgrade\r\nupgrade: websocket\r\n\r\n"
+    );
+    let mut out = Vec::new();
+    assert_eq!(
+        tunnel_request_head(&parts, Some("web socket"), &mut out),
+        Err(TranslateError::BadHeader)
+    );
+}
