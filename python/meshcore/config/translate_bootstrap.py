@@ -15,6 +15,7 @@ from .translate_dynamic import check_static_resources, dynamic_resources
 from .translate_listeners import listeners
 from .translate_overload import global_connection_limit
 from .translate_routes import ClusterRefs
+from .translate_tracing import link_tracers
 from .values import is_ip
 
 
@@ -44,6 +45,9 @@ def translate(bootstrap: bootstrap_pb2.Bootstrap, problems: Problems) -> MeshCon
         "clusters": translated.snapshot,
         "local_address": local_address(),
     }
+    link_tracers(
+        listener_list, bootstrap.node.id, bootstrap.node.cluster, bootstrap.node.locality.zone
+    )
     limit = global_connection_limit(bootstrap, problems)
     if limit is not None:
         snapshot["global_downstream_max_connections"] = limit
