@@ -47,7 +47,30 @@ pub struct Tracing {
     /// What the control layer's exporter needs (collector cluster, path, service name);
     /// not read by the data path.
     #[serde(default)]
-    pub export: serde_json::Value,
+    pub export: TraceExport,
+}
+
+/// Where the control layer sends the spans (unused by the data path).
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TraceExport {
+    /// `zipkin` or `opentelemetry`.
+    pub kind: String,
+    /// The collector cluster.
+    pub cluster: String,
+    /// `collector_endpoint`, or the `http_uri` path.
+    pub path: String,
+    /// The `http_uri` authority (the Host of OTLP reports).
+    #[serde(default)]
+    pub authority: String,
+    #[serde(default)]
+    pub timeout_ms: u64,
+    /// OpenTelemetry `service_name`.
+    #[serde(default)]
+    pub service_name: String,
+    /// `node.cluster` (Zipkin's `localEndpoint.serviceName`).
+    #[serde(default)]
+    pub service_cluster: String,
 }
 
 /// `custom_tags[i]`.

@@ -71,8 +71,17 @@ pub struct SpanCtx {
 
 impl Tracer {
     /// Errors name `path.tracing...`.
-    pub fn compile(cfg: &Tracing, registry: &Registry, stat_prefix: &str, path: &str) -> Result<Tracer, String> {
-        for s in [cfg.random_sampling, cfg.client_sampling, cfg.overall_sampling] {
+    pub fn compile(
+        cfg: &Tracing,
+        registry: &Registry,
+        stat_prefix: &str,
+        path: &str,
+    ) -> Result<Tracer, String> {
+        for s in [
+            cfg.random_sampling,
+            cfg.client_sampling,
+            cfg.overall_sampling,
+        ] {
             if s > 10_000 {
                 return Err(format!("{path}.tracing: sampling above 100%"));
             }

@@ -221,7 +221,9 @@ impl Tracer {
         };
         let reason = match (&mut rid, &s.rid) {
             (Some(id), _) => decide::decide(&self.cfg, Some(&mut id[..]), s.client),
-            (None, Some(r)) => decide::decide(&self.cfg, Some(&mut head[r.clone()].to_vec()), s.client),
+            (None, Some(r)) => {
+                decide::decide(&self.cfg, Some(&mut head[r.clone()].to_vec()), s.client)
+            }
             (None, None) => Reason::NotTraceable,
         };
         self.count(reason, w);

@@ -18,7 +18,7 @@ fn cfg(provider: TraceProvider, random: u32) -> Tracing {
         node_id: String::new(),
         zone: String::new(),
         custom_tags: Vec::new(),
-        export: serde_json::Value::Null,
+        export: Default::default(),
     }
 }
 
@@ -58,8 +58,9 @@ fn the_request_id_carries_the_decision() {
 
 #[test]
 fn context_headers_parse_and_reject_garbage() {
-    let i = context::b3_single(b"463ac35c9f6413ad48485a3953bb6124-a2fb4a1d1a96d312-1-0020000000000001")
-        .unwrap();
+    let i =
+        context::b3_single(b"463ac35c9f6413ad48485a3953bb6124-a2fb4a1d1a96d312-1-0020000000000001")
+            .unwrap();
     assert_eq!(
         i,
         Incoming {
@@ -73,14 +74,24 @@ fn context_headers_parse_and_reject_garbage() {
     );
     assert!(context::b3_single(b"0").is_none());
     assert!(context::b3_single(b"xyz-abc").is_none());
-    let m = context::b3_multi(Some(b"463ac35c9f6413ad"), Some(b"a2fb4a1d1a96d312"), None, None)
-        .unwrap();
+    let m = context::b3_multi(
+        Some(b"463ac35c9f6413ad"),
+        Some(b"a2fb4a1d1a96d312"),
+        None,
+        None,
+    )
+    .unwrap();
     assert_eq!((m.trace128, m.sampled, m.parent), (false, None, 0));
     assert!(context::b3_multi(Some(b"463ac35c9f6413ad"), None, None, None).is_none());
-    let t = context::traceparent(b"00-463ac35c9f6413ad48485a3953bb6124-a2fb4a1d1a96d312-01").unwrap();
+    let t =
+        context::traceparent(b"00-463ac35c9f6413ad48485a3953bb6124-a2fb4a1d1a96d312-01").unwrap();
     assert_eq!((t.span, t.sampled), (0xa2fb4a1d1a96d312, Some(true)));
-    assert!(context::traceparent(b"00-00000000000000000000000000000000-a2fb4a1d1a96d312-01").is_none());
-    assert!(context::traceparent(b"01-463ac35c9f6413ad48485a3953bb6124-a2fb4a1d1a96d312").is_none());
+    assert!(
+        context::traceparent(b"00-00000000000000000000000000000000-a2fb4a1d1a96d312-01").is_none()
+    );
+    assert!(
+        context::traceparent(b"01-463ac35c9f6413ad48485a3953bb6124-a2fb4a1d1a96d312").is_none()
+    );
 }
 
 fn header<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
@@ -102,9 +113,15 @@ fn forwarding_replaces_the_callers_context_with_this_span() {
     assert!(s.ends_with("\r\n\r\n"), "{s}");
     assert_eq!(header(&s, "x-b3-traceid"), ["463ac35c9f6413ad"]);
     assert_eq!(header(&s, "x-b3-parentspanid"), ["a2fb4a1d1a96d312"]);
-    assert_eq!(header(&s, "x-b3-spanid"), [format!("{:016x}", ctx.span).as_str()]);
+    assert_eq!(
+        header(&s, "x-b3-spanid"),
+        [format!("{:016x}", ctx.span).as_str()]
+    );
     assert_eq!(header(&s, "x-b3-sampled"), ["1"]);
-    assert_eq!(header(&s, "x-request-id"), ["11111111-2222-9333-8444-555555555555"]);
+    assert_eq!(
+        header(&s, "x-request-id"),
+        ["11111111-2222-9333-8444-555555555555"]
+    );
     assert_eq!(header(&s, "host"), ["a"]);
     assert!(ctx.sampled && ctx.parent == 0xa2fb4a1d1a96d312 && !ctx.shared);
 

@@ -19,7 +19,7 @@ import trio
 from meshcore.health.probe import NETWORK_ERRORS, connect, describe_error
 from meshcore.lifecycle.control_stats import ControlStats
 
-from . import otlp, zipkin
+from . import zipkin
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,9 @@ class SpanExporter:
             body = zipkin.report(spans, export.get("service_cluster", ""), self._address)
             content_type, host = "application/json", export["cluster"]
         else:
+            # Imported on first use: the protobuf stack stays out of a process without OTLP.
+            from . import otlp
+
             body = otlp.request(spans, export["service_name"])
             content_type, host = (
                 "application/x-protobuf",
