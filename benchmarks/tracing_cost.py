@@ -19,6 +19,8 @@ from benchmarks.procs import raise_priority
 HERE = Path(__file__).resolve().parent
 OUTPUT = HERE / "results" / "tracing_cost"
 ZIPKIN = "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig"
+PERCENT = [100.0]
+"""`random_sampling` of the traced variant (`--percent`)."""
 
 
 def with_tracing(listen_port: int, admin_port: int, backend_port: int) -> dict[str, Any]:
@@ -26,7 +28,7 @@ def with_tracing(listen_port: int, admin_port: int, backend_port: int) -> dict[s
     cfg: dict[str, Any] = bootstrap(listen_port, admin_port, backend_port)
     hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
     hcm["typed_config"]["tracing"] = {
-        "random_sampling": {"value": 100},
+        "random_sampling": {"value": PERCENT[0]},
         "provider": {
             "name": "envoy.tracers.zipkin",
             "typed_config": {
@@ -61,8 +63,10 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--load-cpu", type=int, default=0)
     ap.add_argument("--nice", type=int, default=-10)
     ap.add_argument("--meshcore-only", action="store_true", help="do not run Envoy")
+    ap.add_argument("--percent", type=float, default=100.0, help="random_sampling (default 100)")
     ap.add_argument("--output", type=Path, default=OUTPUT, help="writes OUTPUT.{json,md}")
     args = ap.parse_args(argv)
+    PERCENT[0] = args.percent
     raise_priority(args.nice)
     chosen = variants(args.meshcore_only)
     for name in {n.split("+")[0] for n, _, _ in chosen}:
@@ -77,7 +81,7 @@ def main(argv: list[str]) -> int:
         summary,
         args.rounds,
         args.duration,
-        title="Cost of tracing every request (Zipkin, 100 % sampling)",
+        title=f"Cost of tracing (Zipkin, {args.percent:g} % sampling)",
         command="python -m benchmarks tracing",
     )
     filter_cost.save(args.output, summary, samples, md)
