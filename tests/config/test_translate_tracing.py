@@ -109,15 +109,23 @@ def test_opentelemetry_http_service() -> None:
     assert t["egress"] is False
 
 
-def test_unsupported_parts_name_their_field() -> None:
+def test_opentelemetry_grpc_service() -> None:
     grpc = {
         "name": "envoy.tracers.opentelemetry",
         "typed_config": {
             "@type": OTEL,
-            "grpc_service": {"envoy_grpc": {"cluster_name": "c"}},
+            "grpc_service": {"envoy_grpc": {"cluster_name": "c"}, "timeout": "3s"},
         },
     }
-    found = problems(_with({"provider": grpc}))
+    t = _tracing(_with({"provider": grpc}))
+    assert t["export"]["kind"] == "opentelemetry_grpc" and t["export"]["cluster"] == "c"
+    assert t["export"]["timeout_ms"] == 3000
+    assert t["export"]["service_name"] == "unknown_service:envoy"
+
+
+def test_unsupported_parts_name_their_field() -> None:
+    empty = {"name": "envoy.tracers.opentelemetry", "typed_config": {"@type": OTEL}}
+    found = problems(_with({"provider": empty}))
     assert any(p.startswith(f"{HCM_PATH}.tracing.provider.typed_config") for p in found), found
     found = problems(_with({"spawn_upstream_span": True, "provider": _zipkin()}))
     assert any(p.startswith(f"{HCM_PATH}.tracing.spawn_upstream_span") for p in found), found

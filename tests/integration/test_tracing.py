@@ -25,11 +25,12 @@ from tests.support.bootstrap import (
 from tests.support.client import get
 from tests.support.ports import free_port
 from tests.support.proxy import Proxy, proxy_kinds, start_proxy
-from tests.support.trace_collector import Collector
+from tests.support.trace_collector import Collector, GrpcCollector
 from tests.support.upstream import Upstream, UpstreamServer
 
 ZIPKIN = "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig"
 OTEL = "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig"
+HTTP_OPTIONS = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 HEX16 = re.compile(r"^[0-9a-f]{16}$")
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 SAMPLED_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-9[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -331,7 +332,7 @@ def test_opentelemetry_traceparent_and_otlp(kind, upstream, collector, tmp_path_
         fresh, child = spans["GET http://example.com/o1"], spans["GET http://example.com/o2"]
         assert HEX32.match(fresh["traceId"]) and "parentId" not in fresh
         assert child["traceId"] == TRACE and child["parentId"] == CALLER
-        assert child["kind"] == "SERVER"
+        assert child["kind"] == "SERVER" and child["name"] == "ingress"
         assert child["resource"]["service.name"] == "mesh-svc"
         for key in ("component", "http.method", "http.status_code", "upstream_cluster", "lit"):
             assert key in child["tags"], key
@@ -342,3 +343,44 @@ def test_opentelemetry_traceparent_and_otlp(kind, upstream, collector, tmp_path_
         assert collector.reports()[0].header("content-type") == "application/x-protobuf"
     finally:
         proxy.stop()
+
+
+@pytest.mark.parametrize("kind", proxy_kinds())
+def test_opentelemetry_over_grpc(kind, upstream, collector, tmp_path_factory) -> None:
+    grpc_collector = GrpcCollector()
+    port = free_port()
+    provider = {
+        "name": "envoy.tracers.opentelemetry",
+        "typed_config": {
+            "@type": OTEL,
+            "service_name": "grpc-svc",
+            "grpc_service": {"envoy_grpc": {"cluster_name": "otlp"}, "timeout": "1s"},
+        },
+    }
+    config = _config([_listener("otel", port, "live", _tracing(provider))], upstream, collector)
+    otlp = static_cluster(
+        "otlp",
+        [("127.0.0.1", grpc_collector.port)],
+        typed_extension_protocol_options={
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": HTTP_OPTIONS,
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        },
+    )
+    config["static_resources"]["clusters"].append(otlp)
+    proxy = start_proxy(kind, config, tmp_path_factory)
+    try:
+        trio.run(get, port, "/g1")
+        spans = grpc_collector.wait_spans(1)
+        matching = [s for s in spans if s["tags"].get("http.url", "").endswith("/g1")]
+        assert len(matching) == 1, spans
+        span = matching[0]
+        assert span["name"] == "ingress", span
+        assert span["resource"]["service.name"] == "grpc-svc", span
+        assert span["tags"]["http.url"] == "http://example.com/g1"
+        (seen,) = [r for r in upstream.requests if r.target == "/g1"]
+        assert seen.header("traceparent") == f"00-{span['traceId']}-{span['id']}-01"
+    finally:
+        proxy.stop()
+        grpc_collector.stop()

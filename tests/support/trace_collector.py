@@ -4,9 +4,12 @@ Zipkin's shape (OTLP spans are converted: hex ids, `tags` from string attributes
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent import futures
 from typing import Any
 
+import grpc
 import orjson
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -78,3 +81,41 @@ class Collector:
 
     def clear(self) -> None:
         self.upstream.clear()
+
+
+class GrpcCollector:
+    """An OTLP/gRPC collector (`TraceService/Export`, raw bytes in and out) on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._bodies: list[bytes] = []
+        handler = grpc.method_handlers_generic_handler(
+            "opentelemetry.proto.collector.trace.v1.TraceService",
+            {"Export": grpc.unary_unary_rpc_method_handler(self._export)},
+        )
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        self.server.add_generic_rpc_handlers((handler,))
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+
+    def _export(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        with self._lock:
+            self._bodies.append(request)
+        return b""  # an empty ExportTraceServiceResponse
+
+    def spans(self) -> list[dict[str, Any]]:
+        with self._lock:
+            bodies = list(self._bodies)
+        return [s for b in bodies for s in _otlp(b)]
+
+    def wait_spans(self, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            spans = self.spans()
+            if len(spans) >= count or time.monotonic() > deadline:
+                assert len(spans) >= count, f"{len(spans)} spans of {count}: {spans}"
+                return spans
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.server.stop(0)

@@ -54,7 +54,7 @@ pub struct Tracing {
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct TraceExport {
-    /// `zipkin` or `opentelemetry`.
+    /// `zipkin`, `opentelemetry` (OTLP/HTTP) or `opentelemetry_grpc`.
     pub kind: String,
     /// The collector cluster.
     pub cluster: String,

@@ -859,8 +859,9 @@ MESSAGES: dict[str, Message] = {
         shared_span_context=ok("default true"),
     ),
     OPENTELEMETRY: message(
-        later=("grpc_service", "resource_detectors", "sampler", "max_cache_size"),
-        http_service=ok("OTLP/HTTP protobuf, POSTed by the control layer"),
+        later=("resource_detectors", "sampler", "max_cache_size"),
+        grpc_service=ok("OTLP over gRPC (`envoy_grpc`), sent by the control layer"),
+        http_service=ok("OTLP/HTTP protobuf, POSTed by the control layer; preferred when both"),
         service_name=ok(),
     ),
     "envoy.config.core.v3.HttpService": message(later=("request_headers_to_add",), http_uri=ok()),

@@ -75,11 +75,21 @@ def _export(
         o = config
         assert isinstance(o, opentelemetry_pb2.OpenTelemetryConfig)
         if not o.HasField("http_service"):
-            problems.add(
-                paths.field(at, "typed_config"),
-                "`http_service` is required (OTLP over gRPC is not supported yet)",
-            )
-            return None
+            grpc = o.grpc_service
+            if not grpc.HasField("envoy_grpc"):
+                problems.add(
+                    paths.field(at, "typed_config"),
+                    "`http_service` or `grpc_service.envoy_grpc` is required",
+                )
+                return None
+            export = {
+                "kind": "opentelemetry_grpc",
+                "cluster": grpc.envoy_grpc.cluster_name,
+                "path": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                "timeout_ms": _ms(grpc.timeout, 1000),
+                "service_name": o.service_name or "unknown_service:envoy",
+            }
+            return "opentelemetry", {}, export
         uri = o.http_service.http_uri
         parts = urlsplit(uri.uri)
         export = {

@@ -32,7 +32,8 @@ def span(raw: dict[str, Any]) -> Span:
     out = Span(
         trace_id=_id(raw["traceId"], 16),
         span_id=_id(raw["id"], 8),
-        name=raw["name"],
+        # Envoy's OpenTelemetry spans are named by the operation (Zipkin's by the host).
+        name="egress" if raw["kind"] == "CLIENT" else "ingress",
         kind=_KINDS.get(raw["kind"], Span.SPAN_KIND_SERVER),
         start_time_unix_nano=start,
         end_time_unix_nano=start + raw["duration"] * 1000,
