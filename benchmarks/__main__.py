@@ -9,7 +9,16 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks import access_log_cost, filter_cost, guard, output, scenarios, suite, targets
+from benchmarks import (
+    access_log_cost,
+    filter_cost,
+    guard,
+    output,
+    scenarios,
+    suite,
+    targets,
+    tracing_cost,
+)
 
 
 def _names(value: str, known: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -104,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         return filter_cost.main(argv[1:])
     if argv[:1] == ["access-log"]:
         return access_log_cost.main(argv[1:])
+    if argv[:1] == ["tracing"]:
+        return tracing_cost.main(argv[1:])
     args = parser().parse_args(argv)
     where = output.paths(args.output, args.quick)
     if args.from_json is not None:

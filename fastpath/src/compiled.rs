@@ -40,6 +40,8 @@ pub struct Hcm {
     pub local_address: Box<[u8]>,
     /// `access_log` (`None`: none configured, nothing is kept per request).
     pub access_log: Option<Box<crate::access_log::AccessLogs>>,
+    /// `tracing` (`None`: no trace headers, no spans).
+    pub tracing: Option<Box<crate::tracing::Tracer>>,
 }
 
 /// What the connections of one filter chain see: its HCM, the clusters its routes index, the
@@ -181,6 +183,15 @@ pub fn compile_hcm(
         server_name,
         local_address: local_address.as_bytes().into(),
         access_log: crate::access_log::AccessLogs::compile(&cfg.access_log, registry, path)?,
+        tracing: match &cfg.tracing {
+            Some(t) => Some(Box::new(crate::tracing::Tracer::compile(
+                t,
+                registry,
+                &cfg.stat_prefix,
+                path,
+            )?)),
+            None => None,
+        },
     })
 }
 

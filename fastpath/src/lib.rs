@@ -23,4 +23,5 @@ pub mod stats;
 pub mod stream;
 pub mod tcp;
 pub mod tls;
+pub mod tracing;
 pub mod worker;

@@ -52,3 +52,7 @@ class Engine:
     def reopen_access_logs(self) -> None:
         """Every access log file is reopened (same path) before its next lines are written:
         log rotation (SIGUSR1). Returns at once."""
+    def take_spans(self) -> bytes:
+        """The spans of sampled requests queued since the last call, one JSON object per
+        line (`tracer`, `traceId`, `id`, `parentId`, `kind`, `shared`, `name`, `timestamp`,
+        `duration` in microseconds, `tags`); empty when there are none."""

@@ -30,6 +30,7 @@ from meshcore.lifecycle.interfaces import EngineApi, MeshConfigLike
 from meshcore.lifecycle.signals import watch_signals
 from meshcore.lifecycle.state import Phase, ServerOptions, ServerState
 from meshcore.net_address import format_host_port
+from meshcore.tracing.export import SpanExporter
 
 if TYPE_CHECKING:
     from meshcore.xds.client import XdsClient
@@ -107,6 +108,7 @@ class Server:
         self.dns = StrictDns(engine, self.control, resolver, publish=self.health.publish)
         self.stats = StatsCollector(engine, self.state, self.control)
         self.jwks = JwksFetcher(engine, self.control, self._hosts_of)
+        self.spans = SpanExporter(engine, self.control, self._hosts_of)
         self._load = load
         self._on_ready = on_ready
         self._on_reload = on_reload
@@ -134,6 +136,7 @@ class Server:
         self.health.commit(health, endpoints)
         log.debug("snapshot generation %d applied", generation)
         await self.jwks.restart(self._nursery, config.snapshot)
+        self.spans.configure(config.snapshot)
         return resolved
 
     def _hosts_of(self, cluster: str) -> list[Endpoint]:
@@ -196,6 +199,7 @@ class Server:
             interval_s = getattr(config, "stats_flush_interval_s", 5.0)
             await nursery.start(self.stats.run_flushes, interval_s)
             await self._start_sinks(config, interval_s)
+            nursery.start_soon(self.spans.run)
             self.state.phase = Phase.LIVE
             self._announce(config, admin)
 

@@ -14,7 +14,7 @@ SNAPSHOT_RS = Path(__file__).resolve().parents[2] / "fastpath" / "src" / "config
 # Snapshot types kept in their own file (referenced from snapshot.rs as `super::access_log::X`).
 EXTRA_RS = tuple(
     SNAPSHOT_RS.with_name(name)
-    for name in ("access_log.rs", "http2.rs", "jwt.rs", "rbac.rs", "tls.rs")
+    for name in ("access_log.rs", "http2.rs", "jwt.rs", "rbac.rs", "tls.rs", "tracing.rs")
 )
 _INT_RANGES = {
     "u16": (0, 2**16 - 1),

@@ -79,6 +79,22 @@ def _edge() -> dict[str, Any]:
         0,
         route_config([vh, virtual_host("rest", ["*"], [route({"prefix": "/"}, cluster="a")])]),
         access_log=[log],
+        tracing={
+            "random_sampling": {"value": 25},
+            "custom_tags": [
+                {"tag": "t", "literal": {"value": "v"}},
+                {"tag": "h", "request_header": {"name": "x-h", "default_value": "-"}},
+            ],
+            "provider": {
+                "name": "envoy.tracers.zipkin",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig",
+                    "collector_cluster": "a",
+                    "collector_endpoint": "/api/v2/spans",
+                    "collector_endpoint_version": "HTTP_JSON",
+                },
+            },
+        },
         normalize_path=True,
         merge_slashes=True,
         path_with_escaped_slashes_action="UNESCAPE_AND_FORWARD",

@@ -53,6 +53,8 @@ pub struct Fields {
     pub resp_head: Vec<u8>,
     /// The selected route's `name` (empty: none).
     pub route_name: String,
+    /// The request's trace (connection managers with `tracing`; `crate::tracing`).
+    pub trace: Option<crate::tracing::SpanCtx>,
 }
 
 impl Fields {
@@ -76,6 +78,7 @@ impl Fields {
             req_head: Vec::new(),
             resp_head: Vec::new(),
             route_name: String::new(),
+            trace: None,
         }
     }
 

@@ -5,6 +5,7 @@ pub mod jwt;
 pub mod rbac;
 pub mod snapshot;
 pub mod tls;
+pub mod tracing;
 
 /// Parses a snapshot from JSON bytes; unknown fields and bad values are errors naming the
 /// JSON path (`listeners[0].filter.http_connection_manager.strip_port_mode: unknown variant

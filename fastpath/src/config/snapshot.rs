@@ -298,6 +298,9 @@ pub struct HttpConnectionManager {
     /// `access_log` (types in `config/access_log.rs`; empty: no access log).
     #[serde(default)]
     pub access_log: Vec<super::access_log::AccessLog>,
+    /// `tracing` (`config/tracing.rs`; `None`: no spans, no trace headers).
+    #[serde(default)]
+    pub tracing: Option<super::tracing::Tracing>,
     /// `forward_client_cert_details` and `set_current_client_cert_details`
     /// (x-forwarded-client-cert; types in `config/tls.rs`).
     #[serde(default)]

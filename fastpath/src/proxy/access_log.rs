@@ -59,9 +59,15 @@ impl Conn {
             l.req_done = Some(end);
         }
         let view = self.view.clone();
-        let Some(logs) = view.hcm.access_log.as_deref() else {
+        let logs = view.hcm.access_log.as_deref();
+        let span = view
+            .hcm
+            .tracing
+            .as_deref()
+            .zip(l.trace.filter(|c| c.sampled));
+        if logs.is_none() && span.is_none() {
             return;
-        };
+        }
         let l = &*l;
         // On a wildcard listener: the address the client connected to, as Envoy logs it.
         let local = self.down.info.local;
@@ -84,6 +90,11 @@ impl Conn {
             generated_id: OnceCell::new(),
             req_index: OnceCell::new(),
         };
-        logs.log(&entry, self.worker.index);
+        if let Some(logs) = logs {
+            logs.log(&entry, self.worker.index);
+        }
+        if let Some((t, ctx)) = span {
+            t.report(&entry, &ctx, self.worker.index);
+        }
     }
 }

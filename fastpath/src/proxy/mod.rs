@@ -15,6 +15,7 @@ mod record;
 mod response;
 mod response_body;
 mod stream_timers;
+mod trace;
 mod upgrade;
 mod upstream_head;
 
@@ -473,7 +474,8 @@ impl Conn {
         let view = self.view();
         let hcm = &view.hcm;
         let w = self.worker.index;
-        self.record.begin(hcm.access_log.as_deref());
+        self.record
+            .begin(hcm.access_log.as_deref(), hcm.tracing.is_some());
         self.served.set(self.served.get() + 1);
         let limit = hcm.max_head + 1;
         let mut scanned = 0;
@@ -586,6 +588,12 @@ impl Conn {
             }
             Prepared::NoRoute(i) | Prepared::Local(_, i) | Prepared::Forward(_, i) => *i,
         };
+        if let Some(t) = hcm.tracing.as_deref()
+            && let Some(l) = self.record.log.as_deref_mut()
+        {
+            let received = &self.down.buffered()[..info.head_len];
+            trace::begin(t, l, &prepared, &mut req_out, received, hcm, w);
+        }
         if let Some(l) = self.record.log.as_deref_mut() {
             let received = &self.down.buffered()[..info.head_len];
             access_log::stash(l, &prepared, &info, &req_out, received);

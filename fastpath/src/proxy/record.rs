@@ -29,14 +29,19 @@ impl RequestRecord {
         }
     }
 
-    /// The first bytes of a request are here: start its log fields if it will be logged.
-    pub fn begin(&mut self, logs: Option<&AccessLogs>) {
-        match logs {
-            Some(a) => self
+    /// The first bytes of a request are here: start its log fields if it will be logged or
+    /// traced.
+    pub fn begin(&mut self, logs: Option<&AccessLogs>, traced: bool) {
+        match (logs, traced) {
+            (Some(a), _) => self
                 .log
                 .get_or_insert_with(Default::default)
                 .reset(a.needs()),
-            None => self.log = None,
+            (None, true) => self
+                .log
+                .get_or_insert_with(Default::default)
+                .reset(Default::default()),
+            (None, false) => self.log = None,
         }
     }
 

@@ -98,6 +98,13 @@ impl Engine {
     fn reopen_access_logs(&self) {
         crate::access_log::writer::reopen_all();
     }
+
+    /// The spans of sampled requests since the last call: one JSON object per line (taken
+    /// with the GIL released).
+    fn take_spans<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        let spans = py.detach(crate::tracing::buffer::take);
+        PyBytes::new(py, &spans)
+    }
 }
 
 #[pymodule]

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 HCM = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+ZIPKIN = "envoy.config.trace.v3.ZipkinConfig"
+OPENTELEMETRY = "envoy.config.trace.v3.OpenTelemetryConfig"
 ROUTER = "envoy.extensions.filters.http.router.v3.Router"
 PREVIOUS_HOSTS = "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"
 FAULT = "envoy.extensions.filters.http.fault.v3.HTTPFault"
@@ -729,6 +731,9 @@ MESSAGES: dict[str, Message] = {
         per_connection_buffer_limit_bytes=ok(),
         ignore_global_conn_limit=ok(),
         metadata=opaque(),
+        traffic_direction=enum(
+            "UNSPECIFIED", "INBOUND", "OUTBOUND", note="OUTBOUND: CLIENT (egress) spans"
+        ),
     ),
     "envoy.config.listener.v3.ListenerFilter": message(
         name=ok(), typed_config=typed(TLS_INSPECTOR, filter_kind=True)
@@ -863,7 +868,40 @@ MESSAGES: dict[str, Message] = {
             "SANITIZE", "FORWARD_ONLY", "APPEND_FORWARD", "SANITIZE_SET", "ALWAYS_FORWARD_ONLY"
         ),
         set_current_client_cert_details=ok(),
+        tracing=ok("Zipkin (B3) and OpenTelemetry (W3C); see docs/tracing.md"),
     ),
+    f"{HCM}.Tracing": message(
+        later=("verbose", "spawn_upstream_span"),
+        random_sampling=ok("on the x-request-id, as Envoy (default 100%)"),
+        client_sampling=ok("requests with `x-client-trace-id` (default 100%)"),
+        overall_sampling=ok("default 100%"),
+        max_path_tag_length=ok("default 256"),
+        custom_tags=ok(),
+        provider=ok("`envoy.tracers.zipkin` or `envoy.tracers.opentelemetry`"),
+    ),
+    "envoy.type.tracing.v3.CustomTag": message(
+        later=("environment", "metadata"), tag=ok(), literal=ok(), request_header=ok()
+    ),
+    "envoy.type.tracing.v3.CustomTag.Literal": message(value=ok()),
+    "envoy.type.tracing.v3.CustomTag.Header": message(name=ok(), default_value=ok()),
+    "envoy.config.trace.v3.Tracing.Http": message(
+        name=ok(), typed_config=typed(ZIPKIN, OPENTELEMETRY)
+    ),
+    ZIPKIN: message(
+        later=("collector_hostname", "split_spans_for_request", "trace_context_option"),
+        collector_cluster=ok("spans are POSTed to its hosts by the control layer"),
+        collector_endpoint=ok(),
+        collector_endpoint_version=enum("HTTP_JSON"),
+        trace_id_128bit=ok(),
+        shared_span_context=ok("default true"),
+    ),
+    OPENTELEMETRY: message(
+        later=("resource_detectors", "sampler", "max_cache_size"),
+        grpc_service=ok("OTLP over gRPC (`envoy_grpc`), sent by the control layer"),
+        http_service=ok("OTLP/HTTP protobuf, POSTed by the control layer; preferred when both"),
+        service_name=ok(),
+    ),
+    "envoy.config.core.v3.HttpService": message(later=("request_headers_to_add",), http_uri=ok()),
     f"{HCM}.SetCurrentClientCertDetails": message(
         subject=ok(), cert=ok(), chain=ok(), dns=ok(), uri=ok()
     ),

@@ -17,6 +17,7 @@ from .translate_listeners import listeners
 from .translate_overload import global_connection_limit
 from .translate_routes import ClusterRefs
 from .translate_stats_sinks import flush_interval_s, stats_sinks
+from .translate_tracing import link_tracers
 from .values import is_ip
 
 
@@ -53,6 +54,9 @@ def translate(bootstrap: bootstrap_pb2.Bootstrap, problems: Problems) -> MeshCon
         "clusters": translated.snapshot,
         "local_address": local_address(),
     }
+    link_tracers(
+        listener_list, bootstrap.node.id, bootstrap.node.cluster, bootstrap.node.locality.zone
+    )
     limit = global_connection_limit(bootstrap, problems)
     if limit is not None:
         snapshot["global_downstream_max_connections"] = limit

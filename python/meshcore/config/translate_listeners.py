@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
+from envoy.config.core.v3 import base_pb2 as core_base_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
@@ -31,6 +32,7 @@ from .translate_rbac import network_rbac
 from .translate_routes import ClusterRefs, route_config
 from .translate_timeouts import connection_limits, stream_timeouts
 from .translate_tls import downstream as downstream_tls
+from .translate_tracing import set_direction, tracing
 from .translate_upgrades import upgrade_configs
 from .type_urls import type_name, unpack
 from .values import duration_field_ms, enum_name, is_ip, wrapped
@@ -103,6 +105,7 @@ def _listener(
                 "http_connection_manager chain",
             )
         out["access_log"] = logs
+    set_direction(out, config.traffic_direction == core_base_pb2.TrafficDirection.OUTBOUND)
     return out
 
 
@@ -330,6 +333,9 @@ def http_connection_manager(
     logs = access_logs(manager, path, problems)
     if logs:
         out["access_log"] = logs
+    traced = tracing(manager, path, problems)
+    if traced is not None:
+        out["tracing"] = traced
     return out
 
 
