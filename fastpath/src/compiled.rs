@@ -40,6 +40,8 @@ pub struct Hcm {
     pub local_address: Box<[u8]>,
     /// `access_log` (`None`: none configured, nothing is kept per request).
     pub access_log: Option<Box<crate::access_log::AccessLogs>>,
+    /// The `grpc_stats` filter (`None`: not configured, nothing is looked at).
+    pub grpc_stats: Option<Box<crate::filters::grpc_stats::GrpcStats>>,
 }
 
 /// What the connections of one filter chain see: its HCM, the clusters its routes index, the
@@ -177,6 +179,12 @@ pub fn compile_hcm(
         server_name,
         local_address: local_address.as_bytes().into(),
         access_log: crate::access_log::AccessLogs::compile(&cfg.access_log, registry, path)?,
+        grpc_stats: cfg.http_filters.iter().find_map(|f| match &f.config {
+            snapshot::HttpFilterConfig::GrpcStats(g) => Some(Box::new(
+                crate::filters::grpc_stats::GrpcStats::compile(g, cfg, cluster_index, registry),
+            )),
+            _ => None,
+        }),
     })
 }
 
