@@ -42,6 +42,8 @@ pub struct Hcm {
     pub access_log: Option<Box<crate::access_log::AccessLogs>>,
     /// `tracing` (`None`: no trace headers, no spans).
     pub tracing: Option<Box<crate::tracing::Tracer>>,
+    /// The `grpc_stats` filter (`None`: not configured, nothing is looked at).
+    pub grpc_stats: Option<Box<crate::filters::grpc_stats::GrpcStats>>,
 }
 
 /// What the connections of one filter chain see: its HCM, the clusters its routes index, the
@@ -192,6 +194,12 @@ pub fn compile_hcm(
             )?)),
             None => None,
         },
+        grpc_stats: cfg.http_filters.iter().find_map(|f| match &f.config {
+            snapshot::HttpFilterConfig::GrpcStats(g) => Some(Box::new(
+                crate::filters::grpc_stats::GrpcStats::compile(g, cfg, cluster_index, registry),
+            )),
+            _ => None,
+        }),
     })
 }
 

@@ -46,12 +46,14 @@ def test_stream_idle_and_request_timeouts() -> None:
     assert _manager(b)["stream_timeouts"] == {
         "stream_idle_timeout_ms": 250,
         "request_timeout_ms": 2000,
+        "max_stream_duration_ms": 0,
     }
     b = base()
     hcm(b)["stream_idle_timeout"] = "0s"
     assert _manager(b)["stream_timeouts"] == {
         "stream_idle_timeout_ms": 0,
         "request_timeout_ms": 0,
+        "max_stream_duration_ms": 0,
     }
 
 

@@ -614,6 +614,26 @@ pub struct ForwardAction {
     /// connection manager's).
     #[serde(default)]
     pub upgrade_configs: Vec<UpgradeConfig>,
+    /// Route `max_stream_duration` (the message; its presence makes the route `timeout`
+    /// unused, as Envoy's "new timeouts").
+    #[serde(default)]
+    pub max_stream_duration: Option<RouteStreamDuration>,
+}
+
+/// `RouteAction.max_stream_duration`, in ms; each field `None` when unset.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteStreamDuration {
+    /// Replaces the connection manager's `max_stream_duration` (0 disables it).
+    #[serde(default)]
+    pub max_stream_duration_ms: Option<u64>,
+    /// Set: a `grpc-timeout` request header gives the stream duration, capped by this (0: no
+    /// cap).
+    #[serde(default)]
+    pub grpc_timeout_header_max_ms: Option<u64>,
+    /// Subtracted from the `grpc-timeout` duration.
+    #[serde(default)]
+    pub grpc_timeout_header_offset_ms: Option<u64>,
 }
 
 /// An `upgrade_configs` entry: `upgrade_type` (lower-cased by Python; `websocket`) and
@@ -742,6 +762,28 @@ pub enum HttpFilterConfig {
     Rbac(HttpRbac),
     /// `RBACPerRoute`: only in `typed_per_filter_config`.
     RbacPerRoute(RbacPerRoute),
+    /// `envoy.extensions.filters.http.grpc_stats.v3.FilterConfig` (counts, no request work).
+    GrpcStats(GrpcStatsFilter),
+}
+
+/// `grpc_stats` `FilterConfig`: per-method stats for the allowlisted methods only (unset:
+/// none, as Envoy's `stats_for_all_methods: false`). `replace_dots_in_grpc_service_name`
+/// does not reach here: Envoy applies it only to `stats_for_all_methods` names.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcStatsFilter {
+    /// `individual_method_stats_allowlist.services`.
+    #[serde(default)]
+    pub allowlist: Vec<GrpcServiceMethods>,
+}
+
+/// One allowlisted gRPC service and its methods.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcServiceMethods {
+    pub name: String,
+    #[serde(default)]
+    pub method_names: Vec<String>,
 }
 
 /// Envoy `FractionalPercent`: `numerator` out of `denominator` (100, 10000 or 1000000).
@@ -1220,6 +1262,11 @@ pub struct StreamTimeouts {
     /// The whole request must be received within this (408 `request timeout`).
     #[serde(default)]
     pub request_timeout_ms: u64,
+    /// `common_http_protocol_options.max_stream_duration`: a stream still open this long
+    /// after its first byte is ended (0: no limit). A route's `max_stream_duration` replaces
+    /// it.
+    #[serde(default)]
+    pub max_stream_duration_ms: u64,
 }
 
 impl Default for StreamTimeouts {
@@ -1227,6 +1274,7 @@ impl Default for StreamTimeouts {
         StreamTimeouts {
             stream_idle_timeout_ms: default_stream_idle_timeout_ms(),
             request_timeout_ms: 0,
+            max_stream_duration_ms: 0,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! arrived, not after the delay (token buckets are charged at arrival). An empty chain costs
 //! one length check per request.
 pub mod fault;
+pub mod grpc_stats;
 pub mod jwt_authn;
 pub mod local_ratelimit;
 mod percent;
@@ -187,6 +188,8 @@ impl FilterChain {
                         "{at}: RBACPerRoute belongs in typed_per_filter_config"
                     ));
                 }
+                // Counts responses only (`grpc_stats.rs`, kept on the `Hcm`): no request work.
+                snapshot::HttpFilterConfig::GrpcStats(_) => continue,
             };
             filters.push(filter);
         }
@@ -245,6 +248,7 @@ fn per_route<C, T>(
         snapshot::HttpFilterConfig::JwtAuthn(_)
         | snapshot::HttpFilterConfig::JwtAuthnPerRoute(_) => "jwt_authn",
         snapshot::HttpFilterConfig::Rbac(_) | snapshot::HttpFilterConfig::RbacPerRoute(_) => "rbac",
+        snapshot::HttpFilterConfig::GrpcStats(_) => "grpc_stats",
     };
     let make_entry = |p: &snapshot::HttpFilterConfig, at: &str| match pick(p) {
         Some(c) => make(c, at),

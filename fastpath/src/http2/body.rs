@@ -4,7 +4,7 @@
 //! one read (`READ_CHUNK`) per direction.
 use bytes::{Buf, Bytes, BytesMut};
 use h2::{RecvStream, SendStream};
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 use std::future::poll_fn;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -125,16 +125,17 @@ async fn fill<R: AsyncRead + Unpin>(
 
 /// Sends the HTTP/1.1 body that follows a head (its first bytes already in `buf`) as DATA
 /// frames and, for a chunked body, its trailers; ends the stream.
+/// Returns the trailers' `grpc-status`, if any.
 pub async fn h1_to_h2<R: AsyncRead + Unpin>(
     rd: &mut R,
     mut buf: BytesMut,
     framing: Framing,
     send: &mut SendStream<Bytes>,
-) -> Result<(), BodyError> {
+) -> Result<Option<HeaderValue>, BodyError> {
     match framing {
         Framing::None => {
             send.send_data(Bytes::new(), true)?;
-            Ok(())
+            Ok(None)
         }
         Framing::Length(mut left) => loop {
             if buf.is_empty() && !fill(rd, &mut buf, send).await? {
@@ -145,13 +146,13 @@ pub async fn h1_to_h2<R: AsyncRead + Unpin>(
             let part = buf.split_to(take).freeze();
             send_all(send, part, left == 0).await?;
             if left == 0 {
-                return Ok(());
+                return Ok(None);
             }
         },
         Framing::UntilClose => loop {
             if buf.is_empty() && !fill(rd, &mut buf, send).await? {
                 send.send_data(Bytes::new(), true)?;
-                return Ok(());
+                return Ok(None);
             }
             let part = buf.split().freeze();
             send_all(send, part, false).await?;
@@ -164,7 +165,7 @@ async fn chunked_to_h2<R: AsyncRead + Unpin>(
     rd: &mut R,
     mut buf: BytesMut,
     send: &mut SendStream<Bytes>,
-) -> Result<(), BodyError> {
+) -> Result<Option<HeaderValue>, BodyError> {
     let mut decoder = ChunkedDecoder::new();
     // The framing bytes since the last data run: at the end, the last-chunk line and the
     // trailer section.
@@ -186,11 +187,14 @@ async fn chunked_to_h2<R: AsyncRead + Unpin>(
         if step.done {
             let trailers: Option<HeaderMap> =
                 headers::parse_trailers(&tail).map_err(|_| BodyError::Framing)?;
+            let status = trailers
+                .as_ref()
+                .and_then(|t| t.get("grpc-status").cloned());
             match trailers {
                 Some(t) => send.send_trailers(t)?,
                 None => send.send_data(Bytes::new(), true)?,
             }
-            return Ok(());
+            return Ok(status);
         }
     }
 }

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ::http::{Method, Request};
+use ::http::{HeaderValue, Method, Request};
 use bytes::{Buf, Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream};
@@ -131,19 +131,44 @@ async fn stream(
     respond: SendResponse<Bytes>,
 ) {
     let (ours, core) = mem_pipe::pair();
+    let slot = Rc::new(crate::proxy::GrpcSlot::default());
+    let grpc = GrpcCount {
+        slot: slot.clone(),
+        w: worker.index,
+    };
     let core = crate::proxy::serve_bridged(
         worker,
         (*chosen).clone(),
         Stream::Mem(core),
         (*info).clone(),
+        slot,
     );
-    tokio::join!(core, bridge(ours, req, respond));
+    tokio::join!(core, bridge(ours, req, respond, grpc));
+}
+
+/// Where a call's `grpc-status` counts (`grpc_stats`): the scope the core left in the slot.
+struct GrpcCount {
+    slot: Rc<crate::proxy::GrpcSlot>,
+    w: usize,
+}
+
+impl GrpcCount {
+    fn charge(&self, status: Option<&HeaderValue>) {
+        if let (Some(scope), Some(status)) = (self.slot.borrow_mut().take(), status) {
+            scope.charge(self.w, status.as_bytes());
+        }
+    }
 }
 
 /// Writes the request into the pair as HTTP/1.1 and sends what comes back as the HTTP/2
 /// response; both directions run at once (gRPC bidi streams). Returning drops the pair end,
 /// which ends the core's side.
-async fn bridge(ours: MemEnd, req: Request<RecvStream>, mut respond: SendResponse<Bytes>) {
+async fn bridge(
+    ours: MemEnd,
+    req: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    grpc_count: GrpcCount,
+) {
     let (parts, body) = req.into_parts();
     if parts.method == Method::CONNECT {
         return super::tunnel::bridge(ours, parts, body, respond).await;
@@ -168,7 +193,7 @@ async fn bridge(ours: MemEnd, req: Request<RecvStream>, mut respond: SendRespons
         );
         let (mut rd, mut wr) = ours.split();
         if wr.write_all(&head).await.is_ok() {
-            let _ = respond_from_core(&mut rd, &mut respond, false, true).await;
+            let _ = respond_from_core(&mut rd, &mut respond, false, true, &grpc_count).await;
         }
         handoff::discard(token);
         return;
@@ -183,7 +208,7 @@ async fn bridge(ours: MemEnd, req: Request<RecvStream>, mut respond: SendRespons
         }
         Ok::<(), BodyError>(())
     };
-    let download = respond_from_core(&mut rd, &mut respond, head_request, grpc);
+    let download = respond_from_core(&mut rd, &mut respond, head_request, grpc, &grpc_count);
     tokio::pin!(upload, download);
     let mut uploaded = false;
     loop {
@@ -210,6 +235,7 @@ async fn respond_from_core<R: AsyncRead + Unpin>(
     respond: &mut SendResponse<Bytes>,
     head_request: bool,
     grpc: bool,
+    grpc_count: &GrpcCount,
 ) -> Result<(), BodyError> {
     let mut buf = BytesMut::with_capacity(4096);
     let (resp, framing) = loop {
@@ -245,19 +271,30 @@ async fn respond_from_core<R: AsyncRead + Unpin>(
         && grpc
     {
         let body = local_reply_body(rd, &mut buf, framing).await?;
-        respond.send_response(grpc_reply::to_grpc(resp, &body), true)?;
+        let reply = grpc_reply::to_grpc(resp, &body);
+        grpc_count.charge(reply.headers().get("grpc-status"));
+        respond.send_response(reply, true)?;
         return Ok(());
     }
     let end = framing == Framing::None;
+    if end {
+        // A trailers-only response.
+        grpc_count.charge(resp.headers().get("grpc-status"));
+    }
     let mut send = respond.send_response(resp, end)?;
     if end {
         return Ok(());
     }
-    let r = body::h1_to_h2(rd, buf, framing, &mut send).await;
-    if r.is_err() {
-        send.send_reset(Reason::INTERNAL_ERROR);
+    match body::h1_to_h2(rd, buf, framing, &mut send).await {
+        Ok(status) => {
+            grpc_count.charge(status.as_ref());
+            Ok(())
+        }
+        Err(e) => {
+            send.send_reset(Reason::INTERNAL_ERROR);
+            Err(e)
+        }
     }
-    r
 }
 
 /// The body of a local reply (always sized, and small).

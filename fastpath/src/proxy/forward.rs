@@ -290,7 +290,7 @@ impl Conn {
                     r = read => r,
                     e = timers.expired() => {
                         return self
-                            .stream_timeout_reply(hcm, info, e, false, started, route)
+                            .stream_timeout_reply(hcm, info, e, false, started, route, timers.grpc())
                             .await;
                     }
                 };
@@ -475,7 +475,7 @@ impl Conn {
             AttemptEnd::Timeout(e, complete) => {
                 self.put_bufs(ubuf, resp_out);
                 return self
-                    .stream_timeout_reply(hcm, info, e, complete, started, route)
+                    .stream_timeout_reply(hcm, info, e, complete, started, route, timers.grpc())
                     .await;
             }
             AttemptEnd::Failed(kind, _) => {
@@ -544,16 +544,20 @@ impl Conn {
             stream: timers.idle(),
             per_try: deadlines.per_try_idle,
         };
+        // The body runs under the route deadline and the stream duration limit, whichever
+        // comes first (the route's wins a tie).
+        let duration_first = match (deadlines.global, timers.duration_at()) {
+            (Some(g), Some(d)) => d < g,
+            (None, d) => d.is_some(),
+            (Some(_), None) => false,
+        };
+        let deadline = if duration_first {
+            timers.duration_at()
+        } else {
+            deadlines.global
+        };
         let streamed = self
-            .stream_response(
-                &mut up,
-                &mut ubuf,
-                &resp_out,
-                &resp,
-                hcm,
-                deadlines.global,
-                idle,
-            )
+            .stream_response(&mut up, &mut ubuf, &resp_out, &resp, hcm, deadline, idle)
             .await;
         let s = &cluster.stats;
         s.inc(w, cluster_class(resp.code));
@@ -622,6 +626,18 @@ impl Conn {
                 }
                 hcm.stats.inc(w, http::Counter::DownstreamRqTxReset);
                 hcm.stats.inc(w, http::Counter::DownstreamRqRxReset);
+                hcm.stats
+                    .inc(w, http::Counter::DownstreamCxDestroyLocalActiveRq);
+                Flow::Close
+            }
+            Err(BodyStop::Timeout) if duration_first => {
+                // `max_stream_duration` after the response started: Envoy resets the stream
+                // (no flag; details `max_duration_timeout`).
+                s.inc(w, cluster::Counter::UpstreamRqCompleted);
+                hcm.stats
+                    .inc(w, http::Counter::DownstreamRqMaxDurationReached);
+                self.record.details("max_duration_timeout");
+                hcm.stats.inc(w, http::Counter::DownstreamRqTxReset);
                 hcm.stats
                     .inc(w, http::Counter::DownstreamCxDestroyLocalActiveRq);
                 Flow::Close

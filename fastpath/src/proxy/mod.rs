@@ -14,6 +14,7 @@ mod prepare;
 mod record;
 mod response;
 mod response_body;
+mod stream_duration;
 mod stream_timers;
 mod trace;
 mod upgrade;
@@ -194,7 +195,13 @@ struct Conn {
     /// matches it any more: this HTTP connection keeps its last HTTP view and closes after
     /// the request in progress, as Envoy drains the connections of a replaced filter chain.
     superseded: bool,
+    /// A bridged HTTP/2 stream's slot for the `grpc_stats` scope of its call.
+    grpc_slot: Option<Rc<GrpcSlot>>,
 }
+
+/// Shared by an HTTP/2 stream's bridge and its core connection (same worker, same task):
+/// the `grpc_stats` scope the core chose for a gRPC call.
+pub type GrpcSlot = std::cell::RefCell<Option<crate::filters::grpc_stats::GrpcScope>>;
 
 /// Serves one accepted connection until it closes. The connection's state is built here,
 /// before the task is spawned, so the task's future holds it once (not also the arguments).
@@ -255,15 +262,19 @@ pub fn serve(
 /// socket pair (`http2/server.rs`): the same loop as `serve`, on its HTTP/2 connection's
 /// chain, but not counted as a downstream connection (its HTTP/2 connection is) and its
 /// requests count as HTTP/2.
+/// `grpc`: where the core leaves the `grpc_stats` scope of a gRPC call, for the bridge to
+/// count its `grpc-status` in.
 pub fn serve_bridged(
     worker: Rc<Worker>,
     chosen: Chosen,
     stream: Stream,
     info: ConnInfo,
+    grpc: Rc<GrpcSlot>,
 ) -> impl std::future::Future<Output = ()> {
     let idle = Rc::new(Cell::new(false));
     let mut conn = Conn::new(worker, chosen, stream, info, idle);
     conn.cx.proto.set(Proto::Bridged);
+    conn.grpc_slot = Some(grpc);
     async move {
         while conn.one_request().await == Flow::Continue {}
         if conn.linger {
@@ -317,6 +328,7 @@ impl Conn {
             reply_extra: Vec::new(),
             buckets: ConnBuckets::default(),
             superseded: false,
+            grpc_slot: None,
         }
     }
 
@@ -654,6 +666,10 @@ impl Conn {
             Prepared::Forward(plan, info) => {
                 hcm.stats.inc(w, http::Counter::RqTotal);
                 timers.route(plan.route.idle_timeout(), started);
+                timers.duration(plan.duration, plan.grpc);
+                if let (Some(scope), Some(slot)) = (plan.grpc_stats, &self.grpc_slot) {
+                    *slot.borrow_mut() = Some(scope.clone());
+                }
                 if plan.tunnel == prepare::Tunnel::ConnectTerminate {
                     self.connect_tunnel(&view, &plan, &info, started, &mut timers)
                         .await

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::authority::strip_port;
 use super::path_normalize::{Normalized, PathOptions};
+use super::stream_duration;
 use super::upstream_head::{self, Routed};
 use crate::compiled::Hcm;
 use crate::config::snapshot::UnderscoresAction;
@@ -65,6 +66,13 @@ pub struct ForwardPlan<'v> {
     pub hash: Option<u64>,
     /// The request is an upgrade (`websocket`) or a CONNECT this route proxies.
     pub upgrade: bool,
+    /// The stream duration limit from the first byte (`stream_duration.rs`; `None`: none).
+    pub duration: Option<Duration>,
+    /// The request is gRPC (`content-type: application/grpc*`); only looked for when a
+    /// duration limit is configured.
+    pub grpc: bool,
+    /// Where the call's `grpc-status` counts (`grpc_stats` filter, gRPC requests only).
+    pub grpc_stats: Option<&'v crate::filters::grpc_stats::GrpcScope>,
     /// Which kind of tunnel the request may become.
     pub tunnel: Tunnel,
 }
@@ -326,11 +334,32 @@ pub fn prepare<'v>(
                 req_out.extend_from_slice(&verdict.request_lines);
                 req_out.extend_from_slice(b"\r\n");
             }
+            let hcm_duration = Duration::from_millis(cfg.stream_timeouts.max_stream_duration_ms);
+            let (duration, grpc) = match route.stream_duration() {
+                None if hcm_duration.is_zero() => (None, false),
+                configured => {
+                    let (grpc_timeout, grpc) = stream_duration::grpc_headers(view.headers);
+                    let limit = stream_duration::limit(configured, hcm_duration, grpc_timeout);
+                    // Envoy's "new timeouts": the upstream's grpc-timeout says the limit.
+                    if configured.is_some() && grpc && (limit.is_some() || !hcm_duration.is_zero())
+                    {
+                        stream_duration::set_grpc_timeout(req_out, limit);
+                    }
+                    (limit, grpc)
+                }
+            };
+            let grpc_stats = hcm.grpc_stats.as_deref().and_then(|g| {
+                let is_grpc = grpc || stream_duration::grpc_headers(view.headers).1;
+                g.scope(cluster, head.path).filter(|_| is_grpc)
+            });
             Prepared::Forward(
                 ForwardPlan {
                     sel,
                     choice,
                     cluster,
+                    duration,
+                    grpc,
+                    grpc_stats,
                     timeout: route.timeout(),
                     route,
                     hash: route.request_hash(&view, down.peer.ip()),

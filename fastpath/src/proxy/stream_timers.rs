@@ -1,6 +1,7 @@
 //! The connection manager's per-request timers, as Envoy's: the stream idle timeout (HCM
 //! `stream_idle_timeout`, replaced by the route's `idle_timeout`) and the request timeout
-//! (`request_timeout`), and the local reply when one fires before the response started.
+//! (`request_timeout`), the stream duration limit (`max_stream_duration`, see
+//! `stream_duration.rs`), and the local reply when one fires before the response started.
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -20,6 +21,9 @@ pub(super) enum Expired {
     Idle,
     /// The request was not received in full within `request_timeout` (`request timeout`).
     Request,
+    /// The stream lasted its `max_stream_duration` (or `grpc-timeout`): `downstream duration
+    /// timeout`, no flag, details `max_duration_timeout`.
+    Duration,
 }
 
 /// The timers of one request. Envoy restarts the idle timer when the head is decoded, on
@@ -31,6 +35,11 @@ pub(super) struct StreamTimers {
     idle: Option<Duration>,
     idle_at: Option<Instant>,
     request_at: Option<Instant>,
+    /// When the stream's first byte arrived (the duration limit counts from it).
+    start: Instant,
+    duration_at: Option<Instant>,
+    /// The request is gRPC (a duration reply carries `grpc-status: 4`).
+    grpc: bool,
 }
 
 fn ms(v: u64) -> Option<Duration> {
@@ -45,7 +54,27 @@ impl StreamTimers {
             idle,
             idle_at: idle.map(|d| start + d),
             request_at: ms(cfg.request_timeout_ms).map(|d| start + d),
+            start,
+            duration_at: ms(cfg.max_stream_duration_ms).map(|d| start + d),
+            grpc: false,
         }
+    }
+
+    /// The route set the stream duration limit (`None`: none), counted from the first byte;
+    /// `grpc`: the request is gRPC.
+    pub fn duration(&mut self, limit: Option<Duration>, grpc: bool) {
+        self.duration_at = limit.map(|d| self.start + d);
+        self.grpc = grpc;
+    }
+
+    /// When the stream duration limit ends the stream.
+    pub fn duration_at(&self) -> Option<Instant> {
+        self.duration_at
+    }
+
+    /// The request is gRPC (as the route's duration limit saw it).
+    pub fn grpc(&self) -> bool {
+        self.grpc
     }
 
     /// The head was routed (`now`): the route's `idle_timeout`, when set, replaces the
@@ -74,10 +103,15 @@ impl StreamTimers {
 
     /// The next timer to fire.
     pub fn next(&self) -> Option<(Instant, Expired)> {
-        match (self.idle_at, self.request_at) {
+        let first = match (self.idle_at, self.request_at) {
             (Some(i), Some(r)) if r < i => Some((r, Expired::Request)),
             (None, Some(r)) => Some((r, Expired::Request)),
             (i, _) => i.map(|i| (i, Expired::Idle)),
+        };
+        match (first, self.duration_at) {
+            (Some(f), Some(d)) if f.0 <= d => Some(f),
+            (_, Some(d)) => Some((d, Expired::Duration)),
+            (f, None) => f,
         }
     }
 
@@ -93,13 +127,16 @@ impl StreamTimers {
     }
 }
 
-/// Envoy's reply to a stream timer: status (`stream timeout` is 504 once the request was
-/// received in full, else 408; `request timeout` is 408) and body.
+/// Envoy's reply to a stream timer: status (`stream timeout` and `downstream duration
+/// timeout` are 504 once the request was received in full, else 408; `request timeout` is
+/// 408) and body.
 pub(super) fn reply_for(e: Expired, request_complete: bool) -> (u16, &'static [u8]) {
     match e {
         Expired::Idle if request_complete => (504, b"stream timeout"),
         Expired::Idle => (408, b"stream timeout"),
         Expired::Request => (408, b"request timeout"),
+        Expired::Duration if request_complete => (504, b"downstream duration timeout"),
+        Expired::Duration => (408, b"downstream duration timeout"),
     }
 }
 
@@ -114,6 +151,11 @@ impl Conn {
                 self.record.flag(ResponseFlag::StreamIdleTimeout);
             }
             Expired::Request => hcm.stats.inc(w, http::Counter::DownstreamRqTimeout),
+            Expired::Duration => {
+                hcm.stats
+                    .inc(w, http::Counter::DownstreamRqMaxDurationReached);
+                self.record.details("max_duration_timeout");
+            }
         }
         if !request_complete {
             hcm.stats.inc(w, http::Counter::DownstreamRqRxReset);
@@ -139,6 +181,8 @@ impl Conn {
 
     /// A stream timer fired after routing, before the response started: the local reply
     /// (with the route's response mutations). An unfinished request closes the connection.
+    /// `grpc`: the request is gRPC over HTTP/2 (a duration reply is DEADLINE_EXCEEDED).
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn stream_timeout_reply(
         &mut self,
         hcm: &Hcm,
@@ -147,9 +191,14 @@ impl Conn {
         request_complete: bool,
         started: Instant,
         mutations: Option<(Selection<'_>, usize)>,
+        grpc: bool,
     ) -> Flow {
         self.count_stream_timeout(hcm, e, request_complete);
         let (status, body) = reply_for(e, request_complete);
+        if e == Expired::Duration && grpc && self.cx.proto.get() == super::Proto::Bridged {
+            // Envoy answers a gRPC request with DEADLINE_EXCEEDED, not the HTTP mapping.
+            self.reply_extra.extend_from_slice(b"grpc-status: 4\r\n");
+        }
         let reply = LocalBody {
             status,
             body,
@@ -173,7 +222,30 @@ mod tests {
         StreamTimeouts {
             stream_idle_timeout_ms: idle,
             request_timeout_ms: request,
+            max_stream_duration_ms: 0,
         }
+    }
+
+    #[test]
+    fn the_duration_limit_counts_from_the_first_byte() {
+        let t0 = Instant::now();
+        let mut c = cfg(300, 0);
+        c.max_stream_duration_ms = 200;
+        let mut t = StreamTimers::start(&c, t0);
+        assert_eq!(t.next(), Some((t0 + d(200), Expired::Duration)));
+        t.duration(Some(d(1000)), true);
+        assert_eq!(t.next(), Some((t0 + d(300), Expired::Idle)));
+        t.touch(t0 + d(900));
+        assert_eq!(t.next(), Some((t0 + d(1000), Expired::Duration)));
+        assert!(t.grpc());
+        t.duration(None, false);
+        assert_eq!(t.duration_at(), None);
+        assert_eq!(t.next(), Some((t0 + d(1200), Expired::Idle)));
+        assert_eq!(
+            reply_for(Expired::Duration, true),
+            (504, &b"downstream duration timeout"[..])
+        );
+        assert_eq!(reply_for(Expired::Duration, false).0, 408);
     }
 
     fn d(n: u64) -> Duration {

@@ -30,6 +30,16 @@ pub struct ForwardRoute {
     upgrades: Box<[(Box<str>, bool)]>,
     /// The route's CONNECT entry has `connect_config`: CONNECT is terminated here.
     connect_terminate: bool,
+    /// Route `max_stream_duration` (None: the message is unset).
+    stream_duration: Option<StreamDuration>,
+}
+
+/// A compiled `RouteAction.max_stream_duration`; each field `None` when unset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamDuration {
+    pub max: Option<Duration>,
+    pub grpc_max: Option<Duration>,
+    pub grpc_offset: Option<Duration>,
 }
 
 /// A `request_mirror_policies` entry: the cluster index and the share mirrored (ppm).
@@ -149,6 +159,11 @@ impl ForwardRoute {
             connect_terminate: cfg.upgrade_configs.iter().any(|u| {
                 u.upgrade_type.eq_ignore_ascii_case("connect") && u.connect_config.is_some()
             }),
+            stream_duration: cfg.max_stream_duration.as_ref().map(|d| StreamDuration {
+                max: d.max_stream_duration_ms.map(Duration::from_millis),
+                grpc_max: d.grpc_timeout_header_max_ms.map(Duration::from_millis),
+                grpc_offset: d.grpc_timeout_header_offset_ms.map(Duration::from_millis),
+            }),
         };
         Ok((route, weighted))
     }
@@ -177,9 +192,15 @@ impl ForwardRoute {
         self.host_rewrite.as_deref()
     }
 
-    /// Route timeout; `None` when disabled (0).
+    /// Route timeout; `None` when disabled (0) or when the route sets `max_stream_duration`
+    /// (Envoy then uses no route timeout: its "new timeouts").
     pub fn timeout(&self) -> Option<Duration> {
-        self.timeout
+        self.timeout.filter(|_| self.stream_duration.is_none())
+    }
+
+    /// Route `max_stream_duration`, when the message is set.
+    pub fn stream_duration(&self) -> Option<&StreamDuration> {
+        self.stream_duration.as_ref()
     }
 
     /// Route `idle_timeout`: `Some(None)` disables the stream idle timeout, `Some(Some(d))`
@@ -252,7 +273,24 @@ mod tests {
             hash_policy: vec![],
             idle_timeout_ms: None,
             upgrade_configs: vec![],
+            max_stream_duration: None,
         }
+    }
+
+    #[test]
+    fn max_stream_duration_replaces_the_route_timeout() {
+        let mut cfg = action(ClusterTarget::Cluster("a".into()));
+        cfg.max_stream_duration = Some(crate::config::snapshot::RouteStreamDuration {
+            max_stream_duration_ms: None,
+            grpc_timeout_header_max_ms: Some(0),
+            grpc_timeout_header_offset_ms: Some(50),
+        });
+        let (f, _) = ForwardRoute::compile(&cfg, &prefix("/"), "route", &clusters).unwrap();
+        assert_eq!(f.timeout(), None);
+        let d = f.stream_duration().unwrap();
+        assert_eq!(d.max, None);
+        assert_eq!(d.grpc_max, Some(Duration::ZERO));
+        assert_eq!(d.grpc_offset, Some(Duration::from_millis(50)));
     }
 
     fn prefix(p: &str) -> RouteMatch {

@@ -19,7 +19,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-pub use forward::{ForwardRoute, Mirror};
+pub use forward::{ForwardRoute, Mirror, StreamDuration};
 /// One Envoy `HeaderMatcher` and `StringMatcher`, for filters that match on their own (RBAC).
 pub use matcher::{HeaderMatch, split_target};
 pub use string_match::StringMatch;

@@ -64,6 +64,7 @@ stat_set! { http, prefix_codes: None,
         DownstreamRqHeaderTimeout => "downstream_rq_header_timeout",
         DownstreamRqIdleTimeout => "downstream_rq_idle_timeout",
         DownstreamRqTimeout => "downstream_rq_timeout",
+        DownstreamRqMaxDurationReached => "downstream_rq_max_duration_reached",
         DownstreamCxUpgradesTotal => "downstream_cx_upgrades_total",
     }
     gauges {
@@ -220,4 +221,21 @@ pub fn cluster_class(code: u16) -> cluster::Counter {
         4 => UpstreamRq4xx,
         _ => UpstreamRq5xx,
     }
+}
+
+// `cluster.<name>.grpc[.<service>.<method>].*` (the `grpc_stats` HTTP filter): calls by
+// outcome and by `grpc-status` (0 to 16).
+stat_set! { grpc, prefix_codes: None,
+    counters {
+        Success => "success",
+        Failure => "failure",
+        Total => "total",
+        S0 => "0", S1 => "1", S2 => "2", S3 => "3", S4 => "4", S5 => "5", S6 => "6",
+        S7 => "7", S8 => "8", S9 => "9", S10 => "10", S11 => "11", S12 => "12",
+        S13 => "13", S14 => "14", S15 => "15", S16 => "16",
+    }
+    gauges {}
+    histograms {}
+    globals {}
+    control_counters {}
 }

@@ -25,6 +25,7 @@ DOWNSTREAM_CONNECTIONS = (
 TCP_PROXY = "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 TLS_INSPECTOR = "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
 RBAC = "envoy.extensions.filters.http.rbac.v3.RBAC"
+GRPC_STATS = "envoy.extensions.filters.http.grpc_stats.v3.FilterConfig"
 RBAC_PER_ROUTE = "envoy.extensions.filters.http.rbac.v3.RBACPerRoute"
 NETWORK_RBAC = "envoy.extensions.filters.network.rbac.v3.RBAC"
 UPSTREAM_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -112,6 +113,18 @@ PER_FILTER_CONFIG = typed(
 )
 
 FILTER_MESSAGES: dict[str, Message] = {
+    GRPC_STATS: message(
+        later=("emit_filter_state", "enable_upstream_stats"),
+        individual_method_stats_allowlist=ok(),
+        stats_for_all_methods=ok("`false` only (use the allowlist); `true` is not supported yet"),
+        replace_dots_in_grpc_service_name=ok(
+            "no effect on allowlisted names (Envoy applies it to `stats_for_all_methods` only)"
+        ),
+        note="gRPC over HTTP/2 downstream; counts `success`, `failure`, `total` and the "
+        "`grpc-status` counters 0-16 (all exported, zeros included); no message counts",
+    ),
+    "envoy.config.core.v3.GrpcMethodList": message(services=ok()),
+    "envoy.config.core.v3.GrpcMethodList.Service": message(name=ok(), method_names=ok()),
     FAULT: message(
         later=("response_rate_limit",),
         delay=ok(),
@@ -913,7 +926,9 @@ MESSAGES: dict[str, Message] = {
     ),
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter": message(
         name=ok(),
-        typed_config=typed(ROUTER, FAULT, LOCAL_RATELIMIT, JWT_AUTHN, RBAC, filter_kind=True),
+        typed_config=typed(
+            ROUTER, FAULT, LOCAL_RATELIMIT, JWT_AUTHN, RBAC, GRPC_STATS, filter_kind=True
+        ),
     ),
     ROUTER: message(note="no fields"),
     **FILTER_MESSAGES,
@@ -927,6 +942,11 @@ MESSAGES: dict[str, Message] = {
         max_requests_per_connection=ok(),
         max_connection_duration=ok(
             "downstream; upstream: an older pooled connection is closed and not reused"
+        ),
+        max_stream_duration=ok(
+            "connection manager only: 504 (408 while the request is incomplete) "
+            "`downstream duration timeout`, DEADLINE_EXCEEDED for gRPC, or a reset once the "
+            "response started"
         ),
     ),
     "envoy.config.route.v3.RouteConfiguration": with_header_lists(
@@ -1005,6 +1025,12 @@ MESSAGES: dict[str, Message] = {
         idle_timeout=ok("replaces the connection manager's `stream_idle_timeout`; 0 disables"),
         hash_policy=ok("for RING_HASH and MAGLEV clusters"),
         upgrade_configs=ok("enables or disables an upgrade type for the route"),
+        max_stream_duration=ok("when set, the route `timeout` is not used (as Envoy)"),
+    ),
+    "envoy.config.route.v3.RouteAction.MaxStreamDuration": message(
+        max_stream_duration=ok("replaces the connection manager's; 0 disables"),
+        grpc_timeout_header_max=ok("a request's `grpc-timeout` sets the limit, capped (0: no cap)"),
+        grpc_timeout_header_offset=ok(),
     ),
     "envoy.config.route.v3.RouteAction.UpgradeConfig": message(
         upgrade_type=ok(),

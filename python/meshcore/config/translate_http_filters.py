@@ -1,5 +1,6 @@
-"""The HCM's `http_filters` (fault, local rate limit and RBAC before the router) and the
-`typed_per_filter_config` of virtual hosts and routes into the snapshot's filter configs."""
+"""The HCM's `http_filters` (fault, local rate limit, JWT, RBAC and grpc_stats before the
+router) and the `typed_per_filter_config` of virtual hosts and routes into the snapshot's
+filter configs."""
 
 from __future__ import annotations
 
@@ -14,7 +15,15 @@ from google.protobuf.message import Message
 
 from . import paths
 from .errors import Problems
-from .supported import FAULT, JWT_AUTHN, JWT_AUTHN_PER_ROUTE, LOCAL_RATELIMIT, RBAC, RBAC_PER_ROUTE
+from .supported import (
+    FAULT,
+    GRPC_STATS,
+    JWT_AUTHN,
+    JWT_AUTHN_PER_ROUTE,
+    LOCAL_RATELIMIT,
+    RBAC,
+    RBAC_PER_ROUTE,
+)
 from .translate_fault import fault
 from .translate_local_ratelimit import local_ratelimit
 from .translate_rbac import http_rbac, rbac_per_route
@@ -40,7 +49,22 @@ def filter_config(config: Message | None, path: str, problems: Problems) -> dict
         return {"rbac": http_rbac(cast(Any, config), path, problems)}
     if name == RBAC_PER_ROUTE:
         return {"rbac_per_route": rbac_per_route(cast(Any, config), path, problems)}
+    if name == GRPC_STATS:
+        return {"grpc_stats": grpc_stats(config, path, problems)}
     return None
+
+
+def grpc_stats(config: Any, path: str, problems: Problems) -> dict[str, Any]:
+    """The `grpc_stats` filter: the allowlisted methods (per-method stats for no other)."""
+    if config.HasField("stats_for_all_methods") and config.stats_for_all_methods.value:
+        problems.add(
+            paths.field(path, "stats_for_all_methods"),
+            "true is not supported yet (use individual_method_stats_allowlist)",
+        )
+    services = config.individual_method_stats_allowlist.services
+    return {
+        "allowlist": [{"name": s.name, "method_names": list(s.method_names)} for s in services],
+    }
 
 
 def http_filters(

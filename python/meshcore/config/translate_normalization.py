@@ -60,6 +60,12 @@ def check_upstream_header_options(
         "headers_with_underscores_action": common.headers_with_underscores_action != 0,
         "max_headers_count": common.HasField("max_headers_count"),
     }
+    if common.HasField("max_stream_duration"):
+        problems.add(
+            paths.field(at, "max_stream_duration"),
+            "not supported yet on a cluster (upstream, UMSDR); set it on the "
+            "http_connection_manager or the route",
+        )
     for name in (n for n, is_set in set_fields.items() if is_set):
         problems.add(
             paths.field(at, name),

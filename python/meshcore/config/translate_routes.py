@@ -17,6 +17,7 @@ from .translate_hash import hash_policies
 from .translate_headers import header_mutations
 from .translate_mirror import mirror_policies
 from .translate_retry import effective_policy, retry_policy
+from .translate_timeouts import route_stream_duration
 from .translate_upgrades import upgrade_configs
 from .values import duration_field_ms, duration_ms, enum_name, wrapped
 
@@ -285,6 +286,7 @@ def _forward(
         out["host_rewrite_literal"] = action.host_rewrite_literal
     if action.HasField("idle_timeout"):
         out["idle_timeout_ms"] = duration_ms(action.idle_timeout)
+    out.update(route_stream_duration(action))
     if action.upgrade_configs:
         out["upgrade_configs"] = upgrade_configs(
             action.upgrade_configs, paths.field(path, "upgrade_configs"), scope.problems

@@ -1,7 +1,8 @@
 """Connection limits from `common_http_protocol_options`: downstream (HCM)
 `max_requests_per_connection` / `max_connection_duration`, upstream (cluster)
 `max_requests_per_connection` / `max_connection_duration`; the HCM's stream timeouts
-(`stream_idle_timeout`, `request_timeout`)."""
+(`stream_idle_timeout`, `request_timeout`, `max_stream_duration`) and the route's
+`max_stream_duration`."""
 
 from __future__ import annotations
 
@@ -33,14 +34,21 @@ DEFAULT_STREAM_IDLE_TIMEOUT_MS = 300_000
 
 def stream_timeouts(manager: Any) -> dict[str, Any]:
     """`{"stream_timeouts": ...}` for an HCM that sets `stream_idle_timeout` (default 5 min,
-    0 disables) or `request_timeout` (default 0: none), else `{}`."""
+    0 disables), `request_timeout` (default 0: none) or
+    `common_http_protocol_options.max_stream_duration` (default 0: none), else `{}`."""
+    common: protocol_pb2.HttpProtocolOptions = manager.common_http_protocol_options
     timeouts = {
         "stream_idle_timeout_ms": duration_field_ms(
             manager, "stream_idle_timeout", DEFAULT_STREAM_IDLE_TIMEOUT_MS
         ),
         "request_timeout_ms": duration_field_ms(manager, "request_timeout", 0),
+        "max_stream_duration_ms": duration_field_ms(common, "max_stream_duration", 0),
     }
-    default = {"stream_idle_timeout_ms": DEFAULT_STREAM_IDLE_TIMEOUT_MS, "request_timeout_ms": 0}
+    default = {
+        "stream_idle_timeout_ms": DEFAULT_STREAM_IDLE_TIMEOUT_MS,
+        "request_timeout_ms": 0,
+        "max_stream_duration_ms": 0,
+    }
     return {"stream_timeouts": timeouts} if timeouts != default else {}
 
 
@@ -81,3 +89,17 @@ def upstream_limits(config: cluster_pb2.Cluster, path: str) -> dict[str, Any]:
         if duration:
             out["max_connection_duration_ms"] = duration
     return out
+
+
+def route_stream_duration(action: Any) -> dict[str, Any]:
+    """`{"max_stream_duration": ...}` for a route action that sets the message (its presence
+    alone turns off the route `timeout`, as Envoy's "new timeouts"), only the fields set."""
+    if not action.HasField("max_stream_duration"):
+        return {}
+    msd = action.max_stream_duration
+    fields = ("max_stream_duration", "grpc_timeout_header_max", "grpc_timeout_header_offset")
+    return {
+        "max_stream_duration": {
+            f"{name}_ms": duration_field_ms(msd, name, 0) for name in fields if msd.HasField(name)
+        }
+    }
