@@ -375,14 +375,15 @@ fn http(
                 "routes_not_checked".into(),
                 json!(vh.routes.len() - rec.routes.len()),
             );
-            if d.kind == "catch-all" && has_port(stripped) {
-                out["request"]["notes"].as_array_mut().map(|n| {
-                    n.push(json!(format!(
-                        "the authority {stripped:?} keeps its port: domains match the host as \
+            if d.kind == "catch-all"
+                && has_port(stripped)
+                && let Some(n) = out["request"]["notes"].as_array_mut()
+            {
+                n.push(json!(format!(
+                    "the authority {stripped:?} keeps its port: domains match the host as \
                          sent, port included (strip_any_host_port / strip_matching_host_port \
                          remove it)"
-                    )))
-                });
+                )));
             }
         }
         None => {
@@ -524,8 +525,7 @@ fn http(
                 ),
             };
             if req.random.is_none() && a["weighted"] == json!(true) {
-                a.as_object_mut()
-                    .map(|m| m.insert("picked".into(), Value::Null));
+                a["picked"] = Value::Null;
             }
             out.insert("action".into(), a);
             (None, "forward", summary)
