@@ -191,3 +191,35 @@ def run_validate(capsys: pytest.CaptureFixture[str], path: Path) -> tuple[int, s
     code = main(["validate", "-c", str(path)])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def test_rbac_filter_verdict_is_the_filter_chains_own(capsys, tmp_path):
+    config = explain_config(10000, {"a": 1, "b": 2, "c": 3, "fallback": 4})
+    chain = config["static_resources"]["listeners"][0]["filter_chains"][1]
+    hcm = chain["filters"][0]["typed_config"]
+    rbac = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+        "rules": {
+            "action": "DENY",
+            "policies": {
+                "blocked": {
+                    "permissions": [{"header": {"name": "x-block", "present_match": True}}],
+                    "principals": [{"any": True}],
+                }
+            },
+        },
+    }
+    hcm["http_filters"].insert(0, {"name": "envoy.filters.http.rbac", "typed_config": rbac})
+    path = write_bootstrap(tmp_path / "rbac.yaml", config)
+    data = explain_json(capsys, path, "GET http://api.example.com/v1/users", "-H", "x-block: 1")
+    assert data["http_filters"] == [{"name": "envoy.filters.http.rbac", "type": "rbac"}]
+    verdict = data["filters_verdict"]
+    assert (verdict["outcome"], verdict["status"]) == ("reply", 403)
+    assert "blocked" in verdict["details"]
+    assert data["outcome"]["kind"] == "rejected_by_filter"
+    assert data["outcome"]["status"] == 403
+    # The route is still reported: the filters ran on the routed request.
+    assert data["route"]["name"] == "users"
+    data = explain_json(capsys, path, "GET http://api.example.com/v1/users")
+    assert data["filters_verdict"]["outcome"] == "continue"
+    assert data["outcome"]["kind"] == "forward"
