@@ -7,6 +7,7 @@ pub mod config;
 pub mod conn_info;
 pub mod engine;
 pub mod error;
+pub mod explain;
 pub mod filters;
 pub mod http1;
 pub mod http2;

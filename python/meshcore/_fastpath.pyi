@@ -5,6 +5,14 @@ __version__: str
 # Bucket upper bounds (ms) of every engine histogram: Envoy's defaults.
 HISTOGRAM_BOUNDS_MS: tuple[float, ...]
 
+def explain(snapshot: bytes, request: bytes) -> bytes:
+    """`meshcore explain`: compiles `snapshot` (engine snapshot JSON) with the data path's
+    compiler and runs its filter chain matcher, router (recording each step) and HTTP
+    filters on `request` (JSON: method, authority, path, headers [[name, value]], and the
+    optional listener, port, sni, alpn, tls, source, random); returns the explanation as
+    JSON (docs/explain.md). Nothing is bound or sent. ValueError: "config: ..." for a bad
+    snapshot (the message `Engine.apply` gives), "request...: ..." for a bad request."""
+
 @final
 class Engine:
     """The Rust data path: `concurrency` worker threads, each with its own tokio runtime,

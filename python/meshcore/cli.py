@@ -1,4 +1,5 @@
-"""The `meshcore` command: run, validate, demo and top (Envoy's flags where Envoy has one)."""
+"""The `meshcore` command: run, validate, demo, top and explain (Envoy's flags where Envoy
+has one)."""
 
 from __future__ import annotations
 
@@ -116,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--limit", type=_positive_int, default=None, metavar="N",
         help="clusters shown (default: what fits the terminal; 20 with --once)",
     )  # fmt: skip
+    from meshcore.explain.command import add_parser as add_explain
+
+    add_explain(commands)
     return parser
 
 
@@ -191,6 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from meshcore.top.screen import run
 
         return run(args.admin, args.interval, args.once, args.limit)
+    if args.command == "explain":
+        from meshcore.explain.command import main as explain_main
+
+        return explain_main(args)
     log_setup.configure(args.log_level)
     try:
         return _run(args) if args.command == "run" else _demo(args)

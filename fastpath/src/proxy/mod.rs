@@ -3,13 +3,13 @@
 //! Requests on one connection are handled in order; early bytes of the next one stay
 //! buffered.
 mod access_log;
-mod authority;
+pub(crate) mod authority;
 mod connect;
 mod forward;
 pub(crate) mod forwarded;
 mod io;
 mod mirror;
-mod path_normalize;
+pub(crate) mod path_normalize;
 mod prepare;
 mod record;
 mod response;

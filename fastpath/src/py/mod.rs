@@ -107,11 +107,28 @@ impl Engine {
     }
 }
 
+/// `meshcore explain`: the data path's decision for one request (JSON in, JSON out). A bad
+/// snapshot raises ValueError("config: ..."), a bad request ValueError("request...: ...").
+#[pyfunction]
+fn explain<'py>(py: Python<'py>, snapshot: &[u8], request: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let (s, r) = (snapshot.to_vec(), request.to_vec());
+    let out = py
+        .detach(|| crate::explain::explain(&s, &r))
+        .map_err(|e| match e {
+            crate::explain::ExplainError::Config(m) => {
+                PyValueError::new_err(format!("config: {m}"))
+            }
+            crate::explain::ExplainError::Request(m) => PyValueError::new_err(m),
+        })?;
+    Ok(PyBytes::new(py, &out))
+}
+
 #[pymodule]
 #[pyo3(name = "_fastpath")]
 fn fastpath_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<Engine>()?;
+    m.add_function(wrap_pyfunction!(explain, m)?)?;
     m.add(
         "HISTOGRAM_BOUNDS_MS",
         PyTuple::new(m.py(), crate::stats::BUCKET_BOUNDS_MS)?,

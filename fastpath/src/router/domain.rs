@@ -3,6 +3,7 @@
 //! first when `strip_any_host_port` / `strip_matching_host_port` says so).
 use std::collections::HashMap;
 
+use super::observe::{DomainMatch, Observer};
 use crate::config::snapshot::VirtualHost;
 
 /// Longest authority lower-cased on the stack; longer ones allocate.
@@ -63,13 +64,27 @@ impl DomainIndex {
         Ok(index)
     }
 
+    /// `find_observed` with no observer.
+    #[cfg(test)]
+    pub(super) fn find(&self, authority: &str) -> Option<usize> {
+        self.find_observed(authority, &mut super::observe::Silent)
+    }
+
     /// The virtual host for `authority` (a Host header value), compared ASCII
     /// case-insensitively: exact, then the longest suffix wildcard, then the longest prefix
     /// wildcard, then `*`. As in Envoy, the port is part of the host: `example.com:8080`
     /// matches the domain `example.com:8080` (or `example.*`), not `example.com`.
-    pub(super) fn find(&self, authority: &str) -> Option<usize> {
+    /// `obs` learns which domain chose the virtual host.
+    pub(super) fn find_observed<O: Observer>(&self, authority: &str, obs: &mut O) -> Option<usize> {
+        let any = |obs: &mut O| {
+            let found = self.default;
+            if let Some(i) = found {
+                obs.virtual_host(i, DomainMatch::Any);
+            }
+            found
+        };
         if self.exact.is_empty() && self.suffixes.is_empty() && self.prefixes.is_empty() {
-            return self.default;
+            return any(obs);
         }
         let raw = authority.as_bytes();
         let mut stack = [0u8; STACK_HOST];
@@ -85,21 +100,31 @@ impl DomainIndex {
             heap = raw.to_ascii_lowercase();
             &heap
         };
-        self.find_specific(host).or(self.default)
+        match self.find_specific(host) {
+            Some((i, by)) => {
+                obs.virtual_host(i, by);
+                Some(i)
+            }
+            None => any(obs),
+        }
     }
 
-    fn find_specific(&self, host: &[u8]) -> Option<usize> {
-        self.exact
-            .get(host)
-            .copied()
-            .or_else(|| find_wildcard(&self.suffixes, host, true))
-            .or_else(|| find_wildcard(&self.prefixes, host, false))
+    fn find_specific<'h>(&self, host: &'h [u8]) -> Option<(usize, DomainMatch<'h>)> {
+        if let Some(&i) = self.exact.get(host) {
+            return Some((i, DomainMatch::Exact(host)));
+        }
+        if let Some((i, len)) = find_wildcard(&self.suffixes, host, true) {
+            return Some((i, DomainMatch::Suffix(&host[host.len() - len..])));
+        }
+        find_wildcard(&self.prefixes, host, false)
+            .map(|(i, len)| (i, DomainMatch::Prefix(&host[..len])))
     }
 }
 
 /// The longest wildcard whose fixed part ends (`suffix`) or starts `host`. A wildcard never
 /// matches an empty remainder: `*.foo.com` does not match `.foo.com`.
-fn find_wildcard(groups: &Wildcards, host: &[u8], suffix: bool) -> Option<usize> {
+/// Returns the virtual host and the length of the fixed part.
+fn find_wildcard(groups: &Wildcards, host: &[u8], suffix: bool) -> Option<(usize, usize)> {
     groups.iter().find_map(|(len, map)| {
         if *len >= host.len() {
             return None;
@@ -109,7 +134,7 @@ fn find_wildcard(groups: &Wildcards, host: &[u8], suffix: bool) -> Option<usize>
         } else {
             &host[..*len]
         };
-        map.get(fixed).copied()
+        map.get(fixed).map(|&i| (i, *len))
     })
 }
 

@@ -3,6 +3,7 @@
 use regex::bytes::Regex;
 
 use super::RequestView;
+use super::observe::{Condition, Observer, Silent};
 use super::string_match::{StringMatch, eq, full_match_regex, starts_with};
 use crate::config::snapshot;
 
@@ -70,15 +71,42 @@ impl RouteMatch {
 
     /// `path` and `query` are `split_target(req.path)`.
     pub(super) fn matches(&self, req: &RequestView<'_>, path: &str, query: &str) -> bool {
+        self.matches_observed(req, path, query, &mut Silent)
+    }
+
+    /// `matches`, reporting each condition to `obs` (all of them when `O::EXHAUSTIVE`).
+    #[inline]
+    pub(super) fn matches_observed<O: Observer>(
+        &self,
+        req: &RequestView<'_>,
+        path: &str,
+        query: &str,
+        obs: &mut O,
+    ) -> bool {
         // A CONNECT request has no path: only `connect_matcher` matches it (as Envoy).
         let connect = req.method == "CONNECT";
-        let path_ok = match self.path {
+        let mut all = match self.path {
             PathMatch::Connect => connect,
             _ => !connect && self.path.matches(path),
         };
-        path_ok
-            && self.headers.iter().all(|h| h.matches(req))
-            && self.query.iter().all(|q| q.matches(query))
+        obs.condition(Condition::Path, all);
+        for (i, h) in self.headers.iter().enumerate() {
+            if !all && !O::EXHAUSTIVE {
+                return false;
+            }
+            let m = h.matches(req);
+            obs.condition(Condition::Header(i), m);
+            all &= m;
+        }
+        for (i, q) in self.query.iter().enumerate() {
+            if !all && !O::EXHAUSTIVE {
+                return false;
+            }
+            let m = q.matches(query);
+            obs.condition(Condition::Query(i), m);
+            all &= m;
+        }
+        all
     }
 }
 

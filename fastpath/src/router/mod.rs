@@ -11,6 +11,7 @@ mod forward;
 mod hash;
 mod headers;
 mod matcher;
+pub mod observe;
 mod redirect;
 pub mod retry;
 mod rewrite;
@@ -94,13 +95,30 @@ impl RouteTable {
     ///
     /// Allocation-free unless the authority has upper-case letters and is longer than 256
     /// bytes. See `domain::DomainIndex::find` for the exact host precedence.
+    #[inline]
     pub fn select<'t>(&'t self, req: &RequestView<'_>) -> Option<Selection<'t>> {
-        let vhost = &self.virtual_hosts[self.domains.find(req.authority)?];
+        self.select_observed(req, &mut observe::Silent)
+    }
+
+    /// `select`, reporting each step to `obs` (`meshcore explain`); `select` is this with the
+    /// no-op `observe::Silent`.
+    pub fn select_observed<'t, O: observe::Observer>(
+        &'t self,
+        req: &RequestView<'_>,
+        obs: &mut O,
+    ) -> Option<Selection<'t>> {
+        let Some(v) = self.domains.find_observed(req.authority, obs) else {
+            obs.no_virtual_host();
+            return None;
+        };
+        let vhost = &self.virtual_hosts[v];
         let (path, query) = matcher::split_target(req.path);
-        let route = vhost
-            .routes
-            .iter()
-            .find(|r| r.matcher.matches(req, path, query))?;
+        let route = vhost.routes.iter().enumerate().find_map(|(i, r)| {
+            obs.route(i);
+            r.matcher
+                .matches_observed(req, path, query, obs)
+                .then_some(r)
+        })?;
         Some(Selection {
             table: self,
             vhost,

@@ -12,6 +12,7 @@ import orjson
 
 from meshcore.admin import (
     clusters_view,
+    explain_view,
     listeners_view,
     page,
     stats_prometheus,
@@ -141,6 +142,16 @@ def _config_dump(ctx: AdminContext, request: Request) -> Response:
     return Response.json(orjson.dumps(dump, option=orjson.OPT_INDENT_2))
 
 
+def _explain(ctx: AdminContext, request: Request) -> Response:
+    snapshot = ctx.state.config.snapshot if ctx.state.config else {}
+    try:
+        fields = explain_view.parse_fields(request.method, request.query, request.body)
+        status, body, content_type = explain_view.explain_running(ctx.engine, snapshot, fields)
+    except explain_view.BadExplainRequest as exc:
+        raise BadRequest(str(exc)) from None
+    return Response(status, body, content_type)
+
+
 def _server_info(ctx: AdminContext, request: Request) -> Response:
     info = server_info(ctx.state, drain_time_s(ctx.state.options.drain_time_s))
     return Response.json(orjson.dumps(info, option=orjson.OPT_INDENT_2))
@@ -209,6 +220,13 @@ ENDPOINTS: dict[str, Endpoint] = {
         ),
         Endpoint(
             "/healthcheck/ok", "cause the server to pass health checks", _healthcheck(False), True
+        ),
+        Endpoint(
+            "/explain",
+            "which listener, filter chain, route and cluster a request would get (GET with "
+            "these parameters, or POST them as a JSON object)",
+            _explain,
+            params=explain_view.PARAMS,
         ),
         Endpoint("/help", "print out list of admin commands", _help),
         Endpoint("/listeners", "print listener info", _listeners, params=(_FORMAT,)),
