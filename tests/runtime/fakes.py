@@ -86,6 +86,10 @@ class FakeEngine:
     def set_jwks(self, provider_key: str, jwks_json: bytes) -> None:
         self.jwks[provider_key] = jwks_json
 
+    def take_spans(self) -> bytes:
+        """No traced requests pass through the fake: never any span."""
+        return b""
+
     def active_connections(self) -> int:
         return self.active
 
