@@ -174,8 +174,10 @@ async fn a_reply_is_not_destroyed_by_a_reset_while_the_client_still_sends() {
     assert!(text.ends_with("\r\n\r\nNot Implemented"), "{text}");
     // meshcore drained the body, then gave up after the delayed close timeout.
     let wr = writer.await.unwrap();
+    // The timeout is counted just before the connection is destroyed: wait for both.
     let s = stats_until(&engine, |s| {
         s["counters"]["http.ingress.downstream_cx_delayed_close_timeout"] == 1
+            && s["counters"]["http.ingress.downstream_cx_destroy_local"] == 1
     })
     .await;
     assert_eq!(
