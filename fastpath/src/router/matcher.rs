@@ -83,11 +83,12 @@ impl RouteMatch {
         query: &str,
         obs: &mut O,
     ) -> bool {
-        // A CONNECT request has no path: only `connect_matcher` matches it (as Envoy).
-        let connect = req.method == "CONNECT";
+        // A CONNECT request has no path: only `connect_matcher` matches it (as Envoy). The
+        // method is looked at only once the path matched: most routes a request is checked
+        // against miss on the path, and this loop runs for each of them.
         let mut all = match self.path {
-            PathMatch::Connect => connect,
-            _ => !connect && self.path.matches(path),
+            PathMatch::Connect => req.method == "CONNECT",
+            _ => self.path.matches(path) && req.method != "CONNECT",
         };
         obs.condition(Condition::Path, all);
         for (i, h) in self.headers.iter().enumerate() {
