@@ -91,6 +91,11 @@ impl RouteMatch {
             _ => self.path.matches(path) && req.method != "CONNECT",
         };
         obs.condition(Condition::Path, all);
+        // The data path (`Silent`) stops at a path miss before touching the header and query
+        // lists, as before the observer existed; `explain` goes on to report every condition.
+        if !all && !O::EXHAUSTIVE {
+            return false;
+        }
         for (i, h) in self.headers.iter().enumerate() {
             if !all && !O::EXHAUSTIVE {
                 return false;
