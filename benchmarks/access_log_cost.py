@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks import filter_cost, targets
+from benchmarks import filter_cost
 from benchmarks.bootstrap import bootstrap
 from benchmarks.procs import raise_priority
 
@@ -41,34 +40,17 @@ def with_access_log(listen_port: int, admin_port: int, backend_port: int) -> dic
 
 
 def variants(meshcore_only: bool) -> tuple[tuple[str, Any, Any], ...]:
-    out: tuple[tuple[str, Any, Any], ...] = (
-        ("meshcore", targets.start_meshcore, bootstrap),
-        ("meshcore+access_log", targets.start_meshcore, with_access_log),
-    )
-    if not meshcore_only:
-        out += (
-            ("envoy", targets.start_envoy, bootstrap),
-            ("envoy+access_log", targets.start_envoy, with_access_log),
-        )
-    return out
+    return filter_cost.feature_variants("+access_log", with_access_log, meshcore_only)
 
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks access-log", description=__doc__)
-    ap.add_argument("--rounds", type=int, default=6)
-    ap.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
-    ap.add_argument("--proxy-cpu", type=int, default=1)
-    ap.add_argument("--load-cpu", type=int, default=0)
-    ap.add_argument("--nice", type=int, default=-10)
-    ap.add_argument("--meshcore-only", action="store_true", help="do not run Envoy")
-    ap.add_argument("--output", type=Path, default=OUTPUT, help="writes OUTPUT.{json,md}")
+    filter_cost.add_feature_args(ap, OUTPUT)
     args = ap.parse_args(argv)
     raise_priority(args.nice)
     chosen = variants(args.meshcore_only)
-    for name in {n.split("+")[0] for n, _, _ in chosen}:
-        if why := targets.availability(name):
-            print(f"access-log: cannot run: {why}", file=sys.stderr)
-            return 2
+    if filter_cost.unavailable(chosen, "access-log"):
+        return 2
     try:
         samples = filter_cost.measure_rounds(
             args.rounds, args.duration, args.proxy_cpu, args.load_cpu, chosen

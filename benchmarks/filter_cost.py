@@ -164,3 +164,40 @@ def save(
     )
     output.with_suffix(".md").write_text(md)
     print(md)
+
+
+def feature_variants(
+    suffix: str, with_feature: Any, meshcore_only: bool
+) -> tuple[tuple[str, Any, Any], ...]:
+    """The four runs of a feature-cost benchmark (access log, tracing): each proxy without
+    and with the feature (`with_feature` makes its bootstrap), Envoy left out on request."""
+    out: tuple[tuple[str, Any, Any], ...] = (
+        ("meshcore", targets.start_meshcore, bootstrap),
+        (f"meshcore{suffix}", targets.start_meshcore, with_feature),
+    )
+    if not meshcore_only:
+        out += (
+            ("envoy", targets.start_envoy, bootstrap),
+            (f"envoy{suffix}", targets.start_envoy, with_feature),
+        )
+    return out
+
+
+def add_feature_args(ap: argparse.ArgumentParser, output: Path) -> None:
+    """The options every feature-cost benchmark takes."""
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    ap.add_argument("--proxy-cpu", type=int, default=1)
+    ap.add_argument("--load-cpu", type=int, default=0)
+    ap.add_argument("--nice", type=int, default=-10)
+    ap.add_argument("--meshcore-only", action="store_true", help="do not run Envoy")
+    ap.add_argument("--output", type=Path, default=output, help="writes OUTPUT.{json,md}")
+
+
+def unavailable(chosen: tuple[tuple[str, Any, Any], ...], label: str) -> bool:
+    """Prints why a proxy of `chosen` cannot run (and returns True), if one cannot."""
+    for name in {n.split("+")[0] for n, _, _ in chosen}:
+        if why := targets.availability(name):
+            print(f"{label}: cannot run: {why}", file=sys.stderr)
+            return True
+    return False

@@ -8,11 +8,10 @@ layer included: the whole process is measured), medians over rounds."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks import filter_cost, targets
+from benchmarks import filter_cost
 from benchmarks.bootstrap import bootstrap
 from benchmarks.procs import raise_priority
 
@@ -43,36 +42,19 @@ def with_tracing(listen_port: int, admin_port: int, backend_port: int) -> dict[s
 
 
 def variants(meshcore_only: bool) -> tuple[tuple[str, Any, Any], ...]:
-    out: tuple[tuple[str, Any, Any], ...] = (
-        ("meshcore", targets.start_meshcore, bootstrap),
-        ("meshcore+tracing", targets.start_meshcore, with_tracing),
-    )
-    if not meshcore_only:
-        out += (
-            ("envoy", targets.start_envoy, bootstrap),
-            ("envoy+tracing", targets.start_envoy, with_tracing),
-        )
-    return out
+    return filter_cost.feature_variants("+tracing", with_tracing, meshcore_only)
 
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks tracing", description=__doc__)
-    ap.add_argument("--rounds", type=int, default=6)
-    ap.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
-    ap.add_argument("--proxy-cpu", type=int, default=1)
-    ap.add_argument("--load-cpu", type=int, default=0)
-    ap.add_argument("--nice", type=int, default=-10)
-    ap.add_argument("--meshcore-only", action="store_true", help="do not run Envoy")
+    filter_cost.add_feature_args(ap, OUTPUT)
     ap.add_argument("--percent", type=float, default=100.0, help="random_sampling (default 100)")
-    ap.add_argument("--output", type=Path, default=OUTPUT, help="writes OUTPUT.{json,md}")
     args = ap.parse_args(argv)
     PERCENT[0] = args.percent
     raise_priority(args.nice)
     chosen = variants(args.meshcore_only)
-    for name in {n.split("+")[0] for n, _, _ in chosen}:
-        if why := targets.availability(name):
-            print(f"tracing: cannot run: {why}", file=sys.stderr)
-            return 2
+    if filter_cost.unavailable(chosen, "tracing"):
+        return 2
     samples = filter_cost.measure_rounds(
         args.rounds, args.duration, args.proxy_cpu, args.load_cpu, chosen
     )
