@@ -4,10 +4,14 @@ run (one worker each, pinned to CPU 0; h2load and the backends on CPU 1), interl
 - `h2c`: h2load with prior knowledge, multiplexed (`-c 10 -m 10`), GET to an nginx HTTP/1.1
   backend;
 - `grpc`: unary gRPC calls (h2load POSTs a framed message with gRPC headers) to a grpcio
-  server over an HTTP/2 cluster.
+  server over an HTTP/2 cluster;
+- `grpc-nginx`: the same calls to a backend that answers them in C (`grpc_backend.py`:
+  nginx over h2c with the `grpc-status` trailer), so that the proxy, not the Python gRPC
+  server, sets the rate.
 
-Prints requests/s and the proxy's CPU per request (the backends bound the rate on a busy
-2-core machine; CPU per request is the proxy's own cost)."""
+Prints requests/s and the proxy's CPU per request (with the grpcio backend the backend bounds
+the rate on a busy 2-core machine; CPU per request is the proxy's own cost), and each
+scenario's meshcore/Envoy requests/s ratio."""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from typing import Any
 import yaml
 
 from benchmarks import backend as nginx_backend
+from benchmarks import grpc_backend
 from benchmarks.cpu import cpu_seconds
 from benchmarks.procs import Proc, free_port, wait_port
 from benchmarks.targets import envoy_binary
@@ -122,9 +127,8 @@ def h2load(url: str, requests: int, extra: list[str]) -> float:
 
 def grpc_payload(workdir: Path) -> Path:
     """A gRPC length-prefixed message (uncompressed, 16 bytes) for h2load's `-d`."""
-    body = b"x" * 16
     path = workdir / "grpc.bin"
-    path.write_bytes(b"\0" + len(body).to_bytes(4, "big") + body)
+    path.write_bytes(grpc_backend.framed(b"x" * 16))
     return path
 
 
@@ -136,12 +140,14 @@ def grpc_server() -> tuple[Any, int]:
 
 
 def measure(
-    kind: str, scenario: str, ports: tuple[int, int], workdir: Path, requests: int
+    kind: str, scenario: str, ports: dict[str, int], workdir: Path, requests: int
 ) -> tuple[float, float]:
-    """(requests/s, proxy CPU µs per request) for one run."""
+    """(requests/s, proxy CPU µs per request) for one run; `ports` maps each backend
+    (`web`, `grpc`, `grpc-nginx`) to its port."""
     port = free_port()
     config = workdir / f"{kind}.yaml"
-    config.write_text(yaml.safe_dump(bootstrap(port, free_port(), *ports)))
+    grpc_port = ports["grpc-nginx" if scenario == "grpc-nginx" else "grpc"]
+    config.write_text(yaml.safe_dump(bootstrap(port, free_port(), ports["web"], grpc_port)))
     proc = Proc.start(kind, command(kind, config), cpu=0, log=workdir / f"{kind}.log")
     try:
         wait_port(port)
@@ -171,7 +177,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.http2", description=__doc__)
     ap.add_argument("--requests", type=int, default=20000, help="requests per run")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--scenarios", default="h2c,grpc")
+    ap.add_argument("--scenarios", default="h2c,grpc,grpc-nginx")
     ap.add_argument("--targets", default="meshcore,envoy")
     args = ap.parse_args()
     if shutil.which("h2load") is None:
@@ -183,23 +189,33 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="http2-bench-") as tmp:
         workdir = Path(tmp)
         web = nginx_backend.start(workdir, free_port(), cpu=1)
+        fast_port = free_port()
+        fast = grpc_backend.start(workdir, fast_port, cpu=1)
         server, grpc_port = grpc_server()
+        ports = {"web": web.port, "grpc": grpc_port, "grpc-nginx": fast_port}
         try:
             for _ in range(args.rounds):
                 for scenario in scenarios:
                     for kind in kinds:
-                        run = measure(kind, scenario, (web.port, grpc_port), workdir, args.requests)
+                        run = measure(kind, scenario, ports, workdir, args.requests)
                         results.setdefault((scenario, kind), []).append(run)
         finally:
             server.stop(0)
+            fast.stop()
             web.stop()
+    medians: dict[tuple[str, str], float] = {}
     for (scenario, kind), runs in results.items():
         rate = sorted(r[0] for r in runs)[len(runs) // 2]
         cpu = sorted(r[1] for r in runs)[len(runs) // 2]
+        medians[(scenario, kind)] = rate
         print(
-            f"{scenario:5} {kind:9} {rate:8.0f} req/s  proxy CPU {cpu:6.1f} µs/request"
+            f"{scenario:10} {kind:9} {rate:8.0f} req/s  proxy CPU {cpu:6.1f} µs/request"
             f" (median of {len(runs)})"
         )
+    for scenario in scenarios:
+        ours, theirs = medians.get((scenario, "meshcore")), medians.get((scenario, "envoy"))
+        if ours and theirs:
+            print(f"{scenario:10} meshcore/Envoy requests/s {ours / theirs:.2f}")
 
 
 if __name__ == "__main__":

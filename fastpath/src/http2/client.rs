@@ -151,7 +151,10 @@ async fn open(
         .initial_window_size(opts.initial_stream_window_size)
         .initial_connection_window_size(opts.initial_connection_window_size)
         .max_send_buffer_size(body::READ_CHUNK);
-    let (send, conn) = match builder.handshake::<_, Bytes>(tcp).await {
+    let (send, conn) = match builder
+        .handshake::<_, Bytes>(super::coalesce::Coalesce::new(tcp))
+        .await
+    {
         Ok(pair) => pair,
         Err(_) => {
             cluster.stats.inc(w, Counter::UpstreamCxConnectFail);

@@ -5,6 +5,7 @@
 //! `body.rs`), and CONNECT streams as byte tunnels (`tunnel.rs`). See docs/http2.md.
 mod body;
 pub mod client;
+mod coalesce;
 mod grpc_reply;
 mod handoff;
 pub mod headers;

@@ -57,7 +57,7 @@ where
     let stats = hcm.stats.clone();
     drop(view);
     let w = worker.index;
-    let handshake = builder.handshake::<S, Bytes>(io);
+    let handshake = builder.handshake::<_, Bytes>(super::coalesce::Coalesce::new(io));
     let mut conn = match tokio::time::timeout(Duration::from_secs(10), handshake).await {
         Ok(Ok(c)) => c,
         _ => {
