@@ -269,8 +269,10 @@ class XdsClient:
                 send(protocol.nack(response, rejected.detail))
                 self._rejected(type_url, scopes, update.version_info, rejected)
                 return
-            self._commit(staged, scopes)
+            # The engine has it: the ACK goes out first, then the bookkeeping; nothing
+            # awaits in between, so no other task sees the state before the commit.
             send(protocol.ack(response))
+            self._commit(staged, scopes)
             if not staged.endpoints_only:
                 self._resubscribe()
             self._done_initial(type_url)
