@@ -288,8 +288,14 @@ mod tests {
     #[test]
     fn paths_resolve_as_envoy() {
         assert_eq!(service_and_method("/pkg.Svc/Get"), Some(("pkg.Svc", "Get")));
-        assert_eq!(service_and_method("/pkg.Svc/Get?x=1"), Some(("pkg.Svc", "Get")));
-        assert_eq!(service_and_method("//pkg.Svc//Get/"), Some(("pkg.Svc", "Get")));
+        assert_eq!(
+            service_and_method("/pkg.Svc/Get?x=1"),
+            Some(("pkg.Svc", "Get"))
+        );
+        assert_eq!(
+            service_and_method("//pkg.Svc//Get/"),
+            Some(("pkg.Svc", "Get"))
+        );
         assert_eq!(service_and_method("/bad"), None);
         assert_eq!(service_and_method("/a/b/c"), None);
         assert_eq!(service_and_method("/"), None);
@@ -314,7 +320,10 @@ mod tests {
         let b = d.scope(0, 3, p, "pkg.Svc", "Put", &grpc::LAYOUT);
         assert_eq!(b.0.prefix(), "cluster.c.grpc.pkg_Svc.Put");
         let exported = String::from_utf8(reg.export()).unwrap();
-        assert!(exported.contains("cluster.c.grpc.pkg_Svc.Put.total"), "{exported}");
+        assert!(
+            exported.contains("cluster.c.grpc.pkg_Svc.Put.total"),
+            "{exported}"
+        );
     }
 
     #[test]
