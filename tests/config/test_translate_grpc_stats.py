@@ -1,6 +1,6 @@
-"""The `grpc_stats` HTTP filter into the snapshot (the allowlist), and what meshcore does
-not count refused with its path: `stats_for_all_methods: true`, `emit_filter_state`,
-`enable_upstream_stats`."""
+"""The `grpc_stats` HTTP filter into the snapshot (the allowlist, `stats_for_all_methods`,
+`replace_dots_in_grpc_service_name`, `enable_upstream_stats`), and what meshcore does not
+build refused with its path: `emit_filter_state`."""
 
 from __future__ import annotations
 
@@ -36,7 +36,12 @@ def test_the_allowlist_is_translated() -> None:
         {
             "name": "envoy.filters.http.grpc_stats",
             "config": {
-                "grpc_stats": {"allowlist": [{"name": "pkg.Svc", "method_names": ["A", "B"]}]}
+                "grpc_stats": {
+                    "allowlist": [{"name": "pkg.Svc", "method_names": ["A", "B"]}],
+                    "all_methods": False,
+                    "replace_dots": True,
+                    "upstream_stats": False,
+                }
             },
         }
     ]
@@ -44,15 +49,43 @@ def test_the_allowlist_is_translated() -> None:
 
 def test_no_allowlist_and_all_methods_false_count_without_methods() -> None:
     for b in (_with(), _with(stats_for_all_methods=False)):
-        assert _filters(b)[0]["config"] == {"grpc_stats": {"allowlist": []}}
+        assert _filters(b)[0]["config"] == {
+            "grpc_stats": {
+                "allowlist": [],
+                "all_methods": False,
+                "replace_dots": False,
+                "upstream_stats": False,
+            }
+        }
 
 
-def test_what_meshcore_does_not_count_is_refused() -> None:
-    found = problems(_with(stats_for_all_methods=True))
+def test_all_methods_and_upstream_stats_are_translated() -> None:
+    b = _with(
+        stats_for_all_methods=True,
+        replace_dots_in_grpc_service_name=True,
+        enable_upstream_stats=True,
+    )
+    assert _filters(b)[0]["config"] == {
+        "grpc_stats": {
+            "allowlist": [],
+            "all_methods": True,
+            "replace_dots": True,
+            "upstream_stats": True,
+        }
+    }
+
+
+def test_emit_filter_state_is_refused_with_its_path() -> None:
+    found = problems(_with(emit_filter_state=True, stats_for_all_methods=True))
     assert any(
-        p.startswith(f"{FILTER}.typed_config.stats_for_all_methods: true is not supported yet")
+        p.startswith(f"{FILTER}.typed_config.emit_filter_state: true is not supported")
         for p in found
     ), found
-    for field in ("emit_filter_state", "enable_upstream_stats"):
-        found = problems(_with(**{field: True}))
-        assert any(p.startswith(f"{FILTER}.typed_config.{field}") for p in found), found
+    # Only that field is wrong.
+    assert len(found) == 1, found
+
+
+def test_the_allowlist_and_all_methods_exclude_each_other() -> None:
+    allowlist = {"services": [{"name": "pkg.Svc", "method_names": ["A"]}]}
+    found = problems(_with(individual_method_stats_allowlist=allowlist, stats_for_all_methods=True))
+    assert found, "a oneof set twice must be refused"

@@ -211,6 +211,16 @@ def test_prometheus_names_and_labels_match_envoy_for_all_its_stats():
             "cluster.a.b.upstream_rq_total",
             'envoy_cluster_b_upstream_rq_total{envoy_cluster_name="a"}',
         ),
+        # grpc_stats, as Envoy 1.40 prints them (a dotted service splits at its dot).
+        (
+            "cluster.c0.grpc.test.Echo.Bidi.upstream_rq_time",
+            'envoy_cluster_grpc_Bidi_upstream_rq_time{envoy_grpc_bridge_method="Echo",'
+            'envoy_grpc_bridge_service="test",envoy_cluster_name="c0"}',
+        ),
+        (
+            "cluster.c3.grpc.upstream_rq_time",
+            'envoy_cluster_grpc_upstream_rq_time{envoy_cluster_name="c3"}',
+        ),
     ],
 )
 def test_prometheus_series_of_typical_stats(stat, series):

@@ -766,15 +766,23 @@ pub enum HttpFilterConfig {
     GrpcStats(GrpcStatsFilter),
 }
 
-/// `grpc_stats` `FilterConfig`: per-method stats for the allowlisted methods only (unset:
-/// none, as Envoy's `stats_for_all_methods: false`). `replace_dots_in_grpc_service_name`
-/// does not reach here: Envoy applies it only to `stats_for_all_methods` names.
+/// `grpc_stats` `FilterConfig`: per-method stats for the allowlisted methods (the others in
+/// the method-less `cluster.<c>.grpc.*`), or for every method (`all_methods`).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GrpcStatsFilter {
     /// `individual_method_stats_allowlist.services`.
     #[serde(default)]
     pub allowlist: Vec<GrpcServiceMethods>,
+    /// `stats_for_all_methods: true`: per-method stats for every method, none method-less.
+    #[serde(default)]
+    pub all_methods: bool,
+    /// `replace_dots_in_grpc_service_name` (Envoy applies it to `all_methods` names only).
+    #[serde(default)]
+    pub replace_dots: bool,
+    /// `enable_upstream_stats`: the `upstream_rq_time` histogram.
+    #[serde(default)]
+    pub upstream_stats: bool,
 }
 
 /// One allowlisted gRPC service and its methods.

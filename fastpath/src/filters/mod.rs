@@ -9,6 +9,7 @@
 //! arrived, not after the delay (token buckets are charged at arrival). An empty chain costs
 //! one length check per request.
 pub mod fault;
+pub mod grpc_frames;
 pub mod grpc_stats;
 pub mod jwt_authn;
 pub mod local_ratelimit;

@@ -9,7 +9,10 @@ use std::future::poll_fn;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::headers::{self, Framing};
+use crate::filters::grpc_frames::MessageCounter;
+use crate::filters::grpc_stats::Direction;
 use crate::http1::ChunkedDecoder;
+use crate::proxy::GrpcSlot;
 
 /// Most bytes read from the pipe pair at once (and so at most in flight per direction).
 pub const READ_CHUNK: usize = 64 * 1024;
@@ -128,9 +131,21 @@ async fn fill<R: AsyncRead + Unpin>(
 /// Returns the trailers' `grpc-status`, if any.
 pub async fn h1_to_h2<R: AsyncRead + Unpin>(
     rd: &mut R,
+    buf: BytesMut,
+    framing: Framing,
+    send: &mut SendStream<Bytes>,
+) -> Result<Option<HeaderValue>, BodyError> {
+    h1_to_h2_seen(rd, buf, framing, send, &mut |_| {}).await
+}
+
+/// `h1_to_h2`, showing `seen` each run of body bytes before it is sent (`grpc_stats`' response
+/// message count).
+pub async fn h1_to_h2_seen<R: AsyncRead + Unpin>(
+    rd: &mut R,
     mut buf: BytesMut,
     framing: Framing,
     send: &mut SendStream<Bytes>,
+    seen: &mut dyn FnMut(&[u8]),
 ) -> Result<Option<HeaderValue>, BodyError> {
     match framing {
         Framing::None => {
@@ -144,6 +159,7 @@ pub async fn h1_to_h2<R: AsyncRead + Unpin>(
             let take = (buf.len() as u64).min(left) as usize;
             left -= take as u64;
             let part = buf.split_to(take).freeze();
+            seen(&part);
             send_all(send, part, left == 0).await?;
             if left == 0 {
                 return Ok(None);
@@ -155,9 +171,10 @@ pub async fn h1_to_h2<R: AsyncRead + Unpin>(
                 return Ok(None);
             }
             let part = buf.split().freeze();
+            seen(&part);
             send_all(send, part, false).await?;
         },
-        Framing::Chunked => chunked_to_h2(rd, buf, send).await,
+        Framing::Chunked => chunked_to_h2(rd, buf, send, seen).await,
     }
 }
 
@@ -165,6 +182,7 @@ async fn chunked_to_h2<R: AsyncRead + Unpin>(
     rd: &mut R,
     mut buf: BytesMut,
     send: &mut SendStream<Bytes>,
+    seen: &mut dyn FnMut(&[u8]),
 ) -> Result<Option<HeaderValue>, BodyError> {
     let mut decoder = ChunkedDecoder::new();
     // The framing bytes since the last data run: at the end, the last-chunk line and the
@@ -182,6 +200,7 @@ async fn chunked_to_h2<R: AsyncRead + Unpin>(
             tail.clear();
             buf.advance(step.data.start);
             let data = buf.split_to(step.data.len()).freeze();
+            seen(&data);
             send_all(send, data, false).await?;
         }
         if step.done {
@@ -203,12 +222,16 @@ async fn chunked_to_h2<R: AsyncRead + Unpin>(
 /// window: capacity on the downstream side is released only once the bytes are handed to the
 /// upstream side. A body of at most `handoff::REPLAY_LIMIT` bytes is parked again under
 /// `token` once sent, for a retry.
+/// The request messages count in `grpc`'s call, if the core left one (`grpc_stats`).
 pub async fn h2_to_h2(
     mut recv: RecvStream,
     send: &mut SendStream<Bytes>,
     token: u128,
+    grpc: &GrpcSlot,
 ) -> Result<(), BodyError> {
     let mut kept: Option<(Vec<Bytes>, usize)> = Some((Vec::new(), 0));
+    // Looked at once: a call that is not counted costs nothing per frame.
+    let mut messages = grpc.borrow().is_some().then(MessageCounter::default);
     loop {
         let next = tokio::select! {
             d = recv.data() => d,
@@ -224,6 +247,9 @@ pub async fn h2_to_h2(
             } else {
                 kept = None;
             }
+        }
+        if let Some(counter) = &mut messages {
+            count_messages(counter, &data, grpc, Direction::Request);
         }
         if n > 0 {
             send_all(send, data, false).await?;
@@ -257,4 +283,14 @@ pub async fn replay(
         None => send.send_data(Bytes::new(), true)?,
     }
     Ok(())
+}
+
+/// Counts the gRPC messages that start in `data` in the slot's call (if it is still open).
+pub fn count_messages(counter: &mut MessageCounter, data: &[u8], grpc: &GrpcSlot, dir: Direction) {
+    let n = counter.inspect(data);
+    if n > 0
+        && let Some(call) = grpc.borrow().as_ref()
+    {
+        call.messages(dir, n);
+    }
 }

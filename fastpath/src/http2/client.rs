@@ -268,7 +268,9 @@ async fn bridge(ours: MemEnd, conn: Rc<H2Conn>) {
     let upload = async {
         if let Some((token, parked)) = parked {
             match parked {
-                handoff::Parked::Live(recv) => body::h2_to_h2(recv, &mut body_out, token).await?,
+                handoff::Parked::Live(recv, grpc) => {
+                    body::h2_to_h2(recv, &mut body_out, token, &grpc).await?
+                }
                 handoff::Parked::Replay(chunks, trailers) => {
                     body::replay(chunks, trailers, &mut body_out, token).await?
                 }

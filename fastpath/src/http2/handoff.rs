@@ -9,18 +9,22 @@
 //! (e.g. `retry_on: unavailable`) sends it again.
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use bytes::Bytes;
 use h2::RecvStream;
 use http::HeaderMap;
+
+use crate::proxy::GrpcSlot;
 
 /// Largest request body kept for a retry.
 pub const REPLAY_LIMIT: usize = 64 * 1024;
 
 /// A parked request body.
 pub enum Parked {
-    /// Not read yet: the HTTP/2 stream's body.
-    Live(RecvStream),
+    /// Not read yet: the HTTP/2 stream's body, and the slot of its `grpc_stats` call (its
+    /// request messages count as they go upstream).
+    Live(RecvStream, Rc<GrpcSlot>),
     /// Read once already (by an attempt that may be retried): the bytes and trailers.
     Replay(Vec<Bytes>, Option<HeaderMap>),
 }
@@ -33,9 +37,9 @@ thread_local! {
 }
 
 /// Parks `body` and returns its token.
-pub fn park(body: RecvStream) -> u128 {
+pub fn park(body: RecvStream, grpc: Rc<GrpcSlot>) -> u128 {
     let token = fastrand::u128(..);
-    PARKED.with(|p| p.borrow_mut().insert(token, Parked::Live(body)));
+    PARKED.with(|p| p.borrow_mut().insert(token, Parked::Live(body, grpc)));
     token
 }
 

@@ -21,6 +21,8 @@ use super::handoff;
 use super::headers::{self, Framing};
 use crate::compiled::Chosen;
 use crate::conn_info::ConnInfo;
+use crate::filters::grpc_frames::MessageCounter;
+use crate::filters::grpc_stats::Direction;
 use crate::mem_pipe::{self, MemEnd};
 use crate::stats::sets::http;
 use crate::stream::Stream;
@@ -132,10 +134,7 @@ async fn stream(
 ) {
     let (ours, core) = mem_pipe::pair();
     let slot = Rc::new(crate::proxy::GrpcSlot::default());
-    let grpc = GrpcCount {
-        slot: slot.clone(),
-        w: worker.index,
-    };
+    let grpc = GrpcCount { slot: slot.clone() };
     let core = crate::proxy::serve_bridged(
         worker,
         (*chosen).clone(),
@@ -146,16 +145,17 @@ async fn stream(
     tokio::join!(core, bridge(ours, req, respond, grpc));
 }
 
-/// Where a call's `grpc-status` counts (`grpc_stats`): the scope the core left in the slot.
+/// Where a call counts (`grpc_stats`): the call the core left in the slot.
 struct GrpcCount {
     slot: Rc<crate::proxy::GrpcSlot>,
-    w: usize,
 }
 
 impl GrpcCount {
-    fn charge(&self, status: Option<&HeaderValue>) {
-        if let (Some(scope), Some(status)) = (self.slot.borrow_mut().take(), status) {
-            scope.charge(self.w, status.as_bytes());
+    /// Ends the call with its `grpc-status`; `from_upstream`: not a local reply.
+    fn charge(&self, status: Option<&HeaderValue>, from_upstream: bool) {
+        let call = self.slot.borrow_mut().take();
+        if let Some(call) = call {
+            call.finish(status.map(|s| s.as_bytes()), from_upstream);
         }
     }
 }
@@ -186,7 +186,7 @@ async fn bridge(
         }
     };
     if handoff {
-        let token = handoff::park(body);
+        let token = handoff::park(body, grpc_count.slot.clone());
         head.truncate(head.len() - 2);
         head.extend_from_slice(
             format!("{}: {token:032x}\r\n\r\n", handoff::BODY_HEADER).as_bytes(),
@@ -272,22 +272,35 @@ async fn respond_from_core<R: AsyncRead + Unpin>(
     {
         let body = local_reply_body(rd, &mut buf, framing).await?;
         let reply = grpc_reply::to_grpc(resp, &body);
-        grpc_count.charge(reply.headers().get("grpc-status"));
+        grpc_count.charge(reply.headers().get("grpc-status"), false);
         respond.send_response(reply, true)?;
         return Ok(());
     }
     let end = framing == Framing::None;
     if end {
         // A trailers-only response.
-        grpc_count.charge(resp.headers().get("grpc-status"));
+        grpc_count.charge(resp.headers().get("grpc-status"), true);
     }
+    // Envoy counts response messages only in a gRPC response (`content-type`).
+    let mut messages = (grpc_count.slot.borrow().is_some() && handoff::is_grpc(resp.headers()))
+        .then(MessageCounter::default);
     let mut send = respond.send_response(resp, end)?;
     if end {
         return Ok(());
     }
-    match body::h1_to_h2(rd, buf, framing, &mut send).await {
+    let result = match &mut messages {
+        None => body::h1_to_h2(rd, buf, framing, &mut send).await,
+        Some(counter) => {
+            let mut seen = |data: &[u8]| {
+                body::count_messages(counter, data, &grpc_count.slot, Direction::Response)
+            };
+            body::h1_to_h2_seen(rd, buf, framing, &mut send, &mut seen).await
+        }
+    };
+    match result {
         Ok(status) => {
-            grpc_count.charge(status.as_ref());
+            // Envoy times the call upstream when trailers end it (not a bare end of DATA).
+            grpc_count.charge(status.as_ref(), status.is_some());
             Ok(())
         }
         Err(e) => {

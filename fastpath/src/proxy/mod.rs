@@ -199,9 +199,9 @@ struct Conn {
     grpc_slot: Option<Rc<GrpcSlot>>,
 }
 
-/// Shared by an HTTP/2 stream's bridge and its core connection (same worker, same task):
-/// the `grpc_stats` scope the core chose for a gRPC call.
-pub type GrpcSlot = std::cell::RefCell<Option<crate::filters::grpc_stats::GrpcScope>>;
+/// Shared by an HTTP/2 stream's bridges and its core connection (same worker): the
+/// `grpc_stats` call the core counts a gRPC request in (its scope, from when it went upstream).
+pub type GrpcSlot = std::cell::RefCell<Option<crate::filters::grpc_stats::GrpcCall>>;
 
 /// Serves one accepted connection until it closes. The connection's state is built here,
 /// before the task is spawned, so the task's future holds it once (not also the arguments).
@@ -667,8 +667,12 @@ impl Conn {
                 hcm.stats.inc(w, http::Counter::RqTotal);
                 timers.route(plan.route.idle_timeout(), started);
                 timers.duration(plan.duration, plan.grpc);
-                if let (Some(scope), Some(slot)) = (plan.grpc_stats, &self.grpc_slot) {
-                    *slot.borrow_mut() = Some(scope.clone());
+                if let (Some(scope), Some(slot)) = (&plan.grpc_stats, &self.grpc_slot) {
+                    *slot.borrow_mut() = Some(crate::filters::grpc_stats::GrpcCall {
+                        scope: scope.clone(),
+                        w,
+                        started: std::time::Instant::now(),
+                    });
                 }
                 if plan.tunnel == prepare::Tunnel::ConnectTerminate {
                     self.connect_tunnel(&view, &plan, &info, started, &mut timers)

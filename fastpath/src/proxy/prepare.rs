@@ -72,7 +72,7 @@ pub struct ForwardPlan<'v> {
     /// duration limit is configured.
     pub grpc: bool,
     /// Where the call's `grpc-status` counts (`grpc_stats` filter, gRPC requests only).
-    pub grpc_stats: Option<&'v crate::filters::grpc_stats::GrpcScope>,
+    pub grpc_stats: Option<crate::filters::grpc_stats::GrpcScope>,
     /// Which kind of tunnel the request may become.
     pub tunnel: Tunnel,
 }
@@ -350,7 +350,7 @@ pub fn prepare<'v>(
             };
             let grpc_stats = hcm.grpc_stats.as_deref().and_then(|g| {
                 let is_grpc = grpc || stream_duration::grpc_headers(view.headers).1;
-                g.scope(cluster, head.path).filter(|_| is_grpc)
+                is_grpc.then(|| g.scope(w, cluster, head.path)).flatten()
             });
             Prepared::Forward(
                 ForwardPlan {

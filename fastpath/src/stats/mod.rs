@@ -24,19 +24,56 @@ use serde_json::{Map, Value, json};
 /// All scopes ever created, by prefix; a re-applied config finds its old counters here.
 pub struct Registry {
     workers: usize,
+    shared: Arc<Scopes>,
+    /// The flat export's walk, rebuilt when `version` moved.
+    plan: Mutex<Option<flat::Plan>>,
+}
+
+/// The scopes of a registry, shared with its `ScopeMakers`.
+struct Scopes {
     scopes: Mutex<BTreeMap<String, Arc<Scope>>>,
     /// Bumped (under `scopes`' lock) whenever a scope is added or replaced.
     version: AtomicU64,
-    /// The flat export's walk, rebuilt when `version` moved.
-    plan: Mutex<Option<flat::Plan>>,
+}
+
+/// Adds scopes to a registry after its config was compiled: for stat names that only
+/// requests tell (`grpc_stats`' `stats_for_all_methods`). Callers cache what they get.
+#[derive(Clone)]
+pub struct ScopeMaker {
+    workers: usize,
+    shared: Arc<Scopes>,
+}
+
+impl ScopeMaker {
+    /// The scope named `prefix` (created on first use; takes the registry's lock).
+    pub fn scope(&self, prefix: &str, layout: &'static Layout) -> Arc<Scope> {
+        self.shared.scope(prefix, layout, self.workers)
+    }
+}
+
+impl Scopes {
+    fn scope(&self, prefix: &str, layout: &'static Layout, workers: usize) -> Arc<Scope> {
+        let mut scopes = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = scopes.get(prefix)
+            && std::ptr::eq(s.layout(), layout)
+        {
+            return s.clone();
+        }
+        let s = Arc::new(Scope::new(prefix.to_string(), layout, workers));
+        scopes.insert(prefix.to_string(), s.clone());
+        self.version.fetch_add(1, Ordering::Relaxed);
+        s
+    }
 }
 
 impl Registry {
     pub fn new(workers: usize) -> Registry {
         Registry {
             workers,
-            scopes: Mutex::new(BTreeMap::new()),
-            version: AtomicU64::new(0),
+            shared: Arc::new(Scopes {
+                scopes: Mutex::new(BTreeMap::new()),
+                version: AtomicU64::new(0),
+            }),
             plan: Mutex::new(None),
         }
     }
@@ -48,16 +85,15 @@ impl Registry {
 
     /// The scope named `prefix` (created on first use). Control path only.
     pub fn scope(&self, prefix: &str, layout: &'static Layout) -> Arc<Scope> {
-        let mut scopes = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = scopes.get(prefix)
-            && std::ptr::eq(s.layout(), layout)
-        {
-            return s.clone();
+        self.shared.scope(prefix, layout, self.workers)
+    }
+
+    /// A handle that adds scopes to this registry later (from a worker).
+    pub fn maker(&self) -> ScopeMaker {
+        ScopeMaker {
+            workers: self.workers,
+            shared: self.shared.clone(),
         }
-        let s = Arc::new(Scope::new(prefix.to_string(), layout, self.workers));
-        scopes.insert(prefix.to_string(), s.clone());
-        self.version.fetch_add(1, Ordering::Relaxed);
-        s
     }
 
     /// The export plan, rebuilt first if scopes were added since it was made.
@@ -65,12 +101,12 @@ impl Registry {
         let mut plan = self.plan.lock().unwrap_or_else(|e| e.into_inner());
         if plan
             .as_ref()
-            .is_none_or(|p| p.version != self.version.load(Ordering::Relaxed))
+            .is_none_or(|p| p.version != self.shared.version.load(Ordering::Relaxed))
         {
             let (version, scopes) = {
-                let g = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
+                let g = self.shared.scopes.lock().unwrap_or_else(|e| e.into_inner());
                 (
-                    self.version.load(Ordering::Relaxed),
+                    self.shared.version.load(Ordering::Relaxed),
                     g.values().cloned().collect(),
                 )
             };
@@ -96,7 +132,7 @@ impl Registry {
     /// slow view for tests (`Engine.stats()` uses `export_flat`).
     pub fn export(&self) -> Vec<u8> {
         let scopes: Vec<Arc<Scope>> = {
-            let g = self.scopes.lock().unwrap_or_else(|e| e.into_inner());
+            let g = self.shared.scopes.lock().unwrap_or_else(|e| e.into_inner());
             g.values().cloned().collect()
         };
         let mut counters = Map::new();

@@ -224,7 +224,7 @@ pub fn cluster_class(code: u16) -> cluster::Counter {
 }
 
 // `cluster.<name>.grpc[.<service>.<method>].*` (the `grpc_stats` HTTP filter): calls by
-// outcome and by `grpc-status` (0 to 16).
+// outcome and by `grpc-status` (0 to 16), and messages each way.
 stat_set! { grpc, prefix_codes: None,
     counters {
         Success => "success",
@@ -233,9 +233,32 @@ stat_set! { grpc, prefix_codes: None,
         S0 => "0", S1 => "1", S2 => "2", S3 => "3", S4 => "4", S5 => "5", S6 => "6",
         S7 => "7", S8 => "8", S9 => "9", S10 => "10", S11 => "11", S12 => "12",
         S13 => "13", S14 => "14", S15 => "15", S16 => "16",
+        RequestMessageCount => "request_message_count",
+        ResponseMessageCount => "response_message_count",
     }
     gauges {}
     histograms {}
+    globals {}
+    control_counters {}
+}
+
+// The same with `enable_upstream_stats`: the counters of `grpc` in the same slots, and the
+// `upstream_rq_time` histogram.
+stat_set! { grpc_upstream, prefix_codes: None,
+    counters {
+        Success => "success",
+        Failure => "failure",
+        Total => "total",
+        S0 => "0", S1 => "1", S2 => "2", S3 => "3", S4 => "4", S5 => "5", S6 => "6",
+        S7 => "7", S8 => "8", S9 => "9", S10 => "10", S11 => "11", S12 => "12",
+        S13 => "13", S14 => "14", S15 => "15", S16 => "16",
+        RequestMessageCount => "request_message_count",
+        ResponseMessageCount => "response_message_count",
+    }
+    gauges {}
+    histograms {
+        UpstreamRqTime => "upstream_rq_time",
+    }
     globals {}
     control_counters {}
 }

@@ -78,6 +78,19 @@ _EXTRACTORS: tuple[_Extractor, ...] = (
     ),
     # tcp.(<stat_prefix>.)*
     _x("envoy.tcp_prefix", rf"^tcp\.(({_WORD})\.)", "tcp"),
+    # cluster.[<cluster_name>.]grpc.[<grpc_service>.](<grpc_method>.)<base_stat> (`grpc_stats`;
+    # a dotted service splits as Envoy splits it: `test.Echo` gives service `test`, method
+    # `Echo`)
+    _x(
+        "envoy.grpc_bridge_method",
+        rf"^cluster\.{_WORD}\.grpc\.{_WORD}\.(({_WORD})\.)",
+        "cluster",
+        ".grpc.",
+    ),
+    # cluster.[<cluster_name>.]grpc.(<grpc_service>.)*
+    _x(
+        "envoy.grpc_bridge_service", rf"^cluster\.{_WORD}\.grpc\.(({_WORD})\.)", "cluster", ".grpc."
+    ),
     # cluster.(<cluster_name>.)*
     _x("envoy.cluster_name", rf"^cluster\.(({_WORD})\.)", "cluster"),
     # listener.[<address>.]http.(<stat_prefix>.)*

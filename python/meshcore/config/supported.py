@@ -114,14 +114,18 @@ PER_FILTER_CONFIG = typed(
 
 FILTER_MESSAGES: dict[str, Message] = {
     GRPC_STATS: message(
-        later=("emit_filter_state", "enable_upstream_stats"),
         individual_method_stats_allowlist=ok(),
-        stats_for_all_methods=ok("`false` only (use the allowlist); `true` is not supported yet"),
-        replace_dots_in_grpc_service_name=ok(
-            "no effect on allowlisted names (Envoy applies it to `stats_for_all_methods` only)"
+        stats_for_all_methods=ok(
+            "a scope per `<service>.<method>` seen, made on its first call (unbounded, as Envoy)"
         ),
-        note="gRPC over HTTP/2 downstream; counts `success`, `failure`, `total` and the "
-        "`grpc-status` counters 0-16 (all exported, zeros included); no message counts",
+        replace_dots_in_grpc_service_name=ok(
+            "with `stats_for_all_methods` only (as Envoy; allowlisted names keep their dots)"
+        ),
+        enable_upstream_stats=ok("`upstream_rq_time` per method, from the call going upstream"),
+        emit_filter_state=ok("`false` only: meshcore keeps no filter state"),
+        note="gRPC over HTTP/2 downstream; counts `success`, `failure`, `total`, the "
+        "`grpc-status` counters 0-16 (all exported, zeros included) and "
+        "`request_message_count`/`response_message_count`",
     ),
     "envoy.config.core.v3.GrpcMethodList": message(services=ok()),
     "envoy.config.core.v3.GrpcMethodList.Service": message(name=ok(), method_names=ok()),

@@ -55,15 +55,20 @@ def filter_config(config: Message | None, path: str, problems: Problems) -> dict
 
 
 def grpc_stats(config: Any, path: str, problems: Problems) -> dict[str, Any]:
-    """The `grpc_stats` filter: the allowlisted methods (per-method stats for no other)."""
-    if config.HasField("stats_for_all_methods") and config.stats_for_all_methods.value:
+    """The `grpc_stats` filter: per-method stats for the allowlisted methods (the others
+    method-less) or for every method, and the upstream time histogram."""
+    if config.emit_filter_state:
         problems.add(
-            paths.field(path, "stats_for_all_methods"),
-            "true is not supported yet (use individual_method_stats_allowlist)",
+            paths.field(path, "emit_filter_state"),
+            "true is not supported (meshcore keeps no filter state for access logs)",
         )
     services = config.individual_method_stats_allowlist.services
     return {
         "allowlist": [{"name": s.name, "method_names": list(s.method_names)} for s in services],
+        "all_methods": config.HasField("stats_for_all_methods")
+        and config.stats_for_all_methods.value,
+        "replace_dots": config.replace_dots_in_grpc_service_name,
+        "upstream_stats": config.enable_upstream_stats,
     }
 
 
