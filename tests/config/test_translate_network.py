@@ -153,10 +153,19 @@ def test_tcp_proxy_access_log_problems_name_the_field() -> None:
     assert any(p.startswith(where) for p in found), found
 
 
-def test_listener_access_log_on_an_http_listener_is_not_supported_yet() -> None:
+def test_listener_access_log_on_an_http_listener() -> None:
     b = base()
     listener(b)["access_log"] = [_file_log("/tmp/listener.log")]
-    assert (
-        "static_resources.listeners[0].access_log: listener access logs are not supported yet "
-        "on listeners with an http_connection_manager chain"
-    ) in problems(b)
+    (translated,) = load(b).snapshot["listeners"]
+    assert "http_connection_manager" in translated["filter_chains"][0]["filter"]
+    (listener_log,) = translated["access_log"]
+    assert listener_log["sink"] == {"file": "/tmp/listener.log"}
+
+
+def test_listener_access_log_problems_name_the_field() -> None:
+    b = base()
+    fmt = {"text_format_source": {"inline_string": "%NOT_AN_OPERATOR%"}}
+    listener(b)["access_log"] = [_file_log("/tmp/x", log_format=fmt)]
+    found = problems(b)
+    where = "static_resources.listeners[0].access_log[0].typed_config.log_format"
+    assert any(p.startswith(where) for p in found), found

@@ -134,3 +134,42 @@ def test_unsupported_parts_name_their_field() -> None:
     env = {"tag": "e", "environment": {"name": "HOME"}}
     found = problems(_with({"custom_tags": [env], "provider": _zipkin()}))
     assert any(p.startswith(f"{HCM_PATH}.tracing.custom_tags[0].environment") for p in found), found
+
+
+def test_a_manager_without_provider_uses_the_bootstrap_tracing() -> None:
+    b = _with({"random_sampling": {"value": 50}})
+    b["tracing"] = {"http": _zipkin(trace_id_128bit=True)}
+    t = _tracing(b)
+    assert (t["provider"], t["random_sampling"], t["trace_id_128bit"]) == ("zipkin", 5000, True)
+    assert t["export"]["kind"] == "zipkin" and t["export"]["path"] == "/api/v2/spans"
+    assert (t["node_id"], t["export"]["service_cluster"]) == ("n1", "svc")
+    assert "provider_from_bootstrap" not in t
+
+
+def test_the_managers_own_provider_wins_over_the_bootstrap() -> None:
+    b = _with({"provider": _zipkin()})
+    b["tracing"] = {
+        "http": {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": OTEL,
+                "grpc_service": {"envoy_grpc": {"cluster_name": "c"}},
+            },
+        }
+    }
+    assert _tracing(b)["provider"] == "zipkin"
+
+
+def test_no_provider_anywhere_is_an_error() -> None:
+    found = problems(_with({}))
+    assert (
+        f"{HCM_PATH}.tracing.provider: a tracing provider is required (here or in the "
+        "bootstrap's `tracing.http`)" in found
+    ), found
+
+
+def test_a_bad_bootstrap_provider_names_its_field() -> None:
+    b = _with({})
+    b["tracing"] = {"http": {"name": "x", "typed_config": {"@type": OTEL}}}
+    found = problems(b)
+    assert any(p.startswith("tracing.http.typed_config") for p in found), found

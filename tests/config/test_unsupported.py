@@ -97,8 +97,9 @@ def test_rds_in_a_static_listener() -> None:
 
 
 def test_access_log_on_the_listener() -> None:
-    """The connection manager's access_log is supported (test_translate_access_log.py); the
-    listener's only where every chain ends in tcp_proxy (test_translate_network.py)."""
+    """The listener's access_log is supported on an http_connection_manager listener too
+    (a line per connection: test_translate_network.py, tests/integration/
+    test_listener_access_log.py)."""
     b = base()
     listener(b)["access_log"] = [
         {
@@ -109,10 +110,7 @@ def test_access_log_on_the_listener() -> None:
             },
         }
     ]
-    assert problems(b) == [
-        f"{LISTENER}.access_log: listener access logs are not supported yet on listeners with "
-        "an http_connection_manager chain"
-    ]
+    assert problems(b) == []
 
 
 def test_cluster_tls_features_planned_for_later() -> None:
@@ -148,7 +146,6 @@ def test_cluster_types(kind: str, message: str) -> None:
     ("name", "value"),
     [
         ("cluster_manager", {"local_cluster_name": "backend"}),
-        ("tracing", {"http": {"name": "envoy.tracers.zipkin"}}),
     ],
 )
 def test_bootstrap_sections_planned_for_later(name: str, value: Any) -> None:

@@ -87,17 +87,6 @@ pub fn compile_listener(
         )?),
         None => None,
     };
-    let all_tcp = l
-        .filter_chains
-        .iter()
-        .chain(l.default_filter_chain.as_ref())
-        .all(|c| matches!(c.filter, snapshot::NetworkFilter::TcpProxy(_)));
-    if !l.access_log.is_empty() && !all_tcp {
-        return Err(format!(
-            "{path}.access_log: listener access logs are not supported yet on listeners with \
-             an http_connection_manager chain"
-        ));
-    }
     let access_log =
         crate::access_log::AccessLogs::compile(&l.access_log, registry, path)?.map(Arc::from);
     let inspector = match &l.tls_inspector {

@@ -268,9 +268,11 @@ impl Conn {
             match write_all_vectored(&mut self.down.stream, &[b"HTTP/1.1 100 Continue\r\n\r\n"])
                 .await
             {
-                Ok(n) => hcm
-                    .stats
-                    .add(w, http::Counter::DownstreamCxTxBytesTotal, n as u64),
+                Ok(n) => {
+                    self.cx.tx(n);
+                    hcm.stats
+                        .add(w, http::Counter::DownstreamCxTxBytesTotal, n as u64)
+                }
                 Err(_) => return self.downstream_gone(hcm),
             }
         }
@@ -298,6 +300,7 @@ impl Conn {
                     Ok(0) | Err(_) => return self.downstream_gone(hcm),
                     Ok(k) => {
                         timers.touch(Instant::now());
+                        self.cx.rx(k);
                         hcm.stats
                             .add(w, http::Counter::DownstreamCxRxBytesTotal, k as u64)
                     }
@@ -971,6 +974,7 @@ impl Conn {
                 Ok(0) | Err(_) => return Err(BodyStop::Downstream),
                 Ok(n) => {
                     timers.touch(Instant::now());
+                    self.cx.rx(n);
                     hcm.stats
                         .add(w, http::Counter::DownstreamCxRxBytesTotal, n as u64)
                 }
@@ -1065,6 +1069,7 @@ impl Conn {
                     match self.down.try_read_spare() {
                         Ok(Some(0)) | Err(_) => return Err(HeadWait::DownstreamGone),
                         Ok(Some(n)) => {
+                            self.cx.rx(n);
                             hcm.stats.add(w, http::Counter::DownstreamCxRxBytesTotal, n as u64);
                             watch_down = self.down.has_spare();
                         }

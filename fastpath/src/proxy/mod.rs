@@ -4,6 +4,7 @@
 //! buffered.
 mod access_log;
 pub(crate) mod authority;
+mod conn_log;
 mod connect;
 mod forward;
 pub(crate) mod forwarded;
@@ -93,6 +94,12 @@ struct CxStats {
     start: Instant,
     remote: Cell<bool>,
     proto: Cell<Proto>,
+    /// Bytes read from / written to the downstream (after TLS; HTTP/2 frames on an HTTP/2
+    /// connection) for the listener access log.
+    received: Cell<u64>,
+    sent: Cell<u64>,
+    /// The listener's access log line, written when the connection closes (None: none).
+    log: Option<Box<conn_log::ConnLog>>,
 }
 
 impl CxStats {
@@ -112,6 +119,16 @@ impl CxStats {
         }
         self.proto.set(p);
     }
+
+    /// Counts bytes read from the downstream (`%BYTES_RECEIVED%` of the listener log).
+    fn rx(&self, n: usize) {
+        self.received.set(self.received.get() + n as u64);
+    }
+
+    /// Counts bytes written to the downstream (`%BYTES_SENT%` of the listener log).
+    fn tx(&self, n: usize) {
+        self.sent.set(self.sent.get() + n as u64);
+    }
 }
 
 impl Drop for CxStats {
@@ -122,6 +139,9 @@ impl Drop for CxStats {
             Proto::Http1 => h.gauge_dec(w, http::Gauge::DownstreamCxHttp1Active),
             Proto::Http2 => h.gauge_dec(w, http::Gauge::DownstreamCxHttp2Active),
             Proto::Pending => {}
+        }
+        if let Some(log) = self.log.take() {
+            log.write(w, self.received.get(), self.sent.get());
         }
         let ms = self.start.elapsed().as_micros() as u64;
         l.gauge_dec(w, listener::Gauge::DownstreamCxActive);
@@ -230,8 +250,13 @@ pub fn serve(
         CodecType::Http1 => Proto::Http1,
         CodecType::Auto => Proto::Pending,
     };
+    let inspected = chosen.listener.filters.tls_inspector.is_some();
     let mut conn = Conn::new(worker, chosen, stream, info, idle);
     conn.cx.set_proto(proto);
+    if let Some(logs) = &conn.view.listener_log {
+        let log = conn_log::ConnLog::new(logs.clone(), &conn.down.info, inspected);
+        conn.cx.log = Some(Box::new(log));
+    }
     async move {
         let _guard = _guard;
         if !conn.view.network.authorize(&conn.down.info, w) {
@@ -314,6 +339,9 @@ impl Conn {
                 start: Instant::now(),
                 remote: Cell::new(false),
                 proto: Cell::new(Proto::Pending),
+                received: Cell::new(0),
+                sent: Cell::new(0),
+                log: None,
             },
             worker,
             handle,
@@ -343,7 +371,18 @@ impl Conn {
         self.down.consume(unread);
         self.down.release(&self.worker.buffers);
         let cx = self.cx;
-        let io = crate::http2::Rewind::new(pre, self.down.stream);
+        if let Some(log) = &cx.log {
+            log.protocol(crate::access_log::MINOR_HTTP2);
+        }
+        // The preface was read (and counted) by the HTTP/1.1 loop; the rest of the
+        // connection's bytes are counted as the HTTP/2 server reads and writes them.
+        let io = conn_log::Counted {
+            inner: crate::http2::Rewind::new(pre, self.down.stream),
+            received: &cx.received,
+            sent: &cx.sent,
+        };
+        cx.received
+            .set(cx.received.get().saturating_sub(unread as u64));
         let chosen = Chosen {
             handle: self.handle,
             listener: self.listener,
@@ -534,9 +573,11 @@ impl Conn {
                     self.cx.remote.set(true);
                     return Flow::Close;
                 }
-                Ok(n) => hcm
-                    .stats
-                    .add(w, http::Counter::DownstreamCxRxBytesTotal, n as u64),
+                Ok(n) => {
+                    self.cx.rx(n);
+                    hcm.stats
+                        .add(w, http::Counter::DownstreamCxRxBytesTotal, n as u64)
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::OutOfMemory => {
                     return self.reject(hcm, HeadError::TooLarge, 1).await;
                 }
@@ -600,6 +641,9 @@ impl Conn {
             }
             Prepared::NoRoute(i) | Prepared::Local(_, i) | Prepared::Forward(_, i) => *i,
         };
+        if let Some(log) = &self.cx.log {
+            log.protocol(info.minor);
+        }
         if let Some(t) = hcm.tracing.as_deref()
             && let Some(l) = self.record.log.as_deref_mut()
         {
@@ -752,6 +796,9 @@ impl Conn {
     ) -> Flow {
         let w = self.worker.index;
         if e.is_codec_error() {
+            if let Some(log) = &self.cx.log {
+                log.protocol_error();
+            }
             hcm.stats.inc(w, http::Counter::DownstreamCxProtocolError);
             hcm.stats.inc(w, http::Counter::DownstreamRqRxReset);
         }
@@ -807,6 +854,7 @@ impl Conn {
         let n = self
             .closing_reply(hcm, 408, b"request header timeout", 1)
             .await;
+        self.cx.tx(n);
         hcm.stats
             .add(w, http::Counter::DownstreamCxTxBytesTotal, n as u64);
         Flow::Close
@@ -815,6 +863,7 @@ impl Conn {
     /// Counts a local reply that was written (`n` bytes).
     fn end_local_reply(&self, hcm: &Hcm, status: u16, n: usize, started: Instant) {
         let w = self.worker.index;
+        self.cx.tx(n);
         hcm.stats
             .add(w, http::Counter::DownstreamCxTxBytesTotal, n as u64);
         hcm.stats.inc(w, crate::stats::sets::http_class(status));
@@ -957,7 +1006,10 @@ impl Conn {
             let read = self.down.stream.read_buf(&mut scratch);
             match tokio::time::timeout_at(deadline, read).await {
                 Ok(Ok(0)) | Ok(Err(_)) => break,
-                Ok(Ok(n)) => stats.add(w, http::Counter::DownstreamCxRxBytesTotal, n as u64),
+                Ok(Ok(n)) => {
+                    self.cx.rx(n);
+                    stats.add(w, http::Counter::DownstreamCxRxBytesTotal, n as u64)
+                }
                 Err(_) => {
                     stats.inc(w, http::Counter::DownstreamCxDelayedCloseTimeout);
                     break;

@@ -125,7 +125,9 @@ impl Conn {
             deadline.unwrap_or_else(Instant::now)
         ));
         let stats = &hcm.stats;
+        let cx_sent = &self.cx.sent;
         let tx = |n: usize| {
+            cx_sent.set(cx_sent.get() + n as u64);
             stats.add(w, http::Counter::DownstreamCxTxBytesTotal, n as u64);
             sent.set(sent.get() + n as u64);
         };

@@ -122,6 +122,8 @@ impl Conn {
                     sent: Cell::new(0),
                 };
                 let end = relay(&self.down.stream, &up.stream, idle, &counts, &seen).await;
+                self.cx.rx(counts.received.get() as usize);
+                self.cx.tx(counts.sent.get() as usize);
                 // As Envoy, the access log counts the tunnel's bytes.
                 if let Some(l) = self.record.log.as_deref_mut() {
                     l.bytes_received += counts.received.get();
@@ -166,6 +168,7 @@ impl Conn {
             .await
             .map_err(|f| f.error)?;
         self.record.local_sent(resp_out, early.len());
+        self.cx.tx(n);
         hcm.stats
             .add(w, http::Counter::DownstreamCxTxBytesTotal, n as u64);
         let pending = self.down.buffered().len();

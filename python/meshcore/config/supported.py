@@ -673,9 +673,10 @@ LEAF_PREFIX = "google.protobuf."
 
 MESSAGES: dict[str, Message] = {
     "envoy.config.bootstrap.v3.Bootstrap": message(
-        later=(
-            "cluster_manager",
-            "tracing",
+        later=("cluster_manager",),
+        tracing=ok(
+            "the provider of connection managers whose `tracing` names none (static "
+            "listeners; docs/tracing.md)"
         ),
         stats_sinks=ok("statsd over UDP (docs/stats.md)"),
         overload_manager=ok("the global downstream connection limit"),
@@ -734,8 +735,8 @@ MESSAGES: dict[str, Message] = {
     ),
     "envoy.config.listener.v3.Listener": message(
         access_log=ok(
-            "a line per connection (and per connection no chain matched: NR); only on "
-            "listeners whose chains all end in tcp_proxy"
+            "a line per connection when it closes, tcp_proxy or HTTP (HTTP/1.1, HTTP/2, "
+            "TLS), and per connection no chain matched (NR) (docs/access-logs.md)"
         ),
         name=ok(),
         address=ok(),
@@ -894,13 +895,17 @@ MESSAGES: dict[str, Message] = {
         overall_sampling=ok("default 100%"),
         max_path_tag_length=ok("default 256"),
         custom_tags=ok(),
-        provider=ok("`envoy.tracers.zipkin` or `envoy.tracers.opentelemetry`"),
+        provider=ok(
+            "`envoy.tracers.zipkin` or `envoy.tracers.opentelemetry`; none: the bootstrap's "
+            "`tracing.http`"
+        ),
     ),
     "envoy.type.tracing.v3.CustomTag": message(
         later=("environment", "metadata"), tag=ok(), literal=ok(), request_header=ok()
     ),
     "envoy.type.tracing.v3.CustomTag.Literal": message(value=ok()),
     "envoy.type.tracing.v3.CustomTag.Header": message(name=ok(), default_value=ok()),
+    "envoy.config.trace.v3.Tracing": message(http=ok("Zipkin or OpenTelemetry")),
     "envoy.config.trace.v3.Tracing.Http": message(
         name=ok(), typed_config=typed(ZIPKIN, OPENTELEMETRY)
     ),

@@ -17,7 +17,7 @@ from .translate_listeners import listeners
 from .translate_overload import global_connection_limit
 from .translate_routes import ClusterRefs
 from .translate_stats_sinks import flush_interval_s, stats_sinks
-from .translate_tracing import link_tracers
+from .translate_tracing import inherit_provider, link_tracers
 from .values import is_ip
 
 
@@ -37,6 +37,9 @@ def translate(bootstrap: bootstrap_pb2.Bootstrap, problems: Problems) -> MeshCon
     static = bootstrap.static_resources
     refs = ClusterRefs()
     listener_list = listeners(static.listeners, "static_resources.listeners", problems, refs)
+    inherit_provider(
+        listener_list, bootstrap.tracing if bootstrap.HasField("tracing") else None, problems
+    )
     translated = clusters(static.clusters, "static_resources.clusters", problems)
     for path, name in refs.refs:
         if name and name not in translated.names:

@@ -97,13 +97,6 @@ def _listener(
         out["ignore_global_conn_limit"] = True
     logs = access_logs(config, path, problems)
     if logs:
-        every = [*chains[0], *([chains[1]] if chains[1] is not None else [])]
-        if any("tcp_proxy" not in c["filter"] for c in every):
-            problems.add(
-                paths.field(path, "access_log"),
-                "listener access logs are not supported yet on listeners with an "
-                "http_connection_manager chain",
-            )
         out["access_log"] = logs
     set_direction(out, config.traffic_direction == core_base_pb2.TrafficDirection.OUTBOUND)
     return out

@@ -1,7 +1,9 @@
 """The connection manager's `tracing` (Envoy's Zipkin and OpenTelemetry providers) into the
 snapshot's `tracing`: sampling in hundredths of a percent, the propagation flavour, custom
 tags, and under `export` what the control layer's exporter needs (collector cluster and
-path, service name). `link_tracers` numbers the distinct exporters and fills in the node."""
+path, service name). A connection manager's `tracing` without `provider` uses the bootstrap's
+`tracing.http` (`inherit_provider`), as Envoy does. `link_tracers` numbers the distinct
+exporters and fills in the node."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-from envoy.config.trace.v3 import opentelemetry_pb2, zipkin_pb2
+from envoy.config.trace.v3 import http_tracer_pb2, opentelemetry_pb2, zipkin_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
@@ -39,11 +41,10 @@ def _ms(d: Any, default_ms: int) -> int:
 
 
 def _export(
-    provider: hcm_pb2.HttpConnectionManager.Tracing, path: str, problems: Problems
+    provider: http_tracer_pb2.Tracing.Http, at: str, problems: Problems
 ) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
-    """(propagation flavour, snapshot options, exporter config) of the provider."""
-    at = paths.field(path, "provider")
-    packed = provider.provider.typed_config
+    """(propagation flavour, snapshot options, exporter config) of the provider at `at`."""
+    packed = provider.typed_config
     config = unpack(packed)
     name = type_name(packed.type_url)
     if config is None:
@@ -117,10 +118,10 @@ def tracing(
             paths.field(at, "spawn_upstream_span"),
             "upstream spans are not supported (meshcore reports one span per request)",
         )
-    if not t.HasField("provider"):
-        problems.add(paths.field(at, "provider"), "a tracing provider is required")
-        return None
-    found = _export(t, at, problems)
+    inherit = not t.HasField("provider")
+    found = (
+        (None, {}, None) if inherit else _export(t.provider, paths.field(at, "provider"), problems)
+    )
     if found is None:
         return None
     provider, options, export = found
@@ -147,7 +148,46 @@ def tracing(
         "custom_tags": tags,
         "export": export,
         **options,
+        # Filled in from the bootstrap's `tracing.http` by `inherit_provider`.
+        **({INHERIT: at} if inherit else {}),
     }
+
+
+INHERIT = "provider_from_bootstrap"
+"""Marks a snapshot `tracing` whose connection manager names no provider (the value: its
+path), until `inherit_provider` completes it."""
+
+
+def inherit_provider(
+    listeners: list[dict[str, Any]],
+    bootstrap_tracing: http_tracer_pb2.Tracing | None,
+    problems: Problems,
+) -> None:
+    """Completes every connection manager `tracing` without a `provider` with the
+    bootstrap's `tracing.http` (Envoy's fallback; a manager's own provider wins), or reports
+    it when there is none (`bootstrap_tracing` None: a listener from LDS, translated without
+    the bootstrap). The bootstrap's provider is checked even when no manager uses it."""
+    found = None
+    has_http = bootstrap_tracing is not None and bootstrap_tracing.HasField("http")
+    if bootstrap_tracing is not None and has_http:
+        found = _export(bootstrap_tracing.http, "tracing.http", problems)
+    for listener in listeners:
+        for manager in _managers(listener):
+            t = manager.get("tracing")
+            if t is None or INHERIT not in t:
+                continue
+            at = t.pop(INHERIT)
+            if found is None:
+                if not has_http:
+                    problems.add(
+                        paths.field(at, "provider"),
+                        "a tracing provider is required (here or in the bootstrap's "
+                        "`tracing.http`)",
+                    )
+                del manager["tracing"]
+                continue
+            provider, options, export = found
+            t.update(provider=provider, export=dict(export), **options)
 
 
 def _managers(listener: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -25,6 +25,7 @@ from .secrets import SecretRef, SecretValue, check_secret, secret_refs
 from .translate_clusters import assignment_hosts, one_cluster
 from .translate_listeners import connection_manager_of, one_listener
 from .translate_routes import ClusterRefs, route_config
+from .translate_tracing import inherit_provider
 
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 ROUTE_CONFIG = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
@@ -139,6 +140,9 @@ def check_listener(
     problems = _named_rules(msg, path, "LDS")
     refs = ClusterRefs()
     snapshot = one_listener(msg, path, problems, refs)
+    if snapshot is not None:
+        # A listener from LDS names its tracing provider (the bootstrap's is not applied).
+        inherit_provider([snapshot], None, problems)
     if problems or snapshot is None:
         return None, problems.as_list() or [Problem(path, "not an HTTP listener")]
     manager = connection_manager_of(msg)
