@@ -250,8 +250,12 @@ class XdsClient:
             try:
                 if link is not None and type_url != SECRET:
                     raise Rejected([f"a {short_type(type_url)} response on an SDS stream"])
+                # SotW repeats unchanged resources (matched by their bytes); delta does not
+                # (and the index would cost O(accepted resources) per update).
                 known = (
-                    self.store.names_by_raw(type_url) if type_url in self.store.accepted else None
+                    self.store.names_by_raw(type_url)
+                    if not protocol.delta and type_url in self.store.accepted
+                    else None
                 )
                 update = protocol.decode(response, known)
             except Exception as exc:  # Rejected, or a response nothing foresaw
