@@ -55,9 +55,16 @@ where
     let idle_timeout = hcm.idle_timeout;
     let drain_ms = hcm.cfg.drain_timeout_ms;
     let stats = hcm.stats.clone();
+    let flood = (
+        super::flood::Limits::from_options(opts),
+        hcm.h2_codec_stats.clone(),
+    );
     drop(view);
     let w = worker.index;
-    let handshake = builder.handshake::<S, Bytes>(io);
+    // Envoy's flood limits: frames counted as they pass between the socket and `h2`.
+    let io =
+        super::flood::FloodGuard::new(io, flood.0, super::flood::CLIENT_PREFACE_LEN, flood.1, w);
+    let handshake = builder.handshake::<_, Bytes>(io);
     let mut conn = match tokio::time::timeout(Duration::from_secs(10), handshake).await {
         Ok(Ok(c)) => c,
         _ => {
