@@ -45,7 +45,9 @@ def frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
 
 @pytest.fixture(scope="module", params=proxy_kinds())
 def proxy(
-    request, upstream_server: UpstreamServer, tmp_path_factory
+    request: pytest.FixtureRequest,
+    upstream_server: UpstreamServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Proxy, int]]:
     h1 = upstream_server.start("h1")
     port = free_port()
@@ -130,7 +132,7 @@ def assert_closed_without_goaway(sock: socket.socket) -> None:
     assert GOAWAY not in [kind for kind, _, _ in frames]
 
 
-def test_two_consecutive_empty_data_frames(proxy):
+def test_two_consecutive_empty_data_frames(proxy: tuple[Proxy, int]) -> None:
     running, port = proxy
     before = flood_counter(running, "inbound_empty_frames_flood")
     with connect(port) as sock:
@@ -142,7 +144,7 @@ def test_two_consecutive_empty_data_frames(proxy):
     assert running.counter("http.h2.downstream_cx_protocol_error") == 0
 
 
-def test_one_empty_data_frame_is_under_the_limit(proxy):
+def test_one_empty_data_frame_is_under_the_limit(proxy: tuple[Proxy, int]) -> None:
     running, port = proxy
     before = flood_counter(running, "inbound_empty_frames_flood")
     with connect(port) as sock:
@@ -157,7 +159,7 @@ def test_one_empty_data_frame_is_under_the_limit(proxy):
     assert flood_counter(running, "inbound_empty_frames_flood") == before
 
 
-def test_priority_flood(proxy):
+def test_priority_flood(proxy: tuple[Proxy, int]) -> None:
     running, port = proxy
     before = flood_counter(running, "inbound_priority_frames_flood")
     with connect(port) as sock:
@@ -167,7 +169,7 @@ def test_priority_flood(proxy):
     assert flood_counter(running, "inbound_priority_frames_flood") == before + 1
 
 
-def test_priority_frames_at_the_limit_are_answered(proxy):
+def test_priority_frames_at_the_limit_are_answered(proxy: tuple[Proxy, int]) -> None:
     running, port = proxy
     before = flood_counter(running, "inbound_priority_frames_flood")
     with connect(port) as sock:
@@ -178,7 +180,35 @@ def test_priority_frames_at_the_limit_are_answered(proxy):
     assert flood_counter(running, "inbound_priority_frames_flood") == before
 
 
-def test_window_update_flood(proxy):
+def test_a_closed_stream_adds_no_priority_allowance(proxy: tuple[Proxy, int]) -> None:
+    """Envoy 1.40 scales the allowance by the streams open now, not the ones ever opened."""
+    running, port = proxy
+    before = flood_counter(running, "inbound_priority_frames_flood")
+    with connect(port) as sock:
+        send_all(sock, frame(HEADERS, END_HEADERS, 1, POST_HEAD) + frame(DATA, END_STREAM, 1, b"x"))
+        assert (DATA, 1) in [(kind, stream) for kind, stream, _ in read_until(sock, (DATA, 1))]
+        time.sleep(0.3)  # the rest of the response (its END_STREAM): the stream closes
+        send_all(sock, frame(PRIORITY, 0, 3, struct.pack(">IB", 0, 15)) * 101)
+        assert_closed_without_goaway(sock)
+    assert flood_counter(running, "inbound_priority_frames_flood") == before + 1
+
+
+def test_an_open_stream_adds_to_the_priority_allowance(proxy: tuple[Proxy, int]) -> None:
+    running, port = proxy
+    before = flood_counter(running, "inbound_priority_frames_flood")
+    with connect(port) as sock:
+        # 100 * (1 + 1 open stream).
+        prio = frame(PRIORITY, 0, 3, struct.pack(">IB", 0, 15))
+        send_all(
+            sock,
+            frame(HEADERS, END_HEADERS, 1, POST_HEAD) + prio * 200 + frame(PING, 0, 0, b"open!!!!"),
+        )
+        frames = read_until(sock, (PING, 0))
+    assert (PING, 0, b"open!!!!") in frames
+    assert flood_counter(running, "inbound_priority_frames_flood") == before
+
+
+def test_window_update_flood(proxy: tuple[Proxy, int]) -> None:
     running, port = proxy
     before = flood_counter(running, "inbound_window_update_frames_flood")
     with connect(port) as sock:
@@ -188,7 +218,7 @@ def test_window_update_flood(proxy):
     assert flood_counter(running, "inbound_window_update_frames_flood") == before + 1
 
 
-def test_window_updates_at_the_limit_are_answered(proxy):
+def test_window_updates_at_the_limit_are_answered(proxy: tuple[Proxy, int]) -> None:
     running, port = proxy
     before = flood_counter(running, "inbound_window_update_frames_flood")
     with connect(port) as sock:
@@ -199,19 +229,23 @@ def test_window_updates_at_the_limit_are_answered(proxy):
     assert flood_counter(running, "inbound_window_update_frames_flood") == before
 
 
-def test_ping_flood_while_not_reading(proxy):
+def test_ping_flood_while_not_reading(proxy: tuple[Proxy, int]) -> None:
     running, port = proxy
     before = flood_counter(running, "outbound_control_flood")
     with connect(port, rcvbuf=4096) as sock:
         ping = frame(PING, 0, 0, b"abcdefgh")
         sock.settimeout(0.5)
+        unsent = b""  # frames are never cut: what a send left goes first next time
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if flood_counter(running, "outbound_control_flood") != before:
                 break
+            unsent = unsent or ping * 100
             try:
-                sock.sendall(ping * 100)
-            except (TimeoutError, BrokenPipeError, ConnectionResetError):
+                unsent = unsent[sock.send(unsent) :]
+            except TimeoutError:
+                pass
+            except (BrokenPipeError, ConnectionResetError):
                 time.sleep(0.1)
         assert flood_counter(running, "outbound_control_flood") == before + 1
         sock.settimeout(10)
@@ -219,7 +253,7 @@ def test_ping_flood_while_not_reading(proxy):
     assert flood_counter(running, "outbound_flood") == 0
 
 
-def test_a_normal_client_is_unaffected(proxy):
+def test_a_normal_client_is_unaffected(proxy: tuple[Proxy, int]) -> None:
     running, port = proxy
     names = [
         "outbound_flood",

@@ -11,9 +11,11 @@
 //! Envoy limits (its output buffer). Crossing a limit does what Envoy does: the counter
 //! (`http2.outbound_flood`...) goes up and the connection closes without a GOAWAY (the layer
 //! fails the I/O, `h2` ends the connection, the caller drops it).
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
@@ -220,6 +222,8 @@ pub struct Counts {
     consecutive_empty: u64,
     priority_frames: u64,
     window_update_frames: u64,
+    /// Streams the peer opened (HEADERS on a new stream id); minus the ones closed, the
+    /// active streams Envoy 1.40 scales the PRIORITY and WINDOW_UPDATE allowances by.
     opened_streams: u64,
     /// Highest stream id a HEADERS frame opened (a higher one opens a new stream).
     last_opened: u32,
@@ -244,8 +248,8 @@ impl Counts {
         }
     }
 
-    /// One frame received (Envoy's `trackInboundFrames`).
-    pub fn inbound(&mut self, h: Head) -> Result<(), Flood> {
+    /// One frame received (Envoy's `trackInboundFrames`); `closed`: streams closed so far.
+    pub fn inbound(&mut self, h: Head, closed: u64) -> Result<(), Flood> {
         match h.kind {
             DATA | HEADERS | CONTINUATION => {
                 if h.kind == HEADERS && h.stream > self.last_opened {
@@ -264,14 +268,15 @@ impl Counts {
             _ => {}
         }
         let l = &self.limits;
+        let active = self.opened_streams.saturating_sub(closed);
         if self.consecutive_empty > l.consecutive_empty {
             return Err(Flood::InboundEmptyFrames);
         }
-        if self.priority_frames > l.priority_per_stream * (1 + self.opened_streams) {
+        if self.priority_frames > l.priority_per_stream * (1 + active) {
             return Err(Flood::InboundPriority);
         }
-        let window_updates = 5 + 2
-            * (self.opened_streams + l.window_update_per_data_frame * self.outbound_data_frames);
+        let window_updates =
+            5 + 2 * (active + l.window_update_per_data_frame * self.outbound_data_frames);
         if self.window_update_frames > window_updates {
             return Err(Flood::InboundWindowUpdate);
         }
@@ -331,16 +336,20 @@ pub struct FloodGuard<S> {
     /// Frames with bytes in `pending`: where each ends (a stream offset), control or not.
     queue: VecDeque<(u64, bool)>,
     flooded: Option<Flood>,
+    /// Streams the server has finished (the connection's owner counts them).
+    closed: Rc<Cell<u64>>,
     stats: Http2CodecStats,
     worker: usize,
 }
 
 impl<S> FloodGuard<S> {
-    /// `read_skip`: bytes ahead of the first frame read (the client preface on a server).
+    /// `read_skip`: bytes ahead of the first frame read (the client preface on a server);
+    /// `closed`: where the owner counts the streams it finished.
     pub fn new(
         io: S,
         limits: Limits,
         read_skip: u32,
+        closed: Rc<Cell<u64>>,
         stats: Http2CodecStats,
         worker: usize,
     ) -> Self {
@@ -354,6 +363,7 @@ impl<S> FloodGuard<S> {
             written: 0,
             queue: VecDeque::new(),
             flooded: None,
+            closed,
             stats,
             worker,
         }
@@ -479,8 +489,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for FloodGuard<S> {
         std::task::ready!(Pin::new(&mut me.io).poll_read(cx, buf))?;
         let mut crossed = None;
         let counts = &mut me.counts;
+        let closed = me.closed.get();
         me.inbound.feed(&buf.filled()[before..], |head, _| {
-            crossed = counts.inbound(head).err();
+            crossed = counts.inbound(head, closed).err();
             crossed.is_none()
         });
         match crossed {

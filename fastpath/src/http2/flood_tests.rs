@@ -103,33 +103,33 @@ fn a_padded_frame_reports_its_padding() {
 #[test]
 fn consecutive_empty_frames_at_the_limit() {
     let mut c = Counts::new(DEFAULTS);
-    assert_eq!(c.inbound(head(HEADERS, 0, 1, 10)), Ok(()));
-    assert_eq!(c.inbound(head(DATA, 0, 1, 0)), Ok(()));
+    assert_eq!(c.inbound(head(HEADERS, 0, 1, 10), 0), Ok(()));
+    assert_eq!(c.inbound(head(DATA, 0, 1, 0), 0), Ok(()));
     // A frame with payload resets the run; PING does not.
-    assert_eq!(c.inbound(head(DATA, 0, 1, 1)), Ok(()));
-    assert_eq!(c.inbound(head(DATA, 0, 1, 0)), Ok(()));
-    assert_eq!(c.inbound(head(PING, 0, 0, 8)), Ok(()));
+    assert_eq!(c.inbound(head(DATA, 0, 1, 1), 0), Ok(()));
+    assert_eq!(c.inbound(head(DATA, 0, 1, 0), 0), Ok(()));
+    assert_eq!(c.inbound(head(PING, 0, 0, 8), 0), Ok(()));
     assert_eq!(
-        c.inbound(head(CONTINUATION, 0, 1, 0)),
+        c.inbound(head(CONTINUATION, 0, 1, 0), 0),
         Err(Flood::InboundEmptyFrames)
     );
     // END_STREAM frames are not empty-payload frames; padding-only ones are.
     let mut c = Counts::new(DEFAULTS);
-    assert_eq!(c.inbound(head(DATA, END_STREAM, 1, 0)), Ok(()));
-    assert_eq!(c.inbound(head(DATA, END_STREAM, 1, 0)), Ok(()));
+    assert_eq!(c.inbound(head(DATA, END_STREAM, 1, 0), 0), Ok(()));
+    assert_eq!(c.inbound(head(DATA, END_STREAM, 1, 0), 0), Ok(()));
     let padding_only = Head {
         pad: 4,
         ..head(DATA, PADDED, 1, 4)
     };
-    assert_eq!(c.inbound(padding_only), Ok(()));
-    assert_eq!(c.inbound(padding_only), Err(Flood::InboundEmptyFrames));
+    assert_eq!(c.inbound(padding_only, 0), Ok(()));
+    assert_eq!(c.inbound(padding_only, 0), Err(Flood::InboundEmptyFrames));
     // A limit of 0: the first empty frame is a flood.
     let mut c = Counts::new(Limits {
         consecutive_empty: 0,
         ..DEFAULTS
     });
     assert_eq!(
-        c.inbound(head(DATA, 0, 1, 0)),
+        c.inbound(head(DATA, 0, 1, 0), 0),
         Err(Flood::InboundEmptyFrames)
     );
 }
@@ -138,22 +138,45 @@ fn consecutive_empty_frames_at_the_limit() {
 fn priority_frames_per_opened_stream() {
     let mut c = Counts::new(DEFAULTS);
     for _ in 0..100 {
-        assert_eq!(c.inbound(head(PRIORITY, 0, 3, 5)), Ok(()));
+        assert_eq!(c.inbound(head(PRIORITY, 0, 3, 5), 0), Ok(()));
     }
     assert_eq!(
-        c.inbound(head(PRIORITY, 0, 3, 5)),
+        c.inbound(head(PRIORITY, 0, 3, 5), 0),
         Err(Flood::InboundPriority)
     );
     // 100 * (1 + opened streams); trailers on an open stream open nothing.
     let mut c = Counts::new(DEFAULTS);
-    c.inbound(head(HEADERS, END_STREAM, 1, 3)).unwrap();
-    c.inbound(head(HEADERS, END_STREAM, 1, 3)).unwrap();
+    c.inbound(head(HEADERS, END_STREAM, 1, 3), 0).unwrap();
+    c.inbound(head(HEADERS, END_STREAM, 1, 3), 0).unwrap();
     for _ in 0..200 {
-        assert_eq!(c.inbound(head(PRIORITY, 0, 3, 5)), Ok(()));
+        assert_eq!(c.inbound(head(PRIORITY, 0, 3, 5), 0), Ok(()));
     }
     assert_eq!(
-        c.inbound(head(PRIORITY, 0, 3, 5)),
+        c.inbound(head(PRIORITY, 0, 3, 5), 0),
         Err(Flood::InboundPriority)
+    );
+}
+
+#[test]
+fn the_allowances_scale_with_active_streams_not_opened_ones() {
+    // Envoy 1.40: a stream opened and closed no longer adds to the PRIORITY allowance.
+    let mut c = Counts::new(DEFAULTS);
+    c.inbound(head(HEADERS, END_STREAM, 1, 3), 0).unwrap();
+    for _ in 0..100 {
+        assert_eq!(c.inbound(head(PRIORITY, 0, 3, 5), 1), Ok(()));
+    }
+    assert_eq!(
+        c.inbound(head(PRIORITY, 0, 3, 5), 1),
+        Err(Flood::InboundPriority)
+    );
+    let mut c = Counts::new(DEFAULTS);
+    c.inbound(head(HEADERS, END_STREAM, 1, 3), 0).unwrap();
+    for _ in 0..5 {
+        assert_eq!(c.inbound(head(WINDOW_UPDATE, 0, 0, 4), 1), Ok(()));
+    }
+    assert_eq!(
+        c.inbound(head(WINDOW_UPDATE, 0, 0, 4), 1),
+        Err(Flood::InboundWindowUpdate)
     );
 }
 
@@ -161,22 +184,22 @@ fn priority_frames_per_opened_stream() {
 fn window_updates_per_data_frame_sent() {
     let mut c = Counts::new(DEFAULTS);
     for _ in 0..5 {
-        assert_eq!(c.inbound(head(WINDOW_UPDATE, 0, 0, 4)), Ok(()));
+        assert_eq!(c.inbound(head(WINDOW_UPDATE, 0, 0, 4), 0), Ok(()));
     }
     assert_eq!(
-        c.inbound(head(WINDOW_UPDATE, 0, 0, 4)),
+        c.inbound(head(WINDOW_UPDATE, 0, 0, 4), 0),
         Err(Flood::InboundWindowUpdate)
     );
     // 5 + 2 * (opened streams + 10 * DATA frames sent) = 5 + 2 * (1 + 10) = 27.
     let mut c = Counts::new(DEFAULTS);
-    c.inbound(head(HEADERS, END_STREAM, 1, 3)).unwrap();
+    c.inbound(head(HEADERS, END_STREAM, 1, 3), 0).unwrap();
     c.sent(head(DATA, 0, 1, 100));
     c.sent(head(HEADERS, 0, 1, 100));
     for _ in 0..27 {
-        assert_eq!(c.inbound(head(WINDOW_UPDATE, 0, 1, 4)), Ok(()));
+        assert_eq!(c.inbound(head(WINDOW_UPDATE, 0, 1, 4), 0), Ok(()));
     }
     assert_eq!(
-        c.inbound(head(WINDOW_UPDATE, 0, 1, 4)),
+        c.inbound(head(WINDOW_UPDATE, 0, 1, 4), 0),
         Err(Flood::InboundWindowUpdate)
     );
 }
@@ -236,7 +259,7 @@ fn guard(room: usize, limits: Limits) -> FloodGuard<Socket> {
         room,
         out: Vec::new(),
     };
-    FloodGuard::new(socket, limits, 0, stats, 0)
+    FloodGuard::new(socket, limits, 0, Rc::new(Cell::new(0)), stats, 0)
 }
 
 fn write(g: &mut FloodGuard<Socket>, bytes: &[u8]) -> Poll<io::Result<usize>> {

@@ -62,8 +62,9 @@ where
     drop(view);
     let w = worker.index;
     // Envoy's flood limits: frames counted as they pass between the socket and `h2`.
-    let io =
-        super::flood::FloodGuard::new(io, flood.0, super::flood::CLIENT_PREFACE_LEN, flood.1, w);
+    let closed = Rc::new(Cell::new(0u64));
+    let preface = super::flood::CLIENT_PREFACE_LEN;
+    let io = super::flood::FloodGuard::new(io, flood.0, preface, closed.clone(), flood.1, w);
     let handshake = builder.handshake::<_, Bytes>(io);
     let mut conn = match tokio::time::timeout(Duration::from_secs(10), handshake).await {
         Ok(Ok(c)) => c,
@@ -85,10 +86,11 @@ where
                     stats.inc(w, http::Counter::DownstreamRqHttp2Total);
                     active.set(active.get() + 1);
                     let task = stream(worker.clone(), chosen.clone(), info.clone(), req, respond);
-                    let active = active.clone();
+                    let (active, closed) = (active.clone(), closed.clone());
                     tokio::task::spawn_local(async move {
                         task.await;
                         active.set(active.get() - 1);
+                        closed.set(closed.get() + 1);
                     });
                 }
                 Some(Err(e)) => {
