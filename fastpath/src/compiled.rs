@@ -30,6 +30,8 @@ pub struct Hcm {
     pub stats: HttpStats,
     /// `http1.*` (shared by every connection manager, as Envoy's codec stats).
     pub codec_stats: crate::stats::Http1CodecStats,
+    /// `http2.*` (the flood counters, shared likewise).
+    pub h2_codec_stats: crate::stats::Http2CodecStats,
     pub idle_timeout: Option<Duration>,
     /// Largest request head accepted (`max_request_headers_kb`).
     pub max_head: usize,
@@ -180,6 +182,7 @@ pub fn compile_hcm(
         filters,
         stats: HttpStats::new(registry, &format!("http.{}", cfg.stat_prefix)),
         codec_stats: crate::stats::Http1CodecStats::new(registry, "http1"),
+        h2_codec_stats: crate::stats::Http2CodecStats::new(registry, "http2"),
         idle_timeout: (cfg.idle_timeout_ms > 0).then(|| Duration::from_millis(cfg.idle_timeout_ms)),
         max_head: cfg.max_request_headers_kb as usize * 1024,
         server_name,

@@ -100,6 +100,7 @@ def _edge() -> dict[str, Any]:
         path_with_escaped_slashes_action="UNESCAPE_AND_FORWARD",
         use_remote_address=True,
         xff_num_trusted_hops=1,
+        http2_protocol_options={"max_outbound_control_frames": 500, "max_outbound_frames": 9},
     )
     tcp = {
         "name": "tcp",

@@ -128,7 +128,7 @@ def test_all_problems_are_collected_at_once(tmp_path: Path) -> None:
     listener(b)["address"]["socket_address"]["port_value"] = 70000  # PGV
     cluster(b)["lb_policy"] = "CLUSTER_PROVIDED"  # unsupported
     route(b)["route"]["cluster"] = "missing"  # translation
-    hcm(b)["http2_protocol_options"] = {"max_outbound_frames": 5}  # unsupported (later)
+    hcm(b)["http2_protocol_options"] = {"hpack_table_size": 5}  # unsupported (later)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(b))
     assert sorted(str(p) for p in validate_file(path)) == sorted(
@@ -137,8 +137,7 @@ def test_all_problems_are_collected_at_once(tmp_path: Path) -> None:
             f"{LISTENER}.address.socket_address.port_value: 70000 must be at most 65535",
             f"{CLUSTER}.lb_policy: CLUSTER_PROVIDED is not supported",
             f"{ROUTE}.route.cluster: unknown cluster 'missing' (not in static_resources.clusters)",
-            f"{HCM}.http2_protocol_options.max_outbound_frames: "
-            "max_outbound_frames is not supported yet",
+            f"{HCM}.http2_protocol_options.hpack_table_size: hpack_table_size is not supported yet",
         ]
     )
 

@@ -125,12 +125,12 @@ def test_http2_upstream_options_are_rejected_with_their_path() -> None:
     _options(
         b,
         explicit_http_config={
-            "http2_protocol_options": {"max_concurrent_streams": 7, "max_outbound_frames": 5}
+            "http2_protocol_options": {"max_concurrent_streams": 7, "hpack_table_size": 5}
         },
     )
     assert problems(b) == [
-        f"{OPTIONS_PATH}.explicit_http_config.http2_protocol_options.max_outbound_frames: "
-        "max_outbound_frames is not supported yet"
+        f"{OPTIONS_PATH}.explicit_http_config.http2_protocol_options.hpack_table_size: "
+        "hpack_table_size is not supported yet"
     ]
 
 
@@ -156,10 +156,8 @@ def test_downstream_codec_type_and_http2_options() -> None:
     assert manager["http2"]["max_concurrent_streams"] == 2147483647
     assert "codec_type" not in _manager(base())
     assert "http2" not in _manager(base())
-    hcm(b)["http2_protocol_options"] = {"max_inbound_priority_frames_per_stream": 10}
-    assert [p.split(": ", 1)[1] for p in problems(b)] == [
-        "max_inbound_priority_frames_per_stream is not supported yet"
-    ]
+    hcm(b)["http2_protocol_options"] = {"hpack_table_size": 10}
+    assert [p.split(": ", 1)[1] for p in problems(b)] == ["hpack_table_size is not supported yet"]
 
 
 def test_per_connection_local_rate_limit() -> None:

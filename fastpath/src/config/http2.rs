@@ -33,6 +33,21 @@ pub struct Http2Options {
     /// 8441: WebSocket over HTTP/2). No effect upstream.
     #[serde(default)]
     pub allow_connect: bool,
+    /// Envoy's flood limits (`http2/flood.rs`; downstream only): frames queued but not yet
+    /// written (default 10000), control frames among them (PING/SETTINGS acks, RST_STREAM;
+    /// default 1000), consecutive empty DATA/HEADERS/CONTINUATION frames without END_STREAM
+    /// (default 1), PRIORITY frames per opened stream (default 100), WINDOW_UPDATE frames per
+    /// DATA frame sent (default 10).
+    #[serde(default = "default_max_outbound_frames")]
+    pub max_outbound_frames: u32,
+    #[serde(default = "default_max_outbound_control_frames")]
+    pub max_outbound_control_frames: u32,
+    #[serde(default = "default_max_consecutive_empty")]
+    pub max_consecutive_inbound_frames_with_empty_payload: u32,
+    #[serde(default = "default_max_priority")]
+    pub max_inbound_priority_frames_per_stream: u32,
+    #[serde(default = "default_max_window_update")]
+    pub max_inbound_window_update_frames_per_data_frame_sent: u32,
 }
 
 impl Default for Http2Options {
@@ -42,6 +57,11 @@ impl Default for Http2Options {
             initial_stream_window_size: default_window(),
             initial_connection_window_size: default_window(),
             allow_connect: false,
+            max_outbound_frames: default_max_outbound_frames(),
+            max_outbound_control_frames: default_max_outbound_control_frames(),
+            max_consecutive_inbound_frames_with_empty_payload: default_max_consecutive_empty(),
+            max_inbound_priority_frames_per_stream: default_max_priority(),
+            max_inbound_window_update_frames_per_data_frame_sent: default_max_window_update(),
         }
     }
 }
@@ -54,6 +74,26 @@ fn default_window() -> u32 {
     268_435_456
 }
 
+fn default_max_outbound_frames() -> u32 {
+    10_000
+}
+
+fn default_max_outbound_control_frames() -> u32 {
+    1_000
+}
+
+fn default_max_consecutive_empty() -> u32 {
+    1
+}
+
+fn default_max_priority() -> u32 {
+    100
+}
+
+fn default_max_window_update() -> u32 {
+    10
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,7 +104,12 @@ mod tests {
         assert_eq!(o, Http2Options::default());
         assert_eq!(o.max_concurrent_streams, 2_147_483_647);
         assert_eq!(o.initial_stream_window_size, 268_435_456);
-        assert!(serde_json::from_str::<Http2Options>(r#"{"max_outbound_frames": 1}"#).is_err());
+        assert_eq!(o.max_outbound_frames, 10_000);
+        assert_eq!(o.max_outbound_control_frames, 1_000);
+        assert_eq!(o.max_consecutive_inbound_frames_with_empty_payload, 1);
+        assert_eq!(o.max_inbound_priority_frames_per_stream, 100);
+        assert_eq!(o.max_inbound_window_update_frames_per_data_frame_sent, 10);
+        assert!(serde_json::from_str::<Http2Options>(r#"{"hpack_table_size": 1}"#).is_err());
         let c: CodecType = serde_json::from_str(r#""http2""#).unwrap();
         assert_eq!(c, CodecType::Http2);
     }

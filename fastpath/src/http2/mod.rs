@@ -2,10 +2,12 @@
 //! are served by the core's connection loop over in-memory pipe pairs (`server.rs`,
 //! `mem_pipe.rs`), an upstream `h2` client whose streams carry the core's requests from such
 //! pairs (`client.rs`), the translation between the two protocols (`headers.rs`,
-//! `body.rs`), and CONNECT streams as byte tunnels (`tunnel.rs`). See docs/http2.md.
+//! `body.rs`), CONNECT streams as byte tunnels (`tunnel.rs`), and Envoy's flood limits on
+//! downstream connections (`flood.rs`). See docs/http2.md.
 mod body;
 pub mod client;
 mod coalesce;
+mod flood;
 mod grpc_reply;
 mod handoff;
 pub mod headers;

@@ -57,9 +57,20 @@ where
     let idle_timeout = hcm.idle_timeout;
     let drain_ms = hcm.cfg.drain_timeout_ms;
     let stats = hcm.stats.clone();
+    let flood = (
+        super::flood::Limits::from_options(opts),
+        hcm.h2_codec_stats.clone(),
+    );
     drop(view);
     let w = worker.index;
-    let handshake = builder.handshake::<_, Bytes>(super::coalesce::Coalesce::new(io));
+    // Envoy's flood limits: frames counted as they pass between the socket and `h2`;
+    // above them, writes coalesced per worker turn (the flood layer counts what the socket
+    // refuses, not the bytes of one turn).
+    let closed = Rc::new(Cell::new(0u64));
+    let preface = super::flood::CLIENT_PREFACE_LEN;
+    let io = super::flood::FloodGuard::new(io, flood.0, preface, closed.clone(), flood.1, w);
+    let io = super::coalesce::Coalesce::new(io);
+    let handshake = builder.handshake::<_, Bytes>(io);
     let mut conn = match tokio::time::timeout(Duration::from_secs(10), handshake).await {
         Ok(Ok(c)) => c,
         _ => {
@@ -80,10 +91,11 @@ where
                     stats.inc(w, http::Counter::DownstreamRqHttp2Total);
                     active.set(active.get() + 1);
                     let task = stream(worker.clone(), chosen.clone(), info.clone(), req, respond);
-                    let active = active.clone();
+                    let (active, closed) = (active.clone(), closed.clone());
                     tokio::task::spawn_local(async move {
                         task.await;
                         active.set(active.get() - 1);
+                        closed.set(closed.get() + 1);
                     });
                 }
                 Some(Err(e)) => {

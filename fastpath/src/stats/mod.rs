@@ -250,6 +250,7 @@ pub trait TypedScope {
 typed_scope!(ListenerStats, listener);
 typed_scope!(HttpStats, http);
 typed_scope!(Http1CodecStats, http1_codec);
+typed_scope!(Http2CodecStats, http2_codec);
 typed_scope!(ClusterStats, cluster);
 typed_scope!(OutlierStats, outlier);
 impl ClusterStats {

@@ -94,6 +94,21 @@ stat_set! { http1_codec, prefix_codes: None,
     control_counters {}
 }
 
+// `http2.*`: Envoy's HTTP/2 codec flood counters (one global scope, `http2/flood.rs`).
+stat_set! { http2_codec, prefix_codes: None,
+    counters {
+        OutboundFlood => "outbound_flood",
+        OutboundControlFlood => "outbound_control_flood",
+        InboundEmptyFramesFlood => "inbound_empty_frames_flood",
+        InboundPriorityFramesFlood => "inbound_priority_frames_flood",
+        InboundWindowUpdateFramesFlood => "inbound_window_update_frames_flood",
+    }
+    gauges {}
+    histograms {}
+    globals {}
+    control_counters {}
+}
+
 // `cluster.<name>.*`
 stat_set! { cluster, prefix_codes: Some("upstream_rq_"),
     counters {

@@ -103,6 +103,7 @@ def with_header_lists(spec: Message) -> Message:
     return Message({**spec.fields, **{name: ok() for name in lists}}, spec.later, spec.note)
 
 
+_FLOOD = "downstream only (refused on a cluster); "
 _RUNTIME_NOOP = "no runtime: the configured value applies"
 PER_FILTER_CONFIG = typed(
     FAULT,
@@ -1235,11 +1236,6 @@ MESSAGES: dict[str, Message] = {
     "envoy.config.core.v3.Http2ProtocolOptions": message(
         later=(
             "hpack_table_size",
-            "max_outbound_frames",
-            "max_outbound_control_frames",
-            "max_consecutive_inbound_frames_with_empty_payload",
-            "max_inbound_priority_frames_per_stream",
-            "max_inbound_window_update_frames_per_data_frame_sent",
             "allow_metadata",
             "override_stream_error_on_invalid_http_message",
             "stream_error_on_invalid_http_messaging",
@@ -1253,7 +1249,13 @@ MESSAGES: dict[str, Message] = {
             "downstream: SETTINGS_ENABLE_CONNECT_PROTOCOL, extended CONNECT (WebSocket over "
             "HTTP/2, RFC 8441); no effect upstream"
         ),
-        note="the `h2` crate's own flood limits apply (not Envoy's counters)",
+        max_outbound_frames=ok(_FLOOD + "default 10000"),
+        max_outbound_control_frames=ok(_FLOOD + "default 1000"),
+        max_consecutive_inbound_frames_with_empty_payload=ok(_FLOOD + "default 1"),
+        max_inbound_priority_frames_per_stream=ok(_FLOOD + "default 100"),
+        max_inbound_window_update_frames_per_data_frame_sent=ok(_FLOOD + "default 10"),
+        note="flood limits: Envoy's counters (`http2.*_flood`) on downstream connections; "
+        "refused on clusters; see docs/http2.md",
     ),
     "envoy.config.core.v3.Http1ProtocolOptions": message(
         accept_http_10=ok(),

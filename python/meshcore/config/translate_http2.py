@@ -12,6 +12,8 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
+from . import paths
+from .errors import Problems
 from .supported import UPSTREAM_HTTP_OPTIONS
 from .type_urls import type_name, unpack
 from .values import enum_name, wrapped
@@ -19,6 +21,14 @@ from .values import enum_name, wrapped
 # Envoy's defaults (`Http2ProtocolOptions`).
 DEFAULT_MAX_CONCURRENT_STREAMS = 2147483647
 DEFAULT_WINDOW = 268435456
+# Envoy's flood limits and their defaults (enforced on downstream connections only).
+FLOOD_LIMITS = {
+    "max_outbound_frames": 10000,
+    "max_outbound_control_frames": 1000,
+    "max_consecutive_inbound_frames_with_empty_payload": 1,
+    "max_inbound_priority_frames_per_stream": 100,
+    "max_inbound_window_update_frames_per_data_frame_sent": 10,
+}
 
 
 def options(msg: protocol_pb2.Http2ProtocolOptions) -> dict[str, Any]:
@@ -44,7 +54,10 @@ def downstream(manager: hcm_pb2.HttpConnectionManager) -> dict[str, Any]:
     if codec != "auto":
         out["codec_type"] = codec
     if manager.HasField("http2_protocol_options"):
-        out["http2"] = options(manager.http2_protocol_options)
+        msg = manager.http2_protocol_options
+        # The flood limits (left out at Envoy's defaults; downstream only).
+        flood = {name: wrapped(msg, name, None) for name in FLOOD_LIMITS if msg.HasField(name)}
+        out["http2"] = {**options(msg), **flood}
     return out
 
 
@@ -66,6 +79,42 @@ def upstream(config: cluster_pb2.Cluster) -> protocol_pb2.Http2ProtocolOptions |
         return None
     result: protocol_pb2.Http2ProtocolOptions = chosen.http2_protocol_options
     return result
+
+
+def upstream_flood_problems(config: cluster_pb2.Cluster, path: str, problems: Problems) -> None:
+    """The flood limits are enforced on downstream connections only: on a cluster they are
+    refused, naming the field's path."""
+    found: list[tuple[str, protocol_pb2.Http2ProtocolOptions]] = []
+    if config.HasField("http2_protocol_options"):
+        found.append((paths.field(path, "http2_protocol_options"), config.http2_protocol_options))
+    packed = config.typed_extension_protocol_options.get(UPSTREAM_HTTP_OPTIONS)
+    unpacked = (
+        unpack(packed)
+        if packed is not None and type_name(packed.type_url) == UPSTREAM_HTTP_OPTIONS
+        else None
+    )
+    if unpacked is not None:
+        options_path = paths.item(
+            paths.field(path, "typed_extension_protocol_options"), UPSTREAM_HTTP_OPTIONS
+        )
+        for kind in ("explicit_http_config", "use_downstream_protocol_config"):
+            chosen = getattr(unpacked, kind)
+            if unpacked.HasField(kind) and chosen.HasField("http2_protocol_options"):
+                kind_path = paths.field(options_path, kind)
+                found.append(
+                    (
+                        paths.field(kind_path, "http2_protocol_options"),
+                        chosen.http2_protocol_options,
+                    )
+                )
+    for options_path, msg in found:
+        for name in FLOOD_LIMITS:
+            if msg.HasField(name):
+                problems.add(
+                    paths.field(options_path, name),
+                    "flood limits are not supported on upstream connections yet "
+                    "(meshcore enforces them on downstream connections only)",
+                )
 
 
 def follows_downstream(config: cluster_pb2.Cluster) -> bool:
