@@ -123,6 +123,45 @@ mod tests {
         );
     }
 
+    fn cluster(fields: serde_json::Value) -> Cluster {
+        let mut v = serde_json::json!({"name": "c"});
+        v.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn the_cluster_options_pick_the_offer() {
+        let h2 = serde_json::json!({});
+        assert_eq!(Offer::of(&cluster(serde_json::json!({}))), Offer::Http1);
+        assert_eq!(
+            Offer::of(&cluster(serde_json::json!({"http2": h2}))),
+            Offer::Http2
+        );
+        assert_eq!(
+            Offer::of(&cluster(
+                serde_json::json!({"http2": h2, "http_auto": true})
+            )),
+            Offer::Auto
+        );
+        let follow = serde_json::json!({"http2": h2, "http2_follows_downstream": true});
+        assert_eq!(Offer::of(&cluster(follow)), Offer::FollowDownstream);
+    }
+
+    #[test]
+    fn auto_without_tls_is_refused_in_envoys_words() {
+        let registry = crate::stats::Registry::new(1);
+        let c = cluster(serde_json::json!({"http2": {}, "http_auto": true}));
+        let err = crate::tls::ClientTls::compile(&c, &registry, "clusters[0]")
+            .err()
+            .unwrap();
+        assert_eq!(
+            err,
+            "clusters[0]: ALPN configured for cluster c which has a non-ALPN transport socket"
+        );
+    }
+
     #[test]
     fn only_h2_chosen_means_http2() {
         assert!(chose_http2(Some(b"h2")));
