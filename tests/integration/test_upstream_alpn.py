@@ -77,6 +77,18 @@ def proxy(
                 )
             )
             routes.append(route({"prefix": f"/{cluster}/"}, cluster=cluster))
+    # auto_config with a configured ALPN list: it offers that list.
+    only_h1 = upstream_tls_socket(pki)
+    only_h1["typed_config"]["common_tls_context"]["alpn_protocols"] = ["http/1.1"]  # type: ignore[index]
+    clusters.append(
+        static_cluster(
+            "auto_listed",
+            [("127.0.0.1", upstreams["both"].port)],
+            transport_socket=only_h1,
+            typed_extension_protocol_options=_options("auto_config"),
+        )
+    )
+    routes.append(route({"prefix": "/auto_listed/"}, cluster="auto_listed"))
     rc = route_config([virtual_host("all", ["*"], routes)])
     running = start_proxy(
         request.param,
@@ -156,3 +168,13 @@ def test_follow_downstream_offers_the_downstream_protocol(
         # Envoy: 502 (the codec's protocol error); meshcore: 503 (the stream closed first).
         assert got[0].startswith("HTTP/2 50")
     assert upstreams[upstream].protocols[before:] == chosen
+
+
+def test_auto_config_offers_a_configured_alpn_list(
+    proxy: Proxy, upstreams: dict[str, AlpnUpstream]
+) -> None:
+    url = f"http://127.0.0.1:{proxy.port}/auto_listed"
+    before = len(upstreams["both"].protocols)
+    assert curl("--http2-prior-knowledge", f"{url}/a") == ("http/1.1", "http/1.1 /auto_listed/a 0")
+    assert upstreams["both"].protocols[before:] == ["http/1.1"]
+    assert proxy.counter("cluster.auto_listed.upstream_cx_http1_total") == 1
