@@ -139,7 +139,8 @@ impl Drop for UpConn {
 
 /// Connects to `addr` for `cluster` on worker `w`, counting Envoy's connection stats. An
 /// HTTP/2 cluster gets a bridged stream on a shared HTTP/2 connection instead
-/// (`downstream_http2`: the request came over HTTP/2, for `use_downstream_protocol_config`).
+/// (`downstream_http2`: the request came over HTTP/2, for `use_downstream_protocol_config`);
+/// an `auto_config` cluster gets what the host chose in ALPN (`auto.rs`).
 pub async fn connect(
     w: usize,
     cluster: &Arc<ClusterState>,
