@@ -114,10 +114,8 @@ def test_use_downstream_protocol_config_with_http2_follows_the_downstream() -> N
             "UpstreamTlsContext"
         },
     }
-    assert problems(b) == [
-        f"{CLUSTER}.transport_socket: use_downstream_protocol_config with HTTP/2 to a TLS "
-        "cluster is not supported yet (its connections would need ALPN per request protocol)"
-    ]
+    # Over TLS too: ALPN offers the request's protocol (tests/config/test_upstream_alpn.py).
+    assert problems(b) == []
 
 
 def test_http2_upstream_options_are_rejected_with_their_path() -> None:

@@ -274,9 +274,11 @@ def test_http2_upstream_may_be_routed_to() -> None:
     cluster(b)["typed_extension_protocol_options"] = {
         UPSTREAM_OPTIONS: {"@type": f"type.googleapis.com/{UPSTREAM_OPTIONS}", "auto_config": {}}
     }
+    # auto_config chooses by TLS ALPN: refused on a cleartext cluster, as Envoy does.
     assert problems(b) == [
         f"{CLUSTER}.typed_extension_protocol_options[{UPSTREAM_OPTIONS}].auto_config: "
-        "auto_config is not supported"
+        "ALPN configured for cluster backend which has a non-ALPN transport socket (auto_config "
+        "chooses the protocol by TLS ALPN: set a TLS transport_socket)"
     ]
 
 

@@ -99,17 +99,17 @@ impl ClusterState {
         self
     }
 
-    /// The HTTP/2 options a request uses upstream (None: HTTP/1.1). `downstream_http2`: the
-    /// request came over HTTP/2 (what `use_downstream_protocol_config` follows).
+    /// The HTTP/2 options a request uses upstream (None: HTTP/1.1, or chosen by ALPN on
+    /// connecting for `auto_config`). `downstream_http2`: the request came over HTTP/2 (what
+    /// `use_downstream_protocol_config` follows).
     #[inline]
     pub fn upstream_http2(
         &self,
         downstream_http2: bool,
     ) -> Option<&crate::config::snapshot::Http2Options> {
-        self.cfg
-            .http2
-            .as_ref()
-            .filter(|_| downstream_http2 || !self.cfg.http2_follows_downstream)
+        self.cfg.http2.as_ref().filter(|_| {
+            !self.cfg.http_auto && (downstream_http2 || !self.cfg.http2_follows_downstream)
+        })
     }
 
     /// Makes connections to the hosts TLS (`transport_socket`).

@@ -957,6 +957,10 @@ pub struct Cluster {
     /// HTTP/2; those that came over HTTP/1.1 go upstream over HTTP/1.1.
     #[serde(default)]
     pub http2_follows_downstream: bool,
+    /// `auto_config`: TLS with ALPN `h2,http/1.1`; the protocol the host chose picks the
+    /// codec (`http2` holds the HTTP/2 options; no ALPN chosen: HTTP/1.1).
+    #[serde(default)]
+    pub http_auto: bool,
 }
 
 /// `common_lb_config`, the policy's own config, and the load assignment's `policy`.

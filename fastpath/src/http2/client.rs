@@ -71,14 +71,51 @@ pub async fn stream(
     addr: SocketAddr,
     opts: &Http2Options,
 ) -> Result<Stream, ConnectError> {
-    let conn = match pick(w, cluster, host, opts) {
-        Some(c) => c,
-        None => {
-            let c = open(w, cluster, host, addr, opts).await?;
-            CONNS.with(|m| m.borrow_mut().entry(host.id).or_default().push(c.clone()));
-            c
-        }
-    };
+    if let Some(s) = reuse(w, cluster, host, opts) {
+        return Ok(s);
+    }
+    cluster.stats.inc(w, Counter::UpstreamCxHttp2Total);
+    let tcp = open_counted(w, cluster, host, addr).await?;
+    adopt(w, cluster, host, tcp, opts).await
+}
+
+/// A stream on an existing connection to `host` with room for it, if there is one.
+pub fn reuse(
+    w: usize,
+    cluster: &Arc<ClusterState>,
+    host: &Arc<HostCounters>,
+    opts: &Http2Options,
+) -> Option<Stream> {
+    let conn = pick(w, cluster, host, opts)?;
+    Some(start(w, cluster, host, conn))
+}
+
+/// A stream on a new HTTP/2 connection over `tcp`, a connection `open_counted` opened (and
+/// the caller counted in `upstream_cx_http2_total`); it joins the host's connections.
+pub async fn adopt(
+    w: usize,
+    cluster: &Arc<ClusterState>,
+    host: &Arc<HostCounters>,
+    tcp: Stream,
+    opts: &Http2Options,
+) -> Result<Stream, ConnectError> {
+    let conn = handshake(w, cluster, host, tcp, opts).await?;
+    CONNS.with(|m| {
+        m.borrow_mut()
+            .entry(host.id)
+            .or_default()
+            .push(conn.clone())
+    });
+    Ok(start(w, cluster, host, conn))
+}
+
+/// Starts one stream on `conn`: the core's end of a pipe pair bridged to it.
+fn start(
+    w: usize,
+    cluster: &Arc<ClusterState>,
+    host: &Arc<HostCounters>,
+    conn: Rc<H2Conn>,
+) -> Stream {
     conn.started.set(conn.started.get() + 1);
     let max_requests = cluster.cfg.max_requests_per_connection;
     if max_requests > 0 && conn.started.get() >= max_requests {
@@ -89,7 +126,7 @@ pub async fn stream(
     let (ours, core) = mem_pipe::pair();
     conn.shared.active.set(conn.shared.active.get() + 1);
     tokio::task::spawn_local(bridge(ours, conn));
-    Ok(Stream::Mem(core))
+    Stream::Mem(core)
 }
 
 fn forget(host_id: u64, conn: &Rc<H2Conn>) {
@@ -135,16 +172,15 @@ fn pick(
     })
 }
 
-/// Opens and handshakes a new connection; its task counts it until it closes.
-async fn open(
+/// Handshakes HTTP/2 on a connection `open_counted` opened; its task counts it until it
+/// closes.
+async fn handshake(
     w: usize,
     cluster: &Arc<ClusterState>,
     host: &Arc<HostCounters>,
-    addr: SocketAddr,
+    tcp: Stream,
     opts: &Http2Options,
 ) -> Result<Rc<H2Conn>, ConnectError> {
-    cluster.stats.inc(w, Counter::UpstreamCxHttp2Total);
-    let tcp = open_counted(w, cluster, host, addr).await?;
     let mut builder = h2::client::Builder::new();
     builder
         .enable_push(false)

@@ -139,7 +139,8 @@ impl Drop for UpConn {
 
 /// Connects to `addr` for `cluster` on worker `w`, counting Envoy's connection stats. An
 /// HTTP/2 cluster gets a bridged stream on a shared HTTP/2 connection instead
-/// (`downstream_http2`: the request came over HTTP/2, for `use_downstream_protocol_config`).
+/// (`downstream_http2`: the request came over HTTP/2, for `use_downstream_protocol_config`);
+/// an `auto_config` cluster gets what the host chose in ALPN (`auto.rs`).
 pub async fn connect(
     w: usize,
     cluster: &Arc<ClusterState>,
@@ -147,12 +148,37 @@ pub async fn connect(
     addr: std::net::SocketAddr,
     downstream_http2: bool,
 ) -> Result<UpConn, ConnectError> {
+    if cluster.cfg.http_auto {
+        return super::auto::connect(w, cluster, host, addr).await;
+    }
     if let Some(opts) = cluster.upstream_http2(downstream_http2) {
         let stream = crate::http2::client::stream(w, cluster, host, addr, opts).await?;
         return Ok(UpConn::fresh(stream, w, cluster, host, true));
     }
     cluster.stats.inc(w, Counter::UpstreamCxHttp1Total);
-    connect_tcp(w, cluster, host, addr).await
+    // An HTTP/1.1 request of a `use_downstream_protocol_config` cluster offers `http/1.1`.
+    let stream = open_offering(w, cluster, host, addr, true).await?;
+    Ok(UpConn::fresh(stream, w, cluster, host, false))
+}
+
+/// An HTTP/1.1 connection `open_counted` opened, as the pool keeps it.
+pub(super) fn http1(
+    stream: Stream,
+    w: usize,
+    cluster: &Arc<ClusterState>,
+    host: &Arc<HostCounters>,
+) -> UpConn {
+    UpConn::fresh(stream, w, cluster, host, false)
+}
+
+/// The core's end of an HTTP/2 stream (`http2/client.rs`), as the core uses it.
+pub(super) fn bridged(
+    stream: Stream,
+    w: usize,
+    cluster: &Arc<ClusterState>,
+    host: &Arc<HostCounters>,
+) -> UpConn {
+    UpConn::fresh(stream, w, cluster, host, true)
 }
 
 /// Opens a TCP connection counted as an upstream connection (`upstream_cx_total`,
@@ -163,6 +189,18 @@ pub async fn open_counted(
     cluster: &Arc<ClusterState>,
     host: &Arc<HostCounters>,
     addr: std::net::SocketAddr,
+) -> Result<Stream, ConnectError> {
+    open_offering(w, cluster, host, addr, false).await
+}
+
+/// `open_counted`; `http1`: a TLS connection of a `use_downstream_protocol_config` cluster
+/// offers `http/1.1` in ALPN (else `h2`).
+async fn open_offering(
+    w: usize,
+    cluster: &Arc<ClusterState>,
+    host: &Arc<HostCounters>,
+    addr: std::net::SocketAddr,
+    http1: bool,
 ) -> Result<Stream, ConnectError> {
     let s = &cluster.stats;
     s.inc(w, Counter::UpstreamCxTotal);
@@ -176,7 +214,9 @@ pub async fn open_counted(
         let _ = st.set_nodelay(true);
         match &cluster.tls {
             None => Ok(Stream::Tcp(st)),
-            Some(tls) => crate::tls::connect(tls, st, addr, w).await.map_err(drop),
+            Some(tls) => crate::tls::connect(tls, st, addr, w, http1)
+                .await
+                .map_err(drop),
         }
     };
     let stream = match tokio::time::timeout(cluster.connect_timeout, connecting).await {

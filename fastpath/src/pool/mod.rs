@@ -1,6 +1,7 @@
 //! Per-worker upstream keep-alive pool, keyed by host: idle connections up to the cluster's
 //! `max_idle_per_host`, closed after `idle_timeout_ms`, at `max_connection_duration_ms` or
 //! when the upstream closes them.
+mod auto;
 mod buffers;
 mod connect;
 

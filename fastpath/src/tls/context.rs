@@ -10,6 +10,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, SupportedCipherSuite, SupportedProtocolVersion};
 
+use super::alpn_offer::{HTTP1, Offer};
 use super::verify::{ClientVerifier, SanMatchers, ServerVerifier};
 use crate::config::snapshot::{CommonTls, DownstreamTls, TlsParams, UpstreamTls};
 
@@ -30,6 +31,9 @@ pub struct ServerTlsConfig {
 #[derive(Debug)]
 pub struct ClientTlsConfig {
     pub config: Arc<rustls::ClientConfig>,
+    /// `use_downstream_protocol_config` with HTTP/2: the config offering `http/1.1`, for
+    /// HTTP/1.1 requests (`config` offers `h2`).
+    pub http1: Option<Arc<rustls::ClientConfig>>,
     /// `sni` (None: no SNI; the host's IP is used as the rustls server name, which sends
     /// none).
     pub sni: Option<ServerName<'static>>,
@@ -230,8 +234,8 @@ impl ServerTlsConfig {
 
 impl ClientTlsConfig {
     /// `path` names the cluster's transport socket typed config.
-    /// `http2`: the cluster speaks HTTP/2 upstream, so ALPN offers `h2`.
-    pub fn compile(t: &UpstreamTls, http2: bool, path: &str) -> Result<ClientTlsConfig, String> {
+    /// `offer`: what ALPN offers, from the cluster's HTTP protocol options.
+    pub fn compile(t: &UpstreamTls, offer: Offer, path: &str) -> Result<ClientTlsConfig, String> {
         let common_path = format!("{path}.common_tls_context");
         let c = &t.common;
         let provider = provider(&c.tls_params, &format!("{common_path}.tls_params"))?;
@@ -265,17 +269,16 @@ impl ClientTlsConfig {
                 .map_err(|e| format!("{common_path}.tls_certificates[0]: {e}"))?,
             None => builder.with_no_client_auth(),
         };
-        // ALPN offers the cluster's codec: `h2` for an HTTP/2 cluster, else `http/1.1` (Envoy's
-        // pools add the same fallback when no ALPN is configured). A configured list must
-        // name that codec: meshcore has no ALPN-negotiated (`auto_config`) upstream codec.
-        let codec = if http2 { "h2" } else { "http/1.1" };
-        if let Some(p) = c.alpn_protocols.iter().find(|p| *p != codec) {
-            return Err(format!(
-                "{common_path}.alpn_protocols: {p:?} is not supported upstream (this cluster \
-                 speaks {codec} only)"
-            ));
-        }
-        config.alpn_protocols = vec![codec.as_bytes().to_vec()];
+        // ALPN offers the cluster's codec(s) (`alpn_offer.rs`; Envoy's pools add the same
+        // fallback when no ALPN is configured).
+        let offered =
+            offer.protocols(&c.alpn_protocols, &format!("{common_path}.alpn_protocols"))?;
+        config.alpn_protocols = offered.iter().map(|p| p.as_bytes().to_vec()).collect();
+        let http1 = (offer == Offer::FollowDownstream).then(|| {
+            let mut h1 = config.clone();
+            h1.alpn_protocols = vec![HTTP1.as_bytes().to_vec()];
+            Arc::new(h1)
+        });
         let sni = match t.sni.as_str() {
             "" => None,
             s => Some(
@@ -285,6 +288,7 @@ impl ClientTlsConfig {
         };
         Ok(ClientTlsConfig {
             config: Arc::new(config),
+            http1,
             sni,
         })
     }

@@ -10,6 +10,7 @@ use super::*;
 use crate::config::snapshot::{
     SanMatcher, SanType, StringMatcher, StringPattern, TlsCertificate, Validation,
 };
+use crate::tls::alpn_offer::Offer;
 use crate::tls::stats::{Counter, verify_failure};
 use crate::tls::stream::{HandshakeError, TlsStream};
 use crate::tls::test_certs::{Ca, Leaf};
@@ -89,7 +90,7 @@ async fn handshake(
 }
 
 fn client(ca: &Ca, leaf: Option<&Leaf>) -> ClientTlsConfig {
-    ClientTlsConfig::compile(&upstream(ca, leaf, vec![]), false, "c").unwrap()
+    ClientTlsConfig::compile(&upstream(ca, leaf, vec![]), Offer::Http1, "c").unwrap()
 }
 
 #[tokio::test]
@@ -147,7 +148,7 @@ async fn upstream_san_matchers_decide_and_the_sni_name_does_not() {
     let server = ServerTlsConfig::compile(&downstream(&ca, false, vec![]), "t").unwrap();
     let ok = ClientTlsConfig::compile(
         &upstream(&ca, None, vec![exact(SanType::Dns, "proxy.test")]),
-        false,
+        Offer::Http1,
         "c",
     )
     .unwrap();
@@ -155,7 +156,7 @@ async fn upstream_san_matchers_decide_and_the_sni_name_does_not() {
     assert!(c.is_ok());
     let wrong = ClientTlsConfig::compile(
         &upstream(&ca, None, vec![exact(SanType::Dns, "other.test")]),
-        false,
+        Offer::Http1,
         "c",
     )
     .unwrap();
@@ -222,17 +223,32 @@ fn config_errors_name_the_field() {
     let mut u = upstream(&ca, None, vec![]);
     u.common.alpn_protocols = vec!["h2".into()];
     assert!(
-        ClientTlsConfig::compile(&u, false, "clusters[0].transport_socket")
+        ClientTlsConfig::compile(&u, Offer::Http1, "clusters[0].transport_socket")
             .unwrap_err()
             .starts_with("clusters[0].transport_socket.common_tls_context.alpn_protocols: ")
     );
     // An HTTP/2 cluster offers h2 (configured or not), and refuses http/1.1 in the list.
-    let h2 = ClientTlsConfig::compile(&u, true, "c").unwrap();
+    let h2 = ClientTlsConfig::compile(&u, Offer::Http2, "c").unwrap();
     assert_eq!(h2.config.alpn_protocols, vec![b"h2".to_vec()]);
-    let plain = ClientTlsConfig::compile(&upstream(&ca, None, vec![]), true, "c").unwrap();
+    let plain = ClientTlsConfig::compile(&upstream(&ca, None, vec![]), Offer::Http2, "c").unwrap();
     assert_eq!(plain.config.alpn_protocols, vec![b"h2".to_vec()]);
     u.common.alpn_protocols = vec!["http/1.1".into()];
-    assert!(ClientTlsConfig::compile(&u, true, "c").is_err());
+    assert!(ClientTlsConfig::compile(&u, Offer::Http2, "c").is_err());
+    // auto_config offers both; use_downstream_protocol_config has an http/1.1 config too.
+    let auto = ClientTlsConfig::compile(&upstream(&ca, None, vec![]), Offer::Auto, "c").unwrap();
+    assert_eq!(
+        auto.config.alpn_protocols,
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    );
+    assert!(auto.http1.is_none());
+    let follow =
+        ClientTlsConfig::compile(&upstream(&ca, None, vec![]), Offer::FollowDownstream, "c")
+            .unwrap();
+    assert_eq!(follow.config.alpn_protocols, vec![b"h2".to_vec()]);
+    assert_eq!(
+        follow.http1.unwrap().alpn_protocols,
+        vec![b"http/1.1".to_vec()]
+    );
     let _ = Arc::new(0);
 }
 

@@ -2,6 +2,7 @@
 //! origination of upstream ones (`connect`), the readiness-driven TLS stream, compiled
 //! contexts, certificate identity, verification and `ssl.*` stats; and the ClientHello
 //! peek of the TLS inspector.
+pub mod alpn_offer;
 pub mod cert;
 pub mod client_hello;
 pub mod context;
@@ -98,19 +99,25 @@ pub async fn accept(
 
 /// Originates TLS on a connected upstream socket (the caller's connect timeout bounds it);
 /// counts the cluster's `ssl.*` stats.
+/// `http1`: the request is HTTP/1.1 on a `use_downstream_protocol_config` cluster, which
+/// offers `http/1.1` for it (ignored for other clusters).
 pub async fn connect(
     tls: &ClientTls,
     tcp: TcpStream,
     addr: SocketAddr,
     w: usize,
+    http1: bool,
 ) -> Result<Stream, HandshakeError> {
     let name = tls
         .cfg
         .sni
         .clone()
         .unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
-    let conn =
-        rustls::ClientConnection::new(tls.cfg.config.clone(), name).map_err(HandshakeError::Tls)?;
+    let config = match &tls.cfg.http1 {
+        Some(h1) if http1 => h1.clone(),
+        _ => tls.cfg.config.clone(),
+    };
+    let conn = rustls::ClientConnection::new(config, name).map_err(HandshakeError::Tls)?;
     match TlsStream::handshake(tcp, Connection::Client(conn)).await {
         Ok(s) => {
             let version = s.session().protocol_version();
@@ -133,16 +140,18 @@ impl ClientTls {
         path: &str,
     ) -> Result<Option<ClientTls>, String> {
         let Some(t) = &c.transport_socket else {
+            if c.http_auto {
+                // Envoy's words: auto_config needs ALPN, which only TLS has.
+                return Err(format!(
+                    "{path}: ALPN configured for cluster {} which has a non-ALPN transport \
+                     socket",
+                    c.name
+                ));
+            }
             return Ok(None);
         };
-        if c.http2_follows_downstream {
-            return Err(format!(
-                "{path}.transport_socket: use_downstream_protocol_config with HTTP/2 to a TLS \
-                 cluster is not supported yet"
-            ));
-        }
-        let cfg =
-            ClientTlsConfig::compile(t, c.http2.is_some(), &format!("{path}.transport_socket"))?;
+        let offer = alpn_offer::Offer::of(c);
+        let cfg = ClientTlsConfig::compile(t, offer, &format!("{path}.transport_socket"))?;
         let stats = SslStats::new(registry, &format!("cluster.{}", c.name));
         Ok(Some(ClientTls { cfg, stats }))
     }

@@ -1223,6 +1223,12 @@ MESSAGES: dict[str, Message] = {
         use_downstream_protocol_config=ok(
             "HTTP/2 requests go upstream over HTTP/2 when http2_protocol_options is set"
         ),
+        auto_config=ok("TLS clusters only: ALPN h2,http/1.1 picks the codec; see docs/http2.md"),
+    ),
+    f"{UPSTREAM_HTTP_OPTIONS}.AutoHttpConfig": message(
+        later=("http3_protocol_options", "alternate_protocols_cache_options"),
+        http_protocol_options=ok(),
+        http2_protocol_options=ok("used when the upstream chose h2 in ALPN"),
     ),
     f"{UPSTREAM_HTTP_OPTIONS}.ExplicitHttpConfig": message(
         http_protocol_options=ok(),
@@ -1231,7 +1237,7 @@ MESSAGES: dict[str, Message] = {
     f"{UPSTREAM_HTTP_OPTIONS}.UseDownstreamHttpConfig": message(
         later=("http3_protocol_options",),
         http_protocol_options=ok(),
-        http2_protocol_options=ok("cleartext only (not with a TLS transport_socket)"),
+        http2_protocol_options=ok("over TLS, ALPN offers the request's protocol"),
     ),
     "envoy.config.core.v3.Http2ProtocolOptions": message(
         later=(

@@ -84,13 +84,17 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
     http2 = translate_http2.upstream(config)
     translate_http2.upstream_flood_problems(config, path, problems)
     follows = http2 is not None and translate_http2.follows_downstream(config)
-    if http2 is not None:
+    auto = translate_http2.negotiates(config)
+    if http2 is not None and not auto:
         out.http2.add(config.name)
-    if follows and config.HasField("transport_socket"):
+    if auto and not config.HasField("transport_socket"):
+        options_path = paths.item(
+            paths.field(path, "typed_extension_protocol_options"), UPSTREAM_HTTP_OPTIONS
+        )
         problems.add(
-            paths.field(path, "transport_socket"),
-            "use_downstream_protocol_config with HTTP/2 to a TLS cluster is not supported yet "
-            "(its connections would need ALPN per request protocol)",
+            paths.field(options_path, "auto_config"),
+            f"ALPN configured for cluster {config.name} which has a non-ALPN transport socket "
+            "(auto_config chooses the protocol by TLS ALPN: set a TLS transport_socket)",
         )
     if kind in _DNS_TYPES:
         out.dns.append(
@@ -133,6 +137,7 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
             **upstream_tls(config, path, problems),
             **({"http2": translate_http2.options(http2)} if http2 is not None else {}),
             **({"http2_follows_downstream": True} if follows else {}),
+            **({"http_auto": True} if auto else {}),
         }
     )
 

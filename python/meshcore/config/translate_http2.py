@@ -1,6 +1,7 @@
 """HTTP/2 settings for the engine snapshot: a connection manager's `codec_type` and
 `http2_protocol_options`, and a cluster's HTTP/2 upstream options (the deprecated
-`http2_protocol_options` or `HttpProtocolOptions.explicit_http_config`)."""
+`http2_protocol_options` or `HttpProtocolOptions.explicit_http_config`, and the
+`auto_config` and `use_downstream_protocol_config` choices between HTTP/1.1 and HTTP/2)."""
 
 from __future__ import annotations
 
@@ -72,10 +73,11 @@ def upstream(config: cluster_pb2.Cluster) -> protocol_pb2.Http2ProtocolOptions |
     if unpacked is None:
         return None
     kind = unpacked.WhichOneof("upstream_protocol_options")
-    if kind not in ("explicit_http_config", "use_downstream_protocol_config"):
+    if kind not in ("explicit_http_config", "use_downstream_protocol_config", "auto_config"):
         return None
     chosen = getattr(unpacked, kind)
-    if not chosen.HasField("http2_protocol_options"):
+    # auto_config may speak HTTP/2 whatever it sets (Envoy's defaults when unset).
+    if kind != "auto_config" and not chosen.HasField("http2_protocol_options"):
         return None
     result: protocol_pb2.Http2ProtocolOptions = chosen.http2_protocol_options
     return result
@@ -97,7 +99,7 @@ def upstream_flood_problems(config: cluster_pb2.Cluster, path: str, problems: Pr
         options_path = paths.item(
             paths.field(path, "typed_extension_protocol_options"), UPSTREAM_HTTP_OPTIONS
         )
-        for kind in ("explicit_http_config", "use_downstream_protocol_config"):
+        for kind in ("explicit_http_config", "use_downstream_protocol_config", "auto_config"):
             chosen = getattr(unpacked, kind)
             if unpacked.HasField(kind) and chosen.HasField("http2_protocol_options"):
                 kind_path = paths.field(options_path, kind)
@@ -115,6 +117,17 @@ def upstream_flood_problems(config: cluster_pb2.Cluster, path: str, problems: Pr
                     "flood limits are not supported on upstream connections yet "
                     "(meshcore enforces them on downstream connections only)",
                 )
+
+
+def negotiates(config: cluster_pb2.Cluster) -> bool:
+    """`auto_config`: the codec is what the upstream chose in ALPN (`h2`, else HTTP/1.1)."""
+    packed = config.typed_extension_protocol_options.get(UPSTREAM_HTTP_OPTIONS)
+    if packed is None or type_name(packed.type_url) != UPSTREAM_HTTP_OPTIONS:
+        return False
+    unpacked = unpack(packed)
+    return (
+        unpacked is not None and unpacked.WhichOneof("upstream_protocol_options") == "auto_config"
+    )
 
 
 def follows_downstream(config: cluster_pb2.Cluster) -> bool:
