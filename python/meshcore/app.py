@@ -257,6 +257,7 @@ class Server:
             self.engine.apply(snapshot_with_endpoints(config, current.membership.merged_all()))
             assert self._nursery is not None
             await self.jwks.restart(self._nursery, config.snapshot)
+            self.spans.configure(config.snapshot)  # an LDS listener's tracer
         self.state.config = config
 
     async def update_xds_endpoints(self, updates: Mapping[str, list[Endpoint]]) -> None:

@@ -54,8 +54,10 @@ def listener_json(
     rds: str | None = None,
     routes: Json | None = None,
     stat_prefix: str = "ingress",
+    tracing: Json | None = None,
 ) -> Json:
-    data = b.http_listener(name, port, routes or {}, stat_prefix=stat_prefix)
+    extra = {"tracing": tracing} if tracing is not None else {}
+    data = b.http_listener(name, port, routes or {}, stat_prefix=stat_prefix, **extra)
     hcm = data["filter_chains"][0]["filters"][0]["typed_config"]
     if rds is not None:
         del hcm["route_config"]
@@ -70,10 +72,11 @@ def listener(
     rds: str | None = None,
     routes: Json | None = None,
     stat_prefix: str = "ingress",
+    tracing: Json | None = None,
 ) -> Any:
     return parse(
         listener_pb2.Listener,
-        listener_json(name, port, rds=rds, routes=routes, stat_prefix=stat_prefix),
+        listener_json(name, port, rds=rds, routes=routes, stat_prefix=stat_prefix, tracing=tracing),
     )
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from meshcore.xds.resources import Incoming, Rejected, ResourceStore, Update
 
+from tests.support import bootstrap as b
+
 from .builders import (
     ASSIGNMENT,
     CLUSTER,
@@ -161,4 +163,40 @@ def test_a_warming_listener_on_a_taken_port_is_the_lds_update_s_fault(store) -> 
         )
     assert info.value.lines == [
         "listeners[m].address: 127.0.0.1:10000 is already the address of listener 'l'"
+    ]
+
+
+def _tracing_of(store: ResourceStore, listener_name: str) -> dict:
+    assert store.applied is not None
+    lst = next(x for x in store.applied.snapshot["listeners"] if x["name"] == listener_name)
+    return lst["filter_chains"][0]["filter"]["http_connection_manager"]["tracing"]
+
+
+def test_an_lds_listener_without_provider_inherits_the_bootstraps_or_is_nacked() -> None:
+    routes = b.route_config([b.virtual_host("all", ["*"], [b.route({"prefix": "/"}, cluster="a")])])
+    traced = listener("l", 0, routes=routes, tracing={"overall_sampling": {"value": 50}})
+    bootstrap = xds_bootstrap(18000, node="n")
+    bootstrap["tracing"] = {
+        "http": {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+                "grpc_service": {"envoy_grpc": {"cluster_name": "xds_cluster"}},
+            },
+        }
+    }
+    store = ResourceStore(load_bootstrap(bootstrap), ads=True)
+    apply(store, update(CLUSTER, static_cluster("a", [("10.0.0.1", 80)])))
+    apply(store, update(LISTENER, traced))
+    t = _tracing_of(store, "l")
+    assert (t["provider"], t["overall_sampling"]) == ("opentelemetry", 5000)
+    assert (t["export"]["kind"], t["export"]["cluster"]) == ("opentelemetry_grpc", "xds_cluster")
+
+    bare = ResourceStore(load_bootstrap(xds_bootstrap(18000, node="n")), ads=True)
+    apply(bare, update(CLUSTER, static_cluster("a", [("10.0.0.1", 80)])))
+    with pytest.raises(Rejected) as info:
+        bare.stage(update(LISTENER, traced), 0.0)
+    assert info.value.lines == [
+        "listeners[l].filter_chains[0].filters[0].typed_config.tracing.provider: a tracing "
+        "provider is required (here or in the bootstrap's `tracing.http`)"
     ]

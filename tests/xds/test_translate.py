@@ -128,3 +128,47 @@ def test_rds_over_a_file_source_is_refused() -> None:
         "listeners[a].filter_chains[0].filters[0].typed_config.rds.config_source: only `ads: {}` "
         "is supported (RDS over the ADS stream)"
     ) in found
+
+
+ZIPKIN = "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig"
+_ZIPKIN_HTTP = {
+    "name": "envoy.tracers.zipkin",
+    "typed_config": {
+        "@type": ZIPKIN,
+        "collector_cluster": "xds_cluster",
+        "collector_endpoint": "/api/v2/spans",
+        "collector_endpoint_version": "HTTP_JSON",
+        "trace_id_128bit": True,
+    },
+}
+
+
+def _traced_listener() -> object:
+    routes = b.route_config([b.virtual_host("all", ["*"], [b.route({"prefix": "/"}, cluster="c")])])
+    return listener("l", 10001, routes=routes, tracing={"random_sampling": {"value": 25}})
+
+
+def test_an_lds_listener_without_provider_uses_the_bootstrap_tracing() -> None:
+    bootstrap = xds_bootstrap(18000, node="n")
+    bootstrap["tracing"] = {"http": _ZIPKIN_HTTP}
+    config = translate_resources(
+        load_bootstrap(bootstrap),
+        listeners=[_traced_listener()],
+        clusters=[static_cluster("c", [("10.0.0.2", 80)])],
+    )
+    [lst] = config.snapshot["listeners"]
+    t = lst["filter_chains"][0]["filter"]["http_connection_manager"]["tracing"]
+    # The bootstrap's provider, the manager's sampling.
+    assert (t["provider"], t["random_sampling"], t["trace_id_128bit"]) == ("zipkin", 2500, True)
+    assert t["export"] == {"kind": "zipkin", "cluster": "xds_cluster", "path": "/api/v2/spans"}
+    assert "provider_from_bootstrap" not in t
+
+
+def test_an_lds_listener_without_provider_and_no_bootstrap_tracing_is_refused() -> None:
+    found = problems(
+        listeners=[_traced_listener()], clusters=[static_cluster("c", [("10.0.0.2", 80)])]
+    )
+    assert found == [
+        "listeners[l].filter_chains[0].filters[0].typed_config.tracing.provider: a tracing "
+        "provider is required (here or in the bootstrap's `tracing.http`)"
+    ]

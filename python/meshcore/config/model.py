@@ -118,6 +118,10 @@ class MeshConfig:
     sds_listeners: tuple[dict[str, Any], ...] = ()
     """Static listeners whose TLS names an SDS secret from ADS, a stream or a file: not in
     `snapshot` (they warm); the xDS client adds each, resolved, once its secrets came."""
+    tracing: bytes = b""
+    """The bootstrap's `tracing`, serialized (b"": none; bytes keep protobuf out of the
+    serving process): its `http` provider serves the connection managers of LDS listeners
+    that name none, as it does static ones (`xds_resources.bootstrap_tracing`)."""
 
     def snapshot_bytes(self) -> bytes:
         """The snapshot as the JSON `Engine.apply` takes."""

@@ -677,7 +677,7 @@ MESSAGES: dict[str, Message] = {
         later=("cluster_manager",),
         tracing=ok(
             "the provider of connection managers whose `tracing` names none (static "
-            "listeners; docs/tracing.md)"
+            "and LDS listeners; docs/tracing.md)"
         ),
         stats_sinks=ok("statsd over UDP (docs/stats.md)"),
         overload_manager=ok("the global downstream connection limit"),

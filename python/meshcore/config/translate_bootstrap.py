@@ -79,6 +79,7 @@ def translate(bootstrap: bootstrap_pb2.Bootstrap, problems: Problems) -> MeshCon
         sds_listeners=sds_listeners,
         stats_sinks=stats_sinks(bootstrap, problems),
         stats_flush_interval_s=flush_interval_s(bootstrap),
+        tracing=bootstrap.tracing.SerializeToString(),
     )
     _check_sds_sources(config, bootstrap, problems)
     return config

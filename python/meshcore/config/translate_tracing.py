@@ -165,8 +165,9 @@ def inherit_provider(
 ) -> None:
     """Completes every connection manager `tracing` without a `provider` with the
     bootstrap's `tracing.http` (Envoy's fallback; a manager's own provider wins), or reports
-    it when there is none (`bootstrap_tracing` None: a listener from LDS, translated without
-    the bootstrap). The bootstrap's provider is checked even when no manager uses it."""
+    it when there is none (`bootstrap_tracing` None: the bootstrap has no `tracing`), for
+    static and LDS listeners alike. The bootstrap's provider is checked even when no manager
+    uses it."""
     found = None
     has_http = bootstrap_tracing is not None and bootstrap_tracing.HasField("http")
     if bootstrap_tracing is not None and has_http:

@@ -16,6 +16,7 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
+from envoy.config.trace.v3 import http_tracer_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from . import paths, pgv, unsupported
@@ -134,15 +135,21 @@ def _named_rules(
     return problems
 
 
+def bootstrap_tracing(static: MeshConfig) -> http_tracer_pb2.Tracing | None:
+    """The bootstrap's `tracing` (None: it has none), for `check_listener`."""
+    return http_tracer_pb2.Tracing.FromString(static.tracing) if static.tracing else None
+
+
 def check_listener(
-    msg: listener_pb2.Listener, path: str
+    msg: listener_pb2.Listener, path: str, bootstrap_tracing: http_tracer_pb2.Tracing | None
 ) -> tuple[ListenerResource | None, list[Problem]]:
+    """An LDS listener; a connection manager `tracing` without `provider` gets the
+    bootstrap's `tracing.http` (`MeshConfig.tracing`), as a static listener's does."""
     problems = _named_rules(msg, path, "LDS")
     refs = ClusterRefs()
     snapshot = one_listener(msg, path, problems, refs)
     if snapshot is not None:
-        # A listener from LDS names its tracing provider (the bootstrap's is not applied).
-        inherit_provider([snapshot], None, problems)
+        inherit_provider([snapshot], bootstrap_tracing, problems)
     if problems or snapshot is None:
         return None, problems.as_list() or [Problem(path, "not an HTTP listener")]
     manager = connection_manager_of(msg)
@@ -300,6 +307,7 @@ def translate_resources(
     checks and translation as a static bootstrap. Every listener's RDS route config and
     every EDS cluster's assignment must be among the resources. Raises ConfigError."""
     problems = Problems()
+    tracing = bootstrap_tracing(static)
     checked_clusters: list[ClusterResource] = []
     for msg in clusters:
         path = resource_path(CLUSTER, msg.name)
@@ -332,7 +340,7 @@ def translate_resources(
     composed: list[dict[str, Any]] = []
     for msg in listeners:
         path = resource_path(LISTENER, msg.name)
-        listener, found = check_listener(msg, path)
+        listener, found = check_listener(msg, path, tracing)
         problems.extend(found)
         if listener is None:
             continue

@@ -46,6 +46,7 @@ from meshcore.config.xds_resources import (
     EndpointsResource,
     ListenerResource,
     RouteResource,
+    bootstrap_tracing,
     check_addresses,
     check_assignment,
     check_cluster,
@@ -72,8 +73,8 @@ MESSAGES: dict[str, type[Message]] = {
     ASSIGNMENT: endpoint_pb2.ClusterLoadAssignment,
     SECRET: secret_pb2.Secret,
 }
+# Listeners are checked by `ResourceStore._check` (they need the bootstrap's tracing).
 _CHECKS: dict[str, Callable[[Any, str], tuple[Any, list[Problem]]]] = {
-    LISTENER: check_listener,
     ROUTE_CONFIG: check_route_config,
     CLUSTER: check_cluster,
     ASSIGNMENT: check_assignment,
@@ -286,7 +287,7 @@ class ResourceStore:
             else:
                 if message is None:
                     message = decode(type_url, raw)
-                checked, found = _CHECKS[type_url](message, path)
+                checked, found = self._check(type_url, message, path)
                 problems.extend(found)
                 last_updated = now
                 fresh.add(incoming.name)
@@ -325,6 +326,13 @@ class ResourceStore:
         if problems:
             raise Rejected(problems)
         return Staged(update, accepted, view, self._plan(view))
+
+    def _check(self, type_url: str, message: Message, path: str) -> tuple[Any, list[Problem]]:
+        """One resource through the config layer's checks and translation."""
+        if type_url == LISTENER:
+            assert isinstance(message, listener_pb2.Listener)
+            return check_listener(message, path, bootstrap_tracing(self.static))
+        return _CHECKS[type_url](message, path)
 
     def _endpoints_only(self, update: Update, changes: dict[str, Entry]) -> Staged | None:
         """An EDS update that only moves hosts of serving clusters (none warms with it): a
