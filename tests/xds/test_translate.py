@@ -160,7 +160,12 @@ def test_an_lds_listener_without_provider_uses_the_bootstrap_tracing() -> None:
     t = lst["filter_chains"][0]["filter"]["http_connection_manager"]["tracing"]
     # The bootstrap's provider, the manager's sampling.
     assert (t["provider"], t["random_sampling"], t["trace_id_128bit"]) == ("zipkin", 2500, True)
-    assert t["export"] == {"kind": "zipkin", "cluster": "xds_cluster", "path": "/api/v2/spans"}
+    assert t["export"] == {
+        "kind": "zipkin",
+        "cluster": "xds_cluster",
+        "path": "/api/v2/spans",
+        "service_cluster": "test-mesh",
+    }
     assert "provider_from_bootstrap" not in t
 
 
@@ -172,3 +177,47 @@ def test_an_lds_listener_without_provider_and_no_bootstrap_tracing_is_refused() 
         "listeners[l].filter_chains[0].filters[0].typed_config.tracing.provider: a tracing "
         "provider is required (here or in the bootstrap's `tracing.http`)"
     ]
+
+
+def test_lds_tracers_are_numbered_with_the_static_ones_and_get_the_node() -> None:
+    own = {
+        "name": "envoy.tracers.opentelemetry",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+            "grpc_service": {"envoy_grpc": {"cluster_name": "xds_cluster"}},
+        },
+    }
+    static_routes = b.route_config(
+        [b.virtual_host("s", ["*"], [b.route({"prefix": "/"}, direct_response={"status": 200})])]
+    )
+    bootstrap = xds_bootstrap(
+        18000,
+        node="n",
+        listeners=[b.http_listener("s", 10002, static_routes, tracing={"provider": own})],
+    )
+    bootstrap["node"]["locality"] = {"zone": "z1"}
+    bootstrap["tracing"] = {"http": _ZIPKIN_HTTP}
+    pushed = _traced_listener()
+    config = translate_resources(
+        load_bootstrap(bootstrap),
+        listeners=[pushed],
+        clusters=[static_cluster("c", [("10.0.0.2", 80)])],
+    )
+    s, lds = (
+        lst["filter_chains"][0]["filter"]["http_connection_manager"]["tracing"]
+        for lst in config.snapshot["listeners"]
+    )
+    assert (s["tracer"], s["export"]["kind"]) == (0, "opentelemetry_grpc")
+    assert (lds["tracer"], lds["export"]["kind"]) == (1, "zipkin")
+    assert (lds["node_id"], lds["zone"], lds["export"]["service_cluster"]) == (
+        "n",
+        "z1",
+        "test-mesh",
+    )
+    # The same listener translated again (its cached snapshot was not renumbered in place).
+    again = translate_resources(
+        load_bootstrap(bootstrap),
+        listeners=[pushed],
+        clusters=[static_cluster("c", [("10.0.0.2", 80)])],
+    )
+    assert again.snapshot["listeners"] == config.snapshot["listeners"]

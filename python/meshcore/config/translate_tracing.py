@@ -228,3 +228,34 @@ def link_tracers(
             t["node_id"] = node_id
             t["zone"] = zone
     return exporters
+
+
+def _chain_with_own_tracing(chain: dict[str, Any]) -> dict[str, Any]:
+    manager = chain.get("filter", {}).get("http_connection_manager")
+    if not manager or "tracing" not in manager:
+        return chain
+    copied = {**manager, "tracing": dict(manager["tracing"])}
+    return {**chain, "filter": {**chain["filter"], "http_connection_manager": copied}}
+
+
+def relink_tracers(
+    listeners: list[dict[str, Any]], node_id: str, node_cluster: str, zone: str
+) -> list[dict[str, Any]]:
+    """`link_tracers` over static and LDS listeners together (an LDS listener's tracer gets
+    its own number and the node), on copies: the listeners given stay as they are."""
+    out: list[dict[str, Any]] = []
+    for listener in listeners:
+        if any("tracing" in m for m in _managers(listener)):
+            listener = {
+                **listener,
+                "filter_chains": [
+                    _chain_with_own_tracing(c) for c in listener.get("filter_chains", ())
+                ],
+            }
+            if listener.get("default_filter_chain"):
+                listener["default_filter_chain"] = _chain_with_own_tracing(
+                    listener["default_filter_chain"]
+                )
+        out.append(listener)
+    link_tracers(out, node_id, node_cluster, zone)
+    return out

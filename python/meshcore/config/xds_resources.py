@@ -26,7 +26,7 @@ from .secrets import SecretRef, SecretValue, check_secret, secret_refs
 from .translate_clusters import assignment_hosts, one_cluster
 from .translate_listeners import connection_manager_of, one_listener
 from .translate_routes import ClusterRefs, route_config
-from .translate_tracing import inherit_provider
+from .translate_tracing import inherit_provider, relink_tracers
 
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 ROUTE_CONFIG = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
@@ -282,7 +282,12 @@ def compose(
     ]
     snapshot = {
         **static.snapshot,
-        "listeners": [*static.snapshot.get("listeners", ()), *listeners],
+        "listeners": relink_tracers(
+            [*static.snapshot.get("listeners", ()), *listeners],
+            static.node_id,
+            static.node_cluster,
+            str(static.bootstrap.get("node", {}).get("locality", {}).get("zone", "")),
+        ),
         "clusters": [*static.snapshot.get("clusters", ()), *dynamic_clusters],
     }
     return dataclasses.replace(
