@@ -139,9 +139,11 @@ def xds_bootstrap(
     initial_fetch_timeout: str | None = None,
     lds: Json | None = None,
     cds: Json | None = None,
+    tracing: Json | None = None,
 ) -> Json:
     """A bootstrap whose listeners and clusters come over ADS from 127.0.0.1:`ads_port`
-    (`lds`/`cds` replace the ADS config sources, e.g. with a path_config_source)."""
+    (`lds`/`cds` replace the ADS config sources, e.g. with a path_config_source; `tracing`:
+    the bootstrap's)."""
     source = dict(ADS_SOURCE)
     if initial_fetch_timeout is not None:
         source["initial_fetch_timeout"] = initial_fetch_timeout
@@ -156,4 +158,6 @@ def xds_bootstrap(
         "lds_config": lds or dict(source),
         "cds_config": cds or dict(source),
     }
+    if tracing is not None:
+        config["tracing"] = tracing
     return config

@@ -207,3 +207,44 @@ async def test_config_dump_and_stats_after_updates(ads_server: AdsServer, sink: 
         await request(ads_server, acked(CLUSTER, "c-2"))
         await until(lambda: control.get("cluster_manager.cluster_modified") == 1)
         assert control.gauge("cluster_manager.cds.version") not in versions
+
+
+async def test_a_listener_from_a_watched_file_inherits_the_bootstrap_tracing(
+    ads_server: AdsServer, sink: FakeSink, tmp_path: Path
+) -> None:
+    lds_file, cds_file = tmp_path / "lds.yaml", tmp_path / "cds.yaml"
+    write_response(
+        cds_file,
+        "c1",
+        [typed(CLUSTER, json_format.MessageToDict(static_cluster("a", [("127.0.0.1", 1)])))],
+    )
+    traced = listener_json(
+        "ingress", 0, routes=routes_json("r", "a"), tracing={"random_sampling": {"value": 1}}
+    )
+    write_response(lds_file, "l1", [typed(LISTENER, traced)])
+    zipkin = {
+        "name": "envoy.tracers.zipkin",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig",
+            "collector_cluster": "a",
+            "collector_endpoint": "/api/v2/spans",
+            "collector_endpoint_version": "HTTP_JSON",
+        },
+    }
+    sources = {
+        "lds": {"path_config_source": {"path": str(lds_file)}},
+        "cds": {"path_config_source": {"path": str(cds_file)}},
+    }
+    async with running_client(ads_server, sink, tracing={"http": zipkin}, **sources):
+        await until(lambda: sink.configs and "ingress" in sink.listener_names())
+        chain = sink.listener("ingress")["filter_chains"][0]
+        t = chain["filter"]["http_connection_manager"]["tracing"]
+        assert (t["provider"], t["random_sampling"]) == ("zipkin", 100)
+        assert (t["export"]["cluster"], t["export"]["path"]) == ("a", "/api/v2/spans")
+    async with running_client(ads_server, sink, wait_initialized=False, **sources) as client:
+        await until(lambda: client.rejections.get(LISTENER))
+        assert client.rejections[LISTENER][0] == (
+            "listeners[ingress].filter_chains[0].filters[0].typed_config.tracing"
+            ".provider: a tracing provider is required (here or in the bootstrap's "
+            "`tracing.http`)"
+        )
