@@ -354,6 +354,20 @@ impl Engine {
         self.registry.flush_histograms()
     }
 
+    /// The histogram samples captured since the last call (`stats::samples`) as
+    /// `name:ms|ms\n` lines, and how many were dropped meanwhile; drops are also counted in
+    /// `statsd.histogram_samples_dropped`.
+    pub fn take_histogram_samples(&self) -> (Vec<u8>, u64) {
+        let (lines, dropped) = crate::stats::samples::take();
+        if dropped > 0 {
+            let s = self
+                .registry
+                .scope("statsd", &crate::stats::sets::statsd::LAYOUT);
+            s.control_add(0, dropped);
+        }
+        (lines, dropped)
+    }
+
     pub fn clusters(&self) -> Vec<u8> {
         let ctl = self.lock();
         let out: Vec<serde_json::Value> = ctl

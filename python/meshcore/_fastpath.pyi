@@ -45,6 +45,14 @@ class Engine:
     def flush_histograms(self) -> None:
         """Ends a stats flush interval: each histogram's samples since the previous call
         become its interval reading in `stats()` (Envoy's `stats_flush_interval`)."""
+    def capture_histogram_samples(self, on: bool) -> None:
+        """Turns on (or off, discarding what is buffered) keeping every histogram sample
+        for `take_histogram_samples` (the statsd sink's timers). Process-wide; off by
+        default. Each worker keeps at most 65,536 samples between takes and drops the rest."""
+    def take_histogram_samples(self) -> tuple[bytes, int]:
+        """(samples captured since the last call as `name:ms|ms\\n` lines with the
+        histogram's full stat name and whole milliseconds, samples dropped meanwhile); the
+        drops are also counted in `statsd.histogram_samples_dropped`."""
     def clusters(self) -> bytes:
         """JSON: [{"name": str, "hosts": [{"address": str, "port": int, "weight": int,
         "healthy": bool, "priority": int, "ejected": bool, "cx_active": int, "cx_total": int,

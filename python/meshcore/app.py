@@ -217,12 +217,17 @@ class Server:
             return
         from meshcore.sinks.statsd import StatsdSink, run_sinks
 
-        def export() -> tuple[list[bytes], list[bytes]]:
+        engine = self.engine
+
+        def export() -> tuple[list[bytes], list[bytes], bytes]:
+            # Samples first: their drops are then in this export's counters.
+            samples, _dropped = engine.take_histogram_samples()
             snap = self.stats.snapshot()
-            return snap.counters.lines, snap.gauges.lines
+            return snap.counters.lines, snap.gauges.lines, samples
 
         assert self._nursery is not None
         sinks = [StatsdSink(t) for t in targets]
+        engine.capture_histogram_samples(True)
         await self._nursery.start(run_sinks, sinks, export, interval_s)
 
     async def _start_xds(self, config: MeshConfigLike) -> None:

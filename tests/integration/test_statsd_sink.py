@@ -136,3 +136,31 @@ async def test_counter_deltas_add_up_to_the_requests_sent(proxy, statsd):
     wait_for(lambda: statsd.gauges().get("envoy.cluster.app.membership_total") == 1)
     # Unused counters are not sent (Envoy's `used` flag).
     assert "envoy.cluster.app.upstream_rq_timeout" not in counters
+
+
+def timers(statsd: StatsdServer) -> dict[str, list[int]]:
+    """Every `|ms` sample received, by name."""
+    out: dict[str, list[int]] = {}
+    with statsd._lock:
+        for line in statsd.lines:
+            name, _, rest = line.partition(":")
+            value, _, kind = rest.partition("|")
+            if kind == "ms":
+                out.setdefault(name, []).append(int(value))
+    return out
+
+
+async def test_histogram_samples_arrive_as_one_timer_per_request(proxy, statsd):
+    with trio.fail_after(20):
+        assert await count_upstreams(proxy.port, 12, connections=3) == {"app": 12}
+    downstream = "envoy.http.ingress.downstream_rq_time"
+    upstream = "envoy.cluster.app.upstream_rq_time"
+    wait_for(lambda: len(timers(statsd).get(upstream, [])) >= 12)
+    wait_for(lambda: len(timers(statsd).get(downstream, [])) >= 12)
+    time.sleep(0.5)  # a few more flushes: a sample is sent once
+    got = timers(statsd)
+    assert len(got[downstream]) == 12
+    assert len(got[upstream]) == 12
+    # Whole milliseconds; a local request takes well under a minute.
+    assert all(0 <= v < 60_000 for v in got[downstream] + got[upstream])
+    assert "envoy.statsd.histogram_samples_dropped" not in statsd.counters()

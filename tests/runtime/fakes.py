@@ -23,6 +23,7 @@ class FakeEngine:
         self.stats_doc: dict[str, Any] = {"counters": {}, "gauges": {}, "histograms": {}}
         self.clusters_doc: list[dict[str, Any]] = []
         self.active = 0
+        self.capturing = False
         self.drain_calls = 0
         self.stop_calls = 0
         self.reopen_calls = 0
@@ -89,6 +90,13 @@ class FakeEngine:
     def take_spans(self) -> bytes:
         """No traced requests pass through the fake: never any span."""
         return b""
+
+    def capture_histogram_samples(self, on: bool) -> None:
+        self.capturing = on
+
+    def take_histogram_samples(self) -> tuple[bytes, int]:
+        """No request passes through the fake: never any sample."""
+        return b"", 0
 
     def active_connections(self) -> int:
         return self.active

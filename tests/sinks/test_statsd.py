@@ -59,3 +59,13 @@ def test_a_flush_reaches_a_udp_server() -> None:
     assert b"p.c199.upstream_rq_total:200|c" in received
     assert received[-1] == b"p.g:7|g"
     assert sink.sent_datagrams > 1  # 201 lines do not fit one datagram
+
+
+def test_histogram_samples_are_sent_as_prefixed_timers() -> None:
+    out = StatsdLines("envoy")
+    samples = b"http.in.downstream_rq_time:3|ms\ncluster.a.upstream_rq_time:0|ms\n"
+    assert list(out.lines([], lines(g=1), samples)) == [
+        b"envoy.g:1|g",
+        b"envoy.http.in.downstream_rq_time:3|ms",
+        b"envoy.cluster.a.upstream_rq_time:0|ms",
+    ]

@@ -77,6 +77,17 @@ impl Engine {
         py.detach(|| self.inner.flush_histograms());
     }
 
+    /// Histogram sample capture for the statsd sink on or off (process-wide).
+    fn capture_histogram_samples(&self, on: bool) {
+        crate::stats::samples::set_enabled(on);
+    }
+
+    /// (`name:ms|ms\n` lines captured since the last call, samples dropped meanwhile).
+    fn take_histogram_samples<'py>(&self, py: Python<'py>) -> (Bound<'py, PyBytes>, u64) {
+        let (lines, dropped) = py.detach(|| self.inner.take_histogram_samples());
+        (PyBytes::new(py, &lines), dropped)
+    }
+
     fn clusters<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         let v = py.detach(|| self.inner.clusters());
         PyBytes::new(py, &v)

@@ -8,6 +8,7 @@
 mod flat;
 mod histogram;
 mod order;
+pub mod samples;
 mod scope;
 pub mod sets;
 

@@ -144,6 +144,10 @@ impl Scope {
         bump(shard.slot(base + histogram::bucket_of_us(us)), 1);
         bump(shard.slot(base + histogram::SUM_SLOT), us);
         bump(shard.slot(base + histogram::COUNT_SLOT), 1);
+        if super::samples::enabled() {
+            // Envoy's statsd timers are whole milliseconds (truncated).
+            super::samples::push(w, &self.key, self.layout.histograms[h], us / 1000);
+        }
     }
 
     #[inline]

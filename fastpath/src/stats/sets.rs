@@ -277,3 +277,14 @@ stat_set! { grpc_upstream, prefix_codes: None,
     globals {}
     control_counters {}
 }
+
+// `statsd.*`: the statsd sink's own counter (meshcore's; created on the first drop).
+stat_set! { statsd, prefix_codes: None,
+    counters {}
+    gauges {}
+    histograms {}
+    globals {}
+    control_counters {
+        HistogramSamplesDropped => "histogram_samples_dropped",
+    }
+}

@@ -1,9 +1,11 @@
 """Envoy's statsd sink (`envoy.stat_sinks.statsd` with a UDP `address`), pushed by the
 control layer every `stats_flush_interval`: each used counter as its change since the last
-flush (`<prefix>.<name>:<delta>|c`) and each used gauge as its value (`|g`), with Envoy's
-untagged stat names. Lines are packed into datagrams of at most `MAX_DATAGRAM` bytes
-(newline-separated, which statsd servers accept) instead of Envoy's one datagram per
-line: 10,000 clusters make half a million lines per flush."""
+flush (`<prefix>.<name>:<delta>|c`), each used gauge as its value (`|g`) and each histogram
+sample recorded since as its own timer in whole milliseconds (`<prefix>.<name>:<ms>|ms`,
+captured by the engine: `Engine.take_histogram_samples`), with Envoy's untagged stat names.
+Lines are packed into datagrams of at most `MAX_DATAGRAM` bytes (newline-separated, which
+statsd servers accept) instead of Envoy's one datagram per line: 10,000 clusters make half
+a million lines per flush."""
 
 from __future__ import annotations
 
@@ -31,8 +33,11 @@ class StatsdLines:
         self._counters: dict[bytes, int] = {}
         self._used_gauges: set[bytes] = set()
 
-    def lines(self, counters: Iterable[bytes], gauges: Iterable[bytes]) -> Iterator[bytes]:
-        """Statsd lines for one flush; `counters` and `gauges` are `name\\0value` lines."""
+    def lines(
+        self, counters: Iterable[bytes], gauges: Iterable[bytes], samples: bytes = b""
+    ) -> Iterator[bytes]:
+        """Statsd lines for one flush; `counters` and `gauges` are `name\\0value` lines,
+        `samples` the engine's `name:ms|ms\\n` histogram sample lines."""
         prefix = self._prefix
         previous = self._counters
         current: dict[bytes, int] = {}
@@ -52,6 +57,8 @@ class StatsdLines:
             if value or name in used:
                 used.add(name)
                 yield b"%s.%s:%d|g" % (prefix, name, value)
+        for sample in samples.splitlines():
+            yield b"%s.%s" % (prefix, sample)
 
 
 def datagrams(lines: Iterable[bytes], limit: int = MAX_DATAGRAM) -> Iterator[bytes]:
@@ -83,10 +90,12 @@ class StatsdSink:
         self._sock.setblocking(False)
         self.sent_datagrams = 0
 
-    def flush(self, counters: Iterable[bytes], gauges: Iterable[bytes]) -> None:
+    def flush(
+        self, counters: Iterable[bytes], gauges: Iterable[bytes], samples: bytes = b""
+    ) -> None:
         """Builds and sends one flush (in a worker thread: it is a loop over every stat)."""
         where = (self.target.address, self.target.port)
-        for datagram in datagrams(self._lines.lines(counters, gauges)):
+        for datagram in datagrams(self._lines.lines(counters, gauges, samples)):
             try:
                 self._sock.sendto(datagram, where)
                 self.sent_datagrams += 1
@@ -102,22 +111,22 @@ class StatsdSink:
 
 async def run_sinks(
     sinks: list[StatsdSink],
-    export: Callable[[], tuple[list[bytes], list[bytes]]],
+    export: Callable[[], tuple[list[bytes], list[bytes], bytes]],
     interval_s: float,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Every `interval_s`: one stats export (`export` gives counter and gauge lines), sent
-    to every sink, off the trio loop."""
+    """Every `interval_s`: one stats export (`export` gives counter and gauge lines and the
+    histogram sample lines), sent to every sink, off the trio loop."""
     task_status.started()
     try:
         while True:
             await trio.sleep(interval_s)
 
             def flush() -> None:
-                counters, gauges = export()
+                counters, gauges, samples = export()
                 for sink in sinks:
-                    sink.flush(counters, gauges)
+                    sink.flush(counters, gauges, samples)
 
             await trio.to_thread.run_sync(flush)
     finally:
