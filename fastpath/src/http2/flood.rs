@@ -103,14 +103,13 @@ pub struct Head {
 /// Where the parser is in the byte stream.
 #[derive(Debug, Clone, Copy)]
 enum State {
-    /// Bytes to skip before the first frame (the client preface).
+    /// Bytes to pass over before the next frame header: the client preface, or what is left
+    /// of the current frame's payload.
     Skip(u32),
     /// `have` bytes of the next 9-byte header are in `hdr`.
     Header { have: u8 },
     /// The header is complete and PADDED: the next byte is the pad length.
     PadLength(Head),
-    /// Payload bytes left of the current frame.
-    Payload(u32),
 }
 
 /// The frame-header state machine: fed every byte of one direction, it calls back once per
@@ -126,11 +125,7 @@ pub struct Frames {
 impl Frames {
     pub fn new(skip: u32, pad_lengths: bool) -> Frames {
         Frames {
-            state: if skip > 0 {
-                State::Skip(skip)
-            } else {
-                State::Header { have: 0 }
-            },
+            state: after(skip),
             hdr: [0; 9],
             pad_lengths,
         }
@@ -145,22 +140,7 @@ impl Frames {
                 State::Skip(n) => {
                     let take = (n as usize).min(bytes.len() - i);
                     i += take;
-                    let left = n - take as u32;
-                    self.state = if left == 0 {
-                        State::Header { have: 0 }
-                    } else {
-                        State::Skip(left)
-                    };
-                }
-                State::Payload(n) => {
-                    let take = (n as usize).min(bytes.len() - i);
-                    i += take;
-                    let left = n - take as u32;
-                    self.state = if left == 0 {
-                        State::Header { have: 0 }
-                    } else {
-                        State::Payload(left)
-                    };
+                    self.state = after(n - take as u32);
                 }
                 State::Header { have } => {
                     let have = have as usize;
@@ -207,11 +187,12 @@ impl Frames {
     }
 }
 
-fn after(payload: u32) -> State {
-    if payload == 0 {
+/// The state with `skip` bytes to pass over before the next frame header.
+fn after(skip: u32) -> State {
+    if skip == 0 {
         State::Header { have: 0 }
     } else {
-        State::Payload(payload)
+        State::Skip(skip)
     }
 }
 
