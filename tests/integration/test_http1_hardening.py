@@ -66,7 +66,9 @@ UPGRADE = Expect(426)
 # Envoy proxies it (it is not ambiguous to Envoy): 200 from the upstream.
 ENVOY_PROXIES = Expect(200, upstream="request", codec_error=False)
 # Envoy forwards the head, then finds the chunked body malformed: 400 to the client, the
-# upstream's request reset before its end.
+# upstream's request reset before its end. Whether the head got out first depends on whether
+# an upstream connection was ready when the head was parsed (the cases run concurrently), so
+# the upstream may also see nothing.
 ENVOY_RESETS_UPSTREAM = Expect(400, upstream="incomplete")
 
 
@@ -269,14 +271,24 @@ def request_cases() -> list[Case]:
             BAD,
             ENVOY_RESETS_UPSTREAM,
         ),
-        ("chunk-size-0x", lambda n: chunked(n, b"0x1\r\na\r\n0\r\n\r\n"), BAD, None),
+        (
+            "chunk-size-0x",
+            lambda n: chunked(n, b"0x1\r\na\r\n0\r\n\r\n"),
+            BAD,
+            ENVOY_RESETS_UPSTREAM,
+        ),
         (
             "chunk-size-plus",
             lambda n: chunked(n, b"+1\r\na\r\n0\r\n\r\n"),
             BAD,
             ENVOY_RESETS_UPSTREAM,
         ),
-        ("chunk-size-minus", lambda n: chunked(n, b"-1\r\na\r\n0\r\n\r\n"), BAD, None),
+        (
+            "chunk-size-minus",
+            lambda n: chunked(n, b"-1\r\na\r\n0\r\n\r\n"),
+            BAD,
+            ENVOY_RESETS_UPSTREAM,
+        ),
         (
             "chunk-size-leading-space",
             lambda n: chunked(n, b" 1\r\na\r\n0\r\n\r\n"),
