@@ -13,16 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.bootstrap import (
-    bootstrap,
-    http_listener,
-    route,
-    route_config,
-    static_cluster,
-    virtual_host,
-)
 from tests.support.cdp import Browser, Page, chromium_binary
-from tests.support.ports import dead_port, free_port
+from tests.support.dashboard_mesh import mesh_config, start_upstreams
 from tests.support.proxy import Proxy, start_proxy
 from tests.support.upstream import Upstream, UpstreamServer
 
@@ -37,38 +29,7 @@ DELAY_MS = 30  # upstream delay of the 2xx requests: their latency is at least 2
 
 @pytest.fixture(scope="module")
 def upstreams(upstream_server: UpstreamServer) -> Iterator[dict[str, Upstream]]:
-    ups = {
-        "svc": upstream_server.start("svc"),
-        "flaky": upstream_server.start("flaky", default_behavior="status=503"),
-    }
-    yield ups
-    for up in ups.values():
-        upstream_server.stop_upstream(up)
-
-
-def page_config(ups: dict[str, Upstream]) -> dict:
-    check = {
-        "timeout": "0.5s",
-        "interval": "0.1s",
-        "no_traffic_interval": "0.1s",
-        "unhealthy_threshold": 1,
-        "healthy_threshold": 1,
-        "tcp_health_check": {},
-    }
-    detection = {
-        "consecutive_5xx": 3,
-        "interval": "0.2s",
-        "base_ejection_time": "60s",
-        "max_ejection_percent": 100,
-    }
-    clusters = [
-        static_cluster("svc", [("127.0.0.1", ups["svc"].port)]),
-        static_cluster("flaky", [("127.0.0.1", ups["flaky"].port)], outlier_detection=detection),
-        static_cluster("down", [("127.0.0.1", dead_port())], health_checks=[check]),
-    ]
-    routes = [route({"prefix": "/bad"}, cluster="flaky"), route({"prefix": "/"}, cluster="svc")]
-    rc = route_config([virtual_host("all", ["*"], routes)])
-    return bootstrap([http_listener("main", free_port(), rc)], clusters)
+    yield from start_upstreams(upstream_server)
 
 
 def chromium() -> str:
@@ -118,7 +79,7 @@ def cluster_rows(page: Page) -> dict[str, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def proxy(upstreams, tmp_path_factory) -> Iterator[Proxy]:
-    running = start_proxy("meshcore", page_config(upstreams), tmp_path_factory)
+    running = start_proxy("meshcore", mesh_config(upstreams), tmp_path_factory)
     yield running
     running.stop()
 
@@ -202,7 +163,7 @@ def test_cluster_table_shows_health(page_after_traffic, browser):
 
 
 def test_page_says_when_the_proxy_is_unreachable(upstreams, tmp_path_factory):
-    proxy = start_proxy("meshcore", page_config(upstreams), tmp_path_factory)
+    proxy = start_proxy("meshcore", mesh_config(upstreams), tmp_path_factory)
     browser = open_browser(tmp_path_factory.mktemp("chromium"))
     try:
         page = browser.open(f"http://{proxy.admin_address}{PAGE}")

@@ -12,15 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.bootstrap import (
-    bootstrap,
-    http_listener,
-    route,
-    route_config,
-    static_cluster,
-    virtual_host,
-)
-from tests.support.ports import dead_port, free_port
+from tests.support.dashboard_mesh import mesh_config, start_upstreams
+from tests.support.ports import dead_port
 from tests.support.proxy import Proxy, start_proxy
 from tests.support.upstream import Upstream, UpstreamServer
 
@@ -35,42 +28,12 @@ HCM_COLUMNS = ("REQ/S", "2XX/S", "4XX/S", "5XX/S", "P99", "ACTIVE", "CONNS", "TO
 
 @pytest.fixture(scope="module")
 def upstreams(upstream_server: UpstreamServer) -> Iterator[dict[str, Upstream]]:
-    ups = {
-        "svc": upstream_server.start("svc"),
-        "flaky": upstream_server.start("flaky", default_behavior="status=503"),
-    }
-    yield ups
-    for up in ups.values():
-        upstream_server.stop_upstream(up)
+    yield from start_upstreams(upstream_server)
 
 
 @pytest.fixture(scope="module")
 def proxy(upstreams, tmp_path_factory) -> Iterator[Proxy]:
-    check = {
-        "timeout": "0.5s",
-        "interval": "0.1s",
-        "no_traffic_interval": "0.1s",
-        "unhealthy_threshold": 1,
-        "healthy_threshold": 1,
-        "tcp_health_check": {},
-    }
-    detection = {
-        "consecutive_5xx": 3,
-        "interval": "0.2s",
-        "base_ejection_time": "60s",
-        "max_ejection_percent": 100,
-    }
-    clusters = [
-        static_cluster("svc", [("127.0.0.1", upstreams["svc"].port)]),
-        static_cluster(
-            "flaky", [("127.0.0.1", upstreams["flaky"].port)], outlier_detection=detection
-        ),
-        static_cluster("down", [("127.0.0.1", dead_port())], health_checks=[check]),
-    ]
-    routes = [route({"prefix": "/bad"}, cluster="flaky"), route({"prefix": "/"}, cluster="svc")]
-    rc = route_config([virtual_host("all", ["*"], routes)])
-    config = bootstrap([http_listener("main", free_port(), rc)], clusters)
-    running = start_proxy("meshcore", config, tmp_path_factory)
+    running = start_proxy("meshcore", mesh_config(upstreams), tmp_path_factory)
     yield running
     running.stop()
 
