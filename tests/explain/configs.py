@@ -8,6 +8,7 @@ from typing import Any
 from tests.support.bootstrap import (
     HCM_TYPE,
     ROUTER_TYPE,
+    TLS_INSPECTOR,
     bootstrap,
     route,
     route_config,
@@ -15,14 +16,6 @@ from tests.support.bootstrap import (
     static_cluster,
     virtual_host,
 )
-
-TLS_INSPECTOR = {
-    "name": "envoy.filters.listener.tls_inspector",
-    "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3."
-        "TlsInspector"
-    },
-}
 
 CLUSTERS = ("a", "b", "c", "fallback")
 

@@ -20,6 +20,7 @@ import pytest
 from tests.support.bootstrap import (
     HCM_TYPE,
     ROUTER_TYPE,
+    TLS_INSPECTOR,
     bootstrap,
     route,
     route_config,
@@ -32,13 +33,6 @@ from tests.support.proxy import Proxy, proxy_kinds, start_proxy
 from tests.support.sni_certs import Ca, TlsBackend, make_ca, make_server_cert
 from tests.support.tcp import tcp_proxy_filter
 
-TLS_INSPECTOR = {
-    "name": "envoy.filters.listener.tls_inspector",
-    "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3."
-        "TlsInspector"
-    },
-}
 LISTENERS = (
     "byport",
     "otherport",

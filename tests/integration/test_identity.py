@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.bootstrap import bootstrap, route, route_config, static_cluster, virtual_host
+from tests.support.bootstrap import (
+    TLS_INSPECTOR_TYPE,
+    bootstrap,
+    route,
+    route_config,
+    static_cluster,
+    virtual_host,
+)
 from tests.support.certs import WEB_ID, Pair, Pki, make_pki, tls_socket
 from tests.support.ports import free_port
 from tests.support.proxy import Proxy, proxy_kinds, start_proxy
@@ -23,7 +30,6 @@ HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_mana
 RBAC = "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC"
 NETWORK_RBAC = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC"
 ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
-INSPECTOR = "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
 
 
 def only(principal_uri: str) -> dict[str, Any]:
@@ -120,7 +126,7 @@ def proxy(request, pki, echo, tmp_path_factory) -> Iterator[tuple[Proxy, dict[st
             listener_filters=[
                 {
                     "name": "envoy.filters.listener.tls_inspector",
-                    "typed_config": {"@type": INSPECTOR},
+                    "typed_config": {"@type": TLS_INSPECTOR_TYPE},
                 }
             ],
         ),

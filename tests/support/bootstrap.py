@@ -12,6 +12,14 @@ HCM_TYPE = (
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 )
 ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+TLS_INSPECTOR_TYPE = (
+    "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
+)
+# The listener filter that reads SNI and ALPN for filter chain matching.
+TLS_INSPECTOR = {
+    "name": "envoy.filters.listener.tls_inspector",
+    "typed_config": {"@type": TLS_INSPECTOR_TYPE},
+}
 
 Json = dict[str, Any]
 
