@@ -19,7 +19,7 @@ from tests.support.bootstrap import (
     static_cluster,
     virtual_host,
 )
-from tests.support.grpc_echo import channel, method, start_server
+from tests.support.grpc_echo import assert_bidi_interleaves, channel, method, start_server
 from tests.support.ports import dead_port, free_port
 from tests.support.proxy import Proxy, proxy_kinds, start_proxy
 
@@ -93,20 +93,7 @@ def test_client_streaming(chan):
 def test_bidi_streaming_interleaves(chan):
     """Each reply comes back before the next request is sent: the stream is not buffered
     in either direction."""
-    import queue
-
-    requests: queue.Queue[bytes | None] = queue.Queue()
-
-    def feed() -> Iterator[bytes]:
-        while (item := requests.get()) is not None:
-            yield item
-
-    responses = chan.stream_stream(method("Bidi"))(feed(), timeout=10)
-    for i in range(10):
-        requests.put(f"m{i}".encode())
-        assert next(responses) == f"echo m{i}".encode()
-    requests.put(None)
-    assert list(responses) == []
+    assert_bidi_interleaves(chan, 10)
 
 
 def test_four_mib_messages_both_ways(chan):

@@ -5,7 +5,6 @@ expectations on Envoy and meshcore."""
 
 from __future__ import annotations
 
-import queue
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from tests.support.bootstrap import (
     virtual_host,
 )
 from tests.support.certs import Pki, make_pki, upstream_tls_socket
-from tests.support.grpc_echo import channel, method, start_server
+from tests.support.grpc_echo import assert_bidi_interleaves, channel, method, start_server
 from tests.support.ports import free_port
 from tests.support.proxy import Proxy, proxy_kinds, start_proxy
 
@@ -75,18 +74,7 @@ def test_unary_and_bidi_over_mutual_tls(proxy):
         assert response == b"secret" and outcome.code() == grpc.StatusCode.OK
         assert ("x-echo-len", "6") in tuple(outcome.trailing_metadata())
 
-        requests: queue.Queue[bytes | None] = queue.Queue()
-
-        def feed() -> Iterator[bytes]:
-            while (item := requests.get()) is not None:
-                yield item
-
-        responses = chan.stream_stream(method("Bidi"))(feed(), timeout=10)
-        for i in range(5):
-            requests.put(f"m{i}".encode())
-            assert next(responses) == f"echo m{i}".encode()
-        requests.put(None)
-        assert list(responses) == []
+        assert_bidi_interleaves(chan, 5)
     stats = running.stats()
     # One TLS connection carried both calls (multiplexed), verified and over HTTP/2.
     assert stats["cluster.secure.ssl.handshake"] == "1"

@@ -6,6 +6,7 @@ ends with UNAVAILABLE for the first two calls with the same request, then echoes
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections import Counter
@@ -91,3 +92,20 @@ def channel(port: int) -> grpc.Channel:
 
 def method(name: str) -> str:
     return f"/{SERVICE}/{name}"
+
+
+def assert_bidi_interleaves(chan: grpc.Channel, messages: int) -> None:
+    """Each `Bidi` reply comes back before the next request is sent: the stream is not
+    buffered in either direction."""
+    requests: queue.Queue[bytes | None] = queue.Queue()
+
+    def feed() -> Iterator[bytes]:
+        while (item := requests.get()) is not None:
+            yield item
+
+    responses = chan.stream_stream(method("Bidi"))(feed(), timeout=10)
+    for i in range(messages):
+        requests.put(f"m{i}".encode())
+        assert next(responses) == f"echo m{i}".encode()
+    requests.put(None)
+    assert list(responses) == []
