@@ -84,6 +84,28 @@ def parse_core_times(proc_stat: str) -> dict[int, tuple[int, int]]:
     return out
 
 
+def parse_schedstat(text: str) -> tuple[int, int]:
+    """(ns on a CPU, ns runnable but waiting for one) from /proc/<pid>/task/<tid>/schedstat."""
+    run, wait, _slices = text.split()
+    return int(run), int(wait)
+
+
+def wait_seconds(pid: int) -> float:
+    """Time the threads of `pid` and its descendants spent runnable but not running (other
+    work held their CPU), in seconds; needs schedstats (/proc/<pid>/task/*/schedstat)."""
+    ns = 0
+    for p in descendants(pid):
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            text = _read(f"/proc/{p}/task/{tid}/schedstat")
+            if text:
+                ns += parse_schedstat(text)[1]
+    return ns / 1e9
+
+
 def core_times() -> dict[int, tuple[int, int]]:
     return parse_core_times(Path("/proc/stat").read_text())
 

@@ -1,23 +1,26 @@
 """`python -m benchmarks.tcp_relay`: TCP relay throughput through a `tcp_proxy` listener
 against a direct connection, in the same run. iperf3 (Debian `iperf3`) sends one stream
 for `--duration` seconds: client and server pinned to CPU 1, the proxy under test (meshcore
-or Envoy, one worker) to CPU 0. Prints MiB/s, the ratio to direct and the proxy's CPU per
-MiB; interleaved rounds, medians."""
+or Envoy, one worker) to CPU 0. Prints MiB/s, the ratio to direct, the proxy's CPU per MiB,
+how busy each CPU was and how long the proxy waited for its CPU (other work on the shared
+machine); interleaved rounds, medians."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from benchmarks.cpu import cpu_seconds
-from benchmarks.procs import Proc, free_port, wait_port
+from benchmarks.cpu import busy_pct, core_times, cpu_seconds, wait_seconds
+from benchmarks.procs import Proc, adjust_priority, free_port, raise_priority, wait_port
 from benchmarks.targets import envoy_binary
 
 TCP_PROXY_TYPE = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
@@ -64,20 +67,48 @@ def command(kind: str, config: Path) -> list[str]:
 
 def iperf(port: int, duration: float) -> float:
     """MiB/s the iperf3 server received from one client stream to 127.0.0.1:`port`."""
-    out = subprocess.run(
+    client = subprocess.Popen(
         ["taskset", "-c", "1", "iperf3", "-c", "127.0.0.1", "-p", str(port),
          "-t", str(duration), "-J"],
-        check=True, capture_output=True,
-    ).stdout  # fmt: skip
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    adjust_priority(client.pid)
+    out, err = client.communicate()
+    if client.returncode != 0:
+        raise SystemExit(f"iperf3 client failed: {err.decode(errors='replace')}")
     return float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 8 / MIB
 
 
-def measure(kind: str, proc: Proc | None, port: int, duration: float) -> tuple[float, float]:
-    """(MiB/s, proxy CPU µs per MiB; 0 for direct) of one iperf3 run."""
+@dataclass
+class Run:
+    """One iperf3 run through one path."""
+
+    mib_s: float
+    #: The proxy's CPU (all threads) per MiB relayed, µs; 0 for direct.
+    cpu_us_per_mib: float
+    #: How busy CPU 0 (the proxy's) and CPU 1 (client and server) were, percent; None when
+    #: /proc/stat has no such CPU.
+    busy0: float | None
+    busy1: float | None
+    #: Milliseconds per second the proxy was runnable but waited for its CPU.
+    wait_ms_s: float
+
+
+def measure(proc: Proc | None, port: int, duration: float) -> Run:
     cpu0 = cpu_seconds(proc.pid) if proc else 0.0
+    wait0 = wait_seconds(proc.pid) if proc else 0.0
+    cores0 = core_times()
     rate = iperf(port, duration)
+    cores1 = core_times()
     cpu = (cpu_seconds(proc.pid) - cpu0) if proc else 0.0
-    return rate, cpu / (rate * duration) * 1e6
+    wait = (wait_seconds(proc.pid) - wait0) if proc else 0.0
+    return Run(
+        mib_s=rate,
+        cpu_us_per_mib=cpu / (rate * duration) * 1e6,
+        busy0=busy_pct(cores0, cores1, 0),
+        busy1=busy_pct(cores0, cores1, 1),
+        wait_ms_s=wait / duration * 1e3,
+    )
 
 
 def main() -> None:
@@ -85,11 +116,18 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=3.0, help="seconds per run (default 3)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--targets", default="direct,meshcore,envoy")
+    ap.add_argument(
+        "--nice",
+        type=int,
+        default=-10,
+        help="nice value of the proxies, iperf3 client and server (default -10; needs root)",
+    )
     args = ap.parse_args()
     if shutil.which("iperf3") is None:
         raise SystemExit("iperf3 not found (apt-get install iperf3)")
     kinds = [k.strip() for k in args.targets.split(",") if k.strip()]
-    results: dict[str, list[tuple[float, float]]] = {k: [] for k in kinds}
+    raise_priority(args.nice)
+    results: dict[str, list[Run]] = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory(prefix="tcp-relay-") as tmp:
         workdir = Path(tmp)
         sink = free_port()
@@ -106,32 +144,48 @@ def main() -> None:
                 port = free_port()
                 config = workdir / f"{kind}.yaml"
                 config.write_text(yaml.safe_dump(tcp_bootstrap(port, free_port(), sink)))
-                proc = Proc.start(kind, command(kind, config), cpu=0, log=workdir / f"{kind}.log")
-                procs[kind] = (proc, port)
+                log = workdir / f"{kind}.log"
+                started = Proc.start(kind, command(kind, config), cpu=0, log=log)
+                procs[kind] = (started, port)
                 wait_port(port)
             for _ in range(args.rounds):
                 for kind in kinds:
                     proc, port = procs[kind]
-                    results[kind].append(measure(kind, proc, port, args.duration))
+                    results[kind].append(measure(proc, port, args.duration))
         finally:
             for proc, _ in procs.values():
                 if proc is not None:
                     proc.stop()
             server.stop()
-    report(results)
+    print(report(results))
 
 
-def report(results: dict[str, list[tuple[float, float]]]) -> None:
-    direct = sorted(r[0] for r in results.get("direct", [(0.0, 0.0)]))
-    base = direct[len(direct) // 2]
-    print("| path | MiB/s | of direct | proxy CPU per MiB |")
-    print("|---|---|---|---|")
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def _pct(v: float | None) -> str:
+    return "?" if v is None else f"{v:.0f}%"
+
+
+def report(results: dict[str, list[Run]]) -> str:
+    """The table of medians; the ratio is to direct's median (– without a direct run)."""
+    base = _median([r.mib_s for r in results.get("direct", [])]) or 0.0
+    lines = [
+        "| path | MiB/s | of direct | proxy CPU per MiB | CPU 0 / CPU 1 busy | proxy waited |",
+        "|---|---|---|---|---|---|",
+    ]
     for kind, runs in results.items():
-        rate = sorted(r[0] for r in runs)[len(runs) // 2]
-        cpu = sorted(r[1] for r in runs)[len(runs) // 2]
+        rate = _median([r.mib_s for r in runs]) or 0.0
         ratio = f"{rate / base:.2f}" if base else "–"
-        cpu_text = f"{cpu:.0f} µs" if kind != "direct" else "–"
-        print(f"| {kind} | {rate:.0f} | {ratio} | {cpu_text} |", file=sys.stdout)
+        proxy = kind != "direct"
+        cpu = f"{_median([r.cpu_us_per_mib for r in runs]) or 0:.0f} µs" if proxy else "–"
+        busy0, busy1 = _median([r.busy0 for r in runs]), _median([r.busy1 for r in runs])
+        wait = f"{_median([r.wait_ms_s for r in runs]) or 0:.0f} ms/s" if proxy else "–"
+        busy = f"{_pct(busy0)} / {_pct(busy1)}"
+        lines.append(f"| {kind} | {rate:.0f} | {ratio} | {cpu} | {busy} | {wait} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,17 @@ def test_parse_core_times_counts_steal_as_busy():
     assert cpu.busy_pct(cores, later, 7) is None
 
 
+def test_parse_schedstat_and_live_wait():
+    assert cpu.parse_schedstat("917876 8029127 2\n") == (917876, 8029127)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert cpu.wait_seconds(os.getpid()) > 0  # this process and its child were queued
+        assert cpu.wait_seconds(os.getpid()) >= cpu.wait_seconds(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_live_process_figures():
     me = os.getpid()
     assert cpu.rss_kib(me) > 1000
