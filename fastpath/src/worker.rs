@@ -176,17 +176,31 @@ impl Worker {
             }
             return;
         };
+        let inspected = compiled.filters.tls_inspector.is_some();
         if !view.network.admit(self.index) {
-            // A network `local_ratelimit` had no token: close at once.
+            // A network `local_ratelimit` had no token: close at once (Envoy's flag: URX).
             crate::tcp::refuse(&view, self.index);
+            if let Some(started) = crate::tcp::refusal_start(&view) {
+                let mut why = crate::tcp::Refusal::default();
+                why.flags
+                    .insert(crate::local_reply::ResponseFlag::UpstreamRetryLimitExceeded);
+                crate::tcp::log_refused(&view, &info, inspected, &started, &why, self.index);
+            }
             return;
         }
         let places = match view.network.acquire_places(self.index) {
             Ok(p) => p,
             Err(delay) => {
-                // A `connection_limit` is full: close (after its delay).
+                // A `connection_limit` is full: close (after its delay), then log.
                 crate::tcp::refuse(&view, self.index);
-                crate::tcp::connection_limit::close_after(stream, delay);
+                let log = crate::tcp::refusal_start(&view).map(|started| {
+                    let (view, w) = (view.clone(), self.index);
+                    move || {
+                        let why = crate::tcp::Refusal::default();
+                        crate::tcp::log_refused(&view, &info, inspected, &started, &why, w);
+                    }
+                });
+                crate::tcp::connection_limit::close_after(stream, delay, log);
                 return;
             }
         };

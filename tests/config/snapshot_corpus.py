@@ -79,6 +79,7 @@ def _edge() -> dict[str, Any]:
         0,
         route_config([vh, virtual_host("rest", ["*"], [route({"prefix": "/"}, cluster="a")])]),
         access_log=[log],
+        access_log_options={"flush_access_log_on_new_request": True},
         tracing={
             "random_sampling": {"value": 25},
             "custom_tags": [
@@ -128,6 +129,10 @@ def _edge() -> dict[str, Any]:
                             "idle_timeout": "10s",
                             "max_connect_attempts": 2,
                             "access_log": [log],
+                            "access_log_options": {
+                                "access_log_flush_interval": "60s",
+                                "flush_access_log_on_connected": True,
+                            },
                         },
                     },
                 ]

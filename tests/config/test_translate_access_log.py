@@ -156,3 +156,37 @@ def test_format_checks() -> None:
     )
     assert format_problem("%REQ(a?b?c)%") is not None
     assert format_problem("%PROTOCOL(x)%") == "%PROTOCOL%: takes no argument"
+
+
+def test_connection_operators_are_accepted() -> None:
+    for op in ("ACCESS_LOG_TYPE", "CONNECTION_TERMINATION_DETAILS"):
+        assert format_problem(f"%{op}%") is None
+    assert format_problem("%DOWNSTREAM_TRANSPORT_FAILURE_REASON%") is None
+    assert format_problem("%ACCESS_LOG_TYPE(x)%") == "%ACCESS_LOG_TYPE%: takes no argument"
+
+
+def test_access_log_options() -> None:
+    b = _with_logs(_file())
+    hcm(b)["access_log_options"] = {
+        "flush_access_log_on_new_request": True,
+        "flush_log_on_tunnel_successfully_established": True,
+    }
+    manager = load(b).snapshot["listeners"][0]["filter_chains"][0]["filter"][
+        "http_connection_manager"
+    ]
+    assert manager["flush_access_log_on_new_request"] is True
+    assert manager["flush_log_on_tunnel_successfully_established"] is True
+    assert "flush_access_log_on_new_request" not in _hcm_snapshot(_with_logs(_file()))
+    periodic = _with_logs(_file())
+    hcm(periodic)["access_log_options"] = {"access_log_flush_interval": "1s"}
+    assert problems(periodic) == [
+        f"{HCM_PATH}.access_log_options.access_log_flush_interval: "
+        "access_log_flush_interval is not supported yet"
+    ]
+
+
+def _hcm_snapshot(b: dict[str, Any]) -> dict[str, Any]:
+    manager: dict[str, Any] = load(b).snapshot["listeners"][0]["filter_chains"][0]["filter"][
+        "http_connection_manager"
+    ]
+    return manager

@@ -169,3 +169,40 @@ def test_listener_access_log_problems_name_the_field() -> None:
     found = problems(b)
     where = "static_resources.listeners[0].access_log[0].typed_config.log_format"
     assert any(p.startswith(where) for p in found), found
+
+
+def _tcp_snapshot(b: dict[str, Any]) -> dict[str, Any]:
+    (translated,) = load(b).snapshot["listeners"]
+    proxy: dict[str, Any] = translated["filter_chains"][0]["filter"]["tcp_proxy"]
+    return proxy
+
+
+def test_tcp_proxy_access_log_options() -> None:
+    options = {"access_log_flush_interval": "0.25s", "flush_access_log_on_connected": True}
+    proxy = _tcp_snapshot(_tcp(cluster="backend", access_log_options=options))
+    assert proxy["access_log_flush_interval_ms"] == 250
+    assert proxy["flush_access_log_on_connected"] is True
+    # The deprecated top-level field (Envoy 1.40 still takes it, with a warning).
+    old = _tcp_snapshot(_tcp(cluster="backend", access_log_flush_interval="2s"))
+    assert old["access_log_flush_interval_ms"] == 2000
+    assert "flush_access_log_on_connected" not in old
+    plain = _tcp_snapshot(_tcp(cluster="backend"))
+    assert "access_log_flush_interval_ms" not in plain
+
+
+def test_tcp_proxy_access_log_option_problems() -> None:
+    at = f"{CHAIN}[0].typed_config"
+    both = _tcp(
+        cluster="backend",
+        access_log_flush_interval="2s",
+        access_log_options={"flush_access_log_on_connected": True},
+    )
+    assert problems(both) == [
+        f"{at}.access_log_flush_interval: not allowed together with access_log_options"
+    ]
+    zero = _tcp(cluster="backend", access_log_options={"access_log_flush_interval": "0s"})
+    assert problems(zero) == [
+        f"{at}.access_log_options.access_log_flush_interval: 0s must be at least 0.001s"
+    ]
+    old_zero = _tcp(cluster="backend", access_log_flush_interval="0s")
+    assert problems(old_zero) == [f"{at}.access_log_flush_interval: 0s must be at least 0.001s"]

@@ -109,9 +109,48 @@ impl Default for Fields {
     }
 }
 
+/// `%ACCESS_LOG_TYPE%`: why a line was written (Envoy's `AccessLogType` names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogType {
+    /// A listener access log's line.
+    NotSet,
+    TcpUpstreamConnected,
+    TcpPeriodic,
+    TcpConnectionEnd,
+    DownstreamStart,
+    DownstreamPeriodic,
+    DownstreamEnd,
+    DownstreamTunnelSuccessfullyEstablished,
+}
+
+impl LogType {
+    pub fn name(self) -> &'static str {
+        match self {
+            LogType::NotSet => "NotSet",
+            LogType::TcpUpstreamConnected => "TcpUpstreamConnected",
+            LogType::TcpPeriodic => "TcpPeriodic",
+            LogType::TcpConnectionEnd => "TcpConnectionEnd",
+            LogType::DownstreamStart => "DownstreamStart",
+            LogType::DownstreamPeriodic => "DownstreamPeriodic",
+            LogType::DownstreamEnd => "DownstreamEnd",
+            LogType::DownstreamTunnelSuccessfullyEstablished => {
+                "DownstreamTunnelSuccessfullyEstablished"
+            }
+        }
+    }
+}
+
 /// Everything one line can show, borrowed at the end of a request.
 pub struct Entry<'a> {
     pub fields: &'a Fields,
+    /// `%ACCESS_LOG_TYPE%`.
+    pub kind: LogType,
+    /// `%CONNECTION_TERMINATION_DETAILS%` (empty: none): why a network filter closed the
+    /// connection (RBAC's `rbac_access_denied_matched_policy[...]`).
+    pub termination: &'a str,
+    /// `%DOWNSTREAM_TRANSPORT_FAILURE_REASON%` (empty: none): why the downstream TLS
+    /// handshake failed.
+    pub transport_failure: &'a str,
     /// Status sent downstream (0: none).
     pub status: u16,
     pub flags: ResponseFlags,

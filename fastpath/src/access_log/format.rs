@@ -48,6 +48,9 @@ pub enum Op {
     DownstreamPeerUriSan,
     DownstreamPeerSubject,
     DownstreamTlsVersion,
+    AccessLogType,
+    ConnectionTerminationDetails,
+    DownstreamTransportFailureReason,
 }
 
 /// What rendering wrote.
@@ -87,6 +90,15 @@ const SIMPLE: &[(&str, Op)] = &[
     ("DOWNSTREAM_PEER_URI_SAN", Op::DownstreamPeerUriSan),
     ("DOWNSTREAM_PEER_SUBJECT", Op::DownstreamPeerSubject),
     ("DOWNSTREAM_TLS_VERSION", Op::DownstreamTlsVersion),
+    ("ACCESS_LOG_TYPE", Op::AccessLogType),
+    (
+        "CONNECTION_TERMINATION_DETAILS",
+        Op::ConnectionTerminationDetails,
+    ),
+    (
+        "DOWNSTREAM_TRANSPORT_FAILURE_REASON",
+        Op::DownstreamTransportFailureReason,
+    ),
 ];
 
 /// Parses a format string into operators; errors say what is wrong and where.
@@ -442,6 +454,9 @@ fn value(op: &Op, e: &Entry<'_>, out: &mut Vec<u8>) -> Kind {
             Some(v) => text(out, v.as_bytes()),
             None => Kind::Missing,
         },
+        Op::AccessLogType => text(out, e.kind.name().as_bytes()),
+        Op::ConnectionTerminationDetails => text(out, e.termination.as_bytes()),
+        Op::DownstreamTransportFailureReason => text(out, e.transport_failure.as_bytes()),
     }
 }
 

@@ -4,7 +4,7 @@ use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::fields::{Entry, Fields};
+use super::fields::{Entry, Fields, LogType};
 use super::filter::Filter;
 use super::format::{Format, parse};
 use crate::config::access_log::{
@@ -33,6 +33,9 @@ fn fields() -> Fields {
 fn entry<'a>(f: &'a Fields, req: &'a [u8]) -> Entry<'a> {
     Entry {
         fields: f,
+        kind: LogType::DownstreamEnd,
+        termination: "",
+        transport_failure: "",
         status: 200,
         flags: ResponseFlags::default(),
         minor: Some(1),
@@ -291,4 +294,50 @@ fn a_connect_has_no_path() {
         text("%REQ(:METHOD)% %REQ(:PATH)% %REQ(:AUTHORITY)%", &e),
         "CONNECT - db.internal:5432"
     );
+}
+
+#[test]
+fn connection_operators_render_the_entry_or_a_dash() {
+    let f = fields();
+    let mut e = entry(&f, REQ);
+    let ops =
+        "%ACCESS_LOG_TYPE% %CONNECTION_TERMINATION_DETAILS% %DOWNSTREAM_TRANSPORT_FAILURE_REASON%";
+    assert_eq!(text(ops, &e), "DownstreamEnd - -");
+    e.kind = LogType::TcpPeriodic;
+    e.termination = "rbac_access_denied_matched_policy[none]";
+    e.transport_failure = "TLS_error:|x:TLS_error_end";
+    assert_eq!(
+        text(ops, &e),
+        "TcpPeriodic rbac_access_denied_matched_policy[none] TLS_error:|x:TLS_error_end"
+    );
+    let names = [
+        (LogType::NotSet, "NotSet"),
+        (LogType::TcpUpstreamConnected, "TcpUpstreamConnected"),
+        (LogType::TcpConnectionEnd, "TcpConnectionEnd"),
+        (LogType::DownstreamStart, "DownstreamStart"),
+        (LogType::DownstreamPeriodic, "DownstreamPeriodic"),
+        (
+            LogType::DownstreamTunnelSuccessfullyEstablished,
+            "DownstreamTunnelSuccessfullyEstablished",
+        ),
+    ];
+    for (kind, name) in names {
+        assert_eq!(kind.name(), name);
+    }
+    // JSON: a missing value is null, a present one a string.
+    let mut json = BTreeMap::new();
+    json.insert(
+        "why".to_string(),
+        JsonFormatValue::Text("%CONNECTION_TERMINATION_DETAILS%".into()),
+    );
+    json.insert(
+        "type".to_string(),
+        JsonFormatValue::Text("%ACCESS_LOG_TYPE%".into()),
+    );
+    let mut out = Vec::new();
+    e.termination = "";
+    Format::compile(&AccessLogFormat::Json(json))
+        .unwrap()
+        .render(&e, &mut out);
+    assert_eq!(out, b"{\"type\":\"TcpPeriodic\",\"why\":null}\n");
 }

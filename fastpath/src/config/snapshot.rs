@@ -216,6 +216,13 @@ pub struct TcpProxy {
     /// `access_log`: a line per connection when it closes.
     #[serde(default)]
     pub access_log: Vec<super::access_log::AccessLog>,
+    /// `access_log_options.access_log_flush_interval` (or the deprecated top-level field):
+    /// a `TcpPeriodic` line this often while the connection is open (0: none).
+    #[serde(default)]
+    pub access_log_flush_interval_ms: u64,
+    /// `access_log_options.flush_access_log_on_connected`: a `TcpUpstreamConnected` line.
+    #[serde(default)]
+    pub flush_access_log_on_connected: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -298,6 +305,14 @@ pub struct HttpConnectionManager {
     /// `access_log` (types in `config/access_log.rs`; empty: no access log).
     #[serde(default)]
     pub access_log: Vec<super::access_log::AccessLog>,
+    /// `access_log_options.flush_access_log_on_new_request`: a `DownstreamStart` line once
+    /// a request is routed.
+    #[serde(default)]
+    pub flush_access_log_on_new_request: bool,
+    /// `access_log_options.flush_log_on_tunnel_successfully_established`: a
+    /// `DownstreamTunnelSuccessfullyEstablished` line once a CONNECT or upgrade tunnel is up.
+    #[serde(default)]
+    pub flush_log_on_tunnel_successfully_established: bool,
     /// `tracing` (`config/tracing.rs`; `None`: no spans, no trace headers).
     #[serde(default)]
     pub tracing: Option<super::tracing::Tracing>,

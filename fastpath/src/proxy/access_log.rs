@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use super::Conn;
 use super::prepare::{Prepared, ReqInfo};
-use crate::access_log::{Entry, Fields};
+use crate::access_log::{Entry, Fields, LogType};
+use crate::compiled::ListenerView;
 use crate::http1::Framing;
 
 /// Keeps what the log needs from a prepared request: the head as Envoy's log sees it (for a
@@ -58,21 +59,50 @@ impl Conn {
             // The body was read by the time the response was complete.
             l.req_done = Some(end);
         }
+        let trace = l.trace;
         let view = self.view.clone();
         let logs = view.hcm.access_log.as_deref();
-        let span = view
-            .hcm
-            .tracing
-            .as_deref()
-            .zip(l.trace.filter(|c| c.sampled));
+        let span = view.hcm.tracing.as_deref().zip(trace.filter(|c| c.sampled));
         if logs.is_none() && span.is_none() {
             return;
         }
-        let l = &*l;
-        // On a wildcard listener: the address the client connected to, as Envoy logs it.
-        let local = self.down.info.local;
-        let entry = Entry {
+        let Some(l) = self.record.log.as_deref() else {
+            return;
+        };
+        let entry = self.entry(l, &view, end, LogType::DownstreamEnd);
+        if let Some(logs) = logs {
+            logs.log(&entry, self.worker.index);
+        }
+        if let Some((t, ctx)) = span {
+            t.report(&entry, &ctx, self.worker.index);
+        }
+    }
+
+    /// An intermediate line of the request in progress (`DownstreamStart` once it is routed,
+    /// `DownstreamTunnelSuccessfullyEstablished`), when `access_log_options` ask for it.
+    pub(super) fn flush_access_log(&self, kind: LogType) {
+        let view = self.view.clone();
+        let (Some(l), Some(logs)) = (self.record.log.as_deref(), view.hcm.access_log.as_deref())
+        else {
+            return;
+        };
+        let entry = self.entry(l, &view, Instant::now(), kind);
+        logs.log(&entry, self.worker.index);
+    }
+
+    /// The line of the current request as it stands (`end`: now).
+    fn entry<'a>(
+        &'a self,
+        l: &'a Fields,
+        view: &'a ListenerView,
+        end: Instant,
+        kind: LogType,
+    ) -> Entry<'a> {
+        Entry {
             fields: l,
+            kind,
+            termination: "",
+            transport_failure: "",
             status: self.record.status,
             flags: self.record.flags,
             minor: l.minor,
@@ -83,18 +113,13 @@ impl Conn {
                 .and_then(|i| view.clusters.get(i))
                 .map(|c| c.name.as_str()),
             downstream_remote: self.down.peer(),
-            downstream_local: local,
+            // On a wildcard listener: the address the client connected to, as Envoy logs it.
+            downstream_local: self.down.info.local,
             tls: self.down.info.tls.as_deref(),
             end,
             generate_request_id: view.hcm.cfg.generate_request_id,
             generated_id: OnceCell::new(),
             req_index: OnceCell::new(),
-        };
-        if let Some(logs) = logs {
-            logs.log(&entry, self.worker.index);
-        }
-        if let Some((t, ctx)) = span {
-            t.report(&entry, &ctx, self.worker.index);
         }
     }
 }

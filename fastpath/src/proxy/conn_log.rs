@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::access_log::{AccessLogs, Entry, Fields};
+use crate::access_log::{AccessLogs, Entry, Fields, LogType};
 use crate::conn_info::ConnInfo;
 use crate::local_reply::{ResponseFlag, ResponseFlags};
 
@@ -25,6 +25,8 @@ pub(super) struct ConnLog {
     /// HTTP minor version of the first parsed request (`MINOR_HTTP2` for HTTP/2).
     minor: Cell<Option<u8>>,
     flags: Cell<ResponseFlags>,
+    /// `%CONNECTION_TERMINATION_DETAILS%` (a network RBAC denial's; empty: none).
+    termination: Box<str>,
 }
 
 impl ConnLog {
@@ -42,7 +44,13 @@ impl ConnLog {
             info,
             minor: Cell::new(None),
             flags: Cell::new(ResponseFlags::default()),
+            termination: Box::default(),
         }
+    }
+
+    /// A network filter closed the connection: its `%CONNECTION_TERMINATION_DETAILS%`.
+    pub(super) fn terminated(&mut self, details: &str) {
+        self.termination = details.into();
     }
 
     /// A request head was parsed: the connection's `%PROTOCOL%` (its first request's).
@@ -65,6 +73,9 @@ impl ConnLog {
         self.fields.bytes_sent = sent;
         let entry = Entry {
             fields: &self.fields,
+            kind: LogType::NotSet,
+            termination: &self.termination,
+            transport_failure: "",
             status: 0,
             flags: self.flags.get(),
             minor: self.minor.get(),

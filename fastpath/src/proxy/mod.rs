@@ -259,8 +259,11 @@ pub fn serve(
     }
     async move {
         let _guard = _guard;
-        if !conn.view.network.authorize(&conn.down.info, w) {
+        if let Err(details) = conn.view.network.authorize(&conn.down.info, w) {
             // A network RBAC filter denied the connection: close it unread.
+            if let Some(log) = conn.cx.log.as_deref_mut() {
+                log.terminated(details);
+            }
             conn.down.release(&conn.worker.buffers);
             return;
         }
@@ -655,6 +658,9 @@ impl Conn {
             access_log::stash(l, &prepared, &info, &req_out, received);
             if self.cx.proto.get() == Proto::Bridged {
                 l.minor = Some(crate::access_log::MINOR_HTTP2);
+            }
+            if hcm.cfg.flush_access_log_on_new_request {
+                self.flush_access_log(crate::access_log::LogType::DownstreamStart);
             }
         }
         self.down.consume(info.head_len);

@@ -114,6 +114,10 @@ impl Conn {
         let seen = Seen::default();
         let end = match self.switch(hcm, &mut up, ubuf, resp_out, resp).await {
             Ok(()) => {
+                if hcm.cfg.flush_log_on_tunnel_successfully_established {
+                    use crate::access_log::LogType::DownstreamTunnelSuccessfullyEstablished as Up;
+                    self.flush_access_log(Up);
+                }
                 let counts = TunnelCounts {
                     hcm,
                     up: &up,

@@ -89,14 +89,25 @@ impl ConnectionLimit {
 }
 
 /// Closes a refused connection, after `delay` if there is one (a local task holds it).
-pub fn close_after(stream: tokio::net::TcpStream, delay: Option<Duration>) {
+/// `closed` runs once the socket is closed (the refused connection's access log lines).
+pub fn close_after(
+    stream: tokio::net::TcpStream,
+    delay: Option<Duration>,
+    closed: Option<impl FnOnce() + 'static>,
+) {
     if let Some(d) = delay {
         tokio::task::spawn_local(async move {
             tokio::time::sleep(d).await;
             drop(stream);
+            if let Some(f) = closed {
+                f();
+            }
         });
     } else {
         drop(stream);
+        if let Some(f) = closed {
+            f();
+        }
     }
 }
 

@@ -8,7 +8,7 @@ pub mod relay;
 mod session;
 pub mod stats;
 
-pub use session::{log_no_chain, refuse, serve};
+pub use session::{Refusal, log_no_chain, log_refused, refusal_start, refuse, serve};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,10 +117,12 @@ impl NetworkFilters {
     }
 
     /// The network RBAC filters' decision on a connection whose `ConnInfo` is complete
-    /// (accepted, TLS handshake done): false (counted as `denied` by the filter that denied
-    /// it) means the connection is to be closed now, before a byte is read.
-    pub fn authorize(&self, info: &crate::conn_info::ConnInfo, w: usize) -> bool {
-        self.rbac.iter().all(|r| r.allows(info, w))
+    /// (accepted, TLS handshake done): `Err` (counted as `denied` by the filter that denied
+    /// it) means the connection is to be closed now, before a byte is read; it carries the
+    /// connection's `%CONNECTION_TERMINATION_DETAILS%`
+    /// (`rbac_access_denied_matched_policy[...]`).
+    pub fn authorize(&self, info: &crate::conn_info::ConnInfo, w: usize) -> Result<(), &str> {
+        self.rbac.iter().try_for_each(|r| r.decide(info, w))
     }
 }
 
@@ -181,6 +183,10 @@ pub struct TcpProxy {
     hash_source_ip: bool,
     /// `access_log` (None: none configured; nothing is kept per connection).
     access_log: Option<Box<crate::access_log::AccessLogs>>,
+    /// `access_log_flush_interval`: a `TcpPeriodic` line this often (None: none).
+    flush_interval: Option<Duration>,
+    /// `flush_access_log_on_connected`: a `TcpUpstreamConnected` line.
+    flush_on_connected: bool,
 }
 
 impl TcpProxy {
@@ -216,6 +222,9 @@ impl TcpProxy {
             max_connect_attempts: c.max_connect_attempts,
             hash_source_ip: c.hash_source_ip,
             access_log: crate::access_log::AccessLogs::compile(&c.access_log, registry, path)?,
+            flush_interval: (c.access_log_flush_interval_ms > 0)
+                .then(|| Duration::from_millis(c.access_log_flush_interval_ms)),
+            flush_on_connected: c.flush_access_log_on_connected,
         })
     }
 

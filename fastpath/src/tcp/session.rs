@@ -14,7 +14,7 @@ use xxhash_rust::xxh64::xxh64;
 use super::TcpProxy;
 use super::relay::{self, Counts, End, Seen};
 use super::stats::tcp_proxy::Counter;
-use crate::access_log::{Entry, Fields};
+use crate::access_log::{Entry, Fields, LogType};
 use crate::breaker::Resource;
 use crate::cluster::{ClusterState, HostCounters, Outcome};
 use crate::compiled::ListenerView;
@@ -42,6 +42,86 @@ pub fn refuse(view: &ListenerView, w: usize) {
     }
 }
 
+/// Why a connection closed before its terminal filter served it, for its access log lines
+/// (`log_refused`).
+#[derive(Default)]
+pub struct Refusal<'a> {
+    pub flags: ResponseFlags,
+    /// `%CONNECTION_TERMINATION_DETAILS%` (empty: none).
+    pub termination: &'a str,
+    /// `%DOWNSTREAM_TRANSPORT_FAILURE_REASON%` (empty: none).
+    pub transport_failure: &'a str,
+    /// The `tcp_proxy` had picked its cluster (it runs once the connection exists: after a
+    /// failed TLS handshake, not after a `connection_limit` or `local_ratelimit` refusal).
+    pub picked: bool,
+}
+
+/// The start of a connection's lines when a refusal of it would be logged (the listener or
+/// its `tcp_proxy` has an access log), taken when it is accepted.
+pub fn refusal_start(view: &ListenerView) -> Option<Fields> {
+    let tcp_log = view
+        .network
+        .tcp_proxy
+        .as_ref()
+        .is_some_and(|t| t.access_log.is_some());
+    (tcp_log || view.listener_log.is_some()).then(Fields::new)
+}
+
+/// The access log lines of a connection closed before its terminal filter served it (a
+/// network `local_ratelimit` or `connection_limit` refusal, a failed TLS handshake), as
+/// Envoy 1.40 writes them: the listener's (`NotSet`) and, on a `tcp_proxy` chain, the
+/// `tcp_proxy`'s (`TcpConnectionEnd`: Envoy created the filter with the chain). `started`:
+/// when the connection was accepted. `inspected`: the listener has a TLS inspector (only the
+/// inspector's SNI is `%REQUESTED_SERVER_NAME%`).
+pub fn log_refused(
+    view: &ListenerView,
+    info: &ConnInfo,
+    inspected: bool,
+    started: &Fields,
+    why: &Refusal<'_>,
+    w: usize,
+) {
+    let tcp = view.network.tcp_proxy.as_ref();
+    let tcp_log = tcp.and_then(|t| t.access_log.as_deref());
+    if view.listener_log.is_none() && tcp_log.is_none() {
+        return;
+    }
+    let mut fields = started.clone();
+    if why.picked {
+        fields.cluster = tcp.and_then(|t| t.pick_cluster(fastrand::u64(..)));
+    }
+    let cluster = fields.cluster.and_then(|i| view.clusters.get(i));
+    let mut info = std::borrow::Cow::Borrowed(info);
+    let sni = info.tls.as_deref().is_some_and(|t| t.sni.is_some());
+    if !inspected
+        && sni
+        && let Some(t) = info.to_mut().tls.as_deref_mut()
+    {
+        t.sni = None;
+    }
+    let mut e = entry(&fields, why.flags, cluster.map(|c| c.name.as_str()), &info);
+    e.termination = why.termination;
+    e.transport_failure = why.transport_failure;
+    write_lines(&mut e, tcp_log, view.listener_log.as_deref(), w);
+}
+
+/// Renders `e` into the `tcp_proxy`'s log (`TcpConnectionEnd`) and the listener's (`NotSet`).
+fn write_lines(
+    e: &mut Entry<'_>,
+    tcp: Option<&crate::access_log::AccessLogs>,
+    listener: Option<&crate::access_log::AccessLogs>,
+    w: usize,
+) {
+    if let Some(logs) = tcp {
+        e.kind = LogType::TcpConnectionEnd;
+        logs.log(e, w);
+    }
+    if let Some(logs) = listener {
+        e.kind = LogType::NotSet;
+        logs.log(e, w);
+    }
+}
+
 /// Serves one downstream connection of a `tcp_proxy` listener.
 pub async fn serve(
     worker: Rc<Worker>,
@@ -61,11 +141,19 @@ pub async fn serve(
         let mut log = Log {
             fields: logged.then(|| Box::new(Fields::new())),
             flags: ResponseFlags::default(),
+            termination: "",
         };
         // A network RBAC filter that denies the connection closes it before any upstream
         // connect.
-        if view.network.authorize(&info, w) {
-            proxy(w, &view, tcp, &down, info.peer, &mut log).await;
+        match view.network.authorize(&info, w) {
+            Ok(()) => proxy(w, &view, tcp, &down, &info, &mut log).await,
+            Err(details) => {
+                log.termination = details;
+                // Envoy's tcp_proxy picked its cluster when the connection was created.
+                if let Some(f) = log.fields() {
+                    f.cluster = tcp.pick_cluster(fastrand::u64(..));
+                }
+            }
         }
         log.write(w, &view, tcp, &info);
     }
@@ -97,6 +185,9 @@ fn entry<'a>(
 ) -> Entry<'a> {
     Entry {
         fields,
+        kind: LogType::NotSet,
+        termination: "",
+        transport_failure: "",
         status: 0,
         flags,
         minor: None,
@@ -114,12 +205,14 @@ fn entry<'a>(
 }
 
 /// What a connection's access log lines show (`fields` None: no log configured).
-struct Log {
+struct Log<'v> {
     fields: Option<Box<Fields>>,
     flags: ResponseFlags,
+    /// `%CONNECTION_TERMINATION_DETAILS%` (a network RBAC denial's).
+    termination: &'v str,
 }
 
-impl Log {
+impl Log<'_> {
     fn fields(&mut self) -> Option<&mut Fields> {
         self.fields.as_deref_mut()
     }
@@ -130,13 +223,39 @@ impl Log {
             return;
         };
         let cluster = f.cluster.and_then(|i| view.clusters.get(i));
-        let entry = entry(f, self.flags, cluster.map(|c| c.name.as_str()), info);
-        for logs in [tcp.access_log.as_deref(), view.listener_log.as_deref()]
-            .into_iter()
-            .flatten()
-        {
-            logs.log(&entry, w);
+        let mut e = entry(f, self.flags, cluster.map(|c| c.name.as_str()), info);
+        e.termination = self.termination;
+        write_lines(
+            &mut e,
+            tcp.access_log.as_deref(),
+            view.listener_log.as_deref(),
+            w,
+        );
+    }
+
+    /// An intermediate line of the `tcp_proxy`'s log (`TcpUpstreamConnected`,
+    /// `TcpPeriodic`) with the byte counts so far.
+    fn flush(
+        &self,
+        w: usize,
+        view: &ListenerView,
+        tcp: &TcpProxy,
+        info: &ConnInfo,
+        kind: LogType,
+        bytes: Option<(u64, u64)>,
+    ) {
+        let (Some(f), Some(logs)) = (self.fields.as_deref(), tcp.access_log.as_deref()) else {
+            return;
+        };
+        let mut now = f.clone();
+        if let Some((rx, tx)) = bytes {
+            now.bytes_received = rx;
+            now.bytes_sent = tx;
         }
+        let cluster = f.cluster.and_then(|i| view.clusters.get(i));
+        let mut e = entry(&now, self.flags, cluster.map(|c| c.name.as_str()), info);
+        e.kind = kind;
+        logs.log(&e, w);
     }
 }
 
@@ -145,9 +264,10 @@ async fn proxy(
     view: &ListenerView,
     tcp: &TcpProxy,
     down: &Stream,
-    peer: SocketAddr,
-    log: &mut Log,
+    info: &ConnInfo,
+    log: &mut Log<'_>,
 ) {
+    let peer = info.peer;
     let Some(cluster) = tcp
         .pick_cluster(fastrand::u64(..))
         .and_then(|i| view.clusters.get(i).map(|c| (i, c)))
@@ -186,10 +306,41 @@ async fn proxy(
         sent: Cell::new(0),
     };
     let seen = Seen::default();
+    let shown = &*log;
+    if tcp.flush_on_connected {
+        shown.flush(w, view, tcp, info, LogType::TcpUpstreamConnected, None);
+    }
     // Plain sockets both ways: zero-copy splice; TLS on either side: a copy loop.
-    let end = match (down.as_tcp(), up.stream.as_tcp()) {
-        (Some(d), Some(u)) => relay::relay(d, u, tcp.idle_timeout, &bytes, &seen).await,
-        _ => super::copy::relay(down, &up.stream, tcp.idle_timeout, &bytes, &seen).await,
+    let relay = async {
+        match (down.as_tcp(), up.stream.as_tcp()) {
+            (Some(d), Some(u)) => relay::relay(d, u, tcp.idle_timeout, &bytes, &seen).await,
+            _ => super::copy::relay(down, &up.stream, tcp.idle_timeout, &bytes, &seen).await,
+        }
+    };
+    let periodic = tcp
+        .flush_interval
+        .zip(shown.fields.as_deref())
+        .filter(|_| tcp.access_log.is_some());
+    let end = match periodic {
+        None => relay.await,
+        Some((every, f)) => {
+            // `TcpPeriodic` lines on the worker's timer, from the connection's start (as
+            // Envoy's), until the relay ends.
+            let ticks = async {
+                let first = Instant::from_std(f.begun) + every;
+                let mut t = tokio::time::interval_at(first, every);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    t.tick().await;
+                    let counts = (bytes.received.get(), bytes.sent.get());
+                    shown.flush(w, view, tcp, info, LogType::TcpPeriodic, Some(counts));
+                }
+            };
+            tokio::select! {
+                end = relay => end,
+                never = ticks => never,
+            }
+        }
     };
     if let End::IdleTimeout = end {
         tcp.count(w, Counter::IdleTimeout, 1);

@@ -16,6 +16,8 @@ fn proxy_cfg(clusters: &[(&str, u32)]) -> snapshot::TcpProxy {
         max_connect_attempts: 1,
         hash_source_ip: false,
         access_log: Vec::new(),
+        access_log_flush_interval_ms: 0,
+        flush_access_log_on_connected: false,
     }
 }
 

@@ -40,8 +40,61 @@ pub struct ClientTls {
     pub stats: SslStats,
 }
 
-fn other(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(e.to_string())
+/// Why a downstream handshake failed, for the listener access log.
+pub struct AcceptFailure {
+    /// The version negotiated before the failure (`%DOWNSTREAM_TLS_VERSION%`).
+    pub version: Option<&'static str>,
+    /// `%DOWNSTREAM_TRANSPORT_FAILURE_REASON%` (empty: none, e.g. the peer closed).
+    pub reason: String,
+}
+
+fn version_name(v: Option<rustls::ProtocolVersion>) -> Option<&'static str> {
+    match v {
+        Some(rustls::ProtocolVersion::TLSv1_2) => Some("TLSv1.2"),
+        Some(rustls::ProtocolVersion::TLSv1_3) => Some("TLSv1.3"),
+        _ => None,
+    }
+}
+
+/// `%DOWNSTREAM_TRANSPORT_FAILURE_REASON%` of a failed handshake: BoringSSL's text, as Envoy
+/// writes it, where meshcore knows it (a missing or unverifiable client certificate, an
+/// HTTP request or a proxy CONNECT, bytes that are not a TLS record); else rustls' reason in
+/// Envoy's `TLS_error:|...:TLS_error_end` frame; empty for a socket error or a peer that
+/// closed.
+pub fn failure_reason(f: &stream::Failed) -> String {
+    use rustls::{CertificateError, Error};
+    const BORING: &str = "TLS_error:|";
+    let boring = |code: u32, text: &str| {
+        format!("{BORING}{code}:SSL_routines:OPENSSL_internal:{text}:TLS_error_end")
+    };
+    let e = match &f.error {
+        HandshakeError::Io(_) => return String::new(),
+        HandshakeError::Tls(e) => e,
+    };
+    let first = f.first.get();
+    match e {
+        Error::NoCertificatesPresented => boring(
+            268435648,
+            "PEER_DID_NOT_RETURN_A_CERTIFICATE:peer_did_not_provide_required_client_certificate",
+        ),
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => boring(
+            268435581,
+            "CERTIFICATE_VERIFY_FAILED:verify_cert_failed:_X509_verify_cert:\
+             _certificate_verification_error_at_depth_0:_unable_to_get_local_issuer_certificate",
+        ),
+        // Not a TLS record (BoringSSL looks at the first bytes the same way).
+        _ if first.first().is_some_and(|&b| b != 0x16) => {
+            let http = [&b"GET "[..], b"POST ", b"HEAD ", b"PUT "];
+            if http.iter().any(|m| first.starts_with(m)) {
+                boring(268435612, "HTTP_REQUEST")
+            } else if first.starts_with(b"CONNE") {
+                boring(268435611, "HTTPS_PROXY_REQUEST")
+            } else {
+                boring(268435703, "WRONG_VERSION_NUMBER")
+            }
+        }
+        e => format!("{BORING}{e}:TLS_error_end").replace(' ', "_"),
+    }
 }
 
 /// Terminates TLS on an accepted connection (worker `w`), within the handshake timeout;
@@ -52,19 +105,29 @@ pub async fn accept(
     tcp: TcpStream,
     info: &mut ConnInfo,
     w: usize,
-) -> io::Result<Stream> {
-    let conn = rustls::ServerConnection::new(tls.cfg.config.clone()).map_err(other)?;
-    let hs = TlsStream::handshake(tcp, Connection::Server(conn));
+) -> Result<Stream, AcceptFailure> {
+    let conn =
+        rustls::ServerConnection::new(tls.cfg.config.clone()).map_err(|e| AcceptFailure {
+            version: None,
+            reason: format!("TLS_error:|{e}:TLS_error_end"),
+        })?;
+    let hs = TlsStream::handshake_versioned(tcp, Connection::Server(conn));
     let s = match tokio::time::timeout(tls.cfg.handshake_timeout, hs).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tls.stats.failed(w, &e);
-            return Err(other(e));
+        Ok(Err(failed)) => {
+            tls.stats.failed(w, &failed.error);
+            return Err(AcceptFailure {
+                version: version_name(failed.version),
+                reason: failure_reason(&failed),
+            });
         }
         Err(_) => {
             let e = HandshakeError::Io(io::ErrorKind::TimedOut.into());
             tls.stats.failed(w, &e);
-            return Err(other(e));
+            return Err(AcceptFailure {
+                version: None,
+                reason: String::new(),
+            });
         }
     };
     {
@@ -87,11 +150,7 @@ pub async fn accept(
             terminated: true,
             peer_cert,
             local_uri_sans: tls.cfg.local_uri_sans.to_vec(),
-            version: match sess.protocol_version() {
-                Some(rustls::ProtocolVersion::TLSv1_2) => Some("TLSv1.2"),
-                Some(rustls::ProtocolVersion::TLSv1_3) => Some("TLSv1.3"),
-                _ => None,
-            },
+            version: version_name(sess.protocol_version()),
         }));
     }
     Ok(Stream::Tls(Box::new(s)))

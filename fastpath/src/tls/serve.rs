@@ -24,6 +24,7 @@ pub async fn serve(
     let Some(tls) = chosen.view.tls.clone() else {
         return crate::proxy::serve(worker, chosen, tcp.into(), info, idle, guard).await;
     };
+    let started = crate::tcp::refusal_start(&chosen.view);
     match super::accept(&tls, tcp, &mut info, w).await {
         Ok(stream) => {
             if chosen.view.network.tcp_proxy.is_some() {
@@ -34,6 +35,21 @@ pub async fn serve(
         }
         // As in Envoy, the listener and its terminal filter counted the connection (it
         // existed before the handshake failed); the `ssl.*` stats say why.
-        Err(_) => crate::tcp::refuse(&chosen.view, w),
+        Err(failed) => {
+            crate::tcp::refuse(&chosen.view, w);
+            if let Some(started) = started {
+                // Envoy logs the version negotiated before the failure (BoringSSL reports
+                // TLSv1.2 before one is) and BoringSSL's reason.
+                let t = info.tls.get_or_insert_with(Default::default);
+                t.version = Some(failed.version.unwrap_or("TLSv1.2"));
+                let why = crate::tcp::Refusal {
+                    transport_failure: &failed.reason,
+                    picked: true,
+                    ..Default::default()
+                };
+                let inspected = chosen.listener.filters.tls_inspector.is_some();
+                crate::tcp::log_refused(&chosen.view, &info, inspected, &started, &why, w);
+            }
+        }
     }
 }

@@ -48,6 +48,45 @@ impl Read for Sock<'_> {
     }
 }
 
+/// `Sock` that keeps the first bytes the peer sent (a failed handshake's reason names what
+/// they were, as BoringSSL's does: an HTTP request, a proxy CONNECT).
+struct Recording<'a, 'b> {
+    sock: Sock<'a>,
+    first: &'b mut FirstBytes,
+}
+
+/// Up to the first 8 bytes a peer sent during a handshake.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FirstBytes {
+    buf: [u8; 8],
+    len: u8,
+}
+
+impl FirstBytes {
+    pub fn get(&self) -> &[u8] {
+        &self.buf[..self.len as usize]
+    }
+}
+
+impl Read for Recording<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.sock.read(buf)?;
+        let have = self.first.len as usize;
+        let take = n.min(self.first.buf.len() - have);
+        self.first.buf[have..have + take].copy_from_slice(&buf[..take]);
+        self.first.len += take as u8;
+        Ok(n)
+    }
+}
+
+/// A failed handshake: the error, the protocol version negotiated before it (if any) and the
+/// first bytes the peer sent.
+pub struct Failed {
+    pub error: HandshakeError,
+    pub version: Option<rustls::ProtocolVersion>,
+    pub first: FirstBytes,
+}
+
 impl Write for Sock<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.try_write(buf)
@@ -95,34 +134,66 @@ impl TlsStream {
     /// Runs the handshake of `conn` on `tcp` (no timeout: the caller bounds it). The error
     /// keeps rustls' reason (certificate verification, protocol) for the `ssl.*` stats.
     pub async fn handshake(tcp: TcpStream, conn: Connection) -> Result<TlsStream, HandshakeError> {
+        TlsStream::handshake_versioned(tcp, conn)
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// `handshake`, whose error also carries the protocol version negotiated before it failed
+    /// and the peer's first bytes (a downstream connection's access log).
+    pub async fn handshake_versioned(
+        tcp: TcpStream,
+        conn: Connection,
+    ) -> Result<TlsStream, Failed> {
         let s = TlsStream::new(tcp, conn);
+        let mut first = FirstBytes::default();
+        let fail = |s: &TlsStream, error: HandshakeError, first: FirstBytes| Failed {
+            error,
+            version: s.conn.borrow().protocol_version(),
+            first,
+        };
         loop {
-            s.flush().map_err(HandshakeError::Io)?;
+            if let Err(e) = s.flush() {
+                return Err(fail(&s, HandshakeError::Io(e), first));
+            }
             let (handshaking, wants_write) = {
                 let c = s.conn.borrow();
                 (c.is_handshaking(), c.wants_write())
             };
             if wants_write {
-                s.tcp.writable().await.map_err(HandshakeError::Io)?;
+                if let Err(e) = s.tcp.writable().await {
+                    return Err(fail(&s, HandshakeError::Io(e), first));
+                }
                 continue;
             }
             if !handshaking {
                 return Ok(s);
             }
-            s.tcp.readable().await.map_err(HandshakeError::Io)?;
-            let mut c = s.conn.borrow_mut();
-            match c.read_tls(&mut Sock(&s.tcp)) {
-                Ok(0) => return Err(HandshakeError::Io(io::ErrorKind::UnexpectedEof.into())),
-                Ok(_) => {
-                    if let Err(e) = c.process_new_packets() {
-                        drop(c);
-                        // Best effort: send the alert rustls queued.
-                        let _ = s.flush();
-                        return Err(HandshakeError::Tls(e));
-                    }
+            if let Err(e) = s.tcp.readable().await {
+                return Err(fail(&s, HandshakeError::Io(e), first));
+            }
+            let read = {
+                let mut c = s.conn.borrow_mut();
+                let mut sock = Recording {
+                    sock: Sock(&s.tcp),
+                    first: &mut first,
+                };
+                match c.read_tls(&mut sock) {
+                    Ok(0) => Err(HandshakeError::Io(io::ErrorKind::UnexpectedEof.into())),
+                    Ok(_) => c
+                        .process_new_packets()
+                        .map(drop)
+                        .map_err(HandshakeError::Tls),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                    Err(e) => Err(HandshakeError::Io(e)),
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(HandshakeError::Io(e)),
+            };
+            if let Err(e) = read {
+                if let HandshakeError::Tls(_) = e {
+                    // Best effort: send the alert rustls queued.
+                    let _ = s.flush();
+                }
+                return Err(fail(&s, e, first));
             }
         }
     }

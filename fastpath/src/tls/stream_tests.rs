@@ -269,6 +269,59 @@ async fn a_plaintext_client_fails_the_handshake() {
     assert!(!buf.starts_with(b"HTTP"));
 }
 
+/// The reason the access log shows for a peer's first bytes, as Envoy (BoringSSL) writes it.
+async fn reason_for(first: &[u8]) -> (String, Option<rustls::ProtocolVersion>) {
+    let ca = Ca::generate();
+    let (mut c, s) = tcp_pair().await;
+    c.write_all(first).await.unwrap();
+    let conn = server_conn(server_config(&ca, &[]));
+    let Err(f) = TlsStream::handshake_versioned(s, conn).await else {
+        panic!("{first:?}: the handshake succeeded");
+    };
+    (crate::tls::failure_reason(&f), f.version)
+}
+
+#[tokio::test]
+async fn a_failed_handshake_names_what_the_peer_sent_like_boringssl() {
+    let boring = |code: &str, what: &str| {
+        format!("TLS_error:|{code}:SSL_routines:OPENSSL_internal:{what}:TLS_error_end")
+    };
+    let cases: [(&[u8], String); 4] = [
+        (
+            b"GET / HTTP/1.1\r\n\r\n",
+            boring("268435612", "HTTP_REQUEST"),
+        ),
+        (
+            b"POST / HTTP/1.1\r\n\r\n",
+            boring("268435612", "HTTP_REQUEST"),
+        ),
+        (
+            b"CONNECT x:1 HTTP/1.1\r\n\r\n",
+            boring("268435611", "HTTPS_PROXY_REQUEST"),
+        ),
+        (
+            b"hello world\r\n\r\n",
+            boring("268435703", "WRONG_VERSION_NUMBER"),
+        ),
+    ];
+    for (first, want) in cases {
+        assert_eq!(reason_for(first).await, (want, None), "{first:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_peer_that_closes_mid_handshake_has_no_reason() {
+    let ca = Ca::generate();
+    let (c, s) = tcp_pair().await;
+    drop(c);
+    let conn = server_conn(server_config(&ca, &[]));
+    let Err(f) = TlsStream::handshake_versioned(s, conn).await else {
+        panic!("the handshake succeeded");
+    };
+    assert!(matches!(f.error, HandshakeError::Io(_)));
+    assert_eq!(crate::tls::failure_reason(&f), "");
+}
+
 #[tokio::test]
 async fn garbage_after_the_handshake_is_an_error_not_a_panic() {
     let (client, server) = pair().await;

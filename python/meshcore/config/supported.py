@@ -737,7 +737,9 @@ MESSAGES: dict[str, Message] = {
     "envoy.config.listener.v3.Listener": message(
         access_log=ok(
             "a line per connection when it closes, tcp_proxy or HTTP (HTTP/1.1, HTTP/2, "
-            "TLS), and per connection no chain matched (NR) (docs/access-logs.md)"
+            "TLS), per connection no chain matched (NR), and per connection a network "
+            "filter (rbac, connection_limit, local_ratelimit) or a failed TLS handshake "
+            "closed (docs/access-logs.md)"
         ),
         name=ok(),
         address=ok(),
@@ -817,8 +819,6 @@ MESSAGES: dict[str, Message] = {
             "backoff_options",
             "tunneling_config",
             "max_downstream_connection_duration",
-            "access_log_flush_interval",
-            "access_log_options",
         ),
         stat_prefix=ok(),
         cluster=ok("a cluster that does not exist closes connections (`downstream_cx_no_route`)"),
@@ -827,7 +827,13 @@ MESSAGES: dict[str, Message] = {
         max_connect_attempts=ok("each attempt picks a host again"),
         hash_policy=ok("`source_ip` only"),
         access_log=ok("a line per connection when it closes (docs/access-logs.md)"),
+        access_log_options=ok("periodic and upstream-connected lines"),
+        access_log_flush_interval=ok("deprecated: `access_log_options` has it"),
         note="relays with splice(2); half-close is passed on",
+    ),
+    f"{TCP_PROXY}.TcpAccessLogOptions": message(
+        access_log_flush_interval=ok("a `TcpPeriodic` line this often"),
+        flush_access_log_on_connected=ok("a `TcpUpstreamConnected` line"),
     ),
     f"{TCP_PROXY}.WeightedCluster": message(clusters=ok()),
     f"{TCP_PROXY}.WeightedCluster.ClusterWeight": message(
@@ -843,6 +849,7 @@ MESSAGES: dict[str, Message] = {
     HCM: message(
         stat_prefix=ok(),
         access_log=ok("file, stdout and stderr loggers"),
+        access_log_options=ok("lines at a new request and at a tunnel's start"),
         codec_type=enum("AUTO", "HTTP1", "HTTP2", note="AUTO: HTTP/2 on the connection preface"),
         http2_protocol_options=ok("h2c (prior knowledge); see docs/http2.md"),
         route_config=ok(),
@@ -888,6 +895,13 @@ MESSAGES: dict[str, Message] = {
         ),
         set_current_client_cert_details=ok(),
         tracing=ok("Zipkin (B3) and OpenTelemetry (W3C); see docs/tracing.md"),
+    ),
+    f"{HCM}.HcmAccessLogOptions": message(
+        later=("access_log_flush_interval",),
+        flush_access_log_on_new_request=ok("a `DownstreamStart` line once routed"),
+        flush_log_on_tunnel_successfully_established=ok(
+            "a `DownstreamTunnelSuccessfullyEstablished` line (CONNECT's 200, an upgrade's 101)"
+        ),
     ),
     f"{HCM}.Tracing": message(
         later=("verbose", "spawn_upstream_span"),

@@ -41,6 +41,9 @@ OPERATORS = frozenset(
         "DOWNSTREAM_PEER_URI_SAN",
         "DOWNSTREAM_PEER_SUBJECT",
         "DOWNSTREAM_TLS_VERSION",
+        "ACCESS_LOG_TYPE",
+        "CONNECTION_TERMINATION_DETAILS",
+        "DOWNSTREAM_TRANSPORT_FAILURE_REASON",
     }
 )
 """Command operators without an argument (the engine's `access_log/format.rs` has the same

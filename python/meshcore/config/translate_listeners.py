@@ -326,6 +326,11 @@ def http_connection_manager(
     logs = access_logs(manager, path, problems)
     if logs:
         out["access_log"] = logs
+    options = manager.access_log_options
+    if options.flush_access_log_on_new_request:
+        out["flush_access_log_on_new_request"] = True
+    if options.flush_log_on_tunnel_successfully_established:
+        out["flush_log_on_tunnel_successfully_established"] = True
     traced = tracing(manager, path, problems)
     if traced is not None:
         out["tracing"] = traced

@@ -51,6 +51,29 @@ def tcp_proxy(config: tcp_proxy_pb2.TcpProxy, path: str, problems: Problems) -> 
     logs = access_logs(config, path, problems)
     if logs:
         out["access_log"] = logs
+    out.update(_tcp_log_options(config, path, problems))
+    return out
+
+
+def _tcp_log_options(
+    config: tcp_proxy_pb2.TcpProxy, path: str, problems: Problems
+) -> dict[str, Any]:
+    """`access_log_options` (or the deprecated `access_log_flush_interval`, which Envoy 1.40
+    still accepts, not together with `access_log_options`)."""
+    out: dict[str, Any] = {}
+    options = config.access_log_options
+    # PGV checks both intervals are at least 1ms.
+    if config.HasField("access_log_flush_interval"):
+        if config.HasField("access_log_options"):
+            problems.add(
+                paths.field(path, "access_log_flush_interval"),
+                "not allowed together with access_log_options",
+            )
+        out["access_log_flush_interval_ms"] = duration_ms(config.access_log_flush_interval)
+    elif options.HasField("access_log_flush_interval"):
+        out["access_log_flush_interval_ms"] = duration_ms(options.access_log_flush_interval)
+    if options.flush_access_log_on_connected:
+        out["flush_access_log_on_connected"] = True
     return out
 
 

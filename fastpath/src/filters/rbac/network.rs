@@ -39,6 +39,12 @@ impl NetworkRbac {
 
     /// Evaluates the connection (worker `w`): false closes it.
     pub fn allows(&self, conn: &ConnInfo, w: usize) -> bool {
+        self.decide(conn, w).is_ok()
+    }
+
+    /// Evaluates the connection (worker `w`): `Err` closes it, with Envoy's connection
+    /// termination details (`rbac_access_denied_matched_policy[<policy>|none]`).
+    pub fn decide(&self, conn: &ConnInfo, w: usize) -> Result<(), &str> {
         let input = Input {
             conn,
             http: None,
@@ -49,11 +55,11 @@ impl NetworkRbac {
         }
         match &self.engine {
             Some(e) => {
-                let allowed = e.evaluate(&input).allowed;
-                self.stats.enforced(w, allowed);
-                allowed
+                let d = e.evaluate(&input);
+                self.stats.enforced(w, d.allowed);
+                if d.allowed { Ok(()) } else { Err(d.details()) }
             }
-            None => true,
+            None => Ok(()),
         }
     }
 }
