@@ -178,17 +178,21 @@ def get(port: int, path: str, method: str = "GET", body: bytes = b"") -> tuple[i
     return status, rest, clean
 
 
-def assert_flood(setup: Setup, cluster: str, counter: str, before: tuple[int, int]) -> None:
+def assert_flood(setup: Setup, cluster: str, counter: str, before: tuple[int, int, int]) -> None:
+    """One flood counted, one connection closed for it (without a GOAWAY), the request's
+    stream reset."""
     assert setup.counter(cluster, f"http2.{counter}") == before[0] + 1
     assert setup.counter(cluster, "upstream_cx_protocol_error") == before[1] + 1
+    assert setup.counter(cluster, "upstream_rq_tx_reset") == before[2] + 1
     ended = setup.upstreams[cluster].wait_closed()
     assert ended and all(c.closed_by_proxy and not c.goaway for c in ended), ended
 
 
-def counts(setup: Setup, cluster: str, counter: str) -> tuple[int, int]:
+def counts(setup: Setup, cluster: str, counter: str) -> tuple[int, int, int]:
     return (
         setup.counter(cluster, f"http2.{counter}"),
         setup.counter(cluster, "upstream_cx_protocol_error"),
+        setup.counter(cluster, "upstream_rq_tx_reset"),
     )
 
 

@@ -51,6 +51,10 @@ struct H2Conn {
     shared: Rc<Shared>,
     /// Streams finished (the flood allowances) and whether the connection flooded.
     flood: Rc<flood::Shared>,
+    /// Where a stream failed by a flood counts its reset (`upstream_rq_tx_reset`), and the
+    /// worker.
+    cluster: Arc<ClusterState>,
+    worker: usize,
     /// Streams started on it (`max_requests_per_connection`).
     started: Cell<u32>,
     created: Instant,
@@ -218,6 +222,8 @@ async fn handshake(
         send,
         shared: shared.clone(),
         flood: flood.clone(),
+        cluster: cluster.clone(),
+        worker: w,
         started: Cell::new(0),
         created: Instant::now(),
     });
@@ -374,6 +380,9 @@ async fn bridge(ours: MemEnd, conn: Rc<H2Conn>) {
         }
     };
     if failed && conn.0.flood.flooded.get() {
+        // Envoy's codec resets the streams of the connection it closes.
+        let c = &conn.0;
+        c.cluster.stats.inc(c.worker, Counter::UpstreamRqTxReset);
         let signal = match written.get() {
             None => FLOOD_BEFORE_HEAD,
             Some(Framing::Chunked) => FLOOD_IN_BODY,
