@@ -164,7 +164,8 @@ impl Engine {
                     let st = ClusterState::new(c, stats, &path)
                         .map_err(EngineError::Value)?
                         .with_outlier_stats(od)
-                        .with_tls(tls);
+                        .with_tls(tls)
+                        .with_h2_codec_stats(&self.registry);
                     clusters.push(Arc::new(st));
                 }
             }

@@ -1,16 +1,12 @@
-"""Envoy's HTTP/2 flood limits in config: accepted on a connection manager (PGV rules, left
-out of the snapshot at Envoy's defaults), refused on a cluster naming the field's path."""
+"""Envoy's HTTP/2 flood limits in config: accepted on a connection manager and on a cluster's
+HTTP/2 options (all three forms), PGV rules naming the field's path, left out of the snapshot
+at Envoy's defaults."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .builders import CLUSTER, HCM, UPSTREAM_OPTIONS, base, cluster, hcm, load, problems
-
-FLOOD_MSG = (
-    "flood limits are not supported on upstream connections yet "
-    "(meshcore enforces them on downstream connections only)"
-)
 
 
 def _http2_snapshot(b: dict[str, Any]) -> dict[str, Any]:
@@ -62,22 +58,58 @@ def test_pgv_rules_name_the_field() -> None:
     assert len(found) == 3, found
 
 
-def test_flood_limits_on_a_cluster_are_refused_with_their_path() -> None:
-    b = base()
-    cluster(b)["http2_protocol_options"] = {"max_outbound_control_frames": 10}
-    assert problems(b) == [
-        f"{CLUSTER}.http2_protocol_options.max_outbound_control_frames: {FLOOD_MSG}"
-    ]
-    b = base()
-    cluster(b)["typed_extension_protocol_options"] = {
+def _cluster_http2(b: dict[str, Any]) -> dict[str, Any]:
+    options: dict[str, Any] = load(b).snapshot["clusters"][0]["http2"]
+    return options
+
+
+def _protocol_options(kind: str, http2: dict[str, Any]) -> dict[str, Any]:
+    return {
         UPSTREAM_OPTIONS: {
             "@type": f"type.googleapis.com/{UPSTREAM_OPTIONS}",
-            "explicit_http_config": {
-                "http2_protocol_options": {"max_inbound_priority_frames_per_stream": 1}
-            },
+            kind: {"http2_protocol_options": http2}
+            if kind != "auto_config"
+            else {"http_protocol_options": {}, "http2_protocol_options": http2},
         }
     }
-    assert problems(b) == [
+
+
+def test_flood_limits_on_a_cluster_reach_the_snapshot() -> None:
+    b = base()
+    cluster(b)["http2_protocol_options"] = {"max_outbound_control_frames": 10}
+    assert _cluster_http2(b)["max_outbound_control_frames"] == 10
+    for kind in ("explicit_http_config", "use_downstream_protocol_config", "auto_config"):
+        b = base()
+        http2 = {
+            "max_inbound_priority_frames_per_stream": 1,
+            "max_consecutive_inbound_frames_with_empty_payload": 0,
+            "max_outbound_frames": 7,
+        }
+        if kind == "auto_config":
+            # auto_config speaks HTTP/2 only over TLS (ALPN).
+            cluster(b)["transport_socket"] = {
+                "name": "envoy.transport_sockets.tls",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3."
+                    "UpstreamTlsContext"
+                },
+            }
+        cluster(b)["typed_extension_protocol_options"] = _protocol_options(kind, http2)
+        options = _cluster_http2(b)
+        assert options["max_inbound_priority_frames_per_stream"] == 1, kind
+        assert options["max_consecutive_inbound_frames_with_empty_payload"] == 0, kind
+        assert options["max_outbound_frames"] == 7, kind
+        assert "max_outbound_control_frames" not in options, kind
+
+
+def test_pgv_rules_on_a_cluster_name_the_field() -> None:
+    b = base()
+    cluster(b)["typed_extension_protocol_options"] = _protocol_options(
+        "explicit_http_config", {"max_outbound_frames": 0}
+    )
+    found = problems(b)
+    prefix = (
         f"{CLUSTER}.typed_extension_protocol_options[{UPSTREAM_OPTIONS}].explicit_http_config"
-        f".http2_protocol_options.max_inbound_priority_frames_per_stream: {FLOOD_MSG}"
-    ]
+        ".http2_protocol_options.max_outbound_frames"
+    )
+    assert len(found) == 1 and found[0].startswith(prefix), found

@@ -5,9 +5,7 @@ connection and count `http2.*_flood`; a normal client under the limits is unaffe
 
 from __future__ import annotations
 
-import contextlib
 import socket
-import struct
 import time
 from collections.abc import Iterator
 
@@ -22,25 +20,26 @@ from tests.support.bootstrap import (
     virtual_host,
 )
 from tests.support.h2_client import H2Request, exchange
+from tests.support.h2_frames import (
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    GOAWAY,
+    HEADERS,
+    PING,
+    POST_HEAD,
+    PREFACE,
+    SETTINGS,
+    frame,
+    priority,
+    read_until,
+    read_until_closed,
+    send_all,
+    window_update,
+)
 from tests.support.ports import free_port
 from tests.support.proxy import Proxy, proxy_kinds, start_proxy
 from tests.support.upstream import UpstreamServer
-
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, PRIORITY, SETTINGS, PING, GOAWAY, WINDOW_UPDATE = 0, 1, 2, 4, 6, 7, 8
-END_STREAM, END_HEADERS = 0x1, 0x4
-# HPACK: `:method: POST`, `:scheme: http`, `:path: /`, then `:authority: a` (literal,
-# indexed name 1).
-POST_HEAD = bytes([0x83, 0x86, 0x84, 0x41, 0x01]) + b"a"
-
-
-def frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
-    return (
-        struct.pack(">I", len(payload))[1:]
-        + bytes([kind, flags])
-        + struct.pack(">I", stream)
-        + payload
-    )
 
 
 @pytest.fixture(scope="module", params=proxy_kinds())
@@ -76,55 +75,9 @@ def connect(port: int, rcvbuf: int | None = None) -> socket.socket:
     return sock
 
 
-def read_until_closed(sock: socket.socket) -> list[tuple[int, int, bytes]]:
-    """Reads frames until the proxy closes (EOF or reset); returns them (type, stream,
-    payload)."""
-    data = b""
-    try:
-        while chunk := sock.recv(65536):
-            data += chunk
-    except ConnectionResetError:
-        pass
-    frames = []
-    while len(data) >= 9:
-        length = int.from_bytes(data[:3], "big")
-        frames.append(
-            (data[3], int.from_bytes(data[5:9], "big") & 0x7FFFFFFF, data[9 : 9 + length])
-        )
-        data = data[9 + length :]
-    return frames
-
-
 def flood_counter(running: Proxy, name: str) -> int:
     """`http2.<name>`: one global scope for every downstream HTTP/2 connection (as Envoy)."""
     return running.counter(f"http2.{name}")
-
-
-def send_all(sock: socket.socket, data: bytes) -> None:
-    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        sock.sendall(data)
-
-
-def read_until(sock: socket.socket, want: tuple[int, int]) -> list[tuple[int, int, bytes]]:
-    """Reads frames until one of type `want[0]` on stream `want[1]` arrives (or the proxy
-    closes: then the list ends without it)."""
-    data = b""
-    frames: list[tuple[int, int, bytes]] = []
-    while True:
-        while len(data) >= 9 and len(data) >= 9 + int.from_bytes(data[:3], "big"):
-            length = int.from_bytes(data[:3], "big")
-            stream = int.from_bytes(data[5:9], "big") & 0x7FFFFFFF
-            frames.append((data[3], stream, data[9 : 9 + length]))
-            data = data[9 + length :]
-            if frames[-1][:2] == want:
-                return frames
-        try:
-            chunk = sock.recv(65536)
-        except ConnectionResetError:
-            return frames
-        if not chunk:
-            return frames
-        data += chunk
 
 
 def assert_closed_without_goaway(sock: socket.socket) -> None:
@@ -164,7 +117,7 @@ def test_priority_flood(proxy: tuple[Proxy, int]) -> None:
     before = flood_counter(running, "inbound_priority_frames_flood")
     with connect(port) as sock:
         # No stream opened: the limit is 100 * (1 + 0).
-        send_all(sock, frame(PRIORITY, 0, 3, struct.pack(">IB", 0, 15)) * 101)
+        send_all(sock, priority(3) * 101)
         assert_closed_without_goaway(sock)
     assert flood_counter(running, "inbound_priority_frames_flood") == before + 1
 
@@ -173,7 +126,7 @@ def test_priority_frames_at_the_limit_are_answered(proxy: tuple[Proxy, int]) -> 
     running, port = proxy
     before = flood_counter(running, "inbound_priority_frames_flood")
     with connect(port) as sock:
-        prio = frame(PRIORITY, 0, 3, struct.pack(">IB", 0, 15))
+        prio = priority(3)
         send_all(sock, prio * 100 + frame(PING, 0, 0, b"12345678"))
         frames = read_until(sock, (PING, 0))
     assert (PING, 0, b"12345678") in frames
@@ -188,7 +141,7 @@ def test_a_closed_stream_adds_no_priority_allowance(proxy: tuple[Proxy, int]) ->
         send_all(sock, frame(HEADERS, END_HEADERS, 1, POST_HEAD) + frame(DATA, END_STREAM, 1, b"x"))
         assert (DATA, 1) in [(kind, stream) for kind, stream, _ in read_until(sock, (DATA, 1))]
         time.sleep(0.3)  # the rest of the response (its END_STREAM): the stream closes
-        send_all(sock, frame(PRIORITY, 0, 3, struct.pack(">IB", 0, 15)) * 101)
+        send_all(sock, priority(3) * 101)
         assert_closed_without_goaway(sock)
     assert flood_counter(running, "inbound_priority_frames_flood") == before + 1
 
@@ -198,7 +151,7 @@ def test_an_open_stream_adds_to_the_priority_allowance(proxy: tuple[Proxy, int])
     before = flood_counter(running, "inbound_priority_frames_flood")
     with connect(port) as sock:
         # 100 * (1 + 1 open stream).
-        prio = frame(PRIORITY, 0, 3, struct.pack(">IB", 0, 15))
+        prio = priority(3)
         send_all(
             sock,
             frame(HEADERS, END_HEADERS, 1, POST_HEAD) + prio * 200 + frame(PING, 0, 0, b"open!!!!"),
@@ -213,7 +166,7 @@ def test_window_update_flood(proxy: tuple[Proxy, int]) -> None:
     before = flood_counter(running, "inbound_window_update_frames_flood")
     with connect(port) as sock:
         # No stream opened, no DATA sent: the limit is 5 + 2 * (0 + 10 * 0).
-        send_all(sock, frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1)) * 6)
+        send_all(sock, window_update(0) * 6)
         assert_closed_without_goaway(sock)
     assert flood_counter(running, "inbound_window_update_frames_flood") == before + 1
 
@@ -222,7 +175,7 @@ def test_window_updates_at_the_limit_are_answered(proxy: tuple[Proxy, int]) -> N
     running, port = proxy
     before = flood_counter(running, "inbound_window_update_frames_flood")
     with connect(port) as sock:
-        update = frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1))
+        update = window_update(0)
         send_all(sock, update * 5 + frame(PING, 0, 0, b"abcdefgh"))
         frames = read_until(sock, (PING, 0))
     assert (PING, 0, b"abcdefgh") in frames

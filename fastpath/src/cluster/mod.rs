@@ -53,6 +53,9 @@ pub struct ClusterState {
     swap_lock: Mutex<()>,
     /// `transport_socket` TLS: connections to the hosts are TLS (None: plain TCP).
     pub tls: Option<crate::tls::ClientTls>,
+    /// `cluster.<name>.http2.*`: the HTTP/2 codec's flood counters and queue gauges, for a
+    /// cluster that may speak HTTP/2 upstream.
+    pub h2_codec_stats: Option<crate::stats::Http2CodecStats>,
 }
 
 impl ClusterState {
@@ -86,6 +89,7 @@ impl ClusterState {
             outlier: None,
             swap_lock: Mutex::new(()),
             tls: None,
+            h2_codec_stats: None,
         };
         st.publish_membership();
         Ok(st)
@@ -115,6 +119,16 @@ impl ClusterState {
     /// Makes connections to the hosts TLS (`transport_socket`).
     pub fn with_tls(mut self, tls: Option<crate::tls::ClientTls>) -> ClusterState {
         self.tls = tls;
+        self
+    }
+
+    /// Adds `cluster.<name>.http2.*` when the cluster may speak HTTP/2 upstream (Envoy's
+    /// upstream codec stats scope).
+    pub fn with_h2_codec_stats(mut self, registry: &crate::stats::Registry) -> ClusterState {
+        if self.cfg.http2.is_some() {
+            let prefix = format!("cluster.{}.http2", self.name);
+            self.h2_codec_stats = Some(crate::stats::Http2CodecStats::new(registry, &prefix));
+        }
         self
     }
 

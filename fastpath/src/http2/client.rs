@@ -3,7 +3,9 @@
 //! all). The core asks `pool::connect` for a connection as for HTTP/1.1 and gets one end of a
 //! pipe pair; a bridge task on the other end reads the core's HTTP/1.1 request, sends it as
 //! one stream and writes the response back as HTTP/1.1 (chunked, with trailers). A pair
-//! carries one request.
+//! carries one request. Each connection runs through the flood guard (`flood.rs`, client
+//! side): a flooding upstream's connection closes and its streams fail as protocol errors
+//! (502 `UPE`), counted under `cluster.<name>.http2.*`.
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,6 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::body::{self, BodyError};
+use super::flood::{self, FloodGuard, Side};
 use super::handoff;
 use super::headers::{self, Framing};
 use crate::cluster::{ClusterState, HostCounters};
@@ -46,6 +49,12 @@ struct Shared {
 struct H2Conn {
     send: SendRequest<Bytes>,
     shared: Rc<Shared>,
+    /// Streams finished (the flood allowances) and whether the connection flooded.
+    flood: Rc<flood::Shared>,
+    /// Where a stream failed by a flood counts its reset (`upstream_rq_tx_reset`), and the
+    /// worker.
+    cluster: Arc<ClusterState>,
+    worker: usize,
     /// Streams started on it (`max_requests_per_connection`).
     started: Cell<u32>,
     created: Instant,
@@ -187,8 +196,14 @@ async fn handshake(
         .initial_window_size(opts.initial_stream_window_size)
         .initial_connection_window_size(opts.initial_connection_window_size)
         .max_send_buffer_size(body::READ_CHUNK);
+    // Envoy's flood limits on the upstream connection (frames counted between the socket
+    // and `h2`), below the write coalescing as downstream.
+    let flood = Rc::new(flood::Shared::default());
+    let limits = flood::Limits::from_options(opts);
+    let stats = cluster.h2_codec_stats.clone();
+    let io = FloodGuard::new(tcp, limits, Side::Client, flood.clone(), stats, w);
     let (send, conn) = match builder
-        .handshake::<_, Bytes>(super::coalesce::Coalesce::new(tcp))
+        .handshake::<_, Bytes>(super::coalesce::Coalesce::new(io))
         .await
     {
         Ok(pair) => pair,
@@ -206,6 +221,9 @@ async fn handshake(
     let h2conn = Rc::new(H2Conn {
         send,
         shared: shared.clone(),
+        flood: flood.clone(),
+        cluster: cluster.clone(),
+        worker: w,
         started: Cell::new(0),
         created: Instant::now(),
     });
@@ -223,7 +241,8 @@ async fn handshake(
                     if r.is_err() {
                         cluster.stats.inc(w, Counter::UpstreamCxProtocolError);
                     }
-                    break true;
+                    // A flood: meshcore closed it (Envoy counts a local close).
+                    break !flood.flooded.get();
                 }
                 _ = tokio::time::sleep(wait) => {
                     let idle_for = Instant::now() - shared.last_used.get();
@@ -243,22 +262,35 @@ async fn handshake(
     Ok(h2conn)
 }
 
-/// Counts a stream out of its connection when the bridge ends.
-struct Active(Rc<H2Conn>);
+/// Counts a stream out of its connection when the bridge ends (`sent`: its HEADERS went out,
+/// so it counted as opened for the flood allowances and now counts as closed).
+struct Active(Rc<H2Conn>, bool);
 
 impl Drop for Active {
     fn drop(&mut self) {
         let s = &self.0.shared;
         s.active.set(s.active.get() - 1);
         s.last_used.set(Instant::now());
+        if self.1 {
+            let closed = &self.0.flood.closed;
+            closed.set(closed.get() + 1);
+        }
     }
 }
+
+/// What the bridge writes to the core when the connection flooded before the response head:
+/// a head cut short, which the core answers as Envoy does a codec protocol error (502 `UPE`,
+/// `upstream_reset_before_response_started{protocol_error}`).
+const FLOOD_BEFORE_HEAD: &[u8] = b"HTTP/1.1 ";
+/// After a chunked response head: a malformed chunk size (the core resets the downstream with
+/// `UPE`, as Envoy does).
+const FLOOD_IN_BODY: &[u8] = b"x\r\n";
 
 /// Carries one request from the core (HTTP/1.1 on the pair) as a stream on `conn`, and the
 /// response back. Closing the pair without a response (the stream was refused or reset
 /// first) makes the core answer 503 (UC), as a dead HTTP/1.1 connection would.
 async fn bridge(ours: MemEnd, conn: Rc<H2Conn>) {
-    let conn = Active(conn);
+    let mut conn = Active(conn, false);
     let (mut rd, mut wr) = ours.split();
     let mut buf = BytesMut::with_capacity(4096);
     let (req, framing) = loop {
@@ -300,7 +332,10 @@ async fn bridge(ours: MemEnd, conn: Rc<H2Conn>) {
     let Ok((response, mut body_out)) = send.send_request(req, end) else {
         return;
     };
+    conn.1 = true;
     drop(send);
+    // The framing of the response head written to the core, once it is.
+    let written = Cell::new(None);
     let upload = async {
         if let Some((token, parked)) = parked {
             match parked {
@@ -323,22 +358,37 @@ async fn bridge(ours: MemEnd, conn: Rc<H2Conn>) {
         let framing = headers::response_head(&parts, body.is_end_stream(), head_request, &mut head)
             .map_err(|_| BodyError::Framing)?;
         wr.write_all(&head).await?;
+        written.set(Some(framing));
         if framing != Framing::None {
             body::h2_to_h1(body, framing, &mut wr).await?;
         }
         Ok::<(), BodyError>(())
     };
-    tokio::pin!(upload, download);
-    let mut uploaded = false;
-    loop {
-        tokio::select! {
-            r = &mut upload, if !uploaded => {
-                uploaded = true;
-                if r.is_err() {
-                    return;
+    let failed = {
+        tokio::pin!(upload, download);
+        let mut uploaded = false;
+        loop {
+            tokio::select! {
+                r = &mut upload, if !uploaded => {
+                    uploaded = true;
+                    if r.is_err() {
+                        break true;
+                    }
                 }
+                r = &mut download => break r.is_err(),
             }
-            _ = &mut download => return,
         }
+    };
+    if failed && conn.0.flood.flooded.get() {
+        // Envoy's codec resets the streams of the connection it closes.
+        let c = &conn.0;
+        c.cluster.stats.inc(c.worker, Counter::UpstreamRqTxReset);
+        let signal = match written.get() {
+            None => FLOOD_BEFORE_HEAD,
+            Some(Framing::Chunked) => FLOOD_IN_BODY,
+            // A sized body cut short: the core sees the stream end early.
+            Some(_) => return,
+        };
+        let _ = wr.write_all(signal).await;
     }
 }

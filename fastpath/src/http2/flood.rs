@@ -8,9 +8,12 @@
 //! skipped, not looked at, except a padded frame's pad-length byte) and counts what Envoy's
 //! `ProtocolConstraints` counts. Writes go straight to the socket when it takes them; only what
 //! the socket refused is kept, and the frames with bytes in that buffer are the outbound queue
-//! Envoy limits (its output buffer). Crossing a limit does what Envoy does: the counter
-//! (`http2.outbound_flood`...) goes up and the connection closes without a GOAWAY (the layer
-//! fails the I/O, `h2` ends the connection, the caller drops it).
+//! Envoy limits (its output buffer; the `outbound_frames_active` and
+//! `outbound_control_frames_active` gauges count them, so they move only while a socket refuses
+//! bytes). Crossing a limit does what Envoy does: the counter (`http2.outbound_flood`...) goes
+//! up and the connection closes without a GOAWAY (the layer fails the I/O, `h2` ends the
+//! connection, the caller drops it). The same layer guards downstream connections (server
+//! side) and upstream ones (client side, counted under `cluster.<name>.http2.*`).
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -23,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::config::snapshot::Http2Options;
 use crate::stats::Http2CodecStats;
-use crate::stats::sets::http2_codec::Counter;
+use crate::stats::sets::http2_codec::{Counter, Gauge};
 
 const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
@@ -38,9 +41,31 @@ const ACK: u8 = 0x1;
 const PADDED: u8 = 0x8;
 /// The client connection preface, ahead of the first frame a server reads.
 pub const CLIENT_PREFACE_LEN: u32 = 24;
+/// Turns of the worker a read waits, after frames that came ahead of a flooding one, before
+/// it fails: the streams those frames completed (a response head) take them first, as they
+/// do in Envoy, whose codec handles them before it checks the next frame's header.
+const FLOOD_READ_TURNS: u8 = 1;
 /// Most bytes kept for a socket that does not take them; past this, writes wait (as Envoy's
 /// write buffer high watermark, `per_connection_buffer_limit_bytes`, stops its streams).
 const MAX_PENDING: usize = 1024 * 1024;
+
+/// Which end of the connection the guard is on: a server reads the client preface and counts
+/// the streams the peer opens; a client writes the preface and counts the streams it opens
+/// (as Envoy 1.40's client codec, whose allowances grow with its own open streams).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Server,
+    Client,
+}
+
+/// What a guarded connection's owner and its guard share.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Streams the owner has finished (they no longer add to the allowances).
+    pub closed: Cell<u64>,
+    /// The connection crossed a limit (its streams fail as a protocol error).
+    pub flooded: Cell<bool>,
+}
 
 /// The five limits (Envoy's `Http2ProtocolOptions`, defaults 10000, 1000, 1, 100, 10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,11 +225,13 @@ fn after(skip: u32) -> State {
 #[derive(Debug, Clone)]
 pub struct Counts {
     limits: Limits,
+    side: Side,
     consecutive_empty: u64,
     priority_frames: u64,
     window_update_frames: u64,
-    /// Streams the peer opened (HEADERS on a new stream id); minus the ones closed, the
-    /// active streams Envoy 1.40 scales the PRIORITY and WINDOW_UPDATE allowances by.
+    /// Streams opened (HEADERS on a new stream id: received on a server, sent on a client);
+    /// minus the ones closed, the active streams Envoy 1.40 scales the PRIORITY and
+    /// WINDOW_UPDATE allowances by.
     opened_streams: u64,
     /// Highest stream id a HEADERS frame opened (a higher one opens a new stream).
     last_opened: u32,
@@ -215,9 +242,10 @@ pub struct Counts {
 }
 
 impl Counts {
-    pub fn new(limits: Limits) -> Counts {
+    pub fn new(limits: Limits, side: Side) -> Counts {
         Counts {
             limits,
+            side,
             consecutive_empty: 0,
             priority_frames: 0,
             window_update_frames: 0,
@@ -233,9 +261,8 @@ impl Counts {
     pub fn inbound(&mut self, h: Head, closed: u64) -> Result<(), Flood> {
         match h.kind {
             DATA | HEADERS | CONTINUATION => {
-                if h.kind == HEADERS && h.stream > self.last_opened {
-                    self.last_opened = h.stream;
-                    self.opened_streams += 1;
+                if h.kind == HEADERS && self.side == Side::Server {
+                    self.opened(h.stream);
                 }
                 let end_stream = h.kind != CONTINUATION && h.flags & END_STREAM != 0;
                 if h.len.saturating_sub(h.pad) == 0 && !end_stream {
@@ -264,10 +291,21 @@ impl Counts {
         Ok(())
     }
 
-    /// One frame sent (DATA frames count toward the WINDOW_UPDATE allowance).
+    /// A HEADERS frame on `stream`: a new stream if its id is higher than any before.
+    fn opened(&mut self, stream: u32) {
+        if stream > self.last_opened {
+            self.last_opened = stream;
+            self.opened_streams += 1;
+        }
+    }
+
+    /// One frame sent (DATA frames count toward the WINDOW_UPDATE allowance; a client's
+    /// HEADERS open its streams).
     pub fn sent(&mut self, h: Head) {
-        if h.kind == DATA {
-            self.outbound_data_frames += 1;
+        match h.kind {
+            DATA => self.outbound_data_frames += 1,
+            HEADERS if self.side == Side::Client => self.opened(h.stream),
+            _ => {}
         }
     }
 
@@ -297,9 +335,14 @@ impl Counts {
         Ok(())
     }
 
+    /// Frames in the outbound queue, and the control frames among them.
+    pub fn queued_now(&self) -> (u64, u64) {
+        (self.queued, self.queued_control)
+    }
+
     #[cfg(test)]
     pub fn queued(&self) -> (u64, u64) {
-        (self.queued, self.queued_control)
+        self.queued_now()
     }
 }
 
@@ -317,56 +360,95 @@ pub struct FloodGuard<S> {
     /// Frames with bytes in `pending`: where each ends (a stream offset), control or not.
     queue: VecDeque<(u64, bool)>,
     flooded: Option<Flood>,
-    /// Streams the server has finished (the connection's owner counts them).
-    closed: Rc<Cell<u64>>,
-    stats: Http2CodecStats,
+    /// A flood found behind frames that went up to `h2`: reads fail after the turns left.
+    deferred: Option<(Flood, u8)>,
+    /// Streams finished (the connection's owner counts them) and whether it flooded.
+    shared: Rc<Shared>,
+    /// `http2.*` (downstream) or `cluster.<name>.http2.*` (upstream); `None` counts nothing.
+    stats: Option<Http2CodecStats>,
     worker: usize,
 }
 
 impl<S> FloodGuard<S> {
-    /// `read_skip`: bytes ahead of the first frame read (the client preface on a server);
-    /// `closed`: where the owner counts the streams it finished.
+    /// `side`: a server reads the client preface ahead of the first frame, a client writes
+    /// it; `shared`: where the owner counts the streams it finished and learns of a flood.
     pub fn new(
         io: S,
         limits: Limits,
-        read_skip: u32,
-        closed: Rc<Cell<u64>>,
-        stats: Http2CodecStats,
+        side: Side,
+        shared: Rc<Shared>,
+        stats: Option<Http2CodecStats>,
         worker: usize,
     ) -> Self {
+        let (read_skip, write_skip) = match side {
+            Side::Server => (CLIENT_PREFACE_LEN, 0),
+            Side::Client => (0, CLIENT_PREFACE_LEN),
+        };
         FloodGuard {
             io,
-            counts: Counts::new(limits),
+            counts: Counts::new(limits, side),
             inbound: Frames::new(read_skip, true),
-            outbound: Frames::new(0, false),
+            outbound: Frames::new(write_skip, false),
             pending: BytesMut::new(),
             accepted: 0,
             written: 0,
             queue: VecDeque::new(),
             flooded: None,
-            closed,
+            deferred: None,
+            shared,
             stats,
             worker,
         }
     }
 
-    fn flood(&mut self, f: Flood) -> io::Error {
-        if self.flooded.is_none() {
-            self.flooded = Some(f);
-            self.stats.inc(self.worker, f.counter());
+    /// Counts a flood once (the counter, and the owner learns of it).
+    fn count(&mut self, f: Flood) {
+        if self.flooded.is_none() && self.deferred.is_none() {
+            self.shared.flooded.set(true);
+            if let Some(stats) = &self.stats {
+                stats.inc(self.worker, f.counter());
+            }
         }
+    }
+
+    /// Counts a flood and fails the connection's I/O from now on.
+    fn flood(&mut self, f: Flood) -> io::Error {
+        self.count(f);
+        self.flooded = Some(f);
         flood_error(f)
+    }
+
+    /// Moves the `*_frames_active` gauges by `frames` and `control` (only while the socket
+    /// refuses bytes: frames the socket takes at once never enter the queue).
+    fn gauges(&self, frames: i64, control: i64) {
+        if let Some(stats) = &self.stats {
+            let w = self.worker;
+            stats
+                .0
+                .gauge_add(w, Gauge::OutboundFramesActive as usize, frames);
+            if control != 0 {
+                stats
+                    .0
+                    .gauge_add(w, Gauge::OutboundControlFramesActive as usize, control);
+            }
+        }
     }
 
     /// Counts `n` more bytes on the socket and releases the frames that are now all out.
     fn wrote(&mut self, n: usize) {
         self.written += n as u64;
-        while let Some(&(end, control)) = self.queue.front() {
+        let (mut frames, mut control) = (0, 0);
+        while let Some(&(end, is_control)) = self.queue.front() {
             if end > self.written {
                 break;
             }
             self.queue.pop_front();
-            self.counts.release(control);
+            self.counts.release(is_control);
+            frames += 1;
+            control += i64::from(is_control);
+        }
+        if frames > 0 {
+            self.gauges(-frames, -control);
         }
     }
 
@@ -385,13 +467,17 @@ impl<S> FloodGuard<S> {
         // What the socket holds once these `n` bytes count (`pending` was empty if n > 0).
         let out = *written + n as u64;
         let mut left = n;
+        let (mut frames, mut control) = (0, 0);
         for buf in bufs {
             let base = offset;
             outbound.feed(buf, |head, at| {
                 counts.sent(head);
                 let end = base + at as u64 + u64::from(head.len);
                 if end > out {
-                    queue.push_back((end, counts.queue(head)));
+                    let is_control = counts.queue(head);
+                    queue.push_back((end, is_control));
+                    frames += 1;
+                    control += i64::from(is_control);
                 }
                 true
             });
@@ -401,6 +487,9 @@ impl<S> FloodGuard<S> {
             offset += buf.len() as u64;
         }
         *accepted = offset;
+        if frames > 0 {
+            self.gauges(frames, control);
+        }
         if let Err(f) = self.counts.check_outbound() {
             return Err(self.flood(f));
         }
@@ -466,18 +555,38 @@ impl<S: AsyncRead + Unpin> AsyncRead for FloodGuard<S> {
         if let Some(f) = me.flooded {
             return Poll::Ready(Err(flood_error(f)));
         }
+        if let Some((f, turns)) = me.deferred {
+            if turns == 0 {
+                return Poll::Ready(Err(me.flood(f)));
+            }
+            me.deferred = Some((f, turns - 1));
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         let before = buf.filled().len();
         std::task::ready!(Pin::new(&mut me.io).poll_read(cx, buf))?;
         let mut crossed = None;
         let counts = &mut me.counts;
-        let closed = me.closed.get();
-        me.inbound.feed(&buf.filled()[before..], |head, _| {
-            crossed = counts.inbound(head, closed).err();
+        let closed = me.shared.closed.get();
+        me.inbound.feed(&buf.filled()[before..], |head, at| {
+            crossed = counts.inbound(head, closed).err().map(|f| {
+                // Where the frame's header (and pad length) began in this read.
+                let header = 9 + usize::from(head.pad > 0);
+                (f, at.saturating_sub(header))
+            });
             crossed.is_none()
         });
         match crossed {
-            Some(f) => Poll::Ready(Err(me.flood(f))),
             None => Poll::Ready(Ok(())),
+            // The frames before the flooding one reach `h2` (as Envoy's codec has handled
+            // them when it checks the next frame's header); a later read fails.
+            Some((f, cut)) if cut > 0 => {
+                me.count(f);
+                me.deferred = Some((f, FLOOD_READ_TURNS));
+                buf.set_filled(before + cut);
+                Poll::Ready(Ok(()))
+            }
+            Some((f, _)) => Poll::Ready(Err(me.flood(f))),
         }
     }
 }
@@ -511,6 +620,17 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FloodGuard<S> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         std::task::ready!(self.poll_drain(cx))?;
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl<S> Drop for FloodGuard<S> {
+    /// The frames still queued leave the gauges with the connection (as Envoy's output buffer
+    /// releases its frames when the connection goes).
+    fn drop(&mut self) {
+        let (frames, control) = self.counts.queued_now();
+        if frames > 0 {
+            self.gauges(-(frames as i64), -(control as i64));
+        }
     }
 }
 

@@ -102,7 +102,7 @@ fn a_padded_frame_reports_its_padding() {
 
 #[test]
 fn consecutive_empty_frames_at_the_limit() {
-    let mut c = Counts::new(DEFAULTS);
+    let mut c = Counts::new(DEFAULTS, Side::Server);
     assert_eq!(c.inbound(head(HEADERS, 0, 1, 10), 0), Ok(()));
     assert_eq!(c.inbound(head(DATA, 0, 1, 0), 0), Ok(()));
     // A frame with payload resets the run; PING does not.
@@ -114,7 +114,7 @@ fn consecutive_empty_frames_at_the_limit() {
         Err(Flood::InboundEmptyFrames)
     );
     // END_STREAM frames are not empty-payload frames; padding-only ones are.
-    let mut c = Counts::new(DEFAULTS);
+    let mut c = Counts::new(DEFAULTS, Side::Server);
     assert_eq!(c.inbound(head(DATA, END_STREAM, 1, 0), 0), Ok(()));
     assert_eq!(c.inbound(head(DATA, END_STREAM, 1, 0), 0), Ok(()));
     let padding_only = Head {
@@ -124,10 +124,13 @@ fn consecutive_empty_frames_at_the_limit() {
     assert_eq!(c.inbound(padding_only, 0), Ok(()));
     assert_eq!(c.inbound(padding_only, 0), Err(Flood::InboundEmptyFrames));
     // A limit of 0: the first empty frame is a flood.
-    let mut c = Counts::new(Limits {
-        consecutive_empty: 0,
-        ..DEFAULTS
-    });
+    let mut c = Counts::new(
+        Limits {
+            consecutive_empty: 0,
+            ..DEFAULTS
+        },
+        Side::Server,
+    );
     assert_eq!(
         c.inbound(head(DATA, 0, 1, 0), 0),
         Err(Flood::InboundEmptyFrames)
@@ -136,7 +139,7 @@ fn consecutive_empty_frames_at_the_limit() {
 
 #[test]
 fn priority_frames_per_opened_stream() {
-    let mut c = Counts::new(DEFAULTS);
+    let mut c = Counts::new(DEFAULTS, Side::Server);
     for _ in 0..100 {
         assert_eq!(c.inbound(head(PRIORITY, 0, 3, 5), 0), Ok(()));
     }
@@ -145,7 +148,7 @@ fn priority_frames_per_opened_stream() {
         Err(Flood::InboundPriority)
     );
     // 100 * (1 + opened streams); trailers on an open stream open nothing.
-    let mut c = Counts::new(DEFAULTS);
+    let mut c = Counts::new(DEFAULTS, Side::Server);
     c.inbound(head(HEADERS, END_STREAM, 1, 3), 0).unwrap();
     c.inbound(head(HEADERS, END_STREAM, 1, 3), 0).unwrap();
     for _ in 0..200 {
@@ -160,7 +163,7 @@ fn priority_frames_per_opened_stream() {
 #[test]
 fn the_allowances_scale_with_active_streams_not_opened_ones() {
     // Envoy 1.40: a stream opened and closed no longer adds to the PRIORITY allowance.
-    let mut c = Counts::new(DEFAULTS);
+    let mut c = Counts::new(DEFAULTS, Side::Server);
     c.inbound(head(HEADERS, END_STREAM, 1, 3), 0).unwrap();
     for _ in 0..100 {
         assert_eq!(c.inbound(head(PRIORITY, 0, 3, 5), 1), Ok(()));
@@ -169,7 +172,7 @@ fn the_allowances_scale_with_active_streams_not_opened_ones() {
         c.inbound(head(PRIORITY, 0, 3, 5), 1),
         Err(Flood::InboundPriority)
     );
-    let mut c = Counts::new(DEFAULTS);
+    let mut c = Counts::new(DEFAULTS, Side::Server);
     c.inbound(head(HEADERS, END_STREAM, 1, 3), 0).unwrap();
     for _ in 0..5 {
         assert_eq!(c.inbound(head(WINDOW_UPDATE, 0, 0, 4), 1), Ok(()));
@@ -182,7 +185,7 @@ fn the_allowances_scale_with_active_streams_not_opened_ones() {
 
 #[test]
 fn window_updates_per_data_frame_sent() {
-    let mut c = Counts::new(DEFAULTS);
+    let mut c = Counts::new(DEFAULTS, Side::Server);
     for _ in 0..5 {
         assert_eq!(c.inbound(head(WINDOW_UPDATE, 0, 0, 4), 0), Ok(()));
     }
@@ -191,7 +194,7 @@ fn window_updates_per_data_frame_sent() {
         Err(Flood::InboundWindowUpdate)
     );
     // 5 + 2 * (opened streams + 10 * DATA frames sent) = 5 + 2 * (1 + 10) = 27.
-    let mut c = Counts::new(DEFAULTS);
+    let mut c = Counts::new(DEFAULTS, Side::Server);
     c.inbound(head(HEADERS, END_STREAM, 1, 3), 0).unwrap();
     c.sent(head(DATA, 0, 1, 100));
     c.sent(head(HEADERS, 0, 1, 100));
@@ -206,11 +209,14 @@ fn window_updates_per_data_frame_sent() {
 
 #[test]
 fn outbound_queue_limits_at_the_boundary() {
-    let mut c = Counts::new(Limits {
-        outbound_frames: 3,
-        outbound_control_frames: 2,
-        ..DEFAULTS
-    });
+    let mut c = Counts::new(
+        Limits {
+            outbound_frames: 3,
+            outbound_control_frames: 2,
+            ..DEFAULTS
+        },
+        Side::Server,
+    );
     assert!(c.queue(head(PING, ACK, 0, 8)));
     assert!(c.queue(head(RST_STREAM, 0, 1, 4)));
     assert!(!c.queue(head(PING, 0, 0, 8)));
@@ -224,10 +230,26 @@ fn outbound_queue_limits_at_the_boundary() {
     assert_eq!(c.queued(), (2, 2));
 }
 
-/// A socket that takes `room` more bytes, then refuses (`Pending`).
+/// A socket that takes `room` more bytes, then refuses (`Pending`); reads hand over `input`
+/// `read_size` bytes at a time.
 struct Socket {
     room: usize,
     out: Vec<u8>,
+    input: Vec<u8>,
+    read_size: usize,
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let n = self.input.len().min(self.read_size).min(buf.remaining());
+        buf.put_slice(&self.input[..n]);
+        self.input.drain(..n);
+        Poll::Ready(Ok(()))
+    }
 }
 
 impl AsyncWrite for Socket {
@@ -253,13 +275,43 @@ impl AsyncWrite for Socket {
 }
 
 fn guard(room: usize, limits: Limits) -> FloodGuard<Socket> {
+    guard_on(Side::Server, room, limits)
+}
+
+fn guard_on(side: Side, room: usize, limits: Limits) -> FloodGuard<Socket> {
     let registry = crate::stats::Registry::new(1);
-    let stats = Http2CodecStats::new(&registry, "http2");
+    let stats = Http2CodecStats::new(&registry, "cluster.c.http2");
     let socket = Socket {
         room,
         out: Vec::new(),
+        input: Vec::new(),
+        read_size: usize::MAX,
     };
-    FloodGuard::new(socket, limits, 0, Rc::new(Cell::new(0)), stats, 0)
+    FloodGuard::new(socket, limits, side, Rc::default(), Some(stats), 0)
+}
+
+/// One stat of the guard's scope, by its name after the prefix.
+fn stat(g: &FloodGuard<Socket>, name: &str) -> Option<u64> {
+    let stats = g.stats.as_ref().unwrap();
+    let mut found = None;
+    stats.0.export(&mut |_, n, value| {
+        if n == format!("cluster.c.http2.{name}") {
+            found = value.as_u64().or_else(|| value.as_i64().map(|v| v as u64));
+        }
+    });
+    found
+}
+
+/// Reads once into a fresh buffer: the bytes read or the error (`None`: the guard waits).
+fn read(g: &mut FloodGuard<Socket>) -> Option<io::Result<Vec<u8>>> {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut space = [0u8; 4096];
+    let mut buf = ReadBuf::new(&mut space);
+    match Pin::new(g).poll_read(&mut cx, &mut buf) {
+        Poll::Ready(Ok(())) => Some(Ok(buf.filled().to_vec())),
+        Poll::Ready(Err(e)) => Some(Err(e)),
+        Poll::Pending => None,
+    }
 }
 
 fn write(g: &mut FloodGuard<Socket>, bytes: &[u8]) -> Poll<io::Result<usize>> {
@@ -310,13 +362,7 @@ fn an_outbound_control_flood_fails_the_connection_and_counts_once() {
     assert!(matches!(write(&mut g, &pong), Poll::Ready(Err(_))));
     assert_eq!(g.flooded, Some(Flood::OutboundControl));
     assert!(matches!(write(&mut g, &pong), Poll::Ready(Err(_))));
-    let mut counted = None;
-    g.stats.0.export(&mut |_, name, value| {
-        if name == "http2.outbound_control_flood" {
-            counted = value.as_u64();
-        }
-    });
-    assert_eq!(counted, Some(1));
+    assert_eq!(stat(&g, "outbound_control_flood"), Some(1));
 }
 
 #[test]
@@ -328,4 +374,133 @@ fn data_frames_written_count_toward_window_updates() {
     assert!(matches!(write(&mut g, &data[9..]), Poll::Ready(Ok(100))));
     assert_eq!(g.counts.outbound_data_frames, 1);
     assert_eq!(g.counts.queued(), (0, 0));
+}
+
+#[test]
+fn a_client_counts_the_streams_it_opens_not_the_responses() {
+    let mut c = Counts::new(DEFAULTS, Side::Client);
+    // Response HEADERS on a new stream id open nothing on a client: 100 x (1 + 0).
+    assert_eq!(c.inbound(head(HEADERS, 0, 1, 1), 0), Ok(()));
+    for _ in 0..100 {
+        assert_eq!(c.inbound(head(PRIORITY, 0, 1, 5), 0), Ok(()));
+    }
+    assert_eq!(
+        c.inbound(head(PRIORITY, 0, 1, 5), 0),
+        Err(Flood::InboundPriority)
+    );
+    // Its own HEADERS do: 100 x (1 + 1); a finished stream no longer counts.
+    let mut c = Counts::new(DEFAULTS, Side::Client);
+    c.sent(head(HEADERS, END_STREAM, 1, 10));
+    c.sent(head(HEADERS, 0, 1, 10)); // trailers: not a new stream
+    for _ in 0..200 {
+        assert_eq!(c.inbound(head(PRIORITY, 0, 1, 5), 0), Ok(()));
+    }
+    assert_eq!(
+        c.inbound(head(PRIORITY, 0, 1, 5), 1),
+        Err(Flood::InboundPriority)
+    );
+    // WINDOW_UPDATE: 5 + 2 x (1 open + 10 x 0 DATA).
+    let mut c = Counts::new(DEFAULTS, Side::Client);
+    c.sent(head(HEADERS, END_STREAM, 1, 10));
+    for _ in 0..7 {
+        assert_eq!(c.inbound(head(WINDOW_UPDATE, 0, 0, 4), 0), Ok(()));
+    }
+    assert_eq!(
+        c.inbound(head(WINDOW_UPDATE, 0, 0, 4), 0),
+        Err(Flood::InboundWindowUpdate)
+    );
+}
+
+#[test]
+fn a_client_guard_passes_over_the_preface_it_writes() {
+    let mut g = guard_on(Side::Client, 1 << 20, DEFAULTS);
+    let mut bytes = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    bytes.extend(frame(SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100]));
+    bytes.extend(frame(HEADERS, END_STREAM, 1, b"abc"));
+    // Cut inside the preface and inside a frame header.
+    assert!(matches!(write(&mut g, &bytes[..10]), Poll::Ready(Ok(10))));
+    assert!(matches!(write(&mut g, &bytes[10..40]), Poll::Ready(Ok(30))));
+    let rest = bytes.len() - 40;
+    assert!(matches!(write(&mut g, &bytes[40..]), Poll::Ready(Ok(n)) if n == rest));
+    assert_eq!(g.counts.opened_streams, 1);
+    assert_eq!(g.io.out, bytes);
+}
+
+#[test]
+fn the_frames_before_a_flooding_one_are_read_then_the_read_fails() {
+    let mut g = guard_on(Side::Client, 1 << 20, DEFAULTS);
+    let head_frame = frame(HEADERS, 0x4, 1, b"\x88");
+    let mut input = frame(SETTINGS, 0, 0, &[]);
+    input.extend(&head_frame);
+    input.extend(frame(DATA, 0, 1, &[]));
+    let ok_len = input.len();
+    input.extend(frame(DATA, 0, 1, &[]));
+    g.io.input = input;
+    // One read holds all four frames: the first three pass, the fourth is the flood.
+    assert_eq!(read(&mut g).unwrap().unwrap().len(), ok_len);
+    assert!(g.shared.flooded.get());
+    assert_eq!(stat(&g, "inbound_empty_frames_flood"), Some(1));
+    // The next read waits a turn (the streams take those frames first), then fails.
+    assert!(read(&mut g).is_none());
+    assert!(read(&mut g).unwrap().is_err());
+    assert!(matches!(write(&mut g, b"x"), Poll::Ready(Err(_))));
+    assert_eq!(stat(&g, "inbound_empty_frames_flood"), Some(1));
+}
+
+#[test]
+fn a_flooding_frame_first_in_a_read_fails_that_read() {
+    let mut g = guard_on(Side::Client, 1 << 20, DEFAULTS);
+    let mut input = frame(DATA, 0, 1, &[]);
+    input.extend(frame(DATA, 0, 1, &[]));
+    g.io.input = input;
+    g.io.read_size = 9;
+    assert_eq!(read(&mut g).unwrap().unwrap().len(), 9);
+    // The second frame's header is all this read holds: nothing passes before it.
+    assert!(read(&mut g).unwrap().is_err());
+    assert!(g.shared.flooded.get());
+}
+
+#[test]
+fn the_queue_gauges_follow_the_refused_frames_and_leave_with_the_guard() {
+    let registry = crate::stats::Registry::new(1);
+    let stats = Http2CodecStats::new(&registry, "cluster.c.http2");
+    let socket = Socket {
+        room: 0,
+        out: Vec::new(),
+        input: Vec::new(),
+        read_size: usize::MAX,
+    };
+    let gauge = |name: &str| {
+        let mut found = None;
+        stats.0.export(&mut |_, n, value| {
+            if n == format!("cluster.c.http2.{name}") {
+                found = value.as_i64();
+            }
+        });
+        found
+    };
+    // A server's guard: no preface ahead of what it writes.
+    let mut g = FloodGuard::new(
+        socket,
+        DEFAULTS,
+        Side::Server,
+        Rc::default(),
+        Some(stats.clone()),
+        0,
+    );
+    let pong = frame(PING, ACK, 0, b"12345678");
+    let data = frame(DATA, 0, 1, b"abc");
+    assert!(matches!(
+        write(&mut g, &[pong.clone(), data].concat()),
+        Poll::Ready(Ok(_))
+    ));
+    assert_eq!(gauge("outbound_frames_active"), Some(2));
+    assert_eq!(gauge("outbound_control_frames_active"), Some(1));
+    // The PONG goes out: one frame left, no control frame.
+    g.io.room = pong.len();
+    assert!(flush(&mut g).is_pending());
+    assert_eq!(gauge("outbound_frames_active"), Some(1));
+    assert_eq!(gauge("outbound_control_frames_active"), Some(0));
+    drop(g);
+    assert_eq!(gauge("outbound_frames_active"), Some(0));
 }

@@ -66,9 +66,9 @@ where
     // Envoy's flood limits: frames counted as they pass between the socket and `h2`;
     // above them, writes coalesced per worker turn (the flood layer counts what the socket
     // refuses, not the bytes of one turn).
-    let closed = Rc::new(Cell::new(0u64));
-    let preface = super::flood::CLIENT_PREFACE_LEN;
-    let io = super::flood::FloodGuard::new(io, flood.0, preface, closed.clone(), flood.1, w);
+    let shared = Rc::new(super::flood::Shared::default());
+    let side = super::flood::Side::Server;
+    let io = super::flood::FloodGuard::new(io, flood.0, side, shared.clone(), Some(flood.1), w);
     let io = super::coalesce::Coalesce::new(io);
     let handshake = builder.handshake::<_, Bytes>(io);
     let mut conn = match tokio::time::timeout(Duration::from_secs(10), handshake).await {
@@ -91,11 +91,11 @@ where
                     stats.inc(w, http::Counter::DownstreamRqHttp2Total);
                     active.set(active.get() + 1);
                     let task = stream(worker.clone(), chosen.clone(), info.clone(), req, respond);
-                    let (active, closed) = (active.clone(), closed.clone());
+                    let (active, shared) = (active.clone(), shared.clone());
                     tokio::task::spawn_local(async move {
                         task.await;
                         active.set(active.get() - 1);
-                        closed.set(closed.get() + 1);
+                        shared.closed.set(shared.closed.get() + 1);
                     });
                 }
                 Some(Err(e)) => {

@@ -652,7 +652,10 @@ impl Conn {
                         ResponseFlag::UpstreamRequestTimeout
                     }
                     BodyStop::Malformed => {
-                        s.inc(w, cluster::Counter::UpstreamCxProtocolError);
+                        // An HTTP/2 stream's connection counts its own (`http2/client.rs`).
+                        if !up.bridged {
+                            s.inc(w, cluster::Counter::UpstreamCxProtocolError);
+                        }
                         ResponseFlag::UpstreamProtocolError
                     }
                     _ => {
@@ -837,9 +840,12 @@ impl Conn {
                             None
                         }
                         ErrorKind::UpstreamProtocol => {
-                            cluster
-                                .stats
-                                .inc(w, cluster::Counter::UpstreamCxProtocolError);
+                            // An HTTP/2 stream's connection counts its own (`http2/client.rs`).
+                            if !up.bridged {
+                                cluster
+                                    .stats
+                                    .inc(w, cluster::Counter::UpstreamCxProtocolError);
+                            }
                             Some(Outcome::Reset)
                         }
                         _ => {

@@ -94,7 +94,8 @@ stat_set! { http1_codec, prefix_codes: None,
     control_counters {}
 }
 
-// `http2.*`: Envoy's HTTP/2 codec flood counters (one global scope, `http2/flood.rs`).
+// `http2.*` (downstream, one global scope) and `cluster.<name>.http2.*` (upstream): Envoy's
+// HTTP/2 codec flood counters and outbound queue gauges (`http2/flood.rs`).
 stat_set! { http2_codec, prefix_codes: None,
     counters {
         OutboundFlood => "outbound_flood",
@@ -103,7 +104,10 @@ stat_set! { http2_codec, prefix_codes: None,
         InboundPriorityFramesFlood => "inbound_priority_frames_flood",
         InboundWindowUpdateFramesFlood => "inbound_window_update_frames_flood",
     }
-    gauges {}
+    gauges {
+        OutboundFramesActive => "outbound_frames_active",
+        OutboundControlFramesActive => "outbound_control_frames_active",
+    }
     histograms {}
     globals {}
     control_counters {}

@@ -103,7 +103,7 @@ def with_header_lists(spec: Message) -> Message:
     return Message({**spec.fields, **{name: ok() for name in lists}}, spec.later, spec.note)
 
 
-_FLOOD = "downstream only (refused on a cluster); "
+_FLOOD = "downstream and upstream; "
 _RUNTIME_NOOP = "no runtime: the configured value applies"
 PER_FILTER_CONFIG = typed(
     FAULT,
@@ -1274,8 +1274,8 @@ MESSAGES: dict[str, Message] = {
         max_consecutive_inbound_frames_with_empty_payload=ok(_FLOOD + "default 1"),
         max_inbound_priority_frames_per_stream=ok(_FLOOD + "default 100"),
         max_inbound_window_update_frames_per_data_frame_sent=ok(_FLOOD + "default 10"),
-        note="flood limits: Envoy's counters (`http2.*_flood`) on downstream connections; "
-        "refused on clusters; see docs/http2.md",
+        note="flood limits: Envoy's counters (`http2.*_flood`) on downstream connections, "
+        "`cluster.<name>.http2.*_flood` on upstream ones; see docs/http2.md",
     ),
     "envoy.config.core.v3.Http1ProtocolOptions": message(
         accept_http_10=ok(),

@@ -82,7 +82,6 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
     if kind == "EDS":
         _eds(config, path, problems, out)
     http2 = translate_http2.upstream(config)
-    translate_http2.upstream_flood_problems(config, path, problems)
     follows = http2 is not None and translate_http2.follows_downstream(config)
     auto = translate_http2.negotiates(config)
     if http2 is not None and not auto:

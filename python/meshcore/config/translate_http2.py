@@ -13,8 +13,6 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import (
     http_connection_manager_pb2 as hcm_pb2,
 )
 
-from . import paths
-from .errors import Problems
 from .supported import UPSTREAM_HTTP_OPTIONS
 from .type_urls import type_name, unpack
 from .values import enum_name, wrapped
@@ -22,7 +20,7 @@ from .values import enum_name, wrapped
 # Envoy's defaults (`Http2ProtocolOptions`).
 DEFAULT_MAX_CONCURRENT_STREAMS = 2147483647
 DEFAULT_WINDOW = 268435456
-# Envoy's flood limits and their defaults (enforced on downstream connections only).
+# Envoy's flood limits and their defaults (enforced on downstream and upstream connections).
 FLOOD_LIMITS = {
     "max_outbound_frames": 10000,
     "max_outbound_control_frames": 1000,
@@ -33,8 +31,9 @@ FLOOD_LIMITS = {
 
 
 def options(msg: protocol_pb2.Http2ProtocolOptions) -> dict[str, Any]:
-    """The snapshot's `Http2Options`: the fields the `h2` crate honours (the supported-field
-    table refuses the others)."""
+    """The snapshot's `Http2Options`: the fields the `h2` crate honours and the flood limits
+    (left out at Envoy's defaults; the supported-field table refuses the other fields)."""
+    flood = {name: wrapped(msg, name, None) for name in FLOOD_LIMITS if msg.HasField(name)}
     return {
         "max_concurrent_streams": wrapped(
             msg, "max_concurrent_streams", DEFAULT_MAX_CONCURRENT_STREAMS
@@ -44,6 +43,7 @@ def options(msg: protocol_pb2.Http2ProtocolOptions) -> dict[str, Any]:
             msg, "initial_connection_window_size", DEFAULT_WINDOW
         ),
         **({"allow_connect": True} if msg.allow_connect else {}),
+        **flood,
     }
 
 
@@ -55,10 +55,7 @@ def downstream(manager: hcm_pb2.HttpConnectionManager) -> dict[str, Any]:
     if codec != "auto":
         out["codec_type"] = codec
     if manager.HasField("http2_protocol_options"):
-        msg = manager.http2_protocol_options
-        # The flood limits (left out at Envoy's defaults; downstream only).
-        flood = {name: wrapped(msg, name, None) for name in FLOOD_LIMITS if msg.HasField(name)}
-        out["http2"] = {**options(msg), **flood}
+        out["http2"] = options(manager.http2_protocol_options)
     return out
 
 
@@ -81,42 +78,6 @@ def upstream(config: cluster_pb2.Cluster) -> protocol_pb2.Http2ProtocolOptions |
         return None
     result: protocol_pb2.Http2ProtocolOptions = chosen.http2_protocol_options
     return result
-
-
-def upstream_flood_problems(config: cluster_pb2.Cluster, path: str, problems: Problems) -> None:
-    """The flood limits are enforced on downstream connections only: on a cluster they are
-    refused, naming the field's path."""
-    found: list[tuple[str, protocol_pb2.Http2ProtocolOptions]] = []
-    if config.HasField("http2_protocol_options"):
-        found.append((paths.field(path, "http2_protocol_options"), config.http2_protocol_options))
-    packed = config.typed_extension_protocol_options.get(UPSTREAM_HTTP_OPTIONS)
-    unpacked = (
-        unpack(packed)
-        if packed is not None and type_name(packed.type_url) == UPSTREAM_HTTP_OPTIONS
-        else None
-    )
-    if unpacked is not None:
-        options_path = paths.item(
-            paths.field(path, "typed_extension_protocol_options"), UPSTREAM_HTTP_OPTIONS
-        )
-        for kind in ("explicit_http_config", "use_downstream_protocol_config", "auto_config"):
-            chosen = getattr(unpacked, kind)
-            if unpacked.HasField(kind) and chosen.HasField("http2_protocol_options"):
-                kind_path = paths.field(options_path, kind)
-                found.append(
-                    (
-                        paths.field(kind_path, "http2_protocol_options"),
-                        chosen.http2_protocol_options,
-                    )
-                )
-    for options_path, msg in found:
-        for name in FLOOD_LIMITS:
-            if msg.HasField(name):
-                problems.add(
-                    paths.field(options_path, name),
-                    "flood limits are not supported on upstream connections yet "
-                    "(meshcore enforces them on downstream connections only)",
-                )
 
 
 def negotiates(config: cluster_pb2.Cluster) -> bool:
