@@ -4,13 +4,20 @@
 `grpc.aio` does not run under trio, so the stream uses grpcio's blocking API: requests come
 from a queue-backed generator that grpcio drains in its own thread, responses are read in a
 worker thread (`trio.lowlevel.start_thread_soon`: like `trio.to_thread.run_sync(...,
-abandon_on_cancel=True)`, without a nursery) and handed to trio one at a time through a
-zero-buffer memory channel (`trio.from_thread.run`), and leaving the context cancels the
-call, which ends both threads."""
+abandon_on_cancel=True)`, without a nursery) and handed to trio through a memory channel,
+and leaving the context cancels the call, which ends both threads.
+
+The hand-off is on the push → ACK path, so it is one `TrioToken.run_sync_soon` callback per
+response (a `send_nowait` in the trio thread), not `trio.from_thread.run` (a task spawned
+per response and a reply back to the reading thread, which the reading thread waits for):
+the reading thread goes straight back to grpcio. `MAX_UNREAD` bounds what it reads ahead
+of trio (a semaphore trio releases as it takes each response)."""
 
 from __future__ import annotations
 
+import math
 import queue
+import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from functools import partial
@@ -23,6 +30,8 @@ from envoy.service.secret.v3 import sds_pb2_grpc
 from google.protobuf.message import Message
 
 _CLOSE = object()
+# Responses read from grpcio that trio has not taken yet, at most.
+MAX_UNREAD = 4
 
 
 class StreamClosed(Exception):
@@ -33,10 +42,14 @@ class AdsStream:
     """Sends requests and receives responses on one open stream."""
 
     def __init__(
-        self, requests: queue.SimpleQueue[Any], responses: trio.MemoryReceiveChannel[Message]
+        self,
+        requests: queue.SimpleQueue[Any],
+        responses: trio.MemoryReceiveChannel[Message],
+        unread: threading.Semaphore,
     ) -> None:
         self._requests = requests
         self._responses = responses
+        self._unread = unread
         self.error: str = ""
 
     def send(self, request: Message) -> None:
@@ -46,9 +59,11 @@ class AdsStream:
     async def receive(self) -> Message:
         """The next response; StreamClosed once the stream has ended."""
         try:
-            return await self._responses.receive()
+            response = await self._responses.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise StreamClosed(self.error or "stream closed") from None
+        self._unread.release()
+        return response
 
 
 def _requests(source: queue.SimpleQueue[Any]) -> Iterator[Message]:
@@ -66,27 +81,37 @@ def _describe(error: grpc.RpcError) -> str:
     return f"{name}: {details}"
 
 
+def _deliver(call: Any, send: trio.MemorySendChannel[Message], response: Message) -> None:
+    """In the trio thread (a run_sync_soon callback: it must not raise)."""
+    try:
+        send.send_nowait(response)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        call.cancel()  # trio stopped listening: the reading thread ends
+
+
 def _pump(
     call: Any,
     send: trio.MemorySendChannel[Message],
     stream: AdsStream,
     token: trio.lowlevel.TrioToken,
+    unread: threading.Semaphore,
 ) -> None:
     """Runs in a worker thread: hands each response to trio until the call ends, then
     closes the channel (the trio side sees StreamClosed with `stream.error`)."""
     try:
         for response in call:
-            trio.from_thread.run(send.send, response, trio_token=token)
+            unread.acquire()
+            token.run_sync_soon(_deliver, call, send, response)
     except grpc.RpcError as exc:
         stream.error = _describe(exc)
-    except (trio.BrokenResourceError, trio.ClosedResourceError, trio.RunFinishedError):
-        call.cancel()  # trio stopped listening
+    except trio.RunFinishedError:
+        call.cancel()  # trio stopped
         return
     except BaseException as exc:  # never leave the trio side waiting
         stream.error = f"reading the stream failed: {exc!r}"
         call.cancel()
     with suppress(trio.RunFinishedError):
-        trio.from_thread.run_sync(send.close, trio_token=token)
+        token.run_sync_soon(send.close)  # after the responses handed over before
 
 
 @asynccontextmanager
@@ -108,12 +133,13 @@ async def open_stream(
         ads = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
         method = ads.DeltaAggregatedResources if delta else ads.StreamAggregatedResources
     requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
-    send, receive = trio.open_memory_channel[Message](0)
-    stream = AdsStream(requests, receive)
+    send, receive = trio.open_memory_channel[Message](math.inf)  # bounded by `unread`
+    unread = threading.Semaphore(MAX_UNREAD)
+    stream = AdsStream(requests, receive, unread)
     call = method(_requests(requests), metadata=list(metadata) or None)
     token = trio.lowlevel.current_trio_token()
     trio.lowlevel.start_thread_soon(
-        partial(_pump, call, send, stream, token), _ignore, name="meshcore xDS stream"
+        partial(_pump, call, send, stream, token, unread), _ignore, name="meshcore xDS stream"
     )
     try:
         yield stream
@@ -121,6 +147,7 @@ async def open_stream(
         call.cancel()
         requests.put(_CLOSE)
         receive.close()
+        unread.release()  # a reading thread waiting for room sees the cancelled call
 
 
 def _ignore(result: object) -> None:
