@@ -21,6 +21,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--rounds", type=int, default=100, help="route changes (default 100)")
     ap.add_argument("--clusters", type=int, default=10_000, help="for the scale run")
     ap.add_argument("--changes", type=int, default=10, help="endpoint changes at scale")
+    ap.add_argument(
+        "--route-changes",
+        type=int,
+        default=20,
+        help="route changes timed at scale, with all clusters loaded (default 20)",
+    )
     ap.add_argument("--delta", action="store_true", help="DELTA_GRPC instead of GRPC")
     ap.add_argument("--skip", default="", help="latency and/or scale")
     ap.add_argument("--json", type=Path, help="write the results here")
@@ -37,7 +43,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             print(json.dumps({"route_change": out["route_change"]}, indent=2), flush=True)
         if "scale" not in skip:
             out["scale"] = await scale.run(
-                kinds, args.clusters, Path(tmp) / "scale", args.delta, args.changes
+                kinds,
+                args.clusters,
+                Path(tmp) / "scale",
+                args.delta,
+                args.changes,
+                args.route_changes,
             )
             print(json.dumps({"scale": out["scale"]}, indent=2), flush=True)
     return out

@@ -32,7 +32,7 @@ from tests.xds.builders import (
 from .common import percentile, start
 
 
-async def _routed(port: int, expected: str, timeout: float = 10.0) -> float:
+async def routed_at(port: int, expected: str, timeout: float = 10.0) -> float:
     """Sends requests back to back until one is answered by `expected`; returns when."""
     request = build_request("GET", "/")
     with trio.fail_after(timeout):
@@ -44,11 +44,12 @@ async def _routed(port: int, expected: str, timeout: float = 10.0) -> float:
                     return time.monotonic()
 
 
-def _ack(server: AdsServer, node: str, version: str, after: int) -> tuple[float, float]:
-    """When the ACK arrived, and when the response it acknowledges was sent."""
+def ack_times(server: AdsServer, node: str | None, version: str, after: int) -> tuple[float, float]:
+    """When the ACK (from `node`, None: any) arrived, and when the response it acknowledges
+    was sent."""
     found = server.wait_request(
         lambda r: (
-            r.node == node
+            (node is None or r.node == node)
             and r.type_url == ROUTE_CONFIG
             and r.is_ack()
             and (r.delta or r.request.version_info == version)
@@ -80,7 +81,7 @@ async def run(kinds: list[str], rounds: int, workdir: Path, delta: bool) -> dict
                 lambda k=kind: start(k, server.port, workdir, delta=delta)
             )
         for port in ports.values():
-            await _routed(port, "a")
+            await routed_at(port, "a")
         acks: dict[str, list[float]] = {k: [] for k in kinds}
         routed: dict[str, list[float]] = {k: [] for k in kinds}
         turnarounds: dict[str, list[float]] = {k: [] for k in kinds}
@@ -90,8 +91,8 @@ async def run(kinds: list[str], rounds: int, workdir: Path, delta: bool) -> dict
                 mark = len(server.recorded)
                 pushed = time.monotonic()
                 version = server.set_resources(ROUTE_CONFIG, [route_config("r", target)], node=kind)
-                done = await _routed(ports[kind], target)
-                ack, sent = await trio.to_thread.run_sync(_ack, server, kind, version, mark)
+                done = await routed_at(ports[kind], target)
+                ack, sent = await trio.to_thread.run_sync(ack_times, server, kind, version, mark)
                 acks[kind].append((ack - pushed) * 1000)
                 turnarounds[kind].append((ack - sent) * 1000)
                 routed[kind].append((done - pushed) * 1000)

@@ -2,7 +2,9 @@
 proxy ACKs the EDS update that warms them all (then checked once on the admin API:
 `cluster_manager.active_clusters`, no warming ones), the memory it took per cluster, and
 the time to apply one cluster's endpoint change (from the server sending it to the ACK)
-while they are loaded. The
+while they are loaded, and then route changes while they are loaded (a listener with RDS
+whose route config flips between two of the clusters, each with its own upstream: push →
+ACK, server send → ACK, push → routed, as in `push_latency`). The
 admin API is not polled while timing: with 10,000 clusters a /stats call is itself work
 for the proxy."""
 
@@ -14,11 +16,22 @@ from typing import Any
 
 import trio
 
+from tests.support.ports import free_port
 from tests.support.upstream import UpstreamServer
 from tests.xds.ads_server import AdsServer
-from tests.xds.builders import ASSIGNMENT, CLUSTER, LISTENER, assignment, eds_cluster
+from tests.xds.builders import (
+    ASSIGNMENT,
+    CLUSTER,
+    LISTENER,
+    ROUTE_CONFIG,
+    assignment,
+    eds_cluster,
+    listener,
+    route_config,
+)
 
 from .common import percentile, rss_bytes, start
+from .push_latency import ack_times, routed_at
 
 
 def _active(proxy: Any) -> int:
@@ -54,13 +67,57 @@ def _acked_names(server: AdsServer, request: Any) -> set[str]:
     return names
 
 
-def run_one(kind: str, clusters: int, workdir: Path, delta: bool, changes: int) -> dict[str, Any]:
+def _route_changes(server: AdsServer, names: list[str], rounds: int) -> dict[str, Any]:
+    """A listener routing by RDS to names[0] (upstream "u"), then `rounds` route changes
+    between names[1] (upstream "v") and names[0], each timed as in `push_latency`."""
+    port = free_port()
+    server.set_resources(ROUTE_CONFIG, [route_config("r", names[0])])
+    server.set_resources(LISTENER, [listener("ingress", port, rds="r")])
+    deadline = time.monotonic() + 60
+    while True:  # until the listener is bound and routes
+        try:
+            trio.from_thread.run(routed_at, port, "u", 60.0)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    acks: list[float] = []
+    turnarounds: list[float] = []
+    routed: list[float] = []
+    for i in range(rounds):
+        target, upstream = (names[1], "v") if i % 2 == 0 else (names[0], "u")
+        mark = len(server.recorded)
+        pushed = time.monotonic()
+        version = server.set_resources(ROUTE_CONFIG, [route_config("r", target)])
+        done = trio.from_thread.run(routed_at, port, upstream, 60.0)
+        ack, sent = ack_times(server, None, version, mark)
+        acks.append((ack - pushed) * 1000)
+        turnarounds.append((ack - sent) * 1000)
+        routed.append((done - pushed) * 1000)
+        time.sleep(0.02)
+    return {
+        "ack_ms": {"p50": percentile(acks, 50), "p99": percentile(acks, 99)},
+        "sent_to_ack_ms": {"p50": percentile(turnarounds, 50), "p99": percentile(turnarounds, 99)},
+        "routed_ms": {"p50": percentile(routed, 50), "p99": percentile(routed, 99)},
+        "rounds": rounds,
+    }
+
+
+def run_one(
+    kind: str, clusters: int, workdir: Path, delta: bool, changes: int, route_changes: int = 0
+) -> dict[str, Any]:
     server = AdsServer().start()
     upstreams = UpstreamServer()
     proxy = None
     try:
         host = ("127.0.0.1", upstreams.start("u").port)
+        other = ("127.0.0.1", upstreams.start("v").port)  # names[1]'s, for the route changes
         names = [f"service-{i:05d}" for i in range(clusters)]
+
+        def hosts(n: str) -> list[tuple[str, int]]:
+            return [other] if n == names[1] else [host]
+
         server.set_resources(LISTENER, [])
         server.set_resources(CLUSTER, [])
         proxy = start(kind, server.port, workdir, delta=delta)
@@ -68,7 +125,7 @@ def run_one(kind: str, clusters: int, workdir: Path, delta: bool, changes: int) 
         time.sleep(0.5)
         before = rss_bytes(proxy.pid)
         eds_version = server.set_resources(
-            ASSIGNMENT, [assignment(n, [host]) for n in names], push=False
+            ASSIGNMENT, [assignment(n, hosts(n)) for n in names], push=False
         )
         cluster_list = [eds_cluster(n) for n in names]
         mark = len(server.recorded)
@@ -92,7 +149,7 @@ def run_one(kind: str, clusters: int, workdir: Path, delta: bool, changes: int) 
         for i in range(changes):
             name = names[(i * 7919) % clusters]
             mark = len(server.recorded)
-            moved = [assignment(n, [host]) for n in names]
+            moved = [assignment(n, hosts(n)) for n in names]
             moved[(i * 7919) % clusters] = assignment(name, [(host[0], host[1]), ("127.0.0.1", 1)])
             started = time.monotonic()
             version = server.set_resources(ASSIGNMENT, moved)
@@ -107,7 +164,7 @@ def run_one(kind: str, clusters: int, workdir: Path, delta: bool, changes: int) 
             )
             sent = server.sent_at.get(ack.nonce, started)
             change_ms.append((ack.at - sent) * 1000)
-        return {
+        out: dict[str, Any] = {
             "clusters": clusters,
             "apply_s": done - pushed,
             "rss_before_mib": before / 2**20,
@@ -119,6 +176,9 @@ def run_one(kind: str, clusters: int, workdir: Path, delta: bool, changes: int) 
                 "samples": len(change_ms),
             },
         }
+        if route_changes:
+            out["route_change"] = _route_changes(server, names, route_changes)
+        return out
     finally:
         if proxy is not None:
             proxy.stop()
@@ -127,9 +187,16 @@ def run_one(kind: str, clusters: int, workdir: Path, delta: bool, changes: int) 
 
 
 async def run(
-    kinds: list[str], clusters: int, workdir: Path, delta: bool, changes: int
+    kinds: list[str],
+    clusters: int,
+    workdir: Path,
+    delta: bool,
+    changes: int,
+    route_changes: int = 0,
 ) -> dict[str, Any]:
     return {
-        kind: await trio.to_thread.run_sync(run_one, kind, clusters, workdir, delta, changes)
+        kind: await trio.to_thread.run_sync(
+            run_one, kind, clusters, workdir, delta, changes, route_changes
+        )
         for kind in kinds
     }

@@ -50,9 +50,11 @@ struct WorkerHandle {
 struct Control {
     generation: u64,
     listeners: Vec<Arc<ListenerHandle>>,
-    clusters: Vec<Arc<ClusterState>>,
-    /// `clusters` by name, for `update_endpoints` (O(1) per health flap).
-    by_name: HashMap<String, Arc<ClusterState>>,
+    /// The applied clusters (shared with every compiled listener view).
+    clusters: Arc<[Arc<ClusterState>]>,
+    /// Positions in `clusters` by name, for `update_endpoints` (O(1) per health flap) and
+    /// `apply_listeners` (routes name clusters by position).
+    by_name: HashMap<String, usize>,
     /// Endpoints each cluster had in the last applied snapshot (endpoint updates in between
     /// survive a re-apply that does not change them).
     applied_endpoints: HashMap<String, Vec<snapshot::Endpoint>>,
@@ -61,6 +63,14 @@ struct Control {
     stopped: bool,
     /// Runs outlier detection's interval timer.
     ticker: Ticker,
+}
+
+/// A compiled listener not swapped in yet: its socket kept from the running listener of the
+/// same name and address (Ok), or bound anew (Err: port and one socket per worker).
+struct PreparedListener {
+    ip: IpAddr,
+    parts: crate::listener::ListenerParts,
+    socket: Result<Arc<ListenerHandle>, (u16, Vec<std::net::TcpListener>)>,
 }
 
 pub struct Engine {
@@ -100,7 +110,7 @@ impl Engine {
             control: Mutex::new(Control {
                 generation: 0,
                 listeners: Vec::new(),
-                clusters: Vec::new(),
+                clusters: Arc::new([]),
                 by_name: HashMap::new(),
                 applied_endpoints: HashMap::new(),
                 workers,
@@ -124,8 +134,6 @@ impl Engine {
         if ctl.stopped {
             return Err(EngineError::Stopped);
         }
-        let workers = ctl.workers.len();
-
         // Clusters: unchanged settings keep their state (hosts, counters, pools).
         let mut index: HashMap<&str, usize> = HashMap::new();
         for (i, c) in snap.clusters.iter().enumerate() {
@@ -139,10 +147,13 @@ impl Engine {
         let mut clusters: Vec<Arc<ClusterState>> = Vec::with_capacity(snap.clusters.len());
         let mut endpoint_sets = Vec::new();
         // By name, so a reload of N clusters is O(N), not O(N²).
-        let old_by_name = &ctl.by_name;
         for (i, c) in snap.clusters.iter().enumerate() {
             let path = format!("clusters[{i}]");
-            let old = old_by_name.get(&c.name).filter(|o| o.same_settings(c));
+            let old = ctl
+                .by_name
+                .get(&c.name)
+                .map(|&at| &ctl.clusters[at])
+                .filter(|o| o.same_settings(c));
             match old {
                 Some(old) => {
                     if ctl.applied_endpoints.get(&c.name) != Some(&c.endpoints) {
@@ -170,17 +181,75 @@ impl Engine {
                 }
             }
         }
-        let cluster_list: Arc<[Arc<ClusterState>]> = clusters.clone().into();
+        let cluster_list: Arc<[Arc<ClusterState>]> = clusters.into();
+        let lookup = |name: &str| index.get(name).copied();
+        let prepared = self.prepare_listeners(&ctl, &snap, &lookup)?;
+
+        // Commit.
+        for (c, set) in endpoint_sets {
+            c.install(set);
+        }
+        self.commit_listeners(&mut ctl, &snap, prepared, &cluster_list);
+        let kept: HashSet<*const ClusterState> = cluster_list.iter().map(Arc::as_ptr).collect();
+        for old in ctl.clusters.iter() {
+            if !kept.contains(&Arc::as_ptr(old)) {
+                old.retire();
+            }
+        }
+        ctl.applied_endpoints = snap
+            .clusters
+            .iter()
+            .map(|c| (c.name.clone(), c.endpoints.clone()))
+            .collect();
+        ctl.ticker.set(&cluster_list);
+        ctl.by_name = index.into_iter().map(|(n, i)| (n.to_string(), i)).collect();
+        ctl.clusters = cluster_list;
+        ctl.generation += 1;
+        Ok(ctl.generation)
+    }
+
+    /// Compiles the listeners of a JSON snapshot whose `clusters` is empty against the
+    /// applied clusters, which stay as they are (settings, hosts, health, pools), and swaps
+    /// them in: a listener or route change costs O(listeners), not O(clusters). Returns the
+    /// generation; on error nothing changes.
+    pub fn apply_listeners(&self, bytes: &[u8]) -> Result<u64, EngineError> {
+        let snap = config::parse(bytes).map_err(EngineError::Value)?;
+        if !snap.clusters.is_empty() {
+            return Err(EngineError::Value(
+                "clusters: must be empty (apply_listeners keeps the applied clusters)".into(),
+            ));
+        }
+        let mut ctl = self.lock();
+        if ctl.stopped {
+            return Err(EngineError::Stopped);
+        }
+        let cluster_list = ctl.clusters.clone();
+        let prepared = {
+            let lookup = |name: &str| ctl.by_name.get(name).copied();
+            self.prepare_listeners(&ctl, &snap, &lookup)?
+        };
+        self.commit_listeners(&mut ctl, &snap, prepared, &cluster_list);
+        ctl.generation += 1;
+        Ok(ctl.generation)
+    }
+
+    /// Compiles the snapshot's listeners (`lookup`: a cluster's position in the cluster
+    /// list they will use) and binds the new ones: all or nothing, nothing swapped yet.
+    fn prepare_listeners(
+        &self,
+        ctl: &Control,
+        snap: &snapshot::Snapshot,
+        lookup: &dyn Fn(&str) -> Option<usize>,
+    ) -> Result<Vec<PreparedListener>, EngineError> {
         if snap.local_address.parse::<IpAddr>().is_err() {
             return Err(EngineError::Value(format!(
                 "local_address: {:?} is not an IP address",
                 snap.local_address
             )));
         }
-
-        // Listeners: compile, then bind the new ones (all or nothing).
+        let workers = ctl.workers.len();
         let mut names: HashMap<&str, usize> = HashMap::new();
-        let mut views = Vec::with_capacity(snap.listeners.len());
+        let mut prepared = Vec::with_capacity(snap.listeners.len());
         for (i, l) in snap.listeners.iter().enumerate() {
             let path = format!("listeners[{i}]");
             if names.insert(l.name.as_str(), i).is_some() {
@@ -195,30 +264,29 @@ impl Engine {
                     l.address
                 ))
             })?;
-            let lookup = |name: &str| index.get(name).copied();
             let parts = crate::listener::compile_listener(
                 l,
-                &lookup,
+                lookup,
                 &self.registry,
                 &snap.local_address,
                 snap.global_downstream_max_connections,
                 &path,
             )
             .map_err(EngineError::Value)?;
-            views.push((ip, parts));
+            prepared.push((ip, parts));
         }
-        let mut bound = Vec::new();
-        for (l, (ip, _)) in snap.listeners.iter().zip(&views) {
+        let mut out = Vec::with_capacity(prepared.len());
+        for (l, (ip, parts)) in snap.listeners.iter().zip(prepared) {
             let kept = ctl
                 .listeners
                 .iter()
-                .find(|h| h.name == l.name && h.address == *ip && h.configured_port == l.port)
+                .find(|h| h.name == l.name && h.address == ip && h.configured_port == l.port)
                 .cloned();
-            match kept {
-                Some(h) => bound.push(Ok(h)),
+            let socket = match kept {
+                Some(h) => Ok(h),
                 None => {
                     let (port, socks) =
-                        crate::listener::bind_all(SocketAddr::new(*ip, l.port), workers).map_err(
+                        crate::listener::bind_all(SocketAddr::new(ip, l.port), workers).map_err(
                             |e| {
                                 let msg = format!(
                                     "listener {:?} cannot bind {}:{}: {e}",
@@ -227,23 +295,33 @@ impl Engine {
                                 EngineError::Os(e.raw_os_error(), msg)
                             },
                         )?;
-                    bound.push(Err((port, socks)));
+                    Err((port, socks))
                 }
-            }
+            };
+            out.push(PreparedListener { ip, parts, socket });
         }
+        Ok(out)
+    }
 
-        // Commit.
-        for (c, set) in endpoint_sets {
-            c.install(set);
-        }
-        let mut handles = Vec::with_capacity(views.len());
-        for ((l, (ip, parts)), b) in snap.listeners.iter().zip(views).zip(bound) {
-            let port = match &b {
+    /// Swaps in listeners from `prepare_listeners` (of the same `snap`) over `clusters`:
+    /// kept sockets take the new views, new ones start on every worker, the rest stop.
+    fn commit_listeners(
+        &self,
+        ctl: &mut Control,
+        snap: &snapshot::Snapshot,
+        prepared: Vec<PreparedListener>,
+        clusters: &Arc<[Arc<ClusterState>]>,
+    ) {
+        let mut handles = Vec::with_capacity(prepared.len());
+        for (l, p) in snap.listeners.iter().zip(prepared) {
+            let port = match &p.socket {
                 Ok(h) => h.port,
                 Err((port, _)) => *port,
             };
-            let view = parts.finish(SocketAddr::new(ip, port), &cluster_list, &self.registry);
-            match b {
+            let view = p
+                .parts
+                .finish(SocketAddr::new(p.ip, port), clusters, &self.registry);
+            match p.socket {
                 Ok(h) => {
                     h.compiled.store(Arc::new(view));
                     handles.push(h);
@@ -254,7 +332,7 @@ impl Engine {
                     let h = Arc::new(ListenerHandle {
                         id,
                         name: l.name.clone(),
-                        address: ip,
+                        address: p.ip,
                         configured_port: l.port,
                         port,
                         compiled: ArcSwap::from_pointee(view),
@@ -278,26 +356,7 @@ impl Engine {
                 }
             }
         }
-        let kept: HashSet<*const ClusterState> = clusters.iter().map(Arc::as_ptr).collect();
-        for old in &ctl.clusters {
-            if !kept.contains(&Arc::as_ptr(old)) {
-                old.retire();
-            }
-        }
-        ctl.applied_endpoints = snap
-            .clusters
-            .iter()
-            .map(|c| (c.name.clone(), c.endpoints.clone()))
-            .collect();
         ctl.listeners = handles;
-        ctl.ticker.set(&clusters);
-        ctl.by_name = clusters
-            .iter()
-            .map(|c| (c.name.clone(), c.clone()))
-            .collect();
-        ctl.clusters = clusters;
-        ctl.generation += 1;
-        Ok(ctl.generation)
     }
 
     /// Swaps one cluster's hosts (JSON list of `Endpoint`).
@@ -311,6 +370,7 @@ impl Engine {
         let c = ctl
             .by_name
             .get(cluster)
+            .map(|&at| &ctl.clusters[at])
             .ok_or_else(|| EngineError::Key(cluster.to_string()))?;
         c.set_endpoints(&eps, "endpoints")
             .map_err(EngineError::Value)

@@ -535,3 +535,63 @@ async fn listener_stat_prefix_and_local_address_are_checked_and_used() {
     }
     drop(engine);
 }
+
+#[tokio::test]
+async fn apply_listeners_swaps_routes_and_keeps_the_clusters_as_they_are() {
+    let up = upstream().await;
+    let (engine, port) = start(up.addr.port());
+    let mut c = Client::connect(port).await;
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: a\r\n\r\n").into_bytes();
+    // Hosts set since the last apply stay: no endpoints for backend now (UH).
+    engine.update_endpoints("backend", b"[]").unwrap();
+    assert_eq!(c.exchange(&get("/api")).await.status, 503);
+
+    let full: Value = serde_json::from_slice(&snapshot(up.addr.port(), extra_clusters())).unwrap();
+    let with_routes = |routes: Value| {
+        let mut snap = full.clone();
+        snap["clusters"] = json!([]);
+        snap["listeners"][0]["filter_chains"][0]["filter"]["http_connection_manager"]["route_config"]
+            ["virtual_hosts"][0]["routes"] = routes;
+        serde_json::to_vec(&snap).unwrap()
+    };
+    let v2 = with_routes(json!([
+        {"match": {"path": {"prefix": "/v2"}}, "action": {"direct_response": {"status": 200, "body": "v2"}}},
+        {"match": {"path": {"prefix": "/"}}, "action": {"route": {"target": {"cluster": "backend"}}}},
+    ]));
+    assert_eq!(engine.apply_listeners(&v2).unwrap(), 2);
+    assert_eq!(engine.listener_ports(), vec![("ingress".to_string(), port)]);
+    let r = c.exchange(&get("/v2")).await;
+    assert_eq!((r.status, r.text().as_str()), (200, "v2"));
+    assert_eq!(c.exchange(&get("/api")).await.status, 503);
+
+    // Refused, nothing changes: clusters in the snapshot, a route to a cluster not applied.
+    match engine.apply_listeners(&serde_json::to_vec(&full).unwrap()) {
+        Err(EngineError::Value(m)) => assert!(m.starts_with("clusters: must be empty"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let unknown = with_routes(json!([
+        {"match": {"path": {"prefix": "/"}}, "action": {"route": {"target": {"cluster": "nope"}}}},
+    ]));
+    match engine.apply_listeners(&unknown) {
+        Err(EngineError::Value(m)) => assert!(m.contains("nope"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let r = c.exchange(&get("/v2")).await;
+    assert_eq!((r.status, r.text().as_str()), (200, "v2"));
+
+    // The routes use the clusters the engine keeps: an endpoint update reaches them.
+    let eps = format!(
+        "[{{\"address\": \"127.0.0.1\", \"port\": {}}}]",
+        up.addr.port()
+    );
+    engine.update_endpoints("backend", eps.as_bytes()).unwrap();
+    assert_eq!(c.exchange(&get("/api")).await.status, 200);
+    // A whole apply afterwards finds the clusters by name as before.
+    assert_eq!(
+        engine.apply(&serde_json::to_vec(&full).unwrap()).unwrap(),
+        3
+    );
+    assert_eq!(c.exchange(&get("/dead")).await.status, 503);
+    assert_eq!(c.exchange(&get("/api")).await.status, 200);
+    drop(engine);
+}

@@ -67,6 +67,11 @@ def snapshot_with_endpoints(
     return orjson.dumps(snapshot)
 
 
+def listeners_snapshot(config: MeshConfigLike) -> bytes:
+    """The config's snapshot without its clusters, for `Engine.apply_listeners`."""
+    return orjson.dumps({**config.snapshot, "clusters": []})
+
+
 def base_endpoints(
     config: MeshConfigLike, resolved: Mapping[str, list[Endpoint]]
 ) -> dict[str, list[Endpoint]]:
@@ -253,13 +258,13 @@ class Server:
 
     async def apply_xds(self, config: MeshConfigLike, clusters_changed: bool = True) -> None:
         """An accepted xDS update as a whole new config (static plus dynamic resources).
-        When only listeners and routes changed, the clusters' current hosts (with their
-        health) go into the snapshot as they are: no DNS or health check to restart."""
-        current = self.health.current
-        if clusters_changed or current is None:
+        When only listeners and routes changed, the engine keeps its clusters as they are
+        (hosts with their health, pools) and compiles only the listeners: no DNS or health
+        check to restart, and O(listeners) whatever the number of clusters."""
+        if clusters_changed or self.health.current is None:
             await self._apply_composed(config)
         else:
-            self.engine.apply(snapshot_with_endpoints(config, current.membership.merged_all()))
+            self.engine.apply_listeners(listeners_snapshot(config))
             assert self._nursery is not None
             await self.jwks.restart(self._nursery, config.snapshot)
             self.spans.configure(config.snapshot)  # an LDS listener's tracer

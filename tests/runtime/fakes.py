@@ -41,6 +41,16 @@ class FakeEngine:
         self.applied.append(orjson.loads(snapshot))
         return len(self.applied)
 
+    def apply_listeners(self, snapshot: bytes) -> int:
+        """As the engine: the snapshot's listeners over the applied clusters, kept as is."""
+        if self.apply_error is not None:
+            raise self.apply_error
+        data = orjson.loads(snapshot)
+        if data.get("clusters"):
+            raise ValueError("clusters: must be empty (apply_listeners keeps the applied clusters)")
+        self.applied.append({**data, "clusters": self.current.get("clusters", [])})
+        return len(self.applied)
+
     def update_endpoints(self, cluster: str, endpoints: bytes) -> None:
         if not any(c["name"] == cluster for c in self.current.get("clusters", [])):
             raise KeyError(cluster)

@@ -36,6 +36,12 @@ impl Engine {
         py.detach(|| self.inner.apply(&bytes)).map_err(to_py)
     }
 
+    fn apply_listeners(&self, py: Python<'_>, snapshot: &[u8]) -> PyResult<u64> {
+        let bytes = snapshot.to_vec();
+        py.detach(|| self.inner.apply_listeners(&bytes))
+            .map_err(to_py)
+    }
+
     fn update_endpoints(&self, py: Python<'_>, cluster: &str, endpoints: &[u8]) -> PyResult<()> {
         let (c, e) = (cluster.to_string(), endpoints.to_vec());
         py.detach(|| self.inner.update_endpoints(&c, &e))

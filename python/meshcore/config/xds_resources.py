@@ -282,12 +282,7 @@ def compose(
     ]
     snapshot = {
         **static.snapshot,
-        "listeners": relink_tracers(
-            [*static.snapshot.get("listeners", ()), *listeners],
-            static.node_id,
-            static.node_cluster,
-            str(static.bootstrap.get("node", {}).get("locality", {}).get("zone", "")),
-        ),
+        "listeners": _all_listeners(static, listeners),
         "clusters": [*static.snapshot.get("clusters", ()), *dynamic_clusters],
     }
     return dataclasses.replace(
@@ -298,6 +293,26 @@ def compose(
             *static.health_checks,
             *(c.health for c in clusters if c.health is not None),
         ),
+    )
+
+
+def compose_listeners(
+    applied: MeshConfig, static: MeshConfig, listeners: Sequence[dict[str, Any]]
+) -> MeshConfig:
+    """`compose` with new dynamic listeners and the clusters of `applied` (a config
+    `compose` made from `static`) as they are: O(listeners), for a listener or route
+    change."""
+    snapshot = {**applied.snapshot, "listeners": _all_listeners(static, listeners)}
+    return dataclasses.replace(applied, snapshot=snapshot)
+
+
+def _all_listeners(static: MeshConfig, listeners: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The static listeners and `listeners`, their tracers linked to the node."""
+    return relink_tracers(
+        [*static.snapshot.get("listeners", ()), *listeners],
+        static.node_id,
+        static.node_cluster,
+        str(static.bootstrap.get("node", {}).get("locality", {}).get("zone", "")),
     )
 
 

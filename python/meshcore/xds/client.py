@@ -11,6 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Set as AbstractSet
 from contextlib import suppress
 from typing import Any, Protocol
 
@@ -111,7 +112,7 @@ class XdsClient:
         self._channel_ready = False
         self._lock = trio.Lock()
         self._stream: Any = None
-        self._subscribed: dict[str, set[str]] = {
+        self._subscribed: dict[str, AbstractSet[str]] = {
             ROUTE_CONFIG: set(),
             ASSIGNMENT: set(),
             SECRET: set(),
@@ -243,44 +244,54 @@ class XdsClient:
     async def _on_response(self, response: Any, link: SdsLink | None = None) -> None:
         """One ADS response (or one of the SDS stream `link`): checked, applied and ACKed,
         or NACKed."""
+        try:  # the lock is nearly always free: no scheduling round on the push → ACK path
+            self._lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._lock.acquire()
+        try:
+            await self._handle(response, link)
+        finally:
+            self._lock.release()
+
+    async def _handle(self, response: Any, link: SdsLink | None) -> None:
         protocol = link.protocol if link is not None else self.protocol
         send = link.send if link is not None else self._send
-        async with self._lock:
-            type_url = response.type_url
-            try:
-                if link is not None and type_url != SECRET:
-                    raise Rejected([f"a {short_type(type_url)} response on an SDS stream"])
-                # SotW repeats unchanged resources (matched by their bytes); delta does not
-                # (and the index would cost O(accepted resources) per update).
-                known = (
-                    self.store.names_by_raw(type_url)
-                    if not protocol.delta and type_url in self.store.accepted
-                    else None
-                )
-                update = protocol.decode(response, known)
-            except Exception as exc:  # Rejected, or a response nothing foresaw
-                rejected = exc if isinstance(exc, Rejected) else Rejected([repr(exc)])
-                send(protocol.nack(response, rejected.detail))
-                self._rejected(type_url, self.stats.scopes(type_url, ()), "", rejected)
-                return
-            scopes = self.stats.scopes(
-                type_url, [r.name for r in update.resources] + update.removed
+        type_url = response.type_url
+        try:
+            if link is not None and type_url != SECRET:
+                raise Rejected([f"a {short_type(type_url)} response on an SDS stream"])
+            # SotW repeats unchanged resources (matched by their bytes); delta does not
+            # (and the index would cost O(accepted resources) per update).
+            known = (
+                self.store.names_by_raw(type_url)
+                if not protocol.delta and type_url in self.store.accepted
+                else None
             )
-            self.stats.inc(scopes, "update_attempt")
-            try:
-                staged = await self._stage_and_apply(update)
-            except Rejected as rejected:
-                send(protocol.nack(response, rejected.detail))
-                self._rejected(type_url, scopes, update.version_info, rejected)
-                return
-            # The engine has it: the ACK goes out first, then the bookkeeping; nothing
-            # awaits in between, so no other task sees the state before the commit.
-            send(protocol.ack(response))
-            self._commit(staged, scopes)
-            if not staged.endpoints_only:
-                self._resubscribe()
-            self._done_initial(type_url)
-            _tidy(update)
+            update = protocol.decode(response, known)
+        except Exception as exc:  # Rejected, or a response nothing foresaw
+            rejected = exc if isinstance(exc, Rejected) else Rejected([repr(exc)])
+            self._rejected(type_url, self.stats.scopes(type_url, ()), "", rejected)
+            send(protocol.nack(response, rejected.detail))
+            return
+        scopes = self.stats.scopes(type_url, [r.name for r in update.resources] + update.removed)
+        self.stats.inc(scopes, "update_attempt")
+        try:
+            staged = await self._stage_and_apply(update)
+        except Rejected as rejected:
+            self._rejected(type_url, scopes, update.version_info, rejected)
+            send(protocol.nack(response, rejected.detail))
+            return
+        # The engine has it: the commit (and its stats and log line), then the ACK, then
+        # what may send more requests (subscriptions follow the ACK). Nothing awaits in
+        # between, so no other task sees the state before the commit. The bookkeeping goes
+        # first because grpcio's thread that sends the ACK needs the GIL, which this thread
+        # keeps until it waits again: work after the ACK would delay it as much.
+        self._commit(staged, scopes)
+        send(protocol.ack(response))
+        if not staged.endpoints_only:
+            self._resubscribe()
+        self._done_initial(type_url)
+        _tidy(update)
 
     def _send(self, request: Message | None) -> None:
         if request is not None and self._stream is not None:
@@ -372,7 +383,11 @@ class XdsClient:
         self._follow_sds_servers()
         for type_url in (ROUTE_CONFIG, ASSIGNMENT, SECRET):
             wanted = self.store.wanted(type_url)
-            if wanted == self._subscribed[type_url]:
+            subscribed = self._subscribed[type_url]
+            if wanted is subscribed:  # EDS: no comparison of 10,000 names per update
+                continue
+            if wanted == subscribed:
+                self._subscribed[type_url] = wanted  # the same object next time
                 continue
             self.store.drop(type_url, self._subscribed[type_url] - wanted)
             self._subscribed[type_url] = wanted

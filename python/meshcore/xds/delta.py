@@ -10,6 +10,7 @@ A `Resource` with a `ttl` expires unless refreshed; one without a body is a hear
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from envoy.config.core.v3 import base_pb2
@@ -144,7 +145,7 @@ class DeltaProtocol:
         )
 
     def set_names(
-        self, type_url: str, names: set[str]
+        self, type_url: str, names: AbstractSet[str]
     ) -> discovery_pb2.DeltaDiscoveryRequest | None:
         """The request that changes an RDS/EDS subscription (None: nothing to send)."""
         state = self.types[type_url]

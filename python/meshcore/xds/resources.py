@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass, field
 from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -35,7 +36,7 @@ from google.protobuf.message import Message
 
 from meshcore.config.errors import Problem, Problems
 from meshcore.config.model import MeshConfig
-from meshcore.config.secrets import SecretRef, SecretValue, resolve, sds_target, secret_refs
+from meshcore.config.secrets import SecretRef, SecretValue, sds_target, secret_refs
 from meshcore.config.xds_resources import (
     ASSIGNMENT,
     CLUSTER,
@@ -55,10 +56,13 @@ from meshcore.config.xds_resources import (
     check_route_config,
     check_sds_secret,
     compose,
+    compose_listeners,
     resource_path,
     static_names,
     unroutable,
 )
+
+from .view import View, build_view, rebuild_listeners, secret_lookup
 
 Endpoint = dict[str, Any]
 Checked = ListenerResource | RouteResource | ClusterResource | EndpointsResource
@@ -146,37 +150,6 @@ class Entry:
         return decode(self.type_url, self.raw)
 
 
-@dataclass(frozen=True)
-class ActiveListener:
-    snapshot: dict[str, Any]
-    refs: frozenset[str]
-    rds: str | None
-    source: ListenerResource
-
-
-@dataclass
-class View:
-    """What serves: composed listeners (routes inlined), clusters and endpoints."""
-
-    listeners: dict[str, ActiveListener] = field(default_factory=dict)
-    clusters: dict[str, ClusterResource] = field(default_factory=dict)
-    routes: dict[str, RouteResource] = field(default_factory=dict)
-    warming_listeners: set[str] = field(default_factory=set)
-    warming_clusters: set[str] = field(default_factory=set)
-    endpoints: dict[str, list[Endpoint]] = field(default_factory=dict)
-    """EDS service name -> endpoints."""
-    users: dict[str, list[str]] = field(default_factory=dict)
-    """EDS service name -> the serving clusters that take their endpoints from it."""
-    waiting: dict[str, frozenset[str]] = field(default_factory=dict)
-    """`route_configs[r]` / `listeners[l]` -> clusters it names that do not serve yet."""
-    waiting_secrets: dict[str, frozenset[str]] = field(default_factory=dict)
-    """`listeners[l]` / `clusters[c]` -> SDS secrets it names that have not arrived."""
-
-    def cluster_endpoints(self, name: str) -> list[Endpoint] | None:
-        cluster = self.clusters[name]
-        return None if cluster.eds is None else self.endpoints.get(cluster.eds, [])
-
-
 @dataclass
 class Plan:
     """What the engine needs: a whole new config, or endpoint updates only (or nothing)."""
@@ -237,12 +210,20 @@ class ResourceStore:
         self.accepted: dict[str, dict[str, Entry]] = {t: {} for t in TYPE_ORDER}
         self.view = View()
         self.ttl_seen = False
-        self._raw_names: dict[str, tuple[dict[str, Entry], dict[bytes, str]]] = {}
         """Some resource came with a TTL (the expiry timer has work)."""
+        self._raw_names: dict[str, tuple[dict[str, Entry], dict[bytes, str]]] = {}
         self.applied: MeshConfig | None = None
         self._applied_listeners: dict[str, dict[str, Any]] = {}
         self._applied_clusters: dict[str, dict[str, Any]] = {}
         self._applied_endpoints: dict[str, list[Endpoint]] = {}
+        self._view_current = False
+        """`view` was built from the clusters, endpoints and secrets `accepted` holds (and
+        is applied): a listener or route update may take its cluster side as it is."""
+        self._cluster_refs: tuple[object, object, frozenset[SecretRef], frozenset[str]] | None
+        self._cluster_refs = None
+        """The SDS secrets and EDS names of the accepted and serving clusters, for the
+        accepted clusters and the view's clusters they were gathered from (by identity:
+        both dicts are replaced, never changed in place, when clusters change)."""
 
     # ---- staging -------------------------------------------------------------------------
 
@@ -315,17 +296,29 @@ class ResourceStore:
         self._cross_check(type_url, candidate, fresh, problems)
         if problems:
             raise Rejected(problems)
-        view = build_view(
-            candidate,
-            self.view,
-            static_names(self.static, "clusters"),
-            self.static.secrets,
-            self.static_sds,
-        )
+        view = None
+        if type_url in (LISTENER, ROUTE_CONFIG) and self._view_current:
+            view = rebuild_listeners(
+                candidate,
+                self.view,
+                static_names(self.static, "clusters"),
+                self.static.secrets,
+                self.static_sds,
+            )
+        incremental = view is not None
+        if view is None:
+            view = build_view(
+                candidate,
+                self.view,
+                static_names(self.static, "clusters"),
+                self.static.secrets,
+                self.static_sds,
+            )
         check_addresses((a.snapshot for a in view.listeners.values()), self.static, problems)
         if problems:
             raise Rejected(problems)
-        return Staged(update, accepted, view, self._plan(view))
+        plan = self._plan_listeners(view) if incremental else self._plan(view)
+        return Staged(update, accepted, view, plan)
 
     def _check(self, type_url: str, message: Message, path: str) -> tuple[Any, list[Problem]]:
         """One resource through the config layer's checks and translation."""
@@ -454,6 +447,17 @@ class ResourceStore:
         )
         return Plan(config, {}, clusters_changed=not unchanged)
 
+    def _plan_listeners(self, view: View) -> Plan:
+        """`_plan` for a view from `rebuild_listeners`: its clusters and endpoints are those
+        applied, so only the listeners are compared, and a new config takes the applied
+        one's clusters as they are (O(listeners), not O(clusters))."""
+        assert self.applied is not None
+        listeners = {name: a.snapshot for name, a in view.listeners.items()}
+        if listeners == self._applied_listeners:
+            return Plan(None, {})
+        config = compose_listeners(self.applied, self.static, list(listeners.values()))
+        return Plan(config, {}, clusters_changed=False)
+
     # ---- committing ----------------------------------------------------------------------
 
     def commit(self, staged: Staged) -> None:
@@ -468,12 +472,14 @@ class ResourceStore:
         if plan.config is not None:
             self.applied = plan.config
             self._applied_listeners = {n: a.snapshot for n, a in view.listeners.items()}
-            self._applied_clusters = {n: c.snapshot for n, c in view.clusters.items()}
-            self._applied_endpoints = {
-                n: eps for n in view.clusters if (eps := view.cluster_endpoints(n)) is not None
-            }
+            if plan.clusters_changed:  # else they equal the applied ones: no O(clusters)
+                self._applied_clusters = {n: c.snapshot for n, c in view.clusters.items()}
+                self._applied_endpoints = {
+                    n: eps for n in view.clusters if (eps := view.cluster_endpoints(n)) is not None
+                }
         else:
             self._applied_endpoints.update(plan.endpoint_updates)
+        self._view_current = self.applied is not None
 
     def _commit_endpoints(self, staged: Staged) -> None:
         """An `endpoints_only` update, applied in place: O(what it changes)."""
@@ -488,6 +494,8 @@ class ResourceStore:
         for name, hosts in staged.endpoint_changes.items():
             if hosts is None:
                 endpoints.pop(name, None)
+                # build_view would have its clusters warm (serving their previous version)
+                self._view_current = False
             else:
                 endpoints[name] = hosts
         self._applied_endpoints.update(staged.plan.endpoint_updates)
@@ -513,13 +521,18 @@ class ResourceStore:
         self.static = static
         self.static_sds = _static_sds(static)
         self.applied = None
+        self._view_current = False
 
     def drop(self, type_url: str, names: Iterable[str]) -> None:
         """Forgets resources no longer subscribed to (their dependents keep their last
         serving version until a restage)."""
+        entries = self.accepted[type_url]
         for name in names:
-            self.accepted[type_url].pop(name, None)
+            if entries.pop(name, None) is not None and type_url not in (LISTENER, ROUTE_CONFIG):
+                self._view_current = False  # the view's cluster side no longer matches
         self._raw_names.pop(type_url, None)
+        if type_url == CLUSTER:
+            self._cluster_refs = None
 
     # ---- what the client reads -----------------------------------------------------------
 
@@ -535,35 +548,46 @@ class ResourceStore:
             self._raw_names[type_url] = cached
         return cached[1]
 
+    def _of_clusters(self) -> tuple[frozenset[SecretRef], frozenset[str]]:
+        """The SDS secrets and EDS names the accepted and serving clusters name (gathered
+        once per change of clusters: a listener or route update does not scan them)."""
+        accepted, serving = self.accepted[CLUSTER], self.view.clusters
+        cached = self._cluster_refs
+        if cached is None or cached[0] is not accepted or cached[1] is not serving:
+            secrets: set[SecretRef] = set()
+            eds: set[str] = set()
+            for cluster in (*(e.checked for e in accepted.values()), *serving.values()):
+                secrets.update(cluster.secrets)
+                if cluster.eds is not None:
+                    eds.add(cluster.eds)
+            cached = (accepted, serving, frozenset(secrets), frozenset(eds))
+            self._cluster_refs = cached
+        return cached[2], cached[3]
+
     def secret_refs(self) -> set[SecretRef]:
         """The SDS secrets the accepted and serving listeners and clusters name."""
-        out: set[SecretRef] = set()
-        for type_url in (LISTENER, CLUSTER):
-            for entry in self.accepted[type_url].values():
-                out.update(entry.checked.secrets)
+        out: set[SecretRef] = set(self._of_clusters()[0])
+        for entry in self.accepted[LISTENER].values():
+            out.update(entry.checked.secrets)
         for active in self.view.listeners.values():
             out.update(active.source.secrets)
-        for cluster in self.view.clusters.values():
-            out.update(cluster.secrets)
         for listener in self.static_sds:
             out.update(listener.secrets)
         return out
 
-    def wanted(self, type_url: str) -> set[str]:
+    def wanted(self, type_url: str) -> AbstractSet[str]:
         """The RDS, EDS or SDS (over ADS) names the accepted and serving listeners and
-        clusters need."""
+        clusters need (EDS: the same object while the clusters do not change)."""
         if type_url == SECRET:
             return {ref.name for ref in self.secret_refs() if ref.source == "ads"}
         if type_url == ROUTE_CONFIG:
             names = {e.checked.rds for e in self.accepted[LISTENER].values()}
             names |= {a.rds for a in self.view.listeners.values()}
-        else:
-            names = {e.checked.eds for e in self.accepted[CLUSTER].values()}
-            names |= {c.eds for c in self.view.clusters.values()}
-        return {n for n in names if n is not None}
+            return {n for n in names if n is not None}
+        return self._of_clusters()[1]
 
     def secret_value(self, ref: SecretRef | Mapping[str, Any]) -> SecretValue | None:
-        return _secret_lookup(self.accepted, self.static.secrets)(
+        return secret_lookup(self.accepted, self.static.secrets)(
             ref if isinstance(ref, Mapping) else {"name": ref.name, "source": ref.source}
         )
 
@@ -592,135 +616,9 @@ class ResourceStore:
         return out
 
 
-def _secret_lookup(
-    accepted: Mapping[str, Mapping[str, Entry]], static_secrets: Mapping[str, SecretValue]
-) -> Callable[[Mapping[str, Any]], SecretValue | None]:
-    """Finds a placeholder's secret: static by name, else the SDS secret accepted (one
-    namespace for ADS and files, as the names Envoy's secret manager keeps)."""
-    dynamic = accepted.get(SECRET, {})
-
-    def lookup(ref: Mapping[str, Any]) -> SecretValue | None:
-        if ref["source"] == "static":
-            return static_secrets.get(ref["name"])
-        entry = dynamic.get(ref["name"])
-        return entry.checked.value if entry is not None else None
-
-    return lookup
-
-
-def _with_secrets(
-    snapshot: dict[str, Any],
-    secrets: tuple[SecretRef, ...],
-    lookup: Callable[[Mapping[str, Any]], SecretValue | None],
-    path: str,
-    view: View,
-) -> dict[str, Any] | None:
-    """`snapshot` with its SDS placeholders resolved; None (and `view.waiting_secrets`
-    noted) while a secret is missing."""
-    if not secrets:
-        return snapshot
-    missing: list[dict[str, Any]] = []
-    resolved = resolve(snapshot, lookup, missing)
-    if missing:
-        view.waiting_secrets[path] = frozenset(ref["name"] for ref in missing)
-        return None
-    out: dict[str, Any] = resolved
-    return out
-
-
 def _static_sds(static: MeshConfig) -> tuple[ListenerResource, ...]:
     """The static listeners that wait for SDS secrets, as listener resources."""
     return tuple(
         ListenerResource(str(lst["name"]), lst, None, "", (), secret_refs(lst))
         for lst in static.sds_listeners
     )
-
-
-def build_view(
-    accepted: Mapping[str, Mapping[str, Entry]],
-    previous: View,
-    static_clusters: set[str],
-    static_secrets: Mapping[str, SecretValue] | None = None,
-    static_sds: Iterable[ListenerResource] = (),
-) -> View:
-    """What serves given the accepted resources and what served before (see the module
-    docstring for the rules)."""
-    view = View()
-    lookup = _secret_lookup(accepted, static_secrets or {})
-    view.endpoints = {name: entry.checked.endpoints for name, entry in accepted[ASSIGNMENT].items()}
-    for name, entry in accepted[CLUSTER].items():
-        cluster: ClusterResource = entry.checked
-        snapshot = _with_secrets(
-            cluster.snapshot, cluster.secrets, lookup, resource_path(CLUSTER, name), view
-        )
-        if snapshot is not None and (cluster.eds is None or cluster.eds in view.endpoints):
-            view.clusters[name] = (
-                cluster if snapshot is cluster.snapshot else replace(cluster, snapshot=snapshot)
-            )
-        else:
-            view.warming_clusters.add(name)
-            if name in previous.clusters:
-                view.clusters[name] = previous.clusters[name]
-    removed = {n: c for n, c in previous.clusters.items() if n not in accepted[CLUSTER]}
-    serving = static_clusters | set(view.clusters)
-    # A removed cluster still serves the routes that used it, unchanged, not new ones.
-    kept = serving | set(removed)
-    for name, entry in accepted[ROUTE_CONFIG].items():
-        route: RouteResource = entry.checked
-        allowed = kept if previous.routes.get(name) is route else serving
-        missing = frozenset(ref for _, ref in route.refs if ref not in allowed)
-        if not missing:
-            view.routes[name] = route
-        else:
-            view.waiting[resource_path(ROUTE_CONFIG, name)] = missing
-            if name in previous.routes:
-                view.routes[name] = previous.routes[name]
-    for name, entry in accepted[LISTENER].items():
-        listener: ListenerResource = entry.checked
-        routes = None
-        before = previous.listeners.get(name)
-        allowed = kept if before is not None and before.source is listener else serving
-        missing = frozenset(ref for _, ref in listener.refs if ref not in allowed)
-        if missing:
-            view.waiting[resource_path(LISTENER, name)] = missing
-        ready = not missing
-        if listener.rds is not None:
-            routes = view.routes.get(listener.rds) or previous.routes.get(listener.rds)
-            ready = ready and routes is not None
-        snapshot = None
-        if ready:
-            snapshot = _with_secrets(
-                listener.with_routes(routes),
-                listener.secrets,
-                lookup,
-                resource_path(LISTENER, name),
-                view,
-            )
-        if snapshot is not None:
-            if routes is not None:
-                view.routes.setdefault(routes.name, routes)
-            refs = {ref for _, ref in listener.refs} | (
-                {ref for _, ref in routes.refs} if routes is not None else set()
-            )
-            view.listeners[name] = ActiveListener(snapshot, frozenset(refs), listener.rds, listener)
-        else:
-            view.warming_listeners.add(name)
-            if name in previous.listeners:
-                view.listeners[name] = previous.listeners[name]
-    for listener in static_sds:  # static listeners waiting for SDS secrets
-        path = resource_path(LISTENER, listener.name)
-        snapshot = _with_secrets(listener.snapshot, listener.secrets, lookup, path, view)
-        if snapshot is not None:
-            view.listeners[listener.name] = ActiveListener(snapshot, frozenset(), None, listener)
-        else:
-            view.warming_listeners.add(listener.name)
-            if listener.name in previous.listeners:
-                view.listeners[listener.name] = previous.listeners[listener.name]
-    referenced = {ref for a in view.listeners.values() for ref in a.refs}
-    for name, cluster in removed.items():
-        if name in referenced:
-            view.clusters[name] = cluster  # make before break: kept while routes use it
-    for name, cluster in view.clusters.items():
-        if cluster.eds is not None:
-            view.users.setdefault(cluster.eds, []).append(name)
-    return view

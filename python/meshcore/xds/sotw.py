@@ -10,6 +10,7 @@ body is a heartbeat."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from envoy.config.core.v3 import base_pb2
@@ -186,7 +187,9 @@ class SotwProtocol:
         state = self.types[response.type_url]
         return self._request(response.type_url, version=state.version, error=detail)
 
-    def set_names(self, type_url: str, names: set[str]) -> discovery_pb2.DiscoveryRequest | None:
+    def set_names(
+        self, type_url: str, names: AbstractSet[str]
+    ) -> discovery_pb2.DiscoveryRequest | None:
         """The request that changes an RDS/EDS subscription (None: nothing to send)."""
         state = self.types[type_url]
         if type_url in self.wildcard or names == state.names:
