@@ -12,10 +12,10 @@ from meshcore.lifecycle.control_stats import ControlStats
 from tests.runtime.fakes import FakeEngine
 
 
-def _snapshot(port: int) -> dict[str, Any]:
+def _snapshot(port: int, path: str = "/keys") -> dict[str, Any]:
     remote = {
-        "key": "idp|http://idp/keys",
-        "uri": "http://idp/keys",
+        "key": f"idp|http://idp{path}",
+        "uri": f"http://idp{path}",
         "cluster": "idp",
         "timeout_ms": 1000,
         "cache_duration_ms": 60_000,
@@ -86,6 +86,32 @@ async def test_non_200_is_a_failure_and_retried(nursery: trio.Nursery) -> None:
     scope.cancel()
     assert engine.jwks == {}
     assert control.get("http.in.jwt_authn.jwks_fetch_success") == 0
+
+
+async def test_a_new_config_naming_the_same_source_does_not_refetch(
+    nursery: trio.Nursery,
+) -> None:
+    seen: list[bytes] = []
+    listener, port = await _listener()
+    nursery.start_soon(trio.serve_listeners, _handler(200, b'{"keys": []}', seen), [listener])
+    control = ControlStats()
+    fetcher = JwksFetcher(FakeEngine(), control, lambda c: [{"address": "127.0.0.1", "port": port}])
+
+    async def fetched(n: int) -> None:
+        with trio.fail_after(5):
+            while control.get("http.in.jwt_authn.jwks_fetch_success") < n:
+                await trio.sleep(0.01)
+
+    await fetcher.restart(nursery, _snapshot(port))
+    await fetched(1)
+    # A route change elsewhere in the config: the same source keeps its schedule.
+    await fetcher.restart(nursery, _snapshot(port))
+    # A config naming another key set: that one is fetched, the old one stops.
+    await fetcher.restart(nursery, _snapshot(port, "/other"))
+    await fetched(2)
+    assert [request.split(b" ")[1] for request in seen] == [b"/keys", b"/other"]
+    await fetcher.restart(nursery, {"listeners": []})
+    assert fetcher._running == {}
 
 
 def _handler(status: int, body: bytes, seen: list[bytes]) -> Any:

@@ -157,7 +157,7 @@ class JwksFetcher:
         self._sink = sink
         self._control = control
         self._hosts = hosts
-        self._scope = trio.CancelScope()
+        self._running: dict[RemoteJwks, trio.CancelScope] = {}
         self._next_host: dict[str, int] = {}
 
     def _count(self, source: RemoteJwks, outcome: str) -> None:
@@ -227,10 +227,23 @@ class JwksFetcher:
                     nursery.start_soon(self.keep_fresh, s)
                 await trio.sleep_forever()
 
+    async def _keep(
+        self,
+        source: RemoteJwks,
+        task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        with trio.CancelScope() as scope:
+            task_status.started(scope)
+            await self.keep_fresh(source)
+
     async def restart(self, nursery: trio.Nursery, snapshot: Mapping[str, Any]) -> None:
-        """Stops the fetches of the previous config and starts the new config's (keys already
-        in the engine stay: a source both configs name keeps serving its last key set)."""
-        self._scope.cancel()
+        """Follows a new config: a source it still names keeps fetching on its own schedule
+        (a route change does not refetch keys), a source it no longer names stops, a new one
+        starts (keys already in the engine stay until a fetch replaces them)."""
         sources = remote_sources(snapshot)
-        if sources:
-            self._scope = await nursery.start(self.run, sources)
+        for gone in [s for s in self._running if s not in sources]:
+            self._running.pop(gone).cancel()
+        fresh = [s for s in sources if s not in self._running]
+        self.declare(fresh)
+        for source in fresh:
+            self._running[source] = await nursery.start(self._keep, source)
