@@ -1,7 +1,8 @@
 """Differential test of access-log command operators: one bootstrap with Istio's default
 proxy log format (without %CONNECTION_TERMINATION_DETAILS%) and formats holding every
-operator beyond the first set (text and json_format), run on real Envoy and on meshcore; the
-same requests must give the same fields. Times are left out; values that differ by nature
+operator beyond the first set (text and json_format), run on real Envoy and on meshcore
+(plain, edge with a trusted hop, mutual TLS and Zipkin-traced listeners); the same requests
+must give the same fields. Times are left out; values that differ by nature
 (client ports, connection and request ids, durations) are compared by shape and JSON type;
 the listeners' ports are compared by name."""
 
@@ -125,11 +126,13 @@ JSON_FIELDS = {**{op: f"%{op}%" for op in OPERATORS}, **WITH_ARGUMENTS}
 TEXT = "|".join([f"%{op}%" for op in OPERATORS] + list(WITH_ARGUMENTS.values())) + "\n"
 
 # Values that differ by nature: compared by shape (and JSON type).
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+# A request id; its version digit is 4, or Envoy's trace status when the request is traced.
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-([0-9a-f])[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 CLIENT = re.compile(r"^127\.0\.0\.1:\d+$")
 BY_SHAPE = {
     "CONNECTION_ID",
     "STREAM_ID",
+    "TRACE_ID",
     "REQUEST_TX_DURATION",
     "RESPONSE_TX_DURATION",
     "UPSTREAM_LOCAL_ADDRESS",
@@ -147,6 +150,8 @@ BY_SHAPE = {
 }
 
 XFF = [("x-forwarded-for", "198.51.100.1, 203.0.113.7")]
+TRACE = "463ac35c9f6413ad48485a3953bb6124"
+B3 = [("x-b3-traceid", TRACE), ("x-b3-spanid", "a2fb4a1d1a96d312"), ("x-b3-sampled", "1")]
 AGENT = [("user-agent", "meshtest/1.0")]
 
 # (listener, method, target, headers, body, status)
@@ -161,10 +166,15 @@ REQUESTS: list[tuple[str, str, str, list[tuple[str, str]], bytes | None, int]] =
     ("edge", "GET", "/live", [], None, 200),
     # Over mutual TLS (curl with the `web` client certificate): the TLS operators.
     ("mtls", "GET", "/live?tls=1", [], None, 200),
+    # Zipkin tracing: a propagated trace, a new one, and one not sampled.
+    ("traced", "GET", "/live", B3, None, 200),
+    ("traced", "GET", "/live", [], None, 200),
+    ("traced", "GET", "/nowhere", [], None, 404),
+    ("untraced", "GET", "/live", [], None, 200),
 ]
 
 
-LISTENERS = ["inner", "edge", "mtls"]
+LISTENERS = ["inner", "edge", "mtls", "traced", "untraced"]
 
 
 @pytest.fixture(scope="module")
@@ -244,18 +254,34 @@ def _run(
     logs = tmp_path_factory.mktemp(f"ops-{kind}")
     mtls = _listener("mtls", logs)
     mtls["filter_chains"][0]["transport_socket"] = tls_socket(pki, require_client_certificate=True)
+    zipkin = {
+        "name": "envoy.tracers.zipkin",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig",
+            "collector_cluster": "collector",
+            "collector_endpoint": "/api/v2/spans",
+            "collector_endpoint_version": "HTTP_JSON",
+        },
+    }
     config = bootstrap(
         [
             _listener("inner", logs),
             _listener("edge", logs, use_remote_address=True, xff_num_trusted_hops=1),
             mtls,
+            _listener("traced", logs, tracing={"provider": zipkin}),
+            _listener(
+                "untraced", logs, tracing={"provider": zipkin, "random_sampling": {"value": 0}}
+            ),
         ],
         [
             static_cluster("live", [("127.0.0.1", upstream.port)]),
             static_cluster("empty", []),
             static_cluster("refused", [("127.0.0.1", dead)]),
+            # Spans go nowhere: only the log's trace ids matter here.
+            static_cluster("collector", [("127.0.0.1", dead)]),
         ],
     )
+    config["node"] = {"id": "node-a", "cluster": "svc-a"}
     ports = {
         listener["name"]: listener["address"]["socket_address"]["port_value"]
         for listener in config["static_resources"]["listeners"]
@@ -310,8 +336,10 @@ def _shape(value: Any) -> Any:
         return "number"
     if isinstance(value, str) and value.isdigit():
         return "digits"
-    if isinstance(value, str) and UUID.match(value):
-        return "uuid"
+    if isinstance(value, str) and (uuid := UUID.match(value)):
+        return f"uuid (version digit {uuid.group(1)})"
+    if isinstance(value, str) and value != TRACE and re.fullmatch(r"[0-9a-f]{16}", value):
+        return "trace id (64 bits)"
     if isinstance(value, str) and CLIENT.match(value):
         return "127.0.0.1:port"
     if isinstance(value, str) and re.fullmatch(r"[0-9.]+:0", value):
@@ -410,12 +438,14 @@ def test_every_operator_in_json(runs: dict[str, dict[str, Any]], listener: str) 
     elif listener == "edge":
         remote = [e["DOWNSTREAM_REMOTE_ADDRESS"] for e in envoy]
         assert remote == ["203.0.113.7:0", "127.0.0.1:port"]
-    else:
+    elif listener == "mtls":
         (tls,) = envoy
         assert tls["DOWNSTREAM_PEER_DNS_SAN"] == "web.default.svc"
         assert tls["DOWNSTREAM_PEER_ISSUER"] == "CN=ca,O=meshcore test"
         assert tls["DOWNSTREAM_LOCAL_URI_SAN"] == PROXY_ID
         assert re.fullmatch(r"[0-9a-f]{40}", tls["DOWNSTREAM_PEER_FINGERPRINT_1"])
+    elif listener == "traced":
+        assert [e["TRACE_ID"] for e in envoy][:2] == [TRACE, "trace id (64 bits)"]
 
 
 @pytest.mark.parametrize("listener", LISTENERS)

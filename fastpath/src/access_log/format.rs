@@ -587,6 +587,9 @@ pub(super) fn request_header(h: &HeaderOp, e: &Entry<'_>, out: &mut Vec<u8>) -> 
 fn lookup_request(name: &str, e: &Entry<'_>, out: &mut Vec<u8>) -> bool {
     let idx = e.req_index.get_or_init(|| HeadIndex::new(e.req_head));
     let mut parts = idx.first_line().split(|&c| c == b' ');
+    // A traced local reply: the request id as tracing decided it (generated, with the trace
+    // status in its version digit, as Envoy's header holds it).
+    let traced_rid = e.fields.trace.and_then(|t| t.rid);
     let v = match name {
         ":method" => parts.next(),
         // A CONNECT has no path (its target is the authority): Envoy logs `-`.
@@ -595,6 +598,7 @@ fn lookup_request(name: &str, e: &Entry<'_>, out: &mut Vec<u8>) -> bool {
             .filter(|_| !idx.first_line().starts_with(b"CONNECT ")),
         ":authority" => return idx.find("host", out),
         ":scheme" if !e.req_head.is_empty() => Some(&b"http"[..]),
+        "x-request-id" if traced_rid.is_some() => traced_rid.as_ref().map(|r| &r[..]),
         _ => return idx.find(name, out),
     };
     match v {

@@ -237,7 +237,7 @@ fn tls_cipher_local_san_and_peer_certificate_details() {
     assert_eq!(&parts[2..], ["1975-01-01T00:00:00.000Z", "4096"]);
     let serial = text("%DOWNSTREAM_PEER_SERIAL%", &e);
     assert!(
-        !serial.starts_with("00") && serial.len() >= 2 && serial.len() % 2 == 0,
+        !serial.starts_with("00") && serial.len() >= 2 && serial.len().is_multiple_of(2),
         "{serial}"
     );
     assert!(
@@ -303,4 +303,20 @@ fn needs_and_argument_errors() {
         let err = parse(fmt).unwrap_err();
         assert!(err.contains(want), "{fmt}: {err}");
     }
+}
+
+#[test]
+fn a_traced_local_reply_logs_the_request_id_tracing_decided() {
+    let mut f = fields();
+    let rid = *b"11111111-2222-9333-8444-555555555555";
+    f.trace = Some(crate::tracing::SpanCtx {
+        rid: Some(rid),
+        ..Default::default()
+    });
+    let e = entry(&f, b"GET /nowhere HTTP/1.1\r\nhost: a\r\n\r\n");
+    let want = String::from_utf8(rid.to_vec()).unwrap();
+    assert_eq!(
+        text("%STREAM_ID% %REQ(X-REQUEST-ID)%", &e),
+        format!("{want} {want}")
+    );
 }
