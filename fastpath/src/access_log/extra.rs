@@ -170,9 +170,11 @@ fn joined(out: &mut Vec<u8>, items: &[String]) -> Kind {
 /// Writes `x`'s value for `e` into `out`.
 pub(super) fn value(x: &Ext, e: &Entry<'_>, out: &mut Vec<u8>) -> Kind {
     let f = e.fields;
-    // The upstream connection's remote address: only once a response came from it (not after
-    // a connect failure, where `%UPSTREAM_HOST%` still names the host).
-    let upstream_remote = f.upstream_host.filter(|_| f.first_byte.is_some());
+    // The upstream connection's remote address: only once a response came from it or (a
+    // `tcp_proxy` connection) it connected — not after a connect failure, where
+    // `%UPSTREAM_HOST%` still names the host.
+    let connected = f.first_byte.is_some() || f.upstream_local.is_some();
+    let upstream_remote = f.upstream_host.filter(|_| connected);
     match x {
         Ext::UpstreamClusterRaw => text(out, e.cluster.unwrap_or("").as_bytes()),
         Ext::UpstreamRemoteAddress => addr(out, upstream_remote),

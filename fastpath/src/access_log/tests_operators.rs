@@ -320,3 +320,14 @@ fn a_traced_local_reply_logs_the_request_id_tracing_decided() {
         format!("{want} {want}")
     );
 }
+
+#[test]
+fn a_tcp_proxy_connection_has_an_upstream_remote_address_once_connected() {
+    let mut f = fields();
+    f.first_byte = None;
+    let e = entry(&f, b"");
+    assert_eq!(
+        text("%UPSTREAM_REMOTE_ADDRESS% %UPSTREAM_REMOTE_PORT%", &e),
+        "127.0.0.1:18802 18802"
+    );
+}
