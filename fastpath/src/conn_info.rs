@@ -2,6 +2,17 @@
 //! facts (SNI, ALPN, the client certificate's identity) that RBAC, access logs and
 //! `x-forwarded-client-cert` read.
 use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+/// The next downstream connection's id (`%CONNECTION_ID%`), process-wide as Envoy's.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A process-wide unique connection id (one relaxed atomic add per accepted connection).
+pub fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
 
 /// Built once when the connection is accepted (and completed after a TLS handshake); read by
 /// filters through `FilterRequest::downstream`.
@@ -14,6 +25,8 @@ pub struct ConnInfo {
     /// Set when the connection's first bytes were a TLS ClientHello (inspected or
     /// terminated); boxed so a plain connection pays one pointer.
     pub tls: Option<Box<TlsInfo>>,
+    /// Unique across workers (`next_id`; `%CONNECTION_ID%`).
+    pub id: u64,
 }
 
 /// TLS facts of a downstream connection.
@@ -31,6 +44,11 @@ pub struct TlsInfo {
     pub version: Option<&'static str>,
     /// URI SANs of meshcore's own certificate on a terminated connection (XFCC `By`).
     pub local_uri_sans: Vec<String>,
+    /// A TLS inspector read the ClientHello: as in Envoy, only then is the SNI the
+    /// connection's requested server name (`%REQUESTED_SERVER_NAME%`).
+    pub inspected: bool,
+    /// The negotiated cipher suite, by its OpenSSL name (`%DOWNSTREAM_TLS_CIPHER%`).
+    pub cipher: Option<&'static str>,
 }
 
 /// What RBAC's `authenticated` principal and XFCC need of a verified client certificate.
@@ -45,6 +63,33 @@ pub struct PeerCert {
     pub sha256_hex: String,
     /// The chain as the peer presented it, leaf first, DER (XFCC `Cert` and `Chain`).
     pub chain_der: Vec<Box<[u8]>>,
+    /// Parsed from the leaf on the first access log line that reads them (once per
+    /// connection, never when no format asks).
+    pub details: OnceLock<Option<Box<CertDetails>>>,
+}
+
+/// Peer certificate fields only access logs read (`%DOWNSTREAM_PEER_ISSUER%`, ...).
+#[derive(Debug, Clone)]
+pub struct CertDetails {
+    /// RFC 2253, as the subject.
+    pub issuer: String,
+    /// Lower-case hex, without the DER sign byte.
+    pub serial: String,
+    pub sha1_hex: String,
+    pub not_before: SystemTime,
+    pub not_after: SystemTime,
+}
+
+impl PeerCert {
+    /// The leaf's details, parsed on first use (None: no leaf, or it does not parse).
+    pub fn details(&self) -> Option<&CertDetails> {
+        self.details
+            .get_or_init(|| {
+                let leaf = self.chain_der.first()?;
+                crate::tls::cert::details(leaf).map(Box::new)
+            })
+            .as_deref()
+    }
 }
 
 impl ConnInfo {
@@ -53,6 +98,7 @@ impl ConnInfo {
             peer,
             local,
             tls: None,
+            id: next_id(),
         }
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from meshcore.config.supported import REQ_WITHOUT_QUERY
 from meshcore.config.translate_access_log import format_problem
 
 from .builders import base, hcm, load, problems
@@ -152,7 +153,25 @@ def test_format_checks() -> None:
     assert format_problem("50%") is not None
     assert (
         format_problem("%DURATION:4%")
-        == "%DURATION%: a :N length limit applies to REQ and RESP only"
+        == "%DURATION%: a :N length limit applies to REQ, RESP, REQ_WITHOUT_QUERY and "
+        "ENVIRONMENT only"
+    )
+    without_query = "%REQ_WITHOUT_QUERY(X-ENVOY-ORIGINAL-PATH?:PATH):10%"
+    assert format_problem(without_query, frozenset({REQ_WITHOUT_QUERY})) is None
+    # As in Envoy, the operator needs its formatter extension listed in `formatters`.
+    assert format_problem(without_query) == (
+        "%REQ_WITHOUT_QUERY% needs the envoy.formatter.req_without_query formatter in formatters"
+    )
+    assert format_problem("%ENVIRONMENT(HOME):3% %HOSTNAME% %CONNECTION_ID%") is None
+    assert format_problem("%ENVIRONMENT%") == (
+        "%ENVIRONMENT%: needs a variable name: %ENVIRONMENT(X)%"
+    )
+    assert format_problem("%DOWNSTREAM_PEER_CERT_V_END(%Y)% %DOWNSTREAM_PEER_CERT_V_START%") is None
+    assert format_problem("%DOWNSTREAM_PEER_CERT_V_START(%Q)%") == (
+        "%DOWNSTREAM_PEER_CERT_V_START%: time format '%Q': unsupported conversion %Q"
+    )
+    assert format_problem("%UPSTREAM_CONNECTION_ID%") == (
+        "unknown command operator %UPSTREAM_CONNECTION_ID%"
     )
     assert format_problem("%REQ(a?b?c)%") is not None
     assert format_problem("%PROTOCOL(x)%") == "%PROTOCOL%: takes no argument"

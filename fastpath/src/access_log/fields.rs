@@ -55,6 +55,11 @@ pub struct Fields {
     pub route_name: String,
     /// The request's trace (connection managers with `tracing`; `crate::tracing`).
     pub trace: Option<crate::tracing::SpanCtx>,
+    /// The client address taken from x-forwarded-for (`%DOWNSTREAM_REMOTE_ADDRESS%` as Envoy
+    /// sees it, port 0), kept when a format reads it; None: the peer.
+    pub remote: Option<SocketAddr>,
+    /// Upstream attempts made (`%UPSTREAM_REQUEST_ATTEMPT_COUNT%`; 0: the router sent none).
+    pub attempts: u32,
 }
 
 impl Fields {
@@ -79,6 +84,8 @@ impl Fields {
             resp_head: Vec::new(),
             route_name: String::new(),
             trace: None,
+            remote: None,
+            attempts: 0,
         }
     }
 
@@ -162,6 +169,8 @@ pub struct Entry<'a> {
     pub cluster: Option<&'a str>,
     pub downstream_remote: SocketAddr,
     pub downstream_local: SocketAddr,
+    /// The downstream connection's id (`%CONNECTION_ID%`, `ConnInfo::id`).
+    pub connection_id: u64,
     /// The downstream connection's TLS facts (None: plain TCP).
     pub tls: Option<&'a crate::conn_info::TlsInfo>,
     pub end: Instant,

@@ -4,6 +4,7 @@
 //! missing value), as Envoy 1.40 renders them.
 use std::collections::BTreeMap;
 
+use super::extra::{self, Ext};
 use super::fields::{Entry, ms};
 use super::head::HeadIndex;
 use super::time::{self, TimeFormat};
@@ -18,6 +19,29 @@ pub struct HeaderOp {
     name: Box<str>,
     alt: Option<Box<str>>,
     max: Option<usize>,
+}
+
+impl HeaderOp {
+    /// A lookup of `name` (lower-case), without fallback or limit.
+    pub fn new(name: &str) -> HeaderOp {
+        HeaderOp {
+            name: name.into(),
+            alt: None,
+            max: None,
+        }
+    }
+
+    /// The same lookup without its length limit.
+    pub fn unlimited(&self) -> HeaderOp {
+        HeaderOp {
+            max: None,
+            ..self.clone()
+        }
+    }
+
+    pub fn max(&self) -> Option<usize> {
+        self.max
+    }
 }
 
 /// One piece of a format.
@@ -51,11 +75,13 @@ pub enum Op {
     AccessLogType,
     ConnectionTerminationDetails,
     DownstreamTransportFailureReason,
+    /// The operators of `extra.rs`.
+    Ext(Ext),
 }
 
 /// What rendering wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Missing,
     Str,
     Num,
@@ -98,6 +124,70 @@ const SIMPLE: &[(&str, Op)] = &[
     (
         "DOWNSTREAM_TRANSPORT_FAILURE_REASON",
         Op::DownstreamTransportFailureReason,
+    ),
+    ("UPSTREAM_CLUSTER_RAW", Op::Ext(Ext::UpstreamClusterRaw)),
+    (
+        "UPSTREAM_REMOTE_ADDRESS",
+        Op::Ext(Ext::UpstreamRemoteAddress),
+    ),
+    (
+        "UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT",
+        Op::Ext(Ext::UpstreamRemoteAddressWithoutPort),
+    ),
+    ("UPSTREAM_REMOTE_PORT", Op::Ext(Ext::UpstreamRemotePort)),
+    (
+        "UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT",
+        Op::Ext(Ext::UpstreamLocalAddressWithoutPort),
+    ),
+    ("UPSTREAM_LOCAL_PORT", Op::Ext(Ext::UpstreamLocalPort)),
+    ("DOWNSTREAM_REMOTE_PORT", Op::Ext(Ext::DownstreamRemotePort)),
+    (
+        "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT",
+        Op::Ext(Ext::DownstreamLocalAddressWithoutPort),
+    ),
+    ("DOWNSTREAM_LOCAL_PORT", Op::Ext(Ext::DownstreamLocalPort)),
+    (
+        "DOWNSTREAM_DIRECT_REMOTE_ADDRESS",
+        Op::Ext(Ext::DownstreamDirectRemoteAddress),
+    ),
+    (
+        "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT",
+        Op::Ext(Ext::DownstreamDirectRemoteAddressWithoutPort),
+    ),
+    (
+        "DOWNSTREAM_DIRECT_REMOTE_PORT",
+        Op::Ext(Ext::DownstreamDirectRemotePort),
+    ),
+    ("RESPONSE_FLAGS_LONG", Op::Ext(Ext::ResponseFlagsLong)),
+    ("TRACE_ID", Op::Ext(Ext::TraceId)),
+    ("STREAM_ID", Op::Ext(Ext::StreamId)),
+    (
+        "UPSTREAM_REQUEST_ATTEMPT_COUNT",
+        Op::Ext(Ext::UpstreamRequestAttemptCount),
+    ),
+    ("REQUEST_TX_DURATION", Op::Ext(Ext::RequestTxDuration)),
+    ("RESPONSE_TX_DURATION", Op::Ext(Ext::ResponseTxDuration)),
+    ("CONNECTION_ID", Op::Ext(Ext::ConnectionId)),
+    // meshcore has no `virtual_clusters` (a config error), so no request matches one.
+    ("VIRTUAL_CLUSTER_NAME", Op::Ext(Ext::Constant(None))),
+    ("DOWNSTREAM_TLS_CIPHER", Op::Ext(Ext::DownstreamTlsCipher)),
+    (
+        "DOWNSTREAM_LOCAL_URI_SAN",
+        Op::Ext(Ext::DownstreamLocalUriSan),
+    ),
+    (
+        "DOWNSTREAM_PEER_DNS_SAN",
+        Op::Ext(Ext::DownstreamPeerDnsSan),
+    ),
+    ("DOWNSTREAM_PEER_ISSUER", Op::Ext(Ext::DownstreamPeerIssuer)),
+    ("DOWNSTREAM_PEER_SERIAL", Op::Ext(Ext::DownstreamPeerSerial)),
+    (
+        "DOWNSTREAM_PEER_FINGERPRINT_256",
+        Op::Ext(Ext::DownstreamPeerFingerprint256),
+    ),
+    (
+        "DOWNSTREAM_PEER_FINGERPRINT_1",
+        Op::Ext(Ext::DownstreamPeerFingerprint1),
     ),
 ];
 
@@ -166,13 +256,14 @@ fn parse_command(s: &str, at: usize) -> Result<(Op, usize), String> {
 }
 
 fn command(name: &str, arg: Option<&str>, max: Option<usize>) -> Result<Op, String> {
-    if max.is_some() && !matches!(name, "REQ" | "RESP") {
+    if max.is_some() && !matches!(name, "REQ" | "RESP" | "REQ_WITHOUT_QUERY" | "ENVIRONMENT") {
         return Err(format!(
-            "%{name}%: a :N length limit applies to REQ and RESP only"
+            "%{name}%: a :N length limit applies to REQ, RESP, REQ_WITHOUT_QUERY and \
+             ENVIRONMENT only"
         ));
     }
     match name {
-        "REQ" | "RESP" => {
+        "REQ" | "RESP" | "REQ_WITHOUT_QUERY" => {
             let arg = arg.ok_or_else(|| format!("%{name}%: needs a header name: %{name}(X)%"))?;
             let mut names = arg.split('?');
             let first = names.next().unwrap_or("");
@@ -187,10 +278,10 @@ fn command(name: &str, arg: Option<&str>, max: Option<usize>) -> Result<Op, Stri
                 alt: alt.map(|a| a.to_ascii_lowercase().into()),
                 max,
             };
-            Ok(if name == "REQ" {
-                Op::Req(h)
-            } else {
-                Op::Resp(h)
+            Ok(match name {
+                "REQ" => Op::Req(h),
+                "RESP" => Op::Resp(h),
+                _ => Op::Ext(Ext::ReqWithoutQuery(h)),
             })
         }
         "START_TIME" => {
@@ -201,6 +292,26 @@ fn command(name: &str, arg: Option<&str>, max: Option<usize>) -> Result<Op, Stri
             Ok(Op::StartTime(
                 TimeFormat::compile(fmt).map_err(|e| format!("%START_TIME%: {e}"))?,
             ))
+        }
+        "ENVIRONMENT" => match arg {
+            Some(var) if !var.is_empty() => Ok(Op::Ext(extra::environment(var, max))),
+            _ => Err("%ENVIRONMENT%: needs a variable name: %ENVIRONMENT(X)%".into()),
+        },
+        "HOSTNAME" => match arg {
+            None => Ok(Op::Ext(extra::hostname())),
+            Some(_) => Err("%HOSTNAME%: takes no argument".into()),
+        },
+        "DOWNSTREAM_PEER_CERT_V_START" | "DOWNSTREAM_PEER_CERT_V_END" => {
+            let fmt = match arg {
+                None | Some("") => time::DEFAULT,
+                Some(f) => f,
+            };
+            let t = TimeFormat::compile(fmt).map_err(|e| format!("%{name}%: {e}"))?;
+            Ok(Op::Ext(if name.ends_with("START") {
+                Ext::DownstreamPeerCertVStart(t)
+            } else {
+                Ext::DownstreamPeerCertVEnd(t)
+            }))
         }
         _ => {
             let op = SIMPLE
@@ -242,6 +353,8 @@ pub struct Needs {
     pub req_head: bool,
     pub resp_head: bool,
     pub upstream_local: bool,
+    /// The client address after x-forwarded-for (`%DOWNSTREAM_REMOTE_ADDRESS%`).
+    pub remote: bool,
 }
 
 impl Format {
@@ -260,6 +373,8 @@ impl Format {
             Op::Req(_) => n.req_head = true,
             Op::Resp(_) => n.resp_head = true,
             Op::UpstreamLocalAddress => n.upstream_local = true,
+            Op::DownstreamRemoteAddress | Op::DownstreamRemoteAddressWithoutPort => n.remote = true,
+            Op::Ext(x) => x.needs(&mut n),
             _ => {}
         });
         n
@@ -360,12 +475,12 @@ fn json_string(raw: &[u8], out: &mut Vec<u8>) {
     let _ = serde_json::to_writer(&mut *out, &*s);
 }
 
-fn num(out: &mut Vec<u8>, v: u64) -> Kind {
+pub(super) fn num(out: &mut Vec<u8>, v: u64) -> Kind {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
     Kind::Num
 }
 
-fn text(out: &mut Vec<u8>, s: &[u8]) -> Kind {
+pub(super) fn text(out: &mut Vec<u8>, s: &[u8]) -> Kind {
     if s.is_empty() {
         return Kind::Missing;
     }
@@ -373,7 +488,7 @@ fn text(out: &mut Vec<u8>, s: &[u8]) -> Kind {
     Kind::Str
 }
 
-fn addr(out: &mut Vec<u8>, a: Option<std::net::SocketAddr>) -> Kind {
+pub(super) fn addr(out: &mut Vec<u8>, a: Option<std::net::SocketAddr>) -> Kind {
     match a {
         Some(a) => {
             use std::io::Write;
@@ -429,19 +544,23 @@ fn value(op: &Op, e: &Entry<'_>, out: &mut Vec<u8>) -> Kind {
         Op::UpstreamLocalAddress => addr(out, f.upstream_local),
         Op::UpstreamCluster => text(out, e.cluster.unwrap_or("").as_bytes()),
         Op::UpstreamTransportFailureReason => text(out, f.failure_reason.as_bytes()),
-        Op::DownstreamRemoteAddress => addr(out, Some(e.downstream_remote)),
+        // The client address after x-forwarded-for, as Envoy's (port 0 when from XFF).
+        Op::DownstreamRemoteAddress => addr(out, Some(f.remote.unwrap_or(e.downstream_remote))),
         Op::DownstreamRemoteAddressWithoutPort => {
             use std::io::Write;
-            let _ = write!(out, "{}", e.downstream_remote.ip());
+            let _ = write!(out, "{}", f.remote.unwrap_or(e.downstream_remote).ip());
             Kind::Str
         }
         Op::DownstreamLocalAddress => addr(out, Some(e.downstream_local)),
         Op::RouteName => text(out, e.route_name.as_bytes()),
         // TLS facts of the downstream connection (`-` on a plain one).
-        Op::RequestedServerName => match e.tls.and_then(|t| t.sni.as_deref()) {
-            Some(sni) => text(out, sni.as_bytes()),
-            None => Kind::Missing,
-        },
+        // Envoy's requested server name comes from the TLS inspector, not the handshake.
+        Op::RequestedServerName => {
+            match e.tls.filter(|t| t.inspected).and_then(|t| t.sni.as_deref()) {
+                Some(sni) => text(out, sni.as_bytes()),
+                None => Kind::Missing,
+            }
+        }
         Op::DownstreamPeerUriSan => match e.tls.and_then(|t| t.peer_cert.as_ref()) {
             Some(p) if !p.uri_sans.is_empty() => text(out, p.uri_sans.join(",").as_bytes()),
             _ => Kind::Missing,
@@ -457,12 +576,13 @@ fn value(op: &Op, e: &Entry<'_>, out: &mut Vec<u8>) -> Kind {
         Op::AccessLogType => text(out, e.kind.name().as_bytes()),
         Op::ConnectionTerminationDetails => text(out, e.termination.as_bytes()),
         Op::DownstreamTransportFailureReason => text(out, e.transport_failure.as_bytes()),
+        Op::Ext(x) => extra::value(x, e, out),
     }
 }
 
 /// `%REQ(...)%`: pseudo headers from the request line, `:authority` from `host`, and a
 /// generated `x-request-id` when the request had none (Envoy logs the one it generated).
-fn request_header(h: &HeaderOp, e: &Entry<'_>, out: &mut Vec<u8>) -> Kind {
+pub(super) fn request_header(h: &HeaderOp, e: &Entry<'_>, out: &mut Vec<u8>) -> Kind {
     let start = out.len();
     let mut found = lookup_request(&h.name, e, out);
     if !found && let Some(alt) = &h.alt {
@@ -482,6 +602,9 @@ fn request_header(h: &HeaderOp, e: &Entry<'_>, out: &mut Vec<u8>) -> Kind {
 fn lookup_request(name: &str, e: &Entry<'_>, out: &mut Vec<u8>) -> bool {
     let idx = e.req_index.get_or_init(|| HeadIndex::new(e.req_head));
     let mut parts = idx.first_line().split(|&c| c == b' ');
+    // A traced local reply: the request id as tracing decided it (generated, with the trace
+    // status in its version digit, as Envoy's header holds it).
+    let traced_rid = e.fields.trace.and_then(|t| t.rid);
     let v = match name {
         ":method" => parts.next(),
         // A CONNECT has no path (its target is the authority): Envoy logs `-`.
@@ -490,6 +613,7 @@ fn lookup_request(name: &str, e: &Entry<'_>, out: &mut Vec<u8>) -> bool {
             .filter(|_| !idx.first_line().starts_with(b"CONNECT ")),
         ":authority" => return idx.find("host", out),
         ":scheme" if !e.req_head.is_empty() => Some(&b"http"[..]),
+        "x-request-id" if traced_rid.is_some() => traced_rid.as_ref().map(|r| &r[..]),
         _ => return idx.find(name, out),
     };
     match v {

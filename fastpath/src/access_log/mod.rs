@@ -1,6 +1,7 @@
 //! Access logs of the HTTP connection manager (`access_log` with Envoy's file, stdout and
 //! stderr loggers): formats and filters compiled once per config, a line rendered on the
 //! worker when a request ends, written by a per-destination writer thread.
+pub mod extra;
 pub mod fields;
 pub mod filter;
 pub mod format;
@@ -10,6 +11,8 @@ pub mod writer;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_operators;
 
 use std::sync::Arc;
 
@@ -65,6 +68,7 @@ impl AccessLogs {
             needs.req_head |= n.req_head;
             needs.resp_head |= n.resp_head;
             needs.upstream_local |= n.upstream_local;
+            needs.remote |= n.remote;
             let filter = match &c.filter {
                 Some(f) => Some(Filter::compile(f).map_err(|e| format!("{at}.filter: {e}"))?),
                 None => None,

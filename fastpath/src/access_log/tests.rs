@@ -12,11 +12,11 @@ use crate::config::access_log::{
 };
 use crate::local_reply::{ResponseFlag, ResponseFlags};
 
-const REQ: &[u8] = b"GET /a/b?x=1 HTTP/1.1\r\nhost: example.com\r\nuser-agent: curl/8\r\nx-forwarded-for: 1.2.3.4\r\nx-dup: a\r\nX-Dup: b\r\nx-request-id: rid-1\r\n\r\n";
+pub(super) const REQ: &[u8] = b"GET /a/b?x=1 HTTP/1.1\r\nhost: example.com\r\nuser-agent: curl/8\r\nx-forwarded-for: 1.2.3.4\r\nx-dup: a\r\nX-Dup: b\r\nx-request-id: rid-1\r\n\r\n";
 const RESP: &[u8] =
     b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-envoy-upstream-service-time: 7\r\n\r\n";
 
-fn fields() -> Fields {
+pub(super) fn fields() -> Fields {
     let mut f = Fields::new();
     f.start = UNIX_EPOCH + Duration::new(1_795_683_627, 967_410_000);
     f.req_done = Some(f.begun);
@@ -30,7 +30,7 @@ fn fields() -> Fields {
     f
 }
 
-fn entry<'a>(f: &'a Fields, req: &'a [u8]) -> Entry<'a> {
+pub(super) fn entry<'a>(f: &'a Fields, req: &'a [u8]) -> Entry<'a> {
     Entry {
         fields: f,
         kind: LogType::DownstreamEnd,
@@ -44,6 +44,7 @@ fn entry<'a>(f: &'a Fields, req: &'a [u8]) -> Entry<'a> {
         cluster: Some("live"),
         downstream_remote: "127.0.0.1:50196".parse().unwrap(),
         downstream_local: "127.0.0.1:18801".parse().unwrap(),
+        connection_id: 7,
         tls: None,
         end: f.begun + Duration::from_millis(6),
         generate_request_id: true,
@@ -52,7 +53,7 @@ fn entry<'a>(f: &'a Fields, req: &'a [u8]) -> Entry<'a> {
     }
 }
 
-fn text(fmt: &str, e: &Entry<'_>) -> String {
+pub(super) fn text(fmt: &str, e: &Entry<'_>) -> String {
     let mut out = Vec::new();
     Format::compile(&AccessLogFormat::Text(fmt.into()))
         .unwrap()
@@ -117,6 +118,7 @@ fn operators_and_missing_values() {
     let tls = crate::conn_info::TlsInfo {
         sni: Some("api.test".into()),
         terminated: true,
+        inspected: true,
         version: Some("TLSv1.3"),
         peer_cert: Some(crate::conn_info::PeerCert {
             uri_sans: vec!["spiffe://cluster.local/ns/default/sa/web".into()],

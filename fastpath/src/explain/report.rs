@@ -421,6 +421,7 @@ fn http(
         let downstream = ConnInfo {
             peer,
             local,
+            id: 0,
             tls: inputs.tls.then(|| {
                 Box::new(TlsInfo {
                     sni: inputs.server_name.clone(),

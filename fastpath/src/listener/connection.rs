@@ -62,6 +62,7 @@ pub async fn inspect_then_start(
                     sni: hello.sni.as_deref().map(Into::into),
                     alpn: hello.alpn.first().map(|p| p.as_slice().into()),
                     terminated: false,
+                    inspected: true,
                     ..Default::default()
                 }));
                 inputs.tls = true;

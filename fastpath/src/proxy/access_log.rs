@@ -44,6 +44,25 @@ pub(super) fn stash(
     }
 }
 
+/// Keeps the client address Envoy's log shows when it comes from x-forwarded-for (Envoy's
+/// original-IP detection, `proxy/forwarded.rs`): with `use_remote_address`, the entry
+/// `xff_num_trusted_hops - 1` from the right when hops are set; without it, the entry
+/// `xff_num_trusted_hops` from the right. Its port is 0, as in Envoy. Only when a format
+/// reads `%DOWNSTREAM_REMOTE_ADDRESS%` (`Needs::remote`).
+pub(super) fn stash_remote(l: &mut Fields, received: &[u8], use_remote_address: bool, hops: u32) {
+    let skip = match (use_remote_address, hops) {
+        (true, 0) => return,
+        (true, h) => h - 1,
+        (false, h) => h,
+    };
+    let mut xff = Vec::new();
+    if !crate::access_log::head::HeadIndex::new(received).find("x-forwarded-for", &mut xff) {
+        return;
+    }
+    l.remote = super::forwarded::address_from_xff(std::iter::once(&xff[..]), skip as usize)
+        .map(|ip| std::net::SocketAddr::new(ip, 0));
+}
+
 impl Conn {
     /// Renders the finished request's lines (if it is to be logged) and queues them.
     pub(super) fn write_access_log(&mut self) {
@@ -115,6 +134,7 @@ impl Conn {
             downstream_remote: self.down.peer(),
             // On a wildcard listener: the address the client connected to, as Envoy logs it.
             downstream_local: self.down.info.local,
+            connection_id: self.down.info.id,
             tls: self.down.info.tls.as_deref(),
             end,
             generate_request_id: view.hcm.cfg.generate_request_id,

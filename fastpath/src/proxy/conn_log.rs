@@ -84,6 +84,7 @@ impl ConnLog {
             cluster: None,
             downstream_remote: self.info.peer,
             downstream_local: self.info.local,
+            connection_id: self.info.id,
             tls: self.info.tls.as_deref(),
             end: std::time::Instant::now(),
             generate_request_id: false,

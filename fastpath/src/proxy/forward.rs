@@ -258,6 +258,8 @@ impl Conn {
             cluster
                 .stats
                 .inc(w, cluster::Counter::UpstreamCxNoneHealthy);
+            // Envoy counts the attempt that found no host.
+            self.record.attempts(1);
             let kind = ErrorKind::NoHealthyUpstream;
             return self
                 .error_reply(hcm, info, kind, started, route, ReqBody::Buffered)
@@ -465,6 +467,7 @@ impl Conn {
         };
         let _rq = active.then(|| UpstreamRq::adopt(cluster, &host, w));
         self.record.upstream(addr);
+        self.record.attempts(retries + 1);
         if body_done {
             self.down.consume(prefix_len);
         }

@@ -656,6 +656,10 @@ impl Conn {
         if let Some(l) = self.record.log.as_deref_mut() {
             let received = &self.down.buffered()[..info.head_len];
             access_log::stash(l, &prepared, &info, &req_out, received);
+            if l.needs.remote {
+                let (remote, hops) = (hcm.cfg.use_remote_address, hcm.cfg.xff_num_trusted_hops);
+                access_log::stash_remote(l, received, remote, hops);
+            }
             if self.cx.proto.get() == Proto::Bridged {
                 l.minor = Some(crate::access_log::MINOR_HTTP2);
             }

@@ -70,6 +70,13 @@ impl RequestRecord {
         }
     }
 
+    /// Upstream attempts made (`%UPSTREAM_REQUEST_ATTEMPT_COUNT%`).
+    pub fn attempts(&mut self, n: u32) {
+        if let Some(l) = self.log.as_deref_mut() {
+            l.attempts = n;
+        }
+    }
+
     /// A reply meshcore wrote itself: its head and body length.
     pub fn local_sent(&mut self, head: &[u8], body_len: usize) {
         if let Some(l) = self.log.as_deref_mut() {

@@ -196,6 +196,7 @@ fn entry<'a>(
         cluster,
         downstream_remote: info.peer,
         downstream_local: info.local,
+        connection_id: info.id,
         tls: info.tls.as_deref(),
         end: std::time::Instant::now(),
         generate_request_id: false,

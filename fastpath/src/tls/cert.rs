@@ -62,6 +62,7 @@ pub fn peer_cert(der: &[u8]) -> PeerCert {
                 subject: subject_rfc2253(&cert),
                 sha256_hex,
                 chain_der: Vec::new(),
+                details: Default::default(),
             }
         }
         Err(_) => PeerCert {
@@ -97,15 +98,40 @@ fn short_name(oid: &str) -> Option<&'static str> {
 /// joined by `,` (multi-valued ones by `+`), values escaped per RFC 2253 (and bytes outside
 /// printable ASCII as `\XX`).
 pub fn subject_rfc2253(cert: &X509Certificate<'_>) -> String {
+    name_rfc2253(cert.subject())
+}
+
+/// The access log's details of a peer certificate (`conn_info::CertDetails`).
+pub fn details(der: &[u8]) -> Option<crate::conn_info::CertDetails> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let serial = cert.raw_serial();
+    // DER integers carry a leading zero byte when the high bit is set; OpenSSL's hex has none.
+    let serial = match serial {
+        [0, rest @ ..] if !rest.is_empty() => rest,
+        s => s,
+    };
+    let time = |t: x509_parser::time::ASN1Time| {
+        let secs = t.timestamp();
+        if secs >= 0 {
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs as u64)
+        } else {
+            std::time::UNIX_EPOCH
+        }
+    };
+    Some(crate::conn_info::CertDetails {
+        issuer: name_rfc2253(cert.issuer()),
+        serial: HEXLOWER.encode(serial),
+        sha1_hex: HEXLOWER
+            .encode(ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, der).as_ref()),
+        not_before: time(cert.validity().not_before),
+        not_after: time(cert.validity().not_after),
+    })
+}
+
+/// A distinguished name in RFC 2253 form, as BoringSSL prints it.
+fn name_rfc2253(name: &x509_parser::x509::X509Name<'_>) -> String {
     let mut out = String::new();
-    for (i, rdn) in cert
-        .subject()
-        .iter_rdn()
-        .collect::<Vec<_>>()
-        .iter()
-        .rev()
-        .enumerate()
-    {
+    for (i, rdn) in name.iter_rdn().collect::<Vec<_>>().iter().rev().enumerate() {
         if i > 0 {
             out.push(',');
         }

@@ -150,10 +150,31 @@ pub async fn accept(
             terminated: true,
             peer_cert,
             local_uri_sans: tls.cfg.local_uri_sans.to_vec(),
+            inspected: info.tls.as_ref().is_some_and(|t| t.inspected),
+            cipher: sess
+                .negotiated_cipher_suite()
+                .and_then(|c| cipher_name(c.suite())),
             version: version_name(sess.protocol_version()),
         }));
     }
     Ok(Stream::Tls(Box::new(s)))
+}
+
+/// BoringSSL's name of a cipher suite rustls negotiates (`%DOWNSTREAM_TLS_CIPHER%`).
+fn cipher_name(s: rustls::CipherSuite) -> Option<&'static str> {
+    use rustls::CipherSuite as C;
+    Some(match s {
+        C::TLS13_AES_128_GCM_SHA256 => "TLS_AES_128_GCM_SHA256",
+        C::TLS13_AES_256_GCM_SHA384 => "TLS_AES_256_GCM_SHA384",
+        C::TLS13_CHACHA20_POLY1305_SHA256 => "TLS_CHACHA20_POLY1305_SHA256",
+        C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 => "ECDHE-ECDSA-AES128-GCM-SHA256",
+        C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 => "ECDHE-ECDSA-AES256-GCM-SHA384",
+        C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-ECDSA-CHACHA20-POLY1305",
+        C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 => "ECDHE-RSA-AES128-GCM-SHA256",
+        C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 => "ECDHE-RSA-AES256-GCM-SHA384",
+        C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256 => "ECDHE-RSA-CHACHA20-POLY1305",
+        _ => return None,
+    })
 }
 
 /// Originates TLS on a connected upstream socket (the caller's connect timeout bounds it);

@@ -106,6 +106,7 @@ mod tests {
             subject: "CN=web,O=test".into(),
             sha256_hex: "ab12".into(),
             chain_der: vec![],
+            details: Default::default(),
         }
     }
 

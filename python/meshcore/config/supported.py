@@ -32,6 +32,7 @@ UPSTREAM_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 FILE_LOG = "envoy.extensions.access_loggers.file.v3.FileAccessLog"
 STDOUT_LOG = "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
 STDERR_LOG = "envoy.extensions.access_loggers.stream.v3.StderrAccessLog"
+REQ_WITHOUT_QUERY = "envoy.extensions.formatter.req_without_query.v3.ReqWithoutQuery"
 DOWNSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 UPSTREAM_TLS = "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
 _TLS = "envoy.extensions.transport_sockets.tls.v3"
@@ -614,16 +615,21 @@ ACCESS_LOG_MESSAGES: dict[str, Message] = {
         note="one writer thread per path; reopened on SIGUSR1",
     ),
     STDOUT_LOG: message(log_format=ok()),
+    # Only as an access log `formatters` entry (no other field of this type is supported).
+    "envoy.config.core.v3.TypedExtensionConfig": message(
+        name=ok(), typed_config=typed(REQ_WITHOUT_QUERY)
+    ),
+    REQ_WITHOUT_QUERY: message(note="enables `%REQ_WITHOUT_QUERY(X?Y):Z%`"),
     STDERR_LOG: message(log_format=ok()),
     "envoy.config.core.v3.SubstitutionFormatString": message(
         later=(
             "text_format",
             "omit_empty_values",
             "content_type",
-            "formatters",
             "json_format_options",
         ),
         text_format_source=ok("command operators: docs/access-logs.md"),
+        formatters=ok("the `%REQ_WITHOUT_QUERY%` formatter"),
         json_format=ok("string and nested object values; keys sorted, as Envoy"),
     ),
 }

@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 from . import paths
 from .data_source import data_source_text
 from .errors import Problems
-from .supported import FILE_LOG, STDERR_LOG, STDOUT_LOG
+from .supported import FILE_LOG, REQ_WITHOUT_QUERY, STDERR_LOG, STDOUT_LOG
 from .type_urls import type_name, unpack
 
 OPERATORS = frozenset(
@@ -44,10 +44,43 @@ OPERATORS = frozenset(
         "ACCESS_LOG_TYPE",
         "CONNECTION_TERMINATION_DETAILS",
         "DOWNSTREAM_TRANSPORT_FAILURE_REASON",
+        "UPSTREAM_CLUSTER_RAW",
+        "UPSTREAM_REMOTE_ADDRESS",
+        "UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT",
+        "UPSTREAM_REMOTE_PORT",
+        "UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT",
+        "UPSTREAM_LOCAL_PORT",
+        "DOWNSTREAM_REMOTE_PORT",
+        "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT",
+        "DOWNSTREAM_LOCAL_PORT",
+        "DOWNSTREAM_DIRECT_REMOTE_ADDRESS",
+        "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT",
+        "DOWNSTREAM_DIRECT_REMOTE_PORT",
+        "RESPONSE_FLAGS_LONG",
+        "TRACE_ID",
+        "STREAM_ID",
+        "HOSTNAME",
+        "UPSTREAM_REQUEST_ATTEMPT_COUNT",
+        "REQUEST_TX_DURATION",
+        "RESPONSE_TX_DURATION",
+        "CONNECTION_ID",
+        "VIRTUAL_CLUSTER_NAME",
+        "DOWNSTREAM_TLS_CIPHER",
+        "DOWNSTREAM_LOCAL_URI_SAN",
+        "DOWNSTREAM_PEER_DNS_SAN",
+        "DOWNSTREAM_PEER_ISSUER",
+        "DOWNSTREAM_PEER_SERIAL",
+        "DOWNSTREAM_PEER_FINGERPRINT_256",
+        "DOWNSTREAM_PEER_FINGERPRINT_1",
     }
 )
 """Command operators without an argument (the engine's `access_log/format.rs` has the same
-list); `REQ`, `RESP` and `START_TIME` take one."""
+list); `REQ`, `RESP`, `REQ_WITHOUT_QUERY`, `ENVIRONMENT`, `START_TIME` and the peer
+certificate's `DOWNSTREAM_PEER_CERT_V_START` / `_V_END` take one."""
+
+_HEADER_OPERATORS = ("REQ", "RESP", "REQ_WITHOUT_QUERY")
+_LIMITED = (*_HEADER_OPERATORS, "ENVIRONMENT")
+_TIME_OPERATORS = ("START_TIME", "DOWNSTREAM_PEER_CERT_V_START", "DOWNSTREAM_PEER_CERT_V_END")
 
 _COMMAND = re.compile(r"%([A-Z0-9_]+)(?:\(([^)]*)\))?(?::([0-9]+))?%")
 _TIME_CONVERSION = re.compile(r"%(?:[1-9]f|E[0-9*]S|[%ntYymdeHIMSsjaAbhBpzZfTRFD])")
@@ -60,8 +93,9 @@ _OPS = {
 }
 
 
-def format_problem(text: str) -> str | None:
-    """What is wrong with an access log format string (None: nothing)."""
+def format_problem(text: str, formatters: frozenset[str] = frozenset()) -> str | None:
+    """What is wrong with an access log format string (None: nothing). `formatters`: the
+    extension formatters the log format lists (their operators are allowed, as in Envoy)."""
     at = 0
     while (start := text.find("%", at)) >= 0:
         match = _COMMAND.match(text, start)
@@ -71,6 +105,11 @@ def format_problem(text: str) -> str | None:
                 "or %COMMAND(arg):N% (a literal '%' is not allowed)"
             )
         name, arg, limit = match.groups()
+        if name == "REQ_WITHOUT_QUERY" and REQ_WITHOUT_QUERY not in formatters:
+            return (
+                "%REQ_WITHOUT_QUERY% needs the envoy.formatter.req_without_query formatter "
+                "in formatters"
+            )
         problem = _command_problem(name, arg, limit)
         if problem:
             return problem
@@ -79,20 +118,25 @@ def format_problem(text: str) -> str | None:
 
 
 def _command_problem(name: str, arg: str | None, limit: str | None) -> str | None:
-    if limit is not None and name not in ("REQ", "RESP"):
-        return f"%{name}%: a :N length limit applies to REQ and RESP only"
-    if name in ("REQ", "RESP"):
+    if limit is not None and name not in _LIMITED:
+        return (
+            f"%{name}%: a :N length limit applies to REQ, RESP, REQ_WITHOUT_QUERY and "
+            "ENVIRONMENT only"
+        )
+    if name == "ENVIRONMENT":
+        return None if arg else "%ENVIRONMENT%: needs a variable name: %ENVIRONMENT(X)%"
+    if name in _HEADER_OPERATORS:
         names = (arg or "").split("?")
         if arg is None:
             return f"%{name}%: needs a header name: %{name}(X)%"
         if len(names) > 2 or not all(names):
             return f"%{name}({arg})%: expected one header name or two separated by '?'"
         return None
-    if name == "START_TIME":
+    if name in _TIME_OPERATORS:
         rest = _TIME_CONVERSION.sub("", arg or "")
         if "%" in rest:
             bad = rest[rest.index("%") : rest.index("%") + 2]
-            return f"%START_TIME%: time format {arg!r}: unsupported conversion {bad}"
+            return f"%{name}%: time format {arg!r}: unsupported conversion {bad}"
         return None
     if name not in OPERATORS:
         return f"unknown command operator %{name}%"
@@ -151,23 +195,28 @@ def _log_format(
     spec: substitution_format_string_pb2.SubstitutionFormatString, path: str, problems: Problems
 ) -> dict[str, Any] | None:
     kind = spec.WhichOneof("format")
+    # The types are checked by the table (`supported.py`): only req_without_query is allowed.
+    formatters = frozenset(type_name(f.typed_config.type_url) for f in spec.formatters)
     if kind == "text_format_source":
         source_path = paths.field(path, "text_format_source")
         text = data_source_text(spec.text_format_source, source_path, problems, "a format")
         if text is None:
             return None
-        problem = format_problem(text)
+        problem = format_problem(text, formatters)
         if problem:
             problems.add(source_path, problem)
             return None
         return {"text": text}
     if kind == "json_format":
-        fields = _json_format(spec.json_format, paths.field(path, "json_format"), problems)
+        json_path = paths.field(path, "json_format")
+        fields = _json_format(spec.json_format, json_path, problems, formatters)
         return None if fields is None else {"json": fields}
     return None  # other kinds: reported by the table
 
 
-def _json_format(value: struct_pb2.Struct, path: str, problems: Problems) -> dict[str, Any] | None:
+def _json_format(
+    value: struct_pb2.Struct, path: str, problems: Problems, formatters: frozenset[str]
+) -> dict[str, Any] | None:
     out: dict[str, Any] = {}
     ok = True
     for key in sorted(value.fields):
@@ -175,13 +224,13 @@ def _json_format(value: struct_pb2.Struct, path: str, problems: Problems) -> dic
         item_path = paths.field(path, key)
         kind = item.WhichOneof("kind")
         if kind == "string_value":
-            problem = format_problem(item.string_value)
+            problem = format_problem(item.string_value, formatters)
             if problem:
                 problems.add(item_path, problem)
                 ok = False
             out[key] = {"text": item.string_value}
         elif kind == "struct_value":
-            nested = _json_format(item.struct_value, item_path, problems)
+            nested = _json_format(item.struct_value, item_path, problems, formatters)
             ok = ok and nested is not None
             out[key] = {"object": nested}
         else:
