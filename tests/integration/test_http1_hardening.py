@@ -619,7 +619,8 @@ def test_malformed_upstream_response(run: Run, proxy: Proxy, name: str) -> None:
 
 def test_counted_as_envoy_counts(run: Run, proxy: Proxy) -> None:
     """Every rejected request is a request with its status class, and every codec error a
-    `downstream_cx_protocol_error`; every refused response an upstream protocol error."""
+    `downstream_cx_protocol_error`; every refused response an upstream protocol error and a
+    completed upstream request with its 502."""
     expects = [case.expect(proxy.kind) for case in CASES]
     passed = [RESPONSES[name][1] for name in RESPONSES] if proxy.kind == "envoy" else []
     refused_502 = len(RESPONSES) - sum(1 for p in passed if p is not None)
@@ -639,6 +640,16 @@ def test_counted_as_envoy_counts(run: Run, proxy: Proxy) -> None:
     )
     assert stat["downstream_rq_total"] == len(CASES) + len(RESPONSES)
     assert int(run.stats.get("cluster.raw.upstream_cx_protocol_error", "0")) >= refused_502
+    # Each response case is one upstream request, completed even when it ends in a 502 (UPE).
+    raw = {
+        name: int(run.stats.get(f"cluster.raw.{name}", "0"))
+        for name in ("upstream_rq_total", "upstream_rq_completed", "upstream_rq_502")
+    }
+    assert raw == {
+        "upstream_rq_total": len(RESPONSES),
+        "upstream_rq_completed": len(RESPONSES),
+        "upstream_rq_502": refused_502,
+    }
 
 
 async def test_worker_survives(run: Run, proxy: Proxy) -> None:

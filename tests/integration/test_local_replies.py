@@ -111,7 +111,16 @@ async def test_route_timeout_ut_504(proxy, upstream):
     assert [r.target for r in upstream.requests] == ["/timeout", "/live"]
 
 
+LIVE_COUNTERS = ("upstream_rq_total", "upstream_rq_completed", "upstream_rq_503")
+
+
+async def live_counters(proxy: Proxy) -> dict[str, int]:
+    stats = await trio.to_thread.run_sync(proxy.stats)
+    return {name: int(stats.get(f"cluster.live.{name}", "0")) for name in LIVE_COUNTERS}
+
+
 async def test_upstream_reset_uc_503(proxy, upstream):
+    before = await live_counters(proxy)
     response = await local_reply(proxy, "/live", headers=[("x-mc-behavior", "close")])
     assert response.status == 503
     assert response.text == CONNECTION_TERMINATION
@@ -120,6 +129,18 @@ async def test_upstream_reset_uc_503(proxy, upstream):
         ("/live", "close"),
         ("/live", None),
     ]
+    # As Envoy 1.40, the request the upstream closed on counts as completed, with its 503.
+    with trio.move_on_after(2):
+        while (await live_counters(proxy))["upstream_rq_completed"] < before[
+            "upstream_rq_completed"
+        ] + 2:
+            await trio.sleep(0.05)
+    after = await live_counters(proxy)
+    assert {name: after[name] - before[name] for name in LIVE_COUNTERS} == {
+        "upstream_rq_total": 2,
+        "upstream_rq_completed": 2,
+        "upstream_rq_503": 1,
+    }
 
 
 async def test_upstream_error_status_is_passed_through(proxy):

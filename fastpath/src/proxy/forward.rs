@@ -492,6 +492,11 @@ impl Conn {
                 let (status, _, _) = crate::local_reply::for_error(kind);
                 cluster.stats.inc(w, cluster_class(status));
                 cluster.stats.status_code(w, status);
+                // Envoy 1.40 counts the final attempt ended by a malformed head (UPE) or a
+                // close before any response (UC) as completed (a retried one is not).
+                if matches!(kind, ErrorKind::UpstreamProtocol | ErrorKind::UpstreamReset) {
+                    cluster.stats.inc(w, cluster::Counter::UpstreamRqCompleted);
+                }
                 // A request body that was not fully read leaves the connection unusable.
                 let body = if body_done {
                     ReqBody::Consumed
