@@ -32,7 +32,8 @@ pub enum Ext {
     ReqWithoutQuery(HeaderOp),
     ResponseFlagsLong,
     TraceId,
-    /// Envoy's stream id: the request's `x-request-id`.
+    /// Envoy's stream id: the request's `x-request-id`; a `tcp_proxy` connection's random
+    /// UUID (`Fields::stream_id`).
     StreamId,
     /// `%HOSTNAME%` and `%ENVIRONMENT(X):Z%`: read once when the format is compiled.
     Constant(Option<Box<[u8]>>),
@@ -59,7 +60,11 @@ impl Ext {
                 n.upstream_local = true
             }
             Ext::DownstreamRemotePort => n.remote = true,
-            Ext::ReqWithoutQuery(_) | Ext::StreamId => n.req_head = true,
+            Ext::ReqWithoutQuery(_) => n.req_head = true,
+            Ext::StreamId => {
+                n.req_head = true;
+                n.stream_id = true;
+            }
             _ => {}
         }
     }
@@ -203,7 +208,10 @@ pub(super) fn value(x: &Ext, e: &Entry<'_>, out: &mut Vec<u8>) -> Kind {
             }
             None => Kind::Missing,
         },
-        Ext::StreamId => request_header(&HeaderOp::new("x-request-id"), e, out),
+        Ext::StreamId => match &f.stream_id {
+            Some(id) => text(out, id),
+            None => request_header(&HeaderOp::new("x-request-id"), e, out),
+        },
         Ext::Constant(v) => text(out, v.as_deref().unwrap_or(b"")),
         Ext::UpstreamRequestAttemptCount => num(out, u64::from(f.attempts)),
         // From the start to the last byte sent upstream: the request's end, at the latest

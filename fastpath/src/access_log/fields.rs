@@ -58,8 +58,13 @@ pub struct Fields {
     /// The client address taken from x-forwarded-for (`%DOWNSTREAM_REMOTE_ADDRESS%` as Envoy
     /// sees it, port 0), kept when a format reads it; None: the peer.
     pub remote: Option<SocketAddr>,
-    /// Upstream attempts made (`%UPSTREAM_REQUEST_ATTEMPT_COUNT%`; 0: the router sent none).
+    /// Upstream attempts made (`%UPSTREAM_REQUEST_ATTEMPT_COUNT%`; 0: the router sent none;
+    /// on a `tcp_proxy` connection: the connects tried).
     pub attempts: u32,
+    /// A `tcp_proxy` connection's `%STREAM_ID%` (a random UUID, as Envoy's tcp_proxy sets
+    /// on its connection), drawn only when a format of its lines reads it; None: the
+    /// request's `x-request-id`.
+    pub stream_id: Option<[u8; 36]>,
 }
 
 impl Fields {
@@ -86,6 +91,7 @@ impl Fields {
             trace: None,
             remote: None,
             attempts: 0,
+            stream_id: None,
         }
     }
 

@@ -355,6 +355,8 @@ pub struct Needs {
     pub upstream_local: bool,
     /// The client address after x-forwarded-for (`%DOWNSTREAM_REMOTE_ADDRESS%`).
     pub remote: bool,
+    /// `%STREAM_ID%`: a `tcp_proxy` connection draws its random id (`Fields::stream_id`).
+    pub stream_id: bool,
 }
 
 impl Format {

@@ -69,6 +69,7 @@ impl AccessLogs {
             needs.resp_head |= n.resp_head;
             needs.upstream_local |= n.upstream_local;
             needs.remote |= n.remote;
+            needs.stream_id |= n.stream_id;
             let filter = match &c.filter {
                 Some(f) => Some(Filter::compile(f).map_err(|e| format!("{at}.filter: {e}"))?),
                 None => None,

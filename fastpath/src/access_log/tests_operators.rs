@@ -178,6 +178,22 @@ fn stream_id_is_the_request_id_and_trace_id_needs_a_trace() {
 }
 
 #[test]
+fn a_connection_stream_id_replaces_the_request_id() {
+    let mut f = fields();
+    f.stream_id = Some(*b"0f8c6d2e-1b3a-4c5d-9e7f-a1b2c3d4e5f6");
+    f.attempts = 3;
+    let e = entry(&f, b"");
+    assert_eq!(
+        text("%STREAM_ID% %UPSTREAM_REQUEST_ATTEMPT_COUNT%", &e),
+        "0f8c6d2e-1b3a-4c5d-9e7f-a1b2c3d4e5f6 3"
+    );
+    assert_eq!(
+        json(&[("id", "%STREAM_ID%")], &e),
+        serde_json::json!({"id": "0f8c6d2e-1b3a-4c5d-9e7f-a1b2c3d4e5f6"})
+    );
+}
+
+#[test]
 fn hostname_and_environment_are_read_once() {
     let f = fields();
     let e = entry(&f, REQ);
@@ -285,7 +301,8 @@ fn needs_and_argument_errors() {
     assert!(!needs("%DOWNSTREAM_DIRECT_REMOTE_ADDRESS% %DOWNSTREAM_LOCAL_PORT%").remote);
     assert!(needs("%UPSTREAM_LOCAL_PORT%").upstream_local);
     assert!(!needs("%UPSTREAM_REMOTE_PORT%").upstream_local);
-    assert!(needs("%STREAM_ID%").req_head);
+    assert!(needs("%STREAM_ID%").req_head && needs("%STREAM_ID%").stream_id);
+    assert!(!needs("%REQ(X-REQUEST-ID)% %CONNECTION_ID%").stream_id);
     assert!(needs("%REQ_WITHOUT_QUERY(:PATH)%").req_head);
     assert_eq!(
         needs("%CONNECTION_ID% %HOSTNAME% %RESPONSE_FLAGS_LONG%"),

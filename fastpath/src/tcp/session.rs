@@ -64,7 +64,23 @@ pub fn refusal_start(view: &ListenerView) -> Option<Fields> {
         .tcp_proxy
         .as_ref()
         .is_some_and(|t| t.access_log.is_some());
-    (tcp_log || view.listener_log.is_some()).then(Fields::new)
+    (tcp_log || view.listener_log.is_some()).then(|| match &view.network.tcp_proxy {
+        Some(tcp) => tcp_fields(view, tcp),
+        None => Fields::new(),
+    })
+}
+
+/// A `tcp_proxy` connection's fields, with its random `%STREAM_ID%` (as Envoy's tcp_proxy
+/// sets one on its connection) drawn only when a format of its lines (the `tcp_proxy`'s or
+/// the listener's) reads it.
+fn tcp_fields(view: &ListenerView, tcp: &TcpProxy) -> Fields {
+    let reads =
+        |logs: Option<&crate::access_log::AccessLogs>| logs.is_some_and(|l| l.needs().stream_id);
+    let mut f = Fields::new();
+    if reads(tcp.access_log.as_deref()) || reads(view.listener_log.as_deref()) {
+        f.stream_id = Some(crate::http1::write::request_id());
+    }
+    f
 }
 
 /// The access log lines of a connection closed before its terminal filter served it (a
@@ -139,7 +155,7 @@ pub async fn serve(
         tcp.count(w, Counter::DownstreamCxTotal, 1);
         let logged = tcp.access_log.is_some() || view.listener_log.is_some();
         let mut log = Log {
-            fields: logged.then(|| Box::new(Fields::new())),
+            fields: logged.then(|| Box::new(tcp_fields(&view, tcp))),
             flags: ResponseFlags::default(),
             termination: "",
         };
@@ -284,7 +300,12 @@ async fn proxy(
     let hash = tcp
         .hash_source_ip
         .then(|| xxh64(peer.ip().to_string().as_bytes(), 0));
-    let mut up = match connect(w, cluster, tcp, hash).await {
+    let mut tried = 0;
+    let connected = connect(w, cluster, tcp, hash, &mut tried).await;
+    if let Some(f) = log.fields() {
+        f.attempts = tried;
+    }
+    let mut up = match connected {
         Ok(up) => up,
         Err(fail) => {
             log.flags.extend(fail.flags);
@@ -375,12 +396,14 @@ impl ConnectFail {
 
 /// Connects to a host of `cluster`, trying newly picked hosts up to
 /// `max_connect_attempts` times; the failure (the downstream is then closed) on overflow,
-/// no healthy host or the last failed attempt.
+/// no healthy host or the last failed attempt. `tried`: the connects started
+/// (`%UPSTREAM_REQUEST_ATTEMPT_COUNT%`).
 async fn connect(
     w: usize,
     cluster: &Arc<ClusterState>,
     tcp: &TcpProxy,
     hash: Option<u64>,
+    tried: &mut u32,
 ) -> Result<UpConn, ConnectFail> {
     let mut last = ConnectFail::of(ResponseFlag::UpstreamConnectionFailure);
     for attempt in 1..=tcp.max_connect_attempts {
@@ -395,6 +418,7 @@ async fn connect(
                 .inc(w, cluster::Counter::UpstreamCxNoneHealthy);
             return Err(ConnectFail::of(ResponseFlag::NoHealthyUpstream));
         };
+        *tried = attempt;
         match connect_tcp(w, cluster, &host, addr).await {
             Ok(up) => {
                 cluster.report_result(&host, Outcome::Status(200));
