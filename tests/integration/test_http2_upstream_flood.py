@@ -196,12 +196,23 @@ def counts(setup: Setup, cluster: str, counter: str) -> tuple[int, int, int]:
     )
 
 
-def test_empty_frames_before_the_response_head(setup: Setup) -> None:
-    before = counts(setup, "empty_head", "inbound_empty_frames_flood")
-    status, body, _ = get(setup.port, "/empty_head")
+@pytest.mark.parametrize(
+    ("path", "counter", "flags"),
+    [
+        ("empty_head", "inbound_empty_frames_flood", "502 UPE"),
+        ("priority_flood", "inbound_priority_frames_flood", "502 UPE"),
+        ("window_update_flood", "inbound_window_update_frames_flood", None),
+    ],
+)
+def test_flood_before_the_response_head(
+    setup: Setup, path: str, counter: str, flags: str | None
+) -> None:
+    before = counts(setup, path, counter)
+    status, body, _ = get(setup.port, f"/{path}")
     assert (status, body) == (502, PROTOCOL_ERROR)
-    assert setup.flags("/empty_head") == "502 UPE"
-    assert_flood(setup, "empty_head", "inbound_empty_frames_flood", before)
+    if flags is not None:
+        assert setup.flags(f"/{path}") == flags
+    assert_flood(setup, path, counter, before)
 
 
 def test_empty_data_frames_after_the_response_head(setup: Setup) -> None:
@@ -222,14 +233,6 @@ def test_one_empty_data_frame_is_under_the_limit(setup: Setup) -> None:
     assert counts(setup, "one_empty", "inbound_empty_frames_flood") == before
 
 
-def test_priority_flood(setup: Setup) -> None:
-    before = counts(setup, "priority_flood", "inbound_priority_frames_flood")
-    status, body, _ = get(setup.port, "/priority_flood")
-    assert (status, body) == (502, PROTOCOL_ERROR)
-    assert setup.flags("/priority_flood") == "502 UPE"
-    assert_flood(setup, "priority_flood", "inbound_priority_frames_flood", before)
-
-
 def test_priority_frames_at_the_limit(setup: Setup) -> None:
     """The stream the proxy opened adds to the allowance: 200 frames pass."""
     before = counts(setup, "priority_limit", "inbound_priority_frames_flood")
@@ -247,13 +250,6 @@ def test_a_finished_stream_adds_no_priority_allowance(setup: Setup) -> None:
     assert (status, body) == (502, PROTOCOL_ERROR)
     assert len(setup.upstreams["priority_closed"].connections) == 1
     assert_flood(setup, "priority_closed", "inbound_priority_frames_flood", before)
-
-
-def test_window_update_flood(setup: Setup) -> None:
-    before = counts(setup, "window_update_flood", "inbound_window_update_frames_flood")
-    status, body, _ = get(setup.port, "/window_update_flood")
-    assert (status, body) == (502, PROTOCOL_ERROR)
-    assert_flood(setup, "window_update_flood", "inbound_window_update_frames_flood", before)
 
 
 def test_window_updates_at_the_limit(setup: Setup) -> None:
