@@ -159,6 +159,9 @@ def test_cluster_table_shows_health(page_after_traffic, browser):
     assert rows["down"]["health"] == "0 / 1"
     assert rows["down"]["problem"] == "problem"
     assert page.evaluate("document.querySelector('dd[data-field=\"clusters\"]').textContent") == "3"
+    # The config leaves `stats_flush_interval` at Envoy's default; the page reads it.
+    title = page.evaluate("document.getElementById('clusters-p99').title")
+    assert title == "p99 of upstream_rq_time over the last 5 s stats flush interval"
     assert browser.errors() == []
 
 

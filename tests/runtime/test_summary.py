@@ -147,7 +147,18 @@ def test_cluster_columns_from_the_fast_scan():
         "concurrency": 3,
         "connections": 2,
         "memory_bytes": doc["server"]["memory_bytes"],
+        "stats_flush_interval_s": 5.0,  # no config yet: Envoy's default
     }
+
+
+def test_server_reports_the_configs_stats_flush_interval():
+    class Config:
+        stats_flush_interval_s = 2.5
+
+    st = state()
+    st.set_config(Config())  # type: ignore[arg-type]
+    doc = summary.summarize(StatsEngine(), st)  # type: ignore[arg-type]
+    assert doc["server"]["stats_flush_interval_s"] == 2.5
 
 
 @pytest.mark.parametrize(

@@ -114,6 +114,14 @@ def test_render_lists_busiest_first_and_unhealthy_ones_past_the_limit():
     assert rows[2][8:11] == ["1/2", "1", "rq"]
 
 
+def test_render_names_the_proxys_stats_flush_interval():
+    after = {**AFTER, "server": {**AFTER["server"], "stats_flush_interval_s": 2.5}}
+    text = screen.render(frame(BEFORE, after), "a:1", limit=5, color=False)
+    assert "clusters over the proxy's last 2.5 s stats flush interval" in text
+    older = screen.render(frame(BEFORE, AFTER), "a:1", limit=5, color=False)
+    assert "last 5 s stats flush interval" in older  # a proxy that does not report it
+
+
 def test_render_colours_errors_only_when_asked():
     text = screen.render(frame(BEFORE, AFTER), "a:1", limit=5, color=True)
     assert f"{screen.RED}" in text and screen.RESET in text

@@ -109,6 +109,7 @@ def summarize(
             "concurrency": gauges["server.concurrency"],
             "connections": gauges["server.total_connections"],
             "memory_bytes": gauges["server.memory_physical_size"],
+            "stats_flush_interval_s": getattr(state.config, "stats_flush_interval_s", 5.0),
         },
         "bounds_ms": list(ENGINE_BOUNDS_MS),
         "http": _http(raw),

@@ -107,9 +107,10 @@ def render(view: Frame, admin: str, limit: int, color: bool) -> str:
         color,
     )
     lines.append("")
+    flush_s = server.get("stats_flush_interval_s", 5.0)
     lines.append(
-        "P99 MS: connection managers over this interval; clusters over the proxy's last 5 s "
-        "stats flush interval. ACTIVE: requests in flight; CONNS: open connections."
+        "P99 MS: connection managers over this interval; clusters over the proxy's last "
+        f"{flush_s:g} s stats flush interval. ACTIVE: requests in flight; CONNS: open connections."
     )
     return "\n".join(lines) + "\n"
 

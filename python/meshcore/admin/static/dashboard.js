@@ -173,6 +173,8 @@
       ["memory", `${(server.memory_bytes / 1048576).toFixed(1)} MiB`],
       ["clusters", doc.clusters.count],
     ];
+    $("clusters-p99").title = "p99 of upstream_rq_time over the last "
+      + `${server.stats_flush_interval_s} s stats flush interval`;
     const list = $("server");
     list.replaceChildren();
     for (const [name, value] of items) {
