@@ -6,6 +6,7 @@ into the snapshot's `HttpRbac`, `RbacPerRoute` and `NetworkRbac` (types in
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import paths, translate_routes
@@ -80,27 +81,54 @@ def _rules(rules: rbac_pb2.RBAC, path: str, problems: Problems, network: bool) -
     return {"action": enum_name(rules, "action").lower(), "policies": policies}
 
 
-def _permission(rule: rbac_pb2.Permission, path: str, problems: Problems, network: bool) -> Any:
-    kind = rule.WhichOneof("rule")
-    at = paths.field(path, kind or "rule")
+# Each rule kind's combinators: (and, or) with the field holding their list, and not.
+_PERMISSION_TREE = (("and_rules", "or_rules"), "rules", "not_rule")
+_PRINCIPAL_TREE = (("and_ids", "or_ids"), "ids", "not_id")
+
+Translate = Callable[[Any, str, Problems, bool], Any]
+
+
+def _shared(
+    rule: Any,
+    kind: str | None,
+    at: str,
+    problems: Problems,
+    network: bool,
+    tree: tuple[tuple[str, str], str, str],
+    again: Translate,
+) -> Any:
+    """What a permission and a principal have in common: `any`, the and/or/not tree (`again`
+    translates a member), `header`, `url_path` and `metadata`. None for other kinds."""
+    groups, members, negation = tree
     if kind == "any":
         return "any"
-    if kind in ("and_rules", "or_rules"):
-        rules_path = paths.field(at, "rules")
+    if kind in groups:
+        list_path = paths.field(at, members)
+        items = getattr(getattr(rule, kind), members)
         return {
             kind: [
-                _permission(r, paths.item(rules_path, i), problems, network)
-                for i, r in enumerate(getattr(rule, kind).rules)
+                again(r, paths.item(list_path, i), problems, network) for i, r in enumerate(items)
             ]
         }
-    if kind == "not_rule":
-        return {"not_rule": _permission(rule.not_rule, at, problems, network)}
+    if kind == negation:
+        return {negation: again(getattr(rule, negation), at, problems, network)}
     if kind == "header":
         if network:
             problems.add(at, _NETWORK_HEADER)
         return {"header": translate_routes.header_matcher(rule.header, at, problems)}
     if kind == "url_path":
         return {"url_path": _path_matcher(rule.url_path, at, problems)}
+    if kind == "metadata":
+        return {"metadata": _metadata(rule.metadata, at, problems)}
+    return None
+
+
+def _permission(rule: rbac_pb2.Permission, path: str, problems: Problems, network: bool) -> Any:
+    kind = rule.WhichOneof("rule")
+    at = paths.field(path, kind or "rule")
+    shared = _shared(rule, kind, at, problems, network, _PERMISSION_TREE, _permission)
+    if shared is not None:
+        return shared
     if kind == "destination_ip":
         return {"destination_ip": _cidr(rule.destination_ip, at, problems)}
     if kind == "destination_port":
@@ -111,26 +139,15 @@ def _permission(rule: rbac_pb2.Permission, path: str, problems: Problems, networ
     if kind == "requested_server_name":
         matcher = translate_routes.string_matcher(rule.requested_server_name, at, problems)
         return {"requested_server_name": matcher}
-    if kind == "metadata":
-        return {"metadata": _metadata(rule.metadata, at, problems)}
     return "any"  # unset (PGV) or not supported (the table): reported, never applied
 
 
 def _principal(rule: rbac_pb2.Principal, path: str, problems: Problems, network: bool) -> Any:
     kind = rule.WhichOneof("identifier")
     at = paths.field(path, kind or "identifier")
-    if kind == "any":
-        return "any"
-    if kind in ("and_ids", "or_ids"):
-        ids_path = paths.field(at, "ids")
-        return {
-            kind: [
-                _principal(r, paths.item(ids_path, i), problems, network)
-                for i, r in enumerate(getattr(rule, kind).ids)
-            ]
-        }
-    if kind == "not_id":
-        return {"not_id": _principal(rule.not_id, at, problems, network)}
+    shared = _shared(rule, kind, at, problems, network, _PRINCIPAL_TREE, _principal)
+    if shared is not None:
+        return shared
     if kind == "authenticated":
         authenticated = rule.authenticated
         if not authenticated.HasField("principal_name"):
@@ -142,14 +159,6 @@ def _principal(rule: rbac_pb2.Principal, path: str, problems: Problems, network:
         return {"direct_remote_ip": _cidr(getattr(rule, kind), at, problems)}
     if kind == "remote_ip":
         return {"remote_ip": _cidr(rule.remote_ip, at, problems)}
-    if kind == "header":
-        if network:
-            problems.add(at, _NETWORK_HEADER)
-        return {"header": translate_routes.header_matcher(rule.header, at, problems)}
-    if kind == "url_path":
-        return {"url_path": _path_matcher(rule.url_path, at, problems)}
-    if kind == "metadata":
-        return {"metadata": _metadata(rule.metadata, at, problems)}
     return "any"  # unset (PGV) or not supported (the table): reported, never applied
 
 
