@@ -305,7 +305,9 @@ class Server:
         return True
 
     def _announce(self, config: MeshConfigLike, admin: tuple[str, int] | None) -> None:
-        listeners = bound_listeners(config.snapshot, self.engine.listener_ports())
+        # After an xDS initial fetch the state holds the applied config (LDS listeners too).
+        applied = self.state.config or config
+        listeners = bound_listeners(applied.snapshot, self.engine.listener_ports())
         shown = ", ".join(f"{n}={format_host_port(a, p)}" for n, a, p in listeners) or "none"
         log.info(
             "meshcore %s live: listeners %s; admin %s; concurrency %d",

@@ -77,6 +77,8 @@ async def test_pushes_route_traffic_and_a_nacked_push_keeps_the_old_config(
     serve(ads_server, port, upstreams)
     proxy = await start(proxies, xds_bootstrap(ads_server.port, node="meshcore"), tmp_path_factory)
     assert await answer(port) == "a"  # ready means the initial fetch and warming are done
+    # The "live" line names the listener LDS brought, not only the bootstrap's (none here).
+    assert f"live: listeners ingress=127.0.0.1:{port};" in proxy.log_path.read_text()
 
     good = ads_server.set_resources(ROUTE_CONFIG, [route_config("r", "b")])
     await until_answers(port, ["/"], ["b"])
