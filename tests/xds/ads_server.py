@@ -122,11 +122,15 @@ class AdsServer(
 
     # ---- lifecycle -----------------------------------------------------------------------
 
-    def start(self) -> AdsServer:
+    def start(self, tls: grpc.ServerCredentials | None = None) -> AdsServer:
+        """Listens on 127.0.0.1 in plain text, or with `tls` (`grpc.ssl_server_credentials`)."""
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(self, server)
         sds_pb2_grpc.add_SecretDiscoveryServiceServicer_to_server(self, server)
-        self.port = server.add_insecure_port("127.0.0.1:0")
+        if tls is None:
+            self.port = server.add_insecure_port("127.0.0.1:0")
+        else:
+            self.port = server.add_secure_port("127.0.0.1:0", tls)
         server.start()
         self._server = server
         return self

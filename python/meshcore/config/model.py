@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
 from meshcore.health.spec import ClusterHealthCheck
 from meshcore.sinks.target import StatsdTarget
+
+if TYPE_CHECKING:
+    from .grpc_tls import GrpcTls
 
 __all__ = [
     "AdminConfig",
@@ -67,6 +70,8 @@ class AdsConfig:
     initial_metadata: tuple[tuple[str, str], ...] = ()
     http2: bool = False
     """The cluster has HTTP/2 options (for gRPC): routes may not use it."""
+    tls: GrpcTls | None = None
+    """The cluster's TLS (`transport_socket`), for grpcio's channel; None: plain text."""
 
 
 @dataclass(frozen=True)

@@ -645,7 +645,10 @@ DYNAMIC_MESSAGES: dict[str, Message] = {
         later=("rate_limit_settings", "request_timeout", "refresh_delay"),
         api_type=enum("GRPC", "DELTA_GRPC", note="GRPC: state of the world; DELTA_GRPC: delta"),
         transport_api_version=enum("V3"),
-        grpc_services=ok("exactly one, `envoy_grpc`; plain-text gRPC"),
+        grpc_services=ok(
+            "exactly one, `envoy_grpc`; plain text, or TLS from the cluster's transport_socket "
+            "(docs/xds.md)"
+        ),
         set_node_on_first_message_only=ok("delta streams always send it on the first only"),
     ),
     "envoy.config.core.v3.GrpcService": message(

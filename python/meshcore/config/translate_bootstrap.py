@@ -8,6 +8,7 @@ from envoy.config.bootstrap.v3 import bootstrap_pb2
 from google.protobuf import json_format
 
 from .errors import Problems
+from .grpc_tls import static_cluster_tls
 from .local_info import local_address
 from .model import AdminConfig, DynamicConfig, MeshConfig
 from .secrets import resolve_static, sds_target, secret_refs, static_secrets
@@ -98,3 +99,5 @@ def _check_sds_sources(
                 f"unknown cluster {ref.cluster!r} (the SDS cluster must be a static cluster "
                 "with an address)",
             )
+        elif ref.source == "api":
+            static_cluster_tls(config.snapshot.get("clusters", ()), ref.cluster or "", problems)

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.core.v3 import config_source_pb2
 
 from . import paths
 from .errors import Problems
+from .grpc_tls import static_cluster_tls
 from .model import AdsConfig, DynamicConfig, XdsSource
 from .translate_clusters import Clusters
 from .translate_listeners import connection_manager_of, rds_path
@@ -28,6 +31,8 @@ def dynamic_resources(
     ads = None
     if dynamic.HasField("ads_config"):
         ads = _ads(dynamic.ads_config, paths.field(_PATH, "ads_config"), clusters, problems)
+        if ads is not None:
+            ads = replace(ads, tls=static_cluster_tls(clusters.snapshot, ads.cluster, problems))
     return DynamicConfig(
         ads=ads,
         lds=_source(dynamic, "lds_config", dynamic.HasField("ads_config"), problems),

@@ -22,6 +22,8 @@ from google.protobuf.message import Message
 
 from meshcore import __version__
 from meshcore.admin.config_dump import timestamp
+from meshcore.config.errors import Problems
+from meshcore.config.grpc_tls import static_cluster_tls
 from meshcore.config.model import DynamicConfig, MeshConfig, XdsSource
 from meshcore.config.secrets import sds_target
 from meshcore.config.xds_resources import ASSIGNMENT, CLUSTER, LISTENER, ROUTE_CONFIG, SECRET
@@ -29,6 +31,7 @@ from meshcore.lifecycle.control_stats import ControlStats
 
 from . import files
 from .backoff import Backoff
+from .channel import ChannelFactory, grpc_channel
 from .delta import DeltaProtocol
 from .heap import release_free_memory
 from .resources import Endpoint, Entry, Rejected, ResourceStore, Staged, Update, short_type
@@ -42,8 +45,6 @@ log = logging.getLogger(__name__)
 
 # Updates with more resources than this are checked in a worker thread.
 THREADED_STAGE = 100
-# 10,000 clusters in one state-of-the-world response pass gRPC's default 4 MiB.
-MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
 class XdsSink(Protocol):
@@ -55,23 +56,6 @@ class XdsSink(Protocol):
 
     async def update_xds_endpoints(self, updates: Mapping[str, list[Endpoint]]) -> None:
         """Swaps the hosts of serving clusters (KeyError/ValueError: refused)."""
-
-
-ChannelFactory = Callable[[str], Any]
-
-
-def insecure_channel(target: str) -> Any:
-    """A plain-text gRPC channel (TLS to the management server comes with SDS)."""
-    import grpc
-
-    return grpc.insecure_channel(
-        target,
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.keepalive_time_ms", 30_000),
-        ],
-    )
 
 
 def _node(dynamic: DynamicConfig) -> base_pb2.Node:
@@ -93,7 +77,7 @@ class XdsClient:
         *,
         backoff: Backoff | None = None,
         poll_s: float = files.POLL_S,
-        channel_factory: ChannelFactory = insecure_channel,
+        channel_factory: ChannelFactory = grpc_channel,
     ) -> None:
         assert static.dynamic is not None
         self.dynamic = static.dynamic
@@ -170,7 +154,7 @@ class XdsClient:
         assert ads is not None
         from .ads_stream import StreamClosed, open_stream
 
-        channel = self.channel_factory(ads.target)
+        channel = self.channel_factory(ads.target, ads.tls)
         token = trio.lowlevel.current_trio_token()
 
         def on_connectivity(state: Any) -> None:  # grpcio calls it from any thread
@@ -442,7 +426,10 @@ class XdsClient:
                 target = sds_target(self.store.static, server.cluster)
                 if target is None or self._nursery is None:
                     continue  # reported when the resource naming it was checked
-                link = SdsLink(server, target, _node(self.dynamic))
+                # Its TLS problems were reported when the resource naming it was checked.
+                clusters = self.store.static.snapshot.get("clusters", ())
+                tls = static_cluster_tls(clusters, server.cluster, Problems())
+                link = SdsLink(server, target, _node(self.dynamic), tls)
                 self.sds_links[server] = link
                 link.set_names(names)
                 self._nursery.start_soon(

@@ -35,6 +35,7 @@ from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from google.protobuf.message import Message
 
 from meshcore.config.errors import Problem, Problems
+from meshcore.config.grpc_tls import static_cluster_tls
 from meshcore.config.model import MeshConfig
 from meshcore.config.secrets import SecretRef, SecretValue, sds_target, secret_refs
 from meshcore.config.xds_resources import (
@@ -416,6 +417,9 @@ class ResourceStore:
                     f"unknown cluster {ref.cluster!r} (the SDS cluster must be a static "
                     "cluster with an address)",
                 )
+            elif ref.source == "api":  # its TLS must suit grpcio (named at the cluster)
+                clusters = self.static.snapshot.get("clusters", ())
+                static_cluster_tls(clusters, ref.cluster or "", problems)
 
     def _plan(self, view: View) -> Plan:
         listeners = {name: a.snapshot for name, a in view.listeners.items()}

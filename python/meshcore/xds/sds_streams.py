@@ -15,9 +15,11 @@ import trio
 from envoy.config.core.v3 import base_pb2
 from google.protobuf.message import Message
 
+from meshcore.config.grpc_tls import GrpcTls
 from meshcore.config.xds_resources import SECRET
 
 from .backoff import Backoff
+from .channel import ChannelFactory
 from .delta import DeltaProtocol
 from .sotw import SotwProtocol
 
@@ -38,9 +40,12 @@ OnResponse = Callable[[Any, "SdsLink"], Awaitable[None]]
 class SdsLink:
     """One SDS stream and its subscription (kept across reconnects)."""
 
-    def __init__(self, server: SdsServer, target: str, node: base_pb2.Node) -> None:
+    def __init__(
+        self, server: SdsServer, target: str, node: base_pb2.Node, tls: GrpcTls | None = None
+    ) -> None:
         self.server = server
         self.target = target
+        self.tls = tls
         self.protocol: SotwProtocol | DeltaProtocol
         if server.delta:
             self.protocol = DeltaProtocol(node, ())
@@ -58,7 +63,7 @@ class SdsLink:
 
     async def run(
         self,
-        channel_factory: Callable[[str], Any],
+        channel_factory: ChannelFactory,
         held: Callable[[], Mapping[str, Mapping[str, str]]],
         on_response: OnResponse,
         backoff: Backoff,
@@ -67,7 +72,7 @@ class SdsLink:
         from .ads_stream import StreamClosed, open_stream
 
         with self.scope:
-            channel = channel_factory(self.target)
+            channel = channel_factory(self.target, self.tls)
             try:
                 while True:
                     reason = "stream closed"
