@@ -4,6 +4,9 @@ one in test_meshcore_run.py)."""
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 import trio
 
 from .ads_server import AdsServer
@@ -63,6 +66,27 @@ async def test_first_requests_carry_the_node_and_every_type_is_acked(
         assert sink.cluster("backend")["endpoints"] == [
             {"address": "127.0.0.1", "port": 9001, "weight": 1, "healthy": True, "priority": 0}
         ]
+
+
+async def test_applied_lines_log_routes_and_endpoints_at_debug_as_envoy(
+    ads_server: AdsServer, sink: FakeSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    versions = serve_basic(ads_server)
+    caplog.set_level(logging.DEBUG, logger="meshcore.xds.client")
+    async with running_client(ads_server, sink):
+        for type_url, version in versions.items():
+            await request(ads_server, acked(type_url, version))
+    levels = {
+        r.args[0]: r.levelno  # type: ignore[index]
+        for r in caplog.records
+        if r.getMessage().startswith("xDS ") and " applied (" in r.getMessage()
+    }
+    assert levels == {
+        "Cluster": logging.INFO,
+        "ClusterLoadAssignment": logging.DEBUG,
+        "Listener": logging.INFO,
+        "RouteConfiguration": logging.DEBUG,
+    }
 
 
 async def test_a_bad_cluster_is_nacked_with_its_path_and_the_old_config_stays(

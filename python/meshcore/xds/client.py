@@ -43,6 +43,9 @@ from .stats import CDS, LDS, XdsStats
 
 log = logging.getLogger(__name__)
 
+# The level of the line logged per applied update: as Envoy, route and endpoint updates
+# (the frequent ones) at debug, listener, cluster and secret updates at info.
+_APPLIED_LEVEL = {ROUTE_CONFIG: logging.DEBUG, ASSIGNMENT: logging.DEBUG}
 # Updates with more resources than this are checked in a worker thread.
 THREADED_STAGE = 100
 
@@ -334,7 +337,8 @@ class XdsClient:
                 not update.resources and not update.removed,
             )
             self.rejections.pop(update.type_url, None)
-            log.info(
+            log.log(
+                _APPLIED_LEVEL.get(update.type_url, logging.INFO),
                 "xDS %s update %r applied (%d resources, %d removed)",
                 short_type(update.type_url),
                 update.version_info,
