@@ -66,9 +66,17 @@ def tcp_bootstrap(
     }
 
 
+#: The Python whose meshcore the `meshcore-b` target runs (`--meshcore-b`): a second build,
+#: to compare a relay change against the unchanged one in the same run.
+MESHCORE_B: dict[str, str] = {}
+
+
 def command(kind: str, config: Path) -> list[str]:
-    if kind == "meshcore":
-        return [sys.executable, "-m", "meshcore", "run", "-c", str(config), "--concurrency", "1"]
+    if kind in ("meshcore", "meshcore-b"):
+        python = sys.executable if kind == "meshcore" else MESHCORE_B.get("python")
+        if python is None:
+            raise SystemExit("target meshcore-b needs --meshcore-b PYTHON")
+        return [python, "-m", "meshcore", "run", "-c", str(config), "--concurrency", "1"]
     binary = envoy_binary()
     if binary is None:
         raise SystemExit("Envoy not found (set MESHCORE_ENVOY_BIN)")
@@ -146,7 +154,14 @@ def main() -> None:
         help="comma-separated link rates (e.g. 1gbit,5gbit,10gbit): measure across a shaped "
         "veth link between two network namespaces instead of loopback (needs root)",
     )
+    ap.add_argument(
+        "--meshcore-b",
+        metavar="PYTHON",
+        help="interpreter of a second meshcore build, measured as target meshcore-b",
+    )
     args = ap.parse_args()
+    if args.meshcore_b:
+        MESHCORE_B["python"] = args.meshcore_b
     if shutil.which("iperf3") is None:
         raise SystemExit("iperf3 not found (apt-get install iperf3)")
     kinds = [k.strip() for k in args.targets.split(",") if k.strip()]
