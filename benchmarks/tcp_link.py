@@ -123,6 +123,16 @@ class Link:
             )
         return bits
 
+    def steer(self, ns: str, cpu: int) -> None:
+        """Receive Packet Steering: the veth end in `ns` hands what it receives to `cpu`'s
+        network stack. veth otherwise processes a packet on the CPU that sent it, so the
+        receiving "host"'s TCP work would run on the sender's CPU."""
+        path = f"/sys/class/net/{DEVICE}/queues/rx-0/rps_cpus"
+        _must(
+            [*self.exec_prefix(ns), "sh", "-c", f"echo {1 << cpu:x} > {path}"],
+            f"steering {ns}/{DEVICE} to CPU {cpu}",
+        )
+
     def qdisc(self, ns: str) -> str:
         return _run(["tc", "-n", ns, "qdisc", "show", "dev", DEVICE]).stdout.strip()
 

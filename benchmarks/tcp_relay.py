@@ -83,12 +83,18 @@ def command(kind: str, config: Path) -> list[str]:
     return [binary, "-c", str(config), "--concurrency", "1", "--disable-hot-restart"]
 
 
-def iperf(port: int, duration: float, host: str = "127.0.0.1", netns: str | None = None) -> float:
+def iperf(
+    port: int,
+    duration: float,
+    host: str = "127.0.0.1",
+    netns: str | None = None,
+    cpu: int = 1,
+) -> float:
     """MiB/s the iperf3 server received from one client stream to `host`:`port` (the client
-    in network namespace `netns` when given)."""
+    pinned to `cpu`, in network namespace `netns` when given)."""
     inside = ["ip", "netns", "exec", netns] if netns else []
     client = subprocess.Popen(
-        ["taskset", "-c", "1", *inside, "iperf3", "-c", host, "-p", str(port),
+        ["taskset", "-c", str(cpu), *inside, "iperf3", "-c", host, "-p", str(port),
          "-t", str(duration), "-J"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
@@ -120,11 +126,12 @@ def measure(
     duration: float,
     host: str = "127.0.0.1",
     netns: str | None = None,
+    client_cpu: int = 1,
 ) -> Run:
     cpu0 = cpu_seconds(proc.pid) if proc else 0.0
     wait0 = wait_seconds(proc.pid) if proc else 0.0
     cores0 = core_times()
-    rate = iperf(port, duration, host, netns)
+    rate = iperf(port, duration, host, netns, client_cpu)
     cores1 = core_times()
     cpu = (cpu_seconds(proc.pid) - cpu0) if proc else 0.0
     wait = (wait_seconds(proc.pid) - wait0) if proc else 0.0
@@ -159,6 +166,14 @@ def main() -> None:
         metavar="PYTHON",
         help="interpreter of a second meshcore build, measured as target meshcore-b",
     )
+    ap.add_argument(
+        "--link-layout",
+        choices=sorted(LAYOUTS),
+        default="shared",
+        help="with --link-rate: shared = pinned as on loopback (proxy CPU 0, client and server "
+        "CPU 1); hosts = CPU 0 is the client's host (client and proxy), CPU 1 the server's, "
+        "each veth end's receive processing steered to its host's CPU (default shared)",
+    )
     args = ap.parse_args()
     if args.meshcore_b:
         MESHCORE_B["python"] = args.meshcore_b
@@ -174,7 +189,8 @@ def main() -> None:
     raise_priority(args.nice)
     if rates:
         with tcp_link.terminate_raises():
-            print(link_report(run_link(kinds, rates, args.rounds, args.duration)))
+            layout = LAYOUTS[args.link_layout]
+            print(link_report(run_link(kinds, rates, args.rounds, args.duration, layout)))
     else:
         print(report(run_loopback(kinds, args.rounds, args.duration)))
 
@@ -214,6 +230,22 @@ def run_loopback(kinds: list[str], rounds: int, duration: float) -> dict[str, li
     return results
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Where the link scenario's processes run; `steer`: RPS sends each veth end's received
+    packets to its namespace's CPU (client_cpu, server_cpu)."""
+
+    proxy_cpu: int
+    client_cpu: int
+    server_cpu: int
+    steer: bool
+
+
+LAYOUTS = {
+    "shared": Layout(proxy_cpu=0, client_cpu=1, server_cpu=1, steer=False),
+    "hosts": Layout(proxy_cpu=0, client_cpu=0, server_cpu=1, steer=True),
+}
+
 #: Ports inside the fresh namespaces (nothing else listens there).
 LINK_SINK_PORT = 5201
 LINK_PROXY_PORT = 10000
@@ -221,7 +253,11 @@ LINK_ADMIN_PORT = 19000
 
 
 def run_link(
-    kinds: list[str], rates: list[str], rounds: int, duration: float
+    kinds: list[str],
+    rates: list[str],
+    rounds: int,
+    duration: float,
+    layout: Layout = LAYOUTS["shared"],
 ) -> dict[str, dict[str, list[Run]]]:
     """Per link rate, `rounds` interleaved runs of each kind across the shaped veth link: the
     iperf3 server in the server namespace, the client and the proxies (sidecars) in the
@@ -235,10 +271,13 @@ def run_link(
         workdir = Path(tmp)
         client_ns, server_ns = net.client_ns, net.server_ns
         procs: dict[str, tuple[Proc | None, str, int]] = {}
+        if layout.steer:
+            net.steer(client_ns, layout.client_cpu)
+            net.steer(server_ns, layout.server_cpu)
         server = Proc.start(
             "iperf3",
             [*net.exec_prefix(server_ns), "iperf3", "-s", "-p", str(LINK_SINK_PORT)],
-            cpu=1,
+            cpu=layout.server_cpu,
             log=workdir / "iperf3.log",
         )
         try:
@@ -252,7 +291,8 @@ def run_link(
                 boot = tcp_bootstrap(port, admin, LINK_SINK_PORT, net.server_addr)
                 config.write_text(yaml.safe_dump(boot))
                 cmd = [*net.exec_prefix(client_ns), *command(kind, config)]
-                started = Proc.start(kind, cmd, cpu=0, log=workdir / f"{kind}.log")
+                log = workdir / f"{kind}.log"
+                started = Proc.start(kind, cmd, cpu=layout.proxy_cpu, log=log)
                 procs[kind] = (started, "127.0.0.1", port)
                 net.wait_port(client_ns, port)
             for rate in rates:
@@ -260,7 +300,7 @@ def run_link(
                 for _ in range(rounds):
                     for kind in kinds:
                         proc, host, port = procs[kind]
-                        run = measure(proc, port, duration, host, client_ns)
+                        run = measure(proc, port, duration, host, client_ns, layout.client_cpu)
                         results[rate][kind].append(run)
         finally:
             for proc, _, _ in procs.values():

@@ -99,3 +99,15 @@ def test_an_error_inside_the_block_still_tears_down():
         made = {net.client_ns, net.server_ns}
         raise RuntimeError("boom")
     assert made and not made & set(tcp_link.namespaces())
+
+
+def test_steer_sets_the_receive_cpu_mask_of_the_veth_end():
+    with tcp_link.link(_tag()) as net:
+        net.steer(net.server_ns, 1)
+        net.steer(net.client_ns, 0)
+        path = f"/sys/class/net/{tcp_link.DEVICE}/queues/rx-0/rps_cpus"
+        for ns, mask in ((net.server_ns, 2), (net.client_ns, 1)):
+            out = subprocess.run(
+                [*net.exec_prefix(ns), "cat", path], capture_output=True, text=True, check=True
+            )
+            assert int(out.stdout.strip().replace(",", ""), 16) == mask
