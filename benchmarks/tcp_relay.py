@@ -8,7 +8,8 @@ machine); interleaved rounds, medians.
 With `--link-rate 1gbit,5gbit,10gbit` the bytes cross a shaped link instead (benchmarks.tcp_link:
 a client and a server network namespace joined by a veth pair, tc tbf at each rate): direct
 is the client to the server across the link; proxied, the proxy runs as a sidecar in the
-client's namespace (client -> 127.0.0.1 -> proxy -> link -> server). Same pinning."""
+client's namespace (client -> 127.0.0.1 -> proxy -> link -> server). Same pinning, or with
+`--link-layout hosts` the client and the proxy on CPU 0 and the server on CPU 1."""
 
 from __future__ import annotations
 
