@@ -1,5 +1,11 @@
-"""The TCP relay benchmark's table: medians, the ratio to direct and the CPU columns."""
+"""The TCP relay benchmark's table (medians, the ratio to direct, the CPU columns), its
+bootstraps and the proxy commands."""
 
+from pathlib import Path
+
+import pytest
+
+from benchmarks import tcp_relay
 from benchmarks.tcp_relay import Run, report, tcp_bootstrap
 
 
@@ -25,3 +31,23 @@ def test_bootstrap_relays_the_listener_to_the_sink():
     cluster = b["static_resources"]["clusters"][0]  # type: ignore[index]
     ep = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
     assert ep["address"]["socket_address"]["port_value"] == 1002
+
+
+def test_meshcore_b_runs_the_given_interpreter_and_needs_one(monkeypatch):
+    config = Path("/tmp/x.yaml")
+    monkeypatch.setattr(tcp_relay, "MESHCORE_B", {})
+    with pytest.raises(SystemExit, match="--meshcore-b PYTHON"):
+        tcp_relay.command("meshcore-b", config)
+    monkeypatch.setattr(tcp_relay, "MESHCORE_B", {"python": "/opt/b/bin/python"})
+    cmd = tcp_relay.command("meshcore-b", config)
+    assert cmd[:3] == ["/opt/b/bin/python", "-m", "meshcore"]
+    assert tcp_relay.command("meshcore", config)[0] != "/opt/b/bin/python"
+
+
+def test_bootstrap_sink_across_the_link():
+    b = tcp_bootstrap(1000, 1001, 5201, "10.201.0.2")
+    listener = b["static_resources"]["listeners"][0]  # type: ignore[index]
+    assert listener["address"]["socket_address"]["address"] == "127.0.0.1"
+    cluster = b["static_resources"]["clusters"][0]  # type: ignore[index]
+    ep = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    assert ep["address"]["socket_address"] == {"address": "10.201.0.2", "port_value": 5201}
