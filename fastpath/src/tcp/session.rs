@@ -103,8 +103,10 @@ pub fn log_refused(
         return;
     }
     let mut fields = started.clone();
-    if why.picked {
-        fields.cluster = tcp.and_then(|t| t.pick_cluster(fastrand::u64(..)));
+    if why.picked
+        && let Some(tcp) = tcp
+    {
+        pick_refused_cluster(&mut fields, tcp);
     }
     let cluster = fields.cluster.and_then(|i| view.clusters.get(i));
     let mut info = std::borrow::Cow::Borrowed(info);
@@ -119,6 +121,12 @@ pub fn log_refused(
     e.termination = why.termination;
     e.transport_failure = why.transport_failure;
     write_lines(&mut e, tcp_log, view.listener_log.as_deref(), w);
+}
+
+/// Sets the cluster a refused connection's lines name: Envoy's `tcp_proxy` picked it (by
+/// weight) when the connection was created, before a filter refused it.
+fn pick_refused_cluster(fields: &mut Fields, tcp: &TcpProxy) {
+    fields.cluster = tcp.pick_cluster(fastrand::u64(..));
 }
 
 /// Renders `e` into the `tcp_proxy`'s log (`TcpConnectionEnd`) and the listener's (`NotSet`).
@@ -165,9 +173,8 @@ pub async fn serve(
             Ok(()) => proxy(w, &view, tcp, &down, &info, &mut log).await,
             Err(details) => {
                 log.termination = details;
-                // Envoy's tcp_proxy picked its cluster when the connection was created.
                 if let Some(f) = log.fields() {
-                    f.cluster = tcp.pick_cluster(fastrand::u64(..));
+                    pick_refused_cluster(f, tcp);
                 }
             }
         }
