@@ -14,7 +14,7 @@ use xxhash_rust::xxh64::xxh64;
 use super::TcpProxy;
 use super::relay::{self, Counts, End, Seen};
 use super::stats::tcp_proxy::Counter;
-use crate::access_log::{Entry, Fields, LogType};
+use crate::access_log::{ClusterNames, Entry, Fields, LogType};
 use crate::breaker::Resource;
 use crate::cluster::{ClusterState, HostCounters, Outcome};
 use crate::compiled::ListenerView;
@@ -117,7 +117,12 @@ pub fn log_refused(
     {
         t.sni = None;
     }
-    let mut e = entry(&fields, why.flags, cluster.map(|c| c.name.as_str()), &info);
+    let mut e = entry(
+        &fields,
+        why.flags,
+        cluster.map(|c| ClusterNames::of(&c.cfg)),
+        &info,
+    );
     e.termination = why.termination;
     e.transport_failure = why.transport_failure;
     write_lines(&mut e, tcp_log, view.listener_log.as_deref(), w);
@@ -203,7 +208,7 @@ pub fn log_no_chain(logs: &crate::access_log::AccessLogs, info: &ConnInfo, w: us
 fn entry<'a>(
     fields: &'a Fields,
     flags: ResponseFlags,
-    cluster: Option<&'a str>,
+    cluster: Option<ClusterNames<'a>>,
     info: &'a ConnInfo,
 ) -> Entry<'a> {
     Entry {
@@ -247,7 +252,12 @@ impl Log<'_> {
             return;
         };
         let cluster = f.cluster.and_then(|i| view.clusters.get(i));
-        let mut e = entry(f, self.flags, cluster.map(|c| c.name.as_str()), info);
+        let mut e = entry(
+            f,
+            self.flags,
+            cluster.map(|c| ClusterNames::of(&c.cfg)),
+            info,
+        );
         e.termination = self.termination;
         write_lines(
             &mut e,
@@ -277,7 +287,12 @@ impl Log<'_> {
             now.bytes_sent = tx;
         }
         let cluster = f.cluster.and_then(|i| view.clusters.get(i));
-        let mut e = entry(&now, self.flags, cluster.map(|c| c.name.as_str()), info);
+        let mut e = entry(
+            &now,
+            self.flags,
+            cluster.map(|c| ClusterNames::of(&c.cfg)),
+            info,
+        );
         e.kind = kind;
         logs.log(&e, w);
     }
