@@ -156,6 +156,7 @@ pub fn listener_stat_prefix(addr: SocketAddr, stat_prefix: Option<&str>) -> Stri
 pub fn compile_hcm(
     cfg: &snapshot::HttpConnectionManager,
     cluster_index: &dyn Fn(&str) -> Option<usize>,
+    stat_name: &dyn Fn(usize) -> String,
     registry: &Registry,
     local_address: &str,
     path: &str,
@@ -198,9 +199,15 @@ pub fn compile_hcm(
             None => None,
         },
         grpc_stats: cfg.http_filters.iter().find_map(|f| match &f.config {
-            snapshot::HttpFilterConfig::GrpcStats(g) => Some(Box::new(
-                crate::filters::grpc_stats::GrpcStats::compile(g, cfg, cluster_index, registry),
-            )),
+            snapshot::HttpFilterConfig::GrpcStats(g) => {
+                Some(Box::new(crate::filters::grpc_stats::GrpcStats::compile(
+                    g,
+                    cfg,
+                    cluster_index,
+                    stat_name,
+                    registry,
+                )))
+            }
             _ => None,
         }),
     })
@@ -214,7 +221,15 @@ pub fn inert_hcm(local_address: &str) -> Result<Hcm, String> {
         "route_config": {},
     }))
     .map_err(|e| e.to_string())?;
-    compile_hcm(&cfg, &|_| None, &Registry::new(1), local_address, "")
+    let no_cluster = |_| String::new();
+    compile_hcm(
+        &cfg,
+        &|_| None,
+        &no_cluster,
+        &Registry::new(1),
+        local_address,
+        "",
+    )
 }
 
 #[cfg(test)]

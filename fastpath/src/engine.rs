@@ -165,9 +165,10 @@ impl Engine {
                     clusters.push(old.clone());
                 }
                 None => {
-                    let stats = ClusterStats::new(&self.registry, &format!("cluster.{}", c.name));
+                    let scope = format!("cluster.{}", c.stat_name());
+                    let stats = ClusterStats::new(&self.registry, &scope);
                     let od = c.outlier_detection.as_ref().map(|_| {
-                        let prefix = format!("cluster.{}.outlier_detection", c.name);
+                        let prefix = format!("{scope}.outlier_detection");
                         OutlierStats::new(&self.registry, &prefix)
                     });
                     let tls = crate::tls::ClientTls::compile(c, &self.registry, &path)
@@ -183,7 +184,8 @@ impl Engine {
         }
         let cluster_list: Arc<[Arc<ClusterState>]> = clusters.into();
         let lookup = |name: &str| index.get(name).copied();
-        let prepared = self.prepare_listeners(&ctl, &snap, &lookup)?;
+        let stat_name = |i: usize| cluster_list[i].cfg.stat_name().to_owned();
+        let prepared = self.prepare_listeners(&ctl, &snap, &lookup, &stat_name)?;
 
         // Commit.
         for (c, set) in endpoint_sets {
@@ -226,7 +228,8 @@ impl Engine {
         let cluster_list = ctl.clusters.clone();
         let prepared = {
             let lookup = |name: &str| ctl.by_name.get(name).copied();
-            self.prepare_listeners(&ctl, &snap, &lookup)?
+            let stat_name = |i: usize| cluster_list[i].cfg.stat_name().to_owned();
+            self.prepare_listeners(&ctl, &snap, &lookup, &stat_name)?
         };
         self.commit_listeners(&mut ctl, &snap, prepared, &cluster_list);
         ctl.generation += 1;
@@ -234,12 +237,14 @@ impl Engine {
     }
 
     /// Compiles the snapshot's listeners (`lookup`: a cluster's position in the cluster
-    /// list they will use) and binds the new ones: all or nothing, nothing swapped yet.
+    /// list they will use; `stat_name`: the stats name of the cluster at a position) and
+    /// binds the new ones: all or nothing, nothing swapped yet.
     fn prepare_listeners(
         &self,
         ctl: &Control,
         snap: &snapshot::Snapshot,
         lookup: &dyn Fn(&str) -> Option<usize>,
+        stat_name: &dyn Fn(usize) -> String,
     ) -> Result<Vec<PreparedListener>, EngineError> {
         if snap.local_address.parse::<IpAddr>().is_err() {
             return Err(EngineError::Value(format!(
@@ -267,6 +272,7 @@ impl Engine {
             let parts = crate::listener::compile_listener(
                 l,
                 lookup,
+                stat_name,
                 &self.registry,
                 &snap.local_address,
                 snap.global_downstream_max_connections,
@@ -456,7 +462,11 @@ impl Engine {
                         })
                     })
                     .collect();
-                json!({"name": c.name, "hosts": hosts})
+                json!({
+                    "name": c.name,
+                    "observability_name": c.cfg.stat_name(),
+                    "hosts": hosts,
+                })
             })
             .collect();
         serde_json::to_vec(&out).unwrap_or_default()

@@ -61,10 +61,12 @@ class Engine:
         histogram's full stat name and whole milliseconds, samples dropped meanwhile); the
         drops are also counted in `statsd.histogram_samples_dropped`."""
     def clusters(self) -> bytes:
-        """JSON: [{"name": str, "hosts": [{"address": str, "port": int, "weight": int,
-        "healthy": bool, "priority": int, "ejected": bool, "cx_active": int, "cx_total": int,
-        "rq_active": int, "rq_total": int, "rq_error": int}]}]. `ejected`: outlier detection
-        took the host out of load balancing (Envoy's `/failed_outlier_check`)."""
+        """JSON: [{"name": str, "observability_name": str, "hosts": [{"address": str,
+        "port": int, "weight": int, "healthy": bool, "priority": int, "ejected": bool,
+        "cx_active": int, "cx_total": int, "rq_active": int, "rq_total": int, "rq_error": int}]}].
+        `observability_name`: the cluster's stats name (`alt_stat_name`, else `name`).
+        `ejected`: outlier detection took the host out of load balancing (Envoy's
+        `/failed_outlier_check`)."""
     def drain(self) -> None:
         """Stops accepting, closes idle downstream connections, and answers the rest with
         `connection: close`. Returns at once; poll `active_connections()`."""

@@ -141,7 +141,7 @@ def _edge() -> dict[str, Any]:
     }
     clusters = [
         static_cluster("a", [("127.0.0.1", 1), ("127.0.0.1", 2)]),
-        static_cluster("b", [("127.0.0.1", 3)]),
+        static_cluster("b", [("127.0.0.1", 3)], alt_stat_name="b_stats"),
     ]
     clusters[0]["lb_policy"] = "RING_HASH"
     clusters[1]["lb_policy"] = "LEAST_REQUEST"

@@ -211,6 +211,38 @@ def test_dns_hosts_keep_their_priority() -> None:
     assert dns.hosts == (DnsHost("a.local", 80, 1, 0), DnsHost("b.local", 81, 1, 1))
 
 
+def test_alt_stat_name_names_the_stats_of_every_part() -> None:
+    b = base()
+    cluster(b)["alt_stat_name"] = "backend_stats"
+    cluster(b)["health_checks"] = [
+        {
+            "timeout": "1s",
+            "interval": "5s",
+            "unhealthy_threshold": 3,
+            "healthy_threshold": 2,
+            "tcp_health_check": {},
+        }
+    ]
+    config = load(b)
+    assert snapshot_cluster(b)["alt_stat_name"] == "backend_stats"
+    assert snapshot_cluster(b)["name"] == "backend"
+    (check,) = config.health_checks
+    assert (check.cluster, check.stat_name) == ("backend", "backend_stats")
+
+    dns = base()
+    cluster(dns).update({"type": "STRICT_DNS", "alt_stat_name": "dns_stats"})
+    (resolved,) = load(dns).dns_clusters
+    assert (resolved.name, resolved.stat_name) == ("backend", "dns_stats")
+
+
+def test_without_alt_stat_name_stats_use_the_name() -> None:
+    b = base()
+    assert "alt_stat_name" not in snapshot_cluster(b)
+    cluster(b)["type"] = "STRICT_DNS"
+    (resolved,) = load(b).dns_clusters
+    assert resolved.stat_name == "backend"
+
+
 def test_duplicate_cluster_names() -> None:
     b = base()
     b["static_resources"]["clusters"].append(copy.deepcopy(cluster(b)))

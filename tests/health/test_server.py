@@ -205,3 +205,14 @@ def test_clusters_view_without_health_checks_is_unchanged():
     }
     text = clusters_view.render_text([{"name": "c", "hosts": [host]}], {"c"}, lambda *_: "")
     assert "c::10.0.0.1:80::health_flags::/failed_eds_health" in text.splitlines()
+
+
+async def test_health_check_stats_are_named_by_the_alt_stat_name(nursery, autojump_clock):
+    rig = Rig(ProbeBook([OK]))
+    nursery.start_soon(rig.server.serve, mesh_config(spec(alt_stat_name="svc_stats")))
+    await rig.ready.receive()
+    counters = rig.stats().counters
+    assert counters["cluster.svc_stats.health_check.attempt"] == 2  # one per host
+    assert counters["cluster.svc_stats.health_check.success"] == 2
+    assert not any(name.startswith("cluster.svc.") for name in counters)
+    rig.server.terminate("test")

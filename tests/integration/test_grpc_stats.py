@@ -1,8 +1,8 @@
 """The `grpc_stats` HTTP filter with grpcio calls through the proxy: per-method counters for
 the allowlisted methods, the method-less `cluster.<c>.grpc.*` bucket for the others, error
 statuses from trailers-only responses and from the proxy's own gRPC local replies, and
-`replace_dots_in_grpc_service_name` (no effect on allowlisted names); the same counters on
-Envoy and meshcore."""
+`replace_dots_in_grpc_service_name` (no effect on allowlisted names); a cluster's
+`alt_stat_name` names its `grpc.*` scope; the same counters on Envoy and meshcore."""
 
 from __future__ import annotations
 
@@ -75,7 +75,10 @@ def proxy(request, grpc_port, tmp_path_factory) -> Iterator[tuple[Proxy, int, in
                 ),
             ),
         ],
-        [h2_cluster("grpc", grpc_port), h2_cluster("dead", dead_port())],
+        [
+            h2_cluster("grpc", grpc_port),
+            {**h2_cluster("dead", dead_port()), "alt_stat_name": "gone"},
+        ],
     )
     running = start_proxy(request.param, config, tmp_path_factory)
     yield running, port, dots_port
@@ -119,7 +122,8 @@ def test_counters_match_the_calls_made(proxy):
     assert (count(f"{plain}.success"), count(f"{plain}.total"), count(f"{plain}.0")) == (1, 1, 1)
     assert count(f"{plain}.failure") == 0
     assert "cluster.grpc.grpc.test.Echo.ServerStream.total" not in stats
-    dead_stats = "cluster.dead.grpc"
+    dead_stats = "cluster.gone.grpc"  # the cluster's alt_stat_name
+    assert not any(name.startswith("cluster.dead.") for name in stats)
     assert (count(f"{dead_stats}.failure"), count(f"{dead_stats}.14")) == (1, 1)
     assert count(f"{dead_stats}.total") == 1
 

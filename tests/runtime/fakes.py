@@ -135,6 +135,11 @@ class FakeDnsCluster:
     hosts: tuple[FakeDnsHost, ...]
     refresh_rate_s: float = 5.0
     family: str = "v4"
+    alt_stat_name: str = ""
+
+    @property
+    def stat_name(self) -> str:
+        return self.alt_stat_name or self.name
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,17 @@ async def test_initial_resolution_builds_endpoints_per_address():
     assert dns.hostname_of("svc", "10.0.0.9", 8080) == ""
 
 
+async def test_update_stats_are_named_by_alt_stat_name():
+    dns, _, stats, _ = make({"a.example": [["10.0.0.1"]], "b.example": [OSError("down")]})
+    renamed = FakeDnsCluster("svc", SVC.hosts, alt_stat_name="svc_stats")
+    resolved = await dns.resolve_all([renamed])
+    assert list(resolved) == ["svc"]  # endpoints still go to the cluster by its name
+    assert stats.get("cluster.svc_stats.update_attempt") == 2
+    assert stats.get("cluster.svc_stats.update_success") == 1
+    assert stats.get("cluster.svc_stats.update_failure") == 1
+    assert stats.get("cluster.svc.update_attempt") == 0
+
+
 async def test_endpoints_keep_their_host_priority():
     dns, _, _, _ = make({"a.example": [["10.0.0.1"]], "b.example": [["10.0.0.3"]]})
     failover = FakeDnsCluster(

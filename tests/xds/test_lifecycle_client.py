@@ -209,6 +209,21 @@ async def test_config_dump_and_stats_after_updates(ads_server: AdsServer, sink: 
         assert control.gauge("cluster_manager.cds.version") not in versions
 
 
+async def test_eds_update_stats_are_named_by_the_alt_stat_name(
+    ads_server: AdsServer, sink: FakeSink
+) -> None:
+    ads_server.set_resources(CLUSTER, [eds_cluster("a", alt_stat_name="a_stats")], version="c-1")
+    ads_server.set_resources(ASSIGNMENT, [assignment("a", [("127.0.0.1", 1)])], version="e-1")
+    ads_server.set_resources(LISTENER, [listener("ingress", 0, rds="r")], version="l-1")
+    ads_server.set_resources(ROUTE_CONFIG, [route_config("r", "a")], version="r-1")
+    async with running_client(ads_server, sink) as client:
+        await request(ads_server, acked(ROUTE_CONFIG, "r-1"))
+        control = client.stats.control
+        assert control.get("cluster.a_stats.update_success") == 1
+        assert control.get("cluster.a_stats.update_attempt") == 1
+        assert control.get("cluster.a.update_success") == 0
+
+
 async def test_a_listener_from_a_watched_file_inherits_the_bootstrap_tracing(
     ads_server: AdsServer, sink: FakeSink, tmp_path: Path
 ) -> None:

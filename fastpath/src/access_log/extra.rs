@@ -14,8 +14,8 @@ use crate::local_reply::ResponseFlag;
 /// An operator of this module (`format::Op::Ext`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ext {
-    /// `%UPSTREAM_CLUSTER_RAW%`: the cluster's `name` (meshcore has no `alt_stat_name`, so
-    /// it equals `%UPSTREAM_CLUSTER%`).
+    /// `%UPSTREAM_CLUSTER_RAW%`: the cluster's `name` (`%UPSTREAM_CLUSTER%` shows its
+    /// `alt_stat_name` when it has one).
     UpstreamClusterRaw,
     UpstreamRemoteAddress,
     UpstreamRemoteAddressWithoutPort,
@@ -181,7 +181,7 @@ pub(super) fn value(x: &Ext, e: &Entry<'_>, out: &mut Vec<u8>) -> Kind {
     let connected = f.first_byte.is_some() || f.upstream_local.is_some();
     let upstream_remote = f.upstream_host.filter(|_| connected);
     match x {
-        Ext::UpstreamClusterRaw => text(out, e.cluster.unwrap_or("").as_bytes()),
+        Ext::UpstreamClusterRaw => text(out, e.cluster.map_or("", |c| c.name).as_bytes()),
         Ext::UpstreamRemoteAddress => addr(out, upstream_remote),
         Ext::UpstreamRemoteAddressWithoutPort => without_port(out, upstream_remote),
         Ext::UpstreamRemotePort => port(out, upstream_remote),

@@ -172,7 +172,7 @@ pub struct Entry<'a> {
     /// The request head as Envoy's log sees it (request line and headers; empty: none).
     pub req_head: &'a [u8],
     pub route_name: &'a str,
-    pub cluster: Option<&'a str>,
+    pub cluster: Option<ClusterNames<'a>>,
     pub downstream_remote: SocketAddr,
     pub downstream_local: SocketAddr,
     /// The downstream connection's id (`%CONNECTION_ID%`, `ConnInfo::id`).
@@ -186,6 +186,24 @@ pub struct Entry<'a> {
     pub generated_id: OnceCell<[u8; 36]>,
     /// `req_head`, indexed on the first `%REQ(...)%` lookup.
     pub req_index: OnceCell<HeadIndex<'a>>,
+}
+
+/// The routed cluster's names in a line: `%UPSTREAM_CLUSTER%` shows `stat` (its
+/// `alt_stat_name`, else its name, as Envoy 1.40 does), `%UPSTREAM_CLUSTER_RAW%` its `name`.
+#[derive(Clone, Copy, Debug)]
+pub struct ClusterNames<'a> {
+    pub name: &'a str,
+    pub stat: &'a str,
+}
+
+impl<'a> ClusterNames<'a> {
+    /// The names of a snapshot cluster.
+    pub fn of(c: &'a crate::config::snapshot::Cluster) -> ClusterNames<'a> {
+        ClusterNames {
+            name: &c.name,
+            stat: c.stat_name(),
+        }
+    }
 }
 
 impl Entry<'_> {

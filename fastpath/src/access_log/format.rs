@@ -544,7 +544,7 @@ fn value(op: &Op, e: &Entry<'_>, out: &mut Vec<u8>) -> Kind {
         },
         Op::UpstreamHost => addr(out, f.upstream_host),
         Op::UpstreamLocalAddress => addr(out, f.upstream_local),
-        Op::UpstreamCluster => text(out, e.cluster.unwrap_or("").as_bytes()),
+        Op::UpstreamCluster => text(out, e.cluster.map_or("", |c| c.stat).as_bytes()),
         Op::UpstreamTransportFailureReason => text(out, f.failure_reason.as_bytes()),
         // The client address after x-forwarded-for, as Envoy's (port 0 when from XFF).
         Op::DownstreamRemoteAddress => addr(out, Some(f.remote.unwrap_or(e.downstream_remote))),

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use crate::config::access_log::AccessLog as AccessLogCfg;
 use crate::stats::{Layout, Registry, Scope};
 
-pub use fields::{Entry, Fields, LogType, MINOR_HTTP2};
+pub use fields::{ClusterNames, Entry, Fields, LogType, MINOR_HTTP2};
 use filter::Filter;
 use format::{Format, Needs};
 use writer::Sink;

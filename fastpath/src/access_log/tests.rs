@@ -4,7 +4,7 @@ use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::fields::{Entry, Fields, LogType};
+use super::fields::{ClusterNames, Entry, Fields, LogType};
 use super::filter::Filter;
 use super::format::{Format, parse};
 use crate::config::access_log::{
@@ -41,7 +41,10 @@ pub(super) fn entry<'a>(f: &'a Fields, req: &'a [u8]) -> Entry<'a> {
         minor: Some(1),
         req_head: req,
         route_name: "r1",
-        cluster: Some("live"),
+        cluster: Some(ClusterNames {
+            name: "live",
+            stat: "live",
+        }),
         downstream_remote: "127.0.0.1:50196".parse().unwrap(),
         downstream_local: "127.0.0.1:18801".parse().unwrap(),
         connection_id: 7,

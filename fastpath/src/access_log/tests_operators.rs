@@ -290,6 +290,20 @@ fn upstream_cluster_raw_is_the_clusters_name() {
 }
 
 #[test]
+fn upstream_cluster_is_the_alt_stat_name_and_raw_the_name() {
+    let f = fields();
+    let mut e = entry(&f, REQ);
+    e.cluster = Some(super::fields::ClusterNames {
+        name: "live",
+        stat: "live_stats",
+    });
+    assert_eq!(
+        text("%UPSTREAM_CLUSTER% %UPSTREAM_CLUSTER_RAW%", &e),
+        "live_stats live"
+    );
+}
+
+#[test]
 fn needs_and_argument_errors() {
     let needs = |s: &str| {
         Format::compile(&AccessLogFormat::Text(s.into()))

@@ -122,11 +122,11 @@ impl ClusterState {
         self
     }
 
-    /// Adds `cluster.<name>.http2.*` when the cluster may speak HTTP/2 upstream (Envoy's
+    /// Adds `cluster.<stat_name>.http2.*` when the cluster may speak HTTP/2 upstream (Envoy's
     /// upstream codec stats scope).
     pub fn with_h2_codec_stats(mut self, registry: &crate::stats::Registry) -> ClusterState {
         if self.cfg.http2.is_some() {
-            let prefix = format!("cluster.{}.http2", self.name);
+            let prefix = format!("cluster.{}.http2", self.cfg.stat_name());
             self.h2_codec_stats = Some(crate::stats::Http2CodecStats::new(registry, &prefix));
         }
         self

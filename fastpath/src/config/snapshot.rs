@@ -925,6 +925,10 @@ fn default_tokens_per_fill() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct Cluster {
     pub name: String,
+    /// `alt_stat_name`: the name in the cluster's stats (`cluster.<alt_stat_name>.*`) and in
+    /// `%UPSTREAM_CLUSTER%` instead of `name` (absent: `name`).
+    #[serde(default)]
+    pub alt_stat_name: Option<String>,
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
     #[serde(default)]
@@ -976,6 +980,14 @@ pub struct Cluster {
     /// codec (`http2` holds the HTTP/2 options; no ALPN chosen: HTTP/1.1).
     #[serde(default)]
     pub http_auto: bool,
+}
+
+impl Cluster {
+    /// The name of the cluster's stats scope (`cluster.<stat_name>.*`) and of
+    /// `%UPSTREAM_CLUSTER%`: `alt_stat_name` when set, else `name` (Envoy's observability name).
+    pub fn stat_name(&self) -> &str {
+        self.alt_stat_name.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// `common_lb_config`, the policy's own config, and the load assignment's `policy`.

@@ -37,7 +37,7 @@ pub fn compile(snap: &mut snapshot::Snapshot) -> Result<Compiled, String> {
         if index.insert(c.name.as_str(), i).is_some() {
             return Err(format!("{path}.name: duplicate cluster {:?}", c.name));
         }
-        let stats = ClusterStats::new(&registry, &format!("cluster.{}", c.name));
+        let stats = ClusterStats::new(&registry, &format!("cluster.{}", c.stat_name()));
         let tls = crate::tls::ClientTls::compile(c, &registry, &path)?;
         clusters.push(Arc::new(ClusterState::new(c, stats, &path)?.with_tls(tls)));
     }
@@ -49,6 +49,7 @@ pub fn compile(snap: &mut snapshot::Snapshot) -> Result<Compiled, String> {
         ));
     }
     let lookup = |name: &str| index.get(name).copied();
+    let stat_name = |i: usize| clusters[i].cfg.stat_name().to_owned();
     let mut names = HashMap::new();
     let mut listeners = Vec::with_capacity(snap.listeners.len());
     for (i, l) in snap.listeners.iter().enumerate() {
@@ -63,6 +64,7 @@ pub fn compile(snap: &mut snapshot::Snapshot) -> Result<Compiled, String> {
         let parts = crate::listener::compile_listener(
             l,
             &lookup,
+            &stat_name,
             &registry,
             &snap.local_address,
             snap.global_downstream_max_connections,

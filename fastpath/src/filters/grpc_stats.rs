@@ -72,11 +72,14 @@ impl std::fmt::Debug for GrpcStats {
 }
 
 impl GrpcStats {
-    /// `names` are the cluster names of the snapshot, by index (`cluster_index` inverted).
+    /// `cluster_index`: a cluster's position in the snapshot; `stat_name`: the stats name of
+    /// the cluster at a position (its `alt_stat_name` or its name: the scope is the
+    /// cluster's, `cluster.<stat_name>.grpc`, as in Envoy).
     pub fn compile(
         cfg: &GrpcStatsFilter,
         hcm: &snapshot::HttpConnectionManager,
         cluster_index: &dyn Fn(&str) -> Option<usize>,
+        stat_name: &dyn Fn(usize) -> String,
         registry: &Registry,
     ) -> GrpcStats {
         let layout = if cfg.upstream_stats {
@@ -92,7 +95,7 @@ impl GrpcStats {
             if clusters.contains_key(&i) {
                 continue;
             }
-            let prefix = format!("cluster.{name}.grpc");
+            let prefix = format!("cluster.{}.grpc", stat_name(i));
             let scope = |p: &str| GrpcScope(registry.scope(p, layout));
             let mut methods = Methods::new();
             if !cfg.all_methods {

@@ -42,6 +42,30 @@ impl From<std::io::Error> for BodyError {
     }
 }
 
+/// Runs a stream's two directions over its pipe pair at once: `up` (the client's DATA into
+/// the pair) to its end, and `down` (the core's answer out as the stream); returns when `down`
+/// ends or `up` fails (the client reset the stream or broke its framing: dropping the pair
+/// makes the core see its peer go away, and dropping an unfinished stream resets it).
+pub async fn pump<U, D>(up: U, down: D)
+where
+    U: Future<Output = Result<(), BodyError>>,
+    D: Future,
+{
+    tokio::pin!(up, down);
+    let mut uploaded = false;
+    loop {
+        tokio::select! {
+            r = &mut up, if !uploaded => {
+                uploaded = true;
+                if r.is_err() {
+                    return;
+                }
+            }
+            _ = &mut down => return,
+        }
+    }
+}
+
 /// Writes an HTTP/2 body (DATA frames, then trailers) as the HTTP/1.1 body `framing` says:
 /// raw for `Length` (checked against the length), chunked with a trailer section for
 /// `Chunked`. Window capacity is released only once the bytes are written, so a slow reader

@@ -221,22 +221,7 @@ async fn bridge(
         Ok::<(), BodyError>(())
     };
     let download = respond_from_core(&mut rd, &mut respond, head_request, grpc, &grpc_count);
-    tokio::pin!(upload, download);
-    let mut uploaded = false;
-    loop {
-        tokio::select! {
-            r = &mut upload, if !uploaded => {
-                uploaded = true;
-                if r.is_err() {
-                    // The client reset the stream or broke its framing (the `h2` crate resets
-                    // it): the core sees its peer go away (the pair closes) and stops the
-                    // request.
-                    return;
-                }
-            }
-            _ = &mut download => return,
-        }
-    }
+    body::pump(upload, download).await;
 }
 
 /// Reads the core's HTTP/1.1 response (skipping 1xx heads) and sends it as HEADERS, DATA and

@@ -75,21 +75,7 @@ pub async fn bridge(
     };
     let up = upload(body, &mut wr);
     let down = body::h1_to_h2(&mut rd, buf, Framing::UntilClose, &mut send);
-    tokio::pin!(up, down);
-    let mut uploaded = false;
-    loop {
-        tokio::select! {
-            r = &mut up, if !uploaded => {
-                uploaded = true;
-                if r.is_err() {
-                    // A reset or a broken pair: dropping the pair ends the core's tunnel, and
-                    // dropping the unfinished stream resets it.
-                    return;
-                }
-            }
-            _ = &mut down => return,
-        }
-    }
+    body::pump(up, down).await;
 }
 
 /// The core's response head (1xx other than 101 skipped).

@@ -36,6 +36,7 @@ pub struct ListenerParts {
 fn compile_chain(
     c: &snapshot::FilterChain,
     lookup: &dyn Fn(&str) -> Option<usize>,
+    stat_name: &dyn Fn(usize) -> String,
     registry: &Registry,
     local_address: &str,
     path: &str,
@@ -44,6 +45,7 @@ fn compile_chain(
         snapshot::NetworkFilter::HttpConnectionManager(h) => compile_hcm(
             h,
             lookup,
+            stat_name,
             registry,
             local_address,
             &format!("{path}.filter.http_connection_manager"),
@@ -55,10 +57,13 @@ fn compile_chain(
     Ok(ChainParts { hcm, network, tls })
 }
 
-/// Compiles `l` (at `path`, e.g. `listeners[0]`); errors name the field.
+/// Compiles `l` (at `path`, e.g. `listeners[0]`); errors name the field. `lookup`: a
+/// cluster's position in the cluster list; `stat_name`: the stats name of the cluster at a
+/// position (`alt_stat_name` or its name).
 pub fn compile_listener(
     l: &snapshot::Listener,
     lookup: &dyn Fn(&str) -> Option<usize>,
+    stat_name: &dyn Fn(usize) -> String,
     registry: &Registry,
     local_address: &str,
     global_limit: Option<u64>,
@@ -73,7 +78,14 @@ pub fn compile_listener(
     let mut matches = Vec::with_capacity(l.filter_chains.len());
     for (i, c) in l.filter_chains.iter().enumerate() {
         let at = format!("{path}.filter_chains[{i}]");
-        chains.push(compile_chain(c, lookup, registry, local_address, &at)?);
+        chains.push(compile_chain(
+            c,
+            lookup,
+            stat_name,
+            registry,
+            local_address,
+            &at,
+        )?);
         matches.push((&c.filter_chain_match, at));
     }
     let matcher = ChainMatcher::compile(&matches)?;
@@ -81,6 +93,7 @@ pub fn compile_listener(
         Some(c) => Some(compile_chain(
             c,
             lookup,
+            stat_name,
             registry,
             local_address,
             &format!("{path}.default_filter_chain"),

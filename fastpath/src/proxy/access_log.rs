@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::Conn;
 use super::prepare::{Prepared, ReqInfo};
-use crate::access_log::{Entry, Fields, LogType};
+use crate::access_log::{ClusterNames, Entry, Fields, LogType};
 use crate::compiled::ListenerView;
 use crate::http1::Framing;
 
@@ -130,7 +130,7 @@ impl Conn {
             cluster: l
                 .cluster
                 .and_then(|i| view.clusters.get(i))
-                .map(|c| c.name.as_str()),
+                .map(|c| ClusterNames::of(&c.cfg)),
             downstream_remote: self.down.peer(),
             // On a wildcard listener: the address the client connected to, as Envoy logs it.
             downstream_local: self.down.info.local,

@@ -16,7 +16,7 @@ use super::prepare::{ForwardPlan, ReqInfo};
 use super::response::{DownMode, RespInfo};
 use super::stream_timers::StreamTimers;
 use super::{Conn, Flow, ReqBody};
-use crate::breaker::Resource;
+use crate::breaker::{Permit, Resource};
 use crate::cluster::ClusterState;
 use crate::compiled::ListenerView;
 use crate::error::ErrorKind;
@@ -122,11 +122,23 @@ async fn wait_for_connection_room(
     w: usize,
     timeout: Option<Duration>,
 ) -> Result<(), ErrorKind> {
-    let b = &cluster.breakers;
-    if !b.is_open(Resource::Connections) {
+    if !cluster.breakers.is_open(Resource::Connections) {
         return Ok(());
     }
-    let Some(_pending) = b.try_acquire(Resource::Pending) else {
+    let _pending = enter_pending(cluster, w)?;
+    match wait_for_room(cluster, w, timeout, || None::<()>).await {
+        Room::TimedOut => {
+            cluster.stats.inc(w, cluster::Counter::UpstreamRqTimeout);
+            Err(ErrorKind::UpstreamTimeout)
+        }
+        Room::Free | Room::Ready(()) => Ok(()),
+    }
+}
+
+/// Enters the cluster's pending requests (`max_pending_requests`): counts
+/// `upstream_rq_pending_total`, or `upstream_rq_pending_overflow` when they are full.
+pub(super) fn enter_pending(cluster: &ClusterState, w: usize) -> Result<Permit<'_>, ErrorKind> {
+    let Some(pending) = cluster.breakers.try_acquire(Resource::Pending) else {
         cluster
             .stats
             .inc(w, cluster::Counter::UpstreamRqPendingOverflow);
@@ -135,22 +147,45 @@ async fn wait_for_connection_room(
     cluster
         .stats
         .inc(w, cluster::Counter::UpstreamRqPendingTotal);
+    Ok(pending)
+}
+
+/// How a wait at `max_connections` ended.
+pub(super) enum Room<T> {
+    /// A connection of the cluster closed: there is room to open one.
+    Free,
+    /// `ready` gave what the waiter wanted (a pooled connection came back).
+    Ready(T),
+    /// The timeout passed first.
+    TimedOut,
+}
+
+/// At `max_connections` (the caller checked the breaker is open): counts
+/// `upstream_cx_overflow` and waits, until `timeout`, for a connection of the cluster to
+/// close or for `ready` (asked at the start and after each close) to give one.
+pub(super) async fn wait_for_room<T>(
+    cluster: &ClusterState,
+    w: usize,
+    timeout: Option<Duration>,
+    mut ready: impl FnMut() -> Option<T>,
+) -> Room<T> {
+    let b = &cluster.breakers;
     cluster.stats.inc(w, cluster::Counter::UpstreamCxOverflow);
     let until = timeout.map(|t| Instant::now() + t);
     loop {
         let freed = b.cx_freed.notified();
+        if let Some(got) = ready() {
+            return Room::Ready(got);
+        }
         if !b.is_open(Resource::Connections) {
-            return Ok(());
+            return Room::Free;
         }
         let wait = tokio::time::sleep_until(
             until.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
         );
         tokio::select! {
             _ = freed => {}
-            _ = wait => {
-                cluster.stats.inc(w, cluster::Counter::UpstreamRqTimeout);
-                return Err(ErrorKind::UpstreamTimeout);
-            }
+            _ = wait => return Room::TimedOut,
         }
     }
 }

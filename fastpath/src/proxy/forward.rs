@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
+use super::connect::{Room, enter_pending, wait_for_room};
 use super::io::{write_all_vectored, write_or_early_response};
 use super::prepare::{ForwardPlan, ReqInfo, Tunnel};
 use super::response::{self, DownMode, MAX_RESPONSE_HEAD, Parsed, RespCtx, RespInfo};
@@ -879,34 +880,13 @@ impl Conn {
     ) -> Result<UpConn, ErrorKind> {
         let w = self.worker.index;
         let cluster = a.cluster;
-        let b = &cluster.breakers;
-        let Some(_pending) = b.try_acquire(Resource::Pending) else {
-            cluster
-                .stats
-                .inc(w, cluster::Counter::UpstreamRqPendingOverflow);
-            return Err(ErrorKind::Overflow);
-        };
-        cluster
-            .stats
-            .inc(w, cluster::Counter::UpstreamRqPendingTotal);
-        if b.is_open(Resource::Connections) {
-            cluster.stats.inc(w, cluster::Counter::UpstreamCxOverflow);
-            let until = plan.timeout.map(|t| Instant::now() + t);
-            loop {
-                let freed = b.cx_freed.notified();
-                if let Some(c) = self.worker.pool.take(a.host.id) {
-                    return Ok(c);
-                }
-                if !b.is_open(Resource::Connections) {
-                    break;
-                }
-                let wait = tokio::time::sleep_until(
-                    until.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
-                );
-                tokio::select! {
-                    _ = freed => {}
-                    _ = wait => return Err(ErrorKind::UpstreamTimeout),
-                }
+        let _pending = enter_pending(cluster, w)?;
+        if cluster.breakers.is_open(Resource::Connections) {
+            let pooled = || self.worker.pool.take(a.host.id);
+            match wait_for_room(cluster, w, plan.timeout, pooled).await {
+                Room::Ready(c) => return Ok(c),
+                Room::TimedOut => return Err(ErrorKind::UpstreamTimeout),
+                Room::Free => {}
             }
         }
         connect(w, cluster, a.host, a.addr, self.downstream_http2())

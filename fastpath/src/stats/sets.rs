@@ -243,44 +243,36 @@ pub fn cluster_class(code: u16) -> cluster::Counter {
 }
 
 // `cluster.<name>.grpc[.<service>.<method>].*` (the `grpc_stats` HTTP filter): calls by
-// outcome and by `grpc-status` (0 to 16), and messages each way.
-stat_set! { grpc, prefix_codes: None,
-    counters {
-        Success => "success",
-        Failure => "failure",
-        Total => "total",
-        S0 => "0", S1 => "1", S2 => "2", S3 => "3", S4 => "4", S5 => "5", S6 => "6",
-        S7 => "7", S8 => "8", S9 => "9", S10 => "10", S11 => "11", S12 => "12",
-        S13 => "13", S14 => "14", S15 => "15", S16 => "16",
-        RequestMessageCount => "request_message_count",
-        ResponseMessageCount => "response_message_count",
-    }
-    gauges {}
-    histograms {}
-    globals {}
-    control_counters {}
+// outcome and by `grpc-status` (0 to 16), and messages each way. One counter list for both
+// sets below, so their counters stand in the same slots (the filter counts either with
+// `grpc::Counter`).
+macro_rules! grpc_set {
+    ($name:ident, histograms { $($h:ident => $hn:literal,)* }) => {
+        stat_set! { $name, prefix_codes: None,
+            counters {
+                Success => "success",
+                Failure => "failure",
+                Total => "total",
+                S0 => "0", S1 => "1", S2 => "2", S3 => "3", S4 => "4", S5 => "5", S6 => "6",
+                S7 => "7", S8 => "8", S9 => "9", S10 => "10", S11 => "11", S12 => "12",
+                S13 => "13", S14 => "14", S15 => "15", S16 => "16",
+                RequestMessageCount => "request_message_count",
+                ResponseMessageCount => "response_message_count",
+            }
+            gauges {}
+            histograms { $($h => $hn,)* }
+            globals {}
+            control_counters {}
+        }
+    };
 }
 
-// The same with `enable_upstream_stats`: the counters of `grpc` in the same slots, and the
-// `upstream_rq_time` histogram.
-stat_set! { grpc_upstream, prefix_codes: None,
-    counters {
-        Success => "success",
-        Failure => "failure",
-        Total => "total",
-        S0 => "0", S1 => "1", S2 => "2", S3 => "3", S4 => "4", S5 => "5", S6 => "6",
-        S7 => "7", S8 => "8", S9 => "9", S10 => "10", S11 => "11", S12 => "12",
-        S13 => "13", S14 => "14", S15 => "15", S16 => "16",
-        RequestMessageCount => "request_message_count",
-        ResponseMessageCount => "response_message_count",
-    }
-    gauges {}
-    histograms {
-        UpstreamRqTime => "upstream_rq_time",
-    }
-    globals {}
-    control_counters {}
-}
+grpc_set! { grpc, histograms {} }
+
+// With `enable_upstream_stats`: the same counters and the `upstream_rq_time` histogram.
+grpc_set! { grpc_upstream, histograms {
+    UpstreamRqTime => "upstream_rq_time",
+} }
 
 // `statsd.*`: the statsd sink's own counter (meshcore's; created on the first drop).
 stat_set! { statsd, prefix_codes: None,

@@ -14,7 +14,7 @@ use xxhash_rust::xxh64::xxh64;
 use super::TcpProxy;
 use super::relay::{self, Counts, End, Seen};
 use super::stats::tcp_proxy::Counter;
-use crate::access_log::{Entry, Fields, LogType};
+use crate::access_log::{ClusterNames, Entry, Fields, LogType};
 use crate::breaker::Resource;
 use crate::cluster::{ClusterState, HostCounters, Outcome};
 use crate::compiled::ListenerView;
@@ -103,8 +103,10 @@ pub fn log_refused(
         return;
     }
     let mut fields = started.clone();
-    if why.picked {
-        fields.cluster = tcp.and_then(|t| t.pick_cluster(fastrand::u64(..)));
+    if why.picked
+        && let Some(tcp) = tcp
+    {
+        pick_refused_cluster(&mut fields, tcp);
     }
     let cluster = fields.cluster.and_then(|i| view.clusters.get(i));
     let mut info = std::borrow::Cow::Borrowed(info);
@@ -115,10 +117,21 @@ pub fn log_refused(
     {
         t.sni = None;
     }
-    let mut e = entry(&fields, why.flags, cluster.map(|c| c.name.as_str()), &info);
+    let mut e = entry(
+        &fields,
+        why.flags,
+        cluster.map(|c| ClusterNames::of(&c.cfg)),
+        &info,
+    );
     e.termination = why.termination;
     e.transport_failure = why.transport_failure;
     write_lines(&mut e, tcp_log, view.listener_log.as_deref(), w);
+}
+
+/// Sets the cluster a refused connection's lines name: Envoy's `tcp_proxy` picked it (by
+/// weight) when the connection was created, before a filter refused it.
+fn pick_refused_cluster(fields: &mut Fields, tcp: &TcpProxy) {
+    fields.cluster = tcp.pick_cluster(fastrand::u64(..));
 }
 
 /// Renders `e` into the `tcp_proxy`'s log (`TcpConnectionEnd`) and the listener's (`NotSet`).
@@ -165,9 +178,8 @@ pub async fn serve(
             Ok(()) => proxy(w, &view, tcp, &down, &info, &mut log).await,
             Err(details) => {
                 log.termination = details;
-                // Envoy's tcp_proxy picked its cluster when the connection was created.
                 if let Some(f) = log.fields() {
-                    f.cluster = tcp.pick_cluster(fastrand::u64(..));
+                    pick_refused_cluster(f, tcp);
                 }
             }
         }
@@ -196,7 +208,7 @@ pub fn log_no_chain(logs: &crate::access_log::AccessLogs, info: &ConnInfo, w: us
 fn entry<'a>(
     fields: &'a Fields,
     flags: ResponseFlags,
-    cluster: Option<&'a str>,
+    cluster: Option<ClusterNames<'a>>,
     info: &'a ConnInfo,
 ) -> Entry<'a> {
     Entry {
@@ -240,7 +252,12 @@ impl Log<'_> {
             return;
         };
         let cluster = f.cluster.and_then(|i| view.clusters.get(i));
-        let mut e = entry(f, self.flags, cluster.map(|c| c.name.as_str()), info);
+        let mut e = entry(
+            f,
+            self.flags,
+            cluster.map(|c| ClusterNames::of(&c.cfg)),
+            info,
+        );
         e.termination = self.termination;
         write_lines(
             &mut e,
@@ -270,7 +287,12 @@ impl Log<'_> {
             now.bytes_sent = tx;
         }
         let cluster = f.cluster.and_then(|i| view.clusters.get(i));
-        let mut e = entry(&now, self.flags, cluster.map(|c| c.name.as_str()), info);
+        let mut e = entry(
+            &now,
+            self.flags,
+            cluster.map(|c| ClusterNames::of(&c.cfg)),
+            info,
+        );
         e.kind = kind;
         logs.log(&e, w);
     }

@@ -232,7 +232,7 @@ impl ClientTls {
         };
         let offer = alpn_offer::Offer::of(c);
         let cfg = ClientTlsConfig::compile(t, offer, &format!("{path}.transport_socket"))?;
-        let stats = SslStats::new(registry, &format!("cluster.{}", c.name));
+        let stats = SslStats::new(registry, &format!("cluster.{}", c.stat_name()));
         Ok(Some(ClientTls { cfg, stats }))
     }
 }

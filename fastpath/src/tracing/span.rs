@@ -153,8 +153,9 @@ pub fn render(t: &Tracer, e: &Entry<'_>, c: &SpanCtx, out: &mut Vec<u8>) {
         }
     }
     if let Some(cl) = e.cluster {
-        tags.tag("upstream_cluster", cl.as_bytes());
-        tags.tag("upstream_cluster.name", cl.as_bytes());
+        // As Envoy: the cluster's name, and its observability name (`alt_stat_name`).
+        tags.tag("upstream_cluster", cl.name.as_bytes());
+        tags.tag("upstream_cluster.name", cl.stat.as_bytes());
     }
     tags.tag("http.status_code", num.format(e.status).as_bytes());
     tags.tag("response_flags", e.flags.to_string().as_bytes());

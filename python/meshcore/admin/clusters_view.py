@@ -70,7 +70,7 @@ def render_text(
     lines: list[str] = []
     for cluster in clusters:
         name = cluster["name"]
-        lines.append(f"{name}::observability_name::{name}")
+        lines.append(f"{name}::observability_name::{cluster.get('observability_name', name)}")
         lines.append(f"{name}::added_via_api::{str(name not in static_names).lower()}")
         for host in cluster["hosts"]:
             prefix = f"{name}::{format_host_port(host['address'], host['port'])}"
@@ -131,6 +131,6 @@ def render_json(
         status["host_statuses"] = [
             _host_json(cluster["name"], h, hostname, health) for h in cluster["hosts"]
         ]
-        status["observability_name"] = cluster["name"]
+        status["observability_name"] = cluster.get("observability_name", cluster["name"])
         statuses.append(status)
     return orjson.dumps({"cluster_statuses": statuses}, option=orjson.OPT_INDENT_2)

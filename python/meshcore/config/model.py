@@ -54,6 +54,12 @@ class DnsCluster:
     hosts: tuple[DnsHost, ...]
     refresh_rate_s: float
     family: DnsFamily
+    alt_stat_name: str = ""
+
+    @property
+    def stat_name(self) -> str:
+        """The name of its stats (`cluster.<stat_name>.update_*`): `alt_stat_name` or `name`."""
+        return self.alt_stat_name or self.name
 
 
 @dataclass(frozen=True)

@@ -1121,6 +1121,10 @@ MESSAGES: dict[str, Message] = {
     ),
     "envoy.config.cluster.v3.Cluster": message(
         name=ok(),
+        alt_stat_name=ok(
+            "the cluster's stats are `cluster.<alt_stat_name>.*` and `%UPSTREAM_CLUSTER%` shows "
+            "it; docs/stats.md"
+        ),
         transport_socket=ok("TLS origination (docs/tls.md)"),
         type=enum(
             "STATIC",

@@ -104,6 +104,7 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
                 ),
                 refresh_rate_s=duration_field_s(config, "dns_refresh_rate", DEFAULT_DNS_REFRESH_S),
                 family=_FAMILIES.get(enum_name(config, "dns_lookup_family"), "auto"),
+                alt_stat_name=config.alt_stat_name,
             )
         )
     else:
@@ -120,6 +121,7 @@ def _cluster(config: cluster_pb2.Cluster, path: str, problems: Problems, out: Cl
     out.snapshot.append(
         {
             "name": config.name,
+            **({"alt_stat_name": config.alt_stat_name} if config.alt_stat_name else {}),
             "connect_timeout_ms": connect_timeout_ms,
             "lb_policy": enum_name(config, "lb_policy").lower(),
             "least_request_choice_count": wrapped(

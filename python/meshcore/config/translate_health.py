@@ -68,6 +68,7 @@ def health_check(
     no_traffic_ms = duration_field_ms(check, "no_traffic_interval", DEFAULT_NO_TRAFFIC_INTERVAL_MS)
     return ClusterHealthCheck(
         cluster=config.name,
+        alt_stat_name=config.alt_stat_name,
         timeout_ms=duration_field_ms(check, "timeout", 0),
         interval_ms=interval_ms,
         unhealthy_threshold=wrapped(check, "unhealthy_threshold", 0),

@@ -95,8 +95,11 @@ class StrictDns:
     def hostname_of(self, cluster: str, address: str, port: int) -> str:
         return self._hostnames.get(cluster, {}).get((address, port), "")
 
-    async def _resolve_host(self, cluster: str, host: DnsHostLike, family: str) -> None:
-        self._stats.inc(f"cluster.{cluster}.update_attempt")
+    async def _resolve_host(
+        self, cluster: str, stat_name: str, host: DnsHostLike, family: str
+    ) -> None:
+        scope = f"cluster.{stat_name}"
+        self._stats.inc(f"{scope}.update_attempt")
         key = (host.hostname, family)
         addresses: tuple[str, ...] | None = None
         with trio.move_on_after(self._timeout_s):
@@ -106,19 +109,19 @@ class StrictDns:
                 log.warning(
                     "cluster %s: DNS resolution of %s failed: %s", cluster, host.hostname, exc
                 )
-                self._stats.inc(f"cluster.{cluster}.update_failure")
+                self._stats.inc(f"{scope}.update_failure")
                 return
         if addresses is None:
             log.warning("cluster %s: DNS resolution of %s timed out", cluster, host.hostname)
-            self._stats.inc(f"cluster.{cluster}.update_failure")
+            self._stats.inc(f"{scope}.update_failure")
         elif not addresses:
             log.warning("cluster %s: %s resolved to no address", cluster, host.hostname)
-            self._stats.inc(f"cluster.{cluster}.update_failure")
+            self._stats.inc(f"{scope}.update_failure")
         else:
-            self._stats.inc(f"cluster.{cluster}.update_success")
+            self._stats.inc(f"{scope}.update_success")
             previous = self._last_good.get(key)
             if previous == addresses:
-                self._stats.inc(f"cluster.{cluster}.update_no_rebuild")
+                self._stats.inc(f"{scope}.update_no_rebuild")
             elif previous is not None:
                 log.debug("cluster %s: %s -> %s", cluster, host.hostname, ", ".join(addresses))
             self._last_good[key] = addresses
@@ -128,7 +131,9 @@ class StrictDns:
         contribute their last good addresses), or None if no host has ever resolved."""
         async with trio.open_nursery() as nursery:
             for host in cluster.hosts:
-                nursery.start_soon(self._resolve_host, cluster.name, host, cluster.family)
+                nursery.start_soon(
+                    self._resolve_host, cluster.name, cluster.stat_name, host, cluster.family
+                )
         endpoints: list[Endpoint] = []
         hostnames: dict[tuple[str, int], str] = {}
         known = False

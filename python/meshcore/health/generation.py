@@ -41,7 +41,7 @@ class Generation:
         for spec in specs:
             checker = ClusterChecker(
                 spec,
-                ClusterHealthStats(service.control, spec.cluster),
+                ClusterHealthStats(service.control, spec.stat_name),
                 service.traffic,
                 partial(self.membership.changed, spec.cluster),
                 rng=service.rng,

@@ -86,6 +86,13 @@ class ClusterHealthCheck:
     reuse_connection: bool = True
     always_log_health_check_failures: bool = False
     always_log_health_check_success: bool = False
+    alt_stat_name: str = ""
+
+    @property
+    def stat_name(self) -> str:
+        """The name of its stats (`cluster.<stat_name>.health_check.*`): the cluster's
+        `alt_stat_name` or its name."""
+        return self.alt_stat_name or self.cluster
 
     def __post_init__(self) -> None:
         # Envoy's fallbacks: unhealthy_interval -> interval; unhealthy_edge_interval ->

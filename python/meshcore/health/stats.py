@@ -1,4 +1,5 @@
-"""The health checker's stats, with Envoy's names: `cluster.<name>.health_check.*`."""
+"""The health checker's stats, with Envoy's names: `cluster.<name>.health_check.*` (`<name>`: the
+cluster's `alt_stat_name` when set)."""
 
 from __future__ import annotations
 

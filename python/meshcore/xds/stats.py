@@ -1,14 +1,15 @@
 """The xDS stats under Envoy's names: `control_plane.connected_state`;
 `listener_manager.lds.*` and `cluster_manager.cds.*`; per route config
-`http.<stat_prefix>.rds.<name>.*`; per EDS cluster `cluster.<name>.*`; per SDS secret
-`sds.<name>.*` (update_attempt,
+`http.<stat_prefix>.rds.<name>.*`; per EDS cluster `cluster.<name>.*` (its `alt_stat_name` when
+set); per SDS secret `sds.<name>.*` (update_attempt,
 update_success, update_rejected, update_failure, update_empty, init_fetch_timeout,
 version, update_time); and the cluster and listener manager counts."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from meshcore.config.xds_resources import ASSIGNMENT, CLUSTER, LISTENER, ROUTE_CONFIG, SECRET
 from meshcore.lifecycle.control_stats import ControlStats
@@ -33,6 +34,11 @@ def version_hash(version: str) -> int:
     only equality between values means anything)."""
     digest = hashlib.blake2b(version.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") >> 12
+
+
+def _scope(cluster: str, snapshot: Mapping[str, Any]) -> str:
+    """A cluster's stats scope: `cluster.<alt_stat_name or name>`."""
+    return f"cluster.{snapshot.get('alt_stat_name', cluster)}"
 
 
 class XdsStats:
@@ -76,9 +82,10 @@ class XdsStats:
         if type_url == ASSIGNMENT:
             users = self.store.view.users
             if wanted <= users.keys():  # serving clusters: no scan of all of them
-                return [f"cluster.{c}" for name in wanted for c in users[name]]
+                clusters = self.store.view.clusters
+                return [_scope(c, clusters[c].snapshot) for name in wanted for c in users[name]]
             return [
-                f"cluster.{name}"
+                _scope(name, e.checked.snapshot)
                 for name, e in self.store.accepted[CLUSTER].items()
                 if e.checked.eds in wanted
             ]
