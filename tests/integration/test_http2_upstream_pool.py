@@ -1,8 +1,7 @@
 """The upstream HTTP/2 pool on the wire: a burst of first gRPC calls (many streams arriving
 before any upstream connection is up) opens one upstream connection, not one per call — the
-streams wait for the connection being opened, as in Envoy's pool — and its requests carry
-the same header block with one new HPACK entry per call (`x-request-id`); the same
-expectations on Envoy and meshcore."""
+streams wait for the connection being opened, as in Envoy's pool — and fail with it when it
+cannot be opened; the same expectations on Envoy and meshcore."""
 
 from __future__ import annotations
 
