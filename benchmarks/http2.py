@@ -173,6 +173,23 @@ def measure(
     return rate, (cpu1 - cpu0) / requests * 1e6
 
 
+def _round_line(
+    i: int,
+    scenario: str,
+    kinds: list[str],
+    results: dict[tuple[str, str], list[tuple[float, float]]],
+) -> str:
+    """One round's figures for `scenario` (and its meshcore/Envoy ratio): the machine is
+    shared, so the spread between rounds is part of the result."""
+    runs = {kind: results[(scenario, kind)][-1] for kind in kinds}
+    line = f"round {i + 1} {scenario:10} " + "  ".join(
+        f"{kind} {rate:.0f} req/s {cpu:.1f} µs" for kind, (rate, cpu) in runs.items()
+    )
+    if "meshcore" in runs and "envoy" in runs:
+        line += f"  meshcore/Envoy {runs['meshcore'][0] / runs['envoy'][0]:.2f}"
+    return line
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.http2", description=__doc__)
     ap.add_argument("--requests", type=int, default=20000, help="requests per run")
@@ -194,11 +211,12 @@ def main() -> None:
         server, grpc_port = grpc_server()
         ports = {"web": web.port, "grpc": grpc_port, "grpc-nginx": fast_port}
         try:
-            for _ in range(args.rounds):
+            for i in range(args.rounds):
                 for scenario in scenarios:
                     for kind in kinds:
                         run = measure(kind, scenario, ports, workdir, args.requests)
                         results.setdefault((scenario, kind), []).append(run)
+                    print(_round_line(i, scenario, kinds, results), flush=True)
         finally:
             server.stop(0)
             fast.stop()

@@ -63,6 +63,36 @@ struct H2Conn {
 thread_local! {
     /// This worker's HTTP/2 connections, by host id.
     static CONNS: RefCell<HashMap<u64, Vec<Rc<H2Conn>>>> = RefCell::new(HashMap::new());
+    /// This worker's HTTP/2 connections being opened, by host id.
+    static CONNECTING: RefCell<HashMap<u64, Rc<Connecting>>> = RefCell::new(HashMap::new());
+}
+
+/// A connection to a host being opened: the streams that arrive meanwhile wait for it instead
+/// of opening their own, as Envoy's pool attaches pending streams to a connecting client
+/// (a burst of N first requests opens one connection, not N).
+#[derive(Default)]
+struct Connecting {
+    /// Streams waiting for it.
+    waiting: Cell<u32>,
+    /// How opening it failed (the waiters fail the same way, as Envoy's pending streams).
+    failed: Cell<Option<ConnectError>>,
+    done: tokio::sync::Notify,
+}
+
+/// Registered while this worker opens a connection to a host; wakes the waiters when the
+/// connection is up, failed or abandoned.
+struct OpeningGuard(u64, Rc<Connecting>);
+
+impl Drop for OpeningGuard {
+    fn drop(&mut self) {
+        CONNECTING.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.get(&self.0).is_some_and(|c| Rc::ptr_eq(c, &self.1)) {
+                m.remove(&self.0);
+            }
+        });
+        self.1.done.notify_waiters();
+    }
 }
 
 /// Drops every connection from this worker's registry (drain): each closes once its streams
@@ -72,7 +102,8 @@ pub fn clear() {
 }
 
 /// A stream to `host` over HTTP/2: the core's end of a pipe pair whose other end is bridged
-/// to a stream on a shared connection (opened now if none has room).
+/// to a stream on a shared connection (opened now if none has room and none being opened
+/// has room left for this stream).
 pub async fn stream(
     w: usize,
     cluster: &Arc<ClusterState>,
@@ -80,12 +111,45 @@ pub async fn stream(
     addr: SocketAddr,
     opts: &Http2Options,
 ) -> Result<Stream, ConnectError> {
-    if let Some(s) = reuse(w, cluster, host, opts) {
-        return Ok(s);
+    loop {
+        if let Some(s) = reuse(w, cluster, host, opts) {
+            return Ok(s);
+        }
+        let Some(pending) = CONNECTING.with(|m| m.borrow().get(&host.id).cloned()) else {
+            break;
+        };
+        // The opener's stream and the waiters share its first `max_concurrent_streams`.
+        if pending.waiting.get().saturating_add(1) >= opts.max_concurrent_streams.max(1) {
+            break;
+        }
+        pending.waiting.set(pending.waiting.get() + 1);
+        pending.done.notified().await;
+        pending.waiting.set(pending.waiting.get() - 1);
+        if let Some(e) = pending.failed.get() {
+            return Err(e);
+        }
+        // Up (or abandoned): take a stream on it, or open one if it has no room.
     }
+    let opening = Rc::new(Connecting::default());
+    let _guard = CONNECTING.with(|m| {
+        let mut m = m.borrow_mut();
+        // Beyond a connecting one's room this stream opens another, which waiters don't see.
+        if m.contains_key(&host.id) {
+            return None;
+        }
+        m.insert(host.id, opening.clone());
+        Some(OpeningGuard(host.id, opening.clone()))
+    });
     cluster.stats.inc(w, Counter::UpstreamCxHttp2Total);
-    let tcp = open_counted(w, cluster, host, addr).await?;
-    adopt(w, cluster, host, tcp, opts).await
+    let opened = async {
+        let tcp = open_counted(w, cluster, host, addr).await?;
+        adopt(w, cluster, host, tcp, opts).await
+    }
+    .await;
+    if let Err(e) = &opened {
+        opening.failed.set(Some(*e));
+    }
+    opened
 }
 
 /// A stream on an existing connection to `host` with room for it, if there is one.
