@@ -197,10 +197,13 @@ def test_access_log_options() -> None:
     assert manager["flush_log_on_tunnel_successfully_established"] is True
     assert "flush_access_log_on_new_request" not in _hcm_snapshot(_with_logs(_file()))
     periodic = _with_logs(_file())
-    hcm(periodic)["access_log_options"] = {"access_log_flush_interval": "1s"}
-    assert problems(periodic) == [
-        f"{HCM_PATH}.access_log_options.access_log_flush_interval: "
-        "access_log_flush_interval is not supported yet"
+    hcm(periodic)["access_log_options"] = {"access_log_flush_interval": "1.5s"}
+    assert _hcm_snapshot(periodic)["access_log_flush_interval_ms"] == 1500
+    assert "access_log_flush_interval_ms" not in _hcm_snapshot(_with_logs(_file()))
+    zero = _with_logs(_file())
+    hcm(zero)["access_log_options"] = {"access_log_flush_interval": "0s"}
+    assert problems(zero) == [
+        f"{HCM_PATH}.access_log_options.access_log_flush_interval: 0s must be at least 0.001s"
     ]
 
 
