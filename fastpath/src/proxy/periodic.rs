@@ -110,7 +110,8 @@ impl Periodic {
             return;
         };
         l.bytes_received = self.received_base.get() + self.received.get();
-        l.bytes_sent = (self.sent_base.get() + self.sent.get()).saturating_sub(self.sent_skip.get());
+        l.bytes_sent =
+            (self.sent_base.get() + self.sent.get()).saturating_sub(self.sent_skip.get());
         let entry = Entry {
             fields: l,
             kind: LogType::DownstreamPeriodic,
