@@ -526,9 +526,10 @@ impl Conn {
         if view.hcm.cfg.access_log_flush_interval_ms != 0 || self.periodic.is_some() {
             self.periodic_for(&view);
         }
-        let flow = match self.periodic.clone() {
-            None => Box::pin(self.serve_request()).await,
-            Some(p) => Box::pin(p.drive(self.serve_request(), &view, w)).await,
+        let flow = if self.periodic.is_none() {
+            Box::pin(self.serve_request()).await
+        } else {
+            Box::pin(self.serve_periodic()).await
         };
         self.write_access_log();
         flow

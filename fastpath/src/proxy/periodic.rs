@@ -155,6 +155,16 @@ impl Conn {
         }
     }
 
+    /// Serves one request with its periodic lines (the connection has `periodic`); what it
+    /// holds lives in the request's boxed future, not in the idle connection's.
+    pub(super) async fn serve_periodic(&mut self) -> Flow {
+        let Some(p) = self.periodic.clone() else {
+            return self.serve_request().await;
+        };
+        let (view, w) = (self.view.clone(), self.worker.index);
+        p.drive(self.serve_request(), &view, w).await
+    }
+
     /// The request's state changed: the periodic line shows it from now on.
     #[inline]
     pub(super) fn publish(&self) {
