@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from meshcore.config.supported import REQ_WITHOUT_QUERY
-from meshcore.config.translate_access_log import format_problem
+from meshcore.config.translate_access_log import format_problem, operators
 
 from .builders import base, hcm, load, problems
 
@@ -212,3 +212,20 @@ def _hcm_snapshot(b: dict[str, Any]) -> dict[str, Any]:
         "http_connection_manager"
     ]
     return manager
+
+
+def test_the_check_takes_the_engines_operators() -> None:
+    """One list: the config check accepts exactly the operators the engine exports (each
+    alone, none with an argument), and refuses one the engine lacks."""
+    from meshcore._fastpath import access_log_operators
+
+    engine = set(access_log_operators())
+    assert {"RESPONSE_CODE", "HOSTNAME", "DOWNSTREAM_PEER_FINGERPRINT_1"} <= engine
+    assert operators() == engine
+    for name in engine:
+        assert format_problem(f"%{name}%") is None, name
+        assert format_problem(f"%{name}(x)%") == f"%{name}%: takes no argument", name
+    assert "UPSTREAM_CONNECTION_ID" not in engine
+    assert format_problem("%UPSTREAM_CONNECTION_ID%") == (
+        "unknown command operator %UPSTREAM_CONNECTION_ID%"
+    )
