@@ -13,6 +13,10 @@ def explain(snapshot: bytes, request: bytes) -> bytes:
     JSON (docs/explain.md). Nothing is bound or sent. ValueError: "config: ..." for a bad
     snapshot (the message `Engine.apply` gives), "request...: ..." for a bad request."""
 
+def access_log_operators() -> list[str]:
+    """The access-log command operators that take no argument, as the engine's format
+    compiler knows them (`fastpath/src/access_log/format.rs`): the config check's list."""
+
 @final
 class Engine:
     """The Rust data path: `concurrency` worker threads, each with its own tokio runtime,

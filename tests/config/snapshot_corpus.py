@@ -79,7 +79,10 @@ def _edge() -> dict[str, Any]:
         0,
         route_config([vh, virtual_host("rest", ["*"], [route({"prefix": "/"}, cluster="a")])]),
         access_log=[log],
-        access_log_options={"flush_access_log_on_new_request": True},
+        access_log_options={
+            "flush_access_log_on_new_request": True,
+            "access_log_flush_interval": "10s",
+        },
         tracing={
             "random_sampling": {"value": 25},
             "custom_tags": [

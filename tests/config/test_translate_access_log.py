@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from meshcore.config.supported import REQ_WITHOUT_QUERY
-from meshcore.config.translate_access_log import format_problem
+from meshcore.config.translate_access_log import format_problem, operators
 
 from .builders import base, hcm, load, problems
 
@@ -197,10 +197,13 @@ def test_access_log_options() -> None:
     assert manager["flush_log_on_tunnel_successfully_established"] is True
     assert "flush_access_log_on_new_request" not in _hcm_snapshot(_with_logs(_file()))
     periodic = _with_logs(_file())
-    hcm(periodic)["access_log_options"] = {"access_log_flush_interval": "1s"}
-    assert problems(periodic) == [
-        f"{HCM_PATH}.access_log_options.access_log_flush_interval: "
-        "access_log_flush_interval is not supported yet"
+    hcm(periodic)["access_log_options"] = {"access_log_flush_interval": "1.5s"}
+    assert _hcm_snapshot(periodic)["access_log_flush_interval_ms"] == 1500
+    assert "access_log_flush_interval_ms" not in _hcm_snapshot(_with_logs(_file()))
+    zero = _with_logs(_file())
+    hcm(zero)["access_log_options"] = {"access_log_flush_interval": "0s"}
+    assert problems(zero) == [
+        f"{HCM_PATH}.access_log_options.access_log_flush_interval: 0s must be at least 0.001s"
     ]
 
 
@@ -209,3 +212,20 @@ def _hcm_snapshot(b: dict[str, Any]) -> dict[str, Any]:
         "http_connection_manager"
     ]
     return manager
+
+
+def test_the_check_takes_the_engines_operators() -> None:
+    """One list: the config check accepts exactly the operators the engine exports (each
+    alone, none with an argument), and refuses one the engine lacks."""
+    from meshcore._fastpath import access_log_operators
+
+    engine = set(access_log_operators())
+    assert {"RESPONSE_CODE", "HOSTNAME", "DOWNSTREAM_PEER_FINGERPRINT_1"} <= engine
+    assert operators() == engine
+    for name in engine:
+        assert format_problem(f"%{name}%") is None, name
+        assert format_problem(f"%{name}(x)%") == f"%{name}%: takes no argument", name
+    assert "UPSTREAM_CONNECTION_ID" not in engine
+    assert format_problem("%UPSTREAM_CONNECTION_ID%") == (
+        "unknown command operator %UPSTREAM_CONNECTION_ID%"
+    )

@@ -216,6 +216,7 @@ pub(super) fn value(x: &Ext, e: &Entry<'_>, out: &mut Vec<u8>) -> Kind {
         Ext::UpstreamRequestAttemptCount => num(out, u64::from(f.attempts)),
         // From the start to the last byte sent upstream: the request's end, at the latest
         // the first response byte (`-` without an upstream response).
+        Ext::RequestTxDuration | Ext::ResponseTxDuration if f.tunneled => Kind::Missing,
         Ext::RequestTxDuration => match f.first_byte {
             Some(first) => {
                 let sent = f.req_done.map_or(first, |d| d.min(first));

@@ -65,6 +65,9 @@ pub struct Fields {
     /// on its connection), drawn only when a format of its lines reads it; None: the
     /// request's `x-request-id`.
     pub stream_id: Option<[u8; 36]>,
+    /// The request became a tunnel (CONNECT, an upgrade): as in Envoy its request and
+    /// response never complete (`%REQUEST_DURATION%` and the `_TX_` durations are `-`).
+    pub tunneled: bool,
 }
 
 impl Fields {
@@ -92,6 +95,7 @@ impl Fields {
             remote: None,
             attempts: 0,
             stream_id: None,
+            tunneled: false,
         }
     }
 

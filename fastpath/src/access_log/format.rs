@@ -87,7 +87,8 @@ pub(super) enum Kind {
     Num,
 }
 
-/// The operator names meshcore supports (the Python config check has the same list).
+/// The operators without an argument meshcore supports (the Python config check reads this
+/// list through `simple_operators`).
 const SIMPLE: &[(&str, Op)] = &[
     ("PROTOCOL", Op::Protocol),
     ("RESPONSE_CODE", Op::ResponseCode),
@@ -190,6 +191,12 @@ const SIMPLE: &[(&str, Op)] = &[
         Op::Ext(Ext::DownstreamPeerFingerprint1),
     ),
 ];
+
+/// The names of the operators that take no argument: `SIMPLE` and `HOSTNAME` (read when
+/// the format is compiled). Exported to the config check (`_fastpath.access_log_operators`).
+pub fn simple_operators() -> impl Iterator<Item = &'static str> {
+    SIMPLE.iter().map(|(n, _)| *n).chain(["HOSTNAME"])
+}
 
 /// Parses a format string into operators; errors say what is wrong and where.
 pub fn parse(s: &str) -> Result<Vec<Op>, String> {

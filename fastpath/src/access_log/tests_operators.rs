@@ -2,7 +2,7 @@
 //! durations, long flags, constants, the peer certificate's details) and of their JSON types.
 use std::collections::BTreeMap;
 
-use super::format::{Format, parse};
+use super::format::{Format, parse, simple_operators};
 use super::tests::{REQ, entry, fields, text};
 use crate::config::access_log::{AccessLogFormat, JsonFormatValue};
 use crate::conn_info::{PeerCert, TlsInfo};
@@ -361,4 +361,23 @@ fn a_tcp_proxy_connection_has_an_upstream_remote_address_once_connected() {
         text("%UPSTREAM_REMOTE_ADDRESS% %UPSTREAM_REMOTE_PORT%", &e),
         "127.0.0.1:18802 18802"
     );
+}
+
+/// The list the config check uses (`_fastpath.access_log_operators()`) is what `parse` takes:
+/// each name alone, and not with an argument.
+#[test]
+fn every_exported_operator_parses_without_an_argument() {
+    let names: Vec<&str> = simple_operators().collect();
+    assert!(names.contains(&"RESPONSE_CODE") && names.contains(&"HOSTNAME"));
+    for name in names {
+        let ops = parse(&format!("%{name}%")).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(ops.len(), 1, "{name}");
+        assert!(
+            parse(&format!("%{name}(x)%")).is_err(),
+            "{name} takes no argument"
+        );
+    }
+    for with_argument in ["REQ", "RESP", "START_TIME", "ENVIRONMENT"] {
+        assert!(!simple_operators().any(|n| n == with_argument));
+    }
 }

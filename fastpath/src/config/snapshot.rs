@@ -313,6 +313,10 @@ pub struct HttpConnectionManager {
     /// `DownstreamTunnelSuccessfullyEstablished` line once a CONNECT or upgrade tunnel is up.
     #[serde(default)]
     pub flush_log_on_tunnel_successfully_established: bool,
+    /// `access_log_options.access_log_flush_interval`: a `DownstreamPeriodic` line this
+    /// often while a request is in progress (0: none).
+    #[serde(default)]
+    pub access_log_flush_interval_ms: u64,
     /// `tracing` (`config/tracing.rs`; `None`: no spans, no trace headers).
     #[serde(default)]
     pub tracing: Option<super::tracing::Tracing>,

@@ -74,7 +74,7 @@ impl Conn {
         }
         l.ready = false;
         let end = Instant::now();
-        if l.req_done.is_none() && l.minor.is_some() && self.record.status != 0 {
+        if l.req_done.is_none() && l.minor.is_some() && self.record.status != 0 && !l.tunneled {
             // The body was read by the time the response was complete.
             l.req_done = Some(end);
         }

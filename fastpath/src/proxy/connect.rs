@@ -72,6 +72,8 @@ impl Conn {
                 .await;
         }
         self.record.upstream(addr);
+        // Envoy counts the tunnel's connect as the request's upstream attempt.
+        self.record.attempts(1);
         let mut up = match connect_tcp(w, cluster, &host, addr).await {
             Ok(c) => c,
             Err(e) => {

@@ -342,6 +342,11 @@ impl Conn {
         let mut active;
         let result = loop {
             active = true;
+            if self.periodic.is_some() {
+                // The periodic line shows the attempt in progress.
+                self.record.upstream(addr);
+                self.record.attempts(retries + 1);
+            }
             let end = {
                 let rq = UpstreamRq::start(cluster, &host, w);
                 let a = AttemptCtx {
@@ -752,7 +757,10 @@ impl Conn {
             up.in_flight = true;
             let prefix = &self.down.buffered()[..a.prefix_len];
             match write_all_vectored(&mut up.stream, &[head, attempt_line, prefix]).await {
-                Ok(n) => up.tx(n),
+                Ok(n) => {
+                    up.tx(n);
+                    self.periodic_sent_upstream(&up, a.prefix_len);
+                }
                 Err(fail) => {
                     up.tx(fail.written);
                     up.remote_closed = true;
@@ -946,6 +954,7 @@ impl Conn {
                     .await
                     .map_err(|_| BodyStop::Upstream)?;
                 up.tx(n);
+                self.periodic_received(n);
                 self.down.consume(n);
                 if early {
                     return Ok(true);

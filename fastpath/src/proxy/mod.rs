@@ -11,6 +11,7 @@ pub(crate) mod forwarded;
 mod io;
 mod mirror;
 pub(crate) mod path_normalize;
+mod periodic;
 mod prepare;
 mod record;
 mod response;
@@ -217,6 +218,9 @@ struct Conn {
     superseded: bool,
     /// A bridged HTTP/2 stream's slot for the `grpc_stats` scope of its call.
     grpc_slot: Option<Rc<GrpcSlot>>,
+    /// `access_log_flush_interval`: the state of the request's `DownstreamPeriodic` lines
+    /// (`None` without the option: every hook is one branch).
+    periodic: Option<Rc<periodic::Periodic>>,
 }
 
 /// Shared by an HTTP/2 stream's bridges and its core connection (same worker): the
@@ -360,6 +364,7 @@ impl Conn {
             buckets: ConnBuckets::default(),
             superseded: false,
             grpc_slot: None,
+            periodic: None,
         }
     }
 
@@ -518,7 +523,14 @@ impl Conn {
         // The request's state lives in its own allocation while it is in flight, so an idle
         // keep-alive connection holds only this small future (issue 3: <1 KB per idle
         // connection; the request future is ~2.5 KB).
-        let flow = Box::pin(self.serve_request()).await;
+        if view.hcm.cfg.access_log_flush_interval_ms != 0 || self.periodic.is_some() {
+            self.periodic_for(&view);
+        }
+        let flow = if self.periodic.is_none() {
+            Box::pin(self.serve_request()).await
+        } else {
+            Box::pin(self.serve_periodic()).await
+        };
         self.write_access_log();
         flow
     }
@@ -666,6 +678,7 @@ impl Conn {
             if hcm.cfg.flush_access_log_on_new_request {
                 self.flush_access_log(crate::access_log::LogType::DownstreamStart);
             }
+            self.publish();
         }
         self.down.consume(info.head_len);
         let _active = RqActive::start(&hcm.stats, w, self.cx.proto.get() != Proto::Bridged);

@@ -97,9 +97,20 @@ impl Conn {
             None
         };
         super::record::response_started(l, head, local);
-        let sent = Cell::new(0);
+        let own = Cell::new(0);
+        // With periodic lines the relay counts into the line's counter.
+        let periodic = self.periodic.clone();
+        let sent = match periodic.as_deref() {
+            Some(p) => {
+                p.sent_base.set(0);
+                p.sent_skip.set(head.len() as u64);
+                p.publish(&self.record);
+                &p.sent
+            }
+            None => &own,
+        };
         let r = self
-            .relay_response(up, ubuf, head, resp, hcm, deadline, idle, &sent)
+            .relay_response(up, ubuf, head, resp, hcm, deadline, idle, sent)
             .await;
         if let Some(l) = self.record.log.as_deref_mut() {
             l.bytes_sent = sent.get().saturating_sub(head.len() as u64);

@@ -64,9 +64,10 @@ struct TunnelCounts<'a> {
     hcm: &'a Hcm,
     up: &'a UpConn,
     w: usize,
-    /// Tunnel bytes from and to the client, for `%BYTES_RECEIVED%` / `%BYTES_SENT%`.
-    received: Cell<u64>,
-    sent: Cell<u64>,
+    /// Tunnel bytes from and to the client, for `%BYTES_RECEIVED%` / `%BYTES_SENT%` (the
+    /// periodic line's counters when it has one).
+    received: &'a Cell<u64>,
+    sent: &'a Cell<u64>,
 }
 
 impl Counts for TunnelCounts<'_> {
@@ -118,12 +119,18 @@ impl Conn {
                     use crate::access_log::LogType::DownstreamTunnelSuccessfullyEstablished as Up;
                     self.flush_access_log(Up);
                 }
+                let own = (Cell::new(0), Cell::new(0));
+                let periodic = self.periodic.clone();
+                let (received, sent) = match periodic.as_deref() {
+                    Some(p) => self.periodic_tunnel(p),
+                    None => (&own.0, &own.1),
+                };
                 let counts = TunnelCounts {
                     hcm,
                     up: &up,
                     w,
-                    received: Cell::new(0),
-                    sent: Cell::new(0),
+                    received,
+                    sent,
                 };
                 let end = relay(&self.down.stream, &up.stream, idle, &counts, &seen).await;
                 self.cx.rx(counts.received.get() as usize);
@@ -168,6 +175,16 @@ impl Conn {
     ) -> std::io::Result<()> {
         let w = self.worker.index;
         let early = ubuf.get(resp.head_len..).unwrap_or_default();
+        if let Some(l) = self.record.log.as_deref_mut() {
+            // As Envoy logs a tunnel: its response (the upstream's 101, or the connect of a
+            // CONNECT) came from upstream now, and its request never completes.
+            l.first_byte.get_or_insert_with(std::time::Instant::now);
+            if l.details.is_empty() {
+                l.details = "via_upstream";
+            }
+            l.tunneled = true;
+            l.req_done = None;
+        }
         let n = write_all_vectored(&mut self.down.stream, &[resp_out, early])
             .await
             .map_err(|f| f.error)?;

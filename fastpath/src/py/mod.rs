@@ -140,12 +140,19 @@ fn explain<'py>(py: Python<'py>, snapshot: &[u8], request: &[u8]) -> PyResult<Bo
     Ok(PyBytes::new(py, &out))
 }
 
+/// The access-log command operators that take no argument (the Python config check's list).
+#[pyfunction]
+fn access_log_operators() -> Vec<&'static str> {
+    crate::access_log::format::simple_operators().collect()
+}
+
 #[pymodule]
 #[pyo3(name = "_fastpath")]
 fn fastpath_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<Engine>()?;
     m.add_function(wrap_pyfunction!(explain, m)?)?;
+    m.add_function(wrap_pyfunction!(access_log_operators, m)?)?;
     m.add(
         "HISTOGRAM_BOUNDS_MS",
         PyTuple::new(m.py(), crate::stats::BUCKET_BOUNDS_MS)?,

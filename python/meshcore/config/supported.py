@@ -858,7 +858,7 @@ MESSAGES: dict[str, Message] = {
     HCM: message(
         stat_prefix=ok(),
         access_log=ok("file, stdout and stderr loggers"),
-        access_log_options=ok("lines at a new request and at a tunnel's start"),
+        access_log_options=ok("lines at a new request, periodically and at a tunnel's start"),
         codec_type=enum("AUTO", "HTTP1", "HTTP2", note="AUTO: HTTP/2 on the connection preface"),
         http2_protocol_options=ok("h2c (prior knowledge); see docs/http2.md"),
         route_config=ok(),
@@ -906,7 +906,7 @@ MESSAGES: dict[str, Message] = {
         tracing=ok("Zipkin (B3) and OpenTelemetry (W3C); see docs/tracing.md"),
     ),
     f"{HCM}.HcmAccessLogOptions": message(
-        later=("access_log_flush_interval",),
+        access_log_flush_interval=ok("a `DownstreamPeriodic` line this often per request"),
         flush_access_log_on_new_request=ok("a `DownstreamStart` line once routed"),
         flush_log_on_tunnel_successfully_established=ok(
             "a `DownstreamTunnelSuccessfullyEstablished` line (CONNECT's 200, an upgrade's 101)"

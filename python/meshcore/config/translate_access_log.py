@@ -4,6 +4,7 @@ format strings checked here so that a bad one is reported with its Envoy field p
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -18,65 +19,18 @@ from .errors import Problems
 from .supported import FILE_LOG, REQ_WITHOUT_QUERY, STDERR_LOG, STDOUT_LOG
 from .type_urls import type_name, unpack
 
-OPERATORS = frozenset(
-    {
-        "PROTOCOL",
-        "RESPONSE_CODE",
-        "RESPONSE_FLAGS",
-        "RESPONSE_CODE_DETAILS",
-        "BYTES_RECEIVED",
-        "BYTES_SENT",
-        "DURATION",
-        "REQUEST_DURATION",
-        "RESPONSE_DURATION",
-        "UPSTREAM_HOST",
-        "UPSTREAM_CLUSTER",
-        "UPSTREAM_LOCAL_ADDRESS",
-        "UPSTREAM_TRANSPORT_FAILURE_REASON",
-        "DOWNSTREAM_REMOTE_ADDRESS",
-        "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT",
-        "DOWNSTREAM_LOCAL_ADDRESS",
-        "ROUTE_NAME",
-        "REQUESTED_SERVER_NAME",
-        "DOWNSTREAM_PEER_URI_SAN",
-        "DOWNSTREAM_PEER_SUBJECT",
-        "DOWNSTREAM_TLS_VERSION",
-        "ACCESS_LOG_TYPE",
-        "CONNECTION_TERMINATION_DETAILS",
-        "DOWNSTREAM_TRANSPORT_FAILURE_REASON",
-        "UPSTREAM_CLUSTER_RAW",
-        "UPSTREAM_REMOTE_ADDRESS",
-        "UPSTREAM_REMOTE_ADDRESS_WITHOUT_PORT",
-        "UPSTREAM_REMOTE_PORT",
-        "UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT",
-        "UPSTREAM_LOCAL_PORT",
-        "DOWNSTREAM_REMOTE_PORT",
-        "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT",
-        "DOWNSTREAM_LOCAL_PORT",
-        "DOWNSTREAM_DIRECT_REMOTE_ADDRESS",
-        "DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT",
-        "DOWNSTREAM_DIRECT_REMOTE_PORT",
-        "RESPONSE_FLAGS_LONG",
-        "TRACE_ID",
-        "STREAM_ID",
-        "HOSTNAME",
-        "UPSTREAM_REQUEST_ATTEMPT_COUNT",
-        "REQUEST_TX_DURATION",
-        "RESPONSE_TX_DURATION",
-        "CONNECTION_ID",
-        "VIRTUAL_CLUSTER_NAME",
-        "DOWNSTREAM_TLS_CIPHER",
-        "DOWNSTREAM_LOCAL_URI_SAN",
-        "DOWNSTREAM_PEER_DNS_SAN",
-        "DOWNSTREAM_PEER_ISSUER",
-        "DOWNSTREAM_PEER_SERIAL",
-        "DOWNSTREAM_PEER_FINGERPRINT_256",
-        "DOWNSTREAM_PEER_FINGERPRINT_1",
-    }
-)
-"""Command operators without an argument (the engine's `access_log/format.rs` has the same
-list); `REQ`, `RESP`, `REQ_WITHOUT_QUERY`, `ENVIRONMENT`, `START_TIME` and the peer
-certificate's `DOWNSTREAM_PEER_CERT_V_START` / `_V_END` take one."""
+
+@functools.cache
+def operators() -> frozenset[str]:
+    """Command operators without an argument: the engine's own table
+    (`fastpath/src/access_log/format.rs`, exported as `_fastpath.access_log_operators()`),
+    so what the config check accepts is what the engine renders. `REQ`, `RESP`,
+    `REQ_WITHOUT_QUERY`, `ENVIRONMENT`, `START_TIME` and the peer certificate's
+    `DOWNSTREAM_PEER_CERT_V_START` / `_V_END` take an argument and are checked here."""
+    from meshcore._fastpath import access_log_operators
+
+    return frozenset(access_log_operators())
+
 
 _HEADER_OPERATORS = ("REQ", "RESP", "REQ_WITHOUT_QUERY")
 _LIMITED = (*_HEADER_OPERATORS, "ENVIRONMENT")
@@ -138,7 +92,7 @@ def _command_problem(name: str, arg: str | None, limit: str | None) -> str | Non
             bad = rest[rest.index("%") : rest.index("%") + 2]
             return f"%{name}%: time format {arg!r}: unsupported conversion {bad}"
         return None
-    if name not in OPERATORS:
+    if name not in operators():
         return f"unknown command operator %{name}%"
     if arg is not None:
         return f"%{name}%: takes no argument"

@@ -35,7 +35,7 @@ from .translate_tls import downstream as downstream_tls
 from .translate_tracing import set_direction, tracing
 from .translate_upgrades import upgrade_configs
 from .type_urls import type_name, unpack
-from .values import duration_field_ms, enum_name, is_ip, wrapped
+from .values import duration_field_ms, duration_ms, enum_name, is_ip, wrapped
 
 DEFAULT_BUFFER_LIMIT = 1024 * 1024
 DEFAULT_IDLE_TIMEOUT_MS = 3_600_000
@@ -331,6 +331,8 @@ def http_connection_manager(
         out["flush_access_log_on_new_request"] = True
     if options.flush_log_on_tunnel_successfully_established:
         out["flush_log_on_tunnel_successfully_established"] = True
+    if options.HasField("access_log_flush_interval"):
+        out["access_log_flush_interval_ms"] = duration_ms(options.access_log_flush_interval)
     traced = tracing(manager, path, problems)
     if traced is not None:
         out["tracing"] = traced
