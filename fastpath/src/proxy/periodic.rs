@@ -16,7 +16,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::record::RequestRecord;
 use super::{Conn, Flow};
-use crate::access_log::{Entry, LogType};
+use crate::access_log::{ClusterNames, Entry, LogType};
 use crate::compiled::ListenerView;
 use crate::conn_info::ConnInfo;
 
@@ -125,7 +125,7 @@ impl Periodic {
             cluster: l
                 .cluster
                 .and_then(|i| view.clusters.get(i))
-                .map(|c| c.name.as_str()),
+                .map(|c| ClusterNames::of(&c.cfg)),
             downstream_remote: self.info.peer,
             downstream_local: self.info.local,
             connection_id: self.info.id,
