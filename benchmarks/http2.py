@@ -11,7 +11,11 @@ run (one worker each, pinned to CPU 0; h2load and the backends on CPU 1), interl
 
 Prints requests/s and the proxy's CPU per request (with the grpcio backend the backend bounds
 the rate on a busy 2-core machine; CPU per request is the proxy's own cost), and each
-scenario's meshcore/Envoy requests/s ratio."""
+scenario's meshcore/Envoy requests/s ratio.
+
+`--proxy-cpu CORES` runs each proxy in a cgroup with that CFS quota (a sidecar's CPU limit),
+so that the proxy, not CPU 1, bounds the rate; each round then also prints the share of CFS
+periods in which the proxy was throttled and how busy CPU 1 was."""
 
 from __future__ import annotations
 
@@ -23,14 +27,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
 from benchmarks import backend as nginx_backend
 from benchmarks import grpc_backend
-from benchmarks.cpu import cpu_seconds
+from benchmarks.cpu import busy_pct, core_times, cpu_seconds
+from benchmarks.cpu_limit import CpuGroup, CpuLimitError, cpu_limit
 from benchmarks.procs import Proc, free_port, wait_port
 from benchmarks.targets import envoy_binary
 
@@ -139,17 +145,46 @@ def grpc_server() -> tuple[Any, int]:
     return start_server()
 
 
+class Run(NamedTuple):
+    rate: float  # requests/s
+    cpu_us: float  # proxy CPU µs per request
+    cpu1_busy: float | None  # % of CPU 1 (h2load + backends) busy during the run
+    throttled: float | None  # share of the proxy's CFS periods that ran out of quota
+
+
 def measure(
-    kind: str, scenario: str, ports: dict[str, int], workdir: Path, requests: int
-) -> tuple[float, float]:
-    """(requests/s, proxy CPU µs per request) for one run; `ports` maps each backend
-    (`web`, `grpc`, `grpc-nginx`) to its port."""
+    kind: str,
+    scenario: str,
+    ports: dict[str, int],
+    workdir: Path,
+    requests: int,
+    proxy_cpu: float | None = None,
+) -> Run:
+    """One run; `ports` maps each backend (`web`, `grpc`, `grpc-nginx`) to its port;
+    `proxy_cpu` (cores) puts the proxy in a cgroup with that CPU quota."""
+    limit: AbstractContextManager[CpuGroup | None] = (
+        nullcontext() if proxy_cpu is None else cpu_limit(proxy_cpu, kind)
+    )
+    with limit as group:
+        return _measure(kind, scenario, ports, workdir, requests, group)
+
+
+def _measure(
+    kind: str,
+    scenario: str,
+    ports: dict[str, int],
+    workdir: Path,
+    requests: int,
+    group: CpuGroup | None,
+) -> Run:
     port = free_port()
     config = workdir / f"{kind}.yaml"
     grpc_port = ports["grpc-nginx" if scenario == "grpc-nginx" else "grpc"]
     config.write_text(yaml.safe_dump(bootstrap(port, free_port(), ports["web"], grpc_port)))
     proc = Proc.start(kind, command(kind, config), cpu=0, log=workdir / f"{kind}.log")
     try:
+        if group is not None:
+            group.attach(proc.pid)
         wait_port(port)
         time.sleep(0.3)
         if scenario == "h2c":
@@ -165,28 +200,40 @@ def measure(
                 "te: trailers",
             ]
         h2load(url, 500, extra)  # warm-up
-        cpu0 = cpu_seconds(proc.pid)
+        # The cgroup counts in ns; /proc in clock ticks (10 ms), fine for long runs only.
+        used = group.usage_s if group is not None else lambda: cpu_seconds(proc.pid)
+        cpu0, cores0 = used(), core_times()
+        thr0 = group.throttling() if group is not None else None
         rate = h2load(url, requests, extra)
-        cpu1 = cpu_seconds(proc.pid)
+        cpu1, cores1 = used(), core_times()
+        throttled = None
+        if group is not None and thr0 is not None:
+            thr = group.throttling() - thr0
+            throttled = thr.throttled / thr.periods if thr.periods else 0.0
     finally:
         proc.stop()
-    return rate, (cpu1 - cpu0) / requests * 1e6
+    return Run(rate, (cpu1 - cpu0) / requests * 1e6, busy_pct(cores0, cores1, 1), throttled)
 
 
 def _round_line(
     i: int,
     scenario: str,
     kinds: list[str],
-    results: dict[tuple[str, str], list[tuple[float, float]]],
+    results: dict[tuple[str, str], list[Run]],
 ) -> str:
     """One round's figures for `scenario` (and its meshcore/Envoy ratio): the machine is
     shared, so the spread between rounds is part of the result."""
     runs = {kind: results[(scenario, kind)][-1] for kind in kinds}
-    line = f"round {i + 1} {scenario:10} " + "  ".join(
-        f"{kind} {rate:.0f} req/s {cpu:.1f} µs" for kind, (rate, cpu) in runs.items()
-    )
+    parts = []
+    for kind, run in runs.items():
+        part = f"{kind} {run.rate:.0f} req/s {run.cpu_us:.1f} µs"
+        if run.throttled is not None:
+            part += f" (throttled {run.throttled:.0%}"
+            part += f", CPU 1 {run.cpu1_busy:.0f}%)" if run.cpu1_busy is not None else ")"
+        parts.append(part)
+    line = f"round {i + 1} {scenario:10} " + "  ".join(parts)
     if "meshcore" in runs and "envoy" in runs:
-        line += f"  meshcore/Envoy {runs['meshcore'][0] / runs['envoy'][0]:.2f}"
+        line += f"  meshcore/Envoy {runs['meshcore'].rate / runs['envoy'].rate:.2f}"
     return line
 
 
@@ -196,13 +243,22 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--scenarios", default="h2c,grpc,grpc-nginx")
     ap.add_argument("--targets", default="meshcore,envoy")
+    ap.add_argument(
+        "--proxy-cpu",
+        type=float,
+        metavar="CORES",
+        help="run each proxy in a cgroup with this CPU quota (e.g. 0.5, a sidecar's "
+        "limits.cpu of 500m); needs root and the cgroup v1 `cpu` or v2 `cpu.max` controller",
+    )
     args = ap.parse_args()
+    if args.proxy_cpu is not None and not args.proxy_cpu > 0:
+        ap.error("--proxy-cpu must be a positive number of cores")
     if shutil.which("h2load") is None:
         raise SystemExit("h2load not found: apt-get install -y nghttp2-client")
     os.sched_setaffinity(0, {1})
     kinds = [k.strip() for k in args.targets.split(",") if k.strip()]
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    results: dict[tuple[str, str], list[Run]] = {}
     with tempfile.TemporaryDirectory(prefix="http2-bench-") as tmp:
         workdir = Path(tmp)
         web = nginx_backend.start(workdir, free_port(), cpu=1)
@@ -214,7 +270,12 @@ def main() -> None:
             for i in range(args.rounds):
                 for scenario in scenarios:
                     for kind in kinds:
-                        run = measure(kind, scenario, ports, workdir, args.requests)
+                        try:
+                            run = measure(
+                                kind, scenario, ports, workdir, args.requests, args.proxy_cpu
+                            )
+                        except CpuLimitError as e:
+                            raise SystemExit(f"--proxy-cpu: {e}") from e
                         results.setdefault((scenario, kind), []).append(run)
                     print(_round_line(i, scenario, kinds, results), flush=True)
         finally:
@@ -222,13 +283,14 @@ def main() -> None:
             fast.stop()
             web.stop()
     medians: dict[tuple[str, str], float] = {}
+    limit = "" if args.proxy_cpu is None else f" (proxy limited to {args.proxy_cpu:g} CPU)"
     for (scenario, kind), runs in results.items():
-        rate = sorted(r[0] for r in runs)[len(runs) // 2]
-        cpu = sorted(r[1] for r in runs)[len(runs) // 2]
+        rate = sorted(r.rate for r in runs)[len(runs) // 2]
+        cpu = sorted(r.cpu_us for r in runs)[len(runs) // 2]
         medians[(scenario, kind)] = rate
         print(
             f"{scenario:10} {kind:9} {rate:8.0f} req/s  proxy CPU {cpu:6.1f} µs/request"
-            f" (median of {len(runs)})"
+            f" (median of {len(runs)}){limit}"
         )
     for scenario in scenarios:
         ours, theirs = medians.get((scenario, "meshcore")), medians.get((scenario, "envoy"))
