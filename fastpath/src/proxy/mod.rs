@@ -1085,8 +1085,9 @@ mod idle_size_tests {
         let size = future_size(super::serve as fn(_, _, _, _, _, _) -> _);
         // 552 bytes when this test was written; filter chains (the compiled listener and the
         // match inputs, kept to re-choose the chain after an update) and the connection's
-        // `ConnInfo` took it to ~610. The idle benchmark (`python -m benchmarks`, idle_5k)
-        // measures what a connection really costs.
-        assert!(size <= 640, "serve future is {size} bytes");
+        // `ConnInfo` took it to ~610, the periodic access log's state (`Conn::periodic`) and
+        // this session's other changes to 648. The idle benchmark (`python -m benchmarks`,
+        // idle_5k) measures what a connection really costs.
+        assert!(size <= 656, "serve future is {size} bytes");
     }
 }
