@@ -346,3 +346,29 @@ fn connection_operators_render_the_entry_or_a_dash() {
         .render(&e, &mut out);
     assert_eq!(out, b"{\"type\":\"TcpPeriodic\",\"why\":null}\n");
 }
+
+#[test]
+fn addresses_render_as_their_display() {
+    for a in [
+        "127.0.0.1:80",
+        "10.201.0.2:65535",
+        "0.0.0.0:0",
+        "255.255.255.255:8080",
+        "[::1]:443",
+        "[2001:db8::7]:9",
+    ] {
+        let a: std::net::SocketAddr = a.parse().unwrap();
+        let mut out = Vec::new();
+        assert_eq!(
+            super::format::addr(&mut out, Some(a)),
+            super::format::Kind::Str
+        );
+        assert_eq!(String::from_utf8(out).unwrap(), a.to_string());
+    }
+    let mut out = Vec::new();
+    assert_eq!(
+        super::format::addr(&mut out, None),
+        super::format::Kind::Missing
+    );
+    assert!(out.is_empty());
+}
