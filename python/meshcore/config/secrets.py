@@ -17,7 +17,7 @@ from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from . import paths, pgv, unsupported
 from .errors import Problem, Problems
-from .model import MeshConfig
+from .model import DnsCluster, MeshConfig
 from .translate_tls import SDS_KEY, certificate, validation
 from .values import is_ip
 
@@ -235,12 +235,21 @@ def secret_refs(obj: Any) -> tuple[SecretRef, ...]:
 
 
 def sds_target(static: MeshConfig, cluster: str) -> str | None:
-    """A gRPC target for the static cluster `cluster` (its IP endpoints, or the first host
-    of a DNS cluster); None when there is no such cluster or it has no address."""
-    for dns in static.dns_clusters:
-        if dns.name == cluster and dns.hosts:
+    """A gRPC target for the static cluster `cluster`; None when there is no such cluster or
+    it has no address."""
+    return grpc_target(static.snapshot.get("clusters", ()), static.dns_clusters, cluster)
+
+
+def grpc_target(
+    clusters: Sequence[Mapping[str, Any]], dns_clusters: Sequence[DnsCluster], name: str
+) -> str | None:
+    """A gRPC target for the static cluster `name` among the translated `clusters`: the
+    first host of a DNS cluster (gRPC resolves it), else its IP endpoints (the IPv4 ones
+    when it has any); None when it has neither."""
+    for dns in dns_clusters:
+        if dns.name == name and dns.hosts:
             return f"dns:///{dns.hosts[0].hostname}:{dns.hosts[0].port}"
-    found = [c for c in static.snapshot.get("clusters", ()) if c["name"] == cluster]
+    found = [c for c in clusters if c["name"] == name]
     if not found:
         return None
     endpoints = [e for e in found[0].get("endpoints", ()) if is_ip(e["address"])]

@@ -12,9 +12,10 @@ from . import paths
 from .errors import Problems
 from .grpc_tls import static_cluster_tls
 from .model import AdsConfig, DynamicConfig, XdsSource
+from .secrets import grpc_target
 from .translate_clusters import Clusters
 from .translate_listeners import connection_manager_of, rds_path
-from .values import duration_field_s, enum_name, is_ip
+from .values import duration_field_s, enum_name
 
 DEFAULT_INITIAL_FETCH_TIMEOUT_S = 15.0
 _PATH = "dynamic_resources"
@@ -80,18 +81,10 @@ def _target(name: str, path: str, clusters: Clusters, problems: Problems) -> str
     if name in clusters.eds:
         problems.add(path, f"cluster {name!r} is an EDS cluster; the xDS cluster must be static")
         return None
-    for dns in clusters.dns:
-        if dns.name == name and dns.hosts:
-            return f"dns:///{dns.hosts[0].hostname}:{dns.hosts[0].port}"
-    cluster = next(c for c in clusters.snapshot if c["name"] == name)
-    endpoints = [e for e in cluster["endpoints"] if is_ip(e["address"])]
-    if not endpoints:
+    target = grpc_target(clusters.snapshot, clusters.dns, name)
+    if target is None:
         problems.add(path, f"cluster {name!r} has no endpoints to reach the xDS server on")
-        return None
-    v4 = [e for e in endpoints if ":" not in e["address"]]
-    if v4:
-        return "ipv4:" + ",".join(f"{e['address']}:{e['port']}" for e in v4)
-    return "ipv6:" + ",".join(f"[{e['address']}]:{e['port']}" for e in endpoints)
+    return target
 
 
 def _source(
