@@ -7,7 +7,9 @@ use super::Conn;
 use super::prepare::{Prepared, ReqInfo};
 use crate::access_log::{ClusterNames, Entry, Fields, LogType};
 use crate::compiled::ListenerView;
+use crate::conn_info::ConnInfo;
 use crate::http1::Framing;
+use crate::local_reply::ResponseFlags;
 
 /// Keeps what the log needs from a prepared request: the head as Envoy's log sees it (for a
 /// forwarded request the upstream head `req_out`, which carries meshcore's additions such as
@@ -117,29 +119,44 @@ impl Conn {
         end: Instant,
         kind: LogType,
     ) -> Entry<'a> {
-        Entry {
-            fields: l,
-            kind,
-            termination: "",
-            transport_failure: "",
-            status: self.record.status,
-            flags: self.record.flags,
-            minor: l.minor,
-            req_head: &l.req_head,
-            route_name: &l.route_name,
-            cluster: l
-                .cluster
-                .and_then(|i| view.clusters.get(i))
-                .map(|c| ClusterNames::of(&c.cfg)),
-            downstream_remote: self.down.peer(),
-            // On a wildcard listener: the address the client connected to, as Envoy logs it.
-            downstream_local: self.down.info.local,
-            connection_id: self.down.info.id,
-            tls: self.down.info.tls.as_deref(),
-            end,
-            generate_request_id: view.hcm.cfg.generate_request_id,
-            generated_id: OnceCell::new(),
-            req_index: OnceCell::new(),
-        }
+        let r = &self.record;
+        request_entry(l, view, &self.down.info, (r.status, r.flags), end, kind)
+    }
+}
+
+/// The line of a request whose log fields are `l`, on the connection `info`, with its
+/// `(status, flags)` as they stand (`end`: when the line is written). The final and
+/// intermediate lines and the periodic ones (`proxy/periodic.rs`) all come from here.
+pub(super) fn request_entry<'a>(
+    l: &'a Fields,
+    view: &'a ListenerView,
+    info: &'a ConnInfo,
+    (status, flags): (u16, ResponseFlags),
+    end: Instant,
+    kind: LogType,
+) -> Entry<'a> {
+    Entry {
+        fields: l,
+        kind,
+        termination: "",
+        transport_failure: "",
+        status,
+        flags,
+        minor: l.minor,
+        req_head: &l.req_head,
+        route_name: &l.route_name,
+        cluster: l
+            .cluster
+            .and_then(|i| view.clusters.get(i))
+            .map(|c| ClusterNames::of(&c.cfg)),
+        downstream_remote: info.peer,
+        // On a wildcard listener: the address the client connected to, as Envoy logs it.
+        downstream_local: info.local,
+        connection_id: info.id,
+        tls: info.tls.as_deref(),
+        end,
+        generate_request_id: view.hcm.cfg.generate_request_id,
+        generated_id: OnceCell::new(),
+        req_index: OnceCell::new(),
     }
 }

@@ -1,6 +1,5 @@
 //! Socket helpers for the proxy loop: the downstream read buffer and vectored full writes.
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
 
 use crate::conn_info::ConnInfo;
 use crate::pool::BufferPool;
@@ -27,12 +26,6 @@ impl Down {
             start: 0,
             info: Box::new(info),
         }
-    }
-
-    /// The peer's address as the socket sees it.
-    #[inline]
-    pub fn peer(&self) -> SocketAddr {
-        self.info.peer
     }
 
     #[inline]

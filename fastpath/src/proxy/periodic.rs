@@ -8,15 +8,16 @@
 //! response head sent, tunnel up) plus body byte counters the relays add to. All of it
 //! exists only on a connection whose connection manager has the option: without it the
 //! connection holds `None` and every hook is one branch on it (no timer, no allocation).
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::access_log::request_entry;
 use super::record::RequestRecord;
 use super::{Conn, Flow};
-use crate::access_log::{ClusterNames, Entry, LogType};
+use crate::access_log::LogType;
 use crate::compiled::ListenerView;
 use crate::conn_info::ConnInfo;
 
@@ -112,29 +113,15 @@ impl Periodic {
         l.bytes_received = self.received_base.get() + self.received.get();
         l.bytes_sent =
             (self.sent_base.get() + self.sent.get()).saturating_sub(self.sent_skip.get());
-        let entry = Entry {
-            fields: l,
-            kind: LogType::DownstreamPeriodic,
-            termination: "",
-            transport_failure: "",
-            status,
-            flags,
-            minor: l.minor,
-            req_head: &l.req_head,
-            route_name: &l.route_name,
-            cluster: l
-                .cluster
-                .and_then(|i| view.clusters.get(i))
-                .map(|c| ClusterNames::of(&c.cfg)),
-            downstream_remote: self.info.peer,
-            downstream_local: self.info.local,
-            connection_id: self.info.id,
-            tls: self.info.tls.as_deref(),
-            end: Instant::now().into_std(),
-            generate_request_id: view.hcm.cfg.generate_request_id,
-            generated_id: OnceCell::new(),
-            req_index: OnceCell::new(),
-        };
+        let end = Instant::now().into_std();
+        let entry = request_entry(
+            l,
+            view,
+            &self.info,
+            (status, flags),
+            end,
+            LogType::DownstreamPeriodic,
+        );
         logs.log(&entry, w);
     }
 }
