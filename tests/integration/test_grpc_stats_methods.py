@@ -37,6 +37,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
 }
 BIG = 100_000  # Larger than a DATA frame (16 KiB): a message split across frames.
 GRPC_STAT = re.compile(r"^cluster\.[a-z]+\.grpc\.")
+# Six gRPC calls on each of the two listeners with `enable_upstream_stats`.
+CALLS_WITH_UPSTREAM_STATS = 2 * 6
 
 
 def _config(grpc_port: int) -> tuple[dict[str, Any], dict[str, int]]:
@@ -114,10 +116,12 @@ def observed(tmp_path_factory) -> Iterator[dict[str, tuple[dict[str, str], dict[
             try:
                 for port in ports.values():
                     _calls(port)
+                # A flush may land between two calls: wait until every call's sample is in
+                # (or 10 s), not only until each histogram has one.
                 counts: dict[str, int] = {}
-                for _ in range(50):
+                for _ in range(100):
                     counts = _upstream_counts(running)
-                    if counts and all(v > 0 for v in counts.values()):
+                    if sum(counts.values()) >= CALLS_WITH_UPSTREAM_STATS:
                         break
                     time.sleep(0.1)
                 out[kind] = (running.stats(), counts)
@@ -170,4 +174,4 @@ def test_the_same_upstream_time_histograms(observed):
     assert "cluster.allow.grpc.upstream_rq_time" in names
     assert not [n for n in names if n.startswith(("cluster.plain.", "cluster.dots."))]
     assert meshcore_counts == envoy_counts
-    assert sum(envoy_counts.values()) == 2 * 6
+    assert sum(envoy_counts.values()) == CALLS_WITH_UPSTREAM_STATS

@@ -3,14 +3,43 @@
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
+from pathlib import Path
+
+# Ports are handed out below the kernel's ephemeral range (`ip_local_port_range`, 32768-60999
+# by default): a port the kernel picks for a `bind(0)` (an admin address, a backend) or for a
+# connection's source address can then never be one a config was just given. Picking from the
+# ephemeral range, as `bind(0)` and close did, let the kernel hand the same port to a proxy's
+# admin listener before the proxy bound its listener to it.
+_LOW, _HIGH = 20000, 32767
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    return 32768
 
 
 def free_port() -> int:
-    """A port the kernel just handed out and released (bind to 0, read it, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port on 127.0.0.1 that nothing holds now, outside the ephemeral range, and not handed
+    out before by this process."""
+    high = min(_HIGH, _ephemeral_low() - 1)
+    if high - _LOW < 1000:
+        raise RuntimeError(f"the ephemeral range starts at {high + 1}: too few ports below it")
+    for _ in range(1000):
+        port = random.randint(_LOW, high)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {_LOW}-{high}")
 
 
 def dead_port() -> int:
