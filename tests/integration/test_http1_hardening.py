@@ -301,7 +301,12 @@ def request_cases() -> list[Case]:
             BAD,
             ENVOY_RESETS_UPSTREAM,
         ),
-        ("chunk-size-non-hex", lambda n: chunked(n, b"zz\r\na\r\n0\r\n\r\n"), BAD, None),
+        (
+            "chunk-size-non-hex",
+            lambda n: chunked(n, b"zz\r\na\r\n0\r\n\r\n"),
+            BAD,
+            ENVOY_RESETS_UPSTREAM,
+        ),
         (
             "chunk-size-bare-lf",
             lambda n: chunked(n, b"1\na\r\n0\r\n\r\n"),
@@ -314,14 +319,24 @@ def request_cases() -> list[Case]:
             BAD,
             ENVOY_RESETS_UPSTREAM,
         ),
-        ("chunk-last-bare-lf", lambda n: chunked(n, b"1\r\na\r\n0\n\n"), BAD, None),
+        (
+            "chunk-last-bare-lf",
+            lambda n: chunked(n, b"1\r\na\r\n0\n\n"),
+            BAD,
+            ENVOY_RESETS_UPSTREAM,
+        ),
         (
             "chunk-ext-bare-lf",
             lambda n: chunked(n, b"1;a\na\r\n0\r\n\r\n"),
             BAD,
             ENVOY_RESETS_UPSTREAM,
         ),
-        ("chunk-ext-bare-cr", lambda n: chunked(n, b"1;a\rb\r\na\r\n0\r\n\r\n"), BAD, None),
+        (
+            "chunk-ext-bare-cr",
+            lambda n: chunked(n, b"1;a\rb\r\na\r\n0\r\n\r\n"),
+            BAD,
+            ENVOY_RESETS_UPSTREAM,
+        ),
         (
             "chunk-trailer-bad-name",
             lambda n: chunked(n, b"0\r\nX A: b\r\n\r\n"),
