@@ -42,6 +42,7 @@ from tests.support.bootstrap import (
 from tests.support.ports import free_port
 from tests.support.proxy import Proxy, proxy_kinds, start_proxy
 from tests.support.tcp import TcpUpstream, pattern
+from tests.support.threaded_server import ThreadedServer
 from tests.support.upstream import Upstream, UpstreamServer
 
 FILE_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
@@ -60,25 +61,15 @@ def authority_is(value: str) -> dict[str, object]:
     }
 
 
-class ForwardProxyUpstream:
+class ForwardProxyUpstream(ThreadedServer):
     """An upstream that itself terminates CONNECT: records the request head, answers `200
     Connection established`, then echoes."""
 
     def __init__(self) -> None:
         self.heads: list[bytes] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self._listener.getsockname()[1])
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def serve(self, conn: socket.socket) -> None:
         with conn:
             buf = b""
             while b"\r\n\r\n" not in buf:
@@ -92,9 +83,6 @@ class ForwardProxyUpstream:
             while data := conn.recv(65536):
                 conn.sendall(data)
             conn.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self._listener.close()
 
 
 @dataclass

@@ -13,7 +13,6 @@ import contextlib
 import json
 import re
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from tests.support.bootstrap import (
 )
 from tests.support.proxy import Proxy, proxy_kinds, start_proxy
 from tests.support.tcp import TcpUpstream
+from tests.support.threaded_server import ThreadedServer
 
 # How long each slow case lasts, and the interval (two periodic lines fit, with margin).
 SLOW_S = 2.5
@@ -58,26 +58,13 @@ ADDRESS = re.compile(r"^127\.0\.0\.1:\d+$")
 CASES = ("head", "body", "post", "connect", "ws", "h2", "off")
 
 
-class SlowUpstream:
+class SlowUpstream(ThreadedServer):
     """An HTTP/1.1 upstream on raw sockets (one thread per connection), by path: `/head`
     answers after `SLOW_S`; `/body` sends its head and half of its 1000-byte body at once and
     the rest after `SLOW_S`; `/post` echoes the request body; `/ws` switches protocols (101)
     and echoes bytes."""
 
-    def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self._listener.getsockname()[1])
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def serve(self, conn: socket.socket) -> None:
         with conn, contextlib.suppress(OSError):
             buf = b""
             while True:
@@ -117,9 +104,6 @@ class SlowUpstream:
             time.sleep(SLOW_S)
             conn.sendall(ok % 4 + b"slow")
         return True
-
-    def close(self) -> None:
-        self._listener.close()
 
 
 @dataclass

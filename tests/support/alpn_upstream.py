@@ -16,8 +16,10 @@ import h2.connection
 import h2.events
 import h11
 
+from tests.support.threaded_server import ThreadedServer
 
-class AlpnUpstream:
+
+class AlpnUpstream(ThreadedServer):
     def __init__(self, cert: Path, key: Path, alpn: tuple[str, ...]) -> None:
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(cert, key)
@@ -26,24 +28,9 @@ class AlpnUpstream:
         self.protocols: list[str] = []
         """The protocol each connection negotiated (`none` when ALPN chose nothing)."""
         self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._listener.getsockname()[1]
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def close(self) -> None:
-        self._closed = True
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                raw, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
-
-    def _serve(self, raw: socket.socket) -> None:
+    def serve(self, raw: socket.socket) -> None:
         try:
             conn = self.context.wrap_socket(raw, server_side=True)
         except (ssl.SSLError, OSError):

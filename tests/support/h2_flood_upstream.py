@@ -5,6 +5,7 @@ connection ended: whether the proxy sent GOAWAY and whether it closed the connec
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 import time
@@ -25,6 +26,7 @@ from tests.support.h2_frames import (
     frame,
     split_frames,
 )
+from tests.support.threaded_server import ThreadedServer
 
 # What the upstream sends for a request on stream `s` (the frames go out in one write).
 Script = Callable[[int], bytes]
@@ -44,7 +46,7 @@ class Ended:
 
 
 @dataclass
-class FloodUpstream:
+class FloodUpstream(ThreadedServer):
     """`script`: answers each request; `ping_flood`: after the first request, sends PINGs
     without reading until the proxy closes the connection (or `flood_for` seconds pass)."""
 
@@ -56,20 +58,9 @@ class FloodUpstream:
     requests: int = 0
 
     def __post_init__(self) -> None:
-        self._sock = socket.socket()
-        if self.ping_flood:
-            # Accepted sockets inherit it: the proxy's PING acks back up quickly.
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
-        self.port = self._sock.getsockname()[1]
         self._lock = threading.Lock()
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self) -> None:
-        self._closed = True
-        self._sock.close()
+        # A small receive buffer: the proxy's PING acks back up quickly.
+        super().__init__(backlog=16, rcvbuf=4096 if self.ping_flood else None)
 
     def wait_closed(self, timeout: float = 10.0) -> list[Ended]:
         """The connections, once the proxy has closed every one (or `timeout` passed)."""
@@ -82,16 +73,11 @@ class FloodUpstream:
         with self._lock:
             return list(self.connections)
 
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            ended = Ended()
-            with self._lock:
-                self.connections.append(ended)
-            threading.Thread(target=self._serve, args=(conn, ended), daemon=True).start()
+    def connection_job(self, conn: socket.socket) -> Callable[[], None]:
+        ended = Ended()
+        with self._lock:
+            self.connections.append(ended)
+        return functools.partial(self._serve, conn, ended)
 
     def _serve(self, sock: socket.socket, ended: Ended) -> None:
         with sock:

@@ -5,45 +5,37 @@ each request is answered `200` with body `h2 <path> <request body length>`, head
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
+from collections.abc import Callable
 
 import h2.config
 import h2.connection
 import h2.events
 import h11
 
+from tests.support.threaded_server import ThreadedServer
+
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
-class H2Upstream:
+class H2Upstream(ThreadedServer):
     """`also_http1`: a connection that does not start with the HTTP/2 preface is answered as
     HTTP/1.1 (`h1 <path> <body length>`), one request per connection."""
 
     def __init__(self, also_http1: bool = False) -> None:
         self.also_http1 = also_http1
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self._sock.getsockname()[1]
         self.connections = 0
         self.max_open_streams = 0
         self._lock = threading.Lock()
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def close(self) -> None:
-        self._closed = True
-        self._sock.close()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            with self._lock:
-                self.connections += 1
-                number = self.connections
-            threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
+    def connection_job(self, conn: socket.socket) -> Callable[[], None]:
+        with self._lock:
+            self.connections += 1
+            number = self.connections
+        return functools.partial(self._serve, conn, number)
 
     def _serve(self, sock: socket.socket, number: int) -> None:
         if self.also_http1:

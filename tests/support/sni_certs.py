@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime
 import socket
 import ssl
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.support.threaded_server import ThreadedServer
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def make_server_cert(ca: Ca, directory: Path, name: str) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-class TlsBackend:
+class TlsBackend(ThreadedServer):
     """A TLS server on 127.0.0.1 (a thread per connection) presenting `cert`: after the
     handshake it reads one line and answers `<banner> <SNI it saw> <line>` and closes."""
 
@@ -87,23 +88,12 @@ class TlsBackend:
         self.context.set_alpn_protocols(["h2", "http/1.1"])
         self.seen_sni: list[str | None] = []
         self.context.sni_callback = self._sni
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
+        super().__init__()
 
     def _sni(self, _sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
         self.seen_sni.append(name)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def serve(self, conn: socket.socket) -> None:
         conn.settimeout(10)
         try:
             with self.context.wrap_socket(conn, server_side=True) as tls:
@@ -112,6 +102,3 @@ class TlsBackend:
                 tls.sendall(f"{self.banner} {sni} ".encode() + line)
         except (OSError, ssl.SSLError):
             conn.close()
-
-    def close(self) -> None:
-        self.sock.close()

@@ -11,6 +11,7 @@ import threading
 from typing import Any
 
 from tests.support.bootstrap import Json, socket_address
+from tests.support.threaded_server import ThreadedServer
 
 TCP_PROXY_TYPE = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
 NETWORK_RATELIMIT_TYPE = (
@@ -55,7 +56,7 @@ def network_listener(name: str, port: int, filters: list[Json]) -> Json:
     }
 
 
-class TcpUpstream:
+class TcpUpstream(ThreadedServer):
     """A TCP server on 127.0.0.1 (one thread per connection). `echo`: writes everything
     back and shuts down its write side at EOF. Otherwise it reads to EOF first and then
     answers `<bytes read> <sha256 hex>`, which only works when the proxy passes the client's
@@ -65,24 +66,11 @@ class TcpUpstream:
         self.echo = echo
         self.accepted = 0
         self._lock = threading.Lock()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(128)
-        self.port = int(self._listener.getsockname()[1])
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                self.accepted += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
+    def serve(self, conn: socket.socket) -> None:
+        with self._lock:
+            self.accepted += 1
         with conn, contextlib.suppress(OSError):
             if self.echo:
                 while data := conn.recv(CHUNK):
@@ -95,9 +83,6 @@ class TcpUpstream:
                     total += len(data)
                 conn.sendall(f"{total} {digest.hexdigest()}".encode())
             conn.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self._listener.close()
 
 
 def pattern(size: int) -> bytes:

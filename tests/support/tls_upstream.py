@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-import threading
 from pathlib import Path
 
+from tests.support.threaded_server import ThreadedServer
 
-class TlsUpstream:
+
+class TlsUpstream(ThreadedServer):
     def __init__(self, cert: Path, key: Path, client_ca: Path | None = None) -> None:
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(cert, key)
@@ -21,24 +22,12 @@ class TlsUpstream:
         self.context.sni_callback = self._sni
         self.snis: list[str | None] = []
         self.handshake_failures = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._closed = False
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
+        super().__init__()
 
     def _sni(self, _sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
         self.snis.append(name)
 
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, raw: socket.socket) -> None:
+    def serve(self, raw: socket.socket) -> None:
         try:
             conn = self.context.wrap_socket(raw, server_side=True)
         except (ssl.SSLError, OSError):
@@ -67,7 +56,3 @@ class TlsUpstream:
                     )
             except (ssl.SSLError, OSError):
                 return
-
-    def close(self) -> None:
-        self._closed = True
-        self._listener.close()
