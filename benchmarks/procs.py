@@ -12,6 +12,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+# Ports below the ephemeral range: a proxy's admin listener on port 0 never takes one.
+from tests.support.ports import free_port as free_port
+
 # The nice value raise_priority() set, also given to each child's autogroup (see there).
 _niceness = 0
 
@@ -47,12 +50,6 @@ class Proc:
             except subprocess.TimeoutExpired:
                 os.kill(self.popen.pid, signal.SIGKILL)
                 self.popen.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, timeout_s: float = 20.0) -> None:

@@ -29,6 +29,7 @@ from tests.support.bootstrap import (
     virtual_host,
 )
 from tests.support.certs import Pki, make_pki, tls_socket
+from tests.support.ports import free_port
 from tests.support.proxy import Proxy, proxy_kinds, start_proxy
 from tests.support.tcp import (
     TcpUpstream,
@@ -198,7 +199,7 @@ def setup(request, echo, tmp_path_factory) -> Iterator[Setup]:
     logs = tmp_path_factory.mktemp(f"early-logs-{request.param}")
     pki = make_pki(tmp_path_factory.mktemp("early-pki"))
     names = [*HTTP_CASES, "start", "tunnel", *TCP_CASES]
-    ports = _distinct_ports(names)
+    ports = {name: free_port() for name in names}  # distinct: free_port never repeats one
     listeners = []
     for name in names:
         build = _tcp_listener if name in TCP_CASES else _http_listener
@@ -210,21 +211,6 @@ def setup(request, echo, tmp_path_factory) -> Iterator[Setup]:
     running = start_proxy(request.param, config, tmp_path_factory, extra_args=flush)
     yield Setup(running, ports, logs, pki)
     running.stop()
-
-
-def _distinct_ports(names: list[str]) -> dict[str, int]:
-    """A free port per name, all different (each is held until all are picked: the kernel
-    may hand a just-released port out again, and two listeners on one port would share it
-    under SO_REUSEPORT)."""
-    held = []
-    for _ in names:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        held.append(sock)
-    ports = {name: int(sock.getsockname()[1]) for name, sock in zip(names, held, strict=True)}
-    for sock in held:
-        sock.close()
-    return ports
 
 
 def _send(port: int, data: bytes) -> bytes:
