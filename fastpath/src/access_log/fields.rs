@@ -120,6 +120,29 @@ impl Fields {
     }
 }
 
+impl Fields {
+    /// Makes this a copy of `src`, keeping this copy's buffers: the periodic line's copy is
+    /// refreshed a few times per request, and `clone_from` would allocate each buffer anew.
+    pub fn copy_from(&mut self, src: &Fields) {
+        let mut req_head = std::mem::take(&mut self.req_head);
+        let mut resp_head = std::mem::take(&mut self.resp_head);
+        let mut route_name = std::mem::take(&mut self.route_name);
+        let mut filter_details = std::mem::take(&mut self.filter_details);
+        req_head.clone_from(&src.req_head);
+        resp_head.clone_from(&src.resp_head);
+        route_name.clone_from(&src.route_name);
+        filter_details.clone_from(&src.filter_details);
+        // Every other field is `Copy` (a field that is not stops this from compiling).
+        *self = Fields {
+            req_head,
+            resp_head,
+            route_name,
+            filter_details,
+            ..*src
+        };
+    }
+}
+
 impl Default for Fields {
     fn default() -> Self {
         Fields::new()

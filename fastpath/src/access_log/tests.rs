@@ -372,3 +372,20 @@ fn addresses_render_as_their_display() {
     );
     assert!(out.is_empty());
 }
+
+#[test]
+fn copy_from_copies_every_value_and_keeps_the_copys_buffers() {
+    let mut src = fields();
+    src.req_head = REQ.to_vec();
+    src.route_name = "r1".into();
+    src.filter_details = "rbac_access_denied_matched_policy[none]".into();
+    src.attempts = 2;
+    let mut copy = Fields::new();
+    copy.req_head = Vec::with_capacity(1024);
+    copy.resp_head = Vec::with_capacity(1024);
+    let (req_buf, resp_buf) = (copy.req_head.as_ptr(), copy.resp_head.as_ptr());
+    copy.copy_from(&src);
+    assert_eq!(format!("{copy:?}"), format!("{src:?}"));
+    assert_eq!(copy.req_head.as_ptr(), req_buf);
+    assert_eq!(copy.resp_head.as_ptr(), resp_buf);
+}

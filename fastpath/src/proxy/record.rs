@@ -9,7 +9,7 @@ use crate::error::ErrorKind;
 use crate::http1::HeadError;
 use crate::local_reply::{self, ResponseFlag, ResponseFlags};
 
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct RequestRecord {
     /// Status of the response head sent downstream (0: none was sent).
     pub status: u16,
@@ -17,6 +17,27 @@ pub struct RequestRecord {
     /// Access log values; `None` when the connection manager has no access log (then every
     /// hook below is one branch).
     pub log: Option<Box<Fields>>,
+}
+
+impl Clone for RequestRecord {
+    fn clone(&self) -> Self {
+        RequestRecord {
+            status: self.status,
+            flags: self.flags,
+            log: self.log.clone(),
+        }
+    }
+
+    /// Keeps the copy's box and buffers (the periodic access log refreshes its copy of the
+    /// record at each state change of a request).
+    fn clone_from(&mut self, src: &Self) {
+        self.status = src.status;
+        self.flags = src.flags;
+        match (&mut self.log, &src.log) {
+            (Some(mine), Some(theirs)) => mine.copy_from(theirs),
+            (mine, theirs) => mine.clone_from(theirs),
+        }
+    }
 }
 
 impl RequestRecord {
