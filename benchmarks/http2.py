@@ -13,6 +13,9 @@ Prints requests/s and the proxy's CPU per request (with the grpcio backend the b
 the rate on a busy 2-core machine; CPU per request is the proxy's own cost), and each
 scenario's meshcore/Envoy requests/s ratio.
 
+`--meshcore-b PYTHON` adds target `meshcore-b`, the meshcore installed for that interpreter (a
+second build, e.g. main's), measured in the same interleaved rounds.
+
 `--proxy-cpu CORES` runs each proxy in a cgroup with that CFS quota (a sidecar's CPU limit),
 so that the proxy, not CPU 1, bounds the rate; each round then also prints the share of CFS
 periods in which the proxy was throttled and how busy CPU 1 was."""
@@ -107,9 +110,17 @@ def bootstrap(listen: int, admin: int, web: int, grpc_port: int) -> dict[str, An
     }
 
 
+#: The Python whose meshcore the `meshcore-b` target runs (`--meshcore-b`): a second build,
+#: to compare a change against the unchanged build in the same run.
+MESHCORE_B: dict[str, str] = {}
+
+
 def command(kind: str, config: Path) -> list[str]:
-    if kind == "meshcore":
-        return [sys.executable, "-m", "meshcore", "run", "-c", str(config), "--concurrency", "1"]
+    if kind in ("meshcore", "meshcore-b"):
+        python = sys.executable if kind == "meshcore" else MESHCORE_B.get("python")
+        if python is None:
+            raise SystemExit("target meshcore-b needs --meshcore-b PYTHON")
+        return [python, "-m", "meshcore", "run", "-c", str(config), "--concurrency", "1"]
     binary = envoy_binary()
     if binary is None:
         raise SystemExit("Envoy not found (set MESHCORE_ENVOY_BIN)")
@@ -232,8 +243,9 @@ def _round_line(
             part += f", CPU 1 {run.cpu1_busy:.0f}%)" if run.cpu1_busy is not None else ")"
         parts.append(part)
     line = f"round {i + 1} {scenario:10} " + "  ".join(parts)
-    if "meshcore" in runs and "envoy" in runs:
-        line += f"  meshcore/Envoy {runs['meshcore'].rate / runs['envoy'].rate:.2f}"
+    for ours in ("meshcore", "meshcore-b"):
+        if ours in runs and "envoy" in runs:
+            line += f"  {ours}/Envoy {runs[ours].rate / runs['envoy'].rate:.2f}"
     return line
 
 
@@ -250,7 +262,15 @@ def main() -> None:
         help="run each proxy in a cgroup with this CPU quota (e.g. 0.5, a sidecar's "
         "limits.cpu of 500m); needs root and the cgroup v1 `cpu` or v2 `cpu.max` controller",
     )
+    ap.add_argument(
+        "--meshcore-b",
+        metavar="PYTHON",
+        help="interpreter of a second meshcore build, measured as target meshcore-b (e.g. "
+        "--targets meshcore-b,meshcore,envoy to compare a change against main's build)",
+    )
     args = ap.parse_args()
+    if args.meshcore_b:
+        MESHCORE_B["python"] = args.meshcore_b
     if args.proxy_cpu is not None and not args.proxy_cpu > 0:
         ap.error("--proxy-cpu must be a positive number of cores")
     if shutil.which("h2load") is None:
@@ -293,9 +313,10 @@ def main() -> None:
             f" (median of {len(runs)}){limit}"
         )
     for scenario in scenarios:
-        ours, theirs = medians.get((scenario, "meshcore")), medians.get((scenario, "envoy"))
-        if ours and theirs:
-            print(f"{scenario:10} meshcore/Envoy requests/s {ours / theirs:.2f}")
+        for kind in ("meshcore", "meshcore-b"):
+            ours, theirs = medians.get((scenario, kind)), medians.get((scenario, "envoy"))
+            if ours and theirs:
+                print(f"{scenario:10} {kind}/Envoy requests/s {ours / theirs:.2f}")
 
 
 if __name__ == "__main__":

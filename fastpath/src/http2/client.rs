@@ -198,7 +198,9 @@ fn start(
     }
     let (ours, core) = mem_pipe::pair();
     conn.shared.active.set(conn.shared.active.get() + 1);
-    tokio::task::spawn_local(bridge(ours, conn));
+    // Boxed: the bridge's future is ~2 KB, and a task copies its future's whole slot when
+    // it finishes (and when its output is taken).
+    tokio::task::spawn_local(Box::pin(bridge(ours, conn)));
     Stream::Mem(core)
 }
 

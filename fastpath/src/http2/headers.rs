@@ -202,6 +202,8 @@ fn copy_headers(
     take_host: bool,
 ) -> Result<Option<Vec<u8>>, TranslateError> {
     let mut host = None;
+    // Sized once: the map would otherwise grow (and rehash) as the lines are added.
+    map.reserve(lines.len());
     for h in lines {
         let name =
             HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| TranslateError::BadHeader)?;

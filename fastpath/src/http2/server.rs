@@ -90,7 +90,9 @@ where
                 Some(Ok((req, respond))) => {
                     stats.inc(w, http::Counter::DownstreamRqHttp2Total);
                     active.set(active.get() + 1);
-                    let task = stream(worker.clone(), chosen.clone(), info.clone(), req, respond);
+                    // Boxed: the stream's future is ~4 KB, and a task copies its future's
+                    // whole slot when it finishes (and when its output is taken).
+                    let task = Box::pin(stream(worker.clone(), chosen.clone(), info.clone(), req, respond));
                     let (active, shared) = (active.clone(), shared.clone());
                     tokio::task::spawn_local(async move {
                         task.await;
