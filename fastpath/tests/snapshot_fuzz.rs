@@ -136,8 +136,20 @@ fn local_only(v: &mut Value) {
     }
 }
 
+/// Keeps the mutants' files out of the source tree: an access log path mutated to a relative
+/// name is created in the working directory (empty files `*` and `((((((((((` once landed in
+/// `fastpath/` and in a commit), so the test (the only one in this binary) runs in a scratch
+/// directory of its own, removed at the end.
+fn enter_scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("meshcore-snapshot-fuzz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    std::env::set_current_dir(&dir).expect("enter the scratch dir");
+    dir
+}
+
 #[test]
 fn mutated_snapshots_apply_or_fail_cleanly() {
+    let scratch = enter_scratch_dir();
     let engine = Engine::new(1).unwrap();
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
     let (mut applied, mut refused) = (0, 0);
@@ -171,4 +183,6 @@ fn mutated_snapshots_apply_or_fail_cleanly() {
         "applied {applied}, refused {refused}"
     );
     engine.stop();
+    std::env::set_current_dir(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let _ = std::fs::remove_dir_all(scratch);
 }
