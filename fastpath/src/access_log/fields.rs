@@ -101,28 +101,15 @@ impl Fields {
 
     /// Starts a new request, keeping the buffers' allocations.
     pub fn reset(&mut self, needs: Needs) {
-        let mut req_head = std::mem::take(&mut self.req_head);
-        let mut resp_head = std::mem::take(&mut self.resp_head);
-        let mut route_name = std::mem::take(&mut self.route_name);
-        let mut filter_details = std::mem::take(&mut self.filter_details);
-        filter_details.clear();
-        req_head.clear();
-        resp_head.clear();
-        route_name.clear();
-        *self = Fields {
+        self.copy_from(&Fields {
             needs,
-            req_head,
-            resp_head,
-            route_name,
-            filter_details,
             ..Fields::new()
-        };
+        });
     }
-}
 
-impl Fields {
-    /// Makes this a copy of `src`, keeping this copy's buffers: the periodic line's copy is
-    /// refreshed a few times per request, and `clone_from` would allocate each buffer anew.
+    /// Makes this a copy of `src`, keeping this copy's buffers (`clone_from` would allocate
+    /// each anew): a new request starts from a fresh value, and the periodic line's copy is
+    /// refreshed a few times per request.
     pub fn copy_from(&mut self, src: &Fields) {
         let mut req_head = std::mem::take(&mut self.req_head);
         let mut resp_head = std::mem::take(&mut self.resp_head);

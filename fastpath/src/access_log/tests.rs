@@ -374,7 +374,7 @@ fn addresses_render_as_their_display() {
 }
 
 #[test]
-fn copy_from_copies_every_value_and_keeps_the_copys_buffers() {
+fn copy_from_and_reset_keep_the_buffers() {
     let mut src = fields();
     src.req_head = REQ.to_vec();
     src.route_name = "r1".into();
@@ -388,4 +388,9 @@ fn copy_from_copies_every_value_and_keeps_the_copys_buffers() {
     assert_eq!(format!("{copy:?}"), format!("{src:?}"));
     assert_eq!(copy.req_head.as_ptr(), req_buf);
     assert_eq!(copy.resp_head.as_ptr(), resp_buf);
+    // A new request: every value fresh, the buffers empty but kept.
+    copy.reset(Default::default());
+    assert!(copy.req_head.is_empty() && copy.route_name.is_empty() && copy.attempts == 0);
+    assert!(copy.upstream_host.is_none() && !copy.ready);
+    assert_eq!(copy.req_head.as_ptr(), req_buf);
 }
