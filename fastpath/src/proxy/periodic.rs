@@ -29,13 +29,13 @@ pub(super) struct Periodic {
     /// The request's record as of its last published state change.
     snap: RefCell<RequestRecord>,
     /// Body bytes read from the client so far, on top of `received_base`.
-    pub(super) received: Cell<u64>,
-    pub(super) received_base: Cell<u64>,
+    received: Cell<u64>,
+    received_base: Cell<u64>,
     /// Bytes written to the client so far, on top of `sent_base`, less `sent_skip` (the
     /// response head, which the relay counts with the body).
-    pub(super) sent: Cell<u64>,
-    pub(super) sent_base: Cell<u64>,
-    pub(super) sent_skip: Cell<u64>,
+    sent: Cell<u64>,
+    sent_base: Cell<u64>,
+    sent_skip: Cell<u64>,
 }
 
 impl Periodic {
@@ -75,7 +75,7 @@ impl Periodic {
     }
 
     /// Copies the record (the request's state changed).
-    pub(super) fn publish(&self, record: &RequestRecord) {
+    fn publish(&self, record: &RequestRecord) {
         self.snap.borrow_mut().clone_from(record);
     }
 
@@ -187,6 +187,15 @@ impl Conn {
 }
 
 impl Conn {
+    /// The response head went downstream: the line shows the response's bytes so far, which
+    /// the relay counts into the returned counter (head included: `head_len` is skipped).
+    pub(super) fn periodic_response<'p>(&self, p: &'p Periodic, head_len: usize) -> &'p Cell<u64> {
+        p.sent_base.set(0);
+        p.sent_skip.set(head_len as u64);
+        p.publish(&self.record);
+        &p.sent
+    }
+
     /// The tunnel is up: the line shows its bytes so far (counted into `p`'s counters on top
     /// of what the record has).
     pub(super) fn periodic_tunnel<'p>(&self, p: &'p Periodic) -> (&'p Cell<u64>, &'p Cell<u64>) {

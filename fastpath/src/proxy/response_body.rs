@@ -101,12 +101,7 @@ impl Conn {
         // With periodic lines the relay counts into the line's counter.
         let periodic = self.periodic.clone();
         let sent = match periodic.as_deref() {
-            Some(p) => {
-                p.sent_base.set(0);
-                p.sent_skip.set(head.len() as u64);
-                p.publish(&self.record);
-                &p.sent
-            }
+            Some(p) => self.periodic_response(p, head.len()),
             None => &own,
         };
         let r = self
