@@ -42,7 +42,7 @@ from tests.support.bootstrap import (
 from tests.support.ports import free_port
 from tests.support.proxy import Proxy, proxy_kinds, start_proxy
 from tests.support.tcp import TcpUpstream, pattern
-from tests.support.threaded_server import ThreadedServer
+from tests.support.threaded_server import ThreadedServer, recv_head
 from tests.support.upstream import Upstream, UpstreamServer
 
 FILE_LOG_TYPE = "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog"
@@ -71,13 +71,10 @@ class ForwardProxyUpstream(ThreadedServer):
 
     def serve(self, conn: socket.socket) -> None:
         with conn:
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                data = conn.recv(65536)
-                if not data:
-                    return
-                buf += data
-            head, _, rest = buf.partition(b"\r\n\r\n")
+            got = recv_head(conn)
+            if got is None:
+                return
+            head, rest = got
             self.heads.append(head)
             conn.sendall(b"HTTP/1.1 200 Connection established\r\nx-tunnel: yes\r\n\r\n" + rest)
             while data := conn.recv(65536):

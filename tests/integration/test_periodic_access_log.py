@@ -33,7 +33,7 @@ from tests.support.bootstrap import (
 )
 from tests.support.proxy import Proxy, proxy_kinds, start_proxy
 from tests.support.tcp import TcpUpstream
-from tests.support.threaded_server import ThreadedServer
+from tests.support.threaded_server import ThreadedServer, recv_head
 
 # How long each slow case lasts, and the interval (two periodic lines fit, with margin).
 SLOW_S = 2.5
@@ -68,12 +68,10 @@ class SlowUpstream(ThreadedServer):
         with conn, contextlib.suppress(OSError):
             buf = b""
             while True:
-                while b"\r\n\r\n" not in buf:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buf += data
-                head, _, buf = buf.partition(b"\r\n\r\n")
+                got = recv_head(conn, buf)
+                if got is None:
+                    return
+                head, buf = got
                 length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
                 size = int(length.group(1)) if length else 0
                 while len(buf) < size:

@@ -8,6 +8,18 @@ import threading
 from collections.abc import Callable
 
 
+def recv_head(conn: socket.socket, buf: bytes = b"") -> tuple[bytes, bytes] | None:
+    """Reads an HTTP/1.1 head from `conn` (after `buf`, bytes already read): the head without
+    its blank line and the bytes read past it; None when the peer closed before its end."""
+    while b"\r\n\r\n" not in buf:
+        data = conn.recv(65536)
+        if not data:
+            return None
+        buf += data
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    return head, rest
+
+
 class ThreadedServer:
     """Listens on 127.0.0.1 (a port the kernel picks: `port`) and serves each connection in a
     thread of its own, until `close()`. A subclass sets its own state before calling

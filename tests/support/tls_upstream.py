@@ -9,7 +9,7 @@ import socket
 import ssl
 from pathlib import Path
 
-from tests.support.threaded_server import ThreadedServer
+from tests.support.threaded_server import ThreadedServer, recv_head
 
 
 class TlsUpstream(ThreadedServer):
@@ -39,13 +39,8 @@ class TlsUpstream(ThreadedServer):
             uris = [v for k, v in peer.get("subjectAltName", ()) if k == "URI"]
             buf = b""
             try:
-                while True:
-                    while b"\r\n\r\n" not in buf:
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            return
-                        buf += chunk
-                    _, buf = buf.split(b"\r\n\r\n", 1)
+                while (got := recv_head(conn, buf)) is not None:
+                    buf = got[1]
                     body = json.dumps(
                         {"sni": self.snis[-1] if self.snis else None, "client_uris": uris}
                     ).encode()
