@@ -43,6 +43,7 @@ def _install(path: str) -> None:
                 record = records.get(current[0])
                 if record is not None:
                     record[label] = record.get(label, 0.0) + now() - start
+                    record["n" + label[1:]] = record.get("n" + label[1:], 0) + 1
 
         setattr(owner, name, timed)
 
