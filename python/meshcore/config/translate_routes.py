@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +44,11 @@ class ClusterRefs:
 
 
 @dataclass
-class _Scope:
+class RouteScope:
+    """What a virtual host is translated with: where problems and cluster names go, and the
+    route config's `max_direct_response_body_size_bytes` (nothing else of the route config
+    reaches a virtual host's translation: `rds_reuse` relies on it)."""
+
     problems: Problems
     refs: ClusterRefs
     max_body: int
@@ -52,41 +57,58 @@ class _Scope:
     host_path: str = ""
 
 
-def route_config(
-    config: route_pb2.RouteConfiguration, path: str, problems: Problems, refs: ClusterRefs
-) -> dict[str, Any]:
-    """The snapshot `RouteConfig` for `config`; cluster names go to `refs`."""
-    scope = _Scope(
+def route_scope(
+    config: route_pb2.RouteConfiguration, problems: Problems, refs: ClusterRefs
+) -> RouteScope:
+    """The scope `config`'s virtual hosts are translated in."""
+    return RouteScope(
         problems,
         refs,
         wrapped(config, "max_direct_response_body_size_bytes", DEFAULT_MAX_DIRECT_RESPONSE_BODY),
     )
+
+
+def route_config(
+    config: route_pb2.RouteConfiguration, path: str, problems: Problems, refs: ClusterRefs
+) -> dict[str, Any]:
+    """The snapshot `RouteConfig` for `config`; cluster names go to `refs`."""
+    scope = route_scope(config, problems, refs)
     hosts_path = paths.field(path, "virtual_hosts")
-    _check_domains(config, hosts_path, problems)
+    check_domains(config.virtual_hosts, hosts_path, problems)
     return {
         "name": config.name,
         "virtual_hosts": [
-            _virtual_host(host, paths.item(hosts_path, i), scope)
+            virtual_host(host, paths.item(hosts_path, i), scope)
             for i, host in enumerate(config.virtual_hosts)
         ],
         "headers": header_mutations(config, path, problems),
     }
 
 
-def _check_domains(config: route_pb2.RouteConfiguration, path: str, problems: Problems) -> None:
-    """Envoy allows each domain (case-insensitively) in one virtual host only."""
-    seen: dict[str, str] = {}
-    for i, host in enumerate(config.virtual_hosts):
+def check_domains(hosts: Iterable[rc.VirtualHost], path: str, problems: Problems) -> None:
+    """Envoy allows each domain (case-insensitively) in one virtual host only (`path`: the
+    `virtual_hosts` field; a domain's path is only built for a problem)."""
+    seen: dict[str, tuple[int, int]] = {}
+    for i, host in enumerate(hosts):
         for j, domain in enumerate(host.domains):
-            where = paths.item(paths.field(paths.item(path, i), "domains"), j)
             key = domain.lower()
-            if key in seen:
-                problems.add(where, f"duplicate domain {domain!r} (also at {seen[key]})")
+            first = seen.get(key)
+            if first is None:
+                seen[key] = (i, j)
             else:
-                seen[key] = where
+                problems.add(
+                    _domain_path(path, i, j),
+                    f"duplicate domain {domain!r} (also at {_domain_path(path, *first)})",
+                )
 
 
-def _virtual_host(host: rc.VirtualHost, path: str, scope: _Scope) -> dict[str, Any]:
+def _domain_path(path: str, host: int, index: int) -> str:
+    return paths.item(paths.field(paths.item(path, host), "domains"), index)
+
+
+def virtual_host(host: rc.VirtualHost, path: str, scope: RouteScope) -> dict[str, Any]:
+    """The snapshot `VirtualHost` for `host` at `path` (which only names problems and
+    cluster references)."""
     routes_path = paths.field(path, "routes")
     scope.host, scope.host_path = host, path
     out = {
@@ -100,7 +122,7 @@ def _virtual_host(host: rc.VirtualHost, path: str, scope: _Scope) -> dict[str, A
     return _with_filter_configs(out, host, path, scope)
 
 
-def _route(route: rc.Route, path: str, scope: _Scope) -> dict[str, Any]:
+def _route(route: rc.Route, path: str, scope: RouteScope) -> dict[str, Any]:
     out = {
         "name": route.name,
         "match": _route_match(route.match, paths.field(path, "match"), scope.problems),
@@ -111,7 +133,7 @@ def _route(route: rc.Route, path: str, scope: _Scope) -> dict[str, Any]:
 
 
 def _with_filter_configs(
-    out: dict[str, Any], msg: rc.VirtualHost | rc.Route, path: str, scope: _Scope
+    out: dict[str, Any], msg: rc.VirtualHost | rc.Route, path: str, scope: RouteScope
 ) -> dict[str, Any]:
     """`out` plus the `typed_per_filter_config` of `msg`, when it has any."""
     configs = translate_http_filters.per_filter_configs(msg, path, scope.problems)
@@ -242,7 +264,7 @@ def _query_matcher(
     return {"name": matcher.name, "rule": rule}
 
 
-def _action(route: rc.Route, path: str, scope: _Scope) -> dict[str, Any]:
+def _action(route: rc.Route, path: str, scope: RouteScope) -> dict[str, Any]:
     kind = route.WhichOneof("action")
     if kind == "route":
         return {"route": _forward(route.route, paths.field(path, "route"), scope, route)}
@@ -260,7 +282,7 @@ def _action(route: rc.Route, path: str, scope: _Scope) -> dict[str, Any]:
 
 
 def _forward(
-    action: rc.RouteAction, path: str, scope: _Scope, route: rc.Route | None = None
+    action: rc.RouteAction, path: str, scope: RouteScope, route: rc.Route | None = None
 ) -> dict[str, Any]:
     kind = action.WhichOneof("cluster_specifier")
     target: dict[str, Any]
@@ -296,7 +318,7 @@ def _forward(
 
 
 def _resilience(
-    action: rc.RouteAction, path: str, scope: _Scope, route: rc.Route | None
+    action: rc.RouteAction, path: str, scope: RouteScope, route: rc.Route | None
 ) -> dict[str, Any]:
     """Issue 4: retry policy (route's, else the virtual host's), attempt count header and
     mirror policies (route's, else the virtual host's)."""
@@ -324,7 +346,7 @@ def _resilience(
     return out
 
 
-def _weighted(weighted: rc.WeightedCluster, path: str, scope: _Scope) -> list[dict[str, Any]]:
+def _weighted(weighted: rc.WeightedCluster, path: str, scope: RouteScope) -> list[dict[str, Any]]:
     clusters_path = paths.field(path, "clusters")
     out = []
     total = 0
@@ -357,7 +379,9 @@ def _weighted(weighted: rc.WeightedCluster, path: str, scope: _Scope) -> list[di
     return out
 
 
-def _direct_response(action: rc.DirectResponseAction, path: str, scope: _Scope) -> dict[str, Any]:
+def _direct_response(
+    action: rc.DirectResponseAction, path: str, scope: RouteScope
+) -> dict[str, Any]:
     out: dict[str, Any] = {"status": action.status}
     if action.HasField("body"):
         body = data_source_text(action.body, paths.field(path, "body"), scope.problems, "a body")

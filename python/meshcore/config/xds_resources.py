@@ -19,9 +19,10 @@ from envoy.config.route.v3 import route_pb2
 from envoy.config.trace.v3 import http_tracer_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
-from . import paths, pgv, unsupported
+from . import paths, pgv, rds_reuse, unsupported
 from .errors import ConfigError, Problem, Problems
 from .model import ClusterHealthCheck, DnsCluster, MeshConfig
+from .rds_reuse import RouteMemo
 from .secrets import SecretRef, SecretValue, check_secret, secret_refs
 from .translate_clusters import assignment_hosts, one_cluster
 from .translate_listeners import connection_manager_of, one_listener
@@ -86,6 +87,8 @@ class RouteResource:
     name: str
     snapshot: dict[str, Any]
     refs: Refs
+    memo: RouteMemo | None = dataclasses.field(default=None, compare=False, repr=False)
+    """What its next version may reuse (`rds_reuse`)."""
 
 
 @dataclass(frozen=True)
@@ -164,14 +167,21 @@ def check_listener(
 
 
 def check_route_config(
-    msg: route_pb2.RouteConfiguration, path: str
+    msg: route_pb2.RouteConfiguration, path: str, previous: RouteResource | None = None
 ) -> tuple[RouteResource | None, list[Problem]]:
+    """An RDS route config; the virtual hosts it shares with `previous` (the last accepted
+    version of the same resource) are taken from it, unchecked and untranslated."""
+    reused = rds_reuse.translate(msg, path, previous.memo if previous is not None else None)
+    if reused is not None:
+        return RouteResource(msg.name, reused.snapshot, reused.refs, reused.memo), []
+    # A first or root-changed version, or a bad one: the whole check, as for a static one.
     problems = _named_rules(msg, path, "RDS")
     refs = ClusterRefs()
     snapshot = route_config(msg, path, problems, refs)
     if problems:
         return None, problems.as_list()
-    return RouteResource(msg.name, snapshot, tuple(refs.refs)), []
+    memo = rds_reuse.remember(msg, path, snapshot, tuple(refs.refs))
+    return RouteResource(msg.name, snapshot, tuple(refs.refs), memo), []
 
 
 def check_cluster(
