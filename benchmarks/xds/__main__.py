@@ -27,6 +27,12 @@ def parser() -> argparse.ArgumentParser:
         default=20,
         help="route changes timed at scale, with all clusters loaded (default 20)",
     )
+    ap.add_argument(
+        "--vhosts",
+        type=int,
+        default=0,
+        help="Istio-like service virtual hosts in the changed route config (default 0)",
+    )
     ap.add_argument("--delta", action="store_true", help="DELTA_GRPC instead of GRPC")
     ap.add_argument("--skip", default="", help="latency and/or scale")
     ap.add_argument("--json", type=Path, help="write the results here")
@@ -39,7 +45,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"delta": args.delta}
     with tempfile.TemporaryDirectory(prefix="meshcore-xds-bench-") as tmp:
         if "latency" not in skip:
-            out["route_change"] = await push_latency.run(kinds, args.rounds, Path(tmp), args.delta)
+            out["route_change"] = await push_latency.run(
+                kinds, args.rounds, Path(tmp), args.delta, args.vhosts
+            )
             print(json.dumps({"route_change": out["route_change"]}, indent=2), flush=True)
         if "scale" not in skip:
             out["scale"] = await scale.run(

@@ -4,7 +4,9 @@ main thread did; also from the moment the server handed the response to gRPC, wh
 out the test server's own work) and until a request on a keep-alive connection is routed
 by it. Each
 proxy has its own route config (per node) and is measured alone, in turns, so that on a
-small machine the two do not compete for the CPU during a measurement."""
+small machine the two do not compete for the CPU during a measurement. With `vhosts`, the
+route config also has that many Istio-like service virtual hosts before the catch-all one
+(the one that changes), as an Istio outbound RDS resource has."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from envoy.config.route.v3 import route_pb2
+from google.protobuf import json_format
 
 from tests.support.client import RawConnection, build_request
 from tests.support.ports import free_port
@@ -30,6 +34,44 @@ from tests.xds.builders import (
 )
 
 from .common import percentile, start
+
+
+def routes(name: str, cluster: str, vhosts: int = 0) -> route_pb2.RouteConfiguration:
+    """The route config pushed: a catch-all virtual host to `cluster`, after `vhosts`
+    service virtual hosts that stay as they are (3 domains, one route with a retry policy,
+    to cluster a or b)."""
+    if not vhosts:
+        return route_config(name, cluster)
+    every = [
+        *(_service(i) for i in reversed(range(vhosts))),
+        {
+            "name": "all",
+            "domains": ["*"],
+            "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster}}],
+        },
+    ]
+    return json_format.ParseDict(
+        {"name": name, "virtual_hosts": every}, route_pb2.RouteConfiguration()
+    )
+
+
+def _service(i: int) -> dict[str, Any]:
+    """Istio's outbound virtual host for service `i` (one of each port's RDS resource)."""
+    retry = {
+        "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+        "num_retries": 2,
+    }
+    return {
+        "name": f"svc{i}",
+        "domains": [f"svc{i}.ns.svc.cluster.local", f"svc{i}.ns", f"svc{i}"],
+        "routes": [
+            {
+                "name": "default",
+                "match": {"prefix": "/"},
+                "route": {"cluster": "a" if i % 2 else "b", "timeout": "0s", "retry_policy": retry},
+            }
+        ],
+    }
 
 
 async def routed_at(port: int, expected: str, timeout: float = 10.0) -> float:
@@ -60,7 +102,9 @@ def ack_times(server: AdsServer, node: str | None, version: str, after: int) -> 
     return found.at, server.sent_at[found.nonce]
 
 
-async def run(kinds: list[str], rounds: int, workdir: Path, delta: bool) -> dict[str, Any]:
+async def run(
+    kinds: list[str], rounds: int, workdir: Path, delta: bool, vhosts: int = 0
+) -> dict[str, Any]:
     server = AdsServer().start()
     upstreams = await trio.to_thread.run_sync(UpstreamServer)  # it runs its own trio loop
     proxies = {}
@@ -75,7 +119,7 @@ async def run(kinds: list[str], rounds: int, workdir: Path, delta: bool) -> dict
         ports = {kind: free_port() for kind in kinds}
         for kind, port in ports.items():
             server.set_resources(LISTENER, [listener("ingress", port, rds="r")], node=kind)
-            server.set_resources(ROUTE_CONFIG, [route_config("r", "a")], node=kind)
+            server.set_resources(ROUTE_CONFIG, [routes("r", "a", vhosts)], node=kind)
         for kind in kinds:
             proxies[kind] = await trio.to_thread.run_sync(
                 lambda k=kind: start(k, server.port, workdir, delta=delta)
@@ -90,7 +134,9 @@ async def run(kinds: list[str], rounds: int, workdir: Path, delta: bool) -> dict
             for kind in kinds:
                 mark = len(server.recorded)
                 pushed = time.monotonic()
-                version = server.set_resources(ROUTE_CONFIG, [route_config("r", target)], node=kind)
+                version = server.set_resources(
+                    ROUTE_CONFIG, [routes("r", target, vhosts)], node=kind
+                )
                 done = await routed_at(ports[kind], target)
                 ack, sent = await trio.to_thread.run_sync(ack_times, server, kind, version, mark)
                 acks[kind].append((ack - pushed) * 1000)
@@ -109,6 +155,7 @@ async def run(kinds: list[str], rounds: int, workdir: Path, delta: bool) -> dict
                     "p99": percentile(routed[kind], 99),
                 },
                 "rounds": rounds,
+                "vhosts": vhosts,
             }
             for kind in kinds
         }

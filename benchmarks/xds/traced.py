@@ -95,7 +95,9 @@ def report(lines: list[dict[str, Any]], server: _Recording) -> list[str]:
     for key in sorted({k for r in kept for k in r if k.startswith("d_")}):
         values = [r[key] * 1000 for r in kept if key in r]
         calls = [r.get("n" + key[1:], 0) for r in kept if key in r]
-        rows.append(f"  {key[2:]:<52} {statistics.median(calls):>5} × {statistics.median(values):.3f}")
+        rows.append(
+            f"  {key[2:]:<52} {statistics.median(calls):>5} × {statistics.median(values):.3f}"
+        )
     return rows
 
 
