@@ -8,13 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from google.protobuf.message import Message
 
 from . import paths, pgv, unsupported
 from .errors import Problems
 from .translate_headers import header_mutations
-from .translate_routes import ClusterRefs, route_scope, virtual_host
+from .translate_routes import ClusterRefs, RouteScope, route_scope, virtual_host
 from .walk import is_map
 
 Refs = tuple[tuple[str, str], ...]
@@ -99,8 +100,7 @@ def translate(
     if problems:
         return None
     known = previous.hosts
-    refs = ClusterRefs()
-    scope = route_scope(config, problems, refs)
+    scope = route_scope(config, problems, ClusterRefs())
     hosts_path = paths.field(path, "virtual_hosts")
     hosts: list[dict[str, Any]] = []
     memo: dict[bytes, HostMemo] = {}
@@ -110,24 +110,32 @@ def translate(
         host_path = paths.item(hosts_path, i)
         key = _key(host)
         done = known.get(key)
-        if done is None:
-            pgv.check(host, problems, host_path)
-            unsupported.check(host, host_path, problems)
-            start = len(refs.refs)
-            snapshot = virtual_host(host, host_path, scope)
-            if problems:
-                return None
-            cut = len(host_path)
-            done = HostMemo(snapshot, tuple((p[cut:], c) for p, c in refs.refs[start:]))
-        else:
+        if done is not None:
             reused += 1
+        else:
+            done = _fresh(host, host_path, scope)
+            if done is None:
+                return None
         hosts.append(done.snapshot)
-        all_refs.extend((host_path + below, cluster) for below, cluster in done.refs)
+        for below, cluster in done.refs:  # at the host's new place
+            all_refs.append((host_path + below, cluster))
         memo[key] = done
     if _duplicate_domains(hosts):
         return None  # the whole check names both places
     out = {"name": config.name, "virtual_hosts": hosts, "headers": headers}
     return Reused(out, tuple(all_refs), RouteMemo(previous.root, memo), reused)
+
+
+def _fresh(host: rc.VirtualHost, path: str, scope: RouteScope) -> HostMemo | None:
+    """A new or changed virtual host checked and translated (None: it has a problem)."""
+    pgv.check(host, scope.problems, path)
+    unsupported.check(host, path, scope.problems)
+    refs = scope.refs.refs
+    start = len(refs)
+    snapshot = virtual_host(host, path, scope)
+    if scope.problems:
+        return None
+    return HostMemo(snapshot, tuple((p[len(path) :], c) for p, c in refs[start:]))
 
 
 def remember(
