@@ -17,7 +17,7 @@ from typing import Any
 def _install(path: str) -> None:
     from meshcore import app
     from meshcore.auth import jwks
-    from meshcore.config import pgv, xds_resources
+    from meshcore.config import pgv, rds_reuse, xds_resources
     from meshcore.tracing import export
     from meshcore.xds import ads_stream, client, delta, resources, sotw, stats
 
@@ -135,6 +135,7 @@ def _install(path: str) -> None:
     span(pgv, "check", "d_pgv")
     span(xds_resources, "_rules", "d_pgv_and_unsupported")
     span(xds_resources, "route_config", "d_translate_route_config")
+    span(rds_reuse, "translate", "d_rds_reuse")  # a route config against its last version
     span(resources.ResourceStore, "_check", "d_check")
     span(resources.ResourceStore, "_cross_check", "d_cross_check")
     span(resources, "rebuild_listeners", "d_rebuild_listeners")
