@@ -271,3 +271,22 @@ def test_reused_snapshots_are_not_changed_by_the_next_version() -> None:
     assert got is not None
     assert previous.snapshot == kept
     assert got.snapshot["virtual_hosts"][0] is previous.snapshot["virtual_hosts"][6]
+
+
+def test_the_root_shell_has_every_field_but_the_virtual_hosts() -> None:
+    data = _base() | {
+        "request_headers_to_add": [{"header": {"key": "x-root", "value": "1"}}],
+        "response_headers_to_remove": ["x-gone"],
+        "internal_only_headers": ["x-internal"],
+        "max_direct_response_body_size_bytes": 100,
+        "validate_clusters": False,
+        "most_specific_header_mutations_wins": True,
+        "metadata": {"filter_metadata": {"m": {"k": "v"}}},
+        "typed_per_filter_config": {"envoy.filters.http.fault": {"@type": FAULT}},
+    }
+    config = _parse(data)
+    want = route_pb2.RouteConfiguration()
+    want.CopyFrom(config)
+    want.ClearField("virtual_hosts")
+    assert rds_reuse.root_shell(config) == want
+    assert len(want.ListFields()) == len(data) - 1

@@ -160,6 +160,6 @@ def remember(
 
 
 def _duplicate_domains(hosts: list[dict[str, Any]]) -> bool:
-    """A domain (lower-cased in the snapshot) in more than one virtual host."""
+    """A domain (lower-cased, as in the snapshot) twice: in two virtual hosts, or in one."""
     domains = [d for host in hosts for d in host["domains"]]
     return len(set(domains)) != len(domains)
