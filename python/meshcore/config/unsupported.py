@@ -7,10 +7,11 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from . import paths
+from .any_reach import ANY
 from .errors import Problems
 from .supported import LEAF_PREFIX, MESSAGES, Rule
 from .type_urls import type_name, unpack
-from .walk import ANY, set_fields, values
+from .walk import set_fields, values
 
 
 def _yet(planned: bool) -> str:
