@@ -122,23 +122,24 @@ def check(msg: Message, path: str, problems: Problems) -> None:
     steps = _steps(descriptor)
     for fd, value in msg.ListFields():
         step = steps.get(fd) or _step(descriptor, fd)  # an extension is not in `fields`
-        action = step.action
+        action, kind, rule, text, allowed = step
         if action == SKIP:
             continue
         if action == ENUM:
-            allowed = step.allowed
-            if value in allowed if step.shape == SINGLE else all(v in allowed for v in value):
+            if value in allowed if kind == SINGLE else all(v in allowed for v in value):
                 continue
-            _check_enum(fd, step.rule, value, paths.field(path, fd.name), problems)
+            _check_enum(fd, rule, value, paths.field(path, fd.name), problems)
             continue
         field_path = paths.field(path, fd.name)
         if action == REPORT:
-            problems.add(field_path, step.text)
-            continue
-        for value_path, child in shaped_values(step.shape, value, field_path):
-            if action == DESCEND:
-                check(child, value_path, problems)
-            elif action == TYPED:
-                _check_typed(msg, path, child, value_path, step.rule, problems)
-            elif child.ListFields():  # EMPTY
-                problems.add(value_path, step.rule.empty)
+            problems.add(field_path, text)
+        elif action == DESCEND and kind == SINGLE:
+            check(value, field_path, problems)
+        else:
+            for value_path, child in shaped_values(kind, value, field_path):
+                if action == DESCEND:
+                    check(child, value_path, problems)
+                elif action == TYPED:
+                    _check_typed(msg, path, child, value_path, rule, problems)
+                elif child.ListFields():  # EMPTY
+                    problems.add(value_path, rule.empty)
