@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from meshcore.config import pgv
 from meshcore.config.errors import Problems
 from meshcore.config.pgv import _errors, _rephrase, check
 from meshcore.config.schema import parse_bootstrap
 from meshcore.config.supported import MESSAGES
 from meshcore.config.type_urls import message_class
+from protoc_gen_validate import validator
 
 from .builders import (
     CLUSTER,
@@ -128,3 +136,58 @@ def test_pgv_can_check_every_supported_message_type() -> None:
         cls = message_class(f"type.googleapis.com/{full_name}")
         assert cls is not None
         assert _errors(cls()) is not None, full_name
+
+
+def _broken_in_three_places() -> Any:
+    b = base()
+    listener(b)["address"]["socket_address"]["port_value"] = 70000
+    hcm(b)["stat_prefix"] = ""
+    lb_endpoint(b)["load_balancing_weight"] = 0
+    found = Problems()
+    bootstrap = parse_bootstrap(b, found)
+    assert bootstrap is not None and not found
+    return bootstrap
+
+
+def test_validators_looked_up_by_descriptor_are_pgvs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """meshcore installs its by-descriptor lookup as PGV's `_validate_all`; PGV's own lookup
+    gives the same errors for a bootstrap and a typed config inside it."""
+    assert validator._validate_all is pgv._validate_all
+    bootstrap = _broken_in_three_places()
+    manager = pgv.typed_configs(bootstrap, "")[0][1]
+    ours = [pgv._validate_all(bootstrap), pgv._validate_all(manager)]
+    monkeypatch.setattr(validator, "_validate_all", pgv._PGV_VALIDATE_ALL)
+    assert [validator._validate_all(bootstrap), validator._validate_all(manager)] == ours
+    assert ours == [
+        [
+            "p.port_value is not lesser than or equal to 65535",
+            "p.load_balancing_weight.value is not greater than or equal to 1",
+        ],
+        ["p.stat_prefix length is less than 1"],
+    ]
+
+
+def test_generating_validators_keeps_pgvs_deprecation_warning_quiet() -> None:
+    """PGV reads a deprecated descriptor attribute while it generates a type's validator;
+    that warning is silenced there, so even `-W error` (a fresh process: nothing generated
+    yet) loses no problem."""
+    script = (
+        "from tests.config.test_pgv import _broken_in_three_places\n"
+        "from meshcore.config import pgv\n"
+        "from meshcore.config.errors import Problems\n"
+        "found = Problems()\n"
+        "pgv.check(_broken_in_three_places(), found)\n"
+        "print('\\n'.join(str(p) for p in found))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.stdout.splitlines() == [
+        f"{LISTENER}.address.socket_address.port_value: 70000 must be at most 65535",
+        f"{LB_ENDPOINT}.load_balancing_weight: 0 must be at least 1",
+        f"{HCM}.stat_prefix: must not be empty",
+    ]

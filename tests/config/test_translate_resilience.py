@@ -3,6 +3,7 @@ mirror policies into the snapshot."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from .builders import (
@@ -11,6 +12,7 @@ from .builders import (
     VHOST,
     base,
     cluster,
+    load,
     problems,
     route,
     snapshot_cluster,
@@ -159,3 +161,24 @@ def test_mirror_cluster_must_exist() -> None:
         f"{ROUTE}.route.request_mirror_policies[0].cluster: unknown cluster 'nowhere' "
         "(not in static_resources.clusters)"
     ]
+
+
+def test_the_same_retry_on_on_two_routes() -> None:
+    """`retry_on` strings are parsed once each: every route still gets its own problem and
+    its own list."""
+    b = base()
+    first = route(b)
+    first["route"]["retry_policy"] = {"retry_on": "reset,bogus,5xx"}
+    vhost(b)["routes"].append(copy.deepcopy(first))
+    assert problems(b) == [
+        f"{VHOST}.routes[{i}].route.retry_policy.retry_on: 'bogus' is not supported" for i in (0, 1)
+    ]
+    del first["route"]["retry_policy"]["retry_on"]
+    vhost(b)["routes"][1]["route"]["retry_policy"]["retry_on"] = "reset,5xx"
+    vhost(b)["routes"].append(copy.deepcopy(vhost(b)["routes"][1]))
+    routes = load(b).snapshot["listeners"][0]["filter_chains"][0]["filter"][
+        "http_connection_manager"
+    ]["route_config"]["virtual_hosts"][0]["routes"]
+    policies = [r["action"]["route"]["retry_policy"] for r in routes]
+    assert [p["retry_on"] for p in policies] == [[], ["reset", "5xx"], ["reset", "5xx"]]
+    assert policies[1]["retry_on"] is not policies[2]["retry_on"]

@@ -6,6 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.route.v3 import route_pb2
+from google.protobuf import json_format
+from meshcore.config import unsupported
+from meshcore.config.errors import Problems
 from meshcore.config.supported import HCM as HCM_TYPE_NAME
 from meshcore.config.supported import MESSAGES, markdown_table
 from meshcore.config.type_urls import descriptor_for
@@ -31,6 +36,8 @@ from .builders import (
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 CORS_TYPE = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"
+CORS_POLICY = "envoy.extensions.filters.http.cors.v3.CorsPolicy"
+RBAC_PER_ROUTE = "envoy.extensions.filters.http.rbac.v3.RBACPerRoute"
 
 
 def test_unsupported_enum_value_on_the_third_cluster() -> None:
@@ -297,6 +304,63 @@ def test_unsupported_fields_deep_inside_a_route() -> None:
         f"{ROUTE}.route.hash_policy[0].filter_state: filter_state is not supported yet",
         f"{ROUTE}.route.retry_policy.retriable_request_headers: retriable_request_headers is "
         "not supported",
+    ]
+
+
+def test_unsupported_fields_deep_in_a_route_configs_typed_configs() -> None:
+    """The table is looked up once per type: a field it does not allow is still reported
+    however deep (a recursive RBAC permission in a per-route typed config)."""
+    for name in (RBAC_PER_ROUTE, CORS_POLICY, ROUTER_TYPE.rsplit("/", 1)[1]):
+        assert descriptor_for(f"type.googleapis.com/{name}") is not None
+    template = {"name": "u", "typed_config": {"@type": ROUTER_TYPE}}
+    permission = {"and_rules": {"rules": [{"any": True}, {"not_rule": {"uri_template": template}}]}}
+    per_route = {
+        "@type": f"type.googleapis.com/{RBAC_PER_ROUTE}",
+        "rbac": {
+            "rules": {
+                "policies": {"p": {"permissions": [permission], "principals": [{"any": True}]}}
+            }
+        },
+    }
+    action = {"cluster": "a", "retry_policy": {"num_retries": 2, "retry_priority": {"name": "x"}}}
+    routes = [
+        {"match": {"prefix": "/"}, "route": {"cluster": "a"}},
+        {
+            "match": {"prefix": "/"},
+            "route": action,
+            "typed_per_filter_config": {
+                "rbac": per_route,
+                "cors": {"@type": f"type.googleapis.com/{CORS_POLICY}"},
+            },
+        },
+    ]
+    msg = json_format.ParseDict(
+        {"name": "r", "virtual_hosts": [{"name": "a", "domains": ["a"], "routes": routes}]},
+        route_pb2.RouteConfiguration(),
+    )
+    msg.virtual_hosts[0].routes[1].route.cluster_not_found_response_code = 1
+    found = Problems()
+    unsupported.check(msg, "route_configs[r]", found)
+    at = "route_configs[r].virtual_hosts[0].routes[1]"
+    assert [str(p) for p in found] == [
+        f"{at}.route.retry_policy.retry_priority: retry_priority is not supported",
+        f"{at}.route.cluster_not_found_response_code: cluster_not_found_response_code is not "
+        "supported",
+        f"{at}.typed_per_filter_config[cors]: {CORS_POLICY} is not supported",
+        f"{at}.typed_per_filter_config[rbac].rbac.rules.policies[p].permissions[0].and_rules"
+        ".rules[1].not_rule.uri_template: uri_template is not supported yet",
+    ]
+
+
+def test_enum_values_without_a_name() -> None:
+    msg = cluster_pb2.Cluster(name="c", lb_policy=77)
+    msg.load_assignment.endpoints.add().lb_endpoints.add().health_status = 99
+    found = Problems()
+    unsupported.check(msg, "clusters[c]", found)
+    assert [str(p) for p in found] == [
+        "clusters[c].lb_policy: 77 is not supported",
+        "clusters[c].load_assignment.endpoints[0].lb_endpoints[0].health_status: 99 is not "
+        "supported",
     ]
 
 

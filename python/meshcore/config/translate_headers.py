@@ -110,10 +110,12 @@ def headers_to_remove(names: Sequence[str], path: str, problems: Problems) -> li
 def header_mutations(msg: Message, path: str, problems: Problems) -> dict[str, Any]:
     """The four header lists of `msg` (a route config, virtual host, route or weighted
     cluster) as a snapshot `HeaderMutations`."""
+    lists = [getattr(msg, name) for name in _LISTS]
+    if not any(lists):  # the common case: four empty lists, nothing to check
+        return {name: [] for name in _LISTS}
     out: dict[str, Any] = {}
-    for name in _LISTS:
+    for name, entries in zip(_LISTS, lists, strict=True):
         field_path = paths.field(path, name)
-        entries = getattr(msg, name)
         if name.endswith("_add"):
             out[name] = _options(entries, field_path, problems)
         else:

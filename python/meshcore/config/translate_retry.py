@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -49,6 +50,17 @@ def effective_policy(
     return None, ""
 
 
+@functools.lru_cache(maxsize=256)
+def _conditions(retry_on: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The `retry_on` conditions meshcore implements and those it does not, in order (a
+    route config repeats a few `retry_on` strings on every route: parsed once each)."""
+    conditions = [c.strip() for c in retry_on.split(",") if c.strip()]
+    return (
+        tuple(c for c in conditions if c in RETRY_ON),
+        tuple(c for c in conditions if c not in RETRY_ON),
+    )
+
+
 def retry_policy(
     policy: rc.RetryPolicy,
     path: str,
@@ -57,12 +69,11 @@ def retry_policy(
     buffer_limit: int | None,
 ) -> dict[str, Any]:
     """The snapshot `RetryPolicy` for `policy` at `path`."""
-    conditions = [c.strip() for c in policy.retry_on.split(",") if c.strip()]
-    for c in conditions:
-        if c not in RETRY_ON:
-            problems.add(paths.field(path, "retry_on"), f"{c!r} is not supported")
+    supported, unsupported = _conditions(policy.retry_on)
+    for c in unsupported:
+        problems.add(paths.field(path, "retry_on"), f"{c!r} is not supported")
     out: dict[str, Any] = {
-        "retry_on": [c for c in conditions if c in RETRY_ON],
+        "retry_on": list(supported),
         "num_retries": wrapped(policy, "num_retries", 1),
         "per_try_timeout_ms": duration_field_ms(policy, "per_try_timeout", 0),
         "retriable_status_codes": list(policy.retriable_status_codes),
@@ -83,12 +94,10 @@ def retry_policy(
                     paths.field(paths.field(path, "retry_back_off"), "max_interval"),
                     "must not be less than base_interval",
                 )
-    headers_path = paths.field(path, "retriable_headers")
     out["retriable_headers"] = [
-        header_matcher(m, paths.item(headers_path, i), problems)
+        header_matcher(m, paths.item(paths.field(path, "retriable_headers"), i), problems)
         for i, m in enumerate(policy.retriable_headers)
     ]
-    predicates_path = paths.field(path, "retry_host_predicate")
     for i, predicate in enumerate(policy.retry_host_predicate):
         kind = (
             type_name(predicate.typed_config.type_url) if predicate.HasField("typed_config") else ""
@@ -97,7 +106,7 @@ def retry_policy(
             out["previous_hosts"] = True
         else:
             problems.add(
-                paths.item(predicates_path, i),
+                paths.item(paths.field(path, "retry_host_predicate"), i),
                 f"retry host predicate {predicate.name or kind!r} is not supported",
             )
     if buffer_limit is not None:

@@ -3,18 +3,81 @@ the table in `supported.py` does not allow, so that nothing is silently ignored.
 
 from __future__ import annotations
 
-from google.protobuf.descriptor import FieldDescriptor
+import functools
+from typing import NamedTuple
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from . import paths
+from .any_reach import ANY
 from .errors import Problems
 from .supported import LEAF_PREFIX, MESSAGES, Rule
 from .type_urls import type_name, unpack
-from .walk import ANY, set_fields, values
+from .walk import SINGLE, shape, shaped_values, values
+
+# What `check` does with a set field (`_Step.action`).
+SKIP = 0  # allowed, nothing inside to check (opaque, scalar, protobuf value type)
+REPORT = 1  # not in the table: `_Step.text` is the problem
+ENUM = 2  # an enum with some values allowed
+EMPTY = 3  # allowed only when nothing inside is set
+TYPED = 4  # a typed config (`Any`)
+DESCEND = 5  # check the message(s) inside
+
+
+class _Step(NamedTuple):
+    """How `check` handles one field of one message type (computed once per field)."""
+
+    action: int
+    shape: int
+    rule: Rule = Rule()
+    text: str = ""
+    allowed: frozenset[int] = frozenset()
+    """ENUM: the numbers whose names the rule allows."""
 
 
 def _yet(planned: bool) -> str:
     return "not supported yet" if planned else "not supported"
+
+
+def _step(descriptor: Descriptor, fd: FieldDescriptor) -> _Step:
+    spec = MESSAGES.get(descriptor.full_name)
+    rule = spec.fields.get(fd.name) if spec is not None else None
+    kind = shape(fd)
+    if rule is None:
+        planned = spec is not None and fd.name in spec.later
+        return _Step(REPORT, kind, text=f"{fd.name} is {_yet(planned)}")
+    if rule.opaque:
+        return _Step(SKIP, kind)
+    if fd.enum_type is not None:
+        if rule.values is None:
+            return _Step(SKIP, kind)
+        allowed = frozenset(
+            number
+            for number, value in fd.enum_type.values_by_number.items()
+            if value.name in rule.values
+        )
+        return _Step(ENUM, kind, rule, allowed=allowed)
+    if fd.message_type is None:
+        return _Step(SKIP, kind)
+    child = fd.message_type
+    if child.GetOptions().map_entry:
+        child = child.fields_by_name["value"].message_type
+        if child is None:
+            return _Step(SKIP, kind)
+    if rule.empty:
+        return _Step(EMPTY, kind, rule)
+    if child.full_name == ANY:
+        return _Step(TYPED, kind, rule)
+    if child.full_name.startswith(LEAF_PREFIX):
+        return _Step(SKIP, kind)
+    return _Step(DESCEND, kind)
+
+
+@functools.cache
+def _steps(descriptor: Descriptor) -> dict[FieldDescriptor, _Step]:
+    """The table's verdict on every field of `descriptor`, looked up once per type."""
+    return {fd: _step(descriptor, fd) for fd in descriptor.fields}
 
 
 def _check_enum(
@@ -53,31 +116,30 @@ def _check_typed(
 
 
 def check(msg: Message, path: str, problems: Problems) -> None:
-    """Reports each set field under `msg` that meshcore does not implement."""
-    spec = MESSAGES.get(msg.DESCRIPTOR.full_name)
-    for fd, value in set_fields(msg):
-        field_path = paths.field(path, fd.name)
-        rule = spec.fields.get(fd.name) if spec is not None else None
-        if rule is None:
-            planned = spec is not None and fd.name in spec.later
-            problems.add(field_path, f"{fd.name} is {_yet(planned)}")
+    """Reports each set field under `msg` that meshcore does not implement. A field's path
+    is built only when it is reported or looked into."""
+    descriptor = msg.DESCRIPTOR
+    steps = _steps(descriptor)
+    for fd, value in msg.ListFields():
+        step = steps.get(fd) or _step(descriptor, fd)  # an extension is not in `fields`
+        action, kind, rule, text, allowed = step
+        if action == SKIP:
             continue
-        if rule.opaque:
-            continue
-        if fd.enum_type is not None:
-            _check_enum(fd, rule, value, field_path, problems)
-            continue
-        if fd.message_type is None:
-            continue
-        if fd.message_type.GetOptions().map_entry:
-            value_fd = fd.message_type.fields_by_name["value"]
-            if value_fd.message_type is None:
+        if action == ENUM:
+            if value in allowed if kind == SINGLE else all(v in allowed for v in value):
                 continue
-        for value_path, child in values(fd, value, field_path):
-            if rule.empty:
-                if set_fields(child):
+            _check_enum(fd, rule, value, paths.field(path, fd.name), problems)
+            continue
+        field_path = paths.field(path, fd.name)
+        if action == REPORT:
+            problems.add(field_path, text)
+        elif action == DESCEND and kind == SINGLE:
+            check(value, field_path, problems)
+        else:
+            for value_path, child in shaped_values(kind, value, field_path):
+                if action == DESCEND:
+                    check(child, value_path, problems)
+                elif action == TYPED:
+                    _check_typed(msg, path, child, value_path, rule, problems)
+                elif child.ListFields():  # EMPTY
                     problems.add(value_path, rule.empty)
-            elif child.DESCRIPTOR.full_name == ANY:
-                _check_typed(msg, path, child, value_path, rule, problems)
-            elif not child.DESCRIPTOR.full_name.startswith(LEAF_PREFIX):
-                check(child, value_path, problems)

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from . import paths
+from .any_reach import ANY, reaches_any
 from .type_urls import unpack
 
-ANY = "google.protobuf.Any"
+# How a field holds its values (`shape`).
+SINGLE, LIST, MAP = 0, 1, 2
+
+
+@functools.cache
+def shape(fd: FieldDescriptor) -> int:
+    """MAP (a map field), LIST (another repeated field) or SINGLE; cached per field."""
+    if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+        return MAP
+    return LIST if fd.is_repeated else SINGLE
 
 
 def is_map(fd: FieldDescriptor) -> bool:
-    return bool(fd.message_type is not None and fd.message_type.GetOptions().map_entry)
+    return shape(fd) == MAP
 
 
 def set_fields(msg: Message) -> list[tuple[FieldDescriptor, Any]]:
@@ -24,16 +35,21 @@ def set_fields(msg: Message) -> list[tuple[FieldDescriptor, Any]]:
     return fields
 
 
-def values(fd: FieldDescriptor, value: Any, path: str) -> Iterator[tuple[str, Any]]:
-    """Each value of a set field with its path: map entries by key, list items by index."""
-    if is_map(fd):
+def shaped_values(kind: int, value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """`values` for a field of shape `kind`."""
+    if kind == MAP:
         for key in sorted(value):
             yield paths.item(path, key), value[key]
-    elif fd.is_repeated:
+    elif kind == LIST:
         for index, entry in enumerate(value):
             yield paths.item(path, index), entry
     else:
         yield path, value
+
+
+def values(fd: FieldDescriptor, value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """Each value of a set field with its path: map entries by key, list items by index."""
+    return shaped_values(shape(fd), value, path)
 
 
 def children(msg: Message, path: str) -> Iterator[tuple[str, FieldDescriptor, Message]]:
@@ -41,19 +57,53 @@ def children(msg: Message, path: str) -> Iterator[tuple[str, FieldDescriptor, Me
     for fd, value in set_fields(msg):
         if fd.message_type is None:
             continue
-        if is_map(fd) and fd.message_type.fields_by_name["value"].message_type is None:
+        kind = shape(fd)
+        if kind == MAP and fd.message_type.fields_by_name["value"].message_type is None:
             continue
-        for child_path, child in values(fd, value, paths.field(path, fd.name)):
+        for child_path, child in shaped_values(kind, value, paths.field(path, fd.name)):
             yield child_path, fd, child
 
 
-def typed_configs(msg: Message, path: str) -> Iterator[tuple[str, Message]]:
-    """Every known typed config (unpacked `Any`) under `msg`, outermost first."""
-    for child_path, _, child in children(msg, path):
-        if child.DESCRIPTOR.full_name == ANY:
-            inner = unpack(child)
-            if inner is not None:
-                yield child_path, inner
-                yield from typed_configs(inner, child_path)
+@functools.cache
+def _any_fields(descriptor: Descriptor) -> dict[FieldDescriptor, int]:
+    """The message fields of `descriptor` that can hold an `Any` at some depth, with their
+    shape: the only ones `typed_configs` needs to look into."""
+    return {
+        fd: shape(fd)
+        for fd in descriptor.fields
+        if fd.message_type is not None and reaches_any(fd.message_type)
+    }
+
+
+def typed_configs(msg: Message, path: str) -> list[tuple[str, Message]]:
+    """Every known typed config (unpacked `Any`) under `msg`, outermost first. Subtrees whose
+    type cannot hold an `Any` (`any_reach`) are not walked."""
+    found: list[tuple[str, Message]] = []
+    _typed_configs(msg, path, found)
+    return found
+
+
+def _typed_configs(msg: Message, path: str, found: list[tuple[str, Message]]) -> None:
+    fields = _any_fields(msg.DESCRIPTOR)
+    if not fields:
+        return
+    for fd, value in msg.ListFields():
+        kind = fields.get(fd)
+        if kind is None:
+            continue
+        field_path = paths.field(path, fd.name)
+        if kind == SINGLE:
+            _typed_config(value, field_path, found)
         else:
-            yield from typed_configs(child, child_path)
+            for child_path, child in shaped_values(kind, value, field_path):
+                _typed_config(child, child_path, found)
+
+
+def _typed_config(child: Message, path: str, found: list[tuple[str, Message]]) -> None:
+    if child.DESCRIPTOR.full_name == ANY:
+        inner = unpack(child)
+        if inner is not None:
+            found.append((path, inner))
+            _typed_configs(inner, path, found)
+    else:
+        _typed_configs(child, path, found)
