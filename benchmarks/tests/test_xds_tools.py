@@ -23,6 +23,7 @@ def _record(nonce: str, start: float, stage_s: float) -> dict[str, object]:
         "stage_start": start + 0.002,
         "stage_end": start + 0.002 + stage_s,
         "d_pgv": 0.0001,
+        "n_pgv": 2,
     }
 
 
@@ -43,4 +44,4 @@ def test_the_traced_report_joins_by_nonce_and_leaves_out_loads():
     assert by_label["server send → ACK"] == "5.000"  # the median of 4 and 6 ms
     assert by_label["server send → grpcio's polling thread runs the deserializer"] == "1.000"
     assert by_label["stage: check and plan"] == "0.500"
-    assert by_label["pgv"] == "0.100"
+    assert by_label["pgv (2×)"] == "0.100"  # two calls, 0.1 ms in all

@@ -94,10 +94,9 @@ def report(lines: list[dict[str, Any]], server: _Recording) -> list[str]:
             rows.append(f"{label:<62} {statistics.median(values):.3f}")
     for key in sorted({k for r in kept for k in r if k.startswith("d_")}):
         values = [r[key] * 1000 for r in kept if key in r]
-        calls = [r.get("n" + key[1:], 0) for r in kept if key in r]
-        rows.append(
-            f"  {key[2:]:<52} {statistics.median(calls):>5} × {statistics.median(values):.3f}"
-        )
+        calls = statistics.median(r.get("n" + key[1:], 0) for r in kept if key in r)
+        label = f"{key[2:]} ({calls:g}×)"
+        rows.append(f"  {label:<60} {statistics.median(values):.3f}")
     return rows
 
 

@@ -5,6 +5,7 @@ of a load assignment."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,7 +77,10 @@ def _panic_threshold(config: cluster_pb2.Cluster, path: str, problems: Problems)
     return min(100, max(0, int(value)))
 
 
+@functools.lru_cache(maxsize=64)
 def _is_prime(n: int) -> bool:
+    """Trial division (~8 µs for the default 65537): kept per size, as every cluster
+    translated checks its Maglev table size, set or not."""
     if n < 2:
         return False
     k = 2
