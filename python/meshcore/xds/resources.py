@@ -269,7 +269,7 @@ class ResourceStore:
             else:
                 if message is None:
                     message = decode(type_url, raw)
-                checked, found = self._check(type_url, message, path)
+                checked, found = self._check(type_url, message, path, previous)
                 problems.extend(found)
                 last_updated = now
                 fresh.add(incoming.name)
@@ -321,11 +321,17 @@ class ResourceStore:
         plan = self._plan_listeners(view) if incremental else self._plan(view)
         return Staged(update, accepted, view, plan)
 
-    def _check(self, type_url: str, message: Message, path: str) -> tuple[Any, list[Problem]]:
-        """One resource through the config layer's checks and translation."""
+    def _check(
+        self, type_url: str, message: Message, path: str, previous: Entry | None = None
+    ) -> tuple[Any, list[Problem]]:
+        """One resource through the config layer's checks and translation (an EDS one as a
+        diff against `previous`, its last accepted version)."""
         if type_url == LISTENER:
             assert isinstance(message, listener_pb2.Listener)
             return check_listener(message, path, bootstrap_tracing(self.static))
+        if type_url == ASSIGNMENT and previous is not None:
+            assert isinstance(message, endpoint_pb2.ClusterLoadAssignment)
+            return check_assignment(message, path, previous.checked)
         return _CHECKS[type_url](message, path)
 
     def _endpoints_only(self, update: Update, changes: dict[str, Entry]) -> Staged | None:
