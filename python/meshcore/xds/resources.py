@@ -322,7 +322,7 @@ class ResourceStore:
         return Staged(update, accepted, view, plan)
 
     def _check(
-        self, type_url: str, message: Message, path: str, previous: Entry | None = None
+        self, type_url: str, message: Message, path: str, previous: Entry | None
     ) -> tuple[Any, list[Problem]]:
         """One resource through the config layer's checks and translation (an EDS one as a
         diff against `previous`, its last accepted version)."""
