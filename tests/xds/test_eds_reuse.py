@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 from envoy.config.endpoint.v3 import endpoint_pb2
-from meshcore.config.eds_reuse import reuse_hosts
+from meshcore.config.eds_reuse import endpoint_keys, reuse_hosts
 from meshcore.config.xds_resources import EndpointsResource, check_assignment
 from meshcore.xds.resources import Rejected, ResourceStore
 
@@ -233,3 +233,11 @@ def test_a_resource_sent_again_after_removal_is_checked_in_full() -> None:
     apply(store, update(ASSIGNMENT, _message(base()), version="3"))
     again = _hosts(store)
     assert again == first and not any(a is b for a, b in zip(again, first, strict=True))
+
+
+def test_no_keys_when_some_endpoint_gave_no_host() -> None:
+    msg = _message(base())
+    resource = _accepted(base())
+    assert endpoint_keys(msg, resource.endpoints) == resource.keys
+    assert len(resource.keys) == len(resource.endpoints) == 18
+    assert endpoint_keys(msg, resource.endpoints[1:]) == ()
