@@ -154,13 +154,16 @@ def test_unchanged_endpoints_keep_the_accepted_hosts() -> None:
     assert resource.endpoints[7] == {**previous.endpoints[7], "port": 81}
 
 
-def test_a_priority_change_translates_the_groups_endpoints_again() -> None:
+def test_a_priority_change_gives_the_reused_hosts_the_new_priority() -> None:
     previous = _accepted(base())
     data = base()
     _swap_priorities(data)
     resource, _ = check_assignment(_message(data), PATH, previous)
     assert resource is not None
     assert [h["priority"] for h in resource.endpoints] == [1] * 12 + [0] * 6
+    assert [{**h, "priority": 0} for h in resource.endpoints] == [
+        {**h, "priority": 0} for h in previous.endpoints
+    ]
     assert not any(a is b for a, b in zip(resource.endpoints, previous.endpoints, strict=True))
 
 
