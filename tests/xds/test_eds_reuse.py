@@ -185,12 +185,8 @@ def test_the_problems_name_the_changed_endpoint() -> None:
 
 def _store() -> ResourceStore:
     store = ResourceStore(load_bootstrap(xds_bootstrap(18000, node="n")), ads=True)
-    apply(store, update(CLUSTER, parse_cluster()))
+    apply(store, update(CLUSTER, eds_cluster("a")))
     return store
-
-
-def parse_cluster() -> object:
-    return eds_cluster("a")
 
 
 def _hosts(store: ResourceStore) -> list[dict[str, object]]:
