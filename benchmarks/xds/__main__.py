@@ -12,7 +12,7 @@ from typing import Any
 
 import trio
 
-from . import push_latency, scale
+from . import eds_change, push_latency, scale
 
 
 def parser() -> argparse.ArgumentParser:
@@ -33,6 +33,12 @@ def parser() -> argparse.ArgumentParser:
         default=0,
         help="Istio-like service virtual hosts in the changed route config (default 0)",
     )
+    ap.add_argument(
+        "--eds-endpoints",
+        type=int,
+        default=0,
+        help="also time one endpoint's change in an assignment of N endpoints (--rounds times)",
+    )
     ap.add_argument("--delta", action="store_true", help="DELTA_GRPC instead of GRPC")
     ap.add_argument("--skip", default="", help="latency and/or scale")
     ap.add_argument("--json", type=Path, help="write the results here")
@@ -49,6 +55,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 kinds, args.rounds, Path(tmp), args.delta, args.vhosts
             )
             print(json.dumps({"route_change": out["route_change"]}, indent=2), flush=True)
+        if args.eds_endpoints:
+            out["eds_change"] = await eds_change.run(
+                kinds, args.eds_endpoints, args.rounds, Path(tmp) / "eds", args.delta
+            )
+            print(json.dumps({"eds_change": out["eds_change"]}, indent=2), flush=True)
         if "scale" not in skip:
             out["scale"] = await scale.run(
                 kinds,

@@ -189,16 +189,18 @@ def assignment_hosts(
         group_path = paths.item(groups_path, i)
         lb_path = paths.field(group_path, "lb_endpoints")
         for j, lb_endpoint in enumerate(group.lb_endpoints):
-            host = _host(lb_endpoint, kind, paths.item(lb_path, j), problems)
+            host = endpoint_host(lb_endpoint, kind, paths.item(lb_path, j), problems)
             if host is not None:
                 hosts.append({**host, "priority": group.priority})
     check_priorities(groups, groups_path, problems)
     return hosts
 
 
-def _host(
+def endpoint_host(
     lb_endpoint: endpoint_components_pb2.LbEndpoint, kind: str, path: str, problems: Problems
 ) -> dict[str, Any] | None:
+    """One `lb_endpoint` (at `path`) as a snapshot `Endpoint` without its group's
+    `priority`; None when it has no socket address (reported unless another rule does)."""
     endpoint_path = paths.field(path, "endpoint")
     if not lb_endpoint.HasField("endpoint"):
         if lb_endpoint.WhichOneof("host_identifier") is None:

@@ -19,7 +19,7 @@ from envoy.config.route.v3 import route_pb2
 from envoy.config.trace.v3 import http_tracer_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
-from . import paths, pgv, rds_reuse, unsupported
+from . import eds_reuse, paths, pgv, rds_reuse, unsupported
 from .errors import ConfigError, Problem, Problems
 from .model import ClusterHealthCheck, DnsCluster, MeshConfig
 from .rds_reuse import RouteMemo
@@ -119,6 +119,8 @@ class EndpointsResource:
 
     name: str
     endpoints: list[Endpoint]
+    keys: tuple[bytes, ...] = ()
+    """Each endpoint's LbEndpoint as `eds_reuse.endpoint_key` (empty: none to reuse)."""
 
 
 def _rules(msg: Any, path: str, problems: Problems) -> None:
@@ -215,14 +217,22 @@ def check_sds_secret(
 
 
 def check_assignment(
-    msg: endpoint_pb2.ClusterLoadAssignment, path: str
+    msg: endpoint_pb2.ClusterLoadAssignment,
+    path: str,
+    previous: EndpointsResource | None = None,
 ) -> tuple[EndpointsResource | None, list[Problem]]:
+    """With `previous` (the last accepted version of this resource), its unchanged
+    endpoints are not checked again (`eds_reuse`)."""
+    if previous is not None and previous.keys:
+        reused = eds_reuse.reuse_hosts(msg, path, previous.endpoints, previous.keys)
+        if reused is not None:
+            return EndpointsResource(msg.cluster_name, *reused), []
     problems = Problems()
     _rules(msg, path, problems)
     hosts = assignment_hosts(msg, "EDS", path, problems)
     if problems:
         return None, problems.as_list()
-    return EndpointsResource(msg.cluster_name, hosts), []
+    return EndpointsResource(msg.cluster_name, hosts, eds_reuse.endpoint_keys(msg, hosts)), []
 
 
 def static_names(static: MeshConfig, kind: str) -> set[str]:

@@ -324,14 +324,18 @@ class ResourceStore:
     def _check(
         self, type_url: str, message: Message, path: str, previous: Entry | None
     ) -> tuple[Any, list[Problem]]:
-        """One resource through the config layer's checks and translation (a route config's
-        unchanged virtual hosts are taken from `previous`, its accepted version)."""
+        """One resource through the config layer's checks and translation, against
+        `previous`, its last accepted version: a route config's unchanged virtual hosts and
+        an assignment's unchanged endpoints are taken from it."""
         if type_url == LISTENER:
             assert isinstance(message, listener_pb2.Listener)
             return check_listener(message, path, bootstrap_tracing(self.static))
         if type_url == ROUTE_CONFIG and previous is not None:
             assert isinstance(message, route_pb2.RouteConfiguration)
             return check_route_config(message, path, previous.checked)
+        if type_url == ASSIGNMENT and previous is not None:
+            assert isinstance(message, endpoint_pb2.ClusterLoadAssignment)
+            return check_assignment(message, path, previous.checked)
         return _CHECKS[type_url](message, path)
 
     def _endpoints_only(self, update: Update, changes: dict[str, Entry]) -> Staged | None:
