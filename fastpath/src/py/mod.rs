@@ -31,14 +31,14 @@ impl Engine {
         Ok(Engine { inner })
     }
 
+    // `snapshot` borrows the `bytes` object (immutable, kept alive by the caller for the
+    // call), so it is read in place with the GIL released: no copy of a large snapshot.
     fn apply(&self, py: Python<'_>, snapshot: &[u8]) -> PyResult<u64> {
-        let bytes = snapshot.to_vec();
-        py.detach(|| self.inner.apply(&bytes)).map_err(to_py)
+        py.detach(|| self.inner.apply(snapshot)).map_err(to_py)
     }
 
     fn apply_listeners(&self, py: Python<'_>, snapshot: &[u8]) -> PyResult<u64> {
-        let bytes = snapshot.to_vec();
-        py.detach(|| self.inner.apply_listeners(&bytes))
+        py.detach(|| self.inner.apply_listeners(snapshot))
             .map_err(to_py)
     }
 

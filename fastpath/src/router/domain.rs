@@ -1,6 +1,7 @@
 //! Virtual host selection by authority: Envoy's exact / suffix-wildcard / prefix-wildcard / `*`
 //! precedence on the host as given, port included (the connection manager strips the port
 //! first when `strip_any_host_port` / `strip_matching_host_port` says so).
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::observe::{DomainMatch, Observer};
@@ -28,30 +29,31 @@ impl DomainIndex {
     /// Errors (paths relative to the route configuration) for an empty domain list, a domain
     /// used twice, or more than one `*`, as Envoy rejects them.
     pub(super) fn build(vhosts: &[VirtualHost]) -> Result<DomainIndex, String> {
-        let mut index = DomainIndex::default();
-        let mut seen: HashMap<String, String> = HashMap::new();
+        let domains = vhosts.iter().map(|vh| vh.domains.len()).sum();
+        let mut index = DomainIndex {
+            exact: HashMap::with_capacity(domains),
+            ..DomainIndex::default()
+        };
         for (i, vh) in vhosts.iter().enumerate() {
             if vh.domains.is_empty() {
                 return Err(format!("virtual_hosts[{i}].domains: must not be empty"));
             }
             for (j, domain) in vh.domains.iter().enumerate() {
-                let at = format!("virtual_hosts[{i}].domains[{j}]");
-                let domain = domain.to_ascii_lowercase();
-                if let Some(first) = seen.insert(domain.clone(), at.clone()) {
-                    return Err(format!(
-                        "{at}: domain {domain:?} is already used at {first}; domains must be \
-                         unique across virtual hosts"
-                    ));
-                }
-                let bytes = domain.as_bytes();
-                if domain == "*" {
-                    index.default = Some(i);
+                let lower = lowercase(domain);
+                let bytes: &[u8] = &lower;
+                // A domain maps to one key of one table (the `*` is stripped at a fixed
+                // place), so a domain used twice is a key inserted twice.
+                let fresh = if bytes == b"*" {
+                    index.default.replace(i).is_none()
                 } else if let Some(rest) = bytes.strip_prefix(b"*") {
-                    insert_wildcard(&mut index.suffixes, rest, i);
+                    insert_wildcard(&mut index.suffixes, rest, i)
                 } else if let Some(rest) = bytes.strip_suffix(b"*") {
-                    insert_wildcard(&mut index.prefixes, rest, i);
+                    insert_wildcard(&mut index.prefixes, rest, i)
                 } else {
-                    index.exact.insert(bytes.into(), i);
+                    index.exact.insert(bytes.into(), i).is_none()
+                };
+                if !fresh {
+                    return Err(duplicate(vhosts, i, j));
                 }
             }
         }
@@ -138,13 +140,47 @@ fn find_wildcard(groups: &Wildcards, host: &[u8], suffix: bool) -> Option<(usize
     })
 }
 
-fn insert_wildcard(groups: &mut Wildcards, fixed: &[u8], vhost: usize) {
+/// Inserts a wildcard's fixed part; false if it was there already.
+fn insert_wildcard(groups: &mut Wildcards, fixed: &[u8], vhost: usize) -> bool {
     match groups.iter_mut().find(|(len, _)| *len == fixed.len()) {
-        Some((_, map)) => {
-            map.insert(fixed.into(), vhost);
+        Some((_, map)) => map.insert(fixed.into(), vhost).is_none(),
+        None => {
+            groups.push((fixed.len(), HashMap::from([(fixed.into(), vhost)])));
+            true
         }
-        None => groups.push((fixed.len(), HashMap::from([(fixed.into(), vhost)]))),
     }
+}
+
+/// `domain` ASCII lower-cased, copied only when it has an upper-case letter.
+fn lowercase(domain: &str) -> Cow<'_, [u8]> {
+    if domain.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(domain.to_ascii_lowercase().into_bytes())
+    } else {
+        Cow::Borrowed(domain.as_bytes())
+    }
+}
+
+/// The error for `virtual_hosts[i].domains[j]`, a domain an earlier one already used
+/// (compared ASCII case-insensitively), naming that first use.
+#[cold]
+fn duplicate(vhosts: &[VirtualHost], i: usize, j: usize) -> String {
+    let domain = vhosts[i].domains[j].to_ascii_lowercase();
+    let first = vhosts
+        .iter()
+        .enumerate()
+        .flat_map(|(fi, vh)| {
+            vh.domains
+                .iter()
+                .enumerate()
+                .map(move |(fj, d)| (fi, fj, d))
+        })
+        .find(|(_, _, d)| d.eq_ignore_ascii_case(&domain))
+        .map(|(fi, fj, _)| format!("virtual_hosts[{fi}].domains[{fj}]"))
+        .unwrap_or_default();
+    format!(
+        "virtual_hosts[{i}].domains[{j}]: domain {domain:?} is already used at {first}; domains \
+         must be unique across virtual hosts"
+    )
 }
 
 #[cfg(test)]
@@ -239,7 +275,23 @@ mod tests {
             err.starts_with("virtual_hosts[1].domains[1]: domain \"a.com\""),
             "{err}"
         );
-        assert!(err.contains("virtual_hosts[0].domains[0]"), "{err}");
+        assert_eq!(
+            err,
+            "virtual_hosts[1].domains[1]: domain \"a.com\" is already used at \
+             virtual_hosts[0].domains[0]; domains must be unique across virtual hosts"
+        );
+        let err = DomainIndex::build(&vhosts(&[&["x"], &["*.a", "b*", "B*"]])).unwrap_err();
+        assert!(
+            err.starts_with("virtual_hosts[1].domains[2]: domain \"b*\" is already used at virtual_hosts[1].domains[1];"),
+            "{err}"
+        );
+        let err = DomainIndex::build(&vhosts(&[&["*.A", "b*"], &["*.a"]])).unwrap_err();
+        assert!(
+            err.starts_with("virtual_hosts[1].domains[0]: domain \"*.a\" is already used at virtual_hosts[0].domains[0];"),
+            "{err}"
+        );
+        // The same fixed part in the other wildcard table is another domain.
+        assert!(DomainIndex::build(&vhosts(&[&["*a"], &["a*"], &["a"]])).is_ok());
         let err = DomainIndex::build(&vhosts(&[&["*"], &["*"]])).unwrap_err();
         assert!(err.starts_with("virtual_hosts[1].domains[0]:"), "{err}");
         let err = DomainIndex::build(&vhosts(&[&[]])).unwrap_err();

@@ -72,10 +72,9 @@ impl ForwardRoute {
         let mut total: u64 = 0;
         match &cfg.target {
             ClusterTarget::Cluster(name) => {
-                targets.push(Target {
-                    cluster: lookup(name, &format!("{at}.cluster"))?,
-                    end: 1,
-                });
+                let cluster = cluster_index(name)
+                    .ok_or_else(|| format!("{at}.cluster: unknown cluster {name:?}"))?;
+                targets.push(Target { cluster, end: 1 });
                 total = 1;
             }
             ClusterTarget::WeightedClusters(clusters) => {

@@ -16,19 +16,18 @@ pub(super) struct Mutations {
 impl Mutations {
     /// `at` is the path of the level, e.g. `virtual_hosts[0].routes[2]`; errors name the field.
     pub(super) fn compile(cfg: &HeaderMutations, at: &str) -> Result<Mutations, String> {
-        let dot = if at.is_empty() { "" } else { "." };
         Ok(Mutations {
-            request: HeaderOps::compile(
+            request: HeaderOps::compile_at(
                 &cfg.request_headers_to_add,
                 &cfg.request_headers_to_remove,
-                &format!("{at}{dot}request_headers_to_add"),
-                &format!("{at}{dot}request_headers_to_remove"),
+                at,
+                "request",
             )?,
-            response: HeaderOps::compile(
+            response: HeaderOps::compile_at(
                 &cfg.response_headers_to_add,
                 &cfg.response_headers_to_remove,
-                &format!("{at}{dot}response_headers_to_add"),
-                &format!("{at}{dot}response_headers_to_remove"),
+                at,
+                "response",
             )?,
         })
     }
@@ -52,6 +51,26 @@ struct AddOp {
 }
 
 impl HeaderOps {
+    /// One direction (`request` or `response`) of the level at `at`; no paths are
+    /// formatted for a level without mutations (most of them, in a large route table).
+    fn compile_at(
+        add: &[HeaderValueOption],
+        remove: &[String],
+        at: &str,
+        direction: &str,
+    ) -> Result<HeaderOps, String> {
+        if add.is_empty() && remove.is_empty() {
+            return Ok(HeaderOps::default());
+        }
+        let dot = if at.is_empty() { "" } else { "." };
+        HeaderOps::compile(
+            add,
+            remove,
+            &format!("{at}{dot}{direction}_headers_to_add"),
+            &format!("{at}{dot}{direction}_headers_to_remove"),
+        )
+    }
+
     fn compile(
         add: &[HeaderValueOption],
         remove: &[String],

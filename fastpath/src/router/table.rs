@@ -1,4 +1,6 @@
 //! Compiles a `RouteConfiguration` into the `RouteTable` the data path selects from.
+use std::fmt::Write;
+
 use super::RouteTable;
 use super::domain::DomainIndex;
 use super::forward::ForwardRoute;
@@ -46,26 +48,29 @@ pub(super) fn compile(
     let domains = DomainIndex::build(&cfg.virtual_hosts)?;
     let mutations = Mutations::compile(&cfg.headers, "")?;
     let mut virtual_hosts = Vec::with_capacity(cfg.virtual_hosts.len());
+    // One buffer for every path (`virtual_hosts[i].routes[j].match`, ...): thousands of
+    // routes, each path used only if its level is wrong.
+    let mut at = String::with_capacity(64);
     for (i, vh) in cfg.virtual_hosts.iter().enumerate() {
-        let at = format!("virtual_hosts[{i}]");
+        at.clear();
+        let _ = write!(at, "virtual_hosts[{i}]");
         let vh_mutations = Mutations::compile(&vh.headers, &at)?;
         let inherited_request = !mutations.request.is_empty() || !vh_mutations.request.is_empty();
         let inherited_response =
             !mutations.response.is_empty() || !vh_mutations.response.is_empty();
-        let routes = vh
-            .routes
-            .iter()
-            .enumerate()
-            .map(|(j, r)| {
-                let mut route = compile_route(r, &format!("{at}.routes[{j}]"), cluster_index)?;
-                route.request_mutations |= inherited_request;
-                route.response_mutations |= inherited_response;
-                Ok(route)
-            })
-            .collect::<Result<_, String>>()?;
+        let vh_len = at.len();
+        let mut routes = Vec::with_capacity(vh.routes.len());
+        for (j, r) in vh.routes.iter().enumerate() {
+            at.truncate(vh_len);
+            let _ = write!(at, ".routes[{j}]");
+            let mut route = compile_route(r, &mut at, cluster_index)?;
+            route.request_mutations |= inherited_request;
+            route.response_mutations |= inherited_response;
+            routes.push(route);
+        }
         virtual_hosts.push(VirtualHost {
             name: vh.name.as_str().into(),
-            routes,
+            routes: routes.into_boxed_slice(),
             mutations: vh_mutations,
         });
     }
@@ -76,17 +81,22 @@ pub(super) fn compile(
     })
 }
 
+/// `at`: the route's path; compiling its fields appends to it and truncates back.
 fn compile_route(
     r: &snapshot::Route,
-    at: &str,
+    at: &mut String,
     cluster_index: &dyn Fn(&str) -> Option<usize>,
 ) -> Result<Route, String> {
-    let matcher = RouteMatch::compile(&r.matcher, &format!("{at}.match"))?;
+    let route_len = at.len();
+    at.push_str(".match");
+    let matcher = RouteMatch::compile(&r.matcher, at)?;
+    at.truncate(route_len);
     let mut weighted = Vec::new();
     let action = match &r.action {
         snapshot::RouteAction::Route(f) => {
-            let (forward, w) =
-                ForwardRoute::compile(f, &r.matcher, &format!("{at}.route"), cluster_index)?;
+            at.push_str(".route");
+            let (forward, w) = ForwardRoute::compile(f, &r.matcher, at, cluster_index)?;
+            at.truncate(route_len);
             weighted = w;
             RouteAction::Forward(forward)
         }

@@ -308,6 +308,67 @@ fn compile_errors_name_the_route_field() {
     assert!(err.starts_with("response_headers_to_remove[0]:"), "{err}");
 }
 
+/// Route paths are built in one reused buffer: an error deep in a later virtual host or
+/// route names exactly its own path, nothing left over from the levels compiled before it.
+#[test]
+fn errors_in_later_virtual_hosts_and_routes_name_their_own_path() {
+    let good = r#"{"name": "r", "match": {"path": {"prefix": "/"}},
+        "action": {"route": {"target": {"cluster": "web"},
+                             "retry_policy": {"retry_on": ["5xx"]}}}}"#;
+    let config = |bad_vh: &str, bad_route: &str| {
+        format!(
+            r#"{{"virtual_hosts": [
+            {{"name": "a", "domains": ["a"], "routes": [{good}, {good}]}},
+            {{"name": "b", "domains": ["b"], "routes": [{good}]}},
+            {{"name": "c", "domains": ["c"], {bad_vh} "routes": [{good}, {good}, {bad_route}]}}]}}"#
+        )
+    };
+    let route =
+        |action: &str| format!(r#"{{"match": {{"path": {{"prefix": "/"}}}}, "action": {action}}}"#);
+    for (bad_vh, bad_route, want) in [
+        (
+            "",
+            route(r#"{"route": {"target": {"cluster": "nope"}}}"#),
+            "virtual_hosts[2].routes[2].route.cluster: unknown cluster \"nope\"",
+        ),
+        (
+            "",
+            route(r#"{"route": {"target": {"cluster": "web"}, "retry_policy": {"retry_on": ["x"]}}}"#),
+            "virtual_hosts[2].routes[2].route.retry_policy.retry_on[0]: \"x\" is not supported",
+        ),
+        (
+            "",
+            route(r#"{"redirect": {"response_code": 200}}"#),
+            "virtual_hosts[2].routes[2].redirect.response_code: 200 is not a redirect code",
+        ),
+        (
+            "",
+            r#"{"match": {"path": {"safe_regex": "(["}}, "action": {"direct_response": {"status": 200}}}"#
+                .to_string(),
+            "virtual_hosts[2].routes[2].match.safe_regex: invalid regex",
+        ),
+        (
+            "",
+            r#"{"match": {"path": {"prefix": "/"}}, "headers": {"response_headers_to_remove": ["a b"]},
+                "action": {"direct_response": {"status": 200}}}"#
+                .to_string(),
+            "virtual_hosts[2].routes[2].response_headers_to_remove[0]: ",
+        ),
+        (
+            r#""headers": {"request_headers_to_add": [{"key": "", "value": "v"}]},"#,
+            route(r#"{"direct_response": {"status": 200}}"#),
+            "virtual_hosts[2].request_headers_to_add[0].header.key: ",
+        ),
+    ] {
+        let err = compile_err(&config(bad_vh, &bad_route));
+        assert!(err.starts_with(want), "{err}");
+    }
+    table(&config(
+        "",
+        &route(r#"{"direct_response": {"status": 200}}"#),
+    ));
+}
+
 #[test]
 fn an_empty_config_routes_nothing() {
     let t = table("{}");
