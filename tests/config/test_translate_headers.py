@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from envoy.config.route.v3 import route_components_pb2 as rc
 from meshcore.config.errors import Problems
-from meshcore.config.translate_headers import header_mutations, literal_value
+from meshcore.config.translate_headers import header_mutations, literal_value, with_header_mutations
 
 from .builders import NO_HEADERS, ROUTE, base, problems, route, snapshot_route
 
@@ -94,13 +94,20 @@ def test_protected_headers() -> None:
 
 
 def test_header_mutations_of_a_message_without_headers() -> None:
-    """The shortcut for four empty lists gives the same dict, with lists of its own."""
+    """A message without header lists gives no lists (the snapshot's default: four empty
+    ones), a new dict each time; one with any gives all four."""
     found = Problems()
     first = header_mutations(rc.Route(), "r", found)
     second = header_mutations(rc.Route(), "r", found)
-    assert first == {name: [] for name in NO_HEADERS} == NO_HEADERS
-    assert first["request_headers_to_add"] is not second["request_headers_to_add"]
+    assert first == {} == second
+    assert first is not second
+    out = {"name": "r"}
+    assert with_header_mutations(out, rc.Route(), "r", found) == {"name": "r"}
     one = rc.Route(response_headers_to_remove=["x-b"])
     expected = {**NO_HEADERS, "response_headers_to_remove": ["x-b"]}
     assert header_mutations(one, "r", found) == expected
+    assert with_header_mutations({"name": "r"}, one, "r", found) == {
+        "name": "r",
+        "headers": expected,
+    }
     assert not found

@@ -116,8 +116,6 @@ def test_providers_rules_and_requirements(tmp_path: Path) -> None:
         "match": {
             "path": {"prefix": "/public"},
             "case_sensitive": True,
-            "headers": [],
-            "query_parameters": [],
         }
     }
     assert config["rules"][1]["requirement_name"] == "either"

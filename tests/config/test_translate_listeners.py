@@ -9,7 +9,6 @@ import pytest
 from .builders import (
     HCM,
     LISTENER,
-    NO_HEADERS,
     ROUTER_TYPE,
     base,
     hcm,
@@ -51,8 +50,6 @@ def test_listener_with_envoy_defaults() -> None:
                                             "match": {
                                                 "path": {"prefix": "/"},
                                                 "case_sensitive": True,
-                                                "headers": [],
-                                                "query_parameters": [],
                                             },
                                             "action": {
                                                 "route": {
@@ -60,13 +57,10 @@ def test_listener_with_envoy_defaults() -> None:
                                                     "timeout_ms": 15000,
                                                 }
                                             },
-                                            "headers": NO_HEADERS,
                                         }
                                     ],
-                                    "headers": NO_HEADERS,
                                 }
                             ],
-                            "headers": NO_HEADERS,
                         },
                         "use_remote_address": False,
                         "xff_num_trusted_hops": 0,

@@ -42,8 +42,6 @@ def test_retry_policy_defaults() -> None:
         "retry_on": ["5xx"],
         "num_retries": 1,
         "per_try_timeout_ms": 0,
-        "retriable_status_codes": [],
-        "retriable_headers": [],
         "host_selection_retry_max_attempts": 1,
     }
 

@@ -122,7 +122,9 @@ def translate(
         memo[key] = done
     if _duplicate_domains(hosts):
         return None  # the whole check names both places
-    out = {"name": config.name, "virtual_hosts": hosts, "headers": headers}
+    out: dict[str, Any] = {"name": config.name, "virtual_hosts": hosts}
+    if headers:  # left out when empty, as `route_config` does
+        out["headers"] = headers
     return Reused(out, tuple(all_refs), RouteMemo(previous.root, memo), reused)
 
 

@@ -109,10 +109,10 @@ def headers_to_remove(names: Sequence[str], path: str, problems: Problems) -> li
 
 def header_mutations(msg: Message, path: str, problems: Problems) -> dict[str, Any]:
     """The four header lists of `msg` (a route config, virtual host, route or weighted
-    cluster) as a snapshot `HeaderMutations`."""
+    cluster) as a snapshot `HeaderMutations`; empty (no keys) when `msg` has none."""
     lists = [getattr(msg, name) for name in _LISTS]
-    if not any(lists):  # the common case: four empty lists, nothing to check
-        return {name: [] for name in _LISTS}
+    if not any(lists):  # the common case: nothing to check, nothing to write
+        return {}
     out: dict[str, Any] = {}
     for name, entries in zip(_LISTS, lists, strict=True):
         field_path = paths.field(path, name)
@@ -120,4 +120,16 @@ def header_mutations(msg: Message, path: str, problems: Problems) -> dict[str, A
             out[name] = _options(entries, field_path, problems)
         else:
             out[name] = _removals(entries, field_path, problems)
+    return out
+
+
+def with_header_mutations(
+    out: dict[str, Any], msg: Message, path: str, problems: Problems
+) -> dict[str, Any]:
+    """`out` plus `headers` (the header lists of `msg`) when `msg` has any: the snapshot's
+    `headers` defaults to four empty lists, which a 1,000-virtual-host route config would
+    otherwise repeat at every level."""
+    headers = header_mutations(msg, path, problems)
+    if headers:
+        out["headers"] = headers
     return out

@@ -278,14 +278,14 @@ def http_connection_manager(
         )
     elif manager.HasField("rds"):
         # Filled in from the RouteConfiguration by the xDS client (meshcore/xds).
-        routes = {"name": manager.rds.route_config_name, "virtual_hosts": [], "headers": {}}
+        routes = {"name": manager.rds.route_config_name, "virtual_hosts": []}
         if not manager.rds.config_source.HasField("ads"):
             problems.add(
                 paths.field(paths.field(path, "rds"), "config_source"),
                 "only `ads: {}` is supported (RDS over the ADS stream)",
             )
     else:  # scoped_routes: the table; none: PGV
-        routes = {"name": "", "virtual_hosts": [], "headers": {}}
+        routes = {"name": "", "virtual_hosts": []}
     common = manager.common_http_protocol_options
     http1 = manager.http_protocol_options
     out = {

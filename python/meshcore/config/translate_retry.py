@@ -76,7 +76,6 @@ def retry_policy(
         "retry_on": list(supported),
         "num_retries": wrapped(policy, "num_retries", 1),
         "per_try_timeout_ms": duration_field_ms(policy, "per_try_timeout", 0),
-        "retriable_status_codes": list(policy.retriable_status_codes),
         "host_selection_retry_max_attempts": int(policy.host_selection_retry_max_attempts)
         if policy.host_selection_retry_max_attempts
         else 1,
@@ -94,10 +93,14 @@ def retry_policy(
                     paths.field(paths.field(path, "retry_back_off"), "max_interval"),
                     "must not be less than base_interval",
                 )
-    out["retriable_headers"] = [
-        header_matcher(m, paths.item(paths.field(path, "retriable_headers"), i), problems)
-        for i, m in enumerate(policy.retriable_headers)
-    ]
+    # Empty lists are left out (the snapshot's default).
+    if policy.retriable_status_codes:
+        out["retriable_status_codes"] = list(policy.retriable_status_codes)
+    if policy.retriable_headers:
+        out["retriable_headers"] = [
+            header_matcher(m, paths.item(paths.field(path, "retriable_headers"), i), problems)
+            for i, m in enumerate(policy.retriable_headers)
+        ]
     for i, predicate in enumerate(policy.retry_host_predicate):
         kind = (
             type_name(predicate.typed_config.type_url) if predicate.HasField("typed_config") else ""

@@ -15,7 +15,7 @@ from . import paths, translate_http_filters
 from .data_source import data_source_text
 from .errors import Problems
 from .translate_hash import hash_policies
-from .translate_headers import header_mutations
+from .translate_headers import with_header_mutations
 from .translate_mirror import mirror_policies
 from .translate_retry import effective_policy, retry_policy
 from .translate_timeouts import route_stream_duration
@@ -75,14 +75,14 @@ def route_config(
     scope = route_scope(config, problems, refs)
     hosts_path = paths.field(path, "virtual_hosts")
     check_domains(config.virtual_hosts, hosts_path, problems)
-    return {
+    out = {
         "name": config.name,
         "virtual_hosts": [
             virtual_host(host, paths.item(hosts_path, i), scope)
             for i, host in enumerate(config.virtual_hosts)
         ],
-        "headers": header_mutations(config, path, problems),
     }
+    return with_header_mutations(out, config, path, problems)
 
 
 def check_domains(hosts: Iterable[rc.VirtualHost], path: str, problems: Problems) -> None:
@@ -117,8 +117,8 @@ def virtual_host(host: rc.VirtualHost, path: str, scope: RouteScope) -> dict[str
         "routes": [
             _route(route, paths.item(routes_path, i), scope) for i, route in enumerate(host.routes)
         ],
-        "headers": header_mutations(host, path, scope.problems),
     }
+    with_header_mutations(out, host, path, scope.problems)
     return _with_filter_configs(out, host, path, scope)
 
 
@@ -127,8 +127,8 @@ def _route(route: rc.Route, path: str, scope: RouteScope) -> dict[str, Any]:
         "name": route.name,
         "match": _route_match(route.match, paths.field(path, "match"), scope.problems),
         "action": _action(route, path, scope),
-        "headers": header_mutations(route, path, scope.problems),
     }
+    with_header_mutations(out, route, path, scope.problems)
     return _with_filter_configs(out, route, path, scope)
 
 
@@ -153,21 +153,25 @@ def _route_match(match: rc.RouteMatch, path: str, problems: Problems) -> dict[st
         path_match = {"connect_matcher": {}}
     else:
         path_match = {"prefix": "/"}  # unset (PGV) or unsupported (the table) is reported
-    headers_path = paths.field(path, "headers")
-    query_path = paths.field(path, "query_parameters")
-    return {
+    out: dict[str, Any] = {
         "path": path_match,
         # Envoy ignores case_sensitive for safe_regex.
         "case_sensitive": kind == "safe_regex" or wrapped(match, "case_sensitive", True),
-        "headers": [
+    }
+    # Empty lists are left out (the snapshot's default): most routes match on the path only.
+    if match.headers:
+        headers_path = paths.field(path, "headers")
+        out["headers"] = [
             _header_matcher(m, paths.item(headers_path, i), problems)
             for i, m in enumerate(match.headers)
-        ],
-        "query_parameters": [
+        ]
+    if match.query_parameters:
+        query_path = paths.field(path, "query_parameters")
+        out["query_parameters"] = [
             _query_matcher(m, paths.item(query_path, i), problems)
             for i, m in enumerate(match.query_parameters)
-        ],
-    }
+        ]
+    return out
 
 
 def _string_matcher(
@@ -361,11 +365,9 @@ def _weighted(weighted: rc.WeightedCluster, path: str, scope: RouteScope) -> lis
         weight = wrapped(choice, "weight", 0)
         total += weight
         out.append(
-            {
-                "name": choice.name,
-                "weight": weight,
-                "headers": header_mutations(choice, choice_path, scope.problems),
-            }
+            with_header_mutations(
+                {"name": choice.name, "weight": weight}, choice, choice_path, scope.problems
+            )
         )
     if weighted.clusters and total == 0:
         scope.problems.add(clusters_path, "the sum of the weights must be greater than 0")
