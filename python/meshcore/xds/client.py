@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 # The level of the line logged per applied update: as Envoy, route and endpoint updates
 # (the frequent ones) at debug, listener, cluster and secret updates at info.
 _APPLIED_LEVEL = {ROUTE_CONFIG: logging.DEBUG, ASSIGNMENT: logging.DEBUG}
-# Updates with more resources than this are checked in a worker thread.
+# Updates with more resources to check than this are checked in a worker thread.
 THREADED_STAGE = 100
 
 
@@ -290,7 +290,7 @@ class XdsClient:
         try:
             if update is None:
                 staged = self.store.restage()
-            elif len(update.resources) > THREADED_STAGE:
+            elif _to_check(update) > THREADED_STAGE:
                 # Thousands of resources take seconds to check: keep the admin API and
                 # health checks answering meanwhile (only `commit`, here, changes the store).
                 staged = await trio.to_thread.run_sync(
@@ -627,9 +627,15 @@ class XdsClient:
         return out
 
 
+def _to_check(update: Update) -> int:
+    """The resources of `update` that need checking: decoded ones (a state-of-the-world
+    response's unchanged resources are matched by their bytes and not decoded)."""
+    return sum(1 for r in update.resources if r.message is not None)
+
+
 def _tidy(update: Update) -> None:
     """After a large update (once ACKed): its garbage goes back to the OS."""
-    if len(update.resources) > THREADED_STAGE:
+    if _to_check(update) > THREADED_STAGE:
         release_free_memory()
 
 
