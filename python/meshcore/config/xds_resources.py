@@ -326,6 +326,53 @@ def compose_listeners(
     return dataclasses.replace(applied, snapshot=snapshot)
 
 
+def compose_clusters(
+    applied: MeshConfig,
+    static: MeshConfig,
+    listeners: Sequence[dict[str, Any]],
+    changed: Mapping[str, ClusterResource],
+    removed: Iterable[str],
+    endpoints: Mapping[str, list[Endpoint]],
+) -> tuple[MeshConfig, dict[str, dict[str, Any]]]:
+    """`compose` with new dynamic listeners over the clusters of `applied` (a config
+    `compose` made from `static`): the `changed` clusters take the place of those of the
+    same name (new ones go last), the `removed` ones go; the others are taken as they are
+    (no O(clusters) translation or copying of their snapshots, as `Engine.apply_clusters`).
+    Also returns the changed clusters' snapshots as in the config, by name."""
+    snapshots = {
+        name: {**c.snapshot, "endpoints": endpoints.get(c.eds, [])}
+        if c.eds is not None
+        else c.snapshot
+        for name, c in changed.items()
+    }
+    touched = {*changed, *removed}
+    clusters = [
+        snapshots.get(c["name"], c)
+        for c in applied.snapshot.get("clusters", ())
+        if c["name"] in snapshots or c["name"] not in touched
+    ]
+    placed = {c["name"] for c in clusters if c["name"] in snapshots}
+    clusters.extend(c for name, c in snapshots.items() if name not in placed)
+    snapshot = {
+        **applied.snapshot,
+        "listeners": _all_listeners(static, listeners),
+        "clusters": clusters,
+    }
+    config = dataclasses.replace(
+        applied,
+        snapshot=snapshot,
+        dns_clusters=(
+            *(d for d in applied.dns_clusters if d.name not in touched),
+            *(c.dns for c in changed.values() if c.dns is not None),
+        ),
+        health_checks=(
+            *(h for h in applied.health_checks if h.cluster not in touched),
+            *(c.health for c in changed.values() if c.health is not None),
+        ),
+    )
+    return config, snapshots
+
+
 def _all_listeners(static: MeshConfig, listeners: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The static listeners and `listeners`, their tracers linked to the node."""
     return relink_tracers(

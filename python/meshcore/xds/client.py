@@ -34,7 +34,16 @@ from .backoff import Backoff
 from .channel import ChannelFactory, grpc_channel
 from .delta import DeltaProtocol
 from .heap import release_free_memory
-from .resources import Endpoint, Entry, Rejected, ResourceStore, Staged, Update, short_type
+from .resources import (
+    ClusterDelta,
+    Endpoint,
+    Entry,
+    Rejected,
+    ResourceStore,
+    Staged,
+    Update,
+    short_type,
+)
 from .sds_streams import SdsLink, SdsServer
 from .secret_files import SecretFiles
 from .secrets_dump import secrets_dump
@@ -53,9 +62,15 @@ THREADED_STAGE = 100
 class XdsSink(Protocol):
     """Where accepted updates go (the server); errors reject the update."""
 
-    async def apply_xds(self, config: MeshConfig, clusters_changed: bool = True) -> None:
+    async def apply_xds(
+        self,
+        config: MeshConfig,
+        clusters_changed: bool = True,
+        clusters: ClusterDelta | None = None,
+    ) -> None:
         """Applies a whole new config (ValueError/OSError: the engine refused it);
-        `clusters_changed` False: only listeners and routes differ from the last one."""
+        `clusters_changed` False: only listeners and routes differ from the last one;
+        `clusters`: only these clusters differ (the others are those applied)."""
 
     async def update_xds_endpoints(self, updates: Mapping[str, list[Endpoint]]) -> None:
         """Swaps the hosts of serving clusters (KeyError/ValueError: refused)."""
@@ -306,7 +321,7 @@ class XdsClient:
         plan = staged.plan
         try:
             if plan.config is not None:
-                await self.sink.apply_xds(plan.config, plan.clusters_changed)
+                await self.sink.apply_xds(plan.config, plan.clusters_changed, plan.clusters)
             elif plan.endpoint_updates:
                 await self.sink.update_xds_endpoints(plan.endpoint_updates)
         except (ValueError, OSError, KeyError) as exc:

@@ -17,7 +17,9 @@ Warming and order (make before break):
 - a cluster removed by CDS stays in the snapshot while a serving route still names it, so
   that a route change pushed after a cluster removal never sends traffic to nowhere.
 An update that only changes endpoints of serving clusters becomes per-cluster endpoint
-updates; anything else one whole new snapshot."""
+updates; one that only changes clusters a new config with the changed and removed clusters
+named (`ClusterDelta`, for `Engine.apply_clusters`); anything else one whole new
+snapshot."""
 
 from __future__ import annotations
 
@@ -57,13 +59,14 @@ from meshcore.config.xds_resources import (
     check_route_config,
     check_sds_secret,
     compose,
+    compose_clusters,
     compose_listeners,
     resource_path,
     static_names,
     unroutable,
 )
 
-from .view import View, build_view, rebuild_listeners, secret_lookup
+from .view import View, build_view, rebuild_clusters, rebuild_listeners, secret_lookup
 
 Endpoint = dict[str, Any]
 Checked = ListenerResource | RouteResource | ClusterResource | EndpointsResource
@@ -151,6 +154,16 @@ class Entry:
         return decode(self.type_url, self.raw)
 
 
+@dataclass(frozen=True)
+class ClusterDelta:
+    """The clusters a config changes from the applied one, when nothing else on the
+    cluster side changed: `changed` (new or different settings or endpoints: their
+    snapshots as in the config, EDS endpoints filled in) and `removed` (names)."""
+
+    changed: dict[str, dict[str, Any]]
+    removed: tuple[str, ...]
+
+
 @dataclass
 class Plan:
     """What the engine needs: a whole new config, or endpoint updates only (or nothing)."""
@@ -160,6 +173,9 @@ class Plan:
     clusters_changed: bool = True
     """With a config: False when only listeners and routes changed (no cluster, endpoint,
     DNS or health check to redo)."""
+    clusters: ClusterDelta | None = None
+    """With a config whose clusters changed: the changed and removed ones, when the other
+    clusters are those applied, as they are (None: every cluster may have changed)."""
 
 
 @dataclass
@@ -307,6 +323,22 @@ class ResourceStore:
                 self.static_sds,
             )
         incremental = view is not None
+        names: list[str] | None = None
+        if type_url == CLUSTER and self._view_current and self.applied is not None:
+            # What the update changes: new, changed and removed clusters (a state-of-the-
+            # world update lists all the others too, unchanged: their bytes matched).
+            names = [r.name for r in update.resources if r.name in fresh]
+            names += [n for n in update.removed if n in old]
+            if update.complete:
+                names += old.keys() - accepted.keys()
+            view = rebuild_clusters(
+                candidate,
+                self.view,
+                names,
+                static_names(self.static, "clusters"),
+                self.static.secrets,
+                self.static_sds,
+            )
         if view is None:
             view = build_view(
                 candidate,
@@ -318,7 +350,12 @@ class ResourceStore:
         check_addresses((a.snapshot for a in view.listeners.values()), self.static, problems)
         if problems:
             raise Rejected(problems)
-        plan = self._plan_listeners(view) if incremental else self._plan(view)
+        if names is not None:
+            plan = self._plan_clusters(view, dict.fromkeys([*names, *self.view.retained]))
+        elif incremental:
+            plan = self._plan_listeners(view)
+        else:
+            plan = self._plan(view)
         return Staged(update, accepted, view, plan)
 
     def _check(
@@ -472,6 +509,34 @@ class ResourceStore:
         config = compose_listeners(self.applied, self.static, list(listeners.values()))
         return Plan(config, {}, clusters_changed=False)
 
+    def _plan_clusters(self, view: View, names: Iterable[str]) -> Plan:
+        """`_plan` for a view from `rebuild_clusters`: only the clusters in `names` may
+        differ from those applied; a new config takes the applied one's other clusters as
+        they are and names the changed and removed ones (O(changed clusters + listeners),
+        not O(clusters), save list copies)."""
+        assert self.applied is not None
+        changed: dict[str, ClusterResource] = {}
+        removed: list[str] = []
+        for name in names:
+            cluster = view.clusters.get(name)
+            if cluster is None:
+                if name in self._applied_clusters:
+                    removed.append(name)
+            elif self._applied_clusters.get(name) != cluster.snapshot or (
+                self._applied_endpoints.get(name) != view.cluster_endpoints(name)
+            ):
+                changed[name] = cluster
+        listeners = {name: a.snapshot for name, a in view.listeners.items()}
+        if not changed and not removed:
+            if listeners == self._applied_listeners:
+                return Plan(None, {})
+            config = compose_listeners(self.applied, self.static, list(listeners.values()))
+            return Plan(config, {}, clusters_changed=False)
+        config, snapshots = compose_clusters(
+            self.applied, self.static, list(listeners.values()), changed, removed, view.endpoints
+        )
+        return Plan(config, {}, clusters=ClusterDelta(snapshots, tuple(sorted(removed))))
+
     # ---- committing ----------------------------------------------------------------------
 
     def commit(self, staged: Staged) -> None:
@@ -486,7 +551,18 @@ class ResourceStore:
         if plan.config is not None:
             self.applied = plan.config
             self._applied_listeners = {n: a.snapshot for n, a in view.listeners.items()}
-            if plan.clusters_changed:  # else they equal the applied ones: no O(clusters)
+            if plan.clusters is not None:  # the others equal the applied ones
+                for name in plan.clusters.removed:
+                    self._applied_clusters.pop(name, None)
+                    self._applied_endpoints.pop(name, None)
+                for name in plan.clusters.changed:
+                    self._applied_clusters[name] = view.clusters[name].snapshot
+                    eps = view.cluster_endpoints(name)
+                    if eps is None:
+                        self._applied_endpoints.pop(name, None)
+                    else:
+                        self._applied_endpoints[name] = eps
+            elif plan.clusters_changed:  # else they equal the applied ones: no O(clusters)
                 self._applied_clusters = {n: c.snapshot for n, c in view.clusters.items()}
                 self._applied_endpoints = {
                     n: eps for n in view.clusters if (eps := view.cluster_endpoints(n)) is not None
