@@ -336,8 +336,18 @@ class XdsClient:
         if update is not None and update.type_url in (CLUSTER, LISTENER):
             before = self.store.accepted[update.type_url]
             after = staged.accepted
-            modified = sum(1 for n in set(before) & set(after) if before[n].raw != after[n].raw)
-            self.stats.changes(update.type_url, set(before), set(after), modified)
+            # Only what the update changed, when known (not all 10,000 clusters).
+            names = before.keys() | after.keys() if staged.names is None else staged.names
+            added = removed = modified = 0
+            for name in names:
+                old, new = before.get(name), after.get(name)
+                if old is None:
+                    added += new is not None
+                elif new is None:
+                    removed += 1
+                else:
+                    modified += old.raw != new.raw
+            self.stats.changes(update.type_url, added, removed, modified)
         waiting = self.store.view.waiting
         self.store.commit(staged)
         for path, missing in self.store.view.waiting.items():

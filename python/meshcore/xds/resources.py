@@ -24,6 +24,7 @@ snapshot."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -195,6 +196,9 @@ class Staged:
     """With `endpoints_only`: the new and refreshed entries."""
     endpoint_changes: dict[str, list[Endpoint] | None] = field(default_factory=dict)
     """With `endpoints_only`: EDS service name -> its new endpoints (None: removed)."""
+    names: list[str] | None = None
+    """The resources of its type the update adds, changes or removes (None: not known,
+    any may have): what the commit's bookkeeping looks at."""
 
 
 def decode(type_url: str, raw: bytes) -> Message:
@@ -236,8 +240,7 @@ class ResourceStore:
         self._view_current = False
         """`view` was built from the clusters, endpoints and secrets `accepted` holds (and
         is applied): a listener or route update may take its cluster side as it is."""
-        self._cluster_refs: tuple[object, object, frozenset[SecretRef], frozenset[str]] | None
-        self._cluster_refs = None
+        self._cluster_refs: _RefCounts | None = None
         """The SDS secrets and EDS names of the accepted and serving clusters, for the
         accepted clusters and the view's clusters they were gathered from (by identity:
         both dicts are replaced, never changed in place, when clusters change)."""
@@ -323,14 +326,15 @@ class ResourceStore:
                 self.static_sds,
             )
         incremental = view is not None
-        names: list[str] | None = None
-        if type_url == CLUSTER and self._view_current and self.applied is not None:
-            # What the update changes: new, changed and removed clusters (a state-of-the-
-            # world update lists all the others too, unchanged: their bytes matched).
-            names = [r.name for r in update.resources if r.name in fresh]
-            names += [n for n in update.removed if n in old]
-            if update.complete:
-                names += old.keys() - accepted.keys()
+        # What the update changes: new, changed and removed resources (a state-of-the-world
+        # update lists all the others too, unchanged: their bytes matched).
+        names = [r.name for r in update.resources if r.name in fresh]
+        names += [n for n in update.removed if n in old]
+        if update.complete:
+            names += old.keys() - accepted.keys()
+        names = list(dict.fromkeys(names))
+        by_clusters = type_url == CLUSTER and self._view_current and self.applied is not None
+        if by_clusters:
             view = rebuild_clusters(
                 candidate,
                 self.view,
@@ -350,13 +354,13 @@ class ResourceStore:
         check_addresses((a.snapshot for a in view.listeners.values()), self.static, problems)
         if problems:
             raise Rejected(problems)
-        if names is not None:
+        if by_clusters:
             plan = self._plan_clusters(view, dict.fromkeys([*names, *self.view.retained]))
         elif incremental:
             plan = self._plan_listeners(view)
         else:
             plan = self._plan(view)
-        return Staged(update, accepted, view, plan)
+        return Staged(update, accepted, view, plan, names=names)
 
     def _check(
         self, type_url: str, message: Message, path: str, previous: Entry | None
@@ -545,6 +549,8 @@ class ResourceStore:
             self._commit_endpoints(staged)
             return
         if staged.update is not None:
+            if staged.plan.clusters is not None and staged.names is not None:
+                self._update_cluster_refs(staged, [*staged.names, *self.view.retained])
             self.accepted[staged.update.type_url] = staged.accepted
         view, plan = staged.view, staged.plan
         self.view = view
@@ -640,19 +646,35 @@ class ResourceStore:
 
     def _of_clusters(self) -> tuple[frozenset[SecretRef], frozenset[str]]:
         """The SDS secrets and EDS names the accepted and serving clusters name (gathered
-        once per change of clusters: a listener or route update does not scan them)."""
+        once per change of clusters: a listener or route update does not scan them, a
+        cluster-only update counts only its clusters, see `_update_cluster_refs`)."""
         accepted, serving = self.accepted[CLUSTER], self.view.clusters
         cached = self._cluster_refs
-        if cached is None or cached[0] is not accepted or cached[1] is not serving:
-            secrets: set[SecretRef] = set()
-            eds: set[str] = set()
+        if cached is None or cached.accepted is not accepted or cached.serving is not serving:
+            counts = _RefCounts(accepted, serving, Counter(), Counter())
             for cluster in (*(e.checked for e in accepted.values()), *serving.values()):
-                secrets.update(cluster.secrets)
-                if cluster.eds is not None:
-                    eds.add(cluster.eds)
-            cached = (accepted, serving, frozenset(secrets), frozenset(eds))
+                counts.add(cluster, 1)
+            cached = counts.frozen(None)
             self._cluster_refs = cached
-        return cached[2], cached[3]
+        return cached.secret_set, cached.eds_set
+
+    def _update_cluster_refs(self, staged: Staged, names: Iterable[str]) -> None:
+        """`_of_clusters`' counts, from those of the accepted and serving clusters before
+        `staged` (a cluster-only update), taking out and putting in only `names`'
+        contributions. The EDS names stay the same object when they do not change."""
+        cached = self._cluster_refs
+        accepted, serving = self.accepted[CLUSTER], self.view.clusters
+        if cached is None or cached.accepted is not accepted or cached.serving is not serving:
+            return  # no counts to start from: the next `_of_clusters` gathers them
+        counts = _RefCounts(staged.accepted, staged.view.clusters, cached.secrets, cached.eds)
+        for name in dict.fromkeys(names):
+            for before in (accepted.get(name), serving.get(name)):
+                if before is not None:
+                    counts.add(before.checked if isinstance(before, Entry) else before, -1)
+            for after in (staged.accepted.get(name), staged.view.clusters.get(name)):
+                if after is not None:
+                    counts.add(after.checked if isinstance(after, Entry) else after, 1)
+        self._cluster_refs = counts.frozen(cached)
 
     def secret_refs(self) -> set[SecretRef]:
         """The SDS secrets the accepted and serving listeners and clusters name."""
@@ -712,3 +734,41 @@ def _static_sds(static: MeshConfig) -> tuple[ListenerResource, ...]:
         ListenerResource(str(lst["name"]), lst, None, "", (), secret_refs(lst))
         for lst in static.sds_listeners
     )
+
+
+@dataclass
+class _RefCounts:
+    """How many of the accepted and serving clusters (`accepted`, `serving`: the dicts they
+    were counted from, by identity) name each SDS secret and EDS service name."""
+
+    accepted: object
+    serving: object
+    secrets: Counter[SecretRef]
+    eds: Counter[str]
+    secret_set: frozenset[SecretRef] = frozenset()
+    eds_set: frozenset[str] = frozenset()
+    touched: set[str] = field(default_factory=set)
+    """EDS names whose count changed since `frozen`."""
+
+    def add(self, cluster: ClusterResource, n: int) -> None:
+        for ref in cluster.secrets:
+            self.secrets[ref] += n
+            if self.secrets[ref] <= 0:
+                del self.secrets[ref]
+        if cluster.eds is not None:
+            self.eds[cluster.eds] += n
+            self.touched.add(cluster.eds)
+
+    def frozen(self, before: _RefCounts | None) -> _RefCounts:
+        """These counts with their sets (the EDS names those of `before`, the same object,
+        when they are the same names)."""
+        gone = [name for name in self.touched if self.eds[name] <= 0]
+        for name in gone:
+            del self.eds[name]
+        same = (
+            before is not None and not gone and all(name in before.eds_set for name in self.touched)
+        )
+        self.eds_set = before.eds_set if same and before is not None else frozenset(self.eds)
+        self.secret_set = frozenset(self.secrets)
+        self.touched = set()
+        return self
