@@ -76,14 +76,31 @@ def _response(delta: bool, type_url: str, messages: list[Any], nonce: str) -> An
     return out
 
 
+class Resolver:
+    """Answers `<name>.test` with 127.0.0.<n> (n: how many times it was asked, so that each
+    resolution differs), noting the names asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def __call__(self, hostname: str, family: str) -> list[str]:
+        self.asked.append(hostname)
+        return [f"127.0.0.{len(self.asked)}"]
+
+
 @asynccontextmanager
 async def _server(
-    delta: bool = True,
+    delta: bool = True, resolver: Resolver | None = None
 ) -> AsyncIterator[tuple[Server, XdsClient, Stream, Recording]]:
     config = load_bootstrap(xds_bootstrap(18000, node="n", delta=delta))
     engine = engine_class()(1)
     recording = Recording(engine)
-    server = Server(recording, lambda: config, ServerOptions("test", 1))  # type: ignore[arg-type]
+    server = Server(
+        recording,  # type: ignore[arg-type]
+        lambda: config,
+        ServerOptions("test", 1),
+        resolver=resolver or Resolver(),
+    )
     try:
         async with trio.open_nursery() as nursery:
             server._nursery = nursery
@@ -230,3 +247,45 @@ async def test_the_engine_refusing_a_cluster_change_keeps_everything() -> None:
             await client._on_response(response(ROUTE_CONFIG, [route_config("r", "s0")], "r3"))
             assert stream.acked("r3")
         upstreams.cancel_scope.cancel()
+
+
+def _dns(name: str, timeout: str = "1s") -> Any:
+    return static_cluster(
+        name,
+        [(f"{name}.test", 80)],
+        cluster_type="STRICT_DNS",
+        connect_timeout=timeout,
+        dns_refresh_rate="3600s",
+    )
+
+
+async def test_a_dns_cluster_change_resolves_only_that_cluster() -> None:
+    resolver = Resolver()
+    async with _server(resolver=resolver) as (server, client, stream, engine):
+        await _load(client, [eds_cluster("s0"), _dns("d0"), _dns("d1")])
+        asked = len(resolver.asked)  # each whole apply of the load resolved both
+        assert set(resolver.asked) == {"d0.test", "d1.test"}
+        hosts = {c["name"]: c["hosts"] for c in orjson.loads(server.engine.clusters())}
+        engine.calls.clear()
+        await client._on_response(response(CLUSTER, [_dns("d1", "2s")], "c2"))
+        assert stream.acked("c2")
+        assert engine.calls == ["apply_clusters"]
+        assert resolver.asked[asked:] == ["d1.test"]  # d0 is not resolved again
+        address = f"127.0.0.{asked + 1}"
+        after = {c["name"]: c["hosts"] for c in orjson.loads(server.engine.clusters())}
+        assert after["d0"] == hosts["d0"]
+        assert [h["address"] for h in after["d1"]] == [address]
+        config = server.state.config
+        assert config is not None
+        dns = {d.name: d for d in config.dns_clusters}
+        assert sorted(dns) == ["d0", "d1"]
+        snapshot = {c["name"]: c for c in config.snapshot["clusters"]}
+        assert snapshot["d1"]["connect_timeout_ms"] == 2000
+        assert server.dns.hostname_of("d1", address, 80) == "d1.test"
+        await client._on_response(response(CLUSTER, [], "c3", removed=("d1",)))
+        assert stream.acked("c3")
+        assert engine.calls == ["apply_clusters", "apply_clusters"]
+        config = server.state.config
+        assert config is not None
+        assert [d.name for d in config.dns_clusters] == ["d0"]
+        assert "d1" not in {c["name"] for c in orjson.loads(server.engine.clusters())}
