@@ -301,7 +301,7 @@ class Server:
         try:
             generation = self.engine.apply_clusters(orjson.dumps(snapshot), list(delta.removed))
         except BaseException:
-            patch.cancel()
+            self.health.abandon_clusters(patch)
             raise
         self.health.commit_clusters(patch, endpoints)
         log.debug("snapshot generation %d applied (%d clusters changed)", generation, len(changed))

@@ -226,6 +226,8 @@ async def test_the_engine_refusing_a_cluster_change_keeps_everything() -> None:
             health = server.health.current
             assert health is not None
             checkers = dict(health.checkers)
+            gauges = server.control.gauges()
+            assert gauges["cluster.h0.health_check.healthy"] == 1
 
             def refuse(snapshot: bytes, removed: list[str]) -> int:
                 raise ValueError("clusters[0]: refused")
@@ -233,12 +235,16 @@ async def test_the_engine_refusing_a_cluster_change_keeps_everything() -> None:
             engine.apply_clusters = refuse  # type: ignore[method-assign]
             change = _clusters(live, dead, changed=True)
             changed = [c for c in change if c.name in ("h1", "p0", "n0")]
+            # h0's check changes too: its new checker starts over (its host not healthy yet)
+            check = {**CHECK, "timeout": "2s"}
+            changed.append(static_cluster("h0", [("127.0.0.1", live)], health_checks=[check]))
             await client._on_response(response(CLUSTER, changed, "c2", removed=("s1",)))
             del engine.apply_clusters
             assert "clusters[0]: refused" in stream.sent[-1].error_detail.message
             assert _state(server) == before
             assert server.health.current is health and health.checkers == checkers
-            # A route to a cluster the change removes: the engine refuses it, nothing changes.
+            assert server.control.gauges() == gauges  # the running checkers' again
+            # A cluster removed while a route names it serves on (make before break).
             await client._on_response(response(ROUTE_CONFIG, [route_config("r", "s1")], "r2"))
             assert stream.acked("r2")
             await client._on_response(response(CLUSTER, [], "c3", removed=("s1",)))

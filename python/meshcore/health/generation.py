@@ -244,6 +244,20 @@ class HealthService:
         assert self.current is not None
         drop_gauges(self.control, self.current.take(patch, applied))
 
+    def abandon_clusters(self, patch: ClusterPatch) -> None:
+        """`patch`'s snapshot was not applied: it stops, and the running checkers of its
+        clusters show their gauges again (the patch's first round set them)."""
+        patch.cancel()
+        current = self.current
+        gone = []
+        for name in patch.checkers:
+            checker = current.checkers.get(name) if current is not None else None
+            if checker is not None:
+                checker.update_gauges()
+            else:
+                gone.append(name)
+        drop_gauges(self.control, gone)
+
     def publish(self, cluster: str, endpoints: list[Endpoint]) -> None:
         """A DNS answer for `cluster` (the `StrictDns` publisher)."""
         if self.current is None:
