@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -346,13 +347,18 @@ def compose_clusters(
         for name, c in changed.items()
     }
     touched = {*changed, *removed}
-    clusters = [
-        snapshots.get(c["name"], c)
-        for c in applied.snapshot.get("clusters", ())
-        if c["name"] in snapshots or c["name"] not in touched
-    ]
-    placed = {c["name"] for c in clusters if c["name"] in snapshots}
-    clusters.extend(c for name, c in snapshots.items() if name not in placed)
+    clusters = list(applied.snapshot.get("clusters", ()))
+    # Positions by name with C-level loops (a Python loop over 10,000 clusters is ~3 ms).
+    at = dict(zip(map(itemgetter("name"), clusters), range(len(clusters)), strict=True))
+    added = []
+    for name, cluster in snapshots.items():
+        if name in at:
+            clusters[at[name]] = cluster
+        else:
+            added.append(cluster)
+    for i in sorted((at[name] for name in removed if name in at), reverse=True):
+        del clusters[i]
+    clusters.extend(added)
     snapshot = {
         **applied.snapshot,
         "listeners": _all_listeners(static, listeners),
