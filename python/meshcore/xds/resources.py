@@ -258,9 +258,8 @@ class ResourceStore:
         seen: set[str] = set()
         fresh: set[str] = set()  # new or changed: checked against the others below
         for incoming in update.resources:
-            path = resource_path(type_url, incoming.name)
             if incoming.name in seen:
-                problems.add(path, "sent twice in one response")
+                problems.add(resource_path(type_url, incoming.name), "sent twice in one response")
                 continue
             seen.add(incoming.name)
             expires = None
@@ -288,6 +287,7 @@ class ResourceStore:
             else:
                 if message is None:
                     message = decode(type_url, raw)
+                path = resource_path(type_url, incoming.name)  # only here: 10,000 cost ~15 ms
                 checked, found = self._check(type_url, message, path, previous)
                 problems.extend(found)
                 last_updated = now
@@ -551,6 +551,7 @@ class ResourceStore:
         if staged.update is not None:
             if staged.plan.clusters is not None and staged.names is not None:
                 self._update_cluster_refs(staged, [*staged.names, *self.view.retained])
+            self._carry_raw_names(staged)
             self.accepted[staged.update.type_url] = staged.accepted
         view, plan = staged.view, staged.plan
         self.view = view
@@ -576,6 +577,26 @@ class ResourceStore:
         else:
             self._applied_endpoints.update(plan.endpoint_updates)
         self._view_current = self.applied is not None
+
+    def _carry_raw_names(self, staged: Staged) -> None:
+        """`names_by_raw`'s index of the accepted resources before `staged`, made that of
+        those after it by its `names` only (a state-of-the-world update of one cluster among
+        10,000 does not index them all again)."""
+        assert staged.update is not None
+        type_url = staged.update.type_url
+        before, after = self.accepted[type_url], staged.accepted
+        cached = self._raw_names.get(type_url)
+        if cached is None or cached[0] is not before or staged.names is None:
+            self._raw_names.pop(type_url, None)
+            return
+        index = cached[1]
+        for name in staged.names:
+            old, new = before.get(name), after.get(name)
+            if old is not None and index.get(old.raw) == name:
+                del index[old.raw]
+            if new is not None:
+                index[new.raw] = name
+        self._raw_names[type_url] = (after, index)
 
     def _commit_endpoints(self, staged: Staged) -> None:
         """An `endpoints_only` update, applied in place: O(what it changes)."""
