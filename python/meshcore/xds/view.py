@@ -115,6 +115,26 @@ def _with_secrets(
     return out
 
 
+def _serve_cluster(
+    view: View, name: str, cluster: ClusterResource, previous: View, lookup: SecretLookup
+) -> None:
+    """`cluster` serves in `view` once its SDS secrets and EDS endpoints are there; until
+    then it warms, and its previous version, if any, serves."""
+    snapshot = _with_secrets(
+        cluster.snapshot, cluster.secrets, lookup, resource_path(CLUSTER, name), view
+    )
+    if snapshot is not None and (cluster.eds is None or cluster.eds in view.endpoints):
+        view.clusters[name] = (
+            cluster if snapshot is cluster.snapshot else replace(cluster, snapshot=snapshot)
+        )
+    else:
+        view.warming_clusters.add(name)
+        if name in previous.clusters:
+            view.clusters[name] = previous.clusters[name]
+        else:
+            view.clusters.pop(name, None)
+
+
 def build_view(
     accepted: Accepted,
     previous: View,
@@ -128,18 +148,7 @@ def build_view(
     lookup = secret_lookup(accepted, static_secrets or {})
     view.endpoints = {name: entry.checked.endpoints for name, entry in accepted[ASSIGNMENT].items()}
     for name, entry in accepted[CLUSTER].items():
-        cluster: ClusterResource = entry.checked
-        snapshot = _with_secrets(
-            cluster.snapshot, cluster.secrets, lookup, resource_path(CLUSTER, name), view
-        )
-        if snapshot is not None and (cluster.eds is None or cluster.eds in view.endpoints):
-            view.clusters[name] = (
-                cluster if snapshot is cluster.snapshot else replace(cluster, snapshot=snapshot)
-            )
-        else:
-            view.warming_clusters.add(name)
-            if name in previous.clusters:
-                view.clusters[name] = previous.clusters[name]
+        _serve_cluster(view, name, entry.checked, previous, lookup)
     removed = {n: c for n, c in previous.clusters.items() if n not in accepted[CLUSTER]}
     if len(removed) > 1:  # kept ones go back in the order they served (as `build_view`)
         order = {name: i for i, name in enumerate(previous.clusters)}
@@ -229,18 +238,7 @@ def rebuild_clusters(
             if name in previous.clusters:
                 removed[name] = view.clusters.pop(name)
             continue
-        cluster: ClusterResource = entry.checked
-        snapshot = _with_secrets(
-            cluster.snapshot, cluster.secrets, lookup, resource_path(CLUSTER, name), view
-        )
-        if snapshot is not None and (cluster.eds is None or cluster.eds in view.endpoints):
-            view.clusters[name] = (
-                cluster if snapshot is cluster.snapshot else replace(cluster, snapshot=snapshot)
-            )
-        else:
-            view.warming_clusters.add(name)
-            if name not in previous.clusters:
-                view.clusters.pop(name, None)
+        _serve_cluster(view, name, entry.checked, previous, lookup)
     if len(removed) > 1:  # kept ones go back in the order they served (as `build_view`)
         order = {name: i for i, name in enumerate(previous.clusters)}
         removed = dict(sorted(removed.items(), key=lambda item: order[item[0]]))
