@@ -295,3 +295,22 @@ async def test_a_dns_cluster_change_resolves_only_that_cluster() -> None:
         assert config is not None
         assert [d.name for d in config.dns_clusters] == ["d0"]
         assert "d1" not in {c["name"] for c in orjson.loads(server.engine.clusters())}
+
+
+async def test_cluster_changes_after_an_eds_cluster_went_stay_incremental() -> None:
+    async with _server() as (server, client, stream, engine):
+        await _load(client, [eds_cluster("s0"), eds_cluster("s1"), _dns("d0")])
+        engine.calls.clear()
+        await client._on_response(response(CLUSTER, [], "c2", removed=("s1",)))
+        assert stream.acked("c2")
+        # Its assignment is no longer wanted: dropped, from the serving view too.
+        store = client.store
+        assert "s1" not in store.accepted[ASSIGNMENT] and "s1" not in store.view.endpoints
+        assert store.view.endpoints == {
+            name: entry.checked.endpoints for name, entry in store.accepted[ASSIGNMENT].items()
+        }
+        await client._on_response(response(CLUSTER, [_dns("d0", "3s")], "c3"))
+        assert stream.acked("c3")
+        assert engine.calls == ["apply_clusters", "apply_clusters"]
+        names = sorted(c["name"] for c in orjson.loads(server.engine.clusters()))
+        assert names == ["d0", "s0", "xds_cluster"]

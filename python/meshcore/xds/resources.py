@@ -645,7 +645,14 @@ class ResourceStore:
         serving version until a restage)."""
         entries = self.accepted[type_url]
         for name in names:
-            if entries.pop(name, None) is not None and type_url not in (LISTENER, ROUTE_CONFIG):
+            if entries.pop(name, None) is None or type_url in (LISTENER, ROUTE_CONFIG):
+                continue
+            if type_url == ASSIGNMENT:
+                # No accepted or serving cluster names it (`wanted`): the view without it
+                # is the one `build_view` would make, so later updates stay incremental
+                # (a CDS update that removes an EDS cluster drops its assignment).
+                self.view.endpoints.pop(name, None)
+            else:
                 self._view_current = False  # the view's cluster side no longer matches
         self._raw_names.pop(type_url, None)
         if type_url == CLUSTER:
