@@ -28,6 +28,12 @@ def parser() -> argparse.ArgumentParser:
         help="route changes timed at scale, with all clusters loaded (default 20)",
     )
     ap.add_argument(
+        "--cluster-changes",
+        type=int,
+        default=20,
+        help="one cluster's settings changes timed at scale, all loaded (default 20)",
+    )
+    ap.add_argument(
         "--vhosts",
         type=int,
         default=0,
@@ -68,6 +74,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 args.delta,
                 args.changes,
                 args.route_changes,
+                args.cluster_changes,
             )
             print(json.dumps({"scale": out["scale"]}, indent=2), flush=True)
     return out

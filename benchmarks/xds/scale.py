@@ -4,7 +4,8 @@ proxy ACKs the EDS update that warms them all (then checked once on the admin AP
 the time to apply one cluster's endpoint change (from the server sending it to the ACK)
 while they are loaded, and then route changes while they are loaded (a listener with RDS
 whose route config flips between two of the clusters, each with its own upstream: push →
-ACK, server send → ACK, push → routed, as in `push_latency`). The
+ACK, server send → ACK, push → routed, as in `push_latency`), and one cluster's settings
+changes while they are loaded (server send → ACK of the CDS update). The
 admin API is not polled while timing: with 10,000 clusters a /stats call is itself work
 for the proxy."""
 
@@ -28,6 +29,7 @@ from tests.xds.builders import (
     eds_cluster,
     listener,
     route_config,
+    static_cluster,
 )
 
 from .common import percentile, rss_bytes, start
@@ -104,8 +106,48 @@ def _route_changes(server: AdsServer, names: list[str], rounds: int) -> dict[str
     }
 
 
+def _cluster_changes(
+    server: AdsServer, cluster_list: list[Any], host: tuple[str, int], rounds: int
+) -> dict[str, Any]:
+    """One cluster's settings change among all loaded: the middle one made STATIC (its host
+    inline, so that neither proxy waits for EDS to warm it; not timed), then its
+    `connect_timeout` flipped between 1.5 s and 1 s per push; server send → ACK."""
+    clusters = list(cluster_list)
+    at = len(clusters) // 2
+
+    def push(timeout_ms: int) -> float:
+        mark = len(server.recorded)
+        cluster = static_cluster(clusters[at].name, [host])
+        cluster.connect_timeout.FromMilliseconds(timeout_ms)
+        clusters[at] = cluster
+        version = server.set_resources(CLUSTER, clusters)
+        ack = server.wait_request(
+            lambda r: (
+                r.type_url == CLUSTER
+                and r.is_ack()
+                and (r.delta or r.request.version_info == version)
+            ),
+            timeout=120,
+            after=mark,
+        )
+        return (ack.at - server.sent_at[ack.nonce]) * 1000
+
+    push(1000)
+    times = [push(1500 if i % 2 == 0 else 1000) for i in range(rounds)]
+    return {
+        "sent_to_ack_ms": {"p50": percentile(times, 50), "p99": percentile(times, 99)},
+        "rounds": rounds,
+    }
+
+
 def run_one(
-    kind: str, clusters: int, workdir: Path, delta: bool, changes: int, route_changes: int = 0
+    kind: str,
+    clusters: int,
+    workdir: Path,
+    delta: bool,
+    changes: int,
+    route_changes: int = 0,
+    cluster_changes: int = 0,
 ) -> dict[str, Any]:
     server = AdsServer().start()
     upstreams = UpstreamServer()
@@ -178,6 +220,8 @@ def run_one(
         }
         if route_changes:
             out["route_change"] = _route_changes(server, names, route_changes)
+        if cluster_changes:
+            out["cluster_change"] = _cluster_changes(server, cluster_list, host, cluster_changes)
         return out
     finally:
         if proxy is not None:
@@ -193,10 +237,11 @@ async def run(
     delta: bool,
     changes: int,
     route_changes: int = 0,
+    cluster_changes: int = 0,
 ) -> dict[str, Any]:
     return {
         kind: await trio.to_thread.run_sync(
-            run_one, kind, clusters, workdir, delta, changes, route_changes
+            run_one, kind, clusters, workdir, delta, changes, route_changes, cluster_changes
         )
         for kind in kinds
     }

@@ -10,11 +10,13 @@ use arc_swap::ArcSwap;
 use serde_json::json;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
-use crate::cluster::{ClusterState, HostCounters, Ticker};
+use crate::cluster::{ClusterState, HostCounters, HostSet, Ticker};
 use crate::compiled::ListenerHandle;
 use crate::config::{self, snapshot};
 use crate::stats::{ClusterStats, Flat, OutlierStats, Registry};
 use crate::worker::{self, Command};
+
+mod cluster_apply;
 
 /// Errors of the control operations (mapped to ValueError / OSError / KeyError in Python).
 #[derive(Debug)]
@@ -149,38 +151,7 @@ impl Engine {
         // By name, so a reload of N clusters is O(N), not O(N²).
         for (i, c) in snap.clusters.iter().enumerate() {
             let path = format!("clusters[{i}]");
-            let old = ctl
-                .by_name
-                .get(&c.name)
-                .map(|&at| &ctl.clusters[at])
-                .filter(|o| o.same_settings(c));
-            match old {
-                Some(old) => {
-                    if ctl.applied_endpoints.get(&c.name) != Some(&c.endpoints) {
-                        let set = old
-                            .prepare_endpoints(&c.endpoints, &format!("{path}.endpoints"))
-                            .map_err(EngineError::Value)?;
-                        endpoint_sets.push((old.clone(), set));
-                    }
-                    clusters.push(old.clone());
-                }
-                None => {
-                    let scope = format!("cluster.{}", c.stat_name());
-                    let stats = ClusterStats::new(&self.registry, &scope);
-                    let od = c.outlier_detection.as_ref().map(|_| {
-                        let prefix = format!("{scope}.outlier_detection");
-                        OutlierStats::new(&self.registry, &prefix)
-                    });
-                    let tls = crate::tls::ClientTls::compile(c, &self.registry, &path)
-                        .map_err(EngineError::Value)?;
-                    let st = ClusterState::new(c, stats, &path)
-                        .map_err(EngineError::Value)?
-                        .with_outlier_stats(od)
-                        .with_tls(tls)
-                        .with_h2_codec_stats(&self.registry);
-                    clusters.push(Arc::new(st));
-                }
-            }
+            clusters.push(self.cluster_state(&ctl, c, &path, &mut endpoint_sets)?);
         }
         let cluster_list: Arc<[Arc<ClusterState>]> = clusters.into();
         let lookup = |name: &str| index.get(name).copied();
@@ -208,6 +179,47 @@ impl Engine {
         ctl.clusters = cluster_list;
         ctl.generation += 1;
         Ok(ctl.generation)
+    }
+
+    /// One snapshot cluster as it will serve (`path`: its JSON path): the applied cluster of
+    /// the same name when its settings are unchanged (hosts, counters, pools; its new
+    /// endpoints, if they differ from the last applied ones, prepared into `endpoint_sets`
+    /// for the commit), else a new state.
+    fn cluster_state(
+        &self,
+        ctl: &Control,
+        c: &snapshot::Cluster,
+        path: &str,
+        endpoint_sets: &mut Vec<(Arc<ClusterState>, HostSet)>,
+    ) -> Result<Arc<ClusterState>, EngineError> {
+        let old = ctl
+            .by_name
+            .get(&c.name)
+            .map(|&at| &ctl.clusters[at])
+            .filter(|o| o.same_settings(c));
+        if let Some(old) = old {
+            if ctl.applied_endpoints.get(&c.name) != Some(&c.endpoints) {
+                let set = old
+                    .prepare_endpoints(&c.endpoints, &format!("{path}.endpoints"))
+                    .map_err(EngineError::Value)?;
+                endpoint_sets.push((old.clone(), set));
+            }
+            return Ok(old.clone());
+        }
+        let scope = format!("cluster.{}", c.stat_name());
+        let stats = ClusterStats::new(&self.registry, &scope);
+        let od = c.outlier_detection.as_ref().map(|_| {
+            let prefix = format!("{scope}.outlier_detection");
+            OutlierStats::new(&self.registry, &prefix)
+        });
+        let tls =
+            crate::tls::ClientTls::compile(c, &self.registry, path).map_err(EngineError::Value)?;
+        let st = ClusterState::new(c, stats, path)
+            .map_err(EngineError::Value)?
+            .with_outlier_stats(od)
+            .with_tls(tls)
+            .with_h2_codec_stats(&self.registry);
+        Ok(Arc::new(st))
     }
 
     /// Compiles the listeners of a JSON snapshot whose `clusters` is empty against the

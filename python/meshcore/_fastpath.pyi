@@ -35,6 +35,16 @@ class Engine:
         change costs the same with 10,000 clusters as with 10. Raises as `apply` (a route
         naming a cluster the engine does not have is a ValueError) and keeps the previous
         snapshot serving."""
+    def apply_clusters(self, snapshot: bytes, removed: list[str]) -> int:
+        """`apply` for a cluster change: the snapshot's `clusters` are the changed and added
+        ones (a cluster takes the place of the applied one of the same name, which it keeps
+        exactly as it is, hosts with their health and pools, when its settings are
+        unchanged; a new one goes last), the `removed` ones are retired, and every other
+        applied cluster stays untouched; the snapshot's listeners (all of them) are compiled
+        against the result and swapped in. Returns the generation. O(changed clusters +
+        listeners). Raises as `apply` (also ValueError for a route naming a cluster no
+        longer there, a name both in `clusters` and `removed`, or an unknown removed name)
+        and keeps the previous snapshot serving."""
     def update_endpoints(self, cluster: str, endpoints: bytes) -> None:
         """Swaps one cluster's hosts (JSON list of snapshot `Endpoint`s) without touching
         anything else. KeyError for an unknown cluster, ValueError for bad JSON."""

@@ -34,6 +34,7 @@ from meshcore.tracing.export import SpanExporter
 
 if TYPE_CHECKING:
     from meshcore.xds.client import XdsClient
+    from meshcore.xds.resources import ClusterDelta
 
 log = logging.getLogger(__name__)
 
@@ -256,12 +257,21 @@ class Server:
         resolved = await self._apply(config)
         await self._start_dns(config, resolved)
 
-    async def apply_xds(self, config: MeshConfigLike, clusters_changed: bool = True) -> None:
+    async def apply_xds(
+        self,
+        config: MeshConfigLike,
+        clusters_changed: bool = True,
+        clusters: ClusterDelta | None = None,
+    ) -> None:
         """An accepted xDS update as a whole new config (static plus dynamic resources).
         When only listeners and routes changed, the engine keeps its clusters as they are
         (hosts with their health, pools) and compiles only the listeners: no DNS or health
-        check to restart, and O(listeners) whatever the number of clusters."""
-        if clusters_changed or self.health.current is None:
+        check to restart, and O(listeners) whatever the number of clusters. When only
+        `clusters` changed, only they are resolved, health checked and applied
+        (`_apply_clusters`)."""
+        if clusters is not None and self.health.current is not None:
+            await self._apply_clusters(config, clusters)
+        elif clusters_changed or self.health.current is None:
             await self._apply_composed(config)
         else:
             self.engine.apply_listeners(listeners_snapshot(config))
@@ -269,6 +279,37 @@ class Server:
             await self.jwks.restart(self._nursery, config.snapshot)
             self.spans.configure(config.snapshot)  # an LDS listener's tracer
         self.state.config = config
+
+    async def _apply_clusters(self, config: MeshConfigLike, delta: ClusterDelta) -> None:
+        """`_apply` for a config whose clusters are the applied ones but `delta`'s: DNS
+        resolution and first health checks for the changed clusters only, then
+        `Engine.apply_clusters` with them and the removed names; every other cluster keeps
+        its hosts with their health, its checker and its pools. O(changed clusters +
+        listeners). ValueError/OSError from the engine leave everything as it was."""
+        assert self._nursery is not None
+        changed = delta.changed
+        dns = tuple(d for d in config.dns_clusters if d.name in changed)
+        resolved = await self.dns.resolve_all(dns) if dns else {}
+        specs = tuple(h for h in config.health_checks if h.cluster in changed)
+        bases = {n: resolved.get(n, c.get("endpoints", [])) for n, c in changed.items()}
+        patch = await self.health.prepare_clusters(self._nursery, specs, bases, delta.removed)
+        endpoints = patch.merged()
+        snapshot = {
+            **config.snapshot,
+            "clusters": [{**c, "endpoints": endpoints[n]} for n, c in changed.items()],
+        }
+        try:
+            generation = self.engine.apply_clusters(orjson.dumps(snapshot), list(delta.removed))
+        except BaseException:
+            self.health.abandon_clusters(patch)
+            raise
+        self.health.commit_clusters(patch, endpoints)
+        log.debug("snapshot generation %d applied (%d clusters changed)", generation, len(changed))
+        before = self.state.config.dns_clusters if self.state.config is not None else ()
+        if dns or any(d.name in changed or d.name in delta.removed for d in before):
+            await self._start_dns(config, resolved)  # the DNS clusters' set changed
+        await self.jwks.restart(self._nursery, config.snapshot)
+        self.spans.configure(config.snapshot)
 
     async def update_xds_endpoints(self, updates: Mapping[str, list[Endpoint]]) -> None:
         """An accepted EDS update of serving clusters: their hosts only, through the health

@@ -51,6 +51,25 @@ class FakeEngine:
         self.applied.append({**data, "clusters": self.current.get("clusters", [])})
         return len(self.applied)
 
+    def apply_clusters(self, snapshot: bytes, removed: list[str]) -> int:
+        """As the engine: the snapshot's clusters take the place of those of the same name
+        (new ones go last), the removed ones go, the others stay as they are."""
+        if self.apply_error is not None:
+            raise self.apply_error
+        data = orjson.loads(snapshot)
+        known = {c["name"] for c in self.current.get("clusters", [])}
+        for name in removed:
+            if name not in known:
+                raise ValueError(f"removed: no cluster {name!r} is applied")
+        changed = {c["name"]: c for c in data.get("clusters", [])}
+        kept = [
+            changed.pop(c["name"], c)
+            for c in self.current.get("clusters", [])
+            if c["name"] not in removed
+        ]
+        self.applied.append({**data, "clusters": [*kept, *changed.values()]})
+        return len(self.applied)
+
     def update_endpoints(self, cluster: str, endpoints: bytes) -> None:
         if not any(c["name"] == cluster for c in self.current.get("clusters", [])):
             raise KeyError(cluster)

@@ -8,6 +8,7 @@ from typing import Any
 
 import trio
 from meshcore.config.model import MeshConfig
+from meshcore.xds.resources import ClusterDelta
 
 
 class FakeSink:
@@ -18,13 +19,21 @@ class FakeSink:
         self.endpoint_updates: list[dict[str, list[dict[str, Any]]]] = []
         self.refuse: Exception | None = None
         self.clusters_changed: list[bool] = []
+        self.deltas: list[ClusterDelta | None] = []
+        """Per config: the changed and removed clusters, when only they changed."""
         self.changed = trio.Event()
 
-    async def apply_xds(self, config: MeshConfig, clusters_changed: bool = True) -> None:
+    async def apply_xds(
+        self,
+        config: MeshConfig,
+        clusters_changed: bool = True,
+        clusters: ClusterDelta | None = None,
+    ) -> None:
         if self.refuse is not None:
             raise self.refuse
         self.configs.append(config)
         self.clusters_changed.append(clusters_changed)
+        self.deltas.append(clusters)
         self._notify()
 
     async def update_xds_endpoints(self, updates: Mapping[str, list[dict[str, Any]]]) -> None:

@@ -55,8 +55,10 @@ class MarkingSink(FakeSink):
         super().__init__()
         self.marks: list[int] = []
 
-    async def apply_xds(self, config: Any, clusters_changed: bool = True) -> None:
-        await super().apply_xds(config, clusters_changed)
+    async def apply_xds(
+        self, config: Any, clusters_changed: bool = True, clusters: Any = None
+    ) -> None:
+        await super().apply_xds(config, clusters_changed, clusters)
         self.marks.append(len(self.endpoint_updates))
 
 

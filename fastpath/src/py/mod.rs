@@ -42,6 +42,17 @@ impl Engine {
             .map_err(to_py)
     }
 
+    fn apply_clusters(
+        &self,
+        py: Python<'_>,
+        snapshot: &[u8],
+        removed: Vec<String>,
+    ) -> PyResult<u64> {
+        let bytes = snapshot.to_vec();
+        py.detach(|| self.inner.apply_clusters(&bytes, &removed))
+            .map_err(to_py)
+    }
+
     fn update_endpoints(&self, py: Python<'_>, cluster: &str, endpoints: &[u8]) -> PyResult<()> {
         let (c, e) = (cluster.to_string(), endpoints.to_vec());
         py.detach(|| self.inner.update_endpoints(&c, &e))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -324,6 +325,58 @@ def compose_listeners(
     change."""
     snapshot = {**applied.snapshot, "listeners": _all_listeners(static, listeners)}
     return dataclasses.replace(applied, snapshot=snapshot)
+
+
+def compose_clusters(
+    applied: MeshConfig,
+    static: MeshConfig,
+    listeners: Sequence[dict[str, Any]],
+    changed: Mapping[str, ClusterResource],
+    removed: Iterable[str],
+    endpoints: Mapping[str, list[Endpoint]],
+) -> tuple[MeshConfig, dict[str, dict[str, Any]]]:
+    """`compose` with new dynamic listeners over the clusters of `applied` (a config
+    `compose` made from `static`): the `changed` clusters take the place of those of the
+    same name (new ones go last), the `removed` ones go; the others are taken as they are
+    (no O(clusters) translation or copying of their snapshots, as `Engine.apply_clusters`).
+    Also returns the changed clusters' snapshots as in the config, by name."""
+    snapshots = {
+        name: {**c.snapshot, "endpoints": endpoints.get(c.eds, [])}
+        if c.eds is not None
+        else c.snapshot
+        for name, c in changed.items()
+    }
+    touched = {*changed, *removed}
+    clusters = list(applied.snapshot.get("clusters", ()))
+    # Positions by name with C-level loops (a Python loop over 10,000 clusters is ~3 ms).
+    at = dict(zip(map(itemgetter("name"), clusters), range(len(clusters)), strict=True))
+    added = []
+    for name, cluster in snapshots.items():
+        if name in at:
+            clusters[at[name]] = cluster
+        else:
+            added.append(cluster)
+    for i in sorted((at[name] for name in removed if name in at), reverse=True):
+        del clusters[i]
+    clusters.extend(added)
+    snapshot = {
+        **applied.snapshot,
+        "listeners": _all_listeners(static, listeners),
+        "clusters": clusters,
+    }
+    config = dataclasses.replace(
+        applied,
+        snapshot=snapshot,
+        dns_clusters=(
+            *(d for d in applied.dns_clusters if d.name not in touched),
+            *(c.dns for c in changed.values() if c.dns is not None),
+        ),
+        health_checks=(
+            *(h for h in applied.health_checks if h.cluster not in touched),
+            *(c.health for c in changed.values() if c.health is not None),
+        ),
+    )
+    return config, snapshots
 
 
 def _all_listeners(static: MeshConfig, listeners: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -67,6 +67,7 @@ class ClusterChecker:
         self.first_round = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._go: trio.Event | None = None
+        self._stopped = False
 
     # ---- SessionOwner --------------------------------------------------------------------
 
@@ -147,10 +148,18 @@ class ClusterChecker:
         self._go = go
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if self._stopped:
+                nursery.cancel_scope.cancel()
             for key in self.hosts:
                 self._spawn(key)
             self._check_first_round()
             await trio.sleep_forever()
+
+    def stop(self) -> None:
+        """Stops checking (`run` returns), while the other checkers of its config go on."""
+        self._stopped = True
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
 
     def _spawn(self, key: HostKey) -> None:
         assert self._nursery is not None

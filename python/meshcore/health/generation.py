@@ -1,7 +1,10 @@
 """Health checking across config reloads. Each applied config gets a `Generation` (its
 membership and cluster checkers); a new one checks its new hosts before its snapshot is
 applied (Envoy waits for the first checks before a cluster serves), then replaces the old
-one, taking over the state of hosts whose cluster kept the same health check."""
+one, taking over the state of hosts whose cluster kept the same health check. A change of
+some clusters only (CDS) gets a `ClusterPatch` instead: new checkers for those clusters,
+checked the same way, then moved into the running generation, whose other clusters keep
+their checkers and host health as they are."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from meshcore.lifecycle.control_stats import ControlStats
 from meshcore.lifecycle.interfaces import EngineApi
 
 from .checker import ClusterChecker, ProbeFactory, make_probe
-from .membership import Endpoint, Membership, host_key
+from .membership import Endpoint, Membership, host_key, merge
 from .spec import ClusterHealthCheck
 from .state import HostHealth
 from .stats import ClusterHealthStats, drop_gauges
@@ -38,6 +41,7 @@ class Generation:
         self.checkers: dict[str, ClusterChecker] = {}
         self._go = trio.Event()
         self._scope = trio.CancelScope()
+        self._patches: list[ClusterPatch] = []
         for spec in specs:
             checker = ClusterChecker(
                 spec,
@@ -71,6 +75,94 @@ class Generation:
         for checker in self.checkers.values():
             checker.update_gauges()
         self.membership.attach(applied)
+
+    def take(self, patch: ClusterPatch, applied: Mapping[str, list[Endpoint]]) -> list[str]:
+        """The engine runs `patch`'s clusters (`applied` host lists): their checkers and
+        hosts replace those of the same clusters, the removed ones go; returns the clusters
+        no longer health checked."""
+        dropped = []
+        for name in (*patch.bases, *patch.removed):
+            old = self.checkers.pop(name, None)
+            if old is not None:
+                old.stop()
+                if name not in patch.checkers:
+                    dropped.append(name)
+        self.checkers.update(patch.checkers)
+        self._patches.append(patch)
+        for name in patch.removed:
+            self.membership.forget(name)
+        for name, base in patch.bases.items():
+            self.membership.replace(name, base, patch.checkers.get(name), applied[name])
+        patch.start(self.membership)
+        return dropped
+
+    def cancel(self) -> None:
+        self._scope.cancel()
+        for patch in self._patches:
+            patch.cancel()
+
+
+class ClusterPatch:
+    """Health checking for the clusters an update changes (`bases`: each one's hosts;
+    `specs`: the health checks of those that have one) before it is applied: their hosts
+    get their first checks as a new generation's do (a checker running the same check as
+    the running one takes over its hosts' state); `Generation.take` then moves it in."""
+
+    def __init__(
+        self,
+        service: HealthService,
+        current: Generation,
+        specs: tuple[ClusterHealthCheck, ...],
+        bases: Mapping[str, list[Endpoint]],
+        removed: tuple[str, ...],
+    ) -> None:
+        self.bases = dict(bases)
+        self.removed = removed
+        self.checkers: dict[str, ClusterChecker] = {}
+        self._membership: Membership | None = None
+        self._go = trio.Event()
+        self._scope = trio.CancelScope()
+        for spec in specs:
+            checker = ClusterChecker(
+                spec,
+                ClusterHealthStats(service.control, spec.stat_name),
+                service.traffic,
+                partial(self._changed, spec.cluster),
+                rng=service.rng,
+                probe_factory=service.probe_factory,
+            )
+            keys = [host_key(e) for e in self.bases.get(spec.cluster, [])]
+            old = current.checkers.get(spec.cluster)
+            if old is not None and old.spec == spec:
+                checker.adopt(old, keys)
+            checker.sync(keys)
+            self.checkers[spec.cluster] = checker
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Checks until cancelled; reports started once every new host had its first
+        check."""
+        with self._scope:
+            async with trio.open_nursery() as nursery:
+                for checker in self.checkers.values():
+                    nursery.start_soon(checker.run, self._go)
+                for checker in self.checkers.values():
+                    await checker.first_round.wait()
+                task_status.started()
+
+    def merged(self) -> dict[str, list[Endpoint]]:
+        """Each changed cluster's hosts with their health, as the engine is to get them."""
+        return {name: merge(base, self.checkers.get(name)) for name, base in self.bases.items()}
+
+    def start(self, membership: Membership) -> None:
+        """Applied: health changes now go to `membership`, adopted hosts are checked."""
+        self._membership = membership
+        self._go.set()
+        for checker in self.checkers.values():
+            checker.update_gauges()
+
+    def _changed(self, cluster: str) -> None:
+        if self._membership is not None:
+            self._membership.changed(cluster)
 
     def cancel(self) -> None:
         self._scope.cancel()
@@ -130,6 +222,41 @@ class HealthService:
                 self.control, (c for c in previous.checkers if c not in generation.checkers)
             )
         generation.commit(applied)
+
+    async def prepare_clusters(
+        self,
+        nursery: trio.Nursery,
+        specs: tuple[ClusterHealthCheck, ...],
+        bases: Mapping[str, list[Endpoint]],
+        removed: tuple[str, ...],
+    ) -> ClusterPatch:
+        """`prepare` for an update of some clusters only (`bases`: the changed ones' hosts,
+        `specs`: their health checks, `removed`: names) over the running generation, whose
+        other clusters are left as they are. Cancel it if its snapshot is not applied."""
+        assert self.current is not None
+        patch = ClusterPatch(self, self.current, specs, bases, removed)
+        await nursery.start(patch.run)
+        return patch
+
+    def commit_clusters(self, patch: ClusterPatch, applied: Mapping[str, list[Endpoint]]) -> None:
+        """`patch`'s clusters are applied (`applied`: their host lists as the engine got
+        them): they join the running generation."""
+        assert self.current is not None
+        drop_gauges(self.control, self.current.take(patch, applied))
+
+    def abandon_clusters(self, patch: ClusterPatch) -> None:
+        """`patch`'s snapshot was not applied: it stops, and the running checkers of its
+        clusters show their gauges again (the patch's first round set them)."""
+        patch.cancel()
+        current = self.current
+        gone = []
+        for name in patch.checkers:
+            checker = current.checkers.get(name) if current is not None else None
+            if checker is not None:
+                checker.update_gauges()
+            else:
+                gone.append(name)
+        drop_gauges(self.control, gone)
 
     def publish(self, cluster: str, endpoints: list[Endpoint]) -> None:
         """A DNS answer for `cluster` (the `StrictDns` publisher)."""

@@ -80,14 +80,7 @@ class Membership:
         self._eds[cluster] = {host_key(e): bool(e.get("healthy", True)) for e in endpoints}
 
     def merged(self, cluster: str) -> list[Endpoint]:
-        base = self._bases.get(cluster, [])
-        health = self._health.get(cluster)
-        if health is None:
-            return base
-        return [
-            {**e, "healthy": bool(e.get("healthy", True)) and not health.is_failed(host_key(e))}
-            for e in base
-        ]
+        return merge(self._bases.get(cluster, []), self._health.get(cluster))
 
     def merged_all(self) -> dict[str, list[Endpoint]]:
         return {name: self.merged(name) for name in self._bases}
@@ -99,6 +92,34 @@ class Membership:
         for name in self._bases:
             if self._pushed.get(name) != self.merged(name):
                 self.changed(name)
+
+    def replace(
+        self,
+        cluster: str,
+        endpoints: list[Endpoint],
+        health: HealthSource | None,
+        applied: list[Endpoint],
+    ) -> None:
+        """A changed cluster (the engine now holds `applied` for it): its new base list and
+        health source (None: not checked); a change since `applied` was taken is pushed.
+        The other clusters are not touched."""
+        self._set(cluster, endpoints)
+        if health is None:
+            self._health.pop(cluster, None)
+        else:
+            self._health[cluster] = health
+        self._due.pop(cluster, None)
+        if self._pushed is not None:
+            self._pushed[cluster] = list(applied)
+            if applied != self.merged(cluster):
+                self.changed(cluster)
+
+    def forget(self, cluster: str) -> None:
+        """A removed cluster: nothing more is pushed for it."""
+        for state in (self._bases, self._eds, self._health, self._due, self._last_update):
+            state.pop(cluster, None)
+        if self._pushed is not None:
+            self._pushed.pop(cluster, None)
 
     def set_base(self, cluster: str, endpoints: list[Endpoint]) -> None:
         """A new base list (DNS): health checking follows it, the merge is pushed (at once if
@@ -156,3 +177,13 @@ class Membership:
             return
         self._engine.update_endpoints(cluster, orjson.dumps(merged))
         self._pushed[cluster] = merged
+
+
+def merge(base: list[Endpoint], health: HealthSource | None) -> list[Endpoint]:
+    """`base` with active health merged in (`health` None: as it is)."""
+    if health is None:
+        return base
+    return [
+        {**e, "healthy": bool(e.get("healthy", True)) and not health.is_failed(host_key(e))}
+        for e in base
+    ]

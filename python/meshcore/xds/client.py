@@ -34,7 +34,16 @@ from .backoff import Backoff
 from .channel import ChannelFactory, grpc_channel
 from .delta import DeltaProtocol
 from .heap import release_free_memory
-from .resources import Endpoint, Entry, Rejected, ResourceStore, Staged, Update, short_type
+from .resources import (
+    ClusterDelta,
+    Endpoint,
+    Entry,
+    Rejected,
+    ResourceStore,
+    Staged,
+    Update,
+    short_type,
+)
 from .sds_streams import SdsLink, SdsServer
 from .secret_files import SecretFiles
 from .secrets_dump import secrets_dump
@@ -46,16 +55,22 @@ log = logging.getLogger(__name__)
 # The level of the line logged per applied update: as Envoy, route and endpoint updates
 # (the frequent ones) at debug, listener, cluster and secret updates at info.
 _APPLIED_LEVEL = {ROUTE_CONFIG: logging.DEBUG, ASSIGNMENT: logging.DEBUG}
-# Updates with more resources than this are checked in a worker thread.
+# Updates with more resources to check than this are checked in a worker thread.
 THREADED_STAGE = 100
 
 
 class XdsSink(Protocol):
     """Where accepted updates go (the server); errors reject the update."""
 
-    async def apply_xds(self, config: MeshConfig, clusters_changed: bool = True) -> None:
+    async def apply_xds(
+        self,
+        config: MeshConfig,
+        clusters_changed: bool = True,
+        clusters: ClusterDelta | None = None,
+    ) -> None:
         """Applies a whole new config (ValueError/OSError: the engine refused it);
-        `clusters_changed` False: only listeners and routes differ from the last one."""
+        `clusters_changed` False: only listeners and routes differ from the last one;
+        `clusters`: only these clusters differ (the others are those applied)."""
 
     async def update_xds_endpoints(self, updates: Mapping[str, list[Endpoint]]) -> None:
         """Swaps the hosts of serving clusters (KeyError/ValueError: refused)."""
@@ -290,7 +305,7 @@ class XdsClient:
         try:
             if update is None:
                 staged = self.store.restage()
-            elif len(update.resources) > THREADED_STAGE:
+            elif _to_check(update) > THREADED_STAGE:
                 # Thousands of resources take seconds to check: keep the admin API and
                 # health checks answering meanwhile (only `commit`, here, changes the store).
                 staged = await trio.to_thread.run_sync(
@@ -306,7 +321,7 @@ class XdsClient:
         plan = staged.plan
         try:
             if plan.config is not None:
-                await self.sink.apply_xds(plan.config, plan.clusters_changed)
+                await self.sink.apply_xds(plan.config, plan.clusters_changed, plan.clusters)
             elif plan.endpoint_updates:
                 await self.sink.update_xds_endpoints(plan.endpoint_updates)
         except (ValueError, OSError, KeyError) as exc:
@@ -321,8 +336,18 @@ class XdsClient:
         if update is not None and update.type_url in (CLUSTER, LISTENER):
             before = self.store.accepted[update.type_url]
             after = staged.accepted
-            modified = sum(1 for n in set(before) & set(after) if before[n].raw != after[n].raw)
-            self.stats.changes(update.type_url, set(before), set(after), modified)
+            # Only what the update changed, when known (not all 10,000 clusters).
+            names = before.keys() | after.keys() if staged.names is None else staged.names
+            added = removed = modified = 0
+            for name in names:
+                old, new = before.get(name), after.get(name)
+                if old is None:
+                    added += new is not None
+                elif new is None:
+                    removed += 1
+                else:
+                    modified += old.raw != new.raw
+            self.stats.changes(update.type_url, added, removed, modified)
         waiting = self.store.view.waiting
         self.store.commit(staged)
         for path, missing in self.store.view.waiting.items():
@@ -627,9 +652,15 @@ class XdsClient:
         return out
 
 
+def _to_check(update: Update) -> int:
+    """The resources of `update` that need checking: decoded ones (a state-of-the-world
+    response's unchanged resources are matched by their bytes and not decoded)."""
+    return sum(1 for r in update.resources if r.message is not None)
+
+
 def _tidy(update: Update) -> None:
     """After a large update (once ACKed): its garbage goes back to the OS."""
-    if len(update.resources) > THREADED_STAGE:
+    if _to_check(update) > THREADED_STAGE:
         release_free_memory()
 
 

@@ -105,14 +105,14 @@ class XdsStats:
             set_gauge(f"{scope}.version", digest)
             set_gauge(f"{scope}.update_time", millis)
 
-    def changes(self, type_url: str, before: set[str], after: set[str], modified: int) -> None:
+    def changes(self, type_url: str, added: int, removed: int, modified: int) -> None:
         """`cluster_added` / `listener_added` ... for a CDS or LDS update."""
         kind = {CLUSTER: "cluster", LISTENER: "listener"}.get(type_url)
         if kind is None:
             return
         manager = "cluster_manager" if kind == "cluster" else "listener_manager"
-        self.control.inc(f"{manager}.{kind}_added", len(after - before))
-        self.control.inc(f"{manager}.{kind}_removed", len(before - after))
+        self.control.inc(f"{manager}.{kind}_added", added)
+        self.control.inc(f"{manager}.{kind}_removed", removed)
         self.control.inc(f"{manager}.{kind}_modified", modified)
 
     def totals(self) -> None:

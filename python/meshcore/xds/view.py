@@ -1,8 +1,9 @@
 """What serves, given the accepted xDS resources and what served before (the warming and
-make-before-break rules of `resources`): `build_view` from everything, and
+make-before-break rules of `resources`): `build_view` from everything,
 `rebuild_listeners` for an update of listeners or route configs only, which takes the
 cluster side of the previous view as it is, so that a route change costs the same with 10
-clusters as with 10,000."""
+clusters as with 10,000, and `rebuild_clusters` for an update of clusters only, which
+redoes only the clusters it names."""
 
 from __future__ import annotations
 
@@ -114,6 +115,26 @@ def _with_secrets(
     return out
 
 
+def _serve_cluster(
+    view: View, name: str, cluster: ClusterResource, previous: View, lookup: SecretLookup
+) -> None:
+    """`cluster` serves in `view` once its SDS secrets and EDS endpoints are there; until
+    then it warms, and its previous version, if any, serves."""
+    snapshot = _with_secrets(
+        cluster.snapshot, cluster.secrets, lookup, resource_path(CLUSTER, name), view
+    )
+    if snapshot is not None and (cluster.eds is None or cluster.eds in view.endpoints):
+        view.clusters[name] = (
+            cluster if snapshot is cluster.snapshot else replace(cluster, snapshot=snapshot)
+        )
+    else:
+        view.warming_clusters.add(name)
+        if name in previous.clusters:
+            view.clusters[name] = previous.clusters[name]
+        else:
+            view.clusters.pop(name, None)
+
+
 def build_view(
     accepted: Accepted,
     previous: View,
@@ -127,19 +148,11 @@ def build_view(
     lookup = secret_lookup(accepted, static_secrets or {})
     view.endpoints = {name: entry.checked.endpoints for name, entry in accepted[ASSIGNMENT].items()}
     for name, entry in accepted[CLUSTER].items():
-        cluster: ClusterResource = entry.checked
-        snapshot = _with_secrets(
-            cluster.snapshot, cluster.secrets, lookup, resource_path(CLUSTER, name), view
-        )
-        if snapshot is not None and (cluster.eds is None or cluster.eds in view.endpoints):
-            view.clusters[name] = (
-                cluster if snapshot is cluster.snapshot else replace(cluster, snapshot=snapshot)
-            )
-        else:
-            view.warming_clusters.add(name)
-            if name in previous.clusters:
-                view.clusters[name] = previous.clusters[name]
+        _serve_cluster(view, name, entry.checked, previous, lookup)
     removed = {n: c for n, c in previous.clusters.items() if n not in accepted[CLUSTER]}
+    if len(removed) > 1:  # kept ones go back in the order they served (as `build_view`)
+        order = {name: i for i, name in enumerate(previous.clusters)}
+        removed = dict(sorted(removed.items(), key=lambda item: order[item[0]]))
     serving = _Serving(static_clusters, view.clusters, ())
     view.retained = _serve_listeners(view, accepted, previous, serving, removed, lookup, static_sds)
     for name, cluster in removed.items():
@@ -179,6 +192,66 @@ def rebuild_listeners(
     serving = _Serving(static_clusters, previous.clusters, previous.retained)
     retained = _serve_listeners(view, accepted, previous, serving, removed, lookup, static_sds)
     return view if retained == previous.retained else None
+
+
+def rebuild_clusters(
+    accepted: Accepted,
+    previous: View,
+    names: Iterable[str],
+    static_clusters: set[str],
+    static_secrets: Mapping[str, SecretValue] | None = None,
+    static_sds: Iterable[ListenerResource] = (),
+) -> View:
+    """`build_view` after an update of clusters only (`names`: the clusters it sent or
+    removed, in the order it sent them), when `previous` was built from the endpoints and
+    secrets `accepted` holds: only those clusters (and the removed ones kept for routes)
+    are redone, the others' entries are taken as they are (copies of the view's dicts, not
+    O(clusters) of work),
+    and the listeners and route configs are served anew."""
+    redone = dict.fromkeys([*names, *previous.retained])
+    view = View(
+        clusters=dict(previous.clusters),
+        warming_clusters=previous.warming_clusters - redone.keys(),
+        endpoints=previous.endpoints,
+        users=dict(previous.users),
+        waiting_secrets={
+            path: missing
+            for path, missing in previous.waiting_secrets.items()
+            if path.startswith(_CLUSTER_PATH)
+        },
+    )
+    lookup = secret_lookup(accepted, static_secrets or {})
+    dynamic = accepted[CLUSTER]
+    for name in redone:  # out of `users` (put back below for those that still serve)
+        before = previous.clusters.get(name)
+        if before is not None and before.eds is not None:
+            users = [n for n in view.users.get(before.eds, ()) if n != name]
+            if users:
+                view.users[before.eds] = users
+            else:
+                view.users.pop(before.eds, None)
+        view.waiting_secrets.pop(resource_path(CLUSTER, name), None)
+    removed: dict[str, ClusterResource] = {}
+    for name in redone:
+        entry = dynamic.get(name)
+        if entry is None:
+            if name in previous.clusters:
+                removed[name] = view.clusters.pop(name)
+            continue
+        _serve_cluster(view, name, entry.checked, previous, lookup)
+    if len(removed) > 1:  # kept ones go back in the order they served (as `build_view`)
+        order = {name: i for i, name in enumerate(previous.clusters)}
+        removed = dict(sorted(removed.items(), key=lambda item: order[item[0]]))
+    serving = _Serving(static_clusters, view.clusters, ())
+    view.retained = _serve_listeners(view, accepted, previous, serving, removed, lookup, static_sds)
+    for name, cluster in removed.items():
+        if name in view.retained:
+            view.clusters[name] = cluster  # make before break: kept while routes use it
+    for name in redone:
+        serves = view.clusters.get(name)
+        if serves is not None and serves.eds is not None:  # a new list: `previous` keeps its
+            view.users[serves.eds] = [*view.users.get(serves.eds, ()), name]
+    return view
 
 
 def _serve_listeners(
