@@ -26,7 +26,7 @@ from tests.xds.builders import (
     route_config,
 )
 
-from .common import percentile, start
+from .common import ack_times, start, summary
 
 
 def hosts(upstream_port: int, count: int, flipped: bool) -> list[tuple[str, int]]:
@@ -36,25 +36,6 @@ def hosts(upstream_port: int, count: int, flipped: bool) -> list[tuple[str, int]
         (f"127.0.{1 + i // 250}.{1 + i % 250}", 9000 + (1 if flipped and i == middle else 0))
         for i in range(count - 1)
     ]
-
-
-def ack_times(server: AdsServer, node: str, version: str, after: int) -> tuple[float, float]:
-    """When `node`'s ACK of EDS `version` arrived, and when that response was sent."""
-    found = server.wait_request(
-        lambda r: (
-            r.node == node
-            and r.type_url == ASSIGNMENT
-            and r.is_ack()
-            and (r.delta or r.request.version_info == version)
-        ),
-        timeout=10,
-        after=after,
-    )
-    return found.at, server.sent_at[found.nonce]
-
-
-def _summary(samples: list[float]) -> dict[str, float]:
-    return {"p50": percentile(samples, 50), "p99": percentile(samples, 99)}
 
 
 async def run(
@@ -85,15 +66,17 @@ async def run(
                 mark = len(server.recorded)
                 pushed = time.monotonic()
                 version = server.set_resources(ASSIGNMENT, changed, node=kind)
-                ack, sent = await trio.to_thread.run_sync(ack_times, server, kind, version, mark)
+                ack, sent = await trio.to_thread.run_sync(
+                    ack_times, server, kind, ASSIGNMENT, version, mark
+                )
                 acks[kind].append((ack - pushed) * 1000)
                 turnarounds[kind].append((ack - sent) * 1000)
                 await trio.sleep(0.02)
         return {
             kind: {
                 "endpoints": endpoints,
-                "ack_ms": _summary(acks[kind]),
-                "sent_to_ack_ms": _summary(turnarounds[kind]),
+                "ack_ms": summary(acks[kind]),
+                "sent_to_ack_ms": summary(turnarounds[kind]),
                 "rounds": rounds,
             }
             for kind in kinds

@@ -33,7 +33,7 @@ from tests.xds.builders import (
     route_config,
 )
 
-from .common import percentile, start
+from .common import ack_times, start, summary
 
 
 def routes(name: str, cluster: str, vhosts: int = 0) -> route_pb2.RouteConfiguration:
@@ -86,22 +86,6 @@ async def routed_at(port: int, expected: str, timeout: float = 10.0) -> float:
                     return time.monotonic()
 
 
-def ack_times(server: AdsServer, node: str | None, version: str, after: int) -> tuple[float, float]:
-    """When the ACK (from `node`, None: any) arrived, and when the response it acknowledges
-    was sent."""
-    found = server.wait_request(
-        lambda r: (
-            (node is None or r.node == node)
-            and r.type_url == ROUTE_CONFIG
-            and r.is_ack()
-            and (r.delta or r.request.version_info == version)
-        ),
-        timeout=10,
-        after=after,
-    )
-    return found.at, server.sent_at[found.nonce]
-
-
 async def run(
     kinds: list[str], rounds: int, workdir: Path, delta: bool, vhosts: int = 0
 ) -> dict[str, Any]:
@@ -138,22 +122,18 @@ async def run(
                     ROUTE_CONFIG, [routes("r", target, vhosts)], node=kind
                 )
                 done = await routed_at(ports[kind], target)
-                ack, sent = await trio.to_thread.run_sync(ack_times, server, kind, version, mark)
+                ack, sent = await trio.to_thread.run_sync(
+                    ack_times, server, kind, ROUTE_CONFIG, version, mark
+                )
                 acks[kind].append((ack - pushed) * 1000)
                 turnarounds[kind].append((ack - sent) * 1000)
                 routed[kind].append((done - pushed) * 1000)
                 await trio.sleep(0.02)
         return {
             kind: {
-                "ack_ms": {"p50": percentile(acks[kind], 50), "p99": percentile(acks[kind], 99)},
-                "sent_to_ack_ms": {
-                    "p50": percentile(turnarounds[kind], 50),
-                    "p99": percentile(turnarounds[kind], 99),
-                },
-                "routed_ms": {
-                    "p50": percentile(routed[kind], 50),
-                    "p99": percentile(routed[kind], 99),
-                },
+                "ack_ms": summary(acks[kind]),
+                "sent_to_ack_ms": summary(turnarounds[kind]),
+                "routed_ms": summary(routed[kind]),
                 "rounds": rounds,
                 "vhosts": vhosts,
             }

@@ -32,8 +32,8 @@ from tests.xds.builders import (
     static_cluster,
 )
 
-from .common import percentile, rss_bytes, start
-from .push_latency import ack_times, routed_at
+from .common import ack_times, percentile, rss_bytes, start, summary
+from .push_latency import routed_at
 
 
 def _active(proxy: Any) -> int:
@@ -93,15 +93,15 @@ def _route_changes(server: AdsServer, names: list[str], rounds: int) -> dict[str
         pushed = time.monotonic()
         version = server.set_resources(ROUTE_CONFIG, [route_config("r", target)])
         done = trio.from_thread.run(routed_at, port, upstream, 60.0)
-        ack, sent = ack_times(server, None, version, mark)
+        ack, sent = ack_times(server, None, ROUTE_CONFIG, version, mark)
         acks.append((ack - pushed) * 1000)
         turnarounds.append((ack - sent) * 1000)
         routed.append((done - pushed) * 1000)
         time.sleep(0.02)
     return {
-        "ack_ms": {"p50": percentile(acks, 50), "p99": percentile(acks, 99)},
-        "sent_to_ack_ms": {"p50": percentile(turnarounds, 50), "p99": percentile(turnarounds, 99)},
-        "routed_ms": {"p50": percentile(routed, 50), "p99": percentile(routed, 99)},
+        "ack_ms": summary(acks),
+        "sent_to_ack_ms": summary(turnarounds),
+        "routed_ms": summary(routed),
         "rounds": rounds,
     }
 
@@ -121,21 +121,13 @@ def _cluster_changes(
         cluster.connect_timeout.FromMilliseconds(timeout_ms)
         clusters[at] = cluster
         version = server.set_resources(CLUSTER, clusters)
-        ack = server.wait_request(
-            lambda r: (
-                r.type_url == CLUSTER
-                and r.is_ack()
-                and (r.delta or r.request.version_info == version)
-            ),
-            timeout=120,
-            after=mark,
-        )
-        return (ack.at - server.sent_at[ack.nonce]) * 1000
+        ack, sent = ack_times(server, None, CLUSTER, version, mark, timeout=120)
+        return (ack - sent) * 1000
 
     push(1000)
     times = [push(1500 if i % 2 == 0 else 1000) for i in range(rounds)]
     return {
-        "sent_to_ack_ms": {"p50": percentile(times, 50), "p99": percentile(times, 99)},
+        "sent_to_ack_ms": summary(times),
         "rounds": rounds,
     }
 
