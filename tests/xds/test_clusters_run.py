@@ -4,7 +4,6 @@ cluster serves with its new settings (needs the installed package)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ import trio
 from tests.support.bootstrap import route
 from tests.support.ports import free_port
 from tests.support.proxy import Proxy, start_proxy
-from tests.support.upstream import Upstream, UpstreamServer
+from tests.support.upstream import Upstream
 
 from .ads_server import AdsServer
 from .builders import (
@@ -31,19 +30,6 @@ from .builders import (
 from .traffic import Load, answer, until_answers
 
 pytestmark = pytest.mark.meshcore_only
-
-
-@pytest.fixture
-def upstreams(upstream_server: UpstreamServer) -> dict[str, Upstream]:
-    return {name: upstream_server.start(name) for name in ("a", "b", "c")}
-
-
-@pytest.fixture
-def proxies() -> Iterator[list[Proxy]]:
-    started: list[Proxy] = []
-    yield started
-    for proxy in started:
-        proxy.stop()
 
 
 def _b(upstreams: dict[str, Upstream], to: str, timeout_ms: int) -> Any:

@@ -5,15 +5,13 @@ and a bad endpoint in the next version is NACKed with its path while traffic kee
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import trio
 from envoy.config.endpoint.v3 import endpoint_pb2
 
 from tests.support.ports import free_port
 from tests.support.proxy import Proxy, start_proxy
-from tests.support.upstream import Upstream, UpstreamServer
+from tests.support.upstream import Upstream
 
 from .ads_server import AdsServer
 from .builders import (
@@ -56,19 +54,6 @@ def _assignment(
         ],
     }
     return parse(endpoint_pb2.ClusterLoadAssignment, data)
-
-
-@pytest.fixture
-def upstreams(upstream_server: UpstreamServer) -> dict[str, Upstream]:
-    return {name: upstream_server.start(name) for name in ("a", "b")}
-
-
-@pytest.fixture
-def proxies() -> Iterator[list[Proxy]]:
-    started: list[Proxy] = []
-    yield started
-    for proxy in started:
-        proxy.stop()
 
 
 @pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])

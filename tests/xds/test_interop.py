@@ -4,7 +4,7 @@ the same bad push, and under continuous load a series of pushes fails no request
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,7 +13,7 @@ import trio
 from tests.support.bootstrap import route
 from tests.support.ports import free_port
 from tests.support.proxy import Proxy, proxy_kinds, start_proxy
-from tests.support.upstream import Upstream, UpstreamServer
+from tests.support.upstream import Upstream
 
 from .ads_server import AdsServer, Recorded
 from .builders import (
@@ -33,21 +33,8 @@ from .traffic import Load, until_answers
 SCRIPT = ["/", "/b", "/c", "/x"]
 
 
-@pytest.fixture
-def upstreams(upstream_server: UpstreamServer) -> dict[str, Upstream]:
-    return {name: upstream_server.start(name) for name in ("a", "b", "c")}
-
-
-@pytest.fixture
-def proxies() -> Iterator[dict[str, Proxy]]:
-    started: dict[str, Proxy] = {}
-    yield started
-    for proxy in started.values():
-        proxy.stop()
-
-
 class Mesh:
-    """The ADS server's resources for both proxies (each node has its own listener port)."""
+    """The ADS server's resources for both proxies_by_kind (each node has its own listener port)."""
 
     def __init__(self, server: AdsServer, upstreams: dict[str, Upstream], kinds: list[str]):
         self.server = server
@@ -76,17 +63,19 @@ class Mesh:
             self.server.set_resources(LISTENER, [listener("ingress", port, rds="r")], node=kind)
 
     async def expect(self, expected: list[str]) -> None:
-        """Both proxies answer the script with `expected` (each polled until it does)."""
+        """Both proxies_by_kind answer the script with `expected` (each polled until it does)."""
         for port in self.ports.values():
             await until_answers(port, SCRIPT, expected)
 
 
 async def start_all(
-    mesh: Mesh, proxies: dict[str, Proxy], tmp_path_factory: Any, delta: bool
+    mesh: Mesh, proxies_by_kind: dict[str, Proxy], tmp_path_factory: Any, delta: bool
 ) -> None:
     for kind in mesh.ports:
         config = xds_bootstrap(mesh.server.port, node=kind, delta=delta)
-        proxies[kind] = await trio.to_thread.run_sync(start_proxy, kind, config, tmp_path_factory)
+        proxies_by_kind[kind] = await trio.to_thread.run_sync(
+            start_proxy, kind, config, tmp_path_factory
+        )
 
 
 def nack_from(kind: str, type_url: str) -> Callable[[Recorded], bool]:
@@ -97,7 +86,7 @@ def nack_from(kind: str, type_url: str) -> Callable[[Recorded], bool]:
 async def test_envoy_and_meshcore_route_identically_after_each_push(
     ads_server: AdsServer,
     upstreams: dict[str, Upstream],
-    proxies: dict[str, Proxy],
+    proxies_by_kind: dict[str, Proxy],
     tmp_path_factory: Any,
     delta: bool,
 ) -> None:
@@ -106,7 +95,7 @@ async def test_envoy_and_meshcore_route_identically_after_each_push(
     mesh.endpoints(a="a", b="b")
     mesh.listeners()
     mesh.routes(catch_all="a")
-    await start_all(mesh, proxies, tmp_path_factory, delta)
+    await start_all(mesh, proxies_by_kind, tmp_path_factory, delta)
     await mesh.expect(["a", "a", "a", "a"])
 
     mesh.routes(("/b", "b"), catch_all="a")  # a route change
@@ -139,7 +128,7 @@ async def test_envoy_and_meshcore_route_identically_after_each_push(
 async def test_no_request_fails_under_load_during_pushes(
     ads_server: AdsServer,
     upstreams: dict[str, Upstream],
-    proxies: dict[str, Proxy],
+    proxies_by_kind: dict[str, Proxy],
     tmp_path_factory: Any,
 ) -> None:
     """A few thousand keep-alive requests while routes, clusters and endpoints change."""
@@ -148,7 +137,7 @@ async def test_no_request_fails_under_load_during_pushes(
     mesh.endpoints(a="a", b="b")
     mesh.listeners()
     mesh.routes(catch_all="a")
-    await start_all(mesh, proxies, tmp_path_factory, delta=False)
+    await start_all(mesh, proxies_by_kind, tmp_path_factory, delta=False)
     loads = {kind: Load(port) for kind, port in mesh.ports.items()}
     steps: list[Callable[[], object]] = [
         lambda: mesh.routes(catch_all="b"),

@@ -5,7 +5,6 @@ every behaviour asserted on real traffic through the engine, on the admin stats 
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -16,7 +15,7 @@ from tests.support.bootstrap import http_listener, route, virtual_host
 from tests.support.bootstrap import route_config as route_config_json
 from tests.support.ports import free_port
 from tests.support.proxy import Proxy, start_proxy
-from tests.support.upstream import Upstream, UpstreamServer
+from tests.support.upstream import Upstream
 
 from .ads_server import AdsServer
 from .builders import (
@@ -34,19 +33,6 @@ from .harness import request
 from .traffic import answer, config_dump_section, until_answers
 
 pytestmark = pytest.mark.meshcore_only
-
-
-@pytest.fixture
-def upstreams(upstream_server: UpstreamServer) -> dict[str, Upstream]:
-    return {name: upstream_server.start(name) for name in ("a", "b", "c")}
-
-
-@pytest.fixture
-def proxies() -> Iterator[list[Proxy]]:
-    started: list[Proxy] = []
-    yield started
-    for proxy in started:
-        proxy.stop()
 
 
 async def start(

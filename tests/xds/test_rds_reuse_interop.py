@@ -5,7 +5,6 @@ virtual host and keep routing as before."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ import trio
 from envoy.config.route.v3 import route_pb2
 
 from tests.support.proxy import Proxy, proxy_kinds
-from tests.support.upstream import Upstream, UpstreamServer
+from tests.support.upstream import Upstream
 
 from .ads_server import AdsServer
 from .builders import ROUTE_CONFIG, parse
@@ -23,19 +22,6 @@ from .traffic import answer
 
 HOSTS = 300
 ASKED = ["svc0", "svc7", "svc299", "new", "elsewhere"]
-
-
-@pytest.fixture
-def upstreams(upstream_server: UpstreamServer) -> dict[str, Upstream]:
-    return {name: upstream_server.start(name) for name in ("a", "b", "c")}
-
-
-@pytest.fixture
-def proxies() -> Iterator[dict[str, Proxy]]:
-    started: dict[str, Proxy] = {}
-    yield started
-    for proxy in started.values():
-        proxy.stop()
 
 
 def _host(name: str, cluster: str, **route: Any) -> dict[str, Any]:
@@ -84,7 +70,7 @@ async def _expect(mesh: Mesh, expected: list[str]) -> None:
 async def test_one_host_changes_in_a_large_route_config(
     ads_server: AdsServer,
     upstreams: dict[str, Upstream],
-    proxies: dict[str, Proxy],
+    proxies_by_kind: dict[str, Proxy],
     tmp_path_factory: Any,
     delta: bool,
 ) -> None:
@@ -93,7 +79,7 @@ async def test_one_host_changes_in_a_large_route_config(
     mesh.endpoints(a="a", b="b", c="c")
     mesh.listeners()
     _push(mesh, _hosts())
-    await start_all(mesh, proxies, tmp_path_factory, delta)
+    await start_all(mesh, proxies_by_kind, tmp_path_factory, delta)
     await _expect(mesh, ["a", "b", "b", "a", "a"])
 
     _push(mesh, _hosts({7: "c"}))  # one virtual host changed

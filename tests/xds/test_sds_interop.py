@@ -5,7 +5,6 @@ with the private key redacted the same way."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +40,6 @@ def upstream(upstream_server: UpstreamServer) -> Upstream:
     return upstream_server.start("a")
 
 
-@pytest.fixture
-def proxies() -> Iterator[dict[str, Proxy]]:
-    started: dict[str, Proxy] = {}
-    yield started
-    for proxy in started.values():
-        proxy.stop()
-
-
 async def until_all_serve(ports: dict[str, int], pki: Pki, fingerprint: str) -> None:
     for kind, port in ports.items():
         got = ""
@@ -73,7 +64,7 @@ def active_secret(proxy: Proxy) -> dict[str, Any]:
 async def test_envoy_and_meshcore_serve_the_same_certificate_after_each_push(
     ads_server: AdsServer,
     upstream: Upstream,
-    proxies: dict[str, Proxy],
+    proxies_by_kind: dict[str, Proxy],
     tmp_path: Path,
     tmp_path_factory: Any,
     delta: bool,
@@ -84,7 +75,7 @@ async def test_envoy_and_meshcore_serve_the_same_certificate_after_each_push(
     sds_server = AdsServer().start() if source == "api" else ads_server
     try:
         await _serve_the_same_certificate(
-            ads_server, sds_server, upstream, proxies, tmp_path, tmp_path_factory, delta
+            ads_server, sds_server, upstream, proxies_by_kind, tmp_path, tmp_path_factory, delta
         )
     finally:
         if sds_server is not ads_server:
@@ -95,7 +86,7 @@ async def _serve_the_same_certificate(
     ads_server: AdsServer,
     sds_server: AdsServer,
     upstream: Upstream,
-    proxies: dict[str, Proxy],
+    proxies_by_kind: dict[str, Proxy],
     tmp_path: Path,
     tmp_path_factory: Any,
     delta: bool,
@@ -115,7 +106,9 @@ async def _serve_the_same_certificate(
         clusters.append(sds_cluster(sds_server.port))
     for kind in kinds:
         config = xds_bootstrap(ads_server.port, node=kind, delta=delta, clusters=clusters)
-        proxies[kind] = await trio.to_thread.run_sync(start_proxy, kind, config, tmp_path_factory)
+        proxies_by_kind[kind] = await trio.to_thread.run_sync(
+            start_proxy, kind, config, tmp_path_factory
+        )
     await until_all_serve(ports, pki, pki.server.sha256)
     opened = {
         kind: await trio.to_thread.run_sync(OpenTls, port, pki.ca) for kind, port in ports.items()
@@ -144,7 +137,7 @@ async def _serve_the_same_certificate(
         assert await trio.to_thread.run_sync(conn.get) == (200, "a"), kind
         conn.close()
 
-    dumps = {kind: active_secret(proxy) for kind, proxy in proxies.items()}
+    dumps = {kind: active_secret(proxy) for kind, proxy in proxies_by_kind.items()}
     for kind, dump in dumps.items():
         assert dump["name"] == "server", kind
         certificate = dump["secret"]["tls_certificate"]
@@ -155,17 +148,17 @@ async def _serve_the_same_certificate(
         assert dumps["meshcore"]["version_info"] == version
         served = dumps["meshcore"]["secret"]["tls_certificate"]["certificate_chain"]
         assert served["inline_string"] == rotated.cert.read_text()
-    for kind, proxy in proxies.items():
+    for kind, proxy in proxies_by_kind.items():
         stats = proxy.stats()
         assert stats.get("sds.server.update_success") == "2", kind
         assert stats.get("sds.server.update_rejected") == "1", kind
 
 
 async def test_static_listeners_rotate_a_file_secret_the_same_way(
-    upstream: Upstream, proxies: dict[str, Proxy], tmp_path: Path, tmp_path_factory: Any
+    upstream: Upstream, proxies_by_kind: dict[str, Proxy], tmp_path: Path, tmp_path_factory: Any
 ) -> None:
     """No xDS server: a static listener whose certificate is an SDS file (a mounted secret
-    replaced by a rename), on both proxies."""
+    replaced by a rename), on both proxies_by_kind."""
     pki = make_pki(tmp_path)
     sds_file = tmp_path / "server-secret.yaml"
     write_sds_file(sds_file, "f1", [secret("server", pki.server)])
@@ -177,7 +170,9 @@ async def test_static_listeners_rotate_a_file_secret_the_same_way(
             [b.static_cluster("up", [("127.0.0.1", upstream.port)])],
         )
         config["node"] = {"id": kind, "cluster": "test-mesh"}  # Envoy's SDS needs it
-        proxies[kind] = await trio.to_thread.run_sync(start_proxy, kind, config, tmp_path_factory)
+        proxies_by_kind[kind] = await trio.to_thread.run_sync(
+            start_proxy, kind, config, tmp_path_factory
+        )
     await until_all_serve(ports, pki, pki.server.sha256)
     opened = {
         kind: await trio.to_thread.run_sync(OpenTls, port, pki.ca) for kind, port in ports.items()
@@ -190,9 +185,9 @@ async def test_static_listeners_rotate_a_file_secret_the_same_way(
         assert await trio.to_thread.run_sync(conn.get) == (200, "a"), kind
 
     write_sds_file(sds_file, "f3", [mismatched_secret("server", pki.server, pki.web)])
-    if "meshcore" in proxies:
+    if "meshcore" in proxies_by_kind:
         with trio.fail_after(WAIT_S):
-            while proxies["meshcore"].counter("sds.server.update_rejected") < 1:
+            while proxies_by_kind["meshcore"].counter("sds.server.update_rejected") < 1:
                 await trio.sleep(0.05)
     await until_all_serve(ports, pki, rotated.sha256)
     for kind, conn in opened.items():

@@ -6,7 +6,6 @@ the file is replaced; asserted with real TLS clients, on stats and on /config_du
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +49,6 @@ def pki(tmp_path: Path) -> Pki:
 @pytest.fixture
 def upstream(upstream_server: UpstreamServer) -> Upstream:
     return upstream_server.start("a")
-
-
-@pytest.fixture
-def proxies() -> Iterator[list[Proxy]]:
-    started: list[Proxy] = []
-    yield started
-    for proxy in started:
-        proxy.stop()
 
 
 def bootstrap(ads_port: int, upstream: Upstream, delta: bool = False) -> dict[str, Any]:
