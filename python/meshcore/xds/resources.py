@@ -420,7 +420,11 @@ class ResourceStore:
         """Checks the new and changed resources of the type just updated against the
         others (an unchanged route that still names a cluster CDS removed keeps serving:
         the cluster is kept for it, see `build_view`)."""
-        entries = {n: e for n, e in candidate[type_url].items() if n in fresh}
+        of_type = candidate[type_url]
+        if len(fresh) <= 1:  # one change (the usual delta push): no O(resources) scan
+            entries = {n: of_type[n] for n in fresh if n in of_type}
+        else:  # in the order of `candidate`, the order problems are reported in
+            entries = {n: e for n, e in of_type.items() if n in fresh}
         if type_url == LISTENER:
             # Warming listeners too: a port conflict is the LDS update's fault.
             listeners = (e.checked.snapshot for e in candidate[LISTENER].values())
