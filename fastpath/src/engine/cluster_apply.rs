@@ -121,7 +121,16 @@ impl Engine {
         for name in removed {
             ctl.applied_endpoints.remove(name);
         }
-        ctl.ticker.set(&cluster_list);
+        // The ticker holds only clusters with outlier detection: its list changes only when
+        // one of those is replaced, added or retired (else no O(clusters) scan).
+        let outlier_touched = replaced
+            .iter()
+            .chain(&retired)
+            .chain(&states)
+            .any(|c| c.outlier.is_some());
+        if outlier_touched {
+            ctl.ticker.set(&cluster_list);
+        }
         match by_name {
             Some(m) => ctl.by_name = m,
             None => {
