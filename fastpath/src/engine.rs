@@ -18,6 +18,20 @@ use crate::worker::{self, Command};
 
 mod cluster_apply;
 
+/// The snapshot's clusters' positions by name; a name given twice is an error.
+fn cluster_positions(snap: &snapshot::Snapshot) -> Result<HashMap<&str, usize>, EngineError> {
+    let mut index = HashMap::with_capacity(snap.clusters.len());
+    for (i, c) in snap.clusters.iter().enumerate() {
+        if index.insert(c.name.as_str(), i).is_some() {
+            return Err(EngineError::Value(format!(
+                "clusters[{i}].name: duplicate cluster {:?}",
+                c.name
+            )));
+        }
+    }
+    Ok(index)
+}
+
 /// Errors of the control operations (mapped to ValueError / OSError / KeyError in Python).
 #[derive(Debug)]
 pub enum EngineError {
@@ -137,15 +151,7 @@ impl Engine {
             return Err(EngineError::Stopped);
         }
         // Clusters: unchanged settings keep their state (hosts, counters, pools).
-        let mut index: HashMap<&str, usize> = HashMap::new();
-        for (i, c) in snap.clusters.iter().enumerate() {
-            if index.insert(c.name.as_str(), i).is_some() {
-                return Err(EngineError::Value(format!(
-                    "clusters[{i}].name: duplicate cluster {:?}",
-                    c.name
-                )));
-            }
-        }
+        let index = cluster_positions(&snap)?;
         let mut clusters: Vec<Arc<ClusterState>> = Vec::with_capacity(snap.clusters.len());
         let mut endpoint_sets = Vec::new();
         // By name, so a reload of N clusters is O(N), not O(N²).

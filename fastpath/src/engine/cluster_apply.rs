@@ -22,15 +22,7 @@ impl Engine {
         if ctl.stopped {
             return Err(EngineError::Stopped);
         }
-        let mut changed: HashMap<&str, usize> = HashMap::new();
-        for (i, c) in snap.clusters.iter().enumerate() {
-            if changed.insert(c.name.as_str(), i).is_some() {
-                return Err(EngineError::Value(format!(
-                    "clusters[{i}].name: duplicate cluster {:?}",
-                    c.name
-                )));
-            }
-        }
+        let changed = super::cluster_positions(&snap)?;
         let mut gone: HashSet<usize> = HashSet::new();
         for (i, name) in removed.iter().enumerate() {
             if changed.contains_key(name.as_str()) {

@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 
 from . import paths, pgv, unsupported
 from .errors import Problems
-from .translate_headers import header_mutations
+from .translate_headers import with_header_mutations
 from .translate_routes import ClusterRefs, RouteScope, route_scope, virtual_host
 from .walk import is_map
 
@@ -96,7 +96,7 @@ def translate(
         return None
     pgv.check(shell, problems, path)
     unsupported.check(shell, path, problems)
-    headers = header_mutations(config, path, problems)
+    out = with_header_mutations({"name": config.name}, config, path, problems)
     if problems:
         return None
     known = previous.hosts
@@ -122,9 +122,7 @@ def translate(
         memo[key] = done
     if _duplicate_domains(hosts):
         return None  # the whole check names both places
-    out: dict[str, Any] = {"name": config.name, "virtual_hosts": hosts}
-    if headers:  # left out when empty, as `route_config` does
-        out["headers"] = headers
+    out["virtual_hosts"] = hosts
     return Reused(out, tuple(all_refs), RouteMemo(previous.root, memo), reused)
 
 

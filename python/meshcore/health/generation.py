@@ -9,7 +9,7 @@ their checkers and host health as they are."""
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -20,11 +20,46 @@ from meshcore.lifecycle.control_stats import ControlStats
 from meshcore.lifecycle.interfaces import EngineApi
 
 from .checker import ClusterChecker, ProbeFactory, make_probe
-from .membership import Endpoint, Membership, host_key, merge
+from .membership import Endpoint, HostKey, Membership, host_key, merge
 from .spec import ClusterHealthCheck
 from .state import HostHealth
 from .stats import ClusterHealthStats, drop_gauges
 from .traffic import TrafficWatch
+
+
+def _checker(
+    service: HealthService,
+    spec: ClusterHealthCheck,
+    changed: Callable[[str], None],
+    running: Generation | None,
+    keys: Iterable[HostKey],
+) -> ClusterChecker:
+    """A checker for `spec` (`changed(cluster)` on a health change) that takes over the
+    state of hosts `keys` from `running`'s checker of the cluster when it runs the same
+    check."""
+    checker = ClusterChecker(
+        spec,
+        ClusterHealthStats(service.control, spec.stat_name),
+        service.traffic,
+        partial(changed, spec.cluster),
+        rng=service.rng,
+        probe_factory=service.probe_factory,
+    )
+    old = running.checkers.get(spec.cluster) if running is not None else None
+    if old is not None and old.spec == spec:
+        checker.adopt(old, keys)
+    return checker
+
+
+async def _first_rounds(
+    nursery: trio.Nursery, checkers: Collection[ClusterChecker], go: trio.Event
+) -> None:
+    """Starts `checkers` in `nursery` (probing once `go` is set, their first round at
+    once) and returns when each had its first round."""
+    for checker in checkers:
+        nursery.start_soon(checker.run, go)
+    for checker in checkers:
+        await checker.first_round.wait()
 
 
 class Generation:
@@ -43,17 +78,8 @@ class Generation:
         self._scope = trio.CancelScope()
         self._patches: list[ClusterPatch] = []
         for spec in specs:
-            checker = ClusterChecker(
-                spec,
-                ClusterHealthStats(service.control, spec.stat_name),
-                service.traffic,
-                partial(self.membership.changed, spec.cluster),
-                rng=service.rng,
-                probe_factory=service.probe_factory,
-            )
-            old = previous.checkers.get(spec.cluster) if previous is not None else None
-            if old is not None and old.spec == spec:
-                checker.adopt(old, (host_key(e) for e in self.membership.base(spec.cluster)))
+            keys = (host_key(e) for e in self.membership.base(spec.cluster))  # when adopting
+            checker = _checker(service, spec, self.membership.changed, previous, keys)
             self.membership.track(spec.cluster, checker)
             self.checkers[spec.cluster] = checker
 
@@ -63,10 +89,7 @@ class Generation:
         with self._scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.membership.run)
-                for checker in self.checkers.values():
-                    nursery.start_soon(checker.run, self._go)
-                for checker in self.checkers.values():
-                    await checker.first_round.wait()
+                await _first_rounds(nursery, self.checkers.values(), self._go)
                 task_status.started()
 
     def commit(self, applied: Mapping[str, list[Endpoint]]) -> None:
@@ -123,18 +146,8 @@ class ClusterPatch:
         self._go = trio.Event()
         self._scope = trio.CancelScope()
         for spec in specs:
-            checker = ClusterChecker(
-                spec,
-                ClusterHealthStats(service.control, spec.stat_name),
-                service.traffic,
-                partial(self._changed, spec.cluster),
-                rng=service.rng,
-                probe_factory=service.probe_factory,
-            )
             keys = [host_key(e) for e in self.bases.get(spec.cluster, [])]
-            old = current.checkers.get(spec.cluster)
-            if old is not None and old.spec == spec:
-                checker.adopt(old, keys)
+            checker = _checker(service, spec, self._changed, current, keys)
             checker.sync(keys)
             self.checkers[spec.cluster] = checker
 
@@ -143,10 +156,7 @@ class ClusterPatch:
         check."""
         with self._scope:
             async with trio.open_nursery() as nursery:
-                for checker in self.checkers.values():
-                    nursery.start_soon(checker.run, self._go)
-                for checker in self.checkers.values():
-                    await checker.first_round.wait()
+                await _first_rounds(nursery, self.checkers.values(), self._go)
                 task_status.started()
 
     def merged(self) -> dict[str, list[Endpoint]]:

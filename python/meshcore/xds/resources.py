@@ -534,14 +534,11 @@ class ResourceStore:
                 self._applied_endpoints.get(name) != view.cluster_endpoints(name)
             ):
                 changed[name] = cluster
-        listeners = {name: a.snapshot for name, a in view.listeners.items()}
         if not changed and not removed:
-            if listeners == self._applied_listeners:
-                return Plan(None, {})
-            config = compose_listeners(self.applied, self.static, list(listeners.values()))
-            return Plan(config, {}, clusters_changed=False)
+            return self._plan_listeners(view)
+        listeners = [a.snapshot for a in view.listeners.values()]
         config, snapshots = compose_clusters(
-            self.applied, self.static, list(listeners.values()), changed, removed, view.endpoints
+            self.applied, self.static, listeners, changed, removed, view.endpoints
         )
         return Plan(config, {}, clusters=ClusterDelta(snapshots, tuple(sorted(removed))))
 

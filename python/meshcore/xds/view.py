@@ -150,14 +150,7 @@ def build_view(
     for name, entry in accepted[CLUSTER].items():
         _serve_cluster(view, name, entry.checked, previous, lookup)
     removed = {n: c for n, c in previous.clusters.items() if n not in accepted[CLUSTER]}
-    if len(removed) > 1:  # kept ones go back in the order they served (as `build_view`)
-        order = {name: i for i, name in enumerate(previous.clusters)}
-        removed = dict(sorted(removed.items(), key=lambda item: order[item[0]]))
-    serving = _Serving(static_clusters, view.clusters, ())
-    view.retained = _serve_listeners(view, accepted, previous, serving, removed, lookup, static_sds)
-    for name, cluster in removed.items():
-        if name in view.retained:
-            view.clusters[name] = cluster  # make before break: kept while routes use it
+    _serve_routes(view, accepted, previous, static_clusters, removed, lookup, static_sds)
     for name, cluster in view.clusters.items():
         if cluster.eds is not None:
             view.users.setdefault(cluster.eds, []).append(name)
@@ -180,11 +173,7 @@ def rebuild_listeners(
         warming_clusters=previous.warming_clusters,
         endpoints=previous.endpoints,
         users=previous.users,
-        waiting_secrets={
-            path: names
-            for path, names in previous.waiting_secrets.items()
-            if path.startswith(_CLUSTER_PATH)
-        },
+        waiting_secrets=_clusters_waiting(previous),
         retained=previous.retained,
     )
     lookup = secret_lookup(accepted, static_secrets or {})
@@ -214,11 +203,7 @@ def rebuild_clusters(
         warming_clusters=previous.warming_clusters - redone.keys(),
         endpoints=previous.endpoints,
         users=dict(previous.users),
-        waiting_secrets={
-            path: missing
-            for path, missing in previous.waiting_secrets.items()
-            if path.startswith(_CLUSTER_PATH)
-        },
+        waiting_secrets=_clusters_waiting(previous),
     )
     lookup = secret_lookup(accepted, static_secrets or {})
     dynamic = accepted[CLUSTER]
@@ -242,16 +227,39 @@ def rebuild_clusters(
     if len(removed) > 1:  # kept ones go back in the order they served (as `build_view`)
         order = {name: i for i, name in enumerate(previous.clusters)}
         removed = dict(sorted(removed.items(), key=lambda item: order[item[0]]))
-    serving = _Serving(static_clusters, view.clusters, ())
-    view.retained = _serve_listeners(view, accepted, previous, serving, removed, lookup, static_sds)
-    for name, cluster in removed.items():
-        if name in view.retained:
-            view.clusters[name] = cluster  # make before break: kept while routes use it
+    _serve_routes(view, accepted, previous, static_clusters, removed, lookup, static_sds)
     for name in redone:
         serves = view.clusters.get(name)
         if serves is not None and serves.eds is not None:  # a new list: `previous` keeps its
             view.users[serves.eds] = [*view.users.get(serves.eds, ()), name]
     return view
+
+
+def _clusters_waiting(previous: View) -> dict[str, frozenset[str]]:
+    """The clusters' entries of `previous.waiting_secrets` (the listeners' are redone)."""
+    return {
+        path: missing
+        for path, missing in previous.waiting_secrets.items()
+        if path.startswith(_CLUSTER_PATH)
+    }
+
+
+def _serve_routes(
+    view: View,
+    accepted: Accepted,
+    previous: View,
+    static_clusters: set[str],
+    removed: dict[str, ClusterResource],
+    lookup: SecretLookup,
+    static_sds: Iterable[ListenerResource],
+) -> None:
+    """Serves the listeners and route configs over `view`'s clusters; a `removed` cluster a
+    serving route still names is kept (make before break), in `removed`'s order."""
+    serving = _Serving(static_clusters, view.clusters, ())
+    view.retained = _serve_listeners(view, accepted, previous, serving, removed, lookup, static_sds)
+    for name, cluster in removed.items():
+        if name in view.retained:
+            view.clusters[name] = cluster
 
 
 def _serve_listeners(
