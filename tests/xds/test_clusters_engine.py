@@ -7,17 +7,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
 import trio
 from envoy.service.discovery.v3 import discovery_pb2
 from meshcore.app import Server
-from meshcore.lifecycle.state import ServerOptions
 from meshcore.xds.client import XdsClient
 
-from tests.health.real_engine import engine_class
 from tests.support.ports import dead_port
 
 from .builders import (
@@ -30,10 +28,9 @@ from .builders import (
     listener,
     route_config,
     static_cluster,
-    xds_bootstrap,
 )
-from .harness import load_bootstrap
 from .incremental import Stream, response
+from .real_server import real_server
 
 HOSTS = {"s0": [("127.0.0.1", 1000)], "s1": [("127.0.0.1", 1001), ("127.0.0.1", 1002)]}
 # One host per check: the first round ends after one result; no second check meanwhile.
@@ -92,26 +89,12 @@ class Resolver:
 async def _server(
     delta: bool = True, resolver: Resolver | None = None
 ) -> AsyncIterator[tuple[Server, XdsClient, Stream, Recording]]:
-    config = load_bootstrap(xds_bootstrap(18000, node="n", delta=delta))
-    engine = engine_class()(1)
-    recording = Recording(engine)
-    server = Server(
-        recording,  # type: ignore[arg-type]
-        lambda: config,
-        ServerOptions("test", 1),
-        resolver=resolver or Resolver(),
-    )
-    try:
-        async with trio.open_nursery() as nursery:
-            server._nursery = nursery
-            await server._apply(config)
-            client = XdsClient(config, server, server.control)
-            stream = Stream()
-            client._stream = stream
-            yield server, client, stream, recording
-            nursery.cancel_scope.cancel()
-    finally:
-        engine.stop()
+    async with real_server(delta, wrap=Recording, resolver=resolver or Resolver()) as (
+        server,
+        client,
+        stream,
+    ):
+        yield server, client, stream, cast(Recording, server.engine)
 
 
 async def _live_port(nursery: trio.Nursery) -> int:

@@ -12,14 +12,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-import trio
 from envoy.config.route.v3 import route_pb2
 from meshcore.app import Server
 from meshcore.config import rds_reuse
-from meshcore.lifecycle.state import ServerOptions
 from meshcore.xds.client import XdsClient
-
-from tests.health.real_engine import engine_class
 
 from .builders import (
     ASSIGNMENT,
@@ -30,10 +26,9 @@ from .builders import (
     eds_cluster,
     listener,
     parse,
-    xds_bootstrap,
 )
-from .harness import load_bootstrap
 from .incremental import MarkingSink, Stream, dump, engine_state, new_client, response, store_state
+from .real_server import real_server
 
 CLUSTERS = ("a", "b", "c")
 
@@ -139,25 +134,13 @@ async def test_a_chain_of_one_host_changes_ends_as_a_fresh_client() -> None:
 
 @asynccontextmanager
 async def _real_server() -> AsyncIterator[tuple[Server, XdsClient, Stream]]:
-    """A client applying to the real `Server` and engine (as `test_routes_engine`)."""
-    config = load_bootstrap(xds_bootstrap(18000, node="n", delta=True))
-    engine = engine_class()(1)
-    server = Server(engine, lambda: config, ServerOptions("test", 1))
-    try:
-        async with trio.open_nursery() as nursery:
-            server._nursery = nursery
-            await server._apply(config)
-            client = XdsClient(config, server, server.control)
-            stream = Stream()
-            client._stream = stream
-            await client._on_response(response(CLUSTER, [eds_cluster(n) for n in CLUSTERS], "c"))
-            endpoints = [assignment(n, [("127.0.0.1", 1000 + i)]) for i, n in enumerate(CLUSTERS)]
-            await client._on_response(response(ASSIGNMENT, endpoints, "e"))
-            await client._on_response(response(LISTENER, [listener("l", 0, rds="r")], "l"))
-            yield server, client, stream
-            nursery.cancel_scope.cancel()
-    finally:
-        engine.stop()
+    """A client applying to the real `Server` and engine, its clusters and listener loaded."""
+    async with real_server() as (server, client, stream):
+        await client._on_response(response(CLUSTER, [eds_cluster(n) for n in CLUSTERS], "c"))
+        endpoints = [assignment(n, [("127.0.0.1", 1000 + i)]) for i, n in enumerate(CLUSTERS)]
+        await client._on_response(response(ASSIGNMENT, endpoints, "e"))
+        await client._on_response(response(LISTENER, [listener("l", 0, rds="r")], "l"))
+        yield server, client, stream
 
 
 async def test_reused_hosts_stay_as_translated_through_the_real_server() -> None:

@@ -4,17 +4,11 @@ same clusters with the same hosts, listeners and config."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-import trio
 from meshcore.app import Server
-from meshcore.lifecycle.state import ServerOptions
 from meshcore.xds.client import XdsClient
-
-from tests.health.real_engine import engine_class
 
 from .builders import (
     ASSIGNMENT,
@@ -25,30 +19,11 @@ from .builders import (
     eds_cluster,
     listener,
     route_config,
-    xds_bootstrap,
 )
-from .harness import load_bootstrap
-from .incremental import Stream, response
+from .incremental import response
+from .real_server import real_server
 
 HOSTS = {"s0": [("127.0.0.1", 1000)], "s1": [("127.0.0.1", 1001), ("127.0.0.1", 1002)]}
-
-
-@asynccontextmanager
-async def _server() -> AsyncIterator[tuple[Server, XdsClient, Stream]]:
-    config = load_bootstrap(xds_bootstrap(18000, node="n", delta=True))
-    engine = engine_class()(1)
-    server = Server(engine, lambda: config, ServerOptions("test", 1))
-    try:
-        async with trio.open_nursery() as nursery:
-            server._nursery = nursery
-            await server._apply(config)
-            client = XdsClient(config, server, server.control)
-            stream = Stream()
-            client._stream = stream
-            yield server, client, stream
-            nursery.cancel_scope.cancel()
-    finally:
-        engine.stop()
 
 
 async def _load(client: XdsClient, route_to: str) -> None:
@@ -67,7 +42,7 @@ def _state(server: Server) -> tuple[Any, Any, list[str]]:
 
 
 async def test_a_route_change_leaves_the_engine_as_a_fresh_apply() -> None:
-    async with _server() as (server, client, stream):
+    async with real_server() as (server, client, stream):
         await _load(client, "s0")
         generation_clusters = orjson.loads(server.engine.clusters())
         await client._on_response(response(ROUTE_CONFIG, [route_config("r", "s1")], "r2"))
@@ -77,7 +52,7 @@ async def test_a_route_change_leaves_the_engine_as_a_fresh_apply() -> None:
         routes = changed[1]["listeners"][-1]["filter_chains"][0]["filter"]
         route = routes["http_connection_manager"]["route_config"]["virtual_hosts"][0]
         assert route["routes"][0]["action"]["route"]["target"] == {"cluster": "s1"}
-    async with _server() as (server, client, _):
+    async with real_server() as (server, client, _):
         await _load(client, "s1")
         fresh = _state(server)
     assert changed[0] == fresh[0]
@@ -86,7 +61,7 @@ async def test_a_route_change_leaves_the_engine_as_a_fresh_apply() -> None:
 
 
 async def test_the_engine_refusing_a_route_change_keeps_the_old_one() -> None:
-    async with _server() as (server, client, stream):
+    async with real_server() as (server, client, stream):
         await _load(client, "s0")
         before = _state(server)
 
