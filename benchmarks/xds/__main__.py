@@ -40,6 +40,11 @@ def parser() -> argparse.ArgumentParser:
         help="Istio-like service virtual hosts in the changed route config (default 0)",
     )
     ap.add_argument(
+        "--root-change",
+        action="store_true",
+        help="each route change also flips a field of the route config itself (checked whole)",
+    )
+    ap.add_argument(
         "--eds-endpoints",
         type=int,
         default=0,
@@ -58,7 +63,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="meshcore-xds-bench-") as tmp:
         if "latency" not in skip:
             out["route_change"] = await push_latency.run(
-                kinds, args.rounds, Path(tmp), args.delta, args.vhosts
+                kinds, args.rounds, Path(tmp), args.delta, args.vhosts, args.root_change
             )
             print(json.dumps({"route_change": out["route_change"]}, indent=2), flush=True)
         if args.eds_endpoints:

@@ -6,7 +6,9 @@ by it. Each
 proxy has its own route config (per node) and is measured alone, in turns, so that on a
 small machine the two do not compete for the CPU during a measurement. With `vhosts`, the
 route config also has that many Istio-like service virtual hosts before the catch-all one
-(the one that changes), as an Istio outbound RDS resource has."""
+(the one that changes), as an Istio outbound RDS resource has. With `root_change`, each
+push also flips a field of the route config itself (`max_direct_response_body_size_bytes`),
+so that a proxy cannot reuse the previous version and checks it whole, as a first version."""
 
 from __future__ import annotations
 
@@ -36,11 +38,14 @@ from tests.xds.builders import (
 from .common import ack_times, start, summary
 
 
-def routes(name: str, cluster: str, vhosts: int = 0) -> route_pb2.RouteConfiguration:
+def routes(
+    name: str, cluster: str, vhosts: int = 0, root_change: bool = False
+) -> route_pb2.RouteConfiguration:
     """The route config pushed: a catch-all virtual host to `cluster`, after `vhosts`
     service virtual hosts that stay as they are (3 domains, one route with a retry policy,
-    to cluster a or b)."""
-    if not vhosts:
+    to cluster a or b); with `root_change`, its own `max_direct_response_body_size_bytes`
+    differs for clusters a and b."""
+    if not vhosts and not root_change:
         return route_config(name, cluster)
     every = [
         *(_service(i) for i in reversed(range(vhosts))),
@@ -50,9 +55,10 @@ def routes(name: str, cluster: str, vhosts: int = 0) -> route_pb2.RouteConfigura
             "routes": [{"match": {"prefix": "/"}, "route": {"cluster": cluster}}],
         },
     ]
-    return json_format.ParseDict(
-        {"name": name, "virtual_hosts": every}, route_pb2.RouteConfiguration()
-    )
+    config: dict[str, Any] = {"name": name, "virtual_hosts": every}
+    if root_change:
+        config["max_direct_response_body_size_bytes"] = 4096 if cluster == "a" else 8192
+    return json_format.ParseDict(config, route_pb2.RouteConfiguration())
 
 
 def _service(i: int) -> dict[str, Any]:
@@ -87,7 +93,12 @@ async def routed_at(port: int, expected: str, timeout: float = 10.0) -> float:
 
 
 async def run(
-    kinds: list[str], rounds: int, workdir: Path, delta: bool, vhosts: int = 0
+    kinds: list[str],
+    rounds: int,
+    workdir: Path,
+    delta: bool,
+    vhosts: int = 0,
+    root_change: bool = False,
 ) -> dict[str, Any]:
     server = AdsServer().start()
     upstreams = await trio.to_thread.run_sync(UpstreamServer)  # it runs its own trio loop
@@ -103,7 +114,7 @@ async def run(
         ports = {kind: free_port() for kind in kinds}
         for kind, port in ports.items():
             server.set_resources(LISTENER, [listener("ingress", port, rds="r")], node=kind)
-            server.set_resources(ROUTE_CONFIG, [routes("r", "a", vhosts)], node=kind)
+            server.set_resources(ROUTE_CONFIG, [routes("r", "a", vhosts, root_change)], node=kind)
         for kind in kinds:
             proxies[kind] = await trio.to_thread.run_sync(
                 lambda k=kind: start(k, server.port, workdir, delta=delta)
@@ -119,7 +130,7 @@ async def run(
                 mark = len(server.recorded)
                 pushed = time.monotonic()
                 version = server.set_resources(
-                    ROUTE_CONFIG, [routes("r", target, vhosts)], node=kind
+                    ROUTE_CONFIG, [routes("r", target, vhosts, root_change)], node=kind
                 )
                 done = await routed_at(ports[kind], target)
                 ack, sent = await trio.to_thread.run_sync(
@@ -136,6 +147,7 @@ async def run(
                 "routed_ms": summary(routed[kind]),
                 "rounds": rounds,
                 "vhosts": vhosts,
+                "root_change": root_change,
             }
             for kind in kinds
         }
