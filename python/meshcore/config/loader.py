@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import pgv, unsupported
+from . import rules
 from .errors import Problem, Problems
 from .model import MeshConfig
 from .schema import parse_bootstrap
@@ -18,8 +18,7 @@ def load_data(raw: dict[str, Any]) -> tuple[MeshConfig | None, list[Problem]]:
     bootstrap = parse_bootstrap(raw, problems)
     if bootstrap is None:
         return None, problems.as_list()
-    pgv.check(bootstrap, problems)
-    unsupported.check(bootstrap, "", problems)
+    rules.check(bootstrap, "", problems)
     config = translate(bootstrap, problems)
     if problems:
         return None, problems.as_list()

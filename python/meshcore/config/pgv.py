@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import re
-import warnings
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +20,7 @@ from google.protobuf.message import Message
 from protoc_gen_validate import validator
 from protoc_gen_validate.validator import ValidationFailed, validate_all
 
-from . import paths
+from . import paths, pgv_codegen, pgv_split
 from .errors import Problems
 from .walk import children, typed_configs
 
@@ -50,22 +49,18 @@ _PGV_VALIDATE_ALL = validator._validate_all
 
 
 def _validate_all(msg: Message) -> list[str]:
-    """PGV's `_validate_all` (the errors of `msg` and everything under it), calling the very
-    function PGV's own lookup returns (`_validate_all_inner`), found once per type and kept.
-    PGV's lookup wraps every message of the tree in a `ValidatingMessage` hashed by full
-    name through an `lru_cache` of 128 types: past 128 types (the configs of tests/config
-    and tests/xds use 213) it regenerates evicted validators (jinja, ast, exec: ~5 ms each)
-    over and over; and the lookup itself is ~12% of a route config's validation. Installed
-    as the module's `_validate_all`, which the generated functions call for the messages
-    inside."""
+    """PGV's `_validate_all` (the errors of `msg` and everything under it), calling PGV's
+    generated function (`_validate_all_inner`'s, rewritten by `pgv_codegen`), made once per
+    type and kept. PGV's lookup wraps every message of the tree in a `ValidatingMessage`
+    hashed by full name through an `lru_cache` of 128 types: past 128 types (the configs of
+    tests/config and tests/xds use 213) it regenerates evicted validators (jinja, ast,
+    exec: ~5 ms each) over and over; and the lookup itself is ~12% of a route config's
+    validation. Installed as the module's `_validate_all`, which the generated functions
+    call for the messages inside."""
     descriptor = msg.DESCRIPTOR
     generate = _GENERATED.get(descriptor)
     if generate is None:
-        with warnings.catch_warnings():
-            # PGV 1.3.3 reads FieldDescriptor.label, deprecated by protobuf 6, while it
-            # generates a type's function (never when it runs it): not ours to fix.
-            warnings.filterwarnings("ignore", r"label\(\) is deprecated", DeprecationWarning)
-            generate = validator._validate_all_inner(validator.ValidatingMessage(msg))
+        generate = pgv_codegen.generate(msg)
         _GENERATED[descriptor] = generate
     return generate(msg)
 
@@ -88,6 +83,12 @@ def _errors(msg: Message) -> list[str] | None:
     except Exception:  # a bug in PGV's generated code must not block a config
         return None
     return []
+
+
+def valid(msg: Message) -> bool:
+    """Whether PGV finds nothing wrong in `msg` and everything under it (what `check` of it
+    reports nothing for, its typed configs aside); raises when PGV's generated code fails."""
+    return not pgv_split.quick_errors(msg)
 
 
 def _number(text: str, duration: bool) -> str:

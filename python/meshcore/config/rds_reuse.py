@@ -12,7 +12,7 @@ from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from google.protobuf.message import Message
 
-from . import paths, pgv, unsupported
+from . import paths, rules
 from .errors import Problems
 from .translate_headers import with_header_mutations
 from .translate_routes import ClusterRefs, RouteScope, route_scope, virtual_host
@@ -94,8 +94,7 @@ def translate(
     shell = root_shell(config)
     if _key(shell) != previous.root:
         return None
-    pgv.check(shell, problems, path)
-    unsupported.check(shell, path, problems)
+    rules.check(shell, path, problems)
     out = with_header_mutations({"name": config.name}, config, path, problems)
     if problems:
         return None
@@ -128,8 +127,7 @@ def translate(
 
 def _fresh(host: rc.VirtualHost, path: str, scope: RouteScope) -> HostMemo | None:
     """A new or changed virtual host checked and translated (None: it has a problem)."""
-    pgv.check(host, scope.problems, path)
-    unsupported.check(host, path, scope.problems)
+    rules.check(host, path, scope.problems)
     refs = scope.refs.refs
     start = len(refs)
     snapshot = virtual_host(host, path, scope)

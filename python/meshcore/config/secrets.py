@@ -15,7 +15,7 @@ from typing import Any
 
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
-from . import paths, pgv, unsupported
+from . import paths, rules
 from .errors import Problem, Problems
 from .model import DnsCluster, MeshConfig
 from .translate_tls import SDS_KEY, certificate, validation
@@ -55,8 +55,7 @@ def check_secret(msg: secret_pb2.Secret, path: str) -> tuple[SecretValue | None,
     problems = Problems()
     if not msg.name:
         problems.add(paths.field(path, "name"), "is required (it names the SDS secret)")
-    pgv.check(msg, problems, path)
-    unsupported.check(msg, path, problems)
+    rules.check(msg, path, problems)
     if problems:
         return None, problems.as_list()
     kind = msg.WhichOneof("type")

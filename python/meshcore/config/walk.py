@@ -99,6 +99,20 @@ def _typed_configs(msg: Message, path: str, found: list[tuple[str, Message]]) ->
                 _typed_config(child, child_path, found)
 
 
+def reaching_any(descriptor: Descriptor) -> dict[FieldDescriptor, int]:
+    """`_any_fields`: the fields of `descriptor` that `typed_configs` looks into."""
+    return _any_fields(descriptor)
+
+
+def value_typed_configs(kind: int, value: Any) -> list[Message]:
+    """The typed configs `typed_configs` finds in a field's `value` of shape `kind` (a field
+    of `reaching_any`), in its order, without their paths."""
+    found: list[tuple[str, Message]] = []
+    for child_path, child in shaped_values(kind, value, ""):
+        _typed_config(child, child_path, found)
+    return [inner for _, inner in found]
+
+
 def _typed_config(child: Message, path: str, found: list[tuple[str, Message]]) -> None:
     if child.DESCRIPTOR.full_name == ANY:
         inner = unpack(child)

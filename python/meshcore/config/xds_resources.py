@@ -20,7 +20,7 @@ from envoy.config.route.v3 import route_pb2
 from envoy.config.trace.v3 import http_tracer_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
-from . import eds_reuse, paths, pgv, rds_reuse, unsupported
+from . import eds_reuse, paths, rds_reuse, rules
 from .errors import ConfigError, Problem, Problems
 from .model import ClusterHealthCheck, DnsCluster, MeshConfig
 from .rds_reuse import RouteMemo
@@ -126,8 +126,7 @@ class EndpointsResource:
 
 def _rules(msg: Any, path: str, problems: Problems) -> None:
     """What the bootstrap loader checks on every message: PGV rules and the table."""
-    pgv.check(msg, problems, path)
-    unsupported.check(msg, path, problems)
+    rules.check(msg, path, problems)
 
 
 def _named_rules(

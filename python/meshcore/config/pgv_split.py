@@ -1,0 +1,190 @@
+"""Whether PGV finds anything wrong in a message, running only the parts of PGV's generated
+validator that read the fields the message has set.
+
+PGV's function for a type is a list of statements, each reading a few fields of `p` (a
+oneof's statements share a `present` flag: they are one part). A part that reads only unset
+fields (not in `ListFields`) reads the values an empty message of the type has, so its
+errors are those it gives on the empty message, found once per type. For a message, the
+parts of its set fields run; any other part with errors on the empty message (a required
+field missing) is an error. A route's RouteAction reads ~40 fields and has 3 set. Only
+whether there is an error counts here: `pgv.check` reports them (with PGV's full
+function). A type whose function does anything else with `p`, or returns early, or whose
+parts fail on the empty message, is checked with the full function."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable
+from typing import Any
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
+from protoc_gen_validate import validator
+
+from . import pgv_codegen
+
+Validator = Callable[[Message], list[str]]
+
+_QUICK: dict[Descriptor, Validator] = {}
+
+
+def quick_errors(msg: Message) -> list[str]:
+    """Empty when PGV finds nothing wrong in `msg` and under it, else some of the errors
+    (or a placeholder); raises when PGV's code fails."""
+    descriptor = msg.DESCRIPTOR
+    quick = _QUICK.get(descriptor)
+    if quick is None:
+        quick = _QUICK[descriptor] = _plan(msg)
+    return quick(msg)
+
+
+def _full(msg: Message) -> Validator:
+    """PGV's whole function (`pgv._validate_all`, installed as PGV's `_validate_all`)."""
+
+    def full(m: Message) -> list[str]:
+        errors: list[str] = validator._validate_all(m)
+        return errors
+
+    return full
+
+
+def _plan(msg: Message) -> Validator:
+    descriptor = msg.DESCRIPTOR
+    function = ast.parse(pgv_codegen.pgv_source(msg)).body[0]
+    if not isinstance(function, ast.FunctionDef):
+        return _full(msg)
+    body = function.body
+    if not (_is_err_init(body[0]) and _is_return_err(body[-1])):
+        return _full(msg)
+    statements = body[1:-1]
+    if any(isinstance(node, ast.Return) for s in statements for node in ast.walk(s)):
+        return _full(msg)
+    parts = _parts(statements)
+    reads = [_fields_read(part, descriptor) for part in parts]
+    if any(r is None for r in reads):
+        return _full(msg)
+    functions = [_function(f"_part{i}", part) for i, part in enumerate(parts)]
+    made = pgv_codegen.define(descriptor, functions, {"_validate_all": quick_errors})
+    empty = type(msg)()
+    try:
+        failing = frozenset(i for i, part in enumerate(made) if part(empty))
+    except Exception:
+        return _full(msg)
+    by_field: dict[FieldDescriptor, tuple[Validator, ...]] = {}
+    for part, fields in zip(made, reads, strict=True):
+        for fd in dict.fromkeys(fields or ()):  # once per field it reads
+            by_field[fd] = (*by_field.get(fd, ()), part)
+    failing_parts = frozenset(made[i] for i in failing)
+    return _runner(by_field, failing_parts)
+
+
+def _runner(
+    by_field: dict[FieldDescriptor, tuple[Validator, ...]], failing: frozenset[Validator]
+) -> Validator:
+    get = by_field.get
+    required = tuple(failing)
+
+    def quick(msg: Message) -> list[str]:
+        run: list[Validator] = []
+        for fd, _ in msg.ListFields():
+            parts = get(fd)
+            if parts is not None:
+                run += parts
+        for part in required:
+            if part not in run:
+                return ["a required part is missing"]
+        for part in run:  # a part twice (two of its fields set) gives the same answer
+            err = part(msg)
+            if err:
+                return err
+        return []
+
+    return quick
+
+
+def _is_err_init(node: ast.stmt) -> bool:
+    return (
+        isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+        and node.targets[0].id == "err"
+        and isinstance(node.value, ast.List)
+        and not node.value.elts
+    )
+
+
+def _is_return_err(node: ast.stmt) -> bool:
+    return (
+        isinstance(node, ast.Return) and isinstance(node.value, ast.Name) and node.value.id == "err"
+    )
+
+
+def _mentions(node: ast.AST, name: str) -> bool:
+    return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node))
+
+
+def _parts(statements: list[ast.stmt]) -> list[list[ast.stmt]]:
+    """The statements in parts: each alone, but consecutive ones using `present` together."""
+    parts: list[list[ast.stmt]] = []
+    shared = False
+    for statement in statements:
+        present = _mentions(statement, "present")
+        if present and shared:
+            parts[-1].append(statement)
+        else:
+            parts.append([statement])
+        shared = present
+    return parts
+
+
+def _fields_read(part: list[ast.stmt], descriptor: Descriptor) -> list[FieldDescriptor] | None:
+    """The fields `part` reads (`p.name`, `_has_field(p, "name")`); None when it uses `p`
+    otherwise."""
+    fields: list[FieldDescriptor] = []
+    uses = 0
+    for statement in part:
+        for node in ast.walk(statement):
+            if isinstance(node, ast.Name) and node.id == "p":
+                uses += 1
+            elif (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "p"
+            ):
+                fd = descriptor.fields_by_name.get(node.attr)
+                if fd is None:
+                    return None
+                fields.append(fd)
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "_has_field"
+            ):
+                args = node.args
+                if not (
+                    len(args) == 2
+                    and isinstance(args[0], ast.Name)
+                    and args[0].id == "p"
+                    and isinstance(args[1], ast.Constant)
+                    and isinstance(args[1].value, str)
+                ):
+                    return None
+                fd = descriptor.fields_by_name.get(args[1].value)
+                if fd is None:
+                    return None
+                fields.append(fd)
+    if uses != len(fields):  # every `p` is one of the two reads
+        return None
+    return fields
+
+
+def _function(name: str, part: list[ast.stmt]) -> ast.FunctionDef:
+    """`def name(p): err = []; <part>; return err`."""
+    init = ast.Assign(
+        targets=[ast.Name(id="err", ctx=ast.Store())], value=ast.List(elts=[], ctx=ast.Load())
+    )
+    done = ast.Return(value=ast.Name(id="err", ctx=ast.Load()))
+    args: Any = ast.arguments(
+        posonlyargs=[], args=[ast.arg(arg="p")], kwonlyargs=[], kw_defaults=[], defaults=[]
+    )
+    return ast.FunctionDef(name=name, args=args, body=[init, *part, done], decorator_list=[])
