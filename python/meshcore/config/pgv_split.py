@@ -124,17 +124,30 @@ def _mentions(node: ast.AST, name: str) -> bool:
 
 
 def _parts(statements: list[ast.stmt]) -> list[list[ast.stmt]]:
-    """The statements in parts: each alone, but consecutive ones using `present` together."""
+    """The statements in parts: each alone, but a oneof's (from its `present = False` on,
+    the consecutive ones using `present`) together."""
     parts: list[list[ast.stmt]] = []
     shared = False
     for statement in statements:
         present = _mentions(statement, "present")
-        if present and shared:
+        if present and shared and not _is_present_reset(statement):
             parts[-1].append(statement)
         else:
             parts.append([statement])
         shared = present
     return parts
+
+
+def _is_present_reset(node: ast.stmt) -> bool:
+    """`present = False`: where PGV's code for a oneof starts."""
+    return (
+        isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+        and node.targets[0].id == "present"
+        and isinstance(node.value, ast.Constant)
+        and node.value.value is False
+    )
 
 
 def _fields_read(part: list[ast.stmt], descriptor: Descriptor) -> list[FieldDescriptor] | None:

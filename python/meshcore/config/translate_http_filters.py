@@ -90,8 +90,10 @@ def http_filters(
 
 def per_filter_configs(msg: Message, path: str, problems: Problems) -> list[dict[str, Any]]:
     """A virtual host's or route's `typed_per_filter_config`, by filter name."""
-    out = []
+    out: list[dict[str, Any]] = []
     configs = getattr(msg, "typed_per_filter_config", {})
+    if not configs:  # nearly every one: no path to build
+        return out
     map_path = paths.field(path, "typed_per_filter_config")
     for name in sorted(configs):
         config = filter_config(unpack(configs[name]), paths.item(map_path, name), problems)
