@@ -20,7 +20,7 @@ from envoy.config.route.v3 import route_pb2
 from envoy.config.trace.v3 import http_tracer_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
-from . import eds_reuse, paths, rds_reuse, rules
+from . import eds_reuse, gc_pause, paths, rds_reuse, rules
 from .errors import ConfigError, Problem, Problems
 from .model import ClusterHealthCheck, DnsCluster, MeshConfig
 from .rds_reuse import RouteMemo
@@ -177,12 +177,13 @@ def check_route_config(
     if reused is not None:
         return RouteResource(msg.name, reused.snapshot, reused.refs, reused.memo), []
     # A first or root-changed version, or a bad one: the whole check, as for a static one.
-    problems = _named_rules(msg, path, "RDS")
-    refs = ClusterRefs()
-    snapshot = route_config(msg, path, problems, refs)
-    if problems:
-        return None, problems.as_list()
-    memo = rds_reuse.remember(msg, path, snapshot, tuple(refs.refs))
+    with gc_pause.paused():
+        problems = _named_rules(msg, path, "RDS")
+        refs = ClusterRefs()
+        snapshot = route_config(msg, path, problems, refs)
+        if problems:
+            return None, problems.as_list()
+        memo = rds_reuse.remember(msg, path, snapshot, tuple(refs.refs))
     return RouteResource(msg.name, snapshot, tuple(refs.refs), memo), []
 
 
