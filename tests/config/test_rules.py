@@ -186,3 +186,23 @@ def test_has_field_rewrite_matches_pgvs_helper() -> None:
         assert validator._has_field(msg, fd.name) == rewritten, fd.name
     source = pgv_codegen.pgv_source(msg)
     assert "_has_field(p, 'retry_policy')" in source  # what the rewrite looks for
+
+
+def test_without_pgvs_source_pgvs_own_functions_are_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another PGV version whose source cannot be had or rewritten: PGV's own function, for
+    the errors and for the first pass."""
+    data = copy.deepcopy(_config())
+    EDITS["bad back off"](data)
+    msg = _parse(data)
+    want = _pgv_own(msg)
+    assert want
+
+    def fails(_: Message) -> str:
+        raise AttributeError("no file_template")
+
+    monkeypatch.setattr(pgv_codegen, "pgv_source", fails)
+    monkeypatch.setattr(pgv, "_GENERATED", {})
+    monkeypatch.setattr(pgv_split, "_QUICK", {})
+    assert pgv._validate_all(msg) == want
+    assert pgv_split.quick_errors(msg) == want
+    assert not rules.clean(msg)

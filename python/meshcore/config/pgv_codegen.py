@@ -97,11 +97,10 @@ class _Rewrite(ast.NodeTransformer):
 def generate(msg: Message) -> Validator:
     """The validator of `msg`'s type: PGV's source rewritten, defined in PGV's module
     namespace (the names its code uses, and `_validate_all` for the messages inside) with
-    the compiled patterns as closure variables. Should the rewrite fail where PGV's source
-    did not, PGV's own function."""
-    source = pgv_source(msg)  # fails as PGV's own generation would
+    the compiled patterns as closure variables. Should PGV's source not be had or the
+    rewrite fail (another PGV version), PGV's own function (which fails as it would)."""
     try:
-        return _rewritten(msg.DESCRIPTOR, source)
+        return _rewritten(msg.DESCRIPTOR, pgv_source(msg))
     except Exception:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", r"label\(\) is deprecated", DeprecationWarning)

@@ -50,7 +50,10 @@ def _full(msg: Message) -> Validator:
 
 def _plan(msg: Message) -> Validator:
     descriptor = msg.DESCRIPTOR
-    function = ast.parse(pgv_codegen.pgv_source(msg)).body[0]
+    try:
+        function = ast.parse(pgv_codegen.pgv_source(msg)).body[0]
+    except Exception:  # PGV's own function fails (or not) as it would
+        return _full(msg)
     if not isinstance(function, ast.FunctionDef):
         return _full(msg)
     body = function.body
