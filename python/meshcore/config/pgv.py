@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from protoc_gen_validate import validator
 from protoc_gen_validate.validator import ValidationFailed, validate_all
 
-from . import paths, pgv_codegen, pgv_split
+from . import paths, pgv_codegen
 from .errors import Problems
 from .walk import children, typed_configs
 
@@ -83,12 +83,6 @@ def _errors(msg: Message) -> list[str] | None:
     except Exception:  # a bug in PGV's generated code must not block a config
         return None
     return []
-
-
-def valid(msg: Message) -> bool:
-    """Whether PGV finds nothing wrong in `msg` and everything under it (what `check` of it
-    reports nothing for, its typed configs aside); raises when PGV's generated code fails."""
-    return not pgv_split.quick_errors(msg)
 
 
 def _number(text: str, duration: bool) -> str:

@@ -48,44 +48,123 @@ def _full(msg: Message) -> Validator:
     return full
 
 
+Plan = tuple[dict[FieldDescriptor, tuple[Validator, ...]], tuple[Validator, ...]]
+"""A type's parts by the field they read, and those with errors on an empty message."""
+
+_LOCAL: dict[Descriptor, Plan | None] = {}
+
+
+def local_plan(msg: Message, walked: frozenset[FieldDescriptor]) -> Plan | None:
+    """The parts of `msg`'s type for a walk that itself visits the messages of the
+    `walked` fields (their checks left out of the parts: `_validate_all` of one of them
+    answers []; every other message inside is checked as `quick_errors` checks it). None
+    when the type's function cannot be split: the walk runs `full_errors` then."""
+    descriptor = msg.DESCRIPTOR
+    if descriptor not in _LOCAL:
+        _LOCAL[descriptor] = _parts_plan(msg, walked)
+    return _LOCAL[descriptor]
+
+
+def full_errors(msg: Message) -> list[str]:
+    """PGV's whole function's errors for `msg` and everything under it."""
+    errors: list[str] = validator._validate_all(msg)
+    return errors
+
+
 def _plan(msg: Message) -> Validator:
+    plan = _parts_plan(msg, frozenset())
+    return _full(msg) if plan is None else _runner(*plan)
+
+
+def _nothing(_: Message) -> list[str]:
+    return []
+
+
+def _parts_plan(msg: Message, walked: frozenset[FieldDescriptor]) -> Plan | None:
     descriptor = msg.DESCRIPTOR
     try:
         function = ast.parse(pgv_codegen.pgv_source(msg)).body[0]
     except Exception:  # PGV's own function fails (or not) as it would
-        return _full(msg)
+        return None
     if not isinstance(function, ast.FunctionDef):
-        return _full(msg)
+        return None
     body = function.body
     if not (_is_err_init(body[0]) and _is_return_err(body[-1])):
-        return _full(msg)
+        return None
     statements = body[1:-1]
     if any(isinstance(node, ast.Return) for s in statements for node in ast.walk(s)):
-        return _full(msg)
+        return None
     parts = _parts(statements)
     reads = [_fields_read(part, descriptor) for part in parts]
     if any(r is None for r in reads):
-        return _full(msg)
+        return None
     functions = [_function(f"_part{i}", part) for i, part in enumerate(parts)]
-    made = pgv_codegen.define(descriptor, functions, {"_validate_all": quick_errors})
+    if walked:
+        functions = [_LeaveWalked(descriptor, walked).visit(f) for f in functions]
+    closure = {"_validate_all": quick_errors, "_walked": _nothing}
+    made = pgv_codegen.define(descriptor, functions, closure)
     empty = type(msg)()
     try:
-        failing = frozenset(i for i, part in enumerate(made) if part(empty))
+        failing = tuple(part for part in made if part(empty))
     except Exception:
-        return _full(msg)
+        return None
     by_field: dict[FieldDescriptor, tuple[Validator, ...]] = {}
     for part, fields in zip(made, reads, strict=True):
         for fd in dict.fromkeys(fields or ()):  # once per field it reads
             by_field[fd] = (*by_field.get(fd, ()), part)
-    failing_parts = frozenset(made[i] for i in failing)
-    return _runner(by_field, failing_parts)
+    return by_field, failing
+
+
+class _LeaveWalked(ast.NodeTransformer):
+    """`_validate_all(x)` becomes `_walked(x)` where `x` is a message of a `walked` field:
+    `p.f`, `p.f[key]`, or `item` of `for item in p.f`."""
+
+    def __init__(self, descriptor: Descriptor, walked: frozenset[FieldDescriptor]) -> None:
+        self.fields = descriptor.fields_by_name
+        self.walked = walked
+        self.loops: list[tuple[str, str]] = []  # (loop variable, field), innermost last
+
+    def visit_For(self, node: ast.For) -> ast.AST:
+        field = _field_of(node.iter)
+        target = node.target
+        bound = isinstance(target, ast.Name) and field is not None
+        if isinstance(target, ast.Name) and field is not None:
+            self.loops.append((target.id, field))
+        self.generic_visit(node)
+        if bound:
+            self.loops.pop()
+        return node
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        if not (
+            isinstance(node.func, ast.Name)
+            and node.func.id == "_validate_all"
+            and len(node.args) == 1
+            and not node.keywords
+        ):
+            return node
+        arg = node.args[0]
+        field = _field_of(arg.value if isinstance(arg, ast.Subscript) else arg)
+        if field is None and isinstance(arg, ast.Name):
+            field = next((f for name, f in reversed(self.loops) if name == arg.id), None)
+        fd = self.fields.get(field) if field is not None else None
+        if fd is not None and fd in self.walked:
+            node.func = ast.Name(id="_walked", ctx=ast.Load())
+        return node
+
+
+def _field_of(node: ast.expr) -> str | None:
+    """`f` for `p.f`."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return node.attr if node.value.id == "p" else None
+    return None
 
 
 def _runner(
-    by_field: dict[FieldDescriptor, tuple[Validator, ...]], failing: frozenset[Validator]
+    by_field: dict[FieldDescriptor, tuple[Validator, ...]], required: tuple[Validator, ...]
 ) -> Validator:
     get = by_field.get
-    required = tuple(failing)
 
     def quick(msg: Message) -> list[str]:
         run: list[Validator] = []

@@ -14,7 +14,7 @@ from .any_reach import ANY
 from .errors import Problems
 from .supported import LEAF_PREFIX, MESSAGES, Rule
 from .type_urls import type_name, unpack
-from .walk import MAP, SINGLE, reaching_any, shape, shaped_values, value_typed_configs, values
+from .walk import SINGLE, reaching_any, shape, shaped_values, values
 
 # What `check` does with a set field (`_Step.action`).
 SKIP = 0  # allowed, nothing inside to check (opaque, scalar, protobuf value type)
@@ -23,7 +23,7 @@ ENUM = 2  # an enum with some values allowed
 EMPTY = 3  # allowed only when nothing inside is set
 TYPED = 4  # a typed config (`Any`)
 DESCEND = 5  # check the message(s) inside
-SCAN = 6  # `clean` only: SKIP, but typed configs may be inside (`walk.reaching_any`)
+SCAN = 6  # `rules.clean` only: SKIP, but typed configs may be inside (`walk.reaching_any`)
 
 
 class _Step(NamedTuple):
@@ -147,8 +147,9 @@ def check(msg: Message, path: str, problems: Problems) -> None:
 
 
 @functools.cache
-def _clean_steps(descriptor: Descriptor) -> dict[FieldDescriptor, _Step]:
-    """`_steps`, with SCAN for the SKIP fields that `walk.typed_configs` looks into."""
+def clean_steps(descriptor: Descriptor) -> dict[FieldDescriptor, _Step]:
+    """`_steps` (for `rules.clean`), with SCAN for the SKIP fields that
+    `walk.typed_configs` looks into."""
     scanned = reaching_any(descriptor)
     return {
         fd: step._replace(action=SCAN) if step.action == SKIP and fd in scanned else step
@@ -156,53 +157,6 @@ def _clean_steps(descriptor: Descriptor) -> dict[FieldDescriptor, _Step]:
     }
 
 
-def clean(msg: Message, found: list[Message]) -> bool:
-    """Whether `check` reports nothing under `msg`, found without building a path; the
-    typed configs met are appended to `found` (those `walk.typed_configs` finds: when
-    `clean` is True, every one of them; a field `check` does not look into is scanned as
-    `typed_configs` does)."""
-    descriptor = msg.DESCRIPTOR
-    steps = _clean_steps(descriptor)
-    for fd, value in msg.ListFields():
-        step = steps.get(fd) or _step(descriptor, fd)  # an extension is not in `fields`
-        action, kind, rule, _, allowed = step
-        if action == SKIP:
-            continue
-        if action == DESCEND:
-            if kind == SINGLE:
-                if not clean(value, found):
-                    return False
-                continue
-            for child in value.values() if kind == MAP else value:
-                if not clean(child, found):
-                    return False
-        elif action == ENUM:
-            if not (value in allowed if kind == SINGLE else all(v in allowed for v in value)):
-                return False
-        elif action == SCAN:
-            found.extend(value_typed_configs(kind, value))
-        elif action == TYPED:
-            for packed in (value,) if kind == SINGLE else value.values() if kind == MAP else value:
-                if not _clean_typed(packed, rule, found):
-                    return False
-        elif action == EMPTY:
-            for child in (value,) if kind == SINGLE else value.values() if kind == MAP else value:
-                if child.ListFields():
-                    return False
-        else:  # REPORT
-            return False
-    return True
-
-
-def _clean_typed(packed: Message, rule: Rule, found: list[Message]) -> bool:
-    """`_check_typed` reports nothing for `packed` (then in `found`, and clean inside)."""
-    type_url: str = getattr(packed, "type_url", "")
-    if not type_url:
-        return False
-    if rule.types is not None and type_name(type_url) not in rule.types:
-        return False
-    inner = unpack(packed)
-    if inner is None:
-        return False
-    found.append(inner)
-    return clean(inner, found)
+def step_of(descriptor: Descriptor, fd: FieldDescriptor) -> _Step:
+    """`_step`, for a field not in `clean_steps` (an extension)."""
+    return _step(descriptor, fd)
