@@ -113,7 +113,10 @@ class XdsClient:
         """Per type: the last rejection's detail and wall time."""
         self.connected = False
         self._channel_ready = False
-        self._lock = trio.Lock()
+        # One holder at a time (a semaphore of one: trio.Lock's owner and deadlock-breaker
+        # bookkeeping cost more per update than the whole exclusion, and every holder
+        # releases it in a `finally`).
+        self._lock = trio.Semaphore(1, max_value=1)
         self._stream: Any = None
         self._subscribed: dict[str, AbstractSet[str]] = {
             ROUTE_CONFIG: set(),

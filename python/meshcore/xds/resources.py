@@ -572,7 +572,8 @@ class ResourceStore:
         if staged.update is not None:
             if staged.plan.clusters is not None and staged.names is not None:
                 self._update_cluster_refs(staged, [*staged.names, *self.view.retained])
-            self._carry_raw_names(staged)
+            if self._raw_names:  # else nothing to carry (a delta stream keeps none)
+                self._carry_raw_names(staged)
             self.accepted[staged.update.type_url] = staged.accepted
         view, plan = staged.view, staged.plan
         self.view = view

@@ -189,7 +189,7 @@ def rebuild_listeners(
         warming_clusters=previous.warming_clusters,
         endpoints=previous.endpoints,
         users=previous.users,
-        waiting_secrets=_clusters_waiting(previous),
+        waiting_secrets=_clusters_waiting(previous) if previous.waiting_secrets else {},
         retained=previous.retained,
     )
     lookup = secret_lookup(accepted, static_secrets or {})
@@ -253,8 +253,6 @@ def rebuild_clusters(
 
 def _clusters_waiting(previous: View) -> dict[str, frozenset[str]]:
     """The clusters' entries of `previous.waiting_secrets` (the listeners' are redone)."""
-    if not previous.waiting_secrets:
-        return {}
     return {
         path: missing
         for path, missing in previous.waiting_secrets.items()
