@@ -78,6 +78,19 @@ async def test_a_route_change_resubscribes_only_when_the_names_can_change() -> N
     assert list(stream.sent[-1].resource_names_subscribe) == ["r2"]
 
 
+async def test_a_listener_dropped_in_place_is_followed_again() -> None:
+    client, stream = new_client(FakeSink())
+    await _load(client)
+    listeners = [listener("l", 0, rds="r"), listener("n", 0, rds="r2")]
+    await client._on_response(response(LISTENER, listeners, "l2"))
+    assert client.store.view.warming_listeners == {"n"}  # r2 has not come
+    assert client._subscribed[ROUTE_CONFIG] == {"r", "r2"}
+    client.store.drop(LISTENER, ["n"])  # `accepted` changed in place, the view as it was
+    client._resubscribe()
+    assert client._subscribed[ROUTE_CONFIG] == {"r"}
+    assert list(stream.sent[-1].resource_names_unsubscribe) == ["r2"]
+
+
 async def test_a_secret_nothing_names_is_still_forgotten(tmp_path: Path) -> None:
     client, stream = new_client(FakeSink())
     await _load(client)

@@ -248,6 +248,9 @@ class ResourceStore:
         """The SDS secrets and EDS names of the accepted and serving clusters, for the
         accepted clusters and the view's clusters they were gathered from (by identity:
         both dicts are replaced, never changed in place, when clusters change)."""
+        self._dropped = object()
+        """Replaced when `drop` takes listeners or clusters out of `accepted` in place (see
+        `refs_inputs`)."""
         self._static_of: tuple[MeshConfig, set[str], set[str]] | None = None
         """`static` with the names of its clusters and the clusters routes may not use
         (worked out once per bootstrap, not per update)."""
@@ -671,7 +674,11 @@ class ResourceStore:
         serving version until a restage)."""
         entries = self.accepted[type_url]
         for name in names:
-            if entries.pop(name, None) is None or type_url in (LISTENER, ROUTE_CONFIG):
+            if entries.pop(name, None) is None:
+                continue
+            if type_url in (LISTENER, CLUSTER):
+                self._dropped = object()  # what `refs_inputs` names changed in place
+            if type_url in (LISTENER, ROUTE_CONFIG):
                 continue
             if type_url == ASSIGNMENT:
                 # No accepted or serving cluster names it (`wanted`): the view without it
@@ -731,10 +738,12 @@ class ResourceStore:
         self._cluster_refs = counts.frozen(cached)
 
     def refs_inputs(self) -> tuple[object, ...]:
-        """What `secret_refs` and `wanted` read (besides what `drop` takes out): the
-        same objects (identity) give the same answers (these dicts are replaced, not changed,
-        by a commit; the serving listeners' sources are the checked listeners)."""
+        """What `secret_refs` and `wanted` read: the same objects (identity) give the same
+        answers (these dicts are replaced, not changed, by a commit, and `drop` notes when
+        it changes the listeners or clusters in place; the serving listeners' sources are
+        the checked listeners)."""
         return (
+            self._dropped,
             self.static,
             self.accepted[LISTENER],
             self.accepted[CLUSTER],
