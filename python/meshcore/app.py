@@ -83,6 +83,23 @@ def base_endpoints(
     }
 
 
+def _filter_inputs(snapshot: Mapping[str, Any]) -> list[Any]:
+    """What the JWKS fetcher (`remote_sources`) and the span exporter (`exporters`) read
+    of a snapshot: its local address and each connection manager's stat prefix, HTTP
+    filters and tracing, in order."""
+    out: list[Any] = [snapshot.get("local_address")]
+    for listener in snapshot.get("listeners", ()):
+        for chain in (*listener.get("filter_chains", ()), listener.get("default_filter_chain")):
+            manager = chain.get("filter", {}).get("http_connection_manager") if chain else None
+            if manager:
+                out += (
+                    manager.get("stat_prefix", ""),
+                    manager.get("http_filters", ()),
+                    manager.get("tracing"),
+                )
+    return out
+
+
 def problems_text(exc: BaseException) -> list[str]:
     """`path: message` lines of a ConfigError (or the error itself)."""
     problems = getattr(exc, "problems", None)
@@ -122,6 +139,8 @@ class Server:
         self._dns_scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
         self.xds: XdsClient | None = None
+        self._followed: list[Any] | None = None
+        """`_filter_inputs` of the snapshot the JWKS fetcher and span exporter follow."""
 
     async def _apply(self, config: MeshConfigLike) -> dict[str, list[Endpoint]]:
         """Resolves the config's DNS clusters, runs the first round of health checks (as
@@ -141,9 +160,21 @@ class Server:
             raise
         self.health.commit(health, endpoints)
         log.debug("snapshot generation %d applied", generation)
-        await self.jwks.restart(self._nursery, config.snapshot)
-        self.spans.configure(config.snapshot)
+        await self._follow(config.snapshot)
         return resolved
+
+    async def _follow(self, snapshot: Mapping[str, Any]) -> None:
+        """The JWKS fetcher and the span exporter follow a newly applied snapshot; unless
+        what they read of it is what they read last (a route change keeps the connection
+        managers' filters and tracing)."""
+        inputs = _filter_inputs(snapshot)
+        if inputs == self._followed:
+            return
+        self._followed = None
+        assert self._nursery is not None
+        await self.jwks.restart(self._nursery, snapshot)
+        self.spans.configure(snapshot)
+        self._followed = inputs
 
     def _hosts_of(self, cluster: str) -> list[Endpoint]:
         """A cluster's current hosts with their health (for the JWKS fetcher)."""
@@ -275,9 +306,7 @@ class Server:
             await self._apply_composed(config)
         else:
             self.engine.apply_listeners(listeners_snapshot(config))
-            assert self._nursery is not None
-            await self.jwks.restart(self._nursery, config.snapshot)
-            self.spans.configure(config.snapshot)  # an LDS listener's tracer
+            await self._follow(config.snapshot)  # an LDS listener's jwt_authn, tracer
         self.state.config = config
 
     async def _apply_clusters(self, config: MeshConfigLike, delta: ClusterDelta) -> None:
@@ -308,8 +337,7 @@ class Server:
         before = self.state.config.dns_clusters if self.state.config is not None else ()
         if dns or any(d.name in changed or d.name in delta.removed for d in before):
             await self._start_dns(config, resolved)  # the DNS clusters' set changed
-        await self.jwks.restart(self._nursery, config.snapshot)
-        self.spans.configure(config.snapshot)
+        await self._follow(config.snapshot)
 
     async def update_xds_endpoints(self, updates: Mapping[str, list[Endpoint]]) -> None:
         """An accepted EDS update of serving clusters: their hosts only, through the health

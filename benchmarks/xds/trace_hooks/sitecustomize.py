@@ -63,9 +63,11 @@ def _install(path: str) -> None:
         def deliver(raw: bytes) -> Any:
             start = now()
             response = deserialize(raw)
-            records[response.nonce] = {"poll_start": start, "parsed": now()}
+            record = records[response.nonce] = {"poll_start": start, "parsed": now()}
             token.run_sync_soon(handed, send, response)
-            records[response.nonce]["posted"] = now()
+            # Not `records[nonce]`: trio may have ACKed it (and the sender popped the
+            # record) before this thread runs again; the line then lacks "posted".
+            record["posted"] = now()
             return response
 
         return deliver

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from collections.abc import Set as AbstractSet
@@ -25,7 +26,7 @@ from meshcore.admin.config_dump import timestamp
 from meshcore.config.errors import Problems
 from meshcore.config.grpc_tls import static_cluster_tls
 from meshcore.config.model import DynamicConfig, MeshConfig, XdsSource
-from meshcore.config.secrets import sds_target
+from meshcore.config.secrets import SecretRef, sds_target
 from meshcore.config.xds_resources import ASSIGNMENT, CLUSTER, LISTENER, ROUTE_CONFIG, SECRET
 from meshcore.lifecycle.control_stats import ControlStats
 
@@ -112,7 +113,10 @@ class XdsClient:
         """Per type: the last rejection's detail and wall time."""
         self.connected = False
         self._channel_ready = False
-        self._lock = trio.Lock()
+        # One holder at a time (a semaphore of one: trio.Lock's owner and deadlock-breaker
+        # bookkeeping cost more per update than the whole exclusion, and every holder
+        # releases it in a `finally`).
+        self._lock = trio.Semaphore(1, max_value=1)
         self._stream: Any = None
         self._subscribed: dict[str, AbstractSet[str]] = {
             ROUTE_CONFIG: set(),
@@ -127,6 +131,11 @@ class XdsClient:
         """Secrets whose initial_fetch_timeout has been started (once each)."""
         self._pending = {t for source, t in self._sources()}
         self._timed_out = False
+        self._initial_done = False
+        """`initialized` is set (nothing of the initial fetch is pending any more)."""
+        self._followed: tuple[object, ...] = ()
+        """What the last `_resubscribe` followed: `ResourceStore.refs_inputs` (by identity)
+        and whether the nursery was there."""
         self._clusters_fetched = trio.Event()
         self._ttl_wakeup = trio.Event()
         wildcard = {t for source, t in self._sources() if source.file is None}
@@ -275,7 +284,7 @@ class XdsClient:
             self._rejected(type_url, self.stats.scopes(type_url, ()), "", rejected)
             send(protocol.nack(response, rejected.detail))
             return
-        scopes = self.stats.scopes(type_url, [r.name for r in update.resources] + update.removed)
+        scopes = self.stats.update_scopes(update)
         self.stats.inc(scopes, "update_attempt")
         try:
             staged = await self._stage_and_apply(update)
@@ -293,7 +302,8 @@ class XdsClient:
         if not staged.endpoints_only:
             self._resubscribe()
         self._done_initial(type_url)
-        _tidy(update)
+        if len(update.resources) > THREADED_STAGE:
+            _tidy(update)
 
     def _send(self, request: Message | None) -> None:
         if request is not None and self._stream is not None:
@@ -305,7 +315,7 @@ class XdsClient:
         try:
             if update is None:
                 staged = self.store.restage()
-            elif _to_check(update) > THREADED_STAGE:
+            elif len(update.resources) > THREADED_STAGE and _to_check(update) > THREADED_STAGE:
                 # Thousands of resources take seconds to check: keep the admin API and
                 # health checks answering meanwhile (only `commit`, here, changes the store).
                 staged = await trio.to_thread.run_sync(
@@ -362,14 +372,16 @@ class XdsClient:
                 not update.resources and not update.removed,
             )
             self.rejections.pop(update.type_url, None)
-            log.log(
-                _APPLIED_LEVEL.get(update.type_url, logging.INFO),
-                "xDS %s update %r applied (%d resources, %d removed)",
-                short_type(update.type_url),
-                update.version_info,
-                len(update.resources),
-                len(update.removed),
-            )
+            level = _APPLIED_LEVEL.get(update.type_url, logging.INFO)
+            if log.isEnabledFor(level):  # route and endpoint updates: debug, usually off
+                log.log(
+                    level,
+                    "xDS %s update %r applied (%d resources, %d removed)",
+                    short_type(update.type_url),
+                    update.version_info,
+                    len(update.resources),
+                    len(update.removed),
+                )
         self.stats.totals()
         if self.store.ttl_seen:
             self._ttl_wakeup.set()
@@ -387,15 +399,21 @@ class XdsClient:
 
     def _resubscribe(self) -> None:
         """Follows the RDS, EDS and SDS names (and SDS files) the listeners and clusters
-        need now."""
+        need now. Nothing to do when what they are read from is what it was at the last
+        call (the same objects: a route change keeps the listeners and clusters)."""
+        inputs = (self._nursery is None, *self.store.refs_inputs())
+        followed = self._followed
+        if len(inputs) == len(followed) and all(map(operator.is_, inputs, followed)):
+            return
+        refs = self.store.secret_refs()
         self.secret_files.follow(
             (ref.file, ref.watched_directory)
-            for ref in self.store.secret_refs()
+            for ref in refs
             if ref.source == "file" and ref.file is not None
         )
-        self._follow_sds_servers()
+        self._follow_sds_servers(refs)
         for type_url in (ROUTE_CONFIG, ASSIGNMENT, SECRET):
-            wanted = self.store.wanted(type_url)
+            wanted = self.store.wanted(type_url, refs)
             subscribed = self._subscribed[type_url]
             if wanted is subscribed:  # EDS: no comparison of 10,000 names per update
                 continue
@@ -405,6 +423,7 @@ class XdsClient:
             self.store.drop(type_url, self._subscribed[type_url] - wanted)
             self._subscribed[type_url] = wanted
             self._send(self.protocol.set_names(type_url, wanted))
+        self._followed = inputs
 
     # ---- files, TTLs, reloads ------------------------------------------------------------
 
@@ -433,19 +452,19 @@ class XdsClient:
 
         await files.watch(path, source.watched_directory, reload, self.poll_s)
 
-    def _follow_sds_servers(self) -> None:
-        """Opens an SDS stream per server listeners and clusters name (`api_config_source`)
-        and closes those none names; each subscribes to the secrets named with it. Secrets
-        nothing names any more are forgotten."""
+    def _follow_sds_servers(self, refs: set[SecretRef]) -> None:
+        """Opens an SDS stream per server listeners and clusters name (`api_config_source`,
+        `refs`: `ResourceStore.secret_refs`) and closes those none names; each subscribes to
+        the secrets named with it. Secrets nothing names any more are forgotten."""
         wanted: dict[SdsServer, set[str]] = {}
         named: set[str] = set()
-        for ref in self.store.secret_refs():
+        for ref in refs:
             if ref.source != "static":
                 named.add(ref.name)
             if ref.source == "api" and ref.cluster is not None:
                 wanted.setdefault(SdsServer(ref.cluster, ref.delta), set()).add(ref.name)
         self.store.drop(SECRET, set(self.store.accepted[SECRET]) - named)
-        self._start_secret_timers()
+        self._start_secret_timers(refs)
         for server in list(self.sds_links):
             if server not in wanted:
                 self.sds_links.pop(server).scope.cancel()
@@ -471,11 +490,11 @@ class XdsClient:
             else:
                 link.set_names(names)
 
-    def _start_secret_timers(self) -> None:
+    def _start_secret_timers(self, refs: set[SecretRef]) -> None:
         """Each SDS secret's `initial_fetch_timeout` starts when a resource first names it."""
         if self._nursery is None:
             return
-        for ref in self.store.secret_refs():
+        for ref in refs:
             if ref.source in ("static", "unsupported") or ref.name in self._secret_timers:
                 continue
             self._secret_timers.add(ref.name)
@@ -570,6 +589,8 @@ class XdsClient:
     # ---- initialization ------------------------------------------------------------------
 
     def _done_initial(self, type_url: str) -> None:
+        if self._initial_done:  # nothing pending, every event set: nothing can change
+            return
         self._pending.discard(type_url)
         self._check_initialized()
 
@@ -583,6 +604,7 @@ class XdsClient:
             if not self.initialized.is_set():
                 log.info("xDS initial fetch done")
             self.initialized.set()
+            self._initial_done = True
 
     async def _initial_timeout(self, source: XdsSource, type_url: str) -> None:
         await trio.sleep(source.initial_fetch_timeout_s)

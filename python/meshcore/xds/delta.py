@@ -26,7 +26,7 @@ from .resources import (
     decode,
     short_type,
 )
-from .sotw import INVALID_ARGUMENT, ttl_seconds
+from .sotw import INVALID_ARGUMENT, ttl_seconds, where
 
 
 @dataclass
@@ -98,11 +98,10 @@ class DeltaProtocol:
         problems: list[str] = []
         resources = []
         for index, resource in enumerate(response.resources):
-            where = f"{short_type(type_url)} response: resources[{index}]"
             if not resource.name:
-                problems.append(f"{where}: name is required")
+                problems.append(f"{where(type_url, index)}: name is required")
                 continue
-            ttl = ttl_seconds(resource)
+            ttl = ttl_seconds(resource) if resource.HasField("ttl") else None
             if not resource.HasField("resource"):
                 resources.append(
                     Incoming(resource.name, resource.version, None, b"", ttl, heartbeat=True)
@@ -110,14 +109,14 @@ class DeltaProtocol:
                 continue
             if resource.resource.type_url != type_url:
                 problems.append(
-                    f"{where}: a {short_type(resource.resource.type_url)} in a "
-                    f"{short_type(type_url)} response"
+                    f"{where(type_url, index)}: a {short_type(resource.resource.type_url)} "
+                    f"in a {short_type(type_url)} response"
                 )
                 continue
             try:
                 msg = decode(type_url, resource.resource.value)
             except ValueError as exc:
-                problems.append(f"{where}: {exc}")
+                problems.append(f"{where(type_url, index)}: {exc}")
                 continue
             resources.append(
                 Incoming(resource.name, resource.version, msg, resource.resource.value, ttl)

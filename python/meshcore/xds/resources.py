@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -177,6 +178,9 @@ class Plan:
     clusters: ClusterDelta | None = None
     """With a config whose clusters changed: the changed and removed ones, when the other
     clusters are those applied, as they are (None: every cluster may have changed)."""
+    listeners: dict[str, dict[str, Any]] | None = None
+    """With a config: its dynamic listeners' snapshots by name, when the plan made them
+    (what `commit` keeps as the applied ones)."""
 
 
 @dataclass
@@ -244,6 +248,20 @@ class ResourceStore:
         """The SDS secrets and EDS names of the accepted and serving clusters, for the
         accepted clusters and the view's clusters they were gathered from (by identity:
         both dicts are replaced, never changed in place, when clusters change)."""
+        self._dropped = object()
+        """Replaced when `drop` takes listeners or clusters out of `accepted` in place (see
+        `refs_inputs`)."""
+        self._static_of: tuple[MeshConfig, set[str], set[str]] | None = None
+        """`static` with the names of its clusters and the clusters routes may not use
+        (worked out once per bootstrap, not per update)."""
+
+    def _static_clusters(self) -> tuple[set[str], set[str]]:
+        """The static cluster names (`static_names`) and `unroutable` ones of `static`."""
+        cached = self._static_of
+        if cached is None or cached[0] is not self.static:
+            cached = (self.static, static_names(self.static, "clusters"), unroutable(self.static))
+            self._static_of = cached
+        return cached[1], cached[2]
 
     # ---- staging -------------------------------------------------------------------------
 
@@ -256,7 +274,8 @@ class ResourceStore:
         changes: dict[str, Entry] = {}  # new, changed and refreshed entries
         now = self.clock()
         seen: set[str] = set()
-        fresh: set[str] = set()  # new or changed: checked against the others below
+        # New or changed (in the order sent): checked against the others below.
+        fresh: dict[str, None] = {}
         for incoming in update.resources:
             if incoming.name in seen:
                 problems.add(resource_path(type_url, incoming.name), "sent twice in one response")
@@ -289,9 +308,10 @@ class ResourceStore:
                     message = decode(type_url, raw)
                 path = resource_path(type_url, incoming.name)  # only here: 10,000 cost ~15 ms
                 checked, found = self._check(type_url, message, path, previous)
-                problems.extend(found)
+                if found:
+                    problems.extend(found)
                 last_updated = now
-                fresh.add(incoming.name)
+                fresh[incoming.name] = None
             if checked is not None:
                 changes[incoming.name] = Entry(
                     incoming.name,
@@ -321,25 +341,26 @@ class ResourceStore:
             view = rebuild_listeners(
                 candidate,
                 self.view,
-                static_names(self.static, "clusters"),
+                self._static_clusters()[0],
                 self.static.secrets,
                 self.static_sds,
             )
         incremental = view is not None
         # What the update changes: new, changed and removed resources (a state-of-the-world
         # update lists all the others too, unchanged: their bytes matched).
-        names = [r.name for r in update.resources if r.name in fresh]
-        names += [n for n in update.removed if n in old]
-        if update.complete:
-            names += old.keys() - accepted.keys()
-        names = list(dict.fromkeys(names))
+        names = list(fresh)
+        if update.removed or update.complete:
+            names += [n for n in update.removed if n in old]
+            if update.complete:
+                names += old.keys() - accepted.keys()
+            names = list(dict.fromkeys(names))
         by_clusters = type_url == CLUSTER and self._view_current and self.applied is not None
         if by_clusters:
             view = rebuild_clusters(
                 candidate,
                 self.view,
                 names,
-                static_names(self.static, "clusters"),
+                self._static_clusters()[0],
                 self.static.secrets,
                 self.static_sds,
             )
@@ -347,11 +368,11 @@ class ResourceStore:
             view = build_view(
                 candidate,
                 self.view,
-                static_names(self.static, "clusters"),
+                self._static_clusters()[0],
                 self.static.secrets,
                 self.static_sds,
             )
-        check_addresses((a.snapshot for a in view.listeners.values()), self.static, problems)
+        check_addresses(map(_SNAPSHOT, view.listeners.values()), self.static, problems)
         if problems:
             raise Rejected(problems)
         if by_clusters:
@@ -414,7 +435,7 @@ class ResourceStore:
         self,
         type_url: str,
         candidate: Mapping[str, Mapping[str, Entry]],
-        fresh: set[str],
+        fresh: Collection[str],
         problems: Problems,
     ) -> None:
         """Checks the new and changed resources of the type just updated against the
@@ -435,16 +456,17 @@ class ResourceStore:
                 path = resource_path(LISTENER, name)
                 if name in statics:
                     problems.add(f"{path}.name", "a static listener has this name")
-                check_refs(listener.refs, None, problems, unroutable(self.static))
+                check_refs(listener.refs, None, problems, self._static_clusters()[1])
                 if listener.rds is not None and not self.ads:
                     problems.add(
                         path, "rds needs dynamic_resources.ads_config (RDS comes over ADS)"
                     )
         elif type_url == ROUTE_CONFIG:
+            refused = self._static_clusters()[1]
             for entry in entries.values():
-                check_refs(entry.checked.refs, None, problems, unroutable(self.static))
+                check_refs(entry.checked.refs, None, problems, refused)
         elif type_url == CLUSTER:
-            statics = static_names(self.static, "clusters")
+            statics = self._static_clusters()[0]
             for name, entry in entries.items():
                 path = resource_path(CLUSTER, name)
                 if name in statics:
@@ -504,18 +526,18 @@ class ResourceStore:
             and clusters == self._applied_clusters
             and endpoints == self._applied_endpoints
         )
-        return Plan(config, {}, clusters_changed=not unchanged)
+        return Plan(config, {}, clusters_changed=not unchanged, listeners=listeners)
 
     def _plan_listeners(self, view: View) -> Plan:
         """`_plan` for a view from `rebuild_listeners`: its clusters and endpoints are those
         applied, so only the listeners are compared, and a new config takes the applied
         one's clusters as they are (O(listeners), not O(clusters))."""
         assert self.applied is not None
-        listeners = {name: a.snapshot for name, a in view.listeners.items()}
+        listeners = dict(zip(view.listeners, map(_SNAPSHOT, view.listeners.values()), strict=True))
         if listeners == self._applied_listeners:
             return Plan(None, {})
         config = compose_listeners(self.applied, self.static, list(listeners.values()))
-        return Plan(config, {}, clusters_changed=False)
+        return Plan(config, {}, clusters_changed=False, listeners=listeners)
 
     def _plan_clusters(self, view: View, names: Iterable[str]) -> Plan:
         """`_plan` for a view from `rebuild_clusters`: only the clusters in `names` may
@@ -536,11 +558,12 @@ class ResourceStore:
                 changed[name] = cluster
         if not changed and not removed:
             return self._plan_listeners(view)
-        listeners = [a.snapshot for a in view.listeners.values()]
+        listeners = {name: a.snapshot for name, a in view.listeners.items()}
         config, snapshots = compose_clusters(
-            self.applied, self.static, listeners, changed, removed, view.endpoints
+            self.applied, self.static, list(listeners.values()), changed, removed, view.endpoints
         )
-        return Plan(config, {}, clusters=ClusterDelta(snapshots, tuple(sorted(removed))))
+        delta = ClusterDelta(snapshots, tuple(sorted(removed)))
+        return Plan(config, {}, clusters=delta, listeners=listeners)
 
     # ---- committing ----------------------------------------------------------------------
 
@@ -552,13 +575,18 @@ class ResourceStore:
         if staged.update is not None:
             if staged.plan.clusters is not None and staged.names is not None:
                 self._update_cluster_refs(staged, [*staged.names, *self.view.retained])
-            self._carry_raw_names(staged)
+            if self._raw_names:  # else nothing to carry (a delta stream keeps none)
+                self._carry_raw_names(staged)
             self.accepted[staged.update.type_url] = staged.accepted
         view, plan = staged.view, staged.plan
         self.view = view
         if plan.config is not None:
             self.applied = plan.config
-            self._applied_listeners = {n: a.snapshot for n, a in view.listeners.items()}
+            self._applied_listeners = (
+                plan.listeners
+                if plan.listeners is not None
+                else {n: a.snapshot for n, a in view.listeners.items()}
+            )
             if plan.clusters is not None:  # the others equal the applied ones
                 for name in plan.clusters.removed:
                     self._applied_clusters.pop(name, None)
@@ -625,7 +653,7 @@ class ResourceStore:
         view = build_view(
             self.accepted,
             self.view,
-            static_names(self.static, "clusters"),
+            self._static_clusters()[0],
             self.static.secrets,
             self.static_sds,
         )
@@ -646,7 +674,11 @@ class ResourceStore:
         serving version until a restage)."""
         entries = self.accepted[type_url]
         for name in names:
-            if entries.pop(name, None) is None or type_url in (LISTENER, ROUTE_CONFIG):
+            if entries.pop(name, None) is None:
+                continue
+            if type_url in (LISTENER, CLUSTER):
+                self._dropped = object()  # what `refs_inputs` names changed in place
+            if type_url in (LISTENER, ROUTE_CONFIG):
                 continue
             if type_url == ASSIGNMENT:
                 # No accepted or serving cluster names it (`wanted`): the view without it
@@ -705,6 +737,21 @@ class ResourceStore:
                     counts.add(after.checked if isinstance(after, Entry) else after, 1)
         self._cluster_refs = counts.frozen(cached)
 
+    def refs_inputs(self) -> tuple[object, ...]:
+        """What `secret_refs` and `wanted` read: the same objects (identity) give the same
+        answers (these dicts are replaced, not changed, by a commit, and `drop` notes when
+        it changes the listeners or clusters in place; the serving listeners' sources are
+        the checked listeners)."""
+        return (
+            self._dropped,
+            self.static,
+            self.accepted[LISTENER],
+            self.accepted[CLUSTER],
+            self.accepted[SECRET],
+            self.view.clusters,
+            *map(_SOURCE, self.view.listeners.values()),
+        )
+
     def secret_refs(self) -> set[SecretRef]:
         """The SDS secrets the accepted and serving listeners and clusters name."""
         out: set[SecretRef] = set(self._of_clusters()[0])
@@ -716,11 +763,13 @@ class ResourceStore:
             out.update(listener.secrets)
         return out
 
-    def wanted(self, type_url: str) -> AbstractSet[str]:
+    def wanted(self, type_url: str, refs: set[SecretRef] | None = None) -> AbstractSet[str]:
         """The RDS, EDS or SDS (over ADS) names the accepted and serving listeners and
-        clusters need (EDS: the same object while the clusters do not change)."""
+        clusters need (EDS: the same object while the clusters do not change; SDS: from
+        `refs`, `secret_refs()` when not given)."""
         if type_url == SECRET:
-            return {ref.name for ref in self.secret_refs() if ref.source == "ads"}
+            refs = self.secret_refs() if refs is None else refs
+            return {ref.name for ref in refs if ref.source == "ads"}
         if type_url == ROUTE_CONFIG:
             names = {e.checked.rds for e in self.accepted[LISTENER].values()}
             names |= {a.rds for a in self.view.listeners.values()}
@@ -755,6 +804,10 @@ class ResourceStore:
             if names:
                 out[type_url] = names
         return out
+
+
+_SOURCE = attrgetter("source")
+_SNAPSHOT = attrgetter("snapshot")
 
 
 def _static_sds(static: MeshConfig) -> tuple[ListenerResource, ...]:

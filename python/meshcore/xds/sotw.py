@@ -40,7 +40,7 @@ def ttl_seconds(resource: discovery_pb2.Resource) -> float | None:
     return float(resource.ttl.seconds + resource.ttl.nanos / 1e9)
 
 
-def _where(type_url: str, index: int) -> str:
+def where(type_url: str, index: int) -> str:
     return f"{short_type(type_url)} response: resources[{index}]"
 
 
@@ -61,20 +61,20 @@ def unwrap(
         try:
             wrapper.ParseFromString(packed.value)
         except Exception as exc:
-            problems.append(f"{_where(type_url, index)}: cannot decode Resource: {exc}")
+            problems.append(f"{where(type_url, index)}: cannot decode Resource: {exc}")
             return None
         ttl = ttl_seconds(wrapper)
         name = wrapper.name
         version = wrapper.version or version
         if not wrapper.HasField("resource"):
             if not name:
-                problems.append(f"{_where(type_url, index)}: a heartbeat Resource needs a name")
+                problems.append(f"{where(type_url, index)}: a heartbeat Resource needs a name")
                 return None
             return Incoming(name, version, None, b"", ttl, heartbeat=True)
         packed = wrapper.resource
     if packed.type_url != type_url:
         problems.append(
-            f"{_where(type_url, index)}: a {short_type(packed.type_url)} in a "
+            f"{where(type_url, index)}: a {short_type(packed.type_url)} in a "
             f"{short_type(type_url)} response"
         )
         return None
@@ -84,7 +84,7 @@ def unwrap(
     try:
         msg = decode(type_url, packed.value)
     except ValueError as exc:
-        problems.append(f"{_where(type_url, index)}: {exc}")
+        problems.append(f"{where(type_url, index)}: {exc}")
         return None
     return Incoming(name or resource_name(type_url, msg), version, msg, packed.value, ttl)
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from operator import attrgetter
 from typing import Any
 
 from meshcore.config.xds_resources import ASSIGNMENT, CLUSTER, LISTENER, ROUTE_CONFIG, SECRET
 from meshcore.lifecycle.control_stats import ControlStats
 
-from .resources import ResourceStore
+from .resources import ResourceStore, Update
 
 CONNECTED = "control_plane.connected_state"
 LDS = "listener_manager.lds"
@@ -27,6 +28,11 @@ COUNTERS = (
     "update_empty",
     "init_fetch_timeout",
 )
+
+
+# How many sets of RDS names `update_scopes` keeps the scopes of (between LDS changes).
+_KNOWN_RDS = 64
+_NAME = attrgetter("name")
 
 
 def version_hash(version: str) -> int:
@@ -47,6 +53,15 @@ class XdsStats:
     def __init__(self, control: ControlStats, store: ResourceStore) -> None:
         self.control = control
         self.store = store
+        self._rds_scopes: tuple[object, dict[tuple[str, ...], list[str]]] = (None, {})
+        """The accepted listeners, and the scopes of RDS updates of these names under them
+        (worked out again when the listeners change)."""
+        self._success: tuple[object, list[tuple[str, str, str, str]]] = (None, [])
+        """The scopes `success` counted last (the list, by identity: `update_scopes` gives
+        the same one for the next version of a route config) and their update_success,
+        update_empty, version and update_time stats."""
+        self._totals: tuple[int, int, int, int] | None = None
+        """The gauges `totals` set last."""
         control.set_gauge(CONNECTED, 0)
         control.declare(
             *(f"{scope}.{name}" for scope in (LDS, CDS) for name in COUNTERS),
@@ -62,6 +77,29 @@ class XdsStats:
 
     def connected(self, up: bool) -> None:
         self.control.set_gauge(CONNECTED, int(up))
+
+    def update_scopes(self, update: Update) -> list[str]:
+        """`scopes` of the resources `update` sends and removes (an RDS update's worked
+        out once for the accepted listeners: a route config's next version counts in the
+        same scopes)."""
+        type_url = update.type_url
+        if type_url == LISTENER:
+            return [LDS]
+        if type_url == CLUSTER:
+            return [CDS]
+        names = (*map(_NAME, update.resources), *update.removed)
+        if type_url != ROUTE_CONFIG:
+            return self.scopes(type_url, names)
+        listeners, known = self._rds_scopes
+        if listeners is not self.store.accepted[LISTENER]:
+            listeners, known = self.store.accepted[LISTENER], {}
+            self._rds_scopes = (listeners, known)
+        scopes = known.get(names)
+        if scopes is None:
+            if len(known) >= _KNOWN_RDS:
+                known.clear()
+            scopes = known[names] = self.scopes(type_url, names)
+        return scopes
 
     def scopes(self, type_url: str, names: Iterable[str]) -> list[str]:
         """The stat scopes an update of `names` of `type_url` counts in."""
@@ -98,12 +136,24 @@ class XdsStats:
     def success(self, scopes: Iterable[str], version: str, now: float, empty: bool) -> None:
         digest, millis = version_hash(version), int(now * 1000)
         inc, set_gauge = self.control.inc, self.control.set_gauge
-        for scope in scopes:
-            inc(f"{scope}.update_success")
+        counted, stats = self._success
+        if counted is not scopes:
+            stats = [
+                (
+                    f"{scope}.update_success",
+                    f"{scope}.update_empty",
+                    f"{scope}.version",
+                    f"{scope}.update_time",
+                )
+                for scope in scopes
+            ]
+            self._success = (scopes, stats)
+        for names in stats:
+            inc(names[0])
             if empty:
-                inc(f"{scope}.update_empty")
-            set_gauge(f"{scope}.version", digest)
-            set_gauge(f"{scope}.update_time", millis)
+                inc(names[1])
+            set_gauge(names[2], digest)
+            set_gauge(names[3], millis)
 
     def changes(self, type_url: str, added: int, removed: int, modified: int) -> None:
         """`cluster_added` / `listener_added` ... for a CDS or LDS update."""
@@ -119,15 +169,16 @@ class XdsStats:
         """Active and warming clusters and listeners (static ones included, as Envoy)."""
         view = self.store.view
         static = self.store.static.snapshot
-        self.control.set_gauge(
-            "cluster_manager.active_clusters",
+        totals = (
             len(static.get("clusters", ())) + len(view.clusters),
-        )
-        self.control.set_gauge("cluster_manager.warming_clusters", len(view.warming_clusters))
-        self.control.set_gauge(
-            "listener_manager.total_listeners_active",
+            len(view.warming_clusters),
             len(static.get("listeners", ())) + len(view.listeners),
+            len(view.warming_listeners),
         )
-        self.control.set_gauge(
-            "listener_manager.total_listeners_warming", len(view.warming_listeners)
-        )
+        if totals == self._totals:  # only `totals` sets these gauges
+            return
+        self._totals = totals
+        self.control.set_gauge("cluster_manager.active_clusters", totals[0])
+        self.control.set_gauge("cluster_manager.warming_clusters", totals[1])
+        self.control.set_gauge("listener_manager.total_listeners_active", totals[2])
+        self.control.set_gauge("listener_manager.total_listeners_warming", totals[3])

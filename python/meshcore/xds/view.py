@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from meshcore.config.secrets import SecretRef, SecretValue, resolve
@@ -31,6 +32,7 @@ Endpoint = dict[str, Any]
 Accepted = Mapping[str, Mapping[str, "Entry"]]
 SecretLookup = Callable[[Mapping[str, Any]], SecretValue | None]
 _CLUSTER_PATH = resource_path(CLUSTER, "").removesuffix("]")  # `clusters[`
+_REF = itemgetter(1)  # the cluster of a (path, cluster) reference
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class ActiveListener:
     refs: frozenset[str]
     rds: str | None
     source: ListenerResource
+    routes: RouteResource | None = field(default=None, compare=False)
+    """The route config inlined in `snapshot` (RDS)."""
 
 
 @dataclass
@@ -79,6 +83,18 @@ class _Serving:
 
     def __contains__(self, name: object) -> bool:
         return name in self.static or (name in self.dynamic and name not in self.retained)
+
+    def missing(self, refs: Iterable[tuple[str, str]], kept: Container[str]) -> frozenset[str]:
+        """The clusters `refs` name that do not serve, but for those in `kept` (one loop,
+        not a call per name)."""
+        static, dynamic, retained = self.static, self.dynamic, self.retained
+        return frozenset(
+            [
+                ref
+                for _, ref in refs
+                if ref not in static and (ref not in dynamic or ref in retained) and ref not in kept
+            ]
+        )
 
 
 def secret_lookup(accepted: Accepted, static_secrets: Mapping[str, SecretValue]) -> SecretLookup:
@@ -173,11 +189,11 @@ def rebuild_listeners(
         warming_clusters=previous.warming_clusters,
         endpoints=previous.endpoints,
         users=previous.users,
-        waiting_secrets=_clusters_waiting(previous),
+        waiting_secrets=_clusters_waiting(previous) if previous.waiting_secrets else {},
         retained=previous.retained,
     )
     lookup = secret_lookup(accepted, static_secrets or {})
-    removed = {n: previous.clusters[n] for n in previous.retained}
+    removed = {n: previous.clusters[n] for n in previous.retained} if previous.retained else {}
     serving = _Serving(static_clusters, previous.clusters, previous.retained)
     retained = _serve_listeners(view, accepted, previous, serving, removed, lookup, static_sds)
     return view if retained == previous.retained else None
@@ -266,7 +282,7 @@ def _serve_listeners(
     view: View,
     accepted: Accepted,
     previous: View,
-    serving: Container[str],
+    serving: _Serving,
     removed: Mapping[str, ClusterResource],
     lookup: SecretLookup,
     static_sds: Iterable[ListenerResource],
@@ -277,9 +293,7 @@ def _serve_listeners(
     for name, entry in accepted[ROUTE_CONFIG].items():
         route: RouteResource = entry.checked
         same = previous.routes.get(name) is route
-        missing = frozenset(
-            ref for _, ref in route.refs if ref not in serving and not (same and ref in removed)
-        )
+        missing = serving.missing(route.refs, removed if same else ())
         if not missing:
             view.routes[name] = route
         else:
@@ -291,31 +305,32 @@ def _serve_listeners(
         routes = None
         before = previous.listeners.get(name)
         same = before is not None and before.source is listener
-        missing = frozenset(
-            ref for _, ref in listener.refs if ref not in serving and not (same and ref in removed)
-        )
+        missing = serving.missing(listener.refs, removed if same else ())
         if missing:
             view.waiting[resource_path(LISTENER, name)] = missing
         ready = not missing
         if listener.rds is not None:
             routes = view.routes.get(listener.rds) or previous.routes.get(listener.rds)
             ready = ready and routes is not None
-        snapshot = None
-        if ready:
-            snapshot = _with_secrets(
-                listener.with_routes(routes),
-                listener.secrets,
-                lookup,
-                resource_path(LISTENER, name),
-                view,
-            )
-        if snapshot is not None:
+        active = None
+        if not ready:
+            pass
+        elif same and before is not None and before.routes is routes and not listener.secrets:
+            active = before  # built from what it would be built from now: it serves as it is
+        else:
+            snapshot: dict[str, Any] | None = listener.with_routes(routes)
+            if listener.secrets and snapshot is not None:
+                path = resource_path(LISTENER, name)
+                snapshot = _with_secrets(snapshot, listener.secrets, lookup, path, view)
+            if snapshot is not None:
+                refs = frozenset(map(_REF, listener.refs))
+                if routes is not None:
+                    refs = refs.union(map(_REF, routes.refs))
+                active = ActiveListener(snapshot, refs, listener.rds, listener, routes)
+        if active is not None:
             if routes is not None:
                 view.routes.setdefault(routes.name, routes)
-            refs = {ref for _, ref in listener.refs} | (
-                {ref for _, ref in routes.refs} if routes is not None else set()
-            )
-            view.listeners[name] = ActiveListener(snapshot, frozenset(refs), listener.rds, listener)
+            view.listeners[name] = active
         else:
             view.warming_listeners.add(name)
             if name in previous.listeners:
@@ -329,5 +344,7 @@ def _serve_listeners(
             view.warming_listeners.add(listener.name)
             if listener.name in previous.listeners:
                 view.listeners[listener.name] = previous.listeners[listener.name]
+    if not removed:  # none to keep (the usual case): no set of every listener's refs
+        return frozenset()
     referenced = {ref for a in view.listeners.values() for ref in a.refs}
     return frozenset(name for name in referenced if name in removed)
