@@ -1,10 +1,13 @@
 """The xDS latency tools: the transport-floor driver (every client variant, meshcore's own
 stream included, opens its stream to the test ADS server and ACKs every pushed route
-config) and the traced run's join of the process's time stamps with the server's."""
+config), the traced run's join of the process's time stamps with the server's, and the
+in-process measure (each kind of update ACKed and timed)."""
 
 from types import SimpleNamespace
 
-from benchmarks.xds import traced, transport_floor
+import trio
+
+from benchmarks.xds import in_process, traced, transport_floor
 
 
 def test_each_floor_variant_acks_every_push():
@@ -45,3 +48,10 @@ def test_the_traced_report_joins_by_nonce_and_leaves_out_loads():
     assert by_label["server send → grpcio's polling thread runs the deserializer"] == "1.000"
     assert by_label["stage: check and plan"] == "0.500"
     assert by_label["pgv (2×)"] == "0.100"  # two calls, 0.1 ms in all
+
+
+def test_the_in_process_measure_pushes_each_kind_and_times_it():
+    for kind, size in (("route", 0), ("vhosts", 5), ("root", 5), ("eds", 5)):
+        figures = trio.run(in_process._measure, kind, size, 3)
+        assert figures["warm_p50_ms"] > 0, kind
+        assert 0 < figures["cold_p50_ms"] <= figures["cold_max_ms"], kind
