@@ -8,7 +8,7 @@ pub use host::{Host, HostCounters};
 pub use outlier::Outcome;
 pub use ticker::Ticker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -186,25 +186,40 @@ impl ClusterState {
         endpoints: &[snapshot::Endpoint],
         path: &str,
     ) -> Result<HostSet, String> {
+        let hosts = self.prepare_hosts(endpoints, path)?;
+        let balancer = balancer_for(&self.cfg, &hosts);
+        Ok(HostSet { hosts, balancer })
+    }
+
+    /// The hosts for `endpoints`, those whose address stays keeping their counters.
+    fn prepare_hosts(
+        &self,
+        endpoints: &[snapshot::Endpoint],
+        path: &str,
+    ) -> Result<Vec<Host>, String> {
         let old = self.hosts.load();
         let by_addr: HashMap<SocketAddr, Arc<HostCounters>> = old
             .hosts
             .iter()
             .map(|h| (h.addr, h.counters.clone()))
             .collect();
-        build_set(&self.cfg, endpoints, &by_addr, path)
+        build_hosts(endpoints, &by_addr, path)
     }
 
     /// Swaps in a prepared host set; hosts that left are marked so pools drop them.
     pub fn install(&self, set: HostSet) {
+        self.install_hosts(set.hosts);
+    }
+
+    /// Swaps in prepared hosts with a balancer built over them now (ejections may have
+    /// changed since they were prepared); hosts that left are marked so pools drop them.
+    fn install_hosts(&self, hosts: Vec<Host>) {
         let _g = self.swap_lock.lock().unwrap_or_else(|e| e.into_inner());
-        // Ejections may have changed since `set` was prepared.
         let set = HostSet {
-            balancer: balancer_for(&self.cfg, &set.hosts),
-            hosts: set.hosts,
+            balancer: balancer_for(&self.cfg, &hosts),
+            hosts,
         };
-        let kept: std::collections::HashSet<SocketAddr> =
-            set.hosts.iter().map(|h| h.addr).collect();
+        let kept: HashSet<SocketAddr> = set.hosts.iter().map(|h| h.addr).collect();
         let old = self.hosts.swap(Arc::new(set));
         for h in &old.hosts {
             if !kept.contains(&h.addr) {
@@ -216,14 +231,14 @@ impl ClusterState {
         self.publish_membership();
     }
 
-    /// `prepare_endpoints` then `install`.
+    /// `prepare_endpoints` then `install`, the balancer built once (by the install).
     pub fn set_endpoints(
         &self,
         endpoints: &[snapshot::Endpoint],
         path: &str,
     ) -> Result<(), String> {
-        let set = self.prepare_endpoints(endpoints, path)?;
-        self.install(set);
+        let hosts = self.prepare_hosts(endpoints, path)?;
+        self.install_hosts(hosts);
         Ok(())
     }
 
@@ -252,7 +267,20 @@ fn build_set(
     keep: &HashMap<SocketAddr, Arc<HostCounters>>,
     path: &str,
 ) -> Result<HostSet, String> {
+    let hosts = build_hosts(endpoints, keep, path)?;
+    let balancer = balancer_for(cfg, &hosts);
+    Ok(HostSet { hosts, balancer })
+}
+
+/// The hosts for `endpoints` (errors name the first bad one under `path`); an address in
+/// `keep` keeps its counters. Duplicates are found with a set: O(n), not O(n²).
+fn build_hosts(
+    endpoints: &[snapshot::Endpoint],
+    keep: &HashMap<SocketAddr, Arc<HostCounters>>,
+    path: &str,
+) -> Result<Vec<Host>, String> {
     let mut hosts: Vec<Host> = Vec::with_capacity(endpoints.len());
+    let mut seen: HashSet<SocketAddr> = HashSet::with_capacity(endpoints.len());
     for (j, ep) in endpoints.iter().enumerate() {
         let ip: IpAddr = ep
             .address
@@ -262,7 +290,7 @@ fn build_set(
             return Err(format!("{path}[{j}].port: must be 1..65535"));
         }
         let addr = SocketAddr::new(ip, ep.port);
-        if hosts.iter().any(|h| h.addr == addr) {
+        if !seen.insert(addr) {
             return Err(format!("{path}[{j}]: duplicate endpoint {addr}"));
         }
         let counters = keep
@@ -277,19 +305,27 @@ fn build_set(
             counters,
         });
     }
-    let balancer = balancer_for(cfg, &hosts);
-    Ok(HostSet { hosts, balancer })
+    Ok(hosts)
 }
 
 /// The balancer over `hosts`: healthy means health-checked healthy and not ejected.
 fn balancer_for(cfg: &snapshot::Cluster, hosts: &[Host]) -> Balancer {
+    // Only the hashing policies read the keys: no string per host for the others.
+    let keyed = matches!(
+        cfg.lb_policy,
+        snapshot::LbPolicy::RingHash | snapshot::LbPolicy::Maglev
+    );
     let inputs: Vec<HostInput> = hosts
         .iter()
         .map(|h| HostInput {
             weight: h.weight,
             healthy: h.healthy && !h.counters.ejected.load(Ordering::Relaxed),
             priority: h.priority,
-            key: h.addr.to_string(),
+            key: if keyed {
+                h.addr.to_string()
+            } else {
+                String::new()
+            },
         })
         .collect();
     Balancer::build(
