@@ -75,9 +75,15 @@ class Membership:
         """The base list's own health for a host (STATIC `health_status`)."""
         return self._eds.get(cluster, {}).get(key, True)
 
-    def _set(self, cluster: str, endpoints: list[Endpoint]) -> None:
+    def _set(self, cluster: str, endpoints: list[Endpoint]) -> list[HostKey]:
+        """Stores `endpoints` as `cluster`'s base; returns their host keys, in order."""
         self._bases[cluster] = list(endpoints)
-        self._eds[cluster] = {host_key(e): bool(e.get("healthy", True)) for e in endpoints}
+        # `host_key` inlined: one pass over 1,000 endpoints instead of a call each.
+        keys = [(str(e["address"]), int(e["port"])) for e in endpoints]
+        self._eds[cluster] = dict(
+            zip(keys, [bool(e.get("healthy", True)) for e in endpoints], strict=True)
+        )
+        return keys
 
     def merged(self, cluster: str) -> list[Endpoint]:
         return merge(self._bases.get(cluster, []), self._health.get(cluster))
@@ -125,11 +131,12 @@ class Membership:
         """A new base list (DNS): health checking follows it, the merge is pushed (at once if
         hosts were added or removed). KeyError (the engine no longer has the cluster) and
         ValueError (it rejected the list) pass through."""
-        same_hosts = {host_key(e) for e in endpoints} == set(self._eds.get(cluster, {}))
-        self._set(cluster, endpoints)
+        before = self._eds.get(cluster, {})
+        keys = self._set(cluster, endpoints)
+        same_hosts = self._eds[cluster].keys() == before.keys()  # as sets
         health = self._health.get(cluster)
         if health is not None:
-            health.sync([host_key(e) for e in endpoints])
+            health.sync(keys)
         if same_hosts:
             self.changed(cluster)
         else:
