@@ -14,7 +14,7 @@ check."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from google.protobuf.descriptor import FieldDescriptor
@@ -121,7 +121,7 @@ def reuse_hosts(
             found[j] = _changed(lb_endpoints[j], known.get(group_keys[j]), priority, at)
             if found[j] is None:
                 return None
-        hosts += [h for h in found if h is not None]  # all of them now
+        hosts += cast(list[Host], found)  # all of them hosts now, no copy to filter
         keys.extend(group_keys)
     check_priorities(msg.endpoints, groups_path, problems)
     if problems:
