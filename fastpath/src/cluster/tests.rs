@@ -86,8 +86,11 @@ fn a_duplicate_is_named_at_its_second_place_and_nothing_is_swapped() {
     assert_eq!(e, "endpoints[3]: duplicate endpoint 127.0.0.2:2");
     assert!(Arc::ptr_eq(&c.hosts.load_full(), &before));
     // The same address on another port is another host.
-    c.set_endpoints(&[ep("127.0.0.2", 2, true), ep("127.0.0.2", 3, true)], "endpoints")
-        .unwrap();
+    c.set_endpoints(
+        &[ep("127.0.0.2", 2, true), ep("127.0.0.2", 3, true)],
+        "endpoints",
+    )
+    .unwrap();
     assert_eq!(c.hosts.load().hosts.len(), 2);
 }
 
