@@ -74,6 +74,13 @@ def _metadata_order(data: Json) -> None:
 EDITS: dict[str, Edit] = {
     "unchanged": lambda d: None,
     "one endpoint changed": lambda d: _port(d, 0, 7, 81),
+    "an address changed": lambda d: _lb(d, 0)[9]["endpoint"]["address"]["socket_address"].update(
+        address="10.9.9.9"
+    ),
+    "endpoints reordered": lambda d: _lb(d, 0).reverse(),
+    "metadata changed": lambda d: _lb(d, 0)[5]["metadata"]["filter_metadata"]["istio"].update(
+        workload="w6"
+    ),
     "one endpoint added": lambda d: _lb(d, 0).insert(0, _endpoint(50)),
     "one endpoint removed": lambda d: _lb(d, 1).pop(3),
     "an endpoint moved between groups": _move,
