@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 from envoy.config.endpoint.v3 import endpoint_pb2
-from meshcore.config.eds_reuse import endpoint_keys, reuse_hosts
+from meshcore.config.eds_reuse import _shell, endpoint_keys, reuse_hosts
 from meshcore.config.xds_resources import EndpointsResource, check_assignment
 from meshcore.xds.resources import Rejected, ResourceStore
 
@@ -74,6 +74,13 @@ def _metadata_order(data: Json) -> None:
 EDITS: dict[str, Edit] = {
     "unchanged": lambda d: None,
     "one endpoint changed": lambda d: _port(d, 0, 7, 81),
+    "an address changed": lambda d: _lb(d, 0)[9]["endpoint"]["address"]["socket_address"].update(
+        address="10.9.9.9"
+    ),
+    "endpoints reordered": lambda d: _lb(d, 0).reverse(),
+    "metadata changed": lambda d: _lb(d, 0)[5]["metadata"]["filter_metadata"]["istio"].update(
+        workload="w6"
+    ),
     "one endpoint added": lambda d: _lb(d, 0).insert(0, _endpoint(50)),
     "one endpoint removed": lambda d: _lb(d, 1).pop(3),
     "an endpoint moved between groups": _move,
@@ -240,3 +247,24 @@ def test_no_keys_when_some_endpoint_gave_no_host() -> None:
     assert endpoint_keys(msg, resource.endpoints) == resource.keys
     assert len(resource.keys) == len(resource.endpoints) == 18
     assert endpoint_keys(msg, resource.endpoints[1:]) == ()
+
+
+def test_the_shell_is_the_assignment_without_its_endpoints() -> None:
+    """`_shell` builds field by field what a copy with the groups' `lb_endpoints` cleared is:
+    every kind of field (scalar, message, empty message, map, repeated, oneof) kept."""
+    data = base()
+    data["named_endpoints"] = {"n": _endpoint(1)["endpoint"]}
+    data["policy"]["drop_overloads"] = [{"category": "c", "drop_percentage": {"numerator": 3}}]
+    data["endpoints"][0].update(locality={}, load_balancing_weight=4)
+    data["endpoints"][0]["metadata"] = {"filter_metadata": {"m": {"k": 1}}}
+    data["endpoints"][1]["leds_cluster_locality_config"] = {"leds_collection_name": "x"}
+    data["endpoints"].append({"priority": 2})
+    msg = _message(data)
+    expected = endpoint_pb2.ClusterLoadAssignment()
+    expected.CopyFrom(msg)
+    for group in expected.endpoints:
+        group.ClearField("lb_endpoints")
+    shell = _shell(msg)
+    assert shell == expected
+    assert shell.endpoints[0].HasField("locality")
+    assert len(msg.endpoints[0].lb_endpoints) == 12  # the original is left as it was

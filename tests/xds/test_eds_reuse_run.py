@@ -74,8 +74,15 @@ async def test_one_endpoint_changed_in_a_large_assignment_moves_traffic(
     proxies.append(await trio.to_thread.run_sync(start_proxy, "meshcore", config, tmp_path_factory))
     assert await answer(port) == "a"
 
-    # One endpoint of 401 changed: the priority-0 one, now upstream b.
+    # One endpoint of 401 changed: the priority-0 one, now upstream b. Its ACK awaited too:
+    # traffic moves when the engine has the hosts, just before the ACK goes out, and a late
+    # ACK would be taken for the next change's answer.
+    mark = len(ads_server.recorded)
     ads_server.set_resources(ASSIGNMENT, [_assignment(b.port)])
+    ack = await request(
+        ads_server, lambda r: r.type_url == ASSIGNMENT and bool(r.nonce), after=mark
+    )
+    assert ack.is_ack()
     await until_answers(port, ["/"], ["b"])
     # One spare changed: ACKed, traffic unchanged.
     mark = len(ads_server.recorded)

@@ -8,7 +8,7 @@ pub use host::{Host, HostCounters};
 pub use outlier::Outcome;
 pub use ticker::Ticker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -71,7 +71,7 @@ impl ClusterState {
         let set = build_set(
             cfg,
             &cfg.endpoints,
-            &HashMap::new(),
+            &mut HashMap::new(),
             &format!("{path}.endpoints"),
         )?;
         let st = ClusterState {
@@ -186,44 +186,76 @@ impl ClusterState {
         endpoints: &[snapshot::Endpoint],
         path: &str,
     ) -> Result<HostSet, String> {
+        let (hosts, _) = self.prepare_hosts(endpoints, path)?;
+        let balancer = balancer_for(&self.cfg, &hosts);
+        Ok(HostSet { hosts, balancer })
+    }
+
+    /// The hosts for `endpoints`, those whose address stays keeping their counters, and the
+    /// counters of the current hosts that leave.
+    fn prepare_hosts(
+        &self,
+        endpoints: &[snapshot::Endpoint],
+        path: &str,
+    ) -> Result<(Vec<Host>, Vec<Arc<HostCounters>>), String> {
         let old = self.hosts.load();
-        let by_addr: HashMap<SocketAddr, Arc<HostCounters>> = old
+        let mut slots: Slots = old
             .hosts
             .iter()
-            .map(|h| (h.addr, h.counters.clone()))
+            .map(|h| (h.addr, Some(h.counters.clone())))
             .collect();
-        build_set(&self.cfg, endpoints, &by_addr, path)
+        let hosts = build_hosts(endpoints, &mut slots, path)?;
+        let leaving = slots.into_values().flatten().collect();
+        Ok((hosts, leaving))
     }
 
     /// Swaps in a prepared host set; hosts that left are marked so pools drop them.
     pub fn install(&self, set: HostSet) {
+        self.install_hosts(set.hosts, None);
+    }
+
+    /// Swaps in prepared hosts with a balancer built over them now (ejections may have
+    /// changed since they were prepared); hosts that left (`leaving`, when known: those
+    /// of the host set they were prepared from) are marked so pools drop them.
+    fn install_hosts(&self, hosts: Vec<Host>, leaving: Option<Vec<Arc<HostCounters>>>) {
         let _g = self.swap_lock.lock().unwrap_or_else(|e| e.into_inner());
-        // Ejections may have changed since `set` was prepared.
         let set = HostSet {
-            balancer: balancer_for(&self.cfg, &set.hosts),
-            hosts: set.hosts,
+            balancer: balancer_for(&self.cfg, &hosts),
+            hosts,
         };
-        let kept: std::collections::HashSet<SocketAddr> =
-            set.hosts.iter().map(|h| h.addr).collect();
+        let kept: Option<HashSet<SocketAddr>> = match leaving {
+            Some(_) => None,
+            None => Some(set.hosts.iter().map(|h| h.addr).collect()),
+        };
         let old = self.hosts.swap(Arc::new(set));
-        for h in &old.hosts {
-            if !kept.contains(&h.addr) {
-                h.counters.removed.store(true, Ordering::Relaxed);
+        match (kept, leaving) {
+            (Some(kept), _) => {
+                for h in old.hosts.iter().filter(|h| !kept.contains(&h.addr)) {
+                    h.counters.removed.store(true, Ordering::Relaxed);
+                }
             }
+            (None, Some(leaving)) => {
+                for counters in leaving {
+                    counters.removed.store(true, Ordering::Relaxed);
+                }
+            }
+            (None, None) => {}
         }
         // From the control thread: a control counter (atomic add), never a worker's shard.
         self.stats.control_inc(Control::MembershipChange);
         self.publish_membership();
     }
 
-    /// `prepare_endpoints` then `install`.
+    /// `prepare_endpoints` then `install`, with the balancer built once (by the install)
+    /// and the hosts that leave known from the prepare (the engine's control lock, held by
+    /// every caller that changes hosts, keeps the host set's addresses as they were).
     pub fn set_endpoints(
         &self,
         endpoints: &[snapshot::Endpoint],
         path: &str,
     ) -> Result<(), String> {
-        let set = self.prepare_endpoints(endpoints, path)?;
-        self.install(set);
+        let (hosts, leaving) = self.prepare_hosts(endpoints, path)?;
+        self.install_hosts(hosts, Some(leaving));
         Ok(())
     }
 
@@ -246,13 +278,32 @@ impl ClusterState {
     }
 }
 
+/// By address: the counters of a current host not yet taken by a new one (`Some`), or an
+/// address already taken (`None`: another endpoint with it is a duplicate).
+type Slots = HashMap<SocketAddr, Option<Arc<HostCounters>>>;
+
 fn build_set(
     cfg: &snapshot::Cluster,
     endpoints: &[snapshot::Endpoint],
-    keep: &HashMap<SocketAddr, Arc<HostCounters>>,
+    slots: &mut Slots,
     path: &str,
 ) -> Result<HostSet, String> {
+    let hosts = build_hosts(endpoints, slots, path)?;
+    let balancer = balancer_for(cfg, &hosts);
+    Ok(HostSet { hosts, balancer })
+}
+
+/// The hosts for `endpoints` (errors name the first bad one under `path`); an address with
+/// counters in `slots` takes them (what stays in `slots` are the hosts that leave).
+/// Duplicates are found in the same map: one hash lookup per endpoint, O(n) not O(n²).
+fn build_hosts(
+    endpoints: &[snapshot::Endpoint],
+    slots: &mut Slots,
+    path: &str,
+) -> Result<Vec<Host>, String> {
+    use std::collections::hash_map::Entry;
     let mut hosts: Vec<Host> = Vec::with_capacity(endpoints.len());
+    slots.reserve(endpoints.len().saturating_sub(slots.len()));
     for (j, ep) in endpoints.iter().enumerate() {
         let ip: IpAddr = ep
             .address
@@ -262,13 +313,16 @@ fn build_set(
             return Err(format!("{path}[{j}].port: must be 1..65535"));
         }
         let addr = SocketAddr::new(ip, ep.port);
-        if hosts.iter().any(|h| h.addr == addr) {
-            return Err(format!("{path}[{j}]: duplicate endpoint {addr}"));
-        }
-        let counters = keep
-            .get(&addr)
-            .cloned()
-            .unwrap_or_else(|| Arc::new(HostCounters::new()));
+        let counters = match slots.entry(addr) {
+            Entry::Occupied(mut taken) => taken
+                .get_mut()
+                .take()
+                .ok_or_else(|| format!("{path}[{j}]: duplicate endpoint {addr}"))?,
+            Entry::Vacant(free) => {
+                free.insert(None);
+                Arc::new(HostCounters::new())
+            }
+        };
         hosts.push(Host {
             addr,
             weight: ep.weight.max(1),
@@ -277,19 +331,27 @@ fn build_set(
             counters,
         });
     }
-    let balancer = balancer_for(cfg, &hosts);
-    Ok(HostSet { hosts, balancer })
+    Ok(hosts)
 }
 
 /// The balancer over `hosts`: healthy means health-checked healthy and not ejected.
 fn balancer_for(cfg: &snapshot::Cluster, hosts: &[Host]) -> Balancer {
+    // Only the hashing policies read the keys: no string per host for the others.
+    let keyed = matches!(
+        cfg.lb_policy,
+        snapshot::LbPolicy::RingHash | snapshot::LbPolicy::Maglev
+    );
     let inputs: Vec<HostInput> = hosts
         .iter()
         .map(|h| HostInput {
             weight: h.weight,
             healthy: h.healthy && !h.counters.ejected.load(Ordering::Relaxed),
             priority: h.priority,
-            key: h.addr.to_string(),
+            key: if keyed {
+                h.addr.to_string()
+            } else {
+                String::new()
+            },
         })
         .collect();
     Balancer::build(

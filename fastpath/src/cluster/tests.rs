@@ -67,6 +67,34 @@ fn bad_endpoints_are_named() {
 }
 
 #[test]
+fn a_duplicate_is_named_at_its_second_place_and_nothing_is_swapped() {
+    let reg = Registry::new(1);
+    let cfg = cluster(vec![ep("127.0.0.1", 1, true)]);
+    let c = ClusterState::new(&cfg, ClusterStats::new(&reg, "cluster.c"), "clusters[0]").unwrap();
+    let before = c.hosts.load_full();
+    let e = c
+        .set_endpoints(
+            &[
+                ep("127.0.0.1", 1, true),
+                ep("127.0.0.2", 2, true),
+                ep("127.0.0.3", 3, true),
+                ep("127.0.0.2", 2, false),
+            ],
+            "endpoints",
+        )
+        .unwrap_err();
+    assert_eq!(e, "endpoints[3]: duplicate endpoint 127.0.0.2:2");
+    assert!(Arc::ptr_eq(&c.hosts.load_full(), &before));
+    // The same address on another port is another host.
+    c.set_endpoints(
+        &[ep("127.0.0.2", 2, true), ep("127.0.0.2", 3, true)],
+        "endpoints",
+    )
+    .unwrap();
+    assert_eq!(c.hosts.load().hosts.len(), 2);
+}
+
+#[test]
 fn reported_5xx_eject_the_host_from_the_balancer_until_the_interval_returns_it() {
     let reg = Registry::new(1);
     let mut cfg = cluster(vec![

@@ -14,9 +14,11 @@ check."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
 from . import paths, pgv, unsupported
 from .errors import Problems
@@ -28,11 +30,13 @@ Key = bytes
 
 
 def endpoint_key(lb_endpoint: endpoint_components_pb2.LbEndpoint) -> Key:
-    """What identifies an LbEndpoint between versions: its deterministic bytes (equal bytes,
-    equal message). For 1,000 endpoints about as cheap as upb message equality with the old
-    version decoded (0.39 ms against 0.43 ms, position by position), and hashable, so that
-    an endpoint that moved or shifted is found too."""
-    key: bytes = lb_endpoint.SerializeToString(deterministic=True)
+    """What identifies an LbEndpoint between versions: its bytes (equal bytes, equal
+    message), hashable, so that an endpoint that moved or shifted is found too. Not the
+    deterministic serialization: that only orders map entries (metadata), and equal
+    endpoints whose bytes differ are merely checked again; without the keyword argument the
+    call costs half as much (1,000 endpoints: ~0.25 ms instead of ~0.5, and upb message
+    equality with the old version decoded ~0.4)."""
+    key: bytes = lb_endpoint.SerializeToString()
     return key
 
 
@@ -45,12 +49,25 @@ def endpoint_keys(
     return keys if len(keys) == len(hosts) else ()
 
 
+def _copy_except(target: Message, source: Message, skipped: str) -> None:
+    """Copies the fields set in `source` but `skipped` into the empty `target` (unknown
+    fields are not copied: no check reads them)."""
+    for field, value in source.ListFields():
+        if field.name == skipped:
+            continue
+        if field.is_repeated or field.type == FieldDescriptor.TYPE_MESSAGE:
+            getattr(target, field.name).MergeFrom(value)  # sets presence, even empty
+        else:
+            setattr(target, field.name, value)
+
+
 def _shell(msg: endpoint_pb2.ClusterLoadAssignment) -> endpoint_pb2.ClusterLoadAssignment:
-    """`msg` without its groups' `lb_endpoints`: the root and group fields to check."""
+    """`msg` without its groups' `lb_endpoints`: the root and group fields to check. Built
+    field by field, not a copy then a clear: copying 1,000 endpoints cost ~0.1 ms warm."""
     shell = endpoint_pb2.ClusterLoadAssignment()
-    shell.CopyFrom(msg)
-    for group in shell.endpoints:
-        group.ClearField("lb_endpoints")
+    _copy_except(shell, msg, "endpoints")
+    for group in msg.endpoints:
+        _copy_except(shell.endpoints.add(), group, "lb_endpoints")
     return shell
 
 
@@ -94,7 +111,7 @@ def reuse_hosts(
         lb_endpoints = group.lb_endpoints
         # `endpoint_key` inlined, comprehensions rather than a loop of appends: 0.66 ms for
         # 1,000 endpoints instead of 0.82.
-        group_keys = [lb.SerializeToString(deterministic=True) for lb in lb_endpoints]
+        group_keys = [lb.SerializeToString() for lb in lb_endpoints]
         found = [
             h if h is not None and h["priority"] == priority else None
             for h in map(known.get, group_keys)
@@ -104,7 +121,7 @@ def reuse_hosts(
             found[j] = _changed(lb_endpoints[j], known.get(group_keys[j]), priority, at)
             if found[j] is None:
                 return None
-        hosts += [h for h in found if h is not None]  # all of them now
+        hosts += cast(list[Host], found)  # all of them hosts now, no copy to filter
         keys.extend(group_keys)
     check_priorities(msg.endpoints, groups_path, problems)
     if problems:
