@@ -65,6 +65,7 @@ fn compile_chain(
 /// position (`alt_stat_name` or its name). `previous`: the listener compiled before under
 /// the same name with the same `lookup`, whose chains (by position, and the default chain)
 /// lend their unchanged virtual hosts. Route configs move out of `l` into the result.
+#[allow(clippy::too_many_arguments)]
 pub fn compile_listener(
     l: &mut snapshot::Listener,
     previous: Option<&CompiledListener>,
