@@ -100,6 +100,14 @@ pub struct CompiledListener {
 }
 
 impl CompiledListener {
+    /// Whether its chains index `clusters` (this very list: the same positions).
+    pub fn compiled_over(&self, clusters: &Arc<[Arc<ClusterState>]>) -> bool {
+        self.chains
+            .iter()
+            .chain(&self.default_chain)
+            .all(|v| Arc::ptr_eq(&v.clusters, clusters))
+    }
+
     /// The chain a connection with `inputs` uses: the matching one, else the default chain
     /// (None: the connection is closed, `no_filter_chain_match`).
     pub fn select(&self, inputs: &crate::listener::MatchInputs) -> Option<&Arc<ListenerView>> {
@@ -152,9 +160,13 @@ pub fn listener_stat_prefix(addr: SocketAddr, stat_prefix: Option<&str>) -> Stri
     }
 }
 
-/// Compiles one connection manager; `path` names it in errors.
+/// Compiles one connection manager; `path` names it in errors. `previous`: the connection
+/// manager compiled before in its place with the same `cluster_index`, whose unchanged
+/// virtual hosts are reused (`RouteTable::compile_reusing`). On success the route config
+/// moves out of `cfg` into the `Hcm` (left empty in `cfg`: no copy of a large one).
 pub fn compile_hcm(
-    cfg: &snapshot::HttpConnectionManager,
+    cfg: &mut snapshot::HttpConnectionManager,
+    previous: Option<&Hcm>,
     cluster_index: &dyn Fn(&str) -> Option<usize>,
     stat_name: &dyn Fn(usize) -> String,
     registry: &Registry,
@@ -167,7 +179,8 @@ pub fn compile_hcm(
     if cfg.max_request_headers_kb == 0 || cfg.max_request_headers_kb > 8192 {
         return Err(format!("{path}.max_request_headers_kb: must be 1..8192"));
     }
-    let routes = RouteTable::compile(&cfg.route_config, cluster_index)
+    let previous = previous.map(|p| (&p.cfg.route_config, &p.routes));
+    let routes = RouteTable::compile_reusing(&cfg.route_config, cluster_index, previous)
         .map_err(|e| format!("{path}.route_config.{e}"))?;
     let server_name = match cfg.server_header_transformation {
         snapshot::ServerHeaderTransformation::PassThrough => Vec::new(),
@@ -177,53 +190,64 @@ pub fn compile_hcm(
         return Err(format!("{path}.server_name: invalid header value"));
     }
     let filters = FilterChain::compile(cfg, cluster_index, registry, path)?;
+    let stats = HttpStats::new(registry, &format!("http.{}", cfg.stat_prefix));
+    let codec_stats = crate::stats::Http1CodecStats::new(registry, "http1");
+    let h2_codec_stats = crate::stats::Http2CodecStats::new(registry, "http2");
+    let access_log = crate::access_log::AccessLogs::compile(&cfg.access_log, registry, path)?;
+    let tracing = match &cfg.tracing {
+        Some(t) => Some(Box::new(crate::tracing::Tracer::compile(
+            t,
+            registry,
+            &cfg.stat_prefix,
+            path,
+        )?)),
+        None => None,
+    };
+    let grpc_stats = cfg.http_filters.iter().find_map(|f| match &f.config {
+        snapshot::HttpFilterConfig::GrpcStats(g) => {
+            Some(Box::new(crate::filters::grpc_stats::GrpcStats::compile(
+                g,
+                cfg,
+                cluster_index,
+                stat_name,
+                registry,
+            )))
+        }
+        _ => None,
+    });
+    let route_config = std::mem::take(&mut cfg.route_config);
+    let mut kept = cfg.clone();
+    kept.route_config = route_config;
     Ok(Hcm {
-        cfg: cfg.clone(),
+        stats,
+        codec_stats,
+        h2_codec_stats,
+        idle_timeout: (kept.idle_timeout_ms > 0)
+            .then(|| Duration::from_millis(kept.idle_timeout_ms)),
+        max_head: kept.max_request_headers_kb as usize * 1024,
+        cfg: kept,
         routes,
         filters,
-        stats: HttpStats::new(registry, &format!("http.{}", cfg.stat_prefix)),
-        codec_stats: crate::stats::Http1CodecStats::new(registry, "http1"),
-        h2_codec_stats: crate::stats::Http2CodecStats::new(registry, "http2"),
-        idle_timeout: (cfg.idle_timeout_ms > 0).then(|| Duration::from_millis(cfg.idle_timeout_ms)),
-        max_head: cfg.max_request_headers_kb as usize * 1024,
         server_name,
         local_address: local_address.as_bytes().into(),
-        access_log: crate::access_log::AccessLogs::compile(&cfg.access_log, registry, path)?,
-        tracing: match &cfg.tracing {
-            Some(t) => Some(Box::new(crate::tracing::Tracer::compile(
-                t,
-                registry,
-                &cfg.stat_prefix,
-                path,
-            )?)),
-            None => None,
-        },
-        grpc_stats: cfg.http_filters.iter().find_map(|f| match &f.config {
-            snapshot::HttpFilterConfig::GrpcStats(g) => {
-                Some(Box::new(crate::filters::grpc_stats::GrpcStats::compile(
-                    g,
-                    cfg,
-                    cluster_index,
-                    stat_name,
-                    registry,
-                )))
-            }
-            _ => None,
-        }),
+        access_log,
+        tracing,
+        grpc_stats,
     })
 }
 
 /// The connection manager of a listener whose terminal filter is `tcp_proxy`: no routes,
 /// stats in a registry of its own (never exported). Its connections never reach it.
 pub fn inert_hcm(local_address: &str) -> Result<Hcm, String> {
-    let cfg: snapshot::HttpConnectionManager = serde_json::from_value(serde_json::json!({
+    let mut cfg: snapshot::HttpConnectionManager = serde_json::from_value(serde_json::json!({
         "stat_prefix": "tcp_proxy_listener",
         "route_config": {},
     }))
     .map_err(|e| e.to_string())?;
     let no_cluster = |_| String::new();
     compile_hcm(
-        &cfg,
+        &mut cfg,
+        None,
         &|_| None,
         &no_cluster,
         &Registry::new(1),

@@ -19,9 +19,9 @@ use crate::worker::{self, Command};
 mod cluster_apply;
 
 /// The snapshot's clusters' positions by name; a name given twice is an error.
-fn cluster_positions(snap: &snapshot::Snapshot) -> Result<HashMap<&str, usize>, EngineError> {
-    let mut index = HashMap::with_capacity(snap.clusters.len());
-    for (i, c) in snap.clusters.iter().enumerate() {
+fn cluster_positions(clusters: &[snapshot::Cluster]) -> Result<HashMap<&str, usize>, EngineError> {
+    let mut index = HashMap::with_capacity(clusters.len());
+    for (i, c) in clusters.iter().enumerate() {
         if index.insert(c.name.as_str(), i).is_some() {
             return Err(EngineError::Value(format!(
                 "clusters[{i}].name: duplicate cluster {:?}",
@@ -79,6 +79,25 @@ struct Control {
     stopped: bool,
     /// Runs outlier detection's interval timer.
     ticker: Ticker,
+}
+
+/// The parts of a snapshot `Engine::prepare_listeners` compiles (its listeners lend their
+/// route configs to the compiled form), borrowed apart from its clusters (which `apply`
+/// and `apply_clusters` index meanwhile).
+struct Listeners<'s> {
+    listeners: &'s mut [snapshot::Listener],
+    local_address: &'s str,
+    global_downstream_max_connections: Option<u64>,
+}
+
+impl<'s> Listeners<'s> {
+    fn of(snap: &'s mut snapshot::Snapshot) -> Listeners<'s> {
+        Listeners {
+            listeners: &mut snap.listeners,
+            local_address: &snap.local_address,
+            global_downstream_max_connections: snap.global_downstream_max_connections,
+        }
+    }
 }
 
 /// A compiled listener not swapped in yet: its socket kept from the running listener of the
@@ -145,13 +164,13 @@ impl Engine {
     /// Compiles a JSON snapshot and swaps it in; returns its generation. On error nothing
     /// changes.
     pub fn apply(&self, bytes: &[u8]) -> Result<u64, EngineError> {
-        let snap = config::parse(bytes).map_err(EngineError::Value)?;
+        let mut snap = config::parse(bytes).map_err(EngineError::Value)?;
         let mut ctl = self.lock();
         if ctl.stopped {
             return Err(EngineError::Stopped);
         }
         // Clusters: unchanged settings keep their state (hosts, counters, pools).
-        let index = cluster_positions(&snap)?;
+        let index = cluster_positions(&snap.clusters)?;
         let mut clusters: Vec<Arc<ClusterState>> = Vec::with_capacity(snap.clusters.len());
         let mut endpoint_sets = Vec::new();
         // By name, so a reload of N clusters is O(N), not O(N²).
@@ -162,7 +181,13 @@ impl Engine {
         let cluster_list: Arc<[Arc<ClusterState>]> = clusters.into();
         let lookup = |name: &str| index.get(name).copied();
         let stat_name = |i: usize| cluster_list[i].cfg.stat_name().to_owned();
-        let prepared = self.prepare_listeners(&ctl, &snap, &lookup, &stat_name)?;
+        let listeners = Listeners {
+            listeners: &mut snap.listeners,
+            local_address: &snap.local_address,
+            global_downstream_max_connections: snap.global_downstream_max_connections,
+        };
+        let prepared =
+            self.prepare_listeners(&ctl, listeners, &cluster_list, &lookup, &stat_name)?;
 
         // Commit.
         for (c, set) in endpoint_sets {
@@ -233,7 +258,7 @@ impl Engine {
     /// them in: a listener or route change costs O(listeners), not O(clusters). Returns the
     /// generation; on error nothing changes.
     pub fn apply_listeners(&self, bytes: &[u8]) -> Result<u64, EngineError> {
-        let snap = config::parse(bytes).map_err(EngineError::Value)?;
+        let mut snap = config::parse(bytes).map_err(EngineError::Value)?;
         if !snap.clusters.is_empty() {
             return Err(EngineError::Value(
                 "clusters: must be empty (apply_listeners keeps the applied clusters)".into(),
@@ -247,20 +272,32 @@ impl Engine {
         let prepared = {
             let lookup = |name: &str| ctl.by_name.get(name).copied();
             let stat_name = |i: usize| cluster_list[i].cfg.stat_name().to_owned();
-            self.prepare_listeners(&ctl, &snap, &lookup, &stat_name)?
+            self.prepare_listeners(
+                &ctl,
+                Listeners::of(&mut snap),
+                &cluster_list,
+                &lookup,
+                &stat_name,
+            )?
         };
         self.commit_listeners(&mut ctl, &snap, prepared, &cluster_list);
         ctl.generation += 1;
         Ok(ctl.generation)
     }
 
-    /// Compiles the snapshot's listeners (`lookup`: a cluster's position in the cluster
-    /// list they will use; `stat_name`: the stats name of the cluster at a position) and
-    /// binds the new ones: all or nothing, nothing swapped yet.
+    /// Compiles the snapshot's listeners (`clusters`: the cluster list they will use;
+    /// `lookup`: a cluster's position in it; `stat_name`: the stats name of the cluster at a
+    /// position) and binds the new ones: all or nothing, nothing swapped yet. The route
+    /// configs move out of `snap` into the compiled listeners.
+    ///
+    /// When the running listener of the same name was compiled over the same `clusters`
+    /// (the same list, so the same positions: `apply_listeners`), its unchanged virtual hosts
+    /// are reused rather than compiled again (`RouteTable::compile_reusing`).
     fn prepare_listeners(
         &self,
         ctl: &Control,
-        snap: &snapshot::Snapshot,
+        snap: Listeners<'_>,
+        clusters: &Arc<[Arc<ClusterState>]>,
         lookup: &dyn Fn(&str) -> Option<usize>,
         stat_name: &dyn Fn(usize) -> String,
     ) -> Result<Vec<PreparedListener>, EngineError> {
@@ -271,11 +308,11 @@ impl Engine {
             )));
         }
         let workers = ctl.workers.len();
-        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut names: HashSet<String> = HashSet::new();
         let mut prepared = Vec::with_capacity(snap.listeners.len());
-        for (i, l) in snap.listeners.iter().enumerate() {
+        for (i, l) in snap.listeners.iter_mut().enumerate() {
             let path = format!("listeners[{i}]");
-            if names.insert(l.name.as_str(), i).is_some() {
+            if !names.insert(l.name.clone()) {
                 return Err(EngineError::Value(format!(
                     "{path}.name: duplicate listener {:?}",
                     l.name
@@ -287,12 +324,19 @@ impl Engine {
                     l.address
                 ))
             })?;
+            let previous = ctl
+                .listeners
+                .iter()
+                .find(|h| h.name == l.name)
+                .map(|h| h.compiled.load_full())
+                .filter(|p| p.compiled_over(clusters));
             let parts = crate::listener::compile_listener(
                 l,
+                previous.as_deref(),
                 lookup,
                 stat_name,
                 &self.registry,
-                &snap.local_address,
+                snap.local_address,
                 snap.global_downstream_max_connections,
                 &path,
             )

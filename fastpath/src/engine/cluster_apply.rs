@@ -17,12 +17,12 @@ impl Engine {
     /// (a bad cluster, a route naming a cluster no longer there, a name both in `clusters`
     /// and `removed`, an unknown removed name) nothing changes.
     pub fn apply_clusters(&self, bytes: &[u8], removed: &[String]) -> Result<u64, EngineError> {
-        let snap = config::parse(bytes).map_err(EngineError::Value)?;
+        let mut snap = config::parse(bytes).map_err(EngineError::Value)?;
         let mut ctl = self.lock();
         if ctl.stopped {
             return Err(EngineError::Stopped);
         }
-        let changed = super::cluster_positions(&snap)?;
+        let changed = super::cluster_positions(&snap.clusters)?;
         let mut gone: HashSet<usize> = HashSet::new();
         for (i, name) in removed.iter().enumerate() {
             if changed.contains_key(name.as_str()) {
@@ -95,7 +95,12 @@ impl Engine {
                     .copied(),
             };
             let stat_name = |i: usize| cluster_list[i].cfg.stat_name().to_owned();
-            self.prepare_listeners(&ctl, &snap, &lookup, &stat_name)?
+            let listeners = super::Listeners {
+                listeners: &mut snap.listeners,
+                local_address: &snap.local_address,
+                global_downstream_max_connections: snap.global_downstream_max_connections,
+            };
+            self.prepare_listeners(&ctl, listeners, &cluster_list, &lookup, &stat_name)?
         };
 
         // Commit.

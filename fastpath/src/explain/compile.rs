@@ -61,8 +61,11 @@ pub fn compile(snap: &mut snapshot::Snapshot) -> Result<Compiled, String> {
             .address
             .parse()
             .map_err(|_| format!("{path}.address: {:?} is not an IP address", l.address))?;
+        // The compile takes the route configs out of the listener: the report reads the
+        // snapshot's own.
         let parts = crate::listener::compile_listener(
-            l,
+            &mut l.clone(),
+            None,
             &lookup,
             &stat_name,
             &registry,

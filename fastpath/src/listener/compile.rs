@@ -33,17 +33,20 @@ pub struct ListenerParts {
     access_log: Option<Arc<crate::access_log::AccessLogs>>,
 }
 
+/// `previous`: the chain compiled before in its place (see `compile_listener`).
 fn compile_chain(
-    c: &snapshot::FilterChain,
+    c: &mut snapshot::FilterChain,
+    previous: Option<&ListenerView>,
     lookup: &dyn Fn(&str) -> Option<usize>,
     stat_name: &dyn Fn(usize) -> String,
     registry: &Registry,
     local_address: &str,
     path: &str,
 ) -> Result<ChainParts, String> {
-    let hcm = match &c.filter {
+    let hcm = match &mut c.filter {
         snapshot::NetworkFilter::HttpConnectionManager(h) => compile_hcm(
             h,
+            previous.map(|v| &v.hcm),
             lookup,
             stat_name,
             registry,
@@ -59,9 +62,13 @@ fn compile_chain(
 
 /// Compiles `l` (at `path`, e.g. `listeners[0]`); errors name the field. `lookup`: a
 /// cluster's position in the cluster list; `stat_name`: the stats name of the cluster at a
-/// position (`alt_stat_name` or its name).
+/// position (`alt_stat_name` or its name). `previous`: the listener compiled before under
+/// the same name with the same `lookup`, whose chains (by position, and the default chain)
+/// lend their unchanged virtual hosts. Route configs move out of `l` into the result.
+#[allow(clippy::too_many_arguments)]
 pub fn compile_listener(
-    l: &snapshot::Listener,
+    l: &mut snapshot::Listener,
+    previous: Option<&CompiledListener>,
     lookup: &dyn Fn(&str) -> Option<usize>,
     stat_name: &dyn Fn(usize) -> String,
     registry: &Registry,
@@ -75,23 +82,31 @@ pub fn compile_listener(
         ));
     }
     let mut chains = Vec::with_capacity(l.filter_chains.len());
-    let mut matches = Vec::with_capacity(l.filter_chains.len());
-    for (i, c) in l.filter_chains.iter().enumerate() {
-        let at = format!("{path}.filter_chains[{i}]");
+    let mut at = Vec::with_capacity(l.filter_chains.len());
+    for (i, c) in l.filter_chains.iter_mut().enumerate() {
+        let here = format!("{path}.filter_chains[{i}]");
         chains.push(compile_chain(
             c,
+            previous.and_then(|p| p.chains.get(i)).map(|v| &**v),
             lookup,
             stat_name,
             registry,
             local_address,
-            &at,
+            &here,
         )?);
-        matches.push((&c.filter_chain_match, at));
+        at.push(here);
     }
+    let matches: Vec<_> = l
+        .filter_chains
+        .iter()
+        .zip(at)
+        .map(|(c, at)| (&c.filter_chain_match, at))
+        .collect();
     let matcher = ChainMatcher::compile(&matches)?;
-    let default_chain = match &l.default_filter_chain {
+    let default_chain = match &mut l.default_filter_chain {
         Some(c) => Some(compile_chain(
             c,
+            previous.and_then(|p| p.default_chain.as_deref()),
             lookup,
             stat_name,
             registry,

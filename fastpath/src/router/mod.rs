@@ -3,6 +3,7 @@
 //! API contract used by the data path (`src/http1/`, `src/proxy/`). Bodies are filled in by
 //! the router work; signatures change only together with their callers.
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use crate::config::snapshot;
 
@@ -14,6 +15,8 @@ mod matcher;
 pub mod observe;
 mod redirect;
 pub mod retry;
+#[cfg(test)]
+mod reuse_tests;
 mod rewrite;
 mod string_match;
 mod table;
@@ -45,7 +48,8 @@ pub struct RequestView<'a> {
 #[derive(Debug)]
 pub struct RouteTable {
     domains: domain::DomainIndex,
-    virtual_hosts: Box<[table::VirtualHost]>,
+    /// Shared with the table compiled before when unchanged (`compile_reusing`).
+    virtual_hosts: Box<[Arc<table::VirtualHost>]>,
     /// Route configuration level.
     mutations: headers::Mutations,
 }
@@ -54,6 +58,8 @@ pub struct RouteTable {
 #[derive(Clone, Copy)]
 pub struct Selection<'t> {
     table: &'t RouteTable,
+    /// The virtual host's position in `table`.
+    vhost_index: usize,
     vhost: &'t table::VirtualHost,
     route: &'t table::Route,
 }
@@ -87,7 +93,19 @@ impl RouteTable {
         cfg: &snapshot::RouteConfig,
         cluster_index: &dyn Fn(&str) -> Option<usize>,
     ) -> Result<RouteTable, String> {
-        table::compile(cfg, cluster_index)
+        table::compile(cfg, cluster_index, None)
+    }
+
+    /// `compile`, reusing the compiled virtual hosts of `previous` (the table compiled from
+    /// that route config with the same `cluster_index`) whose config is equal to the new
+    /// one's, at the same position or of the same name: a route change recompiles only the
+    /// virtual hosts it changes. Same result and errors as `compile`.
+    pub fn compile_reusing(
+        cfg: &snapshot::RouteConfig,
+        cluster_index: &dyn Fn(&str) -> Option<usize>,
+        previous: Option<(&snapshot::RouteConfig, &RouteTable)>,
+    ) -> Result<RouteTable, String> {
+        table::compile(cfg, cluster_index, previous)
     }
 
     /// Picks the virtual host by authority (port included, as Envoy; case-insensitive) and
@@ -111,7 +129,7 @@ impl RouteTable {
             obs.no_virtual_host();
             return None;
         };
-        let vhost = &self.virtual_hosts[v];
+        let vhost: &table::VirtualHost = &self.virtual_hosts[v];
         let (path, query) = matcher::split_target(req.path);
         let route = vhost.routes.iter().enumerate().find_map(|(i, r)| {
             obs.route(i);
@@ -121,6 +139,7 @@ impl RouteTable {
         })?;
         Some(Selection {
             table: self,
+            vhost_index: v,
             vhost,
             route,
         })
@@ -188,15 +207,11 @@ impl StringMatcher {
 impl<'t> Selection<'t> {
     /// The positions of the matched virtual host and route in the compiled configuration
     /// (`virtual_hosts[v].routes[r]`, as in the snapshot), for per-route filter configs.
-    /// Computed from the element addresses: O(1), no unsafe (address arithmetic only).
+    /// The route's is computed from the element addresses: O(1), no unsafe (address
+    /// arithmetic only).
     pub fn indices(&self) -> (usize, usize) {
         let index = |base: usize, at: usize, size: usize| (at - base) / size.max(1);
-        let vhosts = &self.table.virtual_hosts;
-        let v = index(
-            vhosts.as_ptr() as usize,
-            self.vhost as *const table::VirtualHost as usize,
-            std::mem::size_of::<table::VirtualHost>(),
-        );
+        let v = self.vhost_index;
         let r = index(
             self.vhost.routes.as_ptr() as usize,
             self.route as *const table::Route as usize,

@@ -1,5 +1,7 @@
 //! Compiles a `RouteConfiguration` into the `RouteTable` the data path selects from.
+use std::collections::HashMap;
 use std::fmt::Write;
+use std::sync::Arc;
 
 use super::RouteTable;
 use super::domain::DomainIndex;
@@ -44,6 +46,7 @@ pub(super) enum RouteAction {
 pub(super) fn compile(
     cfg: &snapshot::RouteConfig,
     cluster_index: &dyn Fn(&str) -> Option<usize>,
+    previous: Option<(&snapshot::RouteConfig, &RouteTable)>,
 ) -> Result<RouteTable, String> {
     let domains = DomainIndex::build(&cfg.virtual_hosts)?;
     let mutations = Mutations::compile(&cfg.headers, "")?;
@@ -51,7 +54,12 @@ pub(super) fn compile(
     // One buffer for every path (`virtual_hosts[i].routes[j].match`, ...): thousands of
     // routes, each path used only if its level is wrong.
     let mut at = String::with_capacity(64);
+    let mut previous = previous.and_then(|(c, t)| Previous::new(c, t, &mutations));
     for (i, vh) in cfg.virtual_hosts.iter().enumerate() {
+        if let Some(same) = previous.as_mut().and_then(|p| p.same(i, vh)) {
+            virtual_hosts.push(same);
+            continue;
+        }
         at.clear();
         let _ = write!(at, "virtual_hosts[{i}]");
         let vh_mutations = Mutations::compile(&vh.headers, &at)?;
@@ -68,17 +76,66 @@ pub(super) fn compile(
             route.response_mutations |= inherited_response;
             routes.push(route);
         }
-        virtual_hosts.push(VirtualHost {
+        virtual_hosts.push(Arc::new(VirtualHost {
             name: vh.name.as_str().into(),
             routes: routes.into_boxed_slice(),
             mutations: vh_mutations,
-        });
+        }));
     }
     Ok(RouteTable {
         domains,
         virtual_hosts: virtual_hosts.into_boxed_slice(),
         mutations,
     })
+}
+
+/// The virtual hosts of the table compiled before, to reuse where the config is unchanged.
+/// A compiled virtual host depends on its config, the cluster positions (the caller's
+/// promise: the same `cluster_index`) and whether the route config level has request and
+/// response header mutations (inherited into each route's flags), so a table whose level
+/// differs there offers none.
+struct Previous<'p> {
+    cfg: &'p [snapshot::VirtualHost],
+    compiled: &'p [Arc<VirtualHost>],
+    /// Position by name, built on the first virtual host not found at its own position.
+    by_name: Option<HashMap<&'p str, usize>>,
+}
+
+impl<'p> Previous<'p> {
+    fn new(
+        cfg: &'p snapshot::RouteConfig,
+        table: &'p RouteTable,
+        mutations: &Mutations,
+    ) -> Option<Previous<'p>> {
+        let same_level = table.mutations.request.is_empty() == mutations.request.is_empty()
+            && table.mutations.response.is_empty() == mutations.response.is_empty();
+        (same_level && cfg.virtual_hosts.len() == table.virtual_hosts.len()).then_some(Previous {
+            cfg: &cfg.virtual_hosts,
+            compiled: &table.virtual_hosts,
+            by_name: None,
+        })
+    }
+
+    /// The compiled virtual host whose config equals `vh` (the new `virtual_hosts[i]`).
+    fn same(&mut self, i: usize, vh: &snapshot::VirtualHost) -> Option<Arc<VirtualHost>> {
+        let at = if self.cfg.get(i) == Some(vh) {
+            i
+        } else {
+            let cfg = self.cfg;
+            let by_name = self.by_name.get_or_insert_with(|| {
+                cfg.iter()
+                    .enumerate()
+                    .map(|(j, v)| (v.name.as_str(), j))
+                    .collect()
+            });
+            let j = *by_name.get(vh.name.as_str())?;
+            if cfg[j] != *vh {
+                return None;
+            }
+            j
+        };
+        Some(self.compiled[at].clone())
+    }
 }
 
 /// `at`: the route's path; compiling its fields appends to it and truncates back.
