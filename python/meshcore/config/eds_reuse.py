@@ -20,7 +20,7 @@ from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from . import paths, pgv, unsupported
+from . import paths, rules
 from .errors import Problems
 from .translate_clusters import endpoint_host
 from .translate_lb import check_priorities
@@ -79,8 +79,7 @@ def _changed(
     if known is not None:
         return {**known, "priority": priority}
     problems = Problems()
-    pgv.check(lb_endpoint, problems, path)
-    unsupported.check(lb_endpoint, path, problems)
+    rules.check(lb_endpoint, path, problems)
     host = endpoint_host(lb_endpoint, "EDS", path, problems)
     if problems or host is None:
         return None
@@ -98,8 +97,7 @@ def reuse_hosts(
     `previous_keys`); None when something is wrong (run the full check for its problems)."""
     problems = Problems()
     shell = _shell(msg)
-    pgv.check(shell, problems, path)
-    unsupported.check(shell, path, problems)
+    rules.check(shell, path, problems)
     if problems:
         return None
     known = dict(zip(previous_keys, previous_hosts, strict=True))
