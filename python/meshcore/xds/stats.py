@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from itertools import chain
 from operator import attrgetter
 from typing import Any
 
@@ -83,13 +84,9 @@ class XdsStats:
         out once for the accepted listeners: a route config's next version counts in the
         same scopes)."""
         type_url = update.type_url
-        if type_url == LISTENER:
-            return [LDS]
-        if type_url == CLUSTER:
-            return [CDS]
+        if type_url != ROUTE_CONFIG:  # LDS and CDS: their scope, no name read
+            return self.scopes(type_url, chain(map(_NAME, update.resources), update.removed))
         names = (*map(_NAME, update.resources), *update.removed)
-        if type_url != ROUTE_CONFIG:
-            return self.scopes(type_url, names)
         listeners, known = self._rds_scopes
         if listeners is not self.store.accepted[LISTENER]:
             listeners, known = self.store.accepted[LISTENER], {}
