@@ -169,3 +169,32 @@ fn flat_histograms_carry_buckets_and_the_last_flush_interval() {
         format!("http.in.downstream_rq_time {cumulative}")
     );
 }
+
+#[test]
+fn idle_flushes_skip_histograms_and_miss_no_later_sample() {
+    let reg = Registry::new(3);
+    let c = ClusterStats::new(&reg, "cluster.idle");
+    let connect = sets::cluster::Histogram::UpstreamCxConnectMs;
+    let line = |name: &str| {
+        lines(&reg.export_flat().histograms)
+            .into_iter()
+            .find(|l| l.starts_with(name))
+            .unwrap()
+    };
+    reg.flush_histograms();
+    reg.flush_histograms();
+    // The second histogram of the scope, on the last shard: its count is the slot the idle
+    // check reads.
+    c.record_us(2, connect, 2_000);
+    reg.flush_histograms();
+    let zeros = |n: usize| vec!["0"; n].join(" ");
+    let buckets = format!("0 0 1 {}", zeros(17));
+    assert_eq!(
+        line("cluster.idle.upstream_cx_connect_ms "),
+        format!("cluster.idle.upstream_cx_connect_ms 1 2 {buckets} {buckets}")
+    );
+    assert_eq!(
+        line("cluster.idle.upstream_rq_time "),
+        "cluster.idle.upstream_rq_time 0"
+    );
+}
