@@ -62,6 +62,14 @@ fn names(buf: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// The flat export's histogram line that starts with `name`.
+fn histogram_line(reg: &Registry, name: &str) -> String {
+    lines(&reg.export_flat().histograms)
+        .into_iter()
+        .find(|l| l.starts_with(name))
+        .unwrap()
+}
+
 /// What a full sort of the names gives (the flat export must match it, not just per scope).
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
@@ -130,12 +138,7 @@ fn flat_histograms_carry_buckets_and_the_last_flush_interval() {
     let reg = Registry::new(1);
     let h = HttpStats::new(&reg, "http.in");
     let t = sets::http::Histogram::DownstreamRqTime;
-    let line = |name: &str| {
-        lines(&reg.export_flat().histograms)
-            .into_iter()
-            .find(|l| l.starts_with(name))
-            .unwrap()
-    };
+    let line = |name: &str| histogram_line(&reg, name);
     assert_eq!(
         line("http.in.downstream_rq_time "),
         "http.in.downstream_rq_time 0"
@@ -175,12 +178,7 @@ fn idle_flushes_skip_histograms_and_miss_no_later_sample() {
     let reg = Registry::new(3);
     let c = ClusterStats::new(&reg, "cluster.idle");
     let connect = sets::cluster::Histogram::UpstreamCxConnectMs;
-    let line = |name: &str| {
-        lines(&reg.export_flat().histograms)
-            .into_iter()
-            .find(|l| l.starts_with(name))
-            .unwrap()
-    };
+    let line = |name: &str| histogram_line(&reg, name);
     reg.flush_histograms();
     reg.flush_histograms();
     // The second histogram of the scope, on the last shard: its count is the slot the idle
