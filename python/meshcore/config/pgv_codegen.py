@@ -11,7 +11,8 @@ from __future__ import annotations
 import ast
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from google.protobuf.descriptor import Descriptor
@@ -33,12 +34,19 @@ _PGV_STEPS = (
 )
 
 
+@contextmanager
+def _generating() -> Iterator[None]:
+    """Around PGV's generation of a type's function: PGV 1.3.3 reads FieldDescriptor.label,
+    deprecated by protobuf 6, while it generates one (never when it runs it): not ours to
+    fix."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"label\(\) is deprecated", DeprecationWarning)
+        yield
+
+
 def pgv_source(msg: Message) -> str:
     """The source of PGV's `generate_validate_all` for `msg`'s type, as PGV builds it."""
-    with warnings.catch_warnings():
-        # PGV 1.3.3 reads FieldDescriptor.label, deprecated by protobuf 6, while it
-        # generates a type's function (never when it runs it): not ours to fix.
-        warnings.filterwarnings("ignore", r"label\(\) is deprecated", DeprecationWarning)
+    with _generating():
         template = validator.file_template(validator.ValidatingMessage(msg))
     func_ast: Any = ast.parse(template)
     for step in _PGV_STEPS:
@@ -102,8 +110,7 @@ def generate(msg: Message) -> Validator:
     try:
         return _rewritten(msg.DESCRIPTOR, pgv_source(msg))
     except Exception:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", r"label\(\) is deprecated", DeprecationWarning)
+        with _generating():
             pgv_own: Validator = validator._validate_all_inner(validator.ValidatingMessage(msg))
         return pgv_own
 

@@ -38,16 +38,6 @@ def quick_errors(msg: Message) -> list[str]:
     return quick(msg)
 
 
-def _full(msg: Message) -> Validator:
-    """PGV's whole function (`pgv._validate_all`, installed as PGV's `_validate_all`)."""
-
-    def full(m: Message) -> list[str]:
-        errors: list[str] = validator._validate_all(m)
-        return errors
-
-    return full
-
-
 Plan = tuple[dict[FieldDescriptor, tuple[Validator, ...]], tuple[Validator, ...]]
 """A type's parts by the field they read, and those with errors on an empty message."""
 
@@ -66,14 +56,15 @@ def local_plan(msg: Message, walked: frozenset[FieldDescriptor]) -> Plan | None:
 
 
 def full_errors(msg: Message) -> list[str]:
-    """PGV's whole function's errors for `msg` and everything under it."""
+    """PGV's whole function's errors for `msg` and everything under it
+    (`pgv._validate_all`, installed as PGV's `_validate_all`)."""
     errors: list[str] = validator._validate_all(msg)
     return errors
 
 
 def _plan(msg: Message) -> Validator:
     plan = _parts_plan(msg, frozenset())
-    return _full(msg) if plan is None else _runner(*plan)
+    return full_errors if plan is None else _runner(plan)
 
 
 def _nothing(_: Message) -> list[str]:
@@ -127,11 +118,11 @@ class _LeaveWalked(ast.NodeTransformer):
     def visit_For(self, node: ast.For) -> ast.AST:
         field = _field_of(node.iter)
         target = node.target
-        bound = isinstance(target, ast.Name) and field is not None
-        if isinstance(target, ast.Name) and field is not None:
-            self.loops.append((target.id, field))
+        loop = (target.id, field) if isinstance(target, ast.Name) and field is not None else None
+        if loop is not None:
+            self.loops.append(loop)
         self.generic_visit(node)
-        if bound:
+        if loop is not None:
             self.loops.pop()
         return node
 
@@ -161,38 +152,49 @@ def _field_of(node: ast.expr) -> str | None:
     return None
 
 
-def _runner(
-    by_field: dict[FieldDescriptor, tuple[Validator, ...]], required: tuple[Validator, ...]
-) -> Validator:
-    get = by_field.get
-
+def _runner(plan: Plan) -> Validator:
     def quick(msg: Message) -> list[str]:
-        run: list[Validator] = []
-        for fd, _ in msg.ListFields():
-            parts = get(fd)
-            if parts is not None:
-                run += parts
-        for part in required:
-            if part not in run:
-                return ["a required part is missing"]
-        for part in run:  # a part twice (two of its fields set) gives the same answer
-            err = part(msg)
-            if err:
-                return err
-        return []
+        return plan_errors(plan, msg, msg.ListFields())
 
     return quick
 
 
-def _is_err_init(node: ast.stmt) -> bool:
-    return (
+def plan_errors(plan: Plan, msg: Message, fields: list[tuple[FieldDescriptor, Any]]) -> list[str]:
+    """Some of PGV's errors in `msg` (whose `ListFields` are `fields`) by the parts of
+    `plan` for its set fields, or a placeholder when a required part's field is not set;
+    empty when there are none."""
+    by_field, required = plan
+    run: list[Validator] = []
+    for fd, _ in fields:
+        parts = by_field.get(fd)
+        if parts is not None:
+            run += parts
+    for part in required:
+        if part not in run:
+            return ["a required part is missing"]
+    for part in run:  # a part twice (two of its fields set) gives the same answer
+        err = part(msg)
+        if err:
+            return err
+    return []
+
+
+def _assigned(node: ast.stmt, name: str) -> ast.expr | None:
+    """The value of `node` when it is `name = value`."""
+    if (
         isinstance(node, ast.Assign)
         and len(node.targets) == 1
         and isinstance(node.targets[0], ast.Name)
-        and node.targets[0].id == "err"
-        and isinstance(node.value, ast.List)
-        and not node.value.elts
-    )
+        and node.targets[0].id == name
+    ):
+        return node.value
+    return None
+
+
+def _is_err_init(node: ast.stmt) -> bool:
+    """`err = []`: where PGV's function starts."""
+    value = _assigned(node, "err")
+    return isinstance(value, ast.List) and not value.elts
 
 
 def _is_return_err(node: ast.stmt) -> bool:
@@ -222,14 +224,8 @@ def _parts(statements: list[ast.stmt]) -> list[list[ast.stmt]]:
 
 def _is_present_reset(node: ast.stmt) -> bool:
     """`present = False`: where PGV's code for a oneof starts."""
-    return (
-        isinstance(node, ast.Assign)
-        and len(node.targets) == 1
-        and isinstance(node.targets[0], ast.Name)
-        and node.targets[0].id == "present"
-        and isinstance(node.value, ast.Constant)
-        and node.value.value is False
-    )
+    value = _assigned(node, "present")
+    return isinstance(value, ast.Constant) and value.value is False
 
 
 def _fields_read(part: list[ast.stmt], descriptor: Descriptor) -> list[FieldDescriptor] | None:

@@ -10,6 +10,8 @@ is then checked by the reporting passes."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
+from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -53,21 +55,11 @@ def _clean(msg: Message) -> bool:
     fields = msg.ListFields()
     plan = pgv_split.local_plan(msg, _walked(descriptor))
     if plan is None:
-        if pgv_split.full_errors(msg):
-            return False
+        errors = pgv_split.full_errors(msg)
     else:
-        by_field, required = plan
-        run: list[pgv_split.Validator] = []
-        for fd, _ in fields:
-            parts = by_field.get(fd)
-            if parts is not None:
-                run += parts
-        for part in required:
-            if part not in run:
-                return False
-        for part in run:
-            if part(msg):
-                return False
+        errors = pgv_split.plan_errors(plan, msg, fields)
+    if errors:
+        return False
     for fd, value in fields:
         step = steps.get(fd) or unsupported.step_of(descriptor, fd)  # an extension
         action, kind, rule, _, allowed = step
@@ -78,6 +70,8 @@ def _clean(msg: Message) -> bool:
                 if not _clean(value):
                     return False
                 continue
+            # Not `_each`: the walk's own descent, one call less per message (~2 % of the
+            # pass over a 1,000-virtual-host route config).
             for child in value.values() if kind == MAP else value:
                 if not _clean(child):
                     return False
@@ -88,16 +82,20 @@ def _clean(msg: Message) -> bool:
             if any(pgv_split.quick_errors(inner) for inner in value_typed_configs(kind, value)):
                 return False
         elif action == TYPED:
-            for packed in (value,) if kind == SINGLE else value.values() if kind == MAP else value:
-                if not _clean_typed(packed, rule.types):
-                    return False
+            if not all(_clean_typed(packed, rule.types) for packed in _each(kind, value)):
+                return False
         elif action == EMPTY:
-            for child in (value,) if kind == SINGLE else value.values() if kind == MAP else value:
-                if child.ListFields():
-                    return False
+            if any(child.ListFields() for child in _each(kind, value)):
+                return False
         else:  # REPORT
             return False
     return True
+
+
+def _each(kind: int, value: Any) -> Iterable[Any]:
+    """The values of a set field of shape `kind` (`walk.shaped_values` without paths, map
+    entries in their own order: only whether each is clean counts)."""
+    return (value,) if kind == SINGLE else value.values() if kind == MAP else value
 
 
 def _clean_typed(packed: Message, types: frozenset[str] | None) -> bool:

@@ -41,7 +41,9 @@ def _yet(planned: bool) -> str:
     return "not supported yet" if planned else "not supported"
 
 
-def _step(descriptor: Descriptor, fd: FieldDescriptor) -> _Step:
+def step_of(descriptor: Descriptor, fd: FieldDescriptor) -> _Step:
+    """The table's verdict on field `fd` of `descriptor` (`_steps` keeps those of its
+    fields; an extension is looked up here each time)."""
     spec = MESSAGES.get(descriptor.full_name)
     rule = spec.fields.get(fd.name) if spec is not None else None
     kind = shape(fd)
@@ -78,7 +80,7 @@ def _step(descriptor: Descriptor, fd: FieldDescriptor) -> _Step:
 @functools.cache
 def _steps(descriptor: Descriptor) -> dict[FieldDescriptor, _Step]:
     """The table's verdict on every field of `descriptor`, looked up once per type."""
-    return {fd: _step(descriptor, fd) for fd in descriptor.fields}
+    return {fd: step_of(descriptor, fd) for fd in descriptor.fields}
 
 
 def _check_enum(
@@ -122,7 +124,7 @@ def check(msg: Message, path: str, problems: Problems) -> None:
     descriptor = msg.DESCRIPTOR
     steps = _steps(descriptor)
     for fd, value in msg.ListFields():
-        step = steps.get(fd) or _step(descriptor, fd)  # an extension is not in `fields`
+        step = steps.get(fd) or step_of(descriptor, fd)  # an extension is not in `fields`
         action, kind, rule, text, allowed = step
         if action == SKIP:
             continue
@@ -155,8 +157,3 @@ def clean_steps(descriptor: Descriptor) -> dict[FieldDescriptor, _Step]:
         fd: step._replace(action=SCAN) if step.action == SKIP and fd in scanned else step
         for fd, step in _steps(descriptor).items()
     }
-
-
-def step_of(descriptor: Descriptor, fd: FieldDescriptor) -> _Step:
-    """`_step`, for a field not in `clean_steps` (an extension)."""
-    return _step(descriptor, fd)

@@ -65,7 +65,7 @@ def children(msg: Message, path: str) -> Iterator[tuple[str, FieldDescriptor, Me
 
 
 @functools.cache
-def _any_fields(descriptor: Descriptor) -> dict[FieldDescriptor, int]:
+def reaching_any(descriptor: Descriptor) -> dict[FieldDescriptor, int]:
     """The message fields of `descriptor` that can hold an `Any` at some depth, with their
     shape: the only ones `typed_configs` needs to look into."""
     return {
@@ -84,7 +84,7 @@ def typed_configs(msg: Message, path: str) -> list[tuple[str, Message]]:
 
 
 def _typed_configs(msg: Message, path: str, found: list[tuple[str, Message]]) -> None:
-    fields = _any_fields(msg.DESCRIPTOR)
+    fields = reaching_any(msg.DESCRIPTOR)
     if not fields:
         return
     for fd, value in msg.ListFields():
@@ -97,11 +97,6 @@ def _typed_configs(msg: Message, path: str, found: list[tuple[str, Message]]) ->
         else:
             for child_path, child in shaped_values(kind, value, field_path):
                 _typed_config(child, child_path, found)
-
-
-def reaching_any(descriptor: Descriptor) -> dict[FieldDescriptor, int]:
-    """`_any_fields`: the fields of `descriptor` that `typed_configs` looks into."""
-    return _any_fields(descriptor)
 
 
 def value_typed_configs(kind: int, value: Any) -> list[Message]:

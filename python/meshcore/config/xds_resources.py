@@ -124,19 +124,15 @@ class EndpointsResource:
     """Each endpoint's LbEndpoint as `eds_reuse.endpoint_key` (empty: none to reuse)."""
 
 
-def _rules(msg: Any, path: str, problems: Problems) -> None:
-    """What the bootstrap loader checks on every message: PGV rules and the table."""
-    rules.check(msg, path, problems)
-
-
 def _named_rules(
     msg: listener_pb2.Listener | route_pb2.RouteConfiguration, path: str, kind: str
 ) -> Problems:
-    """`_rules`, after checking the `name` that names the `kind` (LDS, RDS) resource."""
+    """`rules.check` (what the bootstrap loader checks: PGV rules and the table), after
+    checking the `name` that names the `kind` (LDS, RDS) resource."""
     problems = Problems()
     if not msg.name:
         problems.add(paths.field(path, "name"), f"is required (it names the {kind} resource)")
-    _rules(msg, path, problems)
+    rules.check(msg, path, problems)
     return problems
 
 
@@ -191,7 +187,7 @@ def check_cluster(
     msg: cluster_pb2.Cluster, path: str
 ) -> tuple[ClusterResource | None, list[Problem]]:
     problems = Problems()
-    _rules(msg, path, problems)
+    rules.check(msg, path, problems)
     out = one_cluster(msg, path, problems)
     if problems or not out.snapshot:
         return None, problems.as_list()
@@ -229,7 +225,7 @@ def check_assignment(
         if reused is not None:
             return EndpointsResource(msg.cluster_name, *reused), []
     problems = Problems()
-    _rules(msg, path, problems)
+    rules.check(msg, path, problems)
     hosts = assignment_hosts(msg, "EDS", path, problems)
     if problems:
         return None, problems.as_list()
