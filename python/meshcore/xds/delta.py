@@ -24,9 +24,8 @@ from .resources import (
     Rejected,
     Update,
     decode,
-    short_type,
 )
-from .sotw import INVALID_ARGUMENT, ttl_seconds, where
+from .sotw import INVALID_ARGUMENT, ttl_seconds, where, wrong_type
 
 
 @dataclass
@@ -101,17 +100,14 @@ class DeltaProtocol:
             if not resource.name:
                 problems.append(f"{where(type_url, index)}: name is required")
                 continue
-            ttl = ttl_seconds(resource) if resource.HasField("ttl") else None
+            ttl = ttl_seconds(resource)
             if not resource.HasField("resource"):
                 resources.append(
                     Incoming(resource.name, resource.version, None, b"", ttl, heartbeat=True)
                 )
                 continue
             if resource.resource.type_url != type_url:
-                problems.append(
-                    f"{where(type_url, index)}: a {short_type(resource.resource.type_url)} "
-                    f"in a {short_type(type_url)} response"
-                )
+                problems.append(wrong_type(type_url, index, resource.resource.type_url))
                 continue
             try:
                 msg = decode(type_url, resource.resource.value)

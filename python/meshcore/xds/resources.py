@@ -179,8 +179,8 @@ class Plan:
     """With a config whose clusters changed: the changed and removed ones, when the other
     clusters are those applied, as they are (None: every cluster may have changed)."""
     listeners: dict[str, dict[str, Any]] | None = None
-    """With a config: its dynamic listeners' snapshots by name, when the plan made them
-    (what `commit` keeps as the applied ones)."""
+    """With a config: its dynamic listeners' snapshots by name (what `commit` keeps as the
+    applied ones)."""
 
 
 @dataclass
@@ -499,8 +499,8 @@ class ResourceStore:
                 static_cluster_tls(clusters, ref.cluster or "", problems)
 
     def _plan(self, view: View) -> Plan:
-        listeners = {name: a.snapshot for name, a in view.listeners.items()}
-        clusters = {name: c.snapshot for name, c in view.clusters.items()}
+        listeners = _snapshots(view.listeners)
+        clusters = _snapshots(view.clusters)
         endpoints = {
             name: eps for name in view.clusters if (eps := view.cluster_endpoints(name)) is not None
         }
@@ -533,7 +533,7 @@ class ResourceStore:
         applied, so only the listeners are compared, and a new config takes the applied
         one's clusters as they are (O(listeners), not O(clusters))."""
         assert self.applied is not None
-        listeners = dict(zip(view.listeners, map(_SNAPSHOT, view.listeners.values()), strict=True))
+        listeners = _snapshots(view.listeners)
         if listeners == self._applied_listeners:
             return Plan(None, {})
         config = compose_listeners(self.applied, self.static, list(listeners.values()))
@@ -558,7 +558,7 @@ class ResourceStore:
                 changed[name] = cluster
         if not changed and not removed:
             return self._plan_listeners(view)
-        listeners = {name: a.snapshot for name, a in view.listeners.items()}
+        listeners = _snapshots(view.listeners)
         config, snapshots = compose_clusters(
             self.applied, self.static, list(listeners.values()), changed, removed, view.endpoints
         )
@@ -582,11 +582,8 @@ class ResourceStore:
         self.view = view
         if plan.config is not None:
             self.applied = plan.config
-            self._applied_listeners = (
-                plan.listeners
-                if plan.listeners is not None
-                else {n: a.snapshot for n, a in view.listeners.items()}
-            )
+            assert plan.listeners is not None  # every plan with a config carries them
+            self._applied_listeners = plan.listeners
             if plan.clusters is not None:  # the others equal the applied ones
                 for name in plan.clusters.removed:
                     self._applied_clusters.pop(name, None)
@@ -599,7 +596,7 @@ class ResourceStore:
                     else:
                         self._applied_endpoints[name] = eps
             elif plan.clusters_changed:  # else they equal the applied ones: no O(clusters)
-                self._applied_clusters = {n: c.snapshot for n, c in view.clusters.items()}
+                self._applied_clusters = _snapshots(view.clusters)
                 self._applied_endpoints = {
                     n: eps for n in view.clusters if (eps := view.cluster_endpoints(n)) is not None
                 }
@@ -657,7 +654,7 @@ class ResourceStore:
             self.static.secrets,
             self.static_sds,
         )
-        check_addresses((a.snapshot for a in view.listeners.values()), self.static, problems)
+        check_addresses(map(_SNAPSHOT, view.listeners.values()), self.static, problems)
         if problems:
             raise Rejected(problems)
         return Staged(None, {}, view, self._plan(view))
@@ -808,6 +805,11 @@ class ResourceStore:
 
 _SOURCE = attrgetter("source")
 _SNAPSHOT = attrgetter("snapshot")
+
+
+def _snapshots(serving: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The snapshots of a view's listeners or clusters, by name."""
+    return dict(zip(serving, map(_SNAPSHOT, serving.values()), strict=True))
 
 
 def _static_sds(static: MeshConfig) -> tuple[ListenerResource, ...]:

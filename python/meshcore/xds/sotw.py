@@ -44,6 +44,11 @@ def where(type_url: str, index: int) -> str:
     return f"{short_type(type_url)} response: resources[{index}]"
 
 
+def wrong_type(type_url: str, index: int, sent: str) -> str:
+    """The problem of a resource of type `sent` at `index` of a `type_url` response."""
+    return f"{where(type_url, index)}: a {short_type(sent)} in a {short_type(type_url)} response"
+
+
 def unwrap(
     type_url: str,
     packed: AnyMessage,
@@ -73,10 +78,7 @@ def unwrap(
             return Incoming(name, version, None, b"", ttl, heartbeat=True)
         packed = wrapper.resource
     if packed.type_url != type_url:
-        problems.append(
-            f"{where(type_url, index)}: a {short_type(packed.type_url)} in a "
-            f"{short_type(type_url)} response"
-        )
+        problems.append(wrong_type(type_url, index, packed.type_url))
         return None
     same = known.get(packed.value) if known is not None else None
     if same is not None:

@@ -278,6 +278,27 @@ def _serve_routes(
             view.clusters[name] = cluster
 
 
+def _activate(
+    name: str,
+    listener: ListenerResource,
+    routes: RouteResource | None,
+    lookup: SecretLookup,
+    view: View,
+) -> ActiveListener | None:
+    """Listener `name` as it serves with `routes` (RDS) and its secrets; None while a secret
+    it names is missing (`_with_secrets` notes it in `view`)."""
+    snapshot: dict[str, Any] | None = listener.with_routes(routes)
+    if listener.secrets and snapshot is not None:  # without secrets: no path to build
+        path = resource_path(LISTENER, name)
+        snapshot = _with_secrets(snapshot, listener.secrets, lookup, path, view)
+    if snapshot is None:
+        return None
+    refs = frozenset(map(_REF, listener.refs))
+    if routes is not None:
+        refs = refs.union(map(_REF, routes.refs))
+    return ActiveListener(snapshot, refs, listener.rds, listener, routes)
+
+
 def _serve_listeners(
     view: View,
     accepted: Accepted,
@@ -312,21 +333,12 @@ def _serve_listeners(
         if listener.rds is not None:
             routes = view.routes.get(listener.rds) or previous.routes.get(listener.rds)
             ready = ready and routes is not None
-        active = None
         if not ready:
-            pass
+            active = None
         elif same and before is not None and before.routes is routes and not listener.secrets:
             active = before  # built from what it would be built from now: it serves as it is
         else:
-            snapshot: dict[str, Any] | None = listener.with_routes(routes)
-            if listener.secrets and snapshot is not None:
-                path = resource_path(LISTENER, name)
-                snapshot = _with_secrets(snapshot, listener.secrets, lookup, path, view)
-            if snapshot is not None:
-                refs = frozenset(map(_REF, listener.refs))
-                if routes is not None:
-                    refs = refs.union(map(_REF, routes.refs))
-                active = ActiveListener(snapshot, refs, listener.rds, listener, routes)
+            active = _activate(name, listener, routes, lookup, view)
         if active is not None:
             if routes is not None:
                 view.routes.setdefault(routes.name, routes)
