@@ -5,7 +5,7 @@ problems of `pgv.check` and `unsupported.check` (texts, paths, order) for a bad 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -158,29 +158,35 @@ def _types(root: Descriptor, limit: int) -> list[Descriptor]:
     return order
 
 
+def _empty_and_filled(limit: int) -> Iterator[tuple[Descriptor, Message]]:
+    """For the first `limit` types reachable from the bootstrap (map entries left out): an
+    empty message, then one with each singular message field set to an empty message."""
+    for descriptor in _types(bootstrap_pb2.Bootstrap.DESCRIPTOR, limit):
+        if descriptor.GetOptions().map_entry:
+            continue
+        cls = message_factory.GetMessageClass(descriptor)
+        filled = cls()
+        for fd in descriptor.fields:
+            if fd.message_type is not None and not fd.is_repeated:
+                getattr(filled, fd.name).SetInParent()
+        yield descriptor, cls()
+        yield descriptor, filled
+
+
 def test_every_type_agrees_on_empty_and_filled_messages() -> None:
     """For types reachable from the bootstrap: the rewritten function gives PGV's errors and
     the parts their verdict, on an empty message (required fields, oneofs) and on one with
     each singular message field set to an empty message."""
     checked, failing = 0, 0
-    for descriptor in _types(bootstrap_pb2.Bootstrap.DESCRIPTOR, 250):
-        if descriptor.GetOptions().map_entry:
-            continue
-        cls = message_factory.GetMessageClass(descriptor)
-        empty = cls()
-        filled = cls()
-        for fd in descriptor.fields:
-            if fd.message_type is not None and not fd.is_repeated:
-                getattr(filled, fd.name).SetInParent()
-        for msg in (empty, filled):
-            try:
-                want = _pgv_own(msg)
-            except Exception:
-                continue  # PGV's own code fails on it: `pgv.check` handles that
-            assert pgv._validate_all(msg) == want, descriptor.full_name
-            assert bool(pgv_split.quick_errors(msg)) == bool(want), descriptor.full_name
-            checked += 1
-            failing += bool(want)
+    for descriptor, msg in _empty_and_filled(250):
+        try:
+            want = _pgv_own(msg)
+        except Exception:
+            continue  # PGV's own code fails on it: `pgv.check` handles that
+        assert pgv._validate_all(msg) == want, descriptor.full_name
+        assert bool(pgv_split.quick_errors(msg)) == bool(want), descriptor.full_name
+        checked += 1
+        failing += bool(want)
     assert checked > 300 and 50 < failing < checked - 50
 
 
@@ -218,17 +224,9 @@ def test_the_first_pass_agrees_on_every_type() -> None:
     empty, and with each singular message field set to an empty message (mostly fields the
     table reports; the rest reach PGV's parts and the walk's descents)."""
     checked, clean = 0, 0
-    for descriptor in _types(bootstrap_pb2.Bootstrap.DESCRIPTOR, 250):
-        if descriptor.GetOptions().map_entry:
-            continue
-        cls = message_factory.GetMessageClass(descriptor)
-        filled = cls()
-        for fd in descriptor.fields:
-            if fd.message_type is not None and not fd.is_repeated:
-                getattr(filled, fd.name).SetInParent()
-        for msg in (cls(), filled):
-            want = _slow(msg, "x")
-            assert rules.clean(msg) == (want == []), (descriptor.full_name, want)
-            checked += 1
-            clean += want == []
+    for descriptor, msg in _empty_and_filled(250):
+        want = _slow(msg, "x")
+        assert rules.clean(msg) == (want == []), (descriptor.full_name, want)
+        checked += 1
+        clean += want == []
     assert checked > 400 and 50 < clean < checked - 50
