@@ -324,10 +324,9 @@ impl Engine {
                     l.address
                 ))
             })?;
-            let previous = ctl
-                .listeners
-                .iter()
-                .find(|h| h.name == l.name)
+            // The running listener of this name (names are unique there too).
+            let running = ctl.listeners.iter().find(|h| h.name == l.name);
+            let previous = running
                 .map(|h| h.compiled.load_full())
                 .filter(|p| p.compiled_over(clusters));
             let parts = crate::listener::compile_listener(
@@ -341,14 +340,13 @@ impl Engine {
                 &path,
             )
             .map_err(EngineError::Value)?;
-            prepared.push((ip, parts));
+            prepared.push((ip, running, parts));
         }
         let mut out = Vec::with_capacity(prepared.len());
-        for (l, (ip, parts)) in snap.listeners.iter().zip(prepared) {
-            let kept = ctl
-                .listeners
-                .iter()
-                .find(|h| h.name == l.name && h.address == ip && h.configured_port == l.port)
+        for (l, (ip, running, parts)) in snap.listeners.iter().zip(prepared) {
+            // Its socket kept when the address and port are the same.
+            let kept = running
+                .filter(|h| h.address == ip && h.configured_port == l.port)
                 .cloned();
             let socket = match kept {
                 Some(h) => Ok(h),

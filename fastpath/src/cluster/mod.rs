@@ -219,27 +219,21 @@ impl ClusterState {
     /// of the host set they were prepared from) are marked so pools drop them.
     fn install_hosts(&self, hosts: Vec<Host>, leaving: Option<Vec<Arc<HostCounters>>>) {
         let _g = self.swap_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let set = HostSet {
+        let new = Arc::new(HostSet {
             balancer: balancer_for(&self.cfg, &hosts),
             hosts,
-        };
-        let kept: Option<HashSet<SocketAddr>> = match leaving {
-            Some(_) => None,
-            None => Some(set.hosts.iter().map(|h| h.addr).collect()),
-        };
-        let old = self.hosts.swap(Arc::new(set));
-        match (kept, leaving) {
-            (Some(kept), _) => {
-                for h in old.hosts.iter().filter(|h| !kept.contains(&h.addr)) {
-                    h.counters.removed.store(true, Ordering::Relaxed);
-                }
+        });
+        let old = self.hosts.swap(new.clone());
+        let removed = |c: &HostCounters| c.removed.store(true, Ordering::Relaxed);
+        match leaving {
+            Some(leaving) => leaving.iter().for_each(|c| removed(c)),
+            None => {
+                let kept: HashSet<SocketAddr> = new.hosts.iter().map(|h| h.addr).collect();
+                old.hosts
+                    .iter()
+                    .filter(|h| !kept.contains(&h.addr))
+                    .for_each(|h| removed(&h.counters));
             }
-            (None, Some(leaving)) => {
-                for counters in leaving {
-                    counters.removed.store(true, Ordering::Relaxed);
-                }
-            }
-            (None, None) => {}
         }
         // From the control thread: a control counter (atomic add), never a worker's shard.
         self.stats.control_inc(Control::MembershipChange);
